@@ -1,0 +1,80 @@
+# tracc — one Makefile. `make` builds build/tracc and build/libtracc.a; `make test` runs
+# every test; `make SANITIZE=address,undefined test` does the same under ASan/UBSan
+# (in its own build folder). Any variable can be overridden on the command line.
+
+CC       ?= cc
+OPT      ?= -O2
+SANITIZE ?=
+ifeq ($(SANITIZE),)
+BUILD    ?= build
+SANFLAGS :=
+else
+BUILD    ?= build/san
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CSTD     := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+CFLAGS   ?= $(OPT) -g
+ALL_CFLAGS = $(CSTD) $(CFLAGS) $(SANFLAGS) -I. -I$(BUILD)/gen -MMD -MP
+LDLIBS   := -lopenblas -ljansson -lm
+TEST_LDLIBS := -lcmocka
+
+LIB_DIRS := common compiler runtime train analysis cli
+LIB_SRCS := $(filter-out cli/tracc.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/parser.o $(BUILD)/obj/gen/lexer.o
+LIB      := $(BUILD)/libtracc.a
+TRACC    := $(BUILD)/tracc
+
+TEST_SRCS := $(wildcard tests/unit/test_*.c)
+TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_SRCS := $(wildcard bench/bench_*.c)
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all test unit clitest bench clean
+all: $(TRACC) $(LIB)
+
+$(BUILD)/gen/parser.c $(BUILD)/gen/parser.h: compiler/parser.y
+	@mkdir -p $(BUILD)/gen
+	bison -Wall -Werror --defines=$(BUILD)/gen/parser.h -o $(BUILD)/gen/parser.c $<
+
+$(BUILD)/gen/lexer.c $(BUILD)/gen/lexer.h: compiler/lexer.l $(BUILD)/gen/parser.h
+	@mkdir -p $(BUILD)/gen
+	flex --header-file=$(BUILD)/gen/lexer.h -o $(BUILD)/gen/lexer.c $<
+
+# Generated code is compiled without our extra warnings.
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c $(BUILD)/gen/parser.h $(BUILD)/gen/lexer.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-unused-function -Wno-sign-compare -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c | $(BUILD)/gen/parser.h $(BUILD)/gen/lexer.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(WARN) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(TRACC): $(BUILD)/obj/cli/tracc.o $(LIB)
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(WARN) -o $@ $< $(LIB) $(LDLIBS) $(TEST_LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(WARN) -o $@ $< $(LIB) $(LDLIBS)
+
+# Every test: cmocka drivers, then the CLI transcript and corpus tests.
+# tests/run.sh prints one closing line "N passed, N failed".
+test: $(TRACC) $(TEST_BINS)
+	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
+
+bench: $(TRACC) $(BENCH_BINS)
+	@BUILD=$(BUILD) sh bench/run.sh $(BENCH_BINS)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,100 @@
+/* clio.c — see clio.h. */
+#include "cli/clio.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void input_init(InputReader *r, int argc, char **argv, FILE *in)
+{
+    memset(r, 0, sizeof *r);
+    if (argc > 0) {
+        r->argv = argv;
+        r->argc = argc;
+    }
+    r->in = in;
+}
+
+int input_next(InputReader *r, char ***toks, int *ntoks)
+{
+    if (r->done) return 0;
+    if (r->argv) {
+        r->done = 1;
+        r->lineno = 1;
+        *toks = r->argv;
+        *ntoks = r->argc;
+        return 1;
+    }
+    ssize_t n = getline(&r->line, &r->cap, r->in);
+    if (n < 0) {
+        r->done = 1;
+        return 0;
+    }
+    r->lineno++;
+    int count = 0;
+    char *p = r->line;
+    for (;;) {
+        while (*p && isspace((unsigned char)*p)) p++;
+        if (!*p) break;
+        XGROW(r->toks, r->tokcap, (size_t)count + 1);
+        r->toks[count++] = p;
+        while (*p && !isspace((unsigned char)*p)) p++;
+        if (*p) *p++ = 0;
+    }
+    *toks = r->toks;
+    *ntoks = count;
+    return 1;
+}
+
+void input_free(InputReader *r)
+{
+    free(r->line);
+    free(r->toks);
+    memset(r, 0, sizeof *r);
+}
+
+static void print_json_value(FILE *out, Value v)
+{
+    char buf[64];
+    switch (v.kind) {
+    case VAL_NONE: fputs("null", out); break;
+    case VAL_BOOL: fputs(v.u.i ? "true" : "false", out); break;
+    case VAL_INT: fprintf(out, "%lld", (long long)v.u.i); break;
+    case VAL_FLOAT:
+        if (!isfinite(v.u.f)) { fputs("null", out); break; }   /* JSON has no inf/nan */
+        fmt_double(v.u.f, buf, sizeof buf);
+        fputs(buf, out);
+        break;
+    case VAL_STR: {
+        json_t *s = json_string(v.u.s);
+        char *t = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
+        fputs(t ? t : "null", out);
+        free(t);
+        json_decref(s);
+        break;
+    }
+    }
+}
+
+void print_row(FILE *out, const Value *vals, int n, int json)
+{
+    StrBuf b;
+    sb_init(&b);
+    if (json) fputc('[', out);
+    for (int i = 0; i < n; i++) {
+        if (i) fputs(json ? ", " : " ", out);
+        if (json) {
+            print_json_value(out, vals[i]);
+        } else {
+            sb_clear(&b);
+            val_format(vals[i], &b);
+            fputs(b.s, out);
+        }
+    }
+    if (json) fputc(']', out);
+    fputc('\n', out);
+    sb_free(&b);
+}

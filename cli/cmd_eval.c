@@ -1,0 +1,12 @@
+/* cmd_eval.c — placeholder until the subcommand lands; exits 1 so nothing mistakes it for working. */
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int cmd_eval(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "tracc eval: not built yet\n");
+    return 1;
+}

@@ -1,0 +1,63 @@
+/* value.h — scalar values of the .rasp language with Python's semantics
+ * (spec Decisions 2 and 10): bool, 64-bit int, double, string, and None.
+ *
+ * Booleans are the numbers 1 and 0 in arithmetic and comparisons; 1 == 1.0 == true.
+ * Strings are owned elsewhere (interned in an Arena) and never freed through a Value. */
+#ifndef TRACC_VALUE_H
+#define TRACC_VALUE_H
+
+#include <stdint.h>
+
+#include "ast.h"
+#include "../common/util.h"
+
+typedef enum { VAL_NONE, VAL_BOOL, VAL_INT, VAL_FLOAT, VAL_STR } ValKind;
+
+typedef struct {
+    ValKind kind;
+    union {
+        int64_t i;      /* VAL_BOOL (0/1) and VAL_INT */
+        double f;       /* VAL_FLOAT */
+        const char *s;  /* VAL_STR */
+    } u;
+} Value;
+
+static inline Value val_none(void) { Value v; v.kind = VAL_NONE; v.u.i = 0; return v; }
+static inline Value val_bool(int b) { Value v; v.kind = VAL_BOOL; v.u.i = b != 0; return v; }
+static inline Value val_int(int64_t i) { Value v; v.kind = VAL_INT; v.u.i = i; return v; }
+static inline Value val_float(double f) { Value v; v.kind = VAL_FLOAT; v.u.f = f; return v; }
+static inline Value val_str(const char *s) { Value v; v.kind = VAL_STR; v.u.s = s; return v; }
+
+static inline int val_is_number(Value v) { return v.kind == VAL_BOOL || v.kind == VAL_INT || v.kind == VAL_FLOAT; }
+double val_as_double(Value v);          /* numbers only */
+
+/* Python ==: numbers compare by value across bool/int/float; strings by content;
+ * a string never equals a number; None equals only None. */
+int val_equal(Value a, Value b);
+
+/* A total order used to sort value sets: None < numbers (by value; on ties
+ * bool < int < float) < strings (bytewise). Returns <0, 0, >0. Values equal under
+ * val_equal compare 0. */
+int val_order(Value a, Value b);
+
+/* Hash consistent with val_equal (1, 1.0 and true hash alike). */
+uint64_t val_hash(Value a);
+
+/* Apply a binary or unary operator with Python semantics. On a type error or an
+ * arithmetic error (division by zero, overflow) returns 0 and writes a short
+ * reason to err (e.g. "division by zero", "cannot add a string and a number").
+ * New strings (from +) are allocated in arena. Returns 1 on success. */
+int val_binary(AstOp op, Value a, Value b, Value *out, StrBuf *err, Arena *arena);
+int val_unary(AstOp op, Value a, Value *out, StrBuf *err);
+
+/* Python truthiness is NOT used: `and`, `or`, `not`, `if` take booleans only
+ * (spec Decision 2). This returns 1 and sets *b if v is a bool, else 0. */
+int val_as_bool(Value v, int *b);
+
+/* Text form: strings bare, ints as digits, floats like Python's repr (always with a
+ * '.', 'e', 'inf' or 'nan'), booleans `true`/`false`, None as `None`. */
+void val_format(Value v, StrBuf *out);
+/* Quoted form for messages: strings in double quotes with escapes. */
+void val_format_quoted(Value v, StrBuf *out);
+
+#endif
