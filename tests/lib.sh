@@ -1,4 +1,4 @@
-# Sourced by the CLI test scripts. $TRACC is the binary under test.
+# Sourced by the CLI test scripts (tests/cli/*.sh): . tests/lib.sh $TRACC is the binary under test.
 # check NAME EXPECTED_STATUS EXPECTED_STDOUT_FILE_OR_- CMD... : runs CMD, compares.
 : "${TRACC:=build/tracc}"
 PASSED=0
