@@ -3,10 +3,21 @@
 #ifndef TRACC_CLI_H
 #define TRACC_CLI_H
 
+#include <stdio.h>
+
 int cmd_check(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
+int cmd_compile(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+
+/* Shared by `tracc compile` and `tracc verify` (defined in cli/cmd_compile.c): the first
+ * counterexample of a failed check as text, and a check's report as JSON. */
+struct VerifyReport;
+struct json_t;
+void cli_print_counterexample(FILE *f, const struct VerifyReport *r);
+struct json_t *cli_verify_json(const struct VerifyReport *r);
 
 #define TRACC_VERSION "0.1.0"
 

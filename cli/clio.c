@@ -56,7 +56,7 @@ void input_free(InputReader *r)
     memset(r, 0, sizeof *r);
 }
 
-static void print_json_value(FILE *out, Value v)
+void print_json_value(FILE *out, Value v)
 {
     char buf[64];
     switch (v.kind) {

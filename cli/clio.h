@@ -31,4 +31,8 @@ void input_free(InputReader *r);
 /* Print one output row: values space-separated (text) or as a JSON array. */
 void print_row(FILE *out, const Value *vals, int n, int json);
 
+/* One value as JSON, as print_row writes it (null for no value or a non-finite float;
+ * floats as Python's repr). Added for `tracc eval --json --trace`. */
+void print_json_value(FILE *out, Value v);
+
 #endif

@@ -1,12 +1,176 @@
-/* cmd_check.c — placeholder until the subcommand lands; exits 1 so nothing mistakes it for working. */
+/* cmd_check.c — `tracc check`: read, parse and check a program; report every error, or
+ * one summary line (and with --list every s-op and selector). */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
+#include "compiler/frontend.h"
+
+#define LIST_VALUES 20   /* value sets longer than this are abbreviated */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: tracc check [options] FILE.rasp\n"
+            "\n"
+            "Check a program: syntax, names, encodings, value sets, every lambda on every input.\n"
+            "Prints every error (exit 1), or one summary line (exit 0).\n"
+            "\n"
+            "options:\n"
+            "  --vocab A,B,C   use this vocab instead of the file's (entries that read as\n"
+            "                  integers are integers; default: the file's `vocab`)\n"
+            "  --max-len N     use this max_len, 1..%d (default: the file's `max_len`)\n"
+            "  --causal        check as a causal program (default: the file's `causal;`)\n"
+            "  --list          also list every s-op and selector: label, operation, encoding,\n"
+            "                  value set (first %d values), and whether the output uses it\n"
+            "  -h, --help      show this help\n",
+            RASP_MAX_LEN, LIST_VALUES);
+}
+
+static const char *sop_op(const RaspSop *s)
+{
+    switch (s->op) {
+    case SOP_TOKENS: return "tokens";
+    case SOP_INDICES: return "indices";
+    case SOP_CONST: return "constant";
+    case SOP_MAP: return s->linear ? "linear_map" : "map";
+    case SOP_SEQMAP: return s->linear ? "linear_sequence_map" : "sequence_map";
+    case SOP_AGGREGATE: return "aggregate";
+    case SOP_SELWIDTH: return "selector_width";
+    }
+    return "?";
+}
+
+static const char *cmp_name(AstOp op)
+{
+    switch (op) {
+    case OP_EQ: return "==";
+    case OP_NE: return "!=";
+    case OP_LT: return "<";
+    case OP_LE: return "<=";
+    case OP_GT: return ">";
+    case OP_GE: return ">=";
+    default: return NULL;
+    }
+}
+
+static void print_values(const RaspSop *s)
+{
+    StrBuf b;
+    sb_init(&b);
+    sb_putc(&b, '{');
+    int n = s->nvals < LIST_VALUES ? s->nvals : LIST_VALUES;
+    for (int i = 0; i < n; i++) {
+        if (i) sb_puts(&b, ", ");
+        val_format_quoted(s->vals[i], &b);
+    }
+    if (s->nvals > n) sb_printf(&b, ", ... (%d values)", s->nvals);
+    sb_putc(&b, '}');
+    if (s->may_none) sb_puts(&b, " or None");
+    fputs(b.s, stdout);
+    sb_free(&b);
+}
+
+static void list_program(const RaspProgram *p)
+{
+    int w = 5;
+    for (int i = 0; i < p->nsops; i++) {
+        int l = (int)strlen(p->sops[i].label);
+        if (l > w) w = l;
+    }
+    for (int i = 0; i < p->nsels; i++) {
+        int l = (int)strlen(p->sels[i].label);
+        if (l > w) w = l;
+    }
+    for (int i = 0; i < p->nsops; i++) {
+        const RaspSop *s = &p->sops[i];
+        printf("s-op      %-*s  %-19s %-11s %-6s ", w, s->label, sop_op(s),
+               s->enc == ENC_NUMERICAL ? "numerical" : "categorical", s->used ? "used" : "unused");
+        print_values(s);
+        putchar('\n');
+    }
+    for (int i = 0; i < p->nsels; i++) {
+        const RaspSel *s = &p->sels[i];
+        printf("selector  %-*s  ", w, s->label);
+        switch (s->op) {
+        case SEL_SELECT: {
+            const char *c = cmp_name(s->cmp);
+            printf("select(%s, %s, %s)", p->sops[s->keys].label, p->sops[s->queries].label, c ? c : "predicate");
+            break;
+        }
+        case SEL_AND: printf("%s and %s", p->sels[s->a].label, p->sels[s->b].label); break;
+        case SEL_OR: printf("%s or %s", p->sels[s->a].label, p->sels[s->b].label); break;
+        case SEL_NOT: printf("not %s", p->sels[s->a].label); break;
+        }
+        printf("  %s\n", s->used ? "used" : "unused");
+    }
+}
 
 int cmd_check(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "tracc check: not built yet\n");
-    return 1;
+    static const struct option opts[] = {
+        {"vocab", required_argument, NULL, 'v'},
+        {"max-len", required_argument, NULL, 'm'},
+        {"causal", no_argument, NULL, 'c'},
+        {"list", no_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    FrontOptions fo = FRONT_OPTIONS_DEFAULT;
+    int list = 0, c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'v': fo.vocab = optarg; break;
+        case 'm': {
+            char *end;
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || errno || v < 1 || v > RASP_MAX_LEN) {
+                fprintf(stderr, "tracc check: --max-len must be an integer from 1 to %d, got '%s'\n", RASP_MAX_LEN, optarg);
+                return 2;
+            }
+            fo.max_len = (int)v;
+            break;
+        }
+        case 'c': fo.causal = 1; break;
+        case 'l': list = 1; break;
+        case 'h': usage(stdout); return 0;
+        case ':':
+            fprintf(stderr, "tracc check: option '%s' needs a value\n", argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        default:
+            fprintf(stderr, "tracc check: unknown option '%s'\n", argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, optind >= argc ? "tracc check: no input file\n" : "tracc check: expected one input file\n");
+        usage(stderr);
+        return 2;
+    }
+    const char *path = argv[optind];
+    Diag *d = diag_new();
+    RaspProgram *p = rasp_load_file(path, &fo, d);
+    if (!p) {
+        diag_print(d, stderr);
+        diag_free(d);
+        return 1;
+    }
+    const RaspSop *out = &p->sops[p->output];
+    printf("%s: ok (%d s-op%s, %d selector%s; output %s: %s, %d value%s%s)\n", path, p->nsops,
+           p->nsops == 1 ? "" : "s", p->nsels, p->nsels == 1 ? "" : "s", out->label,
+           out->enc == ENC_NUMERICAL ? "numerical" : "categorical", out->nvals, out->nvals == 1 ? "" : "s",
+           out->may_none ? " or None" : "");
+    if (list) list_program(p);
+    rasp_free(p);
+    diag_free(d);
+    return 0;
 }

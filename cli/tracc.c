@@ -14,6 +14,8 @@ static const Command commands[] = {
     {"check", cmd_check, "check a .rasp program and report every error"},
     {"eval", cmd_eval, "run a .rasp program on inputs with the reference interpreter"},
     {"run", cmd_run, "run a model file on inputs"},
+    {"compile", cmd_compile, "compile a .rasp program to a model file, checked against the interpreter"},
+    {"verify", cmd_verify, "check a model (or a program, compiled in memory) against the interpreter"},
     {"explain", cmd_explain, "describe a model file: blocks, heads, neurons, residual layout"},
 };
 

@@ -196,14 +196,46 @@ void fmt_double(double x, char *buf, size_t cap)
 {
     if (isnan(x)) { snprintf(buf, cap, "nan"); return; }
     if (isinf(x)) { snprintf(buf, cap, x > 0 ? "inf" : "-inf"); return; }
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, cap, "%.*g", prec, x);
-        if (strtod(buf, NULL) == x) break;
+    if (x == 0) { snprintf(buf, cap, signbit(x) ? "-0.0" : "0.0"); return; }
+    /* Shortest round-tripping significant digits, then laid out as Python's repr does:
+     * fixed notation for decimal exponents -4..15, scientific otherwise. */
+    char tmp[40];
+    int prec;
+    for (prec = 1; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*e", prec - 1, x);
+        if (strtod(tmp, NULL) == x) break;
     }
-    /* Python's repr always shows that a float is a float. */
-    if (!strpbrk(buf, ".eEn")) {
-        size_t l = strlen(buf);
-        if (l + 2 < cap) memcpy(buf + l, ".0", 3);
+    char digits[24];
+    int nd = 0, neg = 0;
+    const char *p = tmp;
+    if (*p == '-') { neg = 1; p++; }
+    for (; *p && *p != 'e'; p++)
+        if (*p >= '0' && *p <= '9') digits[nd++] = *p;
+    int exp10 = atoi(p + 1);
+    while (nd > 1 && digits[nd - 1] == '0') nd--;   /* trailing zeros carry no information */
+    digits[nd] = 0;
+    StrBuf b;
+    sb_init(&b);
+    if (neg) sb_putc(&b, '-');
+    if (exp10 >= -4 && exp10 < 16) {
+        if (exp10 >= 0) {
+            for (int i = 0; i <= exp10; i++) sb_putc(&b, i < nd ? digits[i] : '0');
+            sb_putc(&b, '.');
+            if (nd > exp10 + 1) sb_puts(&b, digits + exp10 + 1);
+            else sb_putc(&b, '0');
+        } else {
+            sb_puts(&b, "0.");
+            for (int i = 0; i < -exp10 - 1; i++) sb_putc(&b, '0');
+            sb_puts(&b, digits);
+        }
+    } else {
+        sb_putc(&b, digits[0]);
+        if (nd > 1) {
+            sb_putc(&b, '.');
+            sb_puts(&b, digits + 1);
+        }
+        sb_printf(&b, "e%c%02d", exp10 < 0 ? '-' : '+', exp10 < 0 ? -exp10 : exp10);
     }
+    snprintf(buf, cap, "%s", b.s);
+    sb_free(&b);
 }
-

@@ -32,6 +32,11 @@ void diag_error(Diag *d, Span sp, const char *fmt, ...) __attribute__((format(pr
 void diag_note(Diag *d, Span sp, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int diag_errors(const Diag *d);
 
+/* Only the first DIAG_MAX_ERRORS errors are kept (with their notes); later ones are counted
+ * but dropped, and diag_print ends with "error: too many errors; stopping". Passes may
+ * stop early once diag_errors() reaches it. */
+#define DIAG_MAX_ERRORS 50
+
 /* Print everything collected so far, each as
  *   path:line:col: error: message
  *       3 | source line

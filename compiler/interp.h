@@ -28,4 +28,16 @@ const int32_t *interp_values(const Interp *it, int sop);
  * 1 = selected (with the causal mask and the no-value rule applied); NULL if not evaluated. */
 const uint8_t *interp_selection(const Interp *it, int sel);
 
+/* interp_run with its errors reported (added by the interpreter; interp_run is this call
+ * with the result ignored). Returns 0, or -1 with a message from interp_error when:
+ *   - n is not in 1..max_len, or a token is not a vocab index (nothing is evaluated);
+ *   - the program is internally inconsistent: a mean absent from a numerical aggregate's
+ *     value set, a width absent from a selector_width's set, a malformed operand. The
+ *     positions concerned hold RASP_NONE; everything else is evaluated.
+ * Such inconsistencies are bugs in the program's producer (sema), never user errors. */
+int interp_eval(Interp *it, const int32_t *tokens, int n);
+
+/* The message of the first error of the last interp_eval / interp_run, or "" if none. */
+const char *interp_error(const Interp *it);
+
 #endif

@@ -1,0 +1,889 @@
+/* craft.c — see craft.h. The constructions, in the order of docs/compiler.md:
+ *   heads: an AND of literals as one bilinear score table, factored through the smaller of
+ *          its distinct rows and distinct columns; BOS as the "nothing selected" key;
+ *   selector width: the same head with BOS scoring like a selected key, then a decoder;
+ *   discretising MLP: two ReLUs per change of the function, ramps a quarter gap away from
+ *          every input value, oriented so that the units far from their ramp are off;
+ *   categorical MLP: one unit per class combination and distinct output, firing at exactly
+ *          1 and otherwise at <= -1 (so small input noise is cut off);
+ *   linear MLP: ReLU(x) and ReLU(-x), only the signs the value set has. */
+#include "compiler/craft.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BASE_CONST (-2)
+#define F32_EPS (1.0 / 16777216.0)  /* 2^-24, float32's unit roundoff */
+#define C_MAX 160.0                 /* largest sharpness: exp(-80) is still a normal float */
+#define BOS_LEAD 40.0               /* the BOS query's own key leads every other by this */
+
+typedef struct {
+    const LowerProgram *lp;
+    const CraftLayout *lay;
+    const CraftPolicy *pol;
+    CraftResult *res;
+    double *tmp;            /* [D] scratch for building features */
+    StrBuf *err;
+} Cx;
+
+/* ---- features --------------------------------------------------------------------------- */
+
+static void feat_real(const CraftLayout *lay, double coef, double *f)
+{
+    /* 1 at every real position, 0 at BOS (and at PAD, which nothing reads) */
+    f[lay->one] += coef;
+    f[lay->bos] -= coef;
+}
+
+void craft_feat_cat(const LowerProgram *lp, const CraftLayout *lay, int node, int j, double coef,
+                    double *f)
+{
+    if (node == BASE_CONST) {
+        if (j == 0) feat_real(lay, coef, f);
+        return;
+    }
+    const LowerNode *n = &lp->nodes[node];
+    if (n->rep == LREP_EMBED || n->rep == LREP_MAT) {
+        if (n->enc == ENC_CATEGORICAL && lay->node_dim[node] >= 0 && j >= 0 && j < n->nvals)
+            f[lay->node_dim[node] + j] += coef;
+        return;
+    }
+    if (n->rep == LREP_VIRTUAL && n->virt == LVIRT_CATFN) {
+        if (n->base == BASE_CONST) {
+            if (n->ftab[0] == j) feat_real(lay, coef, f);
+            return;
+        }
+        int nb = lp->nodes[n->base].nvals;
+        for (int v = 0; v < nb; v++)
+            if (n->ftab[v] == j) craft_feat_cat(lp, lay, n->base, v, coef, f);
+    }
+}
+
+/* The numerical form of a node from its virtual definition (also for a MAT node that was
+ * materialised from one). */
+static void feat_form_num(const LowerProgram *lp, const CraftLayout *lay, int node, double coef,
+                          double *f)
+{
+    const LowerNode *n = &lp->nodes[node];
+    if (n->virt == LVIRT_LIN) {
+        for (int i = 0; i < n->nlin; i++)
+            craft_feat_num(lp, lay, n->lin_node[i], coef * n->lin_coef[i], f);
+        return;
+    }
+    if (n->virt == LVIRT_CATFN) {
+        int nb = n->base == BASE_CONST ? 1 : lp->nodes[n->base].nvals;
+        for (int v = 0; v < nb; v++) {
+            int32_t j = n->ftab[v];
+            double x = j >= 0 ? lower_num(n, j) : 0.0;
+            if (x == 0.0) continue;
+            if (n->base == BASE_CONST) feat_real(lay, coef * x, f);
+            else craft_feat_cat(lp, lay, n->base, v, coef * x, f);
+        }
+    }
+}
+
+void craft_feat_num(const LowerProgram *lp, const CraftLayout *lay, int node, double coef, double *f)
+{
+    const LowerNode *n = &lp->nodes[node];
+    if (n->rep == LREP_MAT && n->enc == ENC_NUMERICAL) {
+        if (lay->node_dim[node] >= 0) f[lay->node_dim[node]] += coef;
+        return;
+    }
+    if (n->rep == LREP_VIRTUAL) {
+        feat_form_num(lp, lay, node, coef, f);
+        return;
+    }
+    if (n->rep == LREP_EMBED || n->rep == LREP_MAT) {
+        for (int j = 0; j < n->nvals; j++) {
+            double x = lower_num(n, j);
+            if (x != 0.0) craft_feat_cat(lp, lay, node, j, coef * x, f);
+        }
+    }
+}
+
+/* A sparse copy of a feature (most features touch a handful of dimensions). */
+typedef struct {
+    int n;
+    int *dim;
+    double *v;
+} SFeat;
+
+static void sfeat_from(SFeat *s, double *dense, int D)
+{
+    int n = 0;
+    for (int i = 0; i < D; i++) n += dense[i] != 0.0;
+    s->n = n;
+    s->dim = xmalloc(sizeof(int) * (size_t)(n ? n : 1));
+    s->v = xmalloc(sizeof(double) * (size_t)(n ? n : 1));
+    n = 0;
+    for (int i = 0; i < D; i++)
+        if (dense[i] != 0.0) {
+            s->dim[n] = i;
+            s->v[n++] = dense[i];
+            dense[i] = 0.0;     /* leave the scratch zeroed for the next feature */
+        }
+}
+
+static void sfeat_free(SFeat *s)
+{
+    free(s->dim);
+    free(s->v);
+}
+
+/* column col of a row-major [D][ncols] matrix += coef * s */
+static void add_col(double *w, int ncols, int col, const SFeat *s, double coef)
+{
+    for (int i = 0; i < s->n; i++) w[(size_t)s->dim[i] * ncols + col] += coef * s->v[i];
+}
+
+/* ---- error bounds ------------------------------------------------------------------------ */
+
+static double ecat(const Cx *cx, int node)
+{
+    if (node == BASE_CONST) return 0.0;
+    const LowerNode *n = &cx->lp->nodes[node];
+    if (n->rep == LREP_MAT) return cx->res->err[node];
+    if (n->rep == LREP_VIRTUAL && n->virt == LVIRT_CATFN) return ecat(cx, n->base);
+    return 0.0;
+}
+
+static double maxabs_num(const LowerNode *n)
+{
+    double m = 0;
+    for (int j = 0; j < n->nvals; j++) m = fmax(m, fabs(lower_num(n, j)));
+    return m;
+}
+
+static double enum_(const Cx *cx, int node)
+{
+    const LowerNode *n = &cx->lp->nodes[node];
+    if (n->rep == LREP_MAT && n->enc == ENC_NUMERICAL) return cx->res->err[node];
+    if (n->rep == LREP_VIRTUAL && n->virt == LVIRT_LIN) {
+        double e = 0;
+        for (int i = 0; i < n->nlin; i++) e += fabs(n->lin_coef[i]) * enum_(cx, n->lin_node[i]);
+        return e;
+    }
+    return maxabs_num(n) * ecat(cx, node);
+}
+
+/* ---- heads ------------------------------------------------------------------------------ */
+
+typedef struct {
+    int n;
+    int node[256];
+    int off[256];
+} NodeList;
+
+static int nl_index(NodeList *l, int node, int *total, int nvals)
+{
+    for (int i = 0; i < l->n; i++)
+        if (l->node[i] == node) return i;
+    l->node[l->n] = node;
+    l->off[l->n] = *total;
+    *total += nvals;
+    return l->n++;
+}
+
+/* Rows of a score table grouped into classes of identical rows; all-zero rows get -1. */
+static int row_classes(const double *a, int rows, int cols, int stride_r, int stride_c, int *cls,
+                       int *rep)
+{
+    uint64_t *h = xmalloc(sizeof(uint64_t) * (size_t)(rows ? rows : 1));
+    int n = 0;
+    for (int r = 0; r < rows; r++) {
+        uint64_t x = 1469598103934665603ULL;
+        int nz = 0;
+        for (int c = 0; c < cols; c++) {
+            double v = a[(size_t)r * stride_r + (size_t)c * stride_c];
+            uint64_t bits;
+            memcpy(&bits, &v, sizeof bits);
+            if (v == 0.0) bits = 0;
+            nz |= v != 0.0;
+            x = (x ^ bits) * 1099511628211ULL;
+        }
+        h[r] = x;
+        cls[r] = -1;
+        if (!nz) continue;
+        for (int k = 0; k < n && cls[r] < 0; k++) {
+            int s = rep[k];
+            if (h[s] != x) continue;
+            int same = 1;
+            for (int c = 0; c < cols && same; c++)
+                same = a[(size_t)r * stride_r + (size_t)c * stride_c] ==
+                       a[(size_t)s * stride_r + (size_t)c * stride_c];
+            if (same) cls[r] = k;
+        }
+        if (cls[r] < 0) {
+            rep[n] = r;
+            cls[r] = n++;
+        }
+    }
+    free(h);
+    return n;
+}
+
+static double leak_agg(double c, double eta, int N)
+{
+    double l = (N + 1) * exp(-c / 2 + 2 * eta);
+    return l > 1 ? 1 : l;
+}
+
+static double rho_sw(double c, double eta, int N)
+{
+    double r = expm1(2 * eta) + N * exp(-c + 2 * eta) + 4 * F32_EPS;
+    return r > 1 ? 1 : r;
+}
+
+/* The values of a selector width as widths (x = 1/(w+1) ascending, i.e. w descending). */
+typedef struct {
+    int n;
+    double *x;              /* ascending */
+    int32_t *val;           /* value index of the width behind x[i] */
+} SwValues;
+
+static void sw_values(const LowerNode *out, int N, SwValues *sv)
+{
+    sv->x = xmalloc(sizeof(double) * (size_t)(N + 1));
+    sv->val = xmalloc(sizeof(int32_t) * (size_t)(N + 1));
+    sv->n = 0;
+    for (int w = N; w >= 0; w--) {
+        int idx = -1;
+        for (int j = 0; j < out->nvals && idx < 0; j++)
+            if (lower_num(out, j) == (double)w && val_is_number(out->vals[j])) idx = j;
+        if (idx < 0) continue;      /* a width the value set rules out cannot happen */
+        sv->x[sv->n] = 1.0 / (w + 1);
+        sv->val[sv->n] = idx;
+        sv->n++;
+    }
+}
+
+static double sw_rel_margin(const SwValues *sv)
+{
+    double m = INFINITY;
+    for (int i = 1; i < sv->n; i++) m = fmin(m, (sv->x[i] - sv->x[i - 1]) / 4 / sv->x[i]);
+    return m;
+}
+
+static int craft_head(Cx *cx, const LowerOp *op, CraftOp *co)
+{
+    const LowerProgram *lp = cx->lp;
+    const CraftLayout *lay = cx->lay;
+    const RaspProgram *p = lp->p;
+    int D = lay->D, N = p->max_len;
+    int sw = op->kind == LOP_SELWIDTH;
+    const LowerNode *out = &lp->nodes[op->out];
+
+    /* the score table: rows = query features, columns = key features */
+    NodeList qn = {0}, kn = {0};
+    int rows = 0, cols = 0;
+    if (op->nlits > 250) {
+        sb_printf(cx->err, "cannot compile '%s': its selector has more than 250 literals", out->label);
+        return -1;
+    }
+    for (int i = 0; i < op->nlits; i++) {
+        nl_index(&qn, op->lits[i].qnode, &rows, lp->nodes[op->lits[i].qnode].nvals);
+        nl_index(&kn, op->lits[i].knode, &cols, lp->nodes[op->lits[i].knode].nvals);
+    }
+    int one_q = rows++, bos_q = rows++, real_k = cols++, bos_k = cols++;
+    int m = op->nlits;
+
+    /* sharpness from the inputs' noise and what the output must resolve */
+    double nu = 0;
+    for (int i = 0; i < m; i++) {
+        double ek = ecat(cx, op->lits[i].knode), eq = ecat(cx, op->lits[i].qnode);
+        nu += ek + eq + ek * eq;
+    }
+    const LowerNode *vn = op->value >= 0 ? &lp->nodes[op->value] : NULL;
+    double vmax = 0, vlo = 0, vhi = 0, dflt = 0;
+    int numerical = !sw && out->enc == ENC_NUMERICAL;
+    if (numerical) {
+        dflt = op->out >= 0 && lp->p->sops[out->sop].deflt >= 0 ? lower_num(out, lp->p->sops[out->sop].deflt) : 0.0;
+        vlo = vhi = dflt;
+        for (int j = 0; j < vn->nvals; j++) {
+            double x = lower_num(vn, j);
+            vlo = fmin(vlo, x);
+            vhi = fmax(vhi, x);
+        }
+        vmax = fmax(fabs(vlo), fabs(vhi));
+    }
+    SwValues sv = {0};
+    double tau = 1e-6, rho_target = 0;
+    if (sw) {
+        sw_values(out, N, &sv);
+        rho_target = sv.n > 1 ? sw_rel_margin(&sv) / 16 : 1e-3;
+    } else if (numerical) {
+        double gmin = INFINITY;
+        for (int j = 1; j < out->nvals; j++) gmin = fmin(gmin, lower_num(out, j) - lower_num(out, j - 1));
+        tau = fmin(1e-6 * fmax(1, vmax), gmin / 64);
+    }
+    double c = 0, eta = 0;
+    for (double cc = 2; cc <= C_MAX; cc += 2) {
+        double e = cc * nu + (nu > 0 ? (cc * (m + 1) + BOS_LEAD) * 4 * F32_EPS : 0);
+        int ok = sw ? rho_sw(cc, e, N) <= rho_target : leak_agg(cc, e, N) * (2 * vmax + 1) <= tau;
+        c = cc;
+        eta = e;
+        if (ok) break;
+    }
+    if (cx->pol->sharpness > 0) {
+        c = cx->pol->sharpness;
+        eta = c * nu + (nu > 0 ? (c * (m + 1) + BOS_LEAD) * 4 * F32_EPS : 0);
+    }
+    double bos_score = sw ? c : c / 2;
+    double S = fmax(c, BOS_LEAD - bos_score);
+
+    double *A = xcalloc((size_t)rows * (size_t)cols, sizeof *A);
+    for (int i = 0; i < m; i++) {
+        const LowerLit *lit = &op->lits[i];
+        int qi = nl_index(&qn, lit->qnode, &rows, 0), ki = nl_index(&kn, lit->knode, &cols, 0);
+        int nq = lp->nodes[lit->qnode].nvals, nk = lp->nodes[lit->knode].nvals;
+        for (int k = 0; k < nk; k++)
+            for (int q = 0; q < nq; q++)
+                if (lit->table[(size_t)k * nq + q])
+                    A[(size_t)(qn.off[qi] + q) * cols + kn.off[ki] + k] += c;
+    }
+    A[(size_t)one_q * cols + real_k] += -c * (m - 1);
+    A[(size_t)one_q * cols + bos_k] += bos_score;
+    A[(size_t)bos_q * cols + bos_k] += S;
+
+    /* features of every row and column */
+    SFeat *rf = xcalloc((size_t)rows, sizeof *rf), *cf = xcalloc((size_t)cols, sizeof *cf);
+    for (int i = 0; i < qn.n; i++)
+        for (int j = 0; j < lp->nodes[qn.node[i]].nvals; j++) {
+            craft_feat_cat(lp, lay, qn.node[i], j, 1.0, cx->tmp);
+            sfeat_from(&rf[qn.off[i] + j], cx->tmp, D);
+        }
+    cx->tmp[lay->one] = 1;
+    sfeat_from(&rf[one_q], cx->tmp, D);
+    cx->tmp[lay->bos] = 1;
+    sfeat_from(&rf[bos_q], cx->tmp, D);
+    for (int i = 0; i < kn.n; i++)
+        for (int j = 0; j < lp->nodes[kn.node[i]].nvals; j++) {
+            craft_feat_cat(lp, lay, kn.node[i], j, 1.0, cx->tmp);
+            sfeat_from(&cf[kn.off[i] + j], cx->tmp, D);
+        }
+    feat_real(lay, 1.0, cx->tmp);
+    sfeat_from(&cf[real_k], cx->tmp, D);
+    cx->tmp[lay->bos] = 1;
+    sfeat_from(&cf[bos_k], cx->tmp, D);
+
+    /* factor A = U V^T through the smaller side's distinct rows (or columns) */
+    int *rcls = xmalloc(sizeof(int) * (size_t)rows), *rrep = xmalloc(sizeof(int) * (size_t)rows);
+    int *ccls = xmalloc(sizeof(int) * (size_t)cols), *crep = xmalloc(sizeof(int) * (size_t)cols);
+    int nrc = row_classes(A, rows, cols, cols, 1, rcls, rrep);
+    int ncc = row_classes(A, cols, rows, 1, cols, ccls, crep);
+    int d = nrc <= ncc ? nrc : ncc;
+    co->dqk = d;
+    co->wq = xcalloc((size_t)D * (size_t)(d ? d : 1), sizeof(double));
+    co->wk = xcalloc((size_t)D * (size_t)(d ? d : 1), sizeof(double));
+    if (nrc <= ncc) {
+        for (int r = 0; r < rows; r++)
+            if (rcls[r] >= 0) add_col(co->wq, d, rcls[r], &rf[r], 1.0);
+        for (int k = 0; k < nrc; k++)
+            for (int col = 0; col < cols; col++) {
+                double a = A[(size_t)rrep[k] * cols + col];
+                if (a != 0.0) add_col(co->wk, d, k, &cf[col], a);
+            }
+    } else {
+        for (int col = 0; col < cols; col++)
+            if (ccls[col] >= 0) add_col(co->wk, d, ccls[col], &cf[col], 1.0);
+        for (int k = 0; k < ncc; k++)
+            for (int r = 0; r < rows; r++) {
+                double a = A[(size_t)r * cols + crep[k]];
+                if (a != 0.0) add_col(co->wq, d, k, &rf[r], a);
+            }
+    }
+    for (int r = 0; r < rows; r++) sfeat_free(&rf[r]);
+    for (int k = 0; k < cols; k++) sfeat_free(&cf[k]);
+    free(rf);
+    free(cf);
+    free(rcls);
+    free(rrep);
+    free(ccls);
+    free(crep);
+    free(A);
+
+    /* OV: what each key carries, and where it lands */
+    co->c = c;
+    co->score_noise = eta;
+    co->has_head = 1;
+    double *cols_v = NULL;
+    int dv = 0;
+    if (sw) {
+        dv = 1;
+        co->wv = xcalloc((size_t)D, sizeof(double));
+        co->wo = xcalloc((size_t)D, sizeof(double));
+        co->wv[lay->bos] = 1;
+        co->wo[lay->scratch[op - lp->ops]] = 1;
+    } else if (numerical) {
+        dv = 1;
+        co->wv = xcalloc((size_t)D, sizeof(double));
+        co->wo = xcalloc((size_t)D, sizeof(double));
+        craft_feat_num(lp, lay, op->value, 1.0, co->wv);
+        co->wv[lay->bos] += dflt;
+        co->wo[lay->node_dim[op->out]] = 1;
+    } else {
+        /* one OV column per output value that some key (or BOS, for the default) carries */
+        int deflt = lp->p->sops[out->sop].deflt;
+        cols_v = xcalloc((size_t)D * (size_t)(out->nvals ? out->nvals : 1), sizeof(double));
+        int *target = xmalloc(sizeof(int) * (size_t)(out->nvals ? out->nvals : 1));
+        for (int j = 0; j < out->nvals; j++) {
+            double *col = cols_v + (size_t)dv * D;
+            int jv = -1;
+            for (int k = 0; k < vn->nvals && jv < 0; k++)
+                if (val_equal(vn->vals[k], out->vals[j])) jv = k;
+            if (jv >= 0) craft_feat_cat(lp, lay, op->value, jv, 1.0, col);
+            if (j == deflt) col[lay->bos] += 1.0;
+            int nz = 0;
+            for (int i = 0; i < D && !nz; i++) nz = col[i] != 0.0;
+            if (!nz) continue;
+            target[dv++] = j;
+        }
+        co->wv = xcalloc((size_t)D * (size_t)(dv ? dv : 1), sizeof(double));
+        co->wo = xcalloc((size_t)(dv ? dv : 1) * (size_t)D, sizeof(double));
+        for (int k = 0; k < dv; k++) {
+            for (int i = 0; i < D; i++) co->wv[(size_t)i * dv + k] = cols_v[(size_t)k * D + i];
+            co->wo[(size_t)k * D + lay->node_dim[op->out] + target[k]] = 1;
+        }
+        free(target);
+        free(cols_v);
+    }
+    co->dv = dv;
+    /* at the BOS query the head reads (almost only) the BOS key, whose residual is exactly
+     * its embedding one + tokens:BOS */
+    co->bos_write = xcalloc((size_t)D, sizeof(double));
+    for (int k = 0; k < dv; k++) {
+        double a = co->wv[(size_t)lay->one * dv + k] + co->wv[(size_t)lay->bos * dv + k];
+        if (a == 0.0) continue;
+        for (int i = 0; i < D; i++) co->bos_write[i] += a * co->wo[(size_t)k * D + i];
+    }
+
+    /* error of what the head writes */
+    if (sw) {
+        double rho = rho_sw(c, eta, N);
+        co->leak = N * exp(-c + 2 * eta);
+        co->in_err = rho;       /* relative error of 1/(w+1), checked by the decoder */
+    } else {
+        double lam = leak_agg(c, eta, N);
+        co->leak = lam;
+        double e;
+        if (numerical)
+            e = enum_(cx, op->value) + 2 * lam * vmax + (vhi - vlo) * expm1(2 * eta) +
+                4 * (N + 2) * F32_EPS * fmax(vmax, 1e-30);
+        else
+            e = ecat(cx, op->value) + 2 * lam + 4 * (N + 2) * F32_EPS;
+        cx->res->err[op->out] = e;
+        co->out_err = e;
+        co->margin = INFINITY;
+    }
+    free(sv.x);
+    free(sv.val);
+    return 0;
+}
+
+/* ---- discretising MLP ----------------------------------------------------------------- */
+
+typedef struct {
+    int n;
+    const double *x;        /* input values, ascending */
+    const double *xerr;     /* bound on the input's error at each value */
+    const int32_t *val;     /* output value index at each input value, or RASP_NONE */
+} DiscSpec;
+
+/* Unit list being built for one MLP op. */
+typedef struct {
+    int D;
+    int units, cap;
+    double *win;            /* [cap][D] column-major while building: unit u's input at win[u*D] */
+    double *wout;           /* [cap][D] */
+} Units;
+
+static int unit_new(Units *u)
+{
+    if (u->units == u->cap) {
+        u->cap = u->cap ? 2 * u->cap : 16;
+        u->win = xrealloc(u->win, sizeof(double) * (size_t)u->cap * (size_t)u->D);
+        u->wout = xrealloc(u->wout, sizeof(double) * (size_t)u->cap * (size_t)u->D);
+    }
+    memset(u->win + (size_t)u->units * u->D, 0, sizeof(double) * (size_t)u->D);
+    memset(u->wout + (size_t)u->units * u->D, 0, sizeof(double) * (size_t)u->D);
+    return u->units++;
+}
+
+static void units_to_op(Units *u, CraftOp *co)
+{
+    int D = u->D, h = u->units;
+    co->units = h;
+    co->win = xcalloc((size_t)D * (size_t)(h ? h : 1), sizeof(double));
+    for (int k = 0; k < h; k++)
+        for (int i = 0; i < D; i++) co->win[(size_t)i * h + k] = u->win[(size_t)k * D + i];
+    co->wout = u->wout ? u->wout : xcalloc((size_t)D, sizeof(double));
+    free(u->win);
+    u->win = NULL;
+    u->wout = NULL;
+}
+
+/* The output vector of a value index (categorical one-hot into out's dims, numerical value),
+ * added with coefficient a into w[D]. */
+static void out_vec(const Cx *cx, int out, int32_t v, double a, double *w)
+{
+    const LowerNode *n = &cx->lp->nodes[out];
+    int d0 = cx->lay->node_dim[out];
+    if (v < 0 || d0 < 0) return;
+    if (n->enc == ENC_CATEGORICAL) w[d0 + v] += a;
+    else w[d0] += a * lower_num(n, v);
+}
+
+static int craft_disc(Cx *cx, int out, const double *feat, const DiscSpec *ds, CraftOp *co)
+{
+    const LowerNode *on = &cx->lp->nodes[out];
+    int D = cx->lay->D, one = cx->lay->one;
+    int numerical = on->enc == ENC_NUMERICAL;
+    Units u = {D, 0, 0, NULL, NULL};
+    double *bias = xcalloc((size_t)D, sizeof(double));
+    double *delta = xcalloc((size_t)D, sizeof(double));
+    /* numerical outputs: no value is "don't care"; give it a neighbour's value */
+    int32_t *val = xmalloc(sizeof(int32_t) * (size_t)(ds->n ? ds->n : 1));
+    for (int i = 0; i < ds->n; i++) val[i] = ds->val[i];
+    if (numerical) {
+        int32_t last = RASP_NONE;
+        for (int i = 0; i < ds->n; i++) {
+            if (val[i] < 0) val[i] = last;
+            else last = val[i];
+        }
+        for (int i = ds->n - 1; i >= 0; i--) {
+            if (val[i] < 0) val[i] = last;
+            else last = val[i];
+        }
+    }
+    double xlo = ds->n ? ds->x[0] : 0, xhi = ds->n ? ds->x[ds->n - 1] : 0;
+    double tol_min = INFINITY, margin = INFINITY, out_err = 0, ein = 0;
+    if (ds->n) out_vec(cx, out, val[0], 1.0, bias);
+    for (int i = 1; i < ds->n; i++) {
+        if (val[i] == val[i - 1]) continue;
+        memset(delta, 0, sizeof(double) * (size_t)D);
+        out_vec(cx, out, val[i], 1.0, delta);
+        out_vec(cx, out, val[i - 1], -1.0, delta);
+        double dl1 = 0;
+        for (int k = 0; k < D; k++) dl1 += fabs(delta[k]);
+        if (dl1 == 0) continue;
+        double g = ds->x[i] - ds->x[i - 1];
+        double a = ds->x[i - 1] + g / 4, b = ds->x[i] - g / 4;
+        double L = 1.0 / (b - a);
+        /* off-side orientation: the units are active on the side with less to cover */
+        double up = L * (xhi - a), down = L * (b - xlo);
+        int p = unit_new(&u), q = unit_new(&u);
+        double *wp = u.win + (size_t)p * D, *wq = u.win + (size_t)q * D;
+        double mag;
+        if (up <= down) {
+            /* p - q = step: 0 below a, 1 above b */
+            for (int k = 0; k < D; k++) wp[k] = wq[k] = L * feat[k];
+            wp[one] -= L * a;
+            wq[one] -= L * b;
+            for (int k = 0; k < D; k++) {
+                u.wout[(size_t)p * D + k] = delta[k];
+                u.wout[(size_t)q * D + k] = -delta[k];
+            }
+            mag = up;
+        } else {
+            /* p - q = 1 - step */
+            for (int k = 0; k < D; k++) wp[k] = wq[k] = -L * feat[k];
+            wp[one] += L * b;
+            wq[one] += L * a;
+            for (int k = 0; k < D; k++) {
+                u.wout[(size_t)p * D + k] = -delta[k];
+                u.wout[(size_t)q * D + k] = delta[k];
+                bias[k] += delta[k];
+            }
+            mag = down;
+        }
+        double tol = g / 4;
+        double e = fmax(ds->xerr[i - 1], ds->xerr[i]);
+        tol_min = fmin(tol_min, tol);
+        ein = fmax(ein, e);
+        margin = fmin(margin, e > 0 ? tol / e : INFINITY);
+        /* float32: each active unit's value is about L*|x| + mag; its rounding reaches the
+         * output through delta (twice: two units) */
+        double unit_err = 2 * F32_EPS * (L * fmax(fabs(xlo), fabs(xhi)) + L * fmax(fabs(a), fabs(b)) + mag);
+        out_err += 2 * unit_err * dl1;
+    }
+    int nzb = 0;
+    for (int k = 0; k < D; k++) nzb |= bias[k] != 0.0;
+    if (nzb) {
+        int b = unit_new(&u);
+        u.win[(size_t)b * D + one] = 1;
+        memcpy(u.wout + (size_t)b * D, bias, sizeof(double) * (size_t)D);
+    }
+    units_to_op(&u, co);
+    co->tol = tol_min;
+    co->in_err = ein;
+    co->margin = margin;
+    co->out_err = out_err + (numerical ? maxabs_num(on) : 1.0) * 4 * F32_EPS;
+    cx->res->err[out] = co->out_err;
+    free(bias);
+    free(delta);
+    free(val);
+    return 0;
+}
+
+static int craft_mlp_disc(Cx *cx, const LowerOp *op, CraftOp *co)
+{
+    const LowerProgram *lp = cx->lp;
+    int D = cx->lay->D;
+    int x = op->in[0];
+    const LowerNode *xn = &lp->nodes[x];
+    double *feat = xcalloc((size_t)D, sizeof(double));
+    craft_feat_num(lp, cx->lay, x, 1.0, feat);
+    double *xs = xmalloc(sizeof(double) * (size_t)(xn->nvals ? xn->nvals : 1));
+    double *xe = xmalloc(sizeof(double) * (size_t)(xn->nvals ? xn->nvals : 1));
+    double e = enum_(cx, x) + 2 * F32_EPS * maxabs_num(xn);
+    for (int j = 0; j < xn->nvals; j++) {
+        xs[j] = lower_num(xn, j);
+        xe[j] = e;
+    }
+    DiscSpec ds = {xn->nvals, xs, xe, op->table};
+    int rc = craft_disc(cx, op->out, feat, &ds, co);
+    free(feat);
+    free(xs);
+    free(xe);
+    return rc;
+}
+
+static int craft_selwidth_mlp(Cx *cx, const LowerOp *op, CraftOp *co)
+{
+    const LowerProgram *lp = cx->lp;
+    int D = cx->lay->D;
+    const LowerNode *out = &lp->nodes[op->out];
+    SwValues sv;
+    sw_values(out, lp->p->max_len, &sv);
+    double *feat = xcalloc((size_t)D, sizeof(double));
+    feat[cx->lay->scratch[op - lp->ops]] = 1;
+    double rho = co->in_err;
+    double *xe = xmalloc(sizeof(double) * (size_t)(sv.n ? sv.n : 1));
+    for (int i = 0; i < sv.n; i++) xe[i] = rho * sv.x[i];
+    DiscSpec ds = {sv.n, sv.x, xe, sv.val};
+    double leak = co->leak;
+    int rc = craft_disc(cx, op->out, feat, &ds, co);
+    co->leak = leak;
+    free(feat);
+    free(xe);
+    free(sv.x);
+    free(sv.val);
+    return rc;
+}
+
+/* ---- categorical MLP ------------------------------------------------------------------ */
+
+static int craft_mlp_cat(Cx *cx, const LowerOp *op, CraftOp *co)
+{
+    const LowerProgram *lp = cx->lp;
+    const CraftLayout *lay = cx->lay;
+    int D = lay->D, m = op->nin, one = lay->one;
+    const LowerNode *on = &lp->nodes[op->out];
+    int sizes[64];
+    for (int i = 0; i < m; i++) sizes[i] = lp->nodes[op->in[i]].nvals;
+    uint8_t *skip = NULL;
+    if (on->enc == ENC_NUMERICAL) {
+        skip = xcalloc((size_t)(on->nvals ? on->nvals : 1), 1);
+        for (int j = 0; j < on->nvals; j++) skip[j] = lower_num(on, j) == 0.0;
+    }
+    LowerCatPlan pl;
+    if (lower_plan(sizes, m, op->table, skip, on->nvals, &pl, cx->err)) {
+        free(skip);
+        return -1;
+    }
+    /* class features of every input */
+    double **cfeat = xcalloc((size_t)(m ? m : 1), sizeof *cfeat);
+    for (int i = 0; i < m; i++) {
+        cfeat[i] = xcalloc((size_t)pl.nclass[i] * (size_t)D, sizeof(double));
+        for (int v = 0; v < sizes[i]; v++)
+            craft_feat_cat(lp, lay, op->in[i], v, 1.0, cfeat[i] + (size_t)pl.cls[i][v] * D);
+    }
+    Units u = {D, 0, 0, NULL, NULL};
+    double ein = 0;
+    for (int i = 0; i < m; i++) ein += ecat(cx, op->in[i]);
+    if (m == 0) {
+        int32_t z = pl.ctab[0];
+        if (z >= 0 && !(skip && skip[z])) {
+            int k = unit_new(&u);
+            double *w = u.win + (size_t)k * D;
+            feat_real(lay, 2.0, w);
+            w[one] -= 1.0;
+            out_vec(cx, op->out, z, 1.0, u.wout + (size_t)k * D);
+        }
+    } else {
+        int col = pl.col;
+        int64_t cstride[64], s = 1;
+        for (int i = m - 1; i >= 0; i--) {
+            cstride[i] = s;
+            s *= pl.nclass[i];
+        }
+        int cnt[64] = {0};
+        int64_t rows = 1;
+        for (int i = 0; i < m; i++)
+            if (i != col) rows *= pl.nclass[i];
+        uint8_t *done = xcalloc((size_t)pl.nclass[col], 1);
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t off = 0;
+            for (int i = 0; i < m; i++)
+                if (i != col) off += cnt[i] * cstride[i];
+            memset(done, 0, (size_t)pl.nclass[col]);
+            for (int c0 = 0; c0 < pl.nclass[col]; c0++) {
+                int32_t z = pl.ctab[off + c0 * cstride[col]];
+                if (done[c0] || z < 0 || (skip && skip[z])) continue;
+                /* one unit: this combination of the other inputs' classes, and the column
+                 * input in any class whose output is z */
+                int k = unit_new(&u);
+                double *w = u.win + (size_t)k * D;
+                for (int i = 0; i < m; i++) {
+                    if (i == col) continue;
+                    const double *f = cfeat[i] + (size_t)cnt[i] * D;
+                    for (int d = 0; d < D; d++) w[d] += 2 * f[d];
+                }
+                for (int c1 = c0; c1 < pl.nclass[col]; c1++) {
+                    if (pl.ctab[off + c1 * cstride[col]] != z) continue;
+                    done[c1] = 1;
+                    const double *f = cfeat[col] + (size_t)c1 * D;
+                    for (int d = 0; d < D; d++) w[d] += 2 * f[d];
+                }
+                w[one] -= 2.0 * m - 1;
+                out_vec(cx, op->out, z, 1.0, u.wout + (size_t)k * D);
+            }
+            for (int i = m - 1; i >= 0; i--) {
+                if (i == col) continue;
+                if (++cnt[i] < pl.nclass[i]) break;
+                cnt[i] = 0;
+            }
+        }
+        free(done);
+    }
+    units_to_op(&u, co);
+    for (int i = 0; i < m; i++) free(cfeat[i]);
+    free(cfeat);
+    lower_plan_free(&pl);
+    free(skip);
+    /* a unit fires at 1 and stays at <= -1 otherwise; input noise moves it by 2 * ein */
+    co->tol = 1.0;
+    co->in_err = 2 * ein;
+    co->margin = ein > 0 ? 1.0 / (2 * ein) : INFINITY;
+    double scale = on->enc == ENC_NUMERICAL ? maxabs_num(on) : 1.0;
+    co->out_err = scale * (2 * ein + 4 * (m + 1) * F32_EPS);
+    cx->res->err[op->out] = co->out_err;
+    return 0;
+}
+
+/* ---- linear MLP ---------------------------------------------------------------------- */
+
+static int craft_mlp_num(Cx *cx, const LowerOp *op, CraftOp *co)
+{
+    const LowerProgram *lp = cx->lp;
+    int D = cx->lay->D;
+    const LowerNode *on = &lp->nodes[op->out];
+    double *f = xcalloc((size_t)D, sizeof(double));
+    feat_form_num(lp, cx->lay, op->out, 1.0, f);
+    double lo = 0, hi = 0;
+    for (int j = 0; j < on->nvals; j++) {
+        lo = fmin(lo, lower_num(on, j));
+        hi = fmax(hi, lower_num(on, j));
+    }
+    Units u = {D, 0, 0, NULL, NULL};
+    int d0 = cx->lay->node_dim[op->out];
+    for (int sgn = 1; sgn >= -1; sgn -= 2) {
+        if ((sgn > 0 && hi <= 0) || (sgn < 0 && lo >= 0)) continue;
+        int k = unit_new(&u);
+        for (int i = 0; i < D; i++) u.win[(size_t)k * D + i] = sgn * f[i];
+        u.wout[(size_t)k * D + d0] = sgn;
+    }
+    units_to_op(&u, co);
+    /* the error of the form, read through a LIN: the virtual terms' errors */
+    double e = 0;
+    const LowerNode *n = on;
+    if (n->virt == LVIRT_LIN)
+        for (int i = 0; i < n->nlin; i++) e += fabs(n->lin_coef[i]) * enum_(cx, n->lin_node[i]);
+    else
+        e = maxabs_num(n) * ecat(cx, n->base);
+    co->tol = INFINITY;
+    co->in_err = e;
+    co->margin = INFINITY;
+    co->out_err = e + 4 * F32_EPS * fmax(fabs(lo), fabs(hi));
+    cx->res->err[op->out] = co->out_err;
+    free(f);
+    return 0;
+}
+
+/* ---- all ops ---------------------------------------------------------------------------- */
+
+int craft_all(const LowerProgram *lp, const CraftLayout *lay, const CraftPolicy *pol,
+              CraftResult *res, StrBuf *err)
+{
+    memset(res, 0, sizeof *res);
+    CraftPolicy def = CRAFT_POLICY_DEFAULT;
+    Cx cx = {lp, lay, pol ? pol : &def, res, NULL, err};
+    res->nops = lp->nops;
+    res->ops = xcalloc((size_t)(lp->nops ? lp->nops : 1), sizeof *res->ops);
+    res->err = xcalloc((size_t)(lp->nnodes ? lp->nnodes : 1), sizeof *res->err);
+    cx.tmp = xcalloc((size_t)lay->D, sizeof(double));
+    int rc = 0;
+    for (int i = 0; i < lp->nops && !rc; i++) {
+        const LowerOp *op = &lp->ops[i];
+        CraftOp *co = &res->ops[i];
+        co->op = i;
+        co->margin = INFINITY;
+        co->tol = INFINITY;
+        switch (op->kind) {
+        case LOP_AGG:
+            rc = craft_head(&cx, op, co);
+            break;
+        case LOP_SELWIDTH:
+            rc = craft_head(&cx, op, co);
+            if (!rc) rc = craft_selwidth_mlp(&cx, op, co);
+            break;
+        case LOP_MLP_DISC:
+            rc = craft_mlp_disc(&cx, op, co);
+            break;
+        case LOP_MLP_CAT:
+            rc = craft_mlp_cat(&cx, op, co);
+            break;
+        case LOP_MLP_NUM:
+            rc = craft_mlp_num(&cx, op, co);
+            break;
+        }
+    }
+    free(cx.tmp);
+    if (rc) {
+        craft_free(res);
+        return -1;
+    }
+    /* the output as the unembed reads it: categorical argmax needs every wrong column below
+     * the right one (error < 1/2); numerical within the verifier's 1e-4 */
+    const LowerNode *on = &lp->nodes[lp->output];
+    double e = on->enc == ENC_NUMERICAL ? enum_(&cx, lp->output) : ecat(&cx, lp->output);
+    double tol = on->enc == ENC_NUMERICAL ? 1e-4 : 0.5;
+    res->out_err = e;
+    res->out_margin = e > 0 ? tol / e : INFINITY;
+    res->min_margin = res->out_margin;
+    for (int i = 0; i < lp->nops; i++) res->min_margin = fmin(res->min_margin, res->ops[i].margin);
+    res->exact = res->min_margin > 1;
+    return 0;
+}
+
+void craft_free(CraftResult *res)
+{
+    if (!res) return;
+    for (int i = 0; i < res->nops; i++) {
+        CraftOp *co = &res->ops[i];
+        free(co->wq);
+        free(co->wk);
+        free(co->wv);
+        free(co->wo);
+        free(co->bos_write);
+        free(co->win);
+        free(co->wout);
+    }
+    free(res->ops);
+    free(res->err);
+    memset(res, 0, sizeof *res);
+}

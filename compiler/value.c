@@ -1,0 +1,486 @@
+/* value.c — scalar values with Python's semantics (spec Decision 2); see value.h.
+ *
+ * Integers are 64-bit and never wrap: an overflow is an error, where Python would grow a
+ * bignum, because a compiled model cannot hold a bignum either. Floats follow IEEE as in
+ * Python (1e308 * 10 is inf), except `**`, which raises on overflow as Python does. */
+#include "value.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------- kinds and names for messages ---------- */
+
+static const char *kind_article(Value v)
+{
+    switch (v.kind) {
+    case VAL_NONE: return "None";
+    case VAL_BOOL: return "a bool";
+    case VAL_INT: return "an int";
+    case VAL_FLOAT: return "a float";
+    case VAL_STR: return "a string";
+    }
+    return "a value";
+}
+
+static void type_error(StrBuf *err, AstOp op, Value a, Value b)
+{
+    if (!err) return;
+    sb_printf(err, "cannot apply '%s' to %s and %s", ast_op_name(op), kind_article(a), kind_article(b));
+}
+
+double val_as_double(Value v)
+{
+    switch (v.kind) {
+    case VAL_BOOL:
+    case VAL_INT: return (double)v.u.i;
+    case VAL_FLOAT: return v.u.f;
+    default: return 0.0;
+    }
+}
+
+/* ---------- exact comparison of numbers ---------- */
+
+/* Compare an int64 with a double exactly (Python compares int and float exactly, and so
+ * do we: 2**53 + 1 != 2.0**53). Returns -1, 0, 1, or 2 if f is NaN (unordered). */
+static int cmp_int_float(int64_t i, double f)
+{
+    if (isnan(f)) return 2;
+    if (f >= 9223372036854775808.0) return -1;     /* f >= 2^63 > any int64 */
+    if (f < -9223372036854775808.0) return 1;
+    double t = trunc(f);
+    int64_t ti = (int64_t)t;                      /* exact: |t| <= 2^63 and t integral */
+    if (i < ti) return -1;
+    if (i > ti) return 1;
+    /* integer parts equal: the fraction decides */
+    if (f > t) return -1;
+    if (f < t) return 1;
+    return 0;
+}
+
+/* Numbers only. -1/0/1, or 2 when unordered (NaN involved). */
+static int num_cmp(Value a, Value b)
+{
+    int af = a.kind == VAL_FLOAT, bf = b.kind == VAL_FLOAT;
+    if (!af && !bf) return (a.u.i > b.u.i) - (a.u.i < b.u.i);
+    if (af && bf) {
+        if (isnan(a.u.f) || isnan(b.u.f)) return 2;
+        return (a.u.f > b.u.f) - (a.u.f < b.u.f);
+    }
+    if (af) {
+        int c = cmp_int_float(b.u.i, a.u.f);
+        return c == 2 ? 2 : -c;
+    }
+    return cmp_int_float(a.u.i, b.u.f);
+}
+
+int val_equal(Value a, Value b)
+{
+    if (val_is_number(a) && val_is_number(b)) return num_cmp(a, b) == 0;
+    if (a.kind != b.kind) return 0;
+    if (a.kind == VAL_NONE) return 1;
+    if (a.kind == VAL_STR) return strcmp(a.u.s, b.u.s) == 0;
+    return 0;
+}
+
+static int kind_rank(Value v)
+{
+    if (v.kind == VAL_NONE) return 0;
+    if (val_is_number(v)) return 1;
+    return 2;
+}
+
+int val_order(Value a, Value b)
+{
+    int ra = kind_rank(a), rb = kind_rank(b);
+    if (ra != rb) return ra < rb ? -1 : 1;
+    if (ra == 0) return 0;
+    if (ra == 2) {
+        int c = strcmp(a.u.s, b.u.s);   /* strcmp compares as unsigned char: bytewise */
+        return (c > 0) - (c < 0);
+    }
+    int c = num_cmp(a, b);
+    if (c != 2) return c;
+    /* NaN sorts after every other number and equal to itself, so sorting is total. */
+    int an = a.kind == VAL_FLOAT && isnan(a.u.f), bn = b.kind == VAL_FLOAT && isnan(b.u.f);
+    return an - bn;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+uint64_t val_hash(Value a)
+{
+    switch (a.kind) {
+    case VAL_NONE: return 0x9e3779b97f4a7c15ULL;
+    case VAL_BOOL:
+    case VAL_INT: return mix64((uint64_t)a.u.i);
+    case VAL_FLOAT: {
+        double f = a.u.f;
+        if (isnan(f)) return 0x7ff8000000000000ULL;
+        /* an integral float hashes like the int it equals */
+        if (f == trunc(f) && f >= -9223372036854775808.0 && f < 9223372036854775808.0)
+            return mix64((uint64_t)(int64_t)f);
+        uint64_t bits;
+        memcpy(&bits, &f, sizeof bits);
+        return mix64(bits ^ 0x5555555555555555ULL);
+    }
+    case VAL_STR: {
+        uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
+        for (const unsigned char *p = (const unsigned char *)a.u.s; *p; p++) {
+            h ^= *p;
+            h *= 1099511628211ULL;
+        }
+        return mix64(h);
+    }
+    }
+    return 0;
+}
+
+/* ---------- arithmetic ---------- */
+
+static int int_pow(int64_t base, int64_t exp, int64_t *out)
+{
+    int64_t result = 1;
+    while (exp > 0) {
+        if (exp & 1) {
+            if (__builtin_mul_overflow(result, base, &result)) return 0;
+        }
+        exp >>= 1;
+        if (exp > 0 && __builtin_mul_overflow(base, base, &base)) {
+            /* base overflowed, but that only matters if it is used again */
+            return 0;
+        }
+    }
+    *out = result;
+    return 1;
+}
+
+/* Python's float divmod (Objects/floatobject.c): floor division and a modulo with the
+ * sign of the divisor. */
+static void float_divmod(double vx, double wx, double *floordiv, double *mod)
+{
+    double m = fmod(vx, wx);
+    double div = (vx - m) / wx;
+    if (m != 0.0) {
+        if ((wx < 0) != (m < 0)) {
+            m += wx;
+            div -= 1.0;
+        }
+    } else {
+        m = copysign(0.0, wx);
+    }
+    double fd;
+    if (div != 0.0) {
+        fd = floor(div);
+        if (div - fd > 0.5) fd += 1.0;
+    } else {
+        fd = copysign(0.0, vx / wx);
+    }
+    *floordiv = fd;
+    *mod = m;
+}
+
+static int arith_int(AstOp op, int64_t x, int64_t y, Value *out, StrBuf *err)
+{
+    int64_t r;
+    switch (op) {
+    case OP_ADD:
+        if (__builtin_add_overflow(x, y, &r)) goto overflow;
+        *out = val_int(r);
+        return 1;
+    case OP_SUB:
+        if (__builtin_sub_overflow(x, y, &r)) goto overflow;
+        *out = val_int(r);
+        return 1;
+    case OP_MUL:
+        if (__builtin_mul_overflow(x, y, &r)) goto overflow;
+        *out = val_int(r);
+        return 1;
+    case OP_DIV:
+        if (y == 0) goto divzero;
+        *out = val_float((double)x / (double)y);
+        return 1;
+    case OP_FLOORDIV:
+    case OP_MOD: {
+        if (y == 0) {
+            if (err) sb_puts(err, op == OP_MOD ? "modulo by zero" : "division by zero");
+            return 0;
+        }
+        if (y == -1) {
+            /* INT64_MIN / -1 overflows in C; x % -1 is always 0 */
+            if (op == OP_MOD) { *out = val_int(0); return 1; }
+            if (x == INT64_MIN) goto overflow;
+            *out = val_int(-x);
+            return 1;
+        }
+        int64_t q = x / y, m = x % y;
+        if (m != 0 && ((m < 0) != (y < 0))) {
+            q -= 1;
+            m += y;
+        }
+        *out = val_int(op == OP_MOD ? m : q);
+        return 1;
+    }
+    case OP_POW:
+        if (y >= 0) {
+            if (!int_pow(x, y, &r)) goto overflow;
+            *out = val_int(r);
+            return 1;
+        }
+        if (x == 0) {
+            if (err) sb_puts(err, "0 cannot be raised to a negative power");
+            return 0;
+        }
+        *out = val_float(pow((double)x, (double)y));
+        return 1;
+    default:
+        break;
+    }
+    if (err) sb_puts(err, "unsupported operator");
+    return 0;
+overflow:
+    if (err) sb_puts(err, "integer overflow");
+    return 0;
+divzero:
+    if (err) sb_puts(err, "division by zero");
+    return 0;
+}
+
+static int arith_float(AstOp op, double x, double y, Value *out, StrBuf *err)
+{
+    double fd, m;
+    switch (op) {
+    case OP_ADD: *out = val_float(x + y); return 1;
+    case OP_SUB: *out = val_float(x - y); return 1;
+    case OP_MUL: *out = val_float(x * y); return 1;
+    case OP_DIV:
+        if (y == 0.0) break;
+        *out = val_float(x / y);
+        return 1;
+    case OP_FLOORDIV:
+    case OP_MOD:
+        if (y == 0.0) {
+            if (err) sb_puts(err, op == OP_MOD ? "modulo by zero" : "division by zero");
+            return 0;
+        }
+        float_divmod(x, y, &fd, &m);
+        *out = val_float(op == OP_MOD ? m : fd);
+        return 1;
+    case OP_POW: {
+        if (x == 0.0 && y < 0.0) {
+            if (err) sb_puts(err, "0.0 cannot be raised to a negative power");
+            return 0;
+        }
+        if (x < 0.0 && isfinite(y) && y != floor(y)) {
+            if (err) sb_puts(err, "a negative number raised to a fractional power is not a real number");
+            return 0;
+        }
+        double r = pow(x, y);
+        if (isinf(r) && isfinite(x) && isfinite(y)) {
+            if (err) sb_puts(err, "float overflow");
+            return 0;
+        }
+        *out = val_float(r);
+        return 1;
+    }
+    default:
+        if (err) sb_puts(err, "unsupported operator");
+        return 0;
+    }
+    if (err) sb_puts(err, "division by zero");
+    return 0;
+}
+
+static int val_compare_op(AstOp op, Value a, Value b, Value *out, StrBuf *err)
+{
+    if (op == OP_EQ || op == OP_NE) {
+        int eq = val_equal(a, b);
+        *out = val_bool(op == OP_EQ ? eq : !eq);
+        return 1;
+    }
+    int c;
+    if (val_is_number(a) && val_is_number(b)) {
+        c = num_cmp(a, b);
+        if (c == 2) { *out = val_bool(0); return 1; }   /* NaN: every ordering is false */
+    } else if (a.kind == VAL_STR && b.kind == VAL_STR) {
+        c = strcmp(a.u.s, b.u.s);
+        c = (c > 0) - (c < 0);
+    } else {
+        if (err) sb_printf(err, "cannot compare %s and %s with '%s'", kind_article(a), kind_article(b), ast_op_name(op));
+        return 0;
+    }
+    int r = 0;
+    switch (op) {
+    case OP_LT: r = c < 0; break;
+    case OP_LE: r = c <= 0; break;
+    case OP_GT: r = c > 0; break;
+    case OP_GE: r = c >= 0; break;
+    default: break;
+    }
+    *out = val_bool(r);
+    return 1;
+}
+
+int val_binary(AstOp op, Value a, Value b, Value *out, StrBuf *err, Arena *arena)
+{
+    switch (op) {
+    case OP_EQ: case OP_NE: case OP_LT: case OP_LE: case OP_GT: case OP_GE:
+        return val_compare_op(op, a, b, out, err);
+    case OP_AND:
+    case OP_OR: {
+        int x, y;
+        if (!val_as_bool(a, &x) || !val_as_bool(b, &y)) {
+            Value bad = a.kind == VAL_BOOL ? b : a;
+            if (err) sb_printf(err, "'%s' takes booleans, not %s", ast_op_name(op), kind_article(bad));
+            return 0;
+        }
+        *out = val_bool(op == OP_AND ? (x && y) : (x || y));
+        return 1;
+    }
+    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_FLOORDIV: case OP_MOD: case OP_POW:
+        break;
+    default:
+        if (err) sb_printf(err, "'%s' is not a binary operator", ast_op_name(op));
+        return 0;
+    }
+    if (a.kind == VAL_STR && b.kind == VAL_STR && op == OP_ADD) {
+        size_t la = strlen(a.u.s), lb = strlen(b.u.s);
+        char *s = arena_alloc(arena, la + lb + 1);
+        memcpy(s, a.u.s, la);
+        memcpy(s + la, b.u.s, lb + 1);
+        *out = val_str(s);
+        return 1;
+    }
+    if (!val_is_number(a) || !val_is_number(b)) {
+        type_error(err, op, a, b);
+        return 0;
+    }
+    if (a.kind != VAL_FLOAT && b.kind != VAL_FLOAT) return arith_int(op, a.u.i, b.u.i, out, err);
+    return arith_float(op, val_as_double(a), val_as_double(b), out, err);
+}
+
+int val_unary(AstOp op, Value a, Value *out, StrBuf *err)
+{
+    if (op == OP_NOT) {
+        int b;
+        if (!val_as_bool(a, &b)) {
+            if (err) sb_printf(err, "'not' takes a boolean, not %s", kind_article(a));
+            return 0;
+        }
+        *out = val_bool(!b);
+        return 1;
+    }
+    if (op == OP_NEG) {
+        if (a.kind == VAL_FLOAT) { *out = val_float(-a.u.f); return 1; }
+        if (a.kind == VAL_INT || a.kind == VAL_BOOL) {
+            if (a.u.i == INT64_MIN) {
+                if (err) sb_puts(err, "integer overflow");
+                return 0;
+            }
+            *out = val_int(-a.u.i);
+            return 1;
+        }
+        if (err) sb_printf(err, "cannot apply unary '-' to %s", kind_article(a));
+        return 0;
+    }
+    if (err) sb_printf(err, "'%s' is not a unary operator", ast_op_name(op));
+    return 0;
+}
+
+int val_as_bool(Value v, int *b)
+{
+    if (v.kind != VAL_BOOL) return 0;
+    *b = v.u.i != 0;
+    return 1;
+}
+
+/* ---------- text ---------- */
+
+/* Python's repr of a float: the shortest digits that read back as the same double, in
+ * fixed notation when the decimal exponent is in [-4, 16), else scientific with at least
+ * two exponent digits ("1e-07", "1e+16"), and always marked as a float ("2.0").
+ * (common/util.c's fmt_double picks %g's notation, which prints 100.0 as "1e+02".) */
+static void py_float_repr(double x, StrBuf *out)
+{
+    if (isnan(x)) { sb_puts(out, "nan"); return; }
+    if (isinf(x)) { sb_puts(out, x > 0 ? "inf" : "-inf"); return; }
+    char buf[64];
+    int prec;
+    for (prec = 0; prec < 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*e", prec, x);
+        if (strtod(buf, NULL) == x) break;
+    }
+    if (prec == 17) snprintf(buf, sizeof buf, "%.16e", x);
+    /* buf = [-]d[.ddd]e[+-]XX: split into sign, digits and exponent */
+    const char *p = buf;
+    int neg = 0;
+    if (*p == '-') { neg = 1; p++; }
+    char digits[32];
+    int nd = 0;
+    for (; *p && *p != 'e'; p++)
+        if (*p != '.') digits[nd++] = *p;
+    while (nd > 1 && digits[nd - 1] == '0') nd--;   /* 1.50e+00 -> digits "15" */
+    int exp = atoi(p + 1);
+    if (neg) sb_putc(out, '-');
+    if (exp >= -4 && exp < 16) {
+        if (exp < 0) {
+            sb_puts(out, "0.");
+            for (int i = 0; i < -exp - 1; i++) sb_putc(out, '0');
+            sb_putn(out, digits, (size_t)nd);
+        } else {
+            int intd = exp + 1;
+            for (int i = 0; i < intd; i++) sb_putc(out, i < nd ? digits[i] : '0');
+            sb_putc(out, '.');
+            if (nd > intd) sb_putn(out, digits + intd, (size_t)(nd - intd));
+            else sb_putc(out, '0');
+        }
+    } else {
+        sb_putc(out, digits[0]);
+        if (nd > 1) {
+            sb_putc(out, '.');
+            sb_putn(out, digits + 1, (size_t)(nd - 1));
+        }
+        sb_printf(out, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+    }
+}
+
+void val_format(Value v, StrBuf *out)
+{
+    switch (v.kind) {
+    case VAL_NONE: sb_puts(out, "None"); break;
+    case VAL_BOOL: sb_puts(out, v.u.i ? "true" : "false"); break;
+    case VAL_INT: sb_printf(out, "%lld", (long long)v.u.i); break;
+    case VAL_FLOAT: py_float_repr(v.u.f, out); break;
+    case VAL_STR: sb_puts(out, v.u.s); break;
+    }
+}
+
+void val_format_quoted(Value v, StrBuf *out)
+{
+    if (v.kind != VAL_STR) {
+        val_format(v, out);
+        return;
+    }
+    sb_putc(out, '"');
+    for (const unsigned char *p = (const unsigned char *)v.u.s; *p; p++) {
+        switch (*p) {
+        case '"': sb_puts(out, "\\\""); break;
+        case '\\': sb_puts(out, "\\\\"); break;
+        case '\n': sb_puts(out, "\\n"); break;
+        case '\t': sb_puts(out, "\\t"); break;
+        default:
+            if (*p < 0x20 || *p == 0x7f) sb_printf(out, "\\x%02x", *p);
+            else sb_putc(out, (char)*p);
+        }
+    }
+    sb_putc(out, '"');
+}

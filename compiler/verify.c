@@ -1,0 +1,405 @@
+/* verify.c — see verify.h. */
+#include "compiler/verify.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/rng.h"
+#include "compiler/frontend.h"
+#include "compiler/interp.h"
+#include "runtime/decode.h"
+#include "runtime/forward.h"
+
+static char *value_text(Value v)
+{
+    StrBuf b;
+    sb_init(&b);
+    val_format(v, &b);
+    return sb_steal(&b);
+}
+
+static char *float_text(double x)
+{
+    char buf[64];
+    fmt_double(x, buf, sizeof buf);
+    return xstrdup(buf);
+}
+
+void verify_report_free(VerifyReport *rep)
+{
+    if (!rep) return;
+    for (int i = 0; i < rep->cx_n; i++) free(rep->cx_tokens[i]);
+    free(rep->cx_tokens);
+    free(rep->cx_expected);
+    free(rep->cx_got);
+    free(rep->cx_culprit);
+    memset(rep, 0, sizeof *rep);
+}
+
+/* ---- the input stream ---------------------------------------------------------------- */
+
+typedef struct {
+    const VerifyOptions *opt;
+    int V, N;
+    int exhaustive;
+    long done, total;
+    int len;                /* exhaustive: current length */
+    int32_t cur[RASP_MAX_LEN];
+    int started;
+    Rng rng;
+} Inputs;
+
+/* Next input into out (n tokens); 0 at the end. */
+static int next_input(Inputs *in, int32_t *out, int *n)
+{
+    const VerifyOptions *o = in->opt;
+    if (o->ninputs > 0) {
+        if (in->done >= o->ninputs) return 0;
+        *n = o->lens[in->done];
+        memcpy(out, o->inputs[in->done], sizeof(int32_t) * (size_t)*n);
+        in->done++;
+        return 1;
+    }
+    if (!in->exhaustive) {
+        if (in->done >= in->total) return 0;
+        *n = 1 + (int)rng_below(&in->rng, (uint32_t)in->N);
+        for (int i = 0; i < *n; i++) out[i] = (int32_t)rng_below(&in->rng, (uint32_t)in->V);
+        in->done++;
+        return 1;
+    }
+    /* lexicographic within each length, lengths ascending */
+    if (!in->started) {
+        in->started = 1;
+        in->len = 1;
+        memset(in->cur, 0, sizeof in->cur);
+    } else {
+        int i = in->len - 1;
+        while (i >= 0 && in->cur[i] == in->V - 1) in->cur[i--] = 0;
+        if (i < 0) {
+            if (++in->len > in->N) return 0;
+            memset(in->cur, 0, sizeof(int32_t) * (size_t)in->len);
+        } else {
+            in->cur[i]++;
+        }
+    }
+    *n = in->len;
+    memcpy(out, in->cur, sizeof(int32_t) * (size_t)in->len);
+    in->done++;
+    return 1;
+}
+
+/* ---- diagnosis of a failing input ------------------------------------------------------- */
+
+typedef struct {
+    const char *label;
+    int stage;              /* residual stage after the sub-layer that writes it */
+    const char *where;      /* "block 2 attention" */
+    char buf[48];
+} Written;
+
+static int find_sop(const RaspProgram *p, const char *label)
+{
+    for (int i = 0; i < p->nsops; i++)
+        if (!strcmp(p->sops[i].label, label)) return i;
+    return -1;
+}
+
+/* The s-ops the model writes, in the order it writes them (from its `layers` metadata; in
+ * residual order when it has none). */
+static Written *written_order(const Model *m, const DecLayout *dl, int *nout)
+{
+    size_t nl = json_array_size(m->layers);
+    int cap = dl->nsops + 16, n = 0;
+    Written *w = xcalloc((size_t)cap, sizeof *w);
+    for (size_t l = 0; l < nl; l++) {
+        json_t *b = json_array_get(m->layers, l);
+        const char *part[2] = {"attn", "mlp"};
+        for (int k = 0; k < 2; k++) {
+            json_t *arr = json_object_get(b, part[k]);
+            for (size_t i = 0; i < json_array_size(arr); i++) {
+                json_t *outs = json_object_get(json_array_get(arr, i), "output");
+                for (size_t j = 0; j < json_array_size(outs); j++) {
+                    const char *lab = json_string_value(json_array_get(outs, j));
+                    if (!lab || !dec_layout_find(dl, lab)) continue;
+                    if (n == cap) w = xrealloc(w, sizeof *w * (size_t)(cap *= 2));
+                    w[n].label = lab;
+                    w[n].stage = (int)(2 * l + 1 + (size_t)k);
+                    snprintf(w[n].buf, sizeof w[n].buf, "block %zu %s", l, k ? "MLP" : "attention");
+                    w[n].where = w[n].buf;
+                    n++;
+                }
+            }
+        }
+    }
+    if (nl == 0) {
+        for (int i = 0; i < dl->nsops; i++) {
+            if (n == cap) w = xrealloc(w, sizeof *w * (size_t)(cap *= 2));
+            w[n].label = dl->sops[i].name;
+            w[n].stage = 2 * m->cfg.n_layers;
+            w[n].where = "the final residual";
+            n++;
+        }
+    }
+    *nout = n;
+    return w;
+}
+
+static void diagnose(const Model *m, const RaspProgram *p, const int32_t *rows, const int32_t *toks,
+                     int n, VerifyReport *rep)
+{
+    Interp *it = interp_new(p, 1);
+    if (interp_eval(it, toks, n)) {
+        interp_free(it);
+        return;
+    }
+    FwdState st;
+    fwd_init(&st);
+    FwdOptions fo = FWD_OPTIONS_DEFAULT;
+    fo.record_resid = 1;
+    int len = n + 1;
+    StrBuf err;
+    sb_init(&err);
+    if (fwd_forward(&st, m, rows, &len, 1, n + 1, &fo, &err)) goto done;
+    DecLayout dl;
+    dec_layout_init(&dl, m);
+    int nw;
+    Written *w = written_order(m, &dl, &nw);
+    int C = m->cfg.d_model;
+    for (int i = 0; i < nw && !rep->cx_culprit; i++) {
+        int sop = find_sop(p, w[i].label);
+        const DecSop *ds = dec_layout_find(&dl, w[i].label);
+        const float *res = fwd_resid_stage(&st, w[i].stage);
+        if (sop < 0 || !ds || !res) continue;
+        const RaspSop *s = &p->sops[sop];
+        const int32_t *ref = interp_values(it, sop);
+        if (!ref) continue;
+        for (int pos = 0; pos < n && !rep->cx_culprit; pos++) {
+            if (ref[pos] == RASP_NONE) continue;
+            const float *row = res + (size_t)(pos + 1) * C;
+            char *want = NULL, *got = NULL;
+            int bad;
+            if (ds->categorical) {
+                want = value_text(s->vals[ref[pos]]);
+                int k = dec_categorical(ds, row);
+                got = xstrdup(k < 0 ? "None" : ds->values[k]);
+                bad = strcmp(want, got) != 0;
+            } else {
+                double x = val_is_number(s->vals[ref[pos]]) ? val_as_double(s->vals[ref[pos]]) : 0;
+                float y = dec_numerical(ds, row);
+                want = float_text(x);
+                got = float_text(y);
+                bad = !(fabs(y - x) <= VERIFY_NUM_TOL * fmax(1.0, fabs(x)));
+            }
+            if (bad) {
+                StrBuf b;
+                sb_init(&b);
+                sb_printf(&b, "s-op '%s' (%s) at position %d: expected %s, got %s", s->label,
+                          w[i].where, pos, want, got);
+                rep->cx_culprit = sb_steal(&b);
+            }
+            free(want);
+            free(got);
+        }
+    }
+    free(w);
+    dec_layout_free(&dl);
+done:
+    sb_free(&err);
+    fwd_free(&st);
+    interp_free(it);
+}
+
+/* ---- the check ---------------------------------------------------------------------------- */
+
+int verify_model(const Model *m, const RaspProgram *p, const VerifyOptions *opt, VerifyReport *rep,
+                 StrBuf *err)
+{
+    VerifyOptions def = VERIFY_OPTIONS_DEFAULT;
+    if (!opt) opt = &def;
+    memset(rep, 0, sizeof *rep);
+    const RaspSop *out = &p->sops[p->output];
+    int N = opt->max_n > 0 && opt->max_n < p->max_len ? opt->max_n : p->max_len;
+    if (N > m->cfg.n_ctx - 1) {
+        sb_printf(err, "the model takes inputs of at most %d tokens, the program %d", m->cfg.n_ctx - 1, N);
+        return -1;
+    }
+    if ((out->enc == ENC_NUMERICAL) != (m->output_numerical != 0)) {
+        sb_printf(err, "the model's output is %s, the program's '%s' is %s",
+                  m->output_numerical ? "numerical" : "categorical", out->label,
+                  out->enc == ENC_NUMERICAL ? "numerical" : "categorical");
+        return -1;
+    }
+    /* program vocab index -> W_E row */
+    int V = p->nvocab;
+    int32_t *row_of = xmalloc(sizeof(int32_t) * (size_t)(V ? V : 1));
+    for (int v = 0; v < V; v++) {
+        char *t = value_text(p->vocab[v]);
+        row_of[v] = model_token_row(m, t);
+        if (row_of[v] < 0) {
+            sb_printf(err, "the program's token '%s' is not in the model's vocab", t);
+            free(t);
+            free(row_of);
+            return -1;
+        }
+        free(t);
+    }
+    /* model output column -> program value index */
+    int VO = m->cfg.d_vocab_out;
+    int32_t *col_val = xmalloc(sizeof(int32_t) * (size_t)(VO ? VO : 1));
+    for (int j = 0; j < VO; j++) {
+        col_val[j] = -2;
+        if (m->output_numerical) continue;
+        for (int k = 0; k < out->nvals && col_val[j] == -2; k++)
+            if (val_equal(out->vals[k], m->output_values[j])) col_val[j] = k;
+    }
+
+    Inputs in;
+    memset(&in, 0, sizeof in);
+    in.opt = opt;
+    in.V = V;
+    in.N = N;
+    double total = 0, pw = 1;
+    for (int n = 1; n <= N && total <= 1e18; n++) {
+        pw *= V;
+        total += pw;
+    }
+    in.exhaustive = opt->ninputs == 0 &&
+                    (opt->mode == VERIFY_EXHAUSTIVE || (opt->mode == VERIFY_AUTO && total <= opt->limit));
+    if (in.exhaustive && total > 1e9) {
+        sb_printf(err, "an exhaustive check would run %.3g inputs; use a sample", total);
+        free(row_of);
+        free(col_val);
+        return -1;
+    }
+    in.total = opt->samples > 0 ? opt->samples : 10000;
+    rng_seed(&in.rng, opt->seed);
+    rep->exhaustive = in.exhaustive;
+    rep->max_n = N;
+
+    int B = opt->batch > 0 ? opt->batch : 256;
+    int T = N + 1;
+    int32_t *toks = xmalloc(sizeof(int32_t) * (size_t)B * (size_t)N);
+    int32_t *expect = xmalloc(sizeof(int32_t) * (size_t)B * (size_t)N);
+    int32_t *rows = xmalloc(sizeof(int32_t) * (size_t)B * (size_t)T);
+    int *lens = xmalloc(sizeof(int) * (size_t)B);
+    int *ns = xmalloc(sizeof(int) * (size_t)B);
+    Interp *it = interp_new(p, 0);
+    FwdState st;
+    fwd_init(&st);
+    FwdOptions fo = FWD_OPTIONS_DEFAULT;
+    int rc = 0, more = 1;
+    while (more && !rc) {
+        int nb = 0, tmax = 1;
+        while (nb < B) {
+            int n;
+            if (!next_input(&in, toks + (size_t)nb * N, &n)) {
+                more = 0;
+                break;
+            }
+            if (n < 1 || n > N) {
+                sb_printf(err, "input %ld has %d tokens, outside 1..%d", in.done, n, N);
+                rc = -1;
+                break;
+            }
+            if (interp_eval(it, toks + (size_t)nb * N, n)) {
+                sb_printf(err, "the interpreter failed: %s", interp_error(it));
+                rc = -1;
+                break;
+            }
+            memcpy(expect + (size_t)nb * N, interp_values(it, p->output), sizeof(int32_t) * (size_t)n);
+            ns[nb] = n;
+            if (n + 1 > tmax) tmax = n + 1;
+            nb++;
+        }
+        if (rc || nb == 0) break;
+        for (int b = 0; b < nb; b++) {
+            int32_t *r = rows + (size_t)b * tmax;
+            r[0] = m->bos;
+            for (int i = 0; i < tmax - 1; i++) r[i + 1] = i < ns[b] ? row_of[toks[(size_t)b * N + i]] : m->pad;
+            lens[b] = ns[b] + 1;
+        }
+        if (fwd_forward(&st, m, rows, lens, nb, tmax, &fo, err)) {
+            rc = -1;
+            break;
+        }
+        for (int b = 0; b < nb; b++) {
+            int bad_here = 0;
+            for (int i = 0; i < ns[b]; i++) {
+                int32_t e = expect[(size_t)b * N + i];
+                const float *lg = st.logits + ((size_t)b * tmax + (size_t)i + 1) * (size_t)VO;
+                rep->positions++;
+                if (e == RASP_NONE) {
+                    rep->dontcare++;
+                    continue;
+                }
+                int ok;
+                char *want = NULL, *got = NULL;
+                if (m->output_numerical) {
+                    double x = val_is_number(out->vals[e]) ? val_as_double(out->vals[e]) : 0;
+                    ok = fabs(lg[0] - x) <= VERIFY_NUM_TOL * fmax(1.0, fabs(x));
+                    if (!ok && !rep->failed_inputs && !bad_here) {
+                        want = float_text(x);
+                        got = float_text(lg[0]);
+                    }
+                } else {
+                    int best = 0;
+                    for (int j = 1; j < VO; j++)
+                        if (lg[j] > lg[best]) best = j;
+                    ok = col_val[best] == e;
+                    if (!ok && !rep->failed_inputs && !bad_here) {
+                        want = value_text(out->vals[e]);
+                        got = value_text(m->output_values[best]);
+                    }
+                }
+                if (ok) {
+                    rep->agree++;
+                    continue;
+                }
+                if (want) {
+                    rep->cx_n = ns[b];
+                    rep->cx_tokens = xmalloc(sizeof(char *) * (size_t)ns[b]);
+                    for (int k = 0; k < ns[b]; k++) rep->cx_tokens[k] = value_text(p->vocab[toks[(size_t)b * N + k]]);
+                    rep->cx_pos = i;
+                    rep->cx_expected = want;
+                    rep->cx_got = got;
+                    diagnose(m, p, rows + (size_t)b * tmax, toks + (size_t)b * N, ns[b], rep);
+                }
+                bad_here = 1;
+            }
+            rep->inputs++;
+            if (bad_here) rep->failed_inputs++;
+        }
+    }
+    fwd_free(&st);
+    interp_free(it);
+    free(toks);
+    free(expect);
+    free(rows);
+    free(lens);
+    free(ns);
+    free(row_of);
+    free(col_val);
+    return rc;
+}
+
+/* ---- the program inside a model ------------------------------------------------------- */
+
+RaspProgram *verify_program_of(const Model *m, Diag *d, StrBuf *err)
+{
+    if (!m->program || !m->program[0]) {
+        sb_printf(err, "the model carries no program (its `program` metadata is empty)");
+        return NULL;
+    }
+    FrontOptions fo = FRONT_OPTIONS_DEFAULT;
+    json_t *o = json_is_object(m->compiler) ? json_object_get(m->compiler, "options") : NULL;
+    json_t *v;
+    if (o && json_is_string(v = json_object_get(o, "vocab"))) fo.vocab = json_string_value(v);
+    /* the model's own context fixes max_len; causal from the model */
+    fo.max_len = m->cfg.n_ctx - 1;
+    fo.causal = m->cfg.causal ? 1 : -1;
+    RaspProgram *p = rasp_load_text("<model program>", m->program, strlen(m->program), &fo, d);
+    if (!p && !diag_errors(d)) sb_printf(err, "the model's program does not load");
+    return p;
+}

@@ -1,0 +1,162 @@
+#!/bin/sh
+# tests/cli/eval.sh — `tracc eval`: outputs as text and JSON, stdin inputs, --trace,
+# overrides, and every error case (status and message).
+. tests/lib.sh
+
+# ---- programs ---------------------------------------------------------------------------
+cat >"$TMPD/reverse.rasp" <<'EOF'
+vocab {a, b, c, d};
+max_len 5;
+opp_idx   = length - indices;
+opp_idx_1 = opp_idx - 1;
+reverse   = aggregate(select(indices, opp_idx_1, ==), tokens);
+output reverse;
+EOF
+
+cat >"$TMPD/hist.rasp" <<'EOF'
+vocab {a, b, c, d};
+max_len 5;
+hist = selector_width(select(tokens, tokens, ==));
+output hist;
+EOF
+
+cat >"$TMPD/frac.rasp" <<'EOF'
+vocab {a, b, c, x};
+max_len 5;
+is_x = numerical(tokens == "x");
+frac = aggregate(select(indices, indices, <=), is_x, 0);
+output frac;
+EOF
+
+cat >"$TMPD/prev.rasp" <<'EOF'
+vocab {a, b, c};
+max_len 4;
+prev = aggregate(select(indices, indices, lambda k, q: q == k + 1), tokens);
+output prev;
+EOF
+
+cat >"$TMPD/neg.rasp" <<'EOF'
+vocab {-1, 0, 1};
+max_len 4;
+flipped = -tokens;
+output flipped;
+EOF
+
+# a prefix histogram (a composite selector); `hist`, unused by the output, looks ahead:
+# a causal program may hold it, and --trace shows it masked
+cat >"$TMPD/prefix_hist.rasp" <<'EOF'
+vocab {a, b};
+max_len 5;
+same = select(tokens, tokens, ==) and select(indices, indices, <=);
+out = selector_width(same);
+hist = selector_width(select(tokens, tokens, ==));
+output out;
+EOF
+
+cat >"$TMPD/lookahead.rasp" <<'EOF'
+vocab {a, b};
+max_len 5;
+hist = selector_width(select(tokens, tokens, ==));
+output hist;
+EOF
+
+cat >"$TMPD/bad.rasp" <<'EOF'
+vocab {a, b};
+max_len 4;
+x = tokens + nosuchname;
+output x;
+EOF
+
+# ---- outputs ----------------------------------------------------------------------------
+expect_out "reverse" 0 "d c b a" -- "$TRACC" eval "$TMPD/reverse.rasp" a b c d
+expect_out "reverse one token" 0 "a" -- "$TRACC" eval "$TMPD/reverse.rasp" a
+expect_out "reverse json" 0 '["d", "c", "b", "a"]' -- "$TRACC" eval --json "$TMPD/reverse.rasp" a b c d
+expect_out "hist" 0 "2 1 2 1 1" -- "$TRACC" eval "$TMPD/hist.rasp" a b a c d
+expect_out "hist json" 0 "[2, 1, 2, 1, 1]" -- "$TRACC" eval --json "$TMPD/hist.rasp" a b a c d
+expect_out "frac_prevs text" 0 "1.0 0.5 0.6666666666666666 0.5" -- "$TRACC" eval "$TMPD/frac.rasp" x a x a
+expect_out "frac_prevs json floats" 0 "[1.0, 0.5, 0.6666666666666666, 0.5]" -- \
+    "$TRACC" eval --json "$TMPD/frac.rasp" x a x a
+expect_out "no value prints None" 0 "None a b" -- "$TRACC" eval "$TMPD/prev.rasp" a b c
+expect_out "no value is null in json" 0 '[null, "a", "b"]' -- "$TRACC" eval --json "$TMPD/prev.rasp" a b c
+expect_out "negative tokens after FILE" 0 "1 0 -1" -- "$TRACC" eval "$TMPD/neg.rasp" -1 0 1
+expect_out "-- after FILE" 0 "1 -1" -- "$TRACC" eval "$TMPD/neg.rasp" -- -1 1
+expect_out "-- before FILE" 0 "[-1]" -- "$TRACC" eval --json -- "$TMPD/neg.rasp" 1
+expect_out "composite selector" 0 "1 1 2 2 3" -- "$TRACC" eval "$TMPD/prefix_hist.rasp" a b a b a
+expect_out "--causal" 0 "1 1 2 2 3" -- "$TRACC" eval --causal "$TMPD/prefix_hist.rasp" a b a b a
+expect_out "--causal masks every selector" 0 "         0  1  2  3  4
+tokens   a  b  a  b  a
+indices  0  1  2  3  4
+out      1  1  2  2  3
+hist     1  1  2  2  3" -- "$TRACC" eval --causal --trace "$TMPD/prefix_hist.rasp" a b a b a
+expect_out "without --causal no mask" 0 "hist     3  2  3  2  3" -- \
+    sh -c '"$1" eval --trace "$2" a b a b a | tail -n 1' sh "$TRACC" "$TMPD/prefix_hist.rasp"
+expect_err "--causal rejects look-ahead" 1 "needs to look ahead" -- \
+    "$TRACC" eval --causal "$TMPD/lookahead.rasp" a b
+
+# ---- stdin: one input per line ----------------------------------------------------------
+expect_out "stdin lines" 0 "b a
+a d c
+d" -- sh -c 'printf "a b\nc d a\n  d  \n" | "$1" eval "$2"' sh "$TRACC" "$TMPD/reverse.rasp"
+expect_out "stdin json" 0 '["b", "a"]
+["a"]' -- sh -c 'printf "a b\na\n" | "$1" eval --json "$2"' sh "$TRACC" "$TMPD/reverse.rasp"
+expect_out "stdin without final newline" 0 "b a" -- \
+    sh -c 'printf "a b" | "$1" eval "$2"' sh "$TRACC" "$TMPD/reverse.rasp"
+expect_out "no input at all" 0 "" -- sh -c '"$1" eval "$2" </dev/null' sh "$TRACC" "$TMPD/reverse.rasp"
+
+# ---- overrides --------------------------------------------------------------------------
+expect_out "--max-len override" 0 "a d c b a d c" -- \
+    "$TRACC" eval --max-len 7 "$TMPD/reverse.rasp" c d a b c d a
+expect_out "--vocab override" 0 "z y x" -- "$TRACC" eval --vocab x,y,z "$TMPD/reverse.rasp" x y z
+
+# ---- --trace ----------------------------------------------------------------------------
+expect_out "trace text" 0 "           0  1  2
+tokens     a  b  c
+indices    0  1  2
+length     3  3  3
+opp_idx    3  2  1
+opp_idx_1  2  1  0
+reverse    c  b  a" -- "$TRACC" eval --trace "$TMPD/reverse.rasp" a b c
+expect_out "trace blank line between inputs" 0 "             0     1                   2
+tokens       a     x                   x
+indices      0     1                   2
+is_x     false  true                true
+frac       0.0   0.5  0.6666666666666666
+
+            0      1
+tokens      x      a
+indices     0      1
+is_x     true  false
+frac      1.0    0.5" -- sh -c 'printf "a x x\nx a\n" | "$1" eval --trace "$2"' sh "$TRACC" "$TMPD/frac.rasp"
+expect_out "trace json" 0 '{"input": ["a", "b"], "output": ["b", "a"], "sops": {"tokens": ["a", "b"], "indices": [0, 1], "length": [2, 2], "opp_idx": [2, 1], "opp_idx_1": [1, 0], "reverse": ["b", "a"]}}' -- \
+    "$TRACC" eval --json --trace "$TMPD/reverse.rasp" a b
+
+# ---- errors -----------------------------------------------------------------------------
+expect_err "unknown token" 1 "tracc eval: input line 2: token 'z' is not in the vocab {a, b, c, d}" -- \
+    sh -c 'printf "a b\na z\nc\n" | "$1" eval "$2"' sh "$TRACC" "$TMPD/reverse.rasp"
+expect_out "earlier outputs stay" 1 "b a" -- \
+    sh -c 'printf "a b\na z\nc\n" | "$1" eval "$2"' sh "$TRACC" "$TMPD/reverse.rasp"
+expect_err "unknown token on the command line" 1 "token 'e' is not in the vocab {a, b, c, d}" -- \
+    "$TRACC" eval "$TMPD/reverse.rasp" a e
+expect_err "too long" 1 "input line 1: 6 tokens, longer than max_len 5" -- \
+    sh -c 'printf "a b c d a b\n" | "$1" eval "$2"' sh "$TRACC" "$TMPD/reverse.rasp"
+expect_err "too long on the command line" 1 "6 tokens, longer than max_len 5" -- \
+    "$TRACC" eval "$TMPD/reverse.rasp" a b c d a b
+expect_err "empty line" 1 "tracc eval: input line 2 is empty" -- \
+    sh -c 'printf "a\n\nb\n" | "$1" eval "$2"' sh "$TRACC" "$TMPD/reverse.rasp"
+expect_err "blank line" 1 "input line 1 is empty" -- \
+    sh -c 'printf "   \n" | "$1" eval "$2"' sh "$TRACC" "$TMPD/reverse.rasp"
+expect_err "missing file" 1 "nosuchfile.rasp" -- "$TRACC" eval "$TMPD/nosuchfile.rasp" a
+expect_err "semantic error" 1 "nosuchname" -- "$TRACC" eval "$TMPD/bad.rasp" a
+expect_err "semantic error position" 1 "bad.rasp:3:" -- "$TRACC" eval "$TMPD/bad.rasp" a
+expect_err "bad option" 2 "tracc eval: unknown option '--bogus'" -- "$TRACC" eval --bogus "$TMPD/reverse.rasp" a
+expect_err "option without argument" 2 "option '--max-len' needs an argument" -- "$TRACC" eval --max-len
+expect_err "bad --max-len" 2 "--max-len wants an integer in 1..4096, got 'ten'" -- \
+    "$TRACC" eval --max-len ten "$TMPD/reverse.rasp" a
+expect_err "no arguments" 2 "no FILE given" -- "$TRACC" eval
+expect_err "only options" 2 "usage: tracc eval" -- "$TRACC" eval --json
+expect_out "help" 0 "usage: tracc eval [options] FILE [TOKENS...]" -- sh -c '"$1" eval --help | head -n 1' sh "$TRACC"
+for opt in --vocab --max-len --causal --json --trace --help; do
+    expect_out "help lists $opt" 0 "1" -- sh -c '"$1" eval --help | grep -cE -- "^  (-h, )?$2( |$)"' sh "$TRACC" "$opt"
+done
+
+finish
