@@ -68,18 +68,24 @@ static double forward_flops(const ModelConfig *c, int B, int T)
     return c->n_layers * per_layer + 2 * BT * C * c->d_vocab_out;
 }
 
-/* Repeat fn until at least `seconds` have passed (and at least `min_iters` runs). */
-#define TIMED(seconds, min_iters, iters_out, elapsed_out, body)         \
+/* Seconds per run of `body`, the best of 5 repetitions of a batch of runs lasting about
+ * `seconds` / 5 each: the best repetition is the least disturbed by whatever else the
+ * machine is doing (the figures are wall-clock time). */
+#define BEST_TIME(seconds, per_run_out, body)                           \
     do {                                                                \
-        double t0_ = now(), t_;                                         \
-        long n_ = 0;                                                    \
-        do {                                                            \
-            body;                                                       \
-            n_++;                                                       \
-            t_ = now() - t0_;                                           \
-        } while (t_ < (seconds) || n_ < (min_iters));                   \
-        *(iters_out) = n_;                                              \
-        *(elapsed_out) = t_;                                            \
+        double t0_ = now();                                             \
+        body;                                                           \
+        double one_ = now() - t0_;                                      \
+        long n_ = (long)((seconds) / 5 / (one_ > 1e-9 ? one_ : 1e-9));  \
+        if (n_ < 1) n_ = 1;                                             \
+        double best_ = 1e300;                                           \
+        for (int rep_ = 0; rep_ < 5; rep_++) {                          \
+            t0_ = now();                                                \
+            for (long i_ = 0; i_ < n_; i_++) { body; }                  \
+            double per_ = (now() - t0_) / (double)n_;                   \
+            if (per_ < best_) best_ = per_;                             \
+        }                                                               \
+        *(per_run_out) = best_;                                         \
     } while (0)
 
 static double sgemm_gflops(int M, int K, int N)
@@ -89,14 +95,13 @@ static double sgemm_gflops(int M, int K, int N)
     for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)(i % 7) * 0.1f;
     for (size_t i = 0; i < (size_t)K * N; i++) b[i] = (float)(i % 5) * 0.1f;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
-    long iters;
-    double secs;
-    TIMED(1.0, 3, &iters, &secs,
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N));
+    double per;
+    BEST_TIME(1.0, &per,
+              cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N));
     free(a);
     free(b);
     free(c);
-    return 2.0 * M * K * N * (double)iters / secs / 1e9;
+    return 2.0 * M * K * N / per / 1e9;
 }
 
 int main(void)
@@ -133,13 +138,12 @@ int main(void)
                 fprintf(stderr, "bench_forward: %s\n", err.s);
                 return 1;
             }
-            long iters;
-            double secs;
-            TIMED(1.5, 3, &iters, &secs, fwd_forward(&s, m, tok, lens, B, T, &o, &err));
+            double per;
+            BEST_TIME(2.0, &per, fwd_forward(&s, m, tok, lens, B, T, &o, &err));
             char name[64];
             snprintf(name, sizeof name, "forward B=%d T=%d%s", B, T, hard ? " hard" : "");
-            printf("%-28s %12.0f %12.3f %10.2f\n", name, (double)B * (double)iters / secs, 1e3 * secs / (double)iters,
-                   forward_flops(c, B, T) * (double)iters / secs / 1e9);
+            printf("%-28s %12.0f %12.3f %10.2f\n", name, (double)B / per, 1e3 * per,
+                   forward_flops(c, B, T) / per / 1e9);
         }
         sb_free(&err);
         free(tok);

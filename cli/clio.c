@@ -34,6 +34,8 @@ int input_next(InputReader *r, char ***toks, int *ntoks)
         return 0;
     }
     r->lineno++;
+    /* C strings end at a NUL: the bytes after one would be dropped silently */
+    r->has_nul = memchr(r->line, 0, (size_t)n) != NULL;
     int count = 0;
     char *p = r->line;
     for (;;) {

@@ -20,6 +20,8 @@ typedef struct {
     size_t cap;
     char **toks;
     size_t tokcap;
+    int has_nul;        /* the stdin line just returned holds a NUL byte: its tokens stop at
+                           the first NUL, so callers should reject it (added for eval) */
 } InputReader;
 
 void input_init(InputReader *r, int argc, char **argv, FILE *in);

@@ -116,7 +116,10 @@ static int read_tokens(const RaspProgram *p, const InputReader *r, char **toks, 
     sb_puts(&b, "tracc eval: ");
     put_where(&b, r);
     int rc = 0;
-    if (ntoks == 0) {
+    if (r->has_nul) {
+        sb_puts(&b, " holds a NUL byte");
+        rc = -1;
+    } else if (ntoks == 0) {
         sb_puts(&b, " is empty");
         rc = -1;
     } else if (ntoks > p->max_len) {
@@ -310,6 +313,12 @@ int cmd_eval(int argc, char **argv)
         case ':':
             return usage_error("option '%s' needs an argument", argv[optind - 1]);
         default:
+            if (optopt >= OPT_VOCAB)    /* a known long option given an `=value` */
+                return usage_error("option '%s' takes no argument", argv[optind - 1]);
+            if (optopt) {
+                char opt[3] = {'-', (char)optopt, 0};
+                return usage_error("unknown option '%s'", opt);
+            }
             return usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }

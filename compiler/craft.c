@@ -320,13 +320,18 @@ static int craft_head(Cx *cx, const LowerOp *op, CraftOp *co)
         for (int j = 1; j < out->nvals; j++) gmin = fmin(gmin, lower_num(out, j) - lower_num(out, j - 1));
         tau = fmin(1e-6 * fmax(1, vmax), gmin / 64);
     }
-    double c = 0, eta = 0;
+    /* the smallest even c that meets the target; when noisy inputs make the target
+     * unreachable (a larger c also amplifies their noise), the c with the smallest bound */
+    double c = 0, eta = 0, best = INFINITY;
     for (double cc = 2; cc <= C_MAX; cc += 2) {
         double e = cc * nu + (nu > 0 ? (cc * (m + 1) + BOS_LEAD) * 4 * F32_EPS : 0);
-        int ok = sw ? rho_sw(cc, e, N) <= rho_target : leak_agg(cc, e, N) * (2 * vmax + 1) <= tau;
-        c = cc;
-        eta = e;
-        if (ok) break;
+        double ratio = sw ? rho_sw(cc, e, N) / rho_target : leak_agg(cc, e, N) * (2 * vmax + 1) / tau;
+        if (ratio < best) {
+            best = ratio;
+            c = cc;
+            eta = e;
+        }
+        if (ratio <= 1) break;
     }
     if (cx->pol->sharpness > 0) {
         c = cx->pol->sharpness;

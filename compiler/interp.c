@@ -24,11 +24,16 @@
 
 #include "common/util.h"
 
-#define UNSET (-2)  /* "no selected key seen yet" while aggregating; never a value index */
+#define UNSET (-2)
+#define MEAN_CACHE_BITS 10  /* "no selected key seen yet" while aggregating; never a value index */
 
 typedef struct {
     int32_t *v;         /* max_len values, or NULL if this s-op is not evaluated */
     double *num;        /* numerical aggregate: the operand's values as doubles */
+    double *x;          /* numerical aggregate, per run: the operand at each position, */
+    uint8_t *xnone;     /* 0.0 where it has no value (flagged here) */
+    uint64_t *ckey;     /* numerical aggregate: mean -> value index cache (see mean_index) */
+    int32_t *cval;
     int32_t *widx;      /* selector_width: count (0..max_len) -> value index or RASP_NONE */
     const char *bad;    /* why this s-op cannot be evaluated (malformed program), or NULL */
 } SopState;
@@ -341,6 +346,11 @@ Interp *interp_new(const RaspProgram *p, int all)
             const RaspSop *a = &p->sops[s->a];
             ss->num = xmalloc((size_t)(a->nvals > 0 ? a->nvals : 1) * sizeof *ss->num);
             for (int k = 0; k < a->nvals; k++) num_of(a->vals[k], &ss->num[k]);
+            ss->x = xmalloc((size_t)L * sizeof *ss->x);
+            ss->xnone = xmalloc((size_t)L);
+            ss->ckey = xmalloc(((size_t)1 << MEAN_CACHE_BITS) * sizeof *ss->ckey);
+            ss->cval = xmalloc(((size_t)1 << MEAN_CACHE_BITS) * sizeof *ss->cval);
+            for (size_t k = 0; k < (size_t)1 << MEAN_CACHE_BITS; k++) ss->cval[k] = UNSET;
         }
         if (s->op == SOP_SELWIDTH) {
             /* count -> index, by value: the set is {0..N} or {1..N} (or tighter), as ints
@@ -392,6 +402,10 @@ void interp_free(Interp *it)
     const RaspProgram *p = it->p;
     for (int i = 0; i < p->nsops; i++) {
         free(it->s[i].num);
+        free(it->s[i].x);
+        free(it->s[i].xnone);
+        free(it->s[i].ckey);
+        free(it->s[i].cval);
         free(it->s[i].widx);
     }
     for (int i = 0; i < p->nsels; i++) {
@@ -544,6 +558,26 @@ static inline int fold_cat(int32_t *res, int32_t v)
     return *res == RASP_NONE;
 }
 
+/* The value index of a mean. Means recur (the set of possible means is the value set), so
+ * a small direct-mapped cache keyed by the double's bits saves most binary searches; it
+ * only remembers what rasp_num_index answered for the very same double. */
+static int32_t mean_index(Interp *it, const RaspSop *s, SopState *ss, double mean, int q)
+{
+    uint64_t bits;
+    memcpy(&bits, &mean, sizeof bits);
+    size_t h = (size_t)((bits * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - MEAN_CACHE_BITS));
+    if (ss->cval[h] != UNSET && ss->ckey[h] == bits) return ss->cval[h];
+    int idx = rasp_num_index(s, mean);
+    if (idx == RASP_NONE) {
+        set_error(it, "internal error: the mean %.17g at position %d of numerical aggregate "
+                  "'%s' is not in its value set", mean, q, s->label);
+        return RASP_NONE;
+    }
+    ss->ckey[h] = bits;
+    ss->cval[h] = idx;
+    return idx;
+}
+
 static void eval_aggregate(Interp *it, const RaspSop *s, int n)
 {
     const RaspProgram *p = it->p;
@@ -587,8 +621,16 @@ static void eval_aggregate(Interp *it, const RaspSop *s, int n)
     }
 
     /* Numerical: sums run in position order (so results do not depend on the walk), which
-     * the sparse walk gives only when a single key value is selected. */
-    const double *num = it->s[s->id].num;
+     * the sparse walk gives only when a single key value is selected. The dense scans are
+     * branch-free: an unselected key adds +0.0, which leaves any sum unchanged. */
+    SopState *ss = &it->s[s->id];
+    const double *num = ss->num;
+    double *x = ss->x;
+    uint8_t *xnone = ss->xnone;
+    for (int k = 0; k < n; k++) {
+        xnone[k] = av[k] == RASP_NONE;
+        x[k] = xnone[k] ? 0.0 : num[av[k]];
+    }
     for (int q = 0; q < n; q++) {
         int lim = causal ? q + 1 : n;
         double sum = 0;
@@ -598,28 +640,22 @@ static void eval_aggregate(Interp *it, const RaspSop *s, int n)
         if (leaf && sparse_row(ls, qv[q], n, &sv, &deg) && deg <= 1) {
             if (deg == 1 && ls->kstamp[sv[0]] == run)
                 for (int k = ls->head[sv[0]]; k >= 0 && k < lim; k = ls->next[k]) {
-                    if (av[k] == RASP_NONE) { none = 1; break; }
-                    sum += num[av[k]];
+                    none |= xnone[k];
+                    sum += x[k];
                     count++;
                 }
         } else {
-            const uint8_t *row = leaf ? NULL : sel_row(it, s->sel, q, n, lim);
-            const uint8_t *r = leaf ? ls->base + (ptrdiff_t)qv[q] * ls->stride : NULL;
+            const uint8_t *row = sel_row(it, s->sel, q, n, lim);
             for (int k = 0; k < lim; k++) {
-                if (!(leaf ? r[kv[k]] : row[k])) continue;
-                if (av[k] == RASP_NONE) { none = 1; break; }
-                sum += num[av[k]];
-                count++;
+                int c = row[k];
+                none |= c & xnone[k];
+                sum += c ? x[k] : 0.0;
+                count += c;
             }
         }
         if (none) { out[q] = RASP_NONE; continue; }
         if (!count) { out[q] = s->deflt; continue; }
-        double mean = sum / count;
-        int idx = rasp_num_index(s, mean);
-        if (idx == RASP_NONE)
-            set_error(it, "internal error: the mean %.17g at position %d of numerical aggregate "
-                      "'%s' is not in its value set", mean, q, s->label);
-        out[q] = idx;
+        out[q] = mean_index(it, s, ss, sum / count, q);
     }
 }
 

@@ -258,7 +258,7 @@ static void serr(Sema *S, Span sp, const char *fmt, ...)
         sm_put(&S->seen, arena_strdup(&S->tmp, k.s), 1);
         diag_error(S->d, sp, "%s", b.s);
         XGROW(S->pending, S->cappending, (size_t)S->nframes + 1);
-        memcpy(S->pending, S->frames, sizeof(Frame) * (size_t)S->nframes);
+        if (S->nframes) memcpy(S->pending, S->frames, sizeof(Frame) * (size_t)S->nframes);
         S->npending = S->nframes;
     }
     sb_free(&k);
@@ -1157,6 +1157,17 @@ static const AstNode *find_later_def(Sema *S, int file, const char *name)
     return NULL;
 }
 
+/* The other file that defines the private name `name`, or -1 (for "it is private" hints). */
+static int private_owner(Sema *S, const Env *env, const char *name)
+{
+    if (name[0] != '_' || !S->fscope) return -1;
+    for (int f = 0; f < S->in->nfiles; f++) {
+        const Scope *fs = S->fscope[f];
+        if (fs && f != env->file && scope_find(fs, name, fs->n) >= 0) return f;
+    }
+    return -1;
+}
+
 static void unknown_name(Sema *S, Env *env, const AstNode *n, const char *name, const char *defining)
 {
     if (scope_incomplete(env->scope)) return;   /* a failed load explains it */
@@ -1164,14 +1175,11 @@ static void unknown_name(Sema *S, Env *env, const AstNode *n, const char *name, 
         serr(S, n->span, "unknown name `%s`: a def cannot call itself (a def sees only the names defined before it)", name);
         return;
     }
-    if (name[0] == '_') {
-        for (int f = 0; f < S->in->nfiles; f++) {
-            const Scope *fs = S->fscope ? S->fscope[f] : NULL;
-            if (!fs || f == env->file || scope_find(fs, name, fs->n) < 0) continue;
-            serr(S, n->span, "unknown name `%s`: names starting with `_` are private to the file that defines them ('%s')",
-                 name, S->in->files[f].path);
-            return;
-        }
+    int owner = private_owner(S, env, name);
+    if (owner >= 0) {
+        serr(S, n->span, "unknown name `%s`: names starting with `_` are private to the file that defines them ('%s')",
+             name, S->in->files[owner].path);
+        return;
     }
     const AstNode *later = find_later_def(S, env->file, name);
     if (later && (later->span.line > n->span.line ||
@@ -1356,11 +1364,13 @@ static RVal expr_call(Sema *S, Env *env, const AstNode *n, int want)
             body = lambda_prepare(S, env, p, 2, "select", "lambda k, q: ...", &L);
             pok = body != NULL;
         } else {
-            Value v;
+            RVal pv = p->kind == AST_NAME ? expr(S, env, p, -1) : rv_error();
             if (p->kind == AST_BOOL) {
                 constant = (int)p->ival;
-            } else if (p->kind == AST_NAME && expect_const(S, env, p, "the predicate of select", &v) && v.kind == VAL_BOOL) {
-                constant = (int)v.u.i;
+            } else if (pv.kind == RK_CONST && pv.v.kind == VAL_BOOL) {
+                constant = (int)pv.v.u.i;   /* a constant holding true or false */
+            } else if (p->kind == AST_NAME && pv.kind == RK_ERROR) {
+                pok = 0;                    /* already reported */
             } else {
                 serr(S, p->span, "the predicate of select must be a comparison (== != < <= > >=), true, false "
                      "or lambda k, q: ..., not %s", desc(S, p));
@@ -1481,7 +1491,11 @@ static RVal expr_call(Sema *S, Env *env, const AstNode *n, int want)
     if (!b) {
         if (!scope_incomplete(env->scope)) {
             const AstNode *later = find_later_def(S, env->file, f);
-            if (later && later->kind == AST_DEF && later->span.line > n->span.line)
+            int owner = private_owner(S, env, f);
+            if (owner >= 0)
+                serr(S, n->span, "unknown function `%s`: names starting with `_` are private to the file that defines them ('%s')",
+                     f, S->in->files[owner].path);
+            else if (later && later->kind == AST_DEF && later->span.line > n->span.line)
                 serr(S, n->span, "unknown function `%s`: it is defined later, at line %d; defs must be defined before they are called",
                      f, later->span.line);
             else
@@ -1795,8 +1809,12 @@ static int check_names(Sema *S, Env *env, const AstNode *n, NameList *locals, co
             Binding *b = scope_lookup(env->scope, n->str);
             if (!b) {
                 if (!scope_incomplete(env->scope)) {
+                    int owner = private_owner(S, env, n->str);
                     if (!strcmp(n->str, defname))
                         serr(S, n->span, "unknown function `%s`: a def cannot call itself (a def sees only the names defined before it)", n->str);
+                    else if (owner >= 0)
+                        serr(S, n->span, "unknown function `%s`: names starting with `_` are private to the file that defines them ('%s')",
+                             n->str, S->in->files[owner].path);
                     else
                         serr(S, n->span, "unknown function `%s`", n->str);
                 }

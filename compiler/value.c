@@ -7,7 +7,6 @@
 
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* ---------- kinds and names for messages ---------- */
@@ -405,61 +404,18 @@ int val_as_bool(Value v, int *b)
 
 /* ---------- text ---------- */
 
-/* Python's repr of a float: the shortest digits that read back as the same double, in
- * fixed notation when the decimal exponent is in [-4, 16), else scientific with at least
- * two exponent digits ("1e-07", "1e+16"), and always marked as a float ("2.0").
- * (common/util.c's fmt_double picks %g's notation, which prints 100.0 as "1e+02".) */
-static void py_float_repr(double x, StrBuf *out)
-{
-    if (isnan(x)) { sb_puts(out, "nan"); return; }
-    if (isinf(x)) { sb_puts(out, x > 0 ? "inf" : "-inf"); return; }
-    char buf[64];
-    int prec;
-    for (prec = 0; prec < 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*e", prec, x);
-        if (strtod(buf, NULL) == x) break;
-    }
-    if (prec == 17) snprintf(buf, sizeof buf, "%.16e", x);
-    /* buf = [-]d[.ddd]e[+-]XX: split into sign, digits and exponent */
-    const char *p = buf;
-    int neg = 0;
-    if (*p == '-') { neg = 1; p++; }
-    char digits[32];
-    int nd = 0;
-    for (; *p && *p != 'e'; p++)
-        if (*p != '.') digits[nd++] = *p;
-    while (nd > 1 && digits[nd - 1] == '0') nd--;   /* 1.50e+00 -> digits "15" */
-    int exp = atoi(p + 1);
-    if (neg) sb_putc(out, '-');
-    if (exp >= -4 && exp < 16) {
-        if (exp < 0) {
-            sb_puts(out, "0.");
-            for (int i = 0; i < -exp - 1; i++) sb_putc(out, '0');
-            sb_putn(out, digits, (size_t)nd);
-        } else {
-            int intd = exp + 1;
-            for (int i = 0; i < intd; i++) sb_putc(out, i < nd ? digits[i] : '0');
-            sb_putc(out, '.');
-            if (nd > intd) sb_putn(out, digits + intd, (size_t)(nd - intd));
-            else sb_putc(out, '0');
-        }
-    } else {
-        sb_putc(out, digits[0]);
-        if (nd > 1) {
-            sb_putc(out, '.');
-            sb_putn(out, digits + 1, (size_t)(nd - 1));
-        }
-        sb_printf(out, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
-    }
-}
-
 void val_format(Value v, StrBuf *out)
 {
     switch (v.kind) {
     case VAL_NONE: sb_puts(out, "None"); break;
     case VAL_BOOL: sb_puts(out, v.u.i ? "true" : "false"); break;
     case VAL_INT: sb_printf(out, "%lld", (long long)v.u.i); break;
-    case VAL_FLOAT: py_float_repr(v.u.f, out); break;
+    case VAL_FLOAT: {
+        char buf[64];
+        fmt_double(v.u.f, buf, sizeof buf);   /* Python's repr */
+        sb_puts(out, buf);
+        break;
+    }
     case VAL_STR: sb_puts(out, v.u.s); break;
     }
 }

@@ -246,6 +246,9 @@ static int config_check(const ModelConfig *c, const char *file, StrBuf *err)
             return fail(err, "%s: config.%s: expected an integer >= %d, found %d", file,
                         CONFIG_KEYS[i], CONFIG_MIN[i], v);
     }
+    if (c->n_layers > MODEL_MAX_LAYERS)
+        return fail(err, "%s: config.n_layers: expected at most %d, found %d", file, MODEL_MAX_LAYERS,
+                    c->n_layers);
     if (!isfinite(c->attn_scale) || c->attn_scale <= 0)
         return fail(err, "%s: config.attn_scale: expected a finite number > 0, found %g", file,
                     c->attn_scale);
@@ -873,10 +876,48 @@ static int nonfinite_error(StrBuf *err, const char *file, const char *name, cons
     return -1;
 }
 
+static int cmp_str_ptr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The file has fewer tensors than the config needs: name the first one missing, without
+ * building a table sized by the (unchecked) config. */
+static int report_missing(const ModelConfig *c, const StFile *f, const char *file, StrBuf *err)
+{
+    const char **names = xmalloc(sizeof(char *) * (size_t)(f->ntensors ? f->ntensors : 1));
+    for (int i = 0; i < f->ntensors; i++) names[i] = f->tensors[i].name;
+    qsort(names, (size_t)f->ntensors, sizeof *names, cmp_str_ptr);
+    int nt = model_num_tensors(c), L = c->n_layers;
+    char name[64];
+    for (int i = 0; i < nt; i++) {
+        if (i == 0) snprintf(name, sizeof name, "embed.W_E");
+        else if (i == 1) snprintf(name, sizeof name, "pos_embed.W_pos");
+        else if (i < 2 + NKINDS * L) snprintf(name, sizeof name, "blocks.%d.%s", (i - 2) % L, KINDS[(i - 2) / L].suffix);
+        else snprintf(name, sizeof name, i == 2 + NKINDS * L ? "unembed.W_U" : "unembed.b_U");
+        const char *key = name;
+        if (bsearch(&key, names, (size_t)f->ntensors, sizeof *names, cmp_str_ptr)) continue;
+        const char *dims = entry_dims(c, i);
+        int64_t shape[3];
+        int nd = (int)strlen(dims);
+        for (int d = 0; d < nd; d++) shape[d] = dim_of(c, dims[d]);
+        sb_printf(err, "%s: %s: expected a tensor of shape ", file, name);
+        describe_shape(err, nd, shape);
+        describe_dims(err, dims);
+        sb_puts(err, ", found none (the tensor is missing)");
+        break;
+    }
+    free(names);
+    return -1;
+}
+
 static int load_tensors(Model *m, const StFile *f, const char *file, StrBuf *err)
 {
     const ModelConfig *c = &m->cfg;
     int nt = model_num_tensors(c);
+    int nfile = 0;
+    for (int i = 0; i < f->ntensors; i++) nfile += strncmp(f->tensors[i].name, "optim.", 6) != 0;
+    if (nfile < nt) return report_missing(c, f, file, err);
     m->ntensors = nt;
     m->tensors = xcalloc((size_t)nt, sizeof *m->tensors);
     m->num_params = model_layout(c, m->tensors);

@@ -27,6 +27,7 @@ struct json_t;   /* jansson; include <jansson.h> to work with the JSON-valued fi
 #define MODEL_FORMAT "tracc-model"
 #define MODEL_FORMAT_VERSION "1"
 #define MODEL_MAX_DIM 0x7fffffff   /* every config size must fit an int */
+#define MODEL_MAX_LAYERS 65536      /* keeps the tensor count (4 + 12 L) small */
 
 typedef struct {
     int n_layers;       /* L  (>= 0) */

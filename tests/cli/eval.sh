@@ -145,10 +145,17 @@ expect_err "empty line" 1 "tracc eval: input line 2 is empty" -- \
     sh -c 'printf "a\n\nb\n" | "$1" eval "$2"' sh "$TRACC" "$TMPD/reverse.rasp"
 expect_err "blank line" 1 "input line 1 is empty" -- \
     sh -c 'printf "   \n" | "$1" eval "$2"' sh "$TRACC" "$TMPD/reverse.rasp"
+expect_err "NUL byte" 1 "input line 2 holds a NUL byte" -- \
+    sh -c 'printf "a\na\000b\n" | "$1" eval "$2"' sh "$TRACC" "$TMPD/reverse.rasp"
+expect_err "binary input" 1 "is not in the vocab" -- \
+    sh -c 'printf "\377\376\001\n" | "$1" eval "$2"' sh "$TRACC" "$TMPD/reverse.rasp"
 expect_err "missing file" 1 "nosuchfile.rasp" -- "$TRACC" eval "$TMPD/nosuchfile.rasp" a
 expect_err "semantic error" 1 "nosuchname" -- "$TRACC" eval "$TMPD/bad.rasp" a
 expect_err "semantic error position" 1 "bad.rasp:3:" -- "$TRACC" eval "$TMPD/bad.rasp" a
 expect_err "bad option" 2 "tracc eval: unknown option '--bogus'" -- "$TRACC" eval --bogus "$TMPD/reverse.rasp" a
+expect_err "bad short option" 2 "tracc eval: unknown option '-x'" -- "$TRACC" eval -x "$TMPD/reverse.rasp" a
+expect_err "flag given a value" 2 "option '--json=yes' takes no argument" -- \
+    "$TRACC" eval --json=yes "$TMPD/reverse.rasp" a
 expect_err "option without argument" 2 "option '--max-len' needs an argument" -- "$TRACC" eval --max-len
 expect_err "bad --max-len" 2 "--max-len wants an integer in 1..4096, got 'ten'" -- \
     "$TRACC" eval --max-len ten "$TMPD/reverse.rasp" a

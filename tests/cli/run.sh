@@ -87,6 +87,21 @@ expect_out "trace json" 0 '{"input": ["a", "b"], "output": ["-", "a"], "stages":
 expect_out "trace --blocks 0 has only the embedding" 0 "2" -- \
     sh -c '"$1" run --trace --blocks 0 "$2" a b | grep -c "^after\|^decoded"' sh "$TRACC" "$PREV"
 
+# ---- compiled programs: `tracc run` prints what `tracc eval` prints -------------------
+printf 'a b c d\nd\nb b a\nc a d b a\nd c\n' >"$TMPD/reverse.in"
+cp "$TMPD/reverse.in" "$TMPD/hist.in"
+printf '3 1 2\n10\n5 4 9 7 1\n' >"$TMPD/sort_unique.in"   # integer tokens, matched by text
+for prog in reverse hist sort_unique; do
+    if "$TRACC" compile --verify none "rasp_examples/$prog.rasp" -o "$TMPD/$prog.safetensors" \
+        >/dev/null 2>"$TMPD/compile.err"; then
+        "$TRACC" eval --json "rasp_examples/$prog.rasp" <"$TMPD/$prog.in" >"$TMPD/eval.out" 2>&1
+        expect_out "run equals eval: $prog" 0 "$(cat "$TMPD/eval.out")" -- \
+            sh -c '"$1" run --json "$2" <"$3"' sh "$TRACC" "$TMPD/$prog.safetensors" "$TMPD/$prog.in"
+    else
+        echo "SKIPPED: run equals eval: $prog: tracc compile failed: $(grep -m 1 -v "^=*$" "$TMPD/compile.err")"
+    fi
+done
+
 # ---- errors -----------------------------------------------------------------------------
 expect_err "unknown token" 1 "tracc run: input line 2: token 'z' is not in the vocab {a, b, c}" -- \
     sh -c 'printf "a b\na z\nc\n" | "$1" run "$2"' sh "$TRACC" "$PREV"

@@ -650,6 +650,30 @@ static void test_corrupt_shapes_disagree_with_config(void **state)
         put_meta_json(&p, "config", cfg);
         set_meta_text(&p, "layers", "[]");
     }, "blocks.1.attn.W_Q: expected a tensor of shape [1, 12, 5] (n_heads, d_model, d_head), found none");
+    /* Sizes far beyond the file are reported, never allocated. */
+    EDIT_AND_EXPECT({
+        json_t *cfg = get_meta_json(&p, "config");
+        json_object_set_new(cfg, "n_layers", json_integer(65536));
+        json_object_set_new(cfg, "d_mlp", json_integer(4096));
+        put_meta_json(&p, "config", cfg);
+        set_meta_text(&p, "layers", "[]");
+    }, "blocks.1.attn.W_Q: expected a tensor of shape [1, 12, 5] (n_heads, d_model, d_head), found none");
+    EDIT_AND_EXPECT({
+        json_t *cfg = get_meta_json(&p, "config");
+        json_object_set_new(cfg, "d_mlp", json_integer(1 << 24));
+        put_meta_json(&p, "config", cfg);
+    }, "blocks.0.mlp.W_in: expected a tensor of shape [12, 16777216] (d_model, d_mlp), found shape [12, 1]");
+    EDIT_AND_EXPECT({
+        json_t *cfg = get_meta_json(&p, "config");
+        json_object_set_new(cfg, "n_layers", json_integer(65537));
+        put_meta_json(&p, "config", cfg);
+    }, "config.n_layers: expected at most 65536, found 65537");
+    EDIT_AND_EXPECT({
+        json_t *cfg = get_meta_json(&p, "config");
+        json_object_set_new(cfg, "d_model", json_integer(2000000000));
+        json_object_set_new(cfg, "d_mlp", json_integer(2000000000));
+        put_meta_json(&p, "config", cfg);
+    }, "config: expected at most 68719476736 parameters");
 }
 
 static void test_corrupt_missing_and_unknown_tensors(void **state)

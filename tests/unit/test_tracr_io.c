@@ -82,7 +82,9 @@ static char *jsonl_path(void)
     StrBuf b;
     sb_init(&b);
     sb_printf(&b, "%s/reference/tracr_io.jsonl", shared && *shared ? shared : "../shared");
-    return sb_steal(&b);
+    char *path = sb_steal(&b);
+    sb_free(&b);   /* sb_steal leaves b initialised */
+    return path;
 }
 
 static int setup(void **state)
@@ -98,6 +100,7 @@ static int setup(void **state)
         sb_printf(&b, "cannot read %s: %s (set TRACC_SHARED to the folder holding "
                   "reference/tracr_io.jsonl)", S.path, strerror(errno));
         S.load_error = sb_steal(&b);
+        sb_free(&b);
         return 0;   /* every test then fails with this message */
     }
     size_t cap = 0;
@@ -114,6 +117,7 @@ static int setup(void **state)
                 sb_init(&b);
                 sb_printf(&b, "%s:%d: not a JSON object: %s", S.path, lineno, err.text);
                 S.load_error = sb_steal(&b);
+                sb_free(&b);
                 json_decref(row);
                 break;
             }
@@ -209,6 +213,7 @@ static Loaded *load_cached(const char *file, const json_t *vocab, int max_len)
     Loaded *l = &S.loaded[S.nloaded++];
     l->file = file;
     l->vocab = sb_steal(&vb);
+    sb_free(&vb);
     l->max_len = max_len;
     l->prog = p;
     l->it = interp_new(p, 0);

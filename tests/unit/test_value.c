@@ -387,6 +387,58 @@ static void test_valueset_means_are_complete(void **state)
     assert_true(out[0].u.f == 3.0);
 }
 
+/* every mean of every multiset of size 1..N, by enumeration */
+static void brute_means(const double *v, int m, int N, double *out, int *nout)
+{
+    int n = 0;
+    int idx[8];
+    for (int c = 1; c <= N; c++) {
+        for (int i = 0; i < c; i++) idx[i] = 0;
+        for (;;) {
+            double sum = 0;
+            for (int i = 0; i < c; i++) sum += v[idx[i]];
+            double mean = sum / c;
+            int seen = 0;
+            for (int k = 0; k < n && !seen; k++) seen = vs_num_close(out[k], mean);
+            if (!seen) out[n++] = mean;
+            int i = c - 1;   /* next non-decreasing index tuple */
+            while (i >= 0 && idx[i] == m - 1) i--;
+            if (i < 0) break;
+            idx[i]++;
+            for (int j = i + 1; j < c; j++) idx[j] = idx[i];
+        }
+    }
+    *nout = n;
+}
+
+static void test_valueset_means_match_brute_force(void **state)
+{
+    (void)state;
+    static const double sets[][4] = {
+        {-2, 3, 0, 0}, {-1, 0, 1, 0}, {0.5, 1.25, -3, 0}, {1, 2, 4, 8}, {0, 0.1, 0.2, 0.3}, {-7, -7.5, 100, 2},
+    };
+    static const int sizes[] = {2, 3, 3, 4, 4, 4};
+    for (size_t t = 0; t < ARRAY_LEN(sizes); t++) {
+        for (int N = 1; N <= 5; N++) {
+            Value vals[4];
+            for (int i = 0; i < sizes[t]; i++)
+                vals[i] = sets[t][i] == (int)sets[t][i] ? val_int((int)sets[t][i]) : val_float(sets[t][i]);
+            Value *out;
+            int n = vs_means(vals, sizes[t], N, 0, 0.0, 100000, &arena, &out);
+            double want[2000];
+            int nw;
+            brute_means(sets[t], sizes[t], N, want, &nw);
+            assert_int_equal(n, nw);
+            for (int i = 0; i < n; i++) {
+                int found = 0;
+                for (int k = 0; k < nw && !found; k++) found = vs_num_close(val_as_double(out[i]), want[k]);
+                assert_true(found);
+                if (i) assert_true(val_as_double(out[i - 1]) < val_as_double(out[i]));
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -404,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_value_order_and_hash_agree_with_equality),
         cmocka_unit_test(test_valueset_dedupes_and_sorts),
         cmocka_unit_test(test_valueset_means_are_complete),
+        cmocka_unit_test(test_valueset_means_match_brute_force),
     };
     return cmocka_run_group_tests_name("value", tests, setup, teardown);
 }
