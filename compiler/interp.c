@@ -4,7 +4,9 @@
  * faster than the input is a selector's n×n query/key grid; we never store it for the
  * consumers (aggregate, selector_width): each one walks the grid one query row at a time,
  * and for a plain `select` (the common case) reads the predicate straight from a table
- * laid out per query value. interp_selection builds the full matrix only when asked.
+ * laid out per query value, or, when the select picks few key values per query value,
+ * visits only the positions holding those (see sparse_row). interp_selection builds the
+ * full matrix only when asked. Nothing is allocated per input.
  *
  * Semantics (spec Decisions 3, 4, 10, 11):
  *   - a select never selects a key or query with no value; a composite (and/or/not) is
@@ -24,8 +26,8 @@
 
 #include "common/util.h"
 
-#define UNSET (-2)
-#define MEAN_CACHE_BITS 10  /* "no selected key seen yet" while aggregating; never a value index */
+#define UNSET (-2)          /* "no selected key seen yet" while aggregating; never a value index */
+#define MEAN_CACHE_BITS 10  /* entries (log2) of each numerical aggregate's mean cache */
 
 typedef struct {
     int32_t *v;         /* max_len values, or NULL if this s-op is not evaluated */

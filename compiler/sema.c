@@ -978,9 +978,7 @@ static int mk_map(Sema *S, const ScalarFn *f, int a, Encoding enc, int linear, d
     TabResult tr;
     memset(&tr, 0, sizeof tr);
     sb_init(&tr.reason);
-    RaspSop tmp = S->sops[id];
-    tabulate(S, f, a, -1, &tmp, &tr);
-    S->sops[id] = tmp;
+    tabulate(S, f, a, -1, &S->sops[id], &tr);   /* creates no s-op: the pointer stays valid */
     char d2[80];
     int bad = 1;
     switch (tr.status) {
@@ -1029,9 +1027,7 @@ static int mk_seqmap(Sema *S, const ScalarFn *f, int a, int b, Encoding enc, int
     TabResult tr;
     memset(&tr, 0, sizeof tr);
     sb_init(&tr.reason);
-    RaspSop tmp = S->sops[id];
-    tabulate(S, f, a, b, &tmp, &tr);
-    S->sops[id] = tmp;
+    tabulate(S, f, a, b, &S->sops[id], &tr);   /* creates no s-op: the pointer stays valid */
 
     int bad = 1;
     switch (tr.status) {
