@@ -320,19 +320,21 @@ static int craft_head(Cx *cx, const LowerOp *op, CraftOp *co)
         for (int j = 1; j < out->nvals; j++) gmin = fmin(gmin, lower_num(out, j) - lower_num(out, j - 1));
         tau = fmin(1e-6 * fmax(1, vmax), gmin / 64);
     }
-    /* the smallest even c that meets the target; when noisy inputs make the target
-     * unreachable (a larger c also amplifies their noise), the c with the smallest bound */
-    double c = 0, eta = 0, best = INFINITY;
-    for (double cc = 2; cc <= C_MAX; cc += 2) {
-        double e = cc * nu + (nu > 0 ? (cc * (m + 1) + BOS_LEAD) * 4 * F32_EPS : 0);
-        double ratio = sw ? rho_sw(cc, e, N) / rho_target : leak_agg(cc, e, N) * (2 * vmax + 1) / tau;
-        if (ratio < best) {
-            best = ratio;
-            c = cc;
-            eta = e;
+    /* The smallest even c that meets the target. The noise terms are worst-case bounds that
+     * grow with c; when no c meets the target with them, take the c that meets it for exact
+     * inputs (what the leak needs), and let the margin report the bound. */
+    double c = 0, eta = 0;
+    for (int pass = 0; pass < 2 && c == 0; pass++) {
+        double nup = pass ? 0 : nu;
+        for (double cc = 2; cc <= C_MAX && c == 0; cc += 2) {
+            double e = cc * nup + (nup > 0 ? (cc * (m + 1) + BOS_LEAD) * 4 * F32_EPS : 0);
+            double bound = sw ? expm1(2 * e) + N * exp(-cc + 2 * e) + 4 * F32_EPS
+                              : (N + 1) * exp(-cc / 2 + 2 * e) * (2 * vmax + 1);
+            if (bound <= (sw ? rho_target : tau)) c = cc;
         }
-        if (ratio <= 1) break;
     }
+    if (c == 0) c = C_MAX;
+    eta = c * nu + (nu > 0 ? (c * (m + 1) + BOS_LEAD) * 4 * F32_EPS : 0);
     if (cx->pol->sharpness > 0) {
         c = cx->pol->sharpness;
         eta = c * nu + (nu > 0 ? (c * (m + 1) + BOS_LEAD) * 4 * F32_EPS : 0);
@@ -610,9 +612,10 @@ static int craft_disc(Cx *cx, int out, const double *feat, const DiscSpec *ds, C
         tol_min = fmin(tol_min, tol);
         ein = fmax(ein, e);
         margin = fmin(margin, e > 0 ? tol / e : INFINITY);
-        /* float32: each active unit's value is about L*|x| + mag; its rounding reaches the
-         * output through delta (twice: two units) */
-        double unit_err = 2 * F32_EPS * (L * fmax(fabs(xlo), fabs(xhi)) + L * fmax(fabs(a), fabs(b)) + mag);
+        /* float32: an active unit's input is L*x plus a bias of about L*|threshold|, both
+         * rounded; only active units matter (the others stay below zero by a wide margin) */
+        double xact = up <= down ? fmax(fabs(a), fabs(xhi)) : fmax(fabs(xlo), fabs(b));
+        double unit_err = 2 * F32_EPS * (L * xact + L * fmax(fabs(a), fabs(b)) + mag);
         out_err += 2 * unit_err * dl1;
     }
     int nzb = 0;
