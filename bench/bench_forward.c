@@ -1,5 +1,5 @@
 /* bench_forward.c — forward-pass throughput for a model the size of the paper's Counter
- * (Jain et al. countA compiled at max_len 46: vocab 9 + BOS + PAD, n_ctx 47, 3 blocks,
+ * (Jain et al.'s countA as Tracr compiles it at max_len 46: vocab 9 + BOS + PAD, n_ctx 47, 3 blocks,
  * d_model 155, 1 head of d_head 48, d_mlp 94, 47 output values), at batch 1, 96 and 1024,
  * next to OpenBLAS's own sgemm rate measured in the same run.
  *
@@ -68,40 +68,85 @@ static double forward_flops(const ModelConfig *c, int B, int T)
     return c->n_layers * per_layer + 2 * BT * C * c->d_vocab_out;
 }
 
-/* Seconds per run of `body`, the best of 5 repetitions of a batch of runs lasting about
- * `seconds` / 5 each: the best repetition is the least disturbed by whatever else the
- * machine is doing (the figures are wall-clock time). */
-#define BEST_TIME(seconds, per_run_out, body)                           \
-    do {                                                                \
-        double t0_ = now();                                             \
-        body;                                                           \
-        double one_ = now() - t0_;                                      \
-        long n_ = (long)((seconds) / 5 / (one_ > 1e-9 ? one_ : 1e-9));  \
-        if (n_ < 1) n_ = 1;                                             \
-        double best_ = 1e300;                                           \
-        for (int rep_ = 0; rep_ < 5; rep_++) {                          \
-            t0_ = now();                                                \
-            for (long i_ = 0; i_ < n_; i_++) { body; }                  \
-            double per_ = (now() - t0_) / (double)n_;                   \
-            if (per_ < best_) best_ = per_;                             \
-        }                                                               \
-        *(per_run_out) = best_;                                         \
-    } while (0)
-
-static double sgemm_gflops(int M, int K, int N)
+static double cpu_now(void)
 {
-    float *a = malloc(sizeof(float) * (size_t)M * K), *b = malloc(sizeof(float) * (size_t)K * N);
-    float *c = malloc(sizeof(float) * (size_t)M * N);
-    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (float)(i % 7) * 0.1f;
-    for (size_t i = 0; i < (size_t)K * N; i++) b[i] = (float)(i % 5) * 0.1f;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
-    double per;
-    BEST_TIME(1.0, &per,
-              cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N));
-    free(a);
-    free(b);
-    free(c);
-    return 2.0 * M * K * N / per / 1e9;
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct {
+    double wall, cpu;   /* seconds per run: wall clock, and CPU time of the process */
+} Timing;
+
+/* Time fn(ctx): 5 repetitions of a batch of runs lasting about `seconds` / 5 each; the
+ * best repetition (by wall clock) is the least disturbed by other jobs on the machine.
+ * CPU time sums every thread, so with n BLAS threads it can exceed the wall time. */
+static Timing measure(void (*fn)(void *), void *ctx, double seconds)
+{
+    double t0 = now();
+    fn(ctx);
+    double one = now() - t0;
+    long n = (long)(seconds / 5 / (one > 1e-9 ? one : 1e-9));
+    if (n < 1) n = 1;
+    Timing best = {1e300, 1e300};
+    for (int rep = 0; rep < 5; rep++) {
+        double w0 = now(), c0 = cpu_now();
+        for (long i = 0; i < n; i++) fn(ctx);
+        Timing t = {(now() - w0) / (double)n, (cpu_now() - c0) / (double)n};
+        if (t.wall < best.wall) best.wall = t.wall;
+        if (t.cpu < best.cpu) best.cpu = t.cpu;
+    }
+    return best;
+}
+
+typedef struct {
+    int M, K, N;
+    float *a, *b, *c;
+} GemmCtx;
+
+static void run_gemm(void *p)
+{
+    GemmCtx *g = p;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->M, g->N, g->K, 1.0f, g->a, g->K, g->b, g->N,
+                0.0f, g->c, g->N);
+}
+
+typedef struct {
+    FwdState *s;
+    const Model *m;
+    const int32_t *tok;
+    const int *lens;
+    int B, T;
+    FwdOptions o;
+} FwdCtx;
+
+static void run_forward(void *p)
+{
+    FwdCtx *f = p;
+    StrBuf err;
+    sb_init(&err);
+    if (fwd_forward(f->s, f->m, f->tok, f->lens, f->B, f->T, &f->o, &err)) {
+        fprintf(stderr, "bench_forward: %s\n", err.s);
+        exit(1);
+    }
+    sb_free(&err);
+}
+
+static void print_gemm(int M, int K, int N, const char *what)
+{
+    GemmCtx g = {M, K, N, malloc(sizeof(float) * (size_t)M * K), malloc(sizeof(float) * (size_t)K * N),
+                 malloc(sizeof(float) * (size_t)M * N)};
+    for (size_t i = 0; i < (size_t)M * K; i++) g.a[i] = (float)(i % 7) * 0.1f;
+    for (size_t i = 0; i < (size_t)K * N; i++) g.b[i] = (float)(i % 5) * 0.1f;
+    Timing t = measure(run_gemm, &g, 1.0);
+    double fl = 2.0 * M * K * N;
+    char name[64];
+    snprintf(name, sizeof name, "sgemm %dx%dx%d", M, K, N);
+    printf("%-30s %10s %10s %10.2f %10.2f  %s\n", name, "", "", fl / t.wall / 1e9, fl / t.cpu / 1e9, what);
+    free(g.a);
+    free(g.b);
+    free(g.c);
 }
 
 int main(void)
@@ -113,7 +158,7 @@ int main(void)
            m->num_params, c->n_layers, c->d_model, c->n_heads, c->d_head, c->d_mlp, c->d_vocab, c->n_ctx,
            c->d_vocab_out);
     printf("OpenBLAS: %s, %d thread(s)\n", openblas_get_config(), openblas_get_num_threads());
-    printf("%-28s %12s %12s %10s\n", "case", "seq/s", "ms/batch", "GFLOP/s");
+    printf("%-30s %10s %10s %10s %10s\n", "case", "seq/s", "ms/batch", "GFLOP/s", "CPU GF/s");
 
     FwdState s;
     fwd_init(&s);
@@ -129,29 +174,22 @@ int main(void)
             tok[(size_t)b * T] = m->bos;
             for (int t = 1; t < T; t++) tok[(size_t)b * T + t] = (int32_t)rng_below(&r, 9);
         }
-        StrBuf err;
-        sb_init(&err);
         for (int hard = 0; hard < 2; hard++) {
-            FwdOptions o = FWD_OPTIONS_DEFAULT;
-            o.hard = hard;
-            if (fwd_forward(&s, m, tok, lens, B, T, &o, &err)) {   /* warm-up, sizes the workspace */
-                fprintf(stderr, "bench_forward: %s\n", err.s);
-                return 1;
-            }
-            double per;
-            BEST_TIME(2.0, &per, fwd_forward(&s, m, tok, lens, B, T, &o, &err));
+            FwdCtx f = {&s, m, tok, lens, B, T, FWD_OPTIONS_DEFAULT};
+            f.o.hard = hard;
+            Timing t = measure(run_forward, &f, 2.0);
+            double fl = forward_flops(c, B, T);
             char name[64];
             snprintf(name, sizeof name, "forward B=%d T=%d%s", B, T, hard ? " hard" : "");
-            printf("%-28s %12.0f %12.3f %10.2f\n", name, (double)B / per, 1e3 * per,
-                   forward_flops(c, B, T) / per / 1e9);
+            printf("%-30s %10.0f %10.3f %10.2f %10.2f\n", name, (double)B / t.wall, 1e3 * t.wall, fl / t.wall / 1e9,
+                   fl / t.cpu / 1e9);
         }
-        sb_free(&err);
         free(tok);
         free(lens);
     }
-    printf("%-28s %12s %12s %10.2f\n", "sgemm 1024x1024x1024", "", "", sgemm_gflops(1024, 1024, 1024));
-    printf("%-28s %12s %12s %10.2f\n", "sgemm 48128x155x94 (MLP in)", "", "", sgemm_gflops(1024 * 47, 155, 94));
-    printf("%-28s %12s %12s %10.2f\n", "sgemm 47x155x48 (B=1 Q)", "", "", sgemm_gflops(47, 155, 48));
+    print_gemm(1024, 1024, 1024, "square");
+    print_gemm(1024, 155, 94, "the forward's MLP-in product per chunk of the batch");
+    print_gemm(47, 155, 48, "one sequence's query product");
     fwd_free(&s);
     model_free(m);
     return 0;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,6 +230,9 @@ int cmd_compile(int argc, char **argv)
                                   (json_int_t)sum.params, "nonzero", (json_int_t)sum.nonzero, "exact_by_bounds",
                                   sum.exact, "compile_ms", t1 - t0, "verify_ms", t2 - t1);
             json_object_set_new(o, "write_ms", json_real(t3 - t2));
+            json_object_set_new(o, "unembed_params", json_integer((json_int_t)sum.unembed_params));
+            json_object_set_new(o, "unembed_nonzero", json_integer((json_int_t)sum.unembed_nonzero));
+            json_object_set_new(o, "min_margin", isinf(sum.min_margin) ? json_string("inf") : json_real(sum.min_margin));
             json_object_set_new(o, "verify", vnone ? json_null() : cli_verify_json(&rep));
             char *s = json_dumps(o, JSON_COMPACT);
             printf("%s\n", s);

@@ -65,6 +65,20 @@ static void place_node(const LowerProgram *lp, CraftLayout *lay, LabelList *ll, 
         push_label(ll, n->vals ? label_value(n->label, n->vals[j]) : label_int(n->label, ":", j));
 }
 
+/* qsort has no context argument in C11: the labels being sorted. */
+static const char *const *g_labels;
+
+/* By name stem (before ':'), bare names first, then whole label. */
+static int cmp_label(const void *x, const void *y)
+{
+    const char *a = g_labels[*(const int *)x], *b = g_labels[*(const int *)y];
+    size_t na = strcspn(a, ":"), nb = strcspn(b, ":");
+    int c = strncmp(a, b, na < nb ? na : nb);
+    if (c) return c;
+    if (na != nb) return na < nb ? -1 : 1;
+    return strcmp(a, b);
+}
+
 int asm_layout(const LowerProgram *lp, CraftLayout *lay, StrBuf *err)
 {
     const RaspProgram *p = lp->p;
@@ -111,22 +125,26 @@ int asm_layout(const LowerProgram *lp, CraftLayout *lay, StrBuf *err)
     lay->D = ll.D;
     lay->labels = ll.labels;
 
-    /* labels must be distinct (a user s-op called `one` would collide with the constant) */
-    for (int i = 0; i < lay->D; i++) {
-        const char *a = lay->labels[i];
-        size_t na = strcspn(a, ":");
-        for (int k = 0; k < i; k++) {
-            const char *b = lay->labels[k];
-            size_t nb = strcspn(b, ":");
-            if (!strcmp(a, b) || (na == nb && !strncmp(a, b, na) && (a[na] == ':') != (b[nb] == ':'))) {
-                sb_printf(err, "residual labels '%s' and '%s' collide: rename the s-op '%.*s' "
-                          "(`one`, `tokens` and `indices` name the model's own directions)",
-                          b, a, (int)na, a);
-                asm_layout_free(lay);
-                return -1;
-            }
+    /* Labels must be distinct, and one name either numerical (bare) or categorical
+     * (name:value): a user s-op called `one` would collide with the constant. Sorted by
+     * name stem, a clash sits between neighbours. */
+    int *ord = xmalloc(sizeof(int) * (size_t)(lay->D ? lay->D : 1));
+    for (int i = 0; i < lay->D; i++) ord[i] = i;
+    g_labels = (const char *const *)lay->labels;
+    qsort(ord, (size_t)lay->D, sizeof *ord, cmp_label);
+    for (int i = 1; i < lay->D; i++) {
+        const char *a = lay->labels[ord[i - 1]], *b = lay->labels[ord[i]];
+        size_t na = strcspn(a, ":"), nb = strcspn(b, ":");
+        if (!strcmp(a, b) || (na == nb && !strncmp(a, b, na) && (a[na] == ':') != (b[nb] == ':'))) {
+            sb_printf(err, "residual labels '%s' and '%s' collide: rename the s-op '%.*s' "
+                      "(`one`, `tokens` and `indices` name the model's own directions)",
+                      a, b, (int)na, a);
+            free(ord);
+            asm_layout_free(lay);
+            return -1;
         }
     }
+    free(ord);
     return 0;
 }
 
@@ -349,26 +367,33 @@ Model *asm_model(const LowerProgram *lp, const CraftLayout *lay, const CraftResu
             json_object_set_new(jh, "op", json_string(op->kind == LOP_AGG ? "aggregate" : "selector_width"));
             json_object_set_new(jh, "label", json_string(out->label));
             json_object_set_new(jh, "selector", json_string(p->sels[op->sel].label));
-            json_t *keys = json_array(), *queries = json_array(), *reads = json_array();
+            /* query/key/value: the s-ops whose residual dimensions W_Q, W_K, W_V read;
+             * selector_keys/queries: the s-ops the selector is written over (a virtual
+             * one is read through its base, and listed under fused) */
+            json_t *keys = json_array(), *queries = json_array();
+            json_t *rk = json_array(), *rq = json_array(), *rv = json_array();
             selector_sops(p, op->sel, keys, queries);
             for (int k = 0; k < op->nlits; k++) {
-                add_read(lp, reads, op->lits[k].knode);
-                add_read(lp, reads, op->lits[k].qnode);
+                add_read(lp, rk, op->lits[k].knode);
+                add_read(lp, rq, op->lits[k].qnode);
                 add_fused_virtual(lp, fused, op->lits[k].knode);
                 add_fused_virtual(lp, fused, op->lits[k].qnode);
             }
-            json_object_set_new(jh, "query", queries);
-            json_object_set_new(jh, "key", keys);
+            json_object_set_new(jh, "query", rq);
+            json_object_set_new(jh, "key", rk);
             if (op->kind == LOP_AGG) {
-                json_object_set_new(jh, "value", jstrs1(p->sops[out->sop].a >= 0 ? lp->nodes[op->value].label : NULL));
-                add_read(lp, reads, op->value);
+                add_read(lp, rv, op->value);
                 add_fused_virtual(lp, fused, op->value);
+                json_object_set_new(jh, "value", rv);
                 json_object_set_new(jh, "output", jstrs1(out->label));
+                json_object_set_new(jh, "aggregated", jstrs1(lp->nodes[op->value].label));
             } else {
-                json_object_set_new(jh, "value", jstrs1("tokens:BOS"));
+                jadd_unique(rv, "tokens");     /* its tokens:BOS dimension */
+                json_object_set_new(jh, "value", rv);
                 json_object_set_new(jh, "output", jstrs1(lay->labels[lay->scratch[i]]));
             }
-            json_object_set_new(jh, "reads", reads);
+            json_object_set_new(jh, "selector_keys", keys);
+            json_object_set_new(jh, "selector_queries", queries);
             json_object_set_new(jh, "fused", json_deep_copy(fused));
             json_object_set_new(jh, "literals", json_integer(op->nlits));
             json_object_set_new(jh, "c", json_real(co->c));
@@ -381,12 +406,20 @@ Model *asm_model(const LowerProgram *lp, const CraftLayout *lay, const CraftResu
         if (op->mlp_slot >= 0 && co->units > 0) {
             int b = op->mlp_slot / 2, u0 = unext[b];
             unext[b] += co->units;
+            /* At this MLP the BOS row is its embedding plus what this block's heads wrote
+             * there (the clean-BOS unit removes that only in this MLP's output). A unit
+             * whose input there is not already <= -1 gets the difference on tokens:BOS. */
+            const double *bw = bosw + (size_t)b * D;
             for (int k = 0; k < co->units; k++) {
                 size_t col = (size_t)(u0 + k);
-                double one_w = co->win[(size_t)lay->one * co->units + k];
+                double pre = 0;
+                for (size_t r = 0; r < C; r++) {
+                    double in = bw[r] + ((int)r == lay->one || (int)r == lay->bos ? 1.0 : 0.0);
+                    pre += in * co->win[r * co->units + k];
+                }
                 for (size_t r = 0; r < C; r++) {
                     double x = co->win[r * co->units + k];
-                    if ((int)r == lay->bos) x = -one_w - 1.0;    /* off at BOS */
+                    if ((int)r == lay->bos && pre > -1.0) x -= pre + 1.0;    /* off at BOS */
                     w->W_in[(size_t)b * C * M + r * M + col] = (float)x;
                 }
                 for (size_t r = 0; r < C; r++)
@@ -532,6 +565,10 @@ Model *asm_compile(const RaspProgram *p, const AsmOptions *opt, AsmSummary *sum,
         sum->d_mlp = m->cfg.d_mlp;
         sum->params = m->num_params;
         sum->nonzero = model_count_nonzero(m);
+        size_t vo = (size_t)m->cfg.d_vocab_out;
+        sum->unembed_params = (size_t)m->cfg.d_model * vo + vo;
+        for (size_t k = 0; k < (size_t)m->cfg.d_model * vo; k++) sum->unembed_nonzero += m->params.W_U[k] != 0.0f;
+        for (size_t k = 0; k < vo; k++) sum->unembed_nonzero += m->params.b_U[k] != 0.0f;
         sum->exact = cr.exact;
         sum->min_margin = cr.min_margin;
         for (int i = 0; i < cr.nops; i++) {

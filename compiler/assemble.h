@@ -24,6 +24,8 @@ typedef struct {
 typedef struct {
     int n_layers, d_model, n_heads, d_head, d_mlp;
     size_t params, nonzero;
+    size_t unembed_params;  /* W_U and b_U (Tracr's parameter counts have no unembed) */
+    size_t unembed_nonzero;
     int exact;              /* every margin > 1 (craft.h) */
     double min_margin;
     double c_min, c_max;    /* the sharpness range used by the heads (0 when none) */

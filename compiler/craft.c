@@ -188,41 +188,56 @@ static int nl_index(NodeList *l, int node, int *total, int nvals)
     return l->n++;
 }
 
-/* Rows of a score table grouped into classes of identical rows; all-zero rows get -1. */
+/* Rows of a score table grouped into classes of rows that are scalar multiples of each other
+ * (scale[r] = row r / row rep[cls[r]]); all-zero rows get class -1. Merging multiples (the
+ * BOS query's row and the `one` row are both multiples of "BOS key only") keeps the factored
+ * head exact and one dimension smaller. */
 static int row_classes(const double *a, int rows, int cols, int stride_r, int stride_c, int *cls,
-                       int *rep)
+                       int *rep, double *scale)
 {
     uint64_t *h = xmalloc(sizeof(uint64_t) * (size_t)(rows ? rows : 1));
+    double *lead = xmalloc(sizeof(double) * (size_t)(rows ? rows : 1));
     int n = 0;
     for (int r = 0; r < rows; r++) {
         uint64_t x = 1469598103934665603ULL;
-        int nz = 0;
+        double l = 0;
         for (int c = 0; c < cols; c++) {
             double v = a[(size_t)r * stride_r + (size_t)c * stride_c];
-            uint64_t bits;
-            memcpy(&bits, &v, sizeof bits);
-            if (v == 0.0) bits = 0;
-            nz |= v != 0.0;
+            if (v == 0.0) continue;
+            if (l == 0) l = v;
+            double nv = v / l;
+            /* hash the pattern of nonzeros and the rounded ratios */
+            uint64_t bits = (uint64_t)(int64_t)llround(nv * 1048576.0);
+            x = (x ^ (uint64_t)c) * 1099511628211ULL;
             x = (x ^ bits) * 1099511628211ULL;
         }
         h[r] = x;
+        lead[r] = l;
         cls[r] = -1;
-        if (!nz) continue;
+        scale[r] = 0;
+        if (l == 0) continue;
         for (int k = 0; k < n && cls[r] < 0; k++) {
             int s = rep[k];
             if (h[s] != x) continue;
             int same = 1;
-            for (int c = 0; c < cols && same; c++)
-                same = a[(size_t)r * stride_r + (size_t)c * stride_c] ==
-                       a[(size_t)s * stride_r + (size_t)c * stride_c];
-            if (same) cls[r] = k;
+            for (int c = 0; c < cols && same; c++) {
+                double u = a[(size_t)r * stride_r + (size_t)c * stride_c] / l;
+                double w = a[(size_t)s * stride_r + (size_t)c * stride_c] / lead[s];
+                same = fabs(u - w) <= 1e-12 * fmax(1.0, fabs(w));
+            }
+            if (same) {
+                cls[r] = k;
+                scale[r] = l / lead[s];
+            }
         }
         if (cls[r] < 0) {
             rep[n] = r;
+            scale[r] = 1.0;
             cls[r] = n++;
         }
     }
     free(h);
+    free(lead);
     return n;
 }
 
@@ -380,15 +395,18 @@ static int craft_head(Cx *cx, const LowerOp *op, CraftOp *co)
     /* factor A = U V^T through the smaller side's distinct rows (or columns) */
     int *rcls = xmalloc(sizeof(int) * (size_t)rows), *rrep = xmalloc(sizeof(int) * (size_t)rows);
     int *ccls = xmalloc(sizeof(int) * (size_t)cols), *crep = xmalloc(sizeof(int) * (size_t)cols);
-    int nrc = row_classes(A, rows, cols, cols, 1, rcls, rrep);
-    int ncc = row_classes(A, cols, rows, 1, cols, ccls, crep);
+    double *rsc = xmalloc(sizeof(double) * (size_t)rows), *csc = xmalloc(sizeof(double) * (size_t)cols);
+    int nrc = row_classes(A, rows, cols, cols, 1, rcls, rrep, rsc);
+    int ncc = row_classes(A, cols, rows, 1, cols, ccls, crep, csc);
     int d = nrc <= ncc ? nrc : ncc;
     co->dqk = d;
     co->wq = xcalloc((size_t)D * (size_t)(d ? d : 1), sizeof(double));
     co->wk = xcalloc((size_t)D * (size_t)(d ? d : 1), sizeof(double));
     if (nrc <= ncc) {
+        /* W_Q: each query feature onto its row class (times its scale); W_K: the class's
+         * representative row of scores over the key features */
         for (int r = 0; r < rows; r++)
-            if (rcls[r] >= 0) add_col(co->wq, d, rcls[r], &rf[r], 1.0);
+            if (rcls[r] >= 0) add_col(co->wq, d, rcls[r], &rf[r], rsc[r]);
         for (int k = 0; k < nrc; k++)
             for (int col = 0; col < cols; col++) {
                 double a = A[(size_t)rrep[k] * cols + col];
@@ -396,13 +414,15 @@ static int craft_head(Cx *cx, const LowerOp *op, CraftOp *co)
             }
     } else {
         for (int col = 0; col < cols; col++)
-            if (ccls[col] >= 0) add_col(co->wk, d, ccls[col], &cf[col], 1.0);
+            if (ccls[col] >= 0) add_col(co->wk, d, ccls[col], &cf[col], csc[col]);
         for (int k = 0; k < ncc; k++)
             for (int r = 0; r < rows; r++) {
                 double a = A[(size_t)r * cols + crep[k]];
                 if (a != 0.0) add_col(co->wq, d, k, &rf[r], a);
             }
     }
+    free(rsc);
+    free(csc);
     for (int r = 0; r < rows; r++) sfeat_free(&rf[r]);
     for (int k = 0; k < cols; k++) sfeat_free(&cf[k]);
     free(rf);
@@ -483,6 +503,7 @@ static int craft_head(Cx *cx, const LowerOp *op, CraftOp *co)
         else
             e = ecat(cx, op->value) + 2 * lam + 4 * (N + 2) * F32_EPS;
         cx->res->err[op->out] = e;
+        cx->res->err_max[op->out] = e;
         co->out_err = e;
         co->margin = INFINITY;
     }
@@ -567,6 +588,7 @@ static int craft_disc(Cx *cx, int out, const double *feat, const DiscSpec *ds, C
         }
     }
     double xlo = ds->n ? ds->x[0] : 0, xhi = ds->n ? ds->x[ds->n - 1] : 0;
+    double *dim_err = xcalloc((size_t)D, sizeof(double));   /* per output dimension */
     double tol_min = INFINITY, margin = INFINITY, out_err = 0, ein = 0;
     if (ds->n) out_vec(cx, out, val[0], 1.0, bias);
     for (int i = 1; i < ds->n; i++) {
@@ -617,6 +639,7 @@ static int craft_disc(Cx *cx, int out, const double *feat, const DiscSpec *ds, C
         double xact = up <= down ? fmax(fabs(a), fabs(xhi)) : fmax(fabs(xlo), fabs(b));
         double unit_err = 2 * F32_EPS * (L * xact + L * fmax(fabs(a), fabs(b)) + mag);
         out_err += 2 * unit_err * dl1;
+        for (int k = 0; k < D; k++) dim_err[k] += 2 * unit_err * fabs(delta[k]);
     }
     int nzb = 0;
     for (int k = 0; k < D; k++) nzb |= bias[k] != 0.0;
@@ -631,6 +654,10 @@ static int craft_disc(Cx *cx, int out, const double *feat, const DiscSpec *ds, C
     co->margin = margin;
     co->out_err = out_err + (numerical ? maxabs_num(on) : 1.0) * 4 * F32_EPS;
     cx->res->err[out] = co->out_err;
+    double dmax = 0;
+    for (int k = 0; k < D; k++) dmax = fmax(dmax, dim_err[k]);
+    cx->res->err_max[out] = fmin(co->out_err, dmax + (numerical ? maxabs_num(on) : 1.0) * 4 * F32_EPS);
+    free(dim_err);
     free(bias);
     free(delta);
     free(val);
@@ -780,6 +807,7 @@ static int craft_mlp_cat(Cx *cx, const LowerOp *op, CraftOp *co)
     double scale = on->enc == ENC_NUMERICAL ? maxabs_num(on) : 1.0;
     co->out_err = scale * (2 * ein + 4 * (m + 1) * F32_EPS);
     cx->res->err[op->out] = co->out_err;
+    cx->res->err_max[op->out] = co->out_err;
     return 0;
 }
 
@@ -818,6 +846,7 @@ static int craft_mlp_num(Cx *cx, const LowerOp *op, CraftOp *co)
     co->margin = INFINITY;
     co->out_err = e + 4 * F32_EPS * fmax(fabs(lo), fabs(hi));
     cx->res->err[op->out] = co->out_err;
+    cx->res->err_max[op->out] = co->out_err;
     free(f);
     return 0;
 }
@@ -833,6 +862,7 @@ int craft_all(const LowerProgram *lp, const CraftLayout *lay, const CraftPolicy 
     res->nops = lp->nops;
     res->ops = xcalloc((size_t)(lp->nops ? lp->nops : 1), sizeof *res->ops);
     res->err = xcalloc((size_t)(lp->nnodes ? lp->nnodes : 1), sizeof *res->err);
+    res->err_max = xcalloc((size_t)(lp->nnodes ? lp->nnodes : 1), sizeof *res->err_max);
     cx.tmp = xcalloc((size_t)lay->D, sizeof(double));
     int rc = 0;
     for (int i = 0; i < lp->nops && !rc; i++) {
@@ -869,6 +899,7 @@ int craft_all(const LowerProgram *lp, const CraftLayout *lay, const CraftPolicy 
      * the right one (error < 1/2); numerical within the verifier's 1e-4 */
     const LowerNode *on = &lp->nodes[lp->output];
     double e = on->enc == ENC_NUMERICAL ? enum_(&cx, lp->output) : ecat(&cx, lp->output);
+    if (on->rep == LREP_MAT) e = fmin(e, res->err_max[lp->output]);
     double tol = on->enc == ENC_NUMERICAL ? 1e-4 : 0.5;
     res->out_err = e;
     res->out_margin = e > 0 ? tol / e : INFINITY;
@@ -893,5 +924,6 @@ void craft_free(CraftResult *res)
     }
     free(res->ops);
     free(res->err);
+    free(res->err_max);
     memset(res, 0, sizeof *res);
 }

@@ -57,7 +57,10 @@ typedef struct {
 typedef struct {
     int nops;
     CraftOp *ops;
-    double *err;            /* [nnodes] error bound of every node with dimensions */
+    double *err;            /* [nnodes] error bound of every node with dimensions (l1 over a
+                               categorical node's one-hot: what a head summing a row sees) */
+    double *err_max;        /* [nnodes] bound on the error of any one dimension (what the
+                               output's argmax sees); <= err */
     double out_err;         /* bound on the output's error as the unembed reads it */
     double out_margin;      /* tolerance of the output check / out_err */
     double min_margin;      /* over every op and the output */

@@ -249,8 +249,10 @@ static const char *check_table(const RaspProgram *p, const RaspSop *s)
     if (s->op == SOP_MAP) len = p->sops[s->a].nvals;
     else if (s->op == SOP_SEQMAP) len = (int64_t)p->sops[s->a].nvals * p->sops[s->b].nvals;
     else return NULL;
+    /* a linear sequence map may mark operand pairs that never occur (rasp.h) */
+    int32_t lo = s->op == SOP_SEQMAP && s->linear ? RASP_IMPOSSIBLE : RASP_NONE;
     for (int64_t i = 0; i < len; i++)
-        if (s->table[i] < RASP_NONE || s->table[i] >= s->nvals) return "table entry out of range";
+        if (s->table[i] < lo || s->table[i] >= s->nvals) return "table entry out of range";
     return NULL;
 }
 
@@ -740,8 +742,19 @@ static void eval_sop(Interp *it, const RaspSop *s, const int32_t *tokens, int n)
     case SOP_SEQMAP: {
         const int32_t *a = it->s[s->a].v, *b = it->s[s->b].v, *t = s->table;
         int nb = it->p->sops[s->b].nvals;
-        for (int i = 0; i < n; i++)
+        int impossible = 0;
+        for (int i = 0; i < n; i++) {
             out[i] = (a[i] < 0 || b[i] < 0) ? RASP_NONE : t[(size_t)a[i] * (size_t)nb + (size_t)b[i]];
+            impossible |= out[i] == RASP_IMPOSSIBLE;
+        }
+        if (impossible)
+            for (int i = 0; i < n; i++)
+                if (out[i] == RASP_IMPOSSIBLE) {
+                    set_error(it, "internal error: at position %d the operands of linear sequence "
+                              "map '%s' hold values that were proved never to occur together",
+                              i, s->label);
+                    out[i] = RASP_NONE;
+                }
         return;
     }
     case SOP_AGGREGATE:

@@ -16,6 +16,10 @@
 #include "../common/arena.h"
 
 #define RASP_NONE (-1)          /* "no value" as a value index */
+/* A SEQMAP table entry (linear sequence maps only) for a pair of operand values that sema
+ * proved can never occur together at one position (valueset.h, vs_linear_means). It is
+ * never a value: reading it at run time means that proof was wrong (an internal error). */
+#define RASP_IMPOSSIBLE (-2)
 #define RASP_MAX_LEN 4096       /* spec Decision 15 */
 #define RASP_MAX_VALUES 100000  /* largest value set of one s-op (bigger is a compile error) */
 #define RASP_MAX_TABLE (1 << 24)/* largest tabulated map / predicate (entries) */
@@ -27,7 +31,8 @@ typedef enum {
     SOP_INDICES,    /* value index = position */
     SOP_CONST,      /* one value, vals[0] */
     SOP_MAP,        /* table[a_idx] -> idx or RASP_NONE */
-    SOP_SEQMAP,     /* table[a_idx * nvals(b) + b_idx] -> idx or RASP_NONE */
+    SOP_SEQMAP,     /* table[a_idx * nvals(b) + b_idx] -> idx or RASP_NONE
+                       (or RASP_IMPOSSIBLE, linear ones only) */
     SOP_AGGREGATE,  /* selector sel, s-op a; deflt */
     SOP_SELWIDTH,   /* selector sel */
 } SopOp;

@@ -590,6 +590,8 @@ static int sel_nonempty(Sema *S, int id)
     return 0;
 }
 
+static int nonempty_cb(void *ctx, int sel) { return sel_nonempty(ctx, sel); }
+
 /* ---------------------------------------------------------------- scalar functions */
 
 typedef enum { FN_LAMBDA, FN_UNARY, FN_LEFT, FN_RIGHT, FN_BINARY } FnKind;
@@ -630,8 +632,10 @@ typedef struct {
 
 /* Tabulate f over V(a) (map) or V(a) x V(b) (sequence map) into s: value set (sorted as
  * rasp.h says) and table. Every input is tried, so the result can say whether some or
- * all inputs fail. */
-static void tabulate(Sema *S, const ScalarFn *f, int a, int b, RaspSop *s, TabResult *tr)
+ * all inputs fail. With `keep` (a linear sequence map, valueset.h), a pair whose value is
+ * not near a member of keep->t cannot occur: it gets RASP_IMPOSSIBLE and adds no value. */
+static void tabulate(Sema *S, const ScalarFn *f, int a, int b, RaspSop *s, TabResult *tr,
+                     const VsLinear *keep)
 {
     const RaspSop *A = &S->sops[a], *B = b >= 0 ? &S->sops[b] : NULL;
     int na = A->nvals, nb = B ? B->nvals : 1;
@@ -677,6 +681,10 @@ static void tabulate(Sema *S, const ScalarFn *f, int a, int b, RaspSop *s, TabRe
                 }
                 continue;
             }
+            if (keep && !vs_linear_match(keep, val_as_double(out))) {
+                raw[k] = RASP_IMPOSSIBLE;
+                continue;
+            }
             int idx = vset_add(&set, out);
             if (idx == set.n - 1) set.v[idx] = intern_val(S, out);  /* a new value: keep a copy */
             raw[k] = idx;
@@ -690,7 +698,7 @@ static void tabulate(Sema *S, const ScalarFn *f, int a, int b, RaspSop *s, TabRe
         int32_t *perm = xmalloc(sizeof(int32_t) * (size_t)(set.n ? set.n : 1));
         s->nvals = vset_finish(&set, numerical, S->pa, &s->vals, perm);
         s->table = arena_alloc(S->pa, sizeof(int32_t) * (size_t)(total ? total : 1));
-        for (long long k = 0; k < total; k++) s->table[k] = raw[k] < 0 ? RASP_NONE : perm[raw[k]];
+        for (long long k = 0; k < total; k++) s->table[k] = raw[k] < 0 ? raw[k] : perm[raw[k]];
         free(perm);
     }
     if (tr->status == TF_FAIL || tr->status == TF_NOTNUM) {
@@ -978,7 +986,7 @@ static int mk_map(Sema *S, const ScalarFn *f, int a, Encoding enc, int linear, d
     TabResult tr;
     memset(&tr, 0, sizeof tr);
     sb_init(&tr.reason);
-    tabulate(S, f, a, -1, &S->sops[id], &tr);   /* creates no s-op: the pointer stays valid */
+    tabulate(S, f, a, -1, &S->sops[id], &tr, NULL);   /* creates no s-op: the pointer stays valid */
     char d2[80];
     int bad = 1;
     switch (tr.status) {
@@ -1027,7 +1035,13 @@ static int mk_seqmap(Sema *S, const ScalarFn *f, int a, int b, Encoding enc, int
     TabResult tr;
     memset(&tr, 0, sizeof tr);
     sb_init(&tr.reason);
-    tabulate(S, f, a, b, &S->sops[id], &tr);   /* creates no s-op: the pointer stays valid */
+    /* a linear combination of means over one selection: keep only the pairs that can occur
+     * together (valueset.h); otherwise every pair */
+    VsLinear lin;
+    int tight = linear && vs_linear_means(S->sops, S->sels, id, S->max_len, nonempty_cb, S,
+                                          RASP_MAX_VALUES, &lin);
+    tabulate(S, f, a, b, &S->sops[id], &tr, tight ? &lin : NULL);   /* creates no s-op */
+    if (tight) vs_linear_free(&lin);
 
     int bad = 1;
     switch (tr.status) {

@@ -49,6 +49,9 @@ typedef struct {
     int32_t cur[RASP_MAX_LEN];
     int started;
     Rng rng;
+    int32_t *sample;        /* sampled inputs [total][N], their lengths, the order to check */
+    int *slen;
+    long *order;
 } Inputs;
 
 /* Next input into out (n tokens); 0 at the end. */
@@ -63,10 +66,29 @@ static int next_input(Inputs *in, int32_t *out, int *n)
         return 1;
     }
     if (!in->exhaustive) {
+        /* the sample, drawn up front and ordered by length (stable), so that a batch pads
+         * little: the order of checking does not change what is checked */
+        if (!in->sample) {
+            long T = in->total;
+            in->sample = xmalloc(sizeof(int32_t) * (size_t)T * (size_t)in->N);
+            in->slen = xmalloc(sizeof(int) * (size_t)T);
+            in->order = xmalloc(sizeof(long) * (size_t)T);
+            long *count = xcalloc((size_t)in->N + 2, sizeof(long));
+            for (long k = 0; k < T; k++) {
+                int len = 1 + (int)rng_below(&in->rng, (uint32_t)in->N);
+                in->slen[k] = len;
+                for (int i = 0; i < len; i++)
+                    in->sample[(size_t)k * in->N + i] = (int32_t)rng_below(&in->rng, (uint32_t)in->V);
+                count[len + 1]++;
+            }
+            for (int len = 1; len <= in->N + 1; len++) count[len] += count[len - 1];
+            for (long k = 0; k < T; k++) in->order[count[in->slen[k]]++] = k;
+            free(count);
+        }
         if (in->done >= in->total) return 0;
-        *n = 1 + (int)rng_below(&in->rng, (uint32_t)in->N);
-        for (int i = 0; i < *n; i++) out[i] = (int32_t)rng_below(&in->rng, (uint32_t)in->V);
-        in->done++;
+        long k = in->order[in->done++];
+        *n = in->slen[k];
+        memcpy(out, in->sample + (size_t)k * in->N, sizeof(int32_t) * (size_t)*n);
         return 1;
     }
     /* lexicographic within each length, lengths ascending */
@@ -374,6 +396,9 @@ int verify_model(const Model *m, const RaspProgram *p, const VerifyOptions *opt,
     }
     fwd_free(&st);
     interp_free(it);
+    free(in.sample);
+    free(in.slen);
+    free(in.order);
     free(toks);
     free(expect);
     free(rows);
@@ -386,6 +411,15 @@ int verify_model(const Model *m, const RaspProgram *p, const VerifyOptions *opt,
 
 /* ---- the program inside a model ------------------------------------------------------- */
 
+/* 1 if the program's vocab is the model's (rows 0..nvocab-1; BOS and PAD follow). */
+static int same_vocab(const Model *m, const RaspProgram *p)
+{
+    if (p->nvocab != m->cfg.d_vocab - 2) return 0;
+    for (int i = 0; i < p->nvocab; i++)
+        if (!val_equal(p->vocab[i], m->vocab[i]) || p->vocab[i].kind != m->vocab[i].kind) return 0;
+    return !strcmp(p->bos, m->vocab[m->bos].u.s) && !strcmp(p->pad, m->vocab[m->pad].u.s);
+}
+
 RaspProgram *verify_program_of(const Model *m, Diag *d, StrBuf *err)
 {
     if (!m->program || !m->program[0]) {
@@ -393,13 +427,35 @@ RaspProgram *verify_program_of(const Model *m, Diag *d, StrBuf *err)
         return NULL;
     }
     FrontOptions fo = FRONT_OPTIONS_DEFAULT;
-    json_t *o = json_is_object(m->compiler) ? json_object_get(m->compiler, "options") : NULL;
-    json_t *v;
-    if (o && json_is_string(v = json_object_get(o, "vocab"))) fo.vocab = json_string_value(v);
-    /* the model's own context fixes max_len; causal from the model */
+    /* the model's own context fixes max_len, and its attention direction causal */
     fo.max_len = m->cfg.n_ctx - 1;
     fo.causal = m->cfg.causal ? 1 : -1;
-    RaspProgram *p = rasp_load_text("<model program>", m->program, strlen(m->program), &fo, d);
-    if (!p && !diag_errors(d)) sb_printf(err, "the model's program does not load");
+    /* The vocab: the program's own declaration, else the override the compiler recorded,
+     * else one rebuilt from the model's rows; whichever gives the model's vocab. */
+    StrBuf rebuilt;
+    sb_init(&rebuilt);
+    for (int i = 0; i < m->cfg.d_vocab - 2; i++) {
+        if (i) sb_putc(&rebuilt, ',');
+        val_format(m->vocab[i], &rebuilt);
+    }
+    json_t *o = json_is_object(m->compiler) ? json_object_get(m->compiler, "options") : NULL;
+    json_t *v = o ? json_object_get(o, "vocab") : NULL;
+    const char *tries[3] = {NULL, json_is_string(v) ? json_string_value(v) : rebuilt.s, rebuilt.s};
+    RaspProgram *p = NULL;
+    for (int t = 0; t < 3 && !p; t++) {
+        if (t == 2 && tries[1] == tries[2]) break;
+        fo.vocab = tries[t];
+        Diag *dt = t == 0 ? d : diag_new();
+        p = rasp_load_text("<model program>", m->program, strlen(m->program), &fo, dt);
+        if (t) diag_free(dt);
+        if (!p && t == 0) break;         /* the program itself does not load: report that */
+        if (p && !same_vocab(m, p)) {
+            rasp_free(p);
+            p = NULL;
+        }
+    }
+    if (!p && !diag_errors(d))
+        sb_printf(err, "the model's program does not load with the model's vocab (%s)", rebuilt.s);
+    sb_free(&rebuilt);
     return p;
 }

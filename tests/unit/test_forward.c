@@ -243,6 +243,54 @@ static void test_forward_batch_of_mixed_lengths_equals_one_by_one(void **state)
     }
 }
 
+static void test_forward_large_batch_runs_in_chunks_like_one_by_one(void **state)
+{
+    (void)state;
+    /* 300 sequences of up to 9 positions span several chunks of the batch; every recorded
+     * stage, pattern and logit must match a run of that sequence alone. */
+    Model *m = hm_random(31, 2, 2, 3, 5, 8, 1, 0, 0.9);
+    enum { B = 300, T = 9 };
+    int32_t *tok = malloc(sizeof(int32_t) * B * T);
+    int lens[B];
+    Rng r;
+    rng_seed(&r, 3);
+    for (int b = 0; b < B; b++) {
+        lens[b] = 2 + (int)rng_below(&r, T - 1);
+        for (int t = 0; t < T; t++)
+            tok[b * T + t] = t == 0 ? m->bos : t < lens[b] ? (int32_t)rng_below(&r, 6) : m->pad;
+    }
+    FwdState all, one;
+    fwd_init(&all);
+    fwd_init(&one);
+    FwdOptions o = FWD_OPTIONS_DEFAULT;
+    o.record_resid = o.record_attn = 1;
+    StrBuf err;
+    sb_init(&err);
+    assert_int_equal(fwd_forward(&all, m, tok, lens, B, T, &o, &err), 0);
+    int C = 8, VO = 5, NH = 2, L = 2;
+    for (int b = 0; b < B; b += 7) {
+        int n = lens[b];
+        assert_int_equal(fwd_forward(&one, m, tok + b * T, &n, 1, n, &o, &err), 0);
+        for (int st = 0; st <= 2 * L; st++)
+            for (int t = 0; t < n; t++)
+                assert_true(max_abs_diff(fwd_resid_stage(&all, st) + ((size_t)b * T + t) * C,
+                                         fwd_resid_stage(&one, st) + (size_t)t * C, (size_t)C) < 1e-4f);
+        for (int t = 0; t < n; t++)
+            assert_true(max_abs_diff(all.logits + ((size_t)b * T + t) * VO, one.logits + (size_t)t * VO,
+                                     (size_t)VO) < 1e-4f);
+        for (int l = 0; l < L; l++)
+            for (int h = 0; h < NH; h++)
+                for (int i = 0; i < n; i++)
+                    assert_true(max_abs_diff(all.attn + ((((size_t)l * NH + h) * B + b) * T + i) * T,
+                                             one.attn + (((size_t)l * NH + h) * n + i) * n, (size_t)n) < 1e-5f);
+    }
+    sb_free(&err);
+    free(tok);
+    fwd_free(&all);
+    fwd_free(&one);
+    model_free(m);
+}
+
 static void test_forward_blas_agrees_with_naive_kernels(void **state)
 {
     (void)state;
@@ -420,6 +468,7 @@ int main(void)
         cmocka_unit_test(test_forward_copy_prev_model_copies_the_previous_token),
         cmocka_unit_test(test_forward_one_neuron_mlp_gives_its_value),
         cmocka_unit_test(test_forward_batch_of_mixed_lengths_equals_one_by_one),
+        cmocka_unit_test(test_forward_large_batch_runs_in_chunks_like_one_by_one),
         cmocka_unit_test(test_forward_blas_agrees_with_naive_kernels),
         cmocka_unit_test(test_forward_records_every_stage_and_pattern),
         cmocka_unit_test(test_forward_runs_only_the_first_blocks_when_asked),

@@ -1,0 +1,111 @@
+/* backward.h — the training pass of a model file's transformer: a forward pass that keeps
+ * what the backward pass needs, the loss at chosen positions, and the backward pass into
+ * one gradient block with the parameters' layout (model.h: model_point_params).
+ *
+ * Kernels follow llm.c and runtime/forward.h: gradient outputs first (they ACCUMULATE),
+ * then cached activations, then const inputs, then sizes; every BLAS-backed kernel has a
+ * plain-loop `*_naive` reference, and tests/unit/test_backward.c checks every kernel and the
+ * whole loss against central finite differences computed in double.
+ *
+ * The forward arithmetic is the runtime's: every block but the last runs through
+ * fwd_matmul / fwd_attention in the order runtime/forward.c uses, in the same chunks of
+ * sequences. The last block is computed only at the rows where the loss counts (its keys
+ * and values at every row), which removes most of its work when the loss is read at a few
+ * positions (the paper's Counter: one position of 47). Those rows can differ from
+ * fwd_forward in the last bits; the accuracies the trainer reports come from fwd_forward.
+ *
+ * Shapes use model.h's letters plus B (batch), T (padded positions, BOS included) and
+ * R (rows where the loss counts). */
+#ifndef TRACC_BACKWARD_H
+#define TRACC_BACKWARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/model.h"
+
+/* ---- kernels ---- */
+
+/* Backward of out (M, N) = inp (M, K) . weight (K, N) + bias (N), given dout (M, N):
+ * dinp (M, K) += dout . weight^T;  dweight (K, N) += inp^T . dout;  dbias (N) += column sums.
+ * Each of dinp, dweight, dbias may be NULL (nothing to compute: a frozen tensor, or an
+ * input whose gradient nobody needs). */
+void bwd_matmul(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                const float *weight, int M, int K, int N);
+void bwd_matmul_naive(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                      const float *weight, int M, int K, int N);
+
+/* Backward of fwd_embed: dW_E (V, C) += dout rows at their tokens; dW_pos (N, C) += dout
+ * rows at their positions (either may be NULL). dout (B, T, C); tokens (B, T); only rows
+ * t < lens[b] contribute (padding rows carry no gradient by construction anyway). */
+void bwd_embed(float *dW_E, float *dW_pos, const float *dout, const int32_t *tokens, const int *lens,
+               int B, int T, int C);
+
+/* Backward of ReLU given its output: dinp (n) = dout where out > 0, else 0 (dinp may be dout). */
+void bwd_relu(float *dinp, const float *dout, const float *out, size_t n);
+
+/* Backward of fwd_attention (softmax only; hard attention has no gradient) for one head.
+ * pattern (B, T, T) as fwd_attention left it; q, k, v (B, T, HD); dz (B, T, HD).
+ * dq, dk, dv (B, T, HD) +=.  scratch: T * T floats. */
+void bwd_attention(float *dq, float *dk, float *dv, float *scratch, const float *dz, const float *pattern,
+                   const float *q, const float *k, const float *v, const int *lens, int B, int T, int HD,
+                   float scale);
+void bwd_attention_naive(float *dq, float *dk, float *dv, float *scratch, const float *dz,
+                         const float *pattern, const float *q, const float *k, const float *v,
+                         const int *lens, int B, int T, int HD, float scale);
+
+/* Attention for R chosen query rows (the last block): row r is position pos[r] of sequence
+ * seq[r]; it attends over that sequence's keys j < lens[seq[r]] (and j <= pos[r] when
+ * causal). q (R, HD); k, v (B, T, HD). pattern (R, T) (masked keys 0); z (R, HD). */
+void bwd_attention_rows_forward(float *z, float *pattern, const float *q, const float *k, const float *v,
+                                const int *seq, const int *pos, const int *lens, int R, int T, int HD,
+                                float scale, int causal);
+/* Its backward: dq (R, HD) +=; dk, dv (B, T, HD) +=; scratch: T floats. */
+void bwd_attention_rows(float *dq, float *dk, float *dv, float *scratch, const float *dz,
+                        const float *pattern, const float *q, const float *k, const float *v,
+                        const int *seq, const int *lens, int R, int T, int HD, float scale);
+
+/* Cross-entropy of softmax(scale * logits) against target columns, averaged over R rows:
+ * returns the mean loss; dlogits (R, VO) = its gradient (overwritten). logits (R, VO);
+ * target (R) in 0..VO-1. The mean is over `norm` rows (norm >= R: a batch's loss may be
+ * split across calls). probs (R, VO) receives the softmax if not NULL. */
+double bwd_crossentropy(float *dlogits, float *probs, const float *logits, const int32_t *target,
+                        int R, int VO, float scale, int norm);
+/* Squared error of the single-column logits against target values (numerical outputs). */
+double bwd_squared_error(float *dlogits, const float *logits, const float *target, int R, int norm);
+
+/* ---- the training pass ---- */
+
+typedef struct {
+    int B, T;
+    const int32_t *tokens;  /* (B, T) W_E rows, BOS at position 0 */
+    const int *lens;        /* (B) BOS included */
+    int R;                  /* rows where the loss counts */
+    const int *seq, *pos;   /* (R) their sequence and position (model positions, >= 1) */
+    const int32_t *target;  /* (R) categorical: output column */
+    const float *target_num;/* (R) numerical: value */
+} BwdBatch;
+
+typedef struct {
+    int naive;              /* use the *_naive kernels (tests) */
+    float logit_scale;      /* categorical outputs: logits = logit_scale * (x W_U + b_U) */
+    const uint8_t *trainable; /* (model_num_tensors) 1 = compute this tensor's gradient;
+                               NULL = all */
+} BwdOptions;
+
+typedef struct BwdState BwdState;
+
+BwdState *bwd_new(void);
+void bwd_free(BwdState *s);
+
+/* Forward pass with the activations kept; returns 0 and sets *loss (mean over the R rows),
+ * or -1 with a message (bad sizes or tokens, as fwd_forward). */
+int bwd_forward(BwdState *s, const Model *m, const BwdBatch *b, const BwdOptions *o, double *loss,
+                StrBuf *err);
+/* The R rows' logits of the last bwd_forward, unscaled ((R, VO)). */
+const float *bwd_logits(const BwdState *s);
+/* Backward of the last bwd_forward: grads (model_num_params floats, the parameters' layout)
+ * += the gradient of the mean loss. Tensors that are not trainable are left untouched. */
+void bwd_backward(BwdState *s, const Model *m, const BwdOptions *o, float *grads);
+
+#endif
