@@ -11,6 +11,7 @@ int cmd_run(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
 
 /* Shared by `tracc compile` and `tracc verify` (defined in cli/cmd_compile.c): the first
  * counterexample of a failed check as text, and a check's report as JSON. */

@@ -16,6 +16,7 @@ static const Command commands[] = {
     {"run", cmd_run, "run a model file on inputs"},
     {"compile", cmd_compile, "compile a .rasp program to a model file, checked against the interpreter"},
     {"verify", cmd_verify, "check a model (or a program, compiled in memory) against the interpreter"},
+    {"finetune", cmd_finetune, "fine-tune a model file on a target written as a .rasp program"},
     {"explain", cmd_explain, "describe a model file: blocks, heads, neurons, residual layout"},
 };
 

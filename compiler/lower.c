@@ -1,6 +1,7 @@
 /* lower.c — see lower.h. */
 #include "compiler/lower.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -521,6 +522,102 @@ static int32_t operand_value(const LowerProgram *lp, const Operands *o, int k, c
     return op->table[e];
 }
 
+/* A sequence map of two s-ops with numbers for values whose table depends only on x + k*y
+ * (k = 1 or -1), like `length - indices`: the sum is a linear form of the two one-hots
+ * (sum of value * dimension), so one discretiser over it replaces a unit per pair. Returns
+ * the discretiser's unit count and fills *sum_out / *tab_out when it applies, else -1. */
+static int num_of_val(Value v, double *x)
+{
+    if (!val_is_number(v)) return 0;
+    *x = val_as_double(v);
+    return 1;
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int sum_seqmap(Ctx *cx, const RaspSop *s, int *sum_out, int32_t **tab_out)
+{
+    LowerProgram *lp = cx->lp;
+    const LowerNode *na = &lp->nodes[s->a], *nb = &lp->nodes[s->b];
+    int n1 = na->nvals, n2 = nb->nvals;
+    if (n1 < 2 || n2 < 2 || (int64_t)n1 * n2 > 1 << 22 || !na->vals || !nb->vals) return -1;
+    double *xa = xmalloc(sizeof(double) * (size_t)n1), *xb = xmalloc(sizeof(double) * (size_t)n2);
+    int ok = 1;
+    for (int i = 0; i < n1 && ok; i++) ok = num_of_val(na->vals[i], &xa[i]);
+    for (int j = 0; j < n2 && ok; j++) ok = num_of_val(nb->vals[j], &xb[j]);
+    int best_units = -1;
+    double *sv = ok ? xmalloc(sizeof(double) * (size_t)n1 * (size_t)n2) : NULL;
+    for (int k = 1; k >= -1 && ok; k -= 2) {
+        size_t n = 0;
+        for (int i = 0; i < n1; i++)
+            for (int j = 0; j < n2; j++) sv[n++] = xa[i] + k * xb[j];
+        qsort(sv, n, sizeof *sv, cmp_dbl);
+        size_t m = 0;      /* distinct sums, merged within 1e-9 relative as value sets are */
+        for (size_t e = 0; e < n; e++)
+            if (m == 0 || sv[e] - sv[m - 1] > 1e-9 * fmax(1.0, fabs(sv[e]))) sv[m++] = sv[e];
+        int32_t *tab = xmalloc(sizeof(int32_t) * m);
+        uint8_t *set = xcalloc(m, 1);
+        int consistent = 1;
+        for (int i = 0; i < n1 && consistent; i++)
+            for (int j = 0; j < n2 && consistent; j++) {
+                double v = xa[i] + k * xb[j];
+                size_t lo = 0, hi = m;        /* nearest distinct sum */
+                while (hi - lo > 1) {
+                    size_t mid = (lo + hi) / 2;
+                    if (sv[mid] <= v) lo = mid;
+                    else hi = mid;
+                }
+                if (lo + 1 < m && fabs(sv[lo + 1] - v) < fabs(sv[lo] - v)) lo++;
+                int32_t z = s->table[(int64_t)i * n2 + j];
+                if (!set[lo]) {
+                    set[lo] = 1;
+                    tab[lo] = z;
+                } else if (tab[lo] != z) {
+                    consistent = 0;
+                }
+            }
+        int units = 1;
+        for (size_t e = 1; consistent && e < m; e++) units += 2 * (tab[e] != tab[e - 1]);
+        if (consistent && (best_units < 0 || units < best_units)) {
+            /* the sum as an internal numerical node, read in place */
+            int t = add_node(lp, &cx->node_cap);
+            LowerNode *nn = &lp->nodes[t];
+            char lab[512];
+            snprintf(lab, sizeof lab, "%s@sum", s->label);
+            nn->label = arena_strdup(&lp->arena, lab);
+            nn->enc = ENC_NUMERICAL;
+            nn->nvals = (int)m;
+            Value *vals = arena_alloc(&lp->arena, sizeof(Value) * m);
+            for (size_t e = 0; e < m; e++) vals[e] = val_float(sv[e]);
+            nn->vals = vals;
+            nn->rep = LREP_VIRTUAL;
+            nn->virt = LVIRT_LIN;
+            nn->nlin = 2;
+            nn->lin_node[0] = s->a;
+            nn->lin_node[1] = s->b;
+            nn->lin_coef[0] = 1;
+            nn->lin_coef[1] = k;
+            nn->uses = 1;
+            if (best_units >= 0) lp->nodes[*sum_out].rep = LREP_UNUSED;   /* the other sign lost */
+            free(best_units >= 0 ? *tab_out : NULL);
+            *sum_out = t;
+            *tab_out = tab;
+            best_units = units;
+            tab = NULL;
+        }
+        free(tab);
+        free(set);
+    }
+    free(sv);
+    free(xa);
+    free(xb);
+    return best_units;
+}
+
 static void lower_seqmap(Ctx *cx, const RaspSop *s)
 {
     LowerProgram *lp = cx->lp;
@@ -627,6 +724,23 @@ static void lower_seqmap(Ctx *cx, const RaspSop *s)
         tables[variant] = t;
         lens[variant] = (size_t)total;
         units[variant] = cat_units(lp, o->nin, o->in, t, id);
+    }
+    /* a discretiser over x + k*y when the table allows it and it is smaller */
+    int sum_node = -1;
+    int32_t *sum_tab = NULL;
+    int sum_units = sum_seqmap(cx, s, &sum_node, &sum_tab);
+    if (sum_units >= 0) {
+        int best = units[0];
+        if (can_fold && units[1] >= 0 && units[1] < best) best = units[1];
+        if (best < 0 || sum_units < best) {
+            new_mlp(cx, LOP_MLP_DISC, id, 1, &sum_node, sum_tab, (size_t)lp->nodes[sum_node].nvals, -1);
+            free(sum_tab);
+            free(tables[0]);
+            free(tables[1]);
+            return;
+        }
+        lp->nodes[sum_node].rep = LREP_UNUSED;
+        free(sum_tab);
     }
     int choose = 0;
     if (can_fold && tables[1] && units[1] >= 0) {

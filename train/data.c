@@ -543,6 +543,22 @@ void data_gen_free(DataGen *g)
     free(g);
 }
 
+int data_gen_nearest_value(const DataGen *g, float x)
+{
+    if (!g->spec.task || !g->task.num) return -1;
+    const RaspSop *out = &g->task.prog->sops[g->task.prog->output];
+    int best = -1;
+    double bestd = INFINITY;
+    for (int i = 0; i < out->nvals; i++) {
+        double d = fabs((double)x - (double)g->task.num[i]);
+        if (d < bestd) {
+            bestd = d;
+            best = i;
+        }
+    }
+    return best;
+}
+
 double data_gen_spurious_fraction(const DataGen *g)
 {
     return g->pred_fraction;
@@ -628,7 +644,7 @@ static void add_rows(DataGen *g, DataBatch *out, int b, int n, const DataProgram
             out->target[r] = pair->col[i];
             out->target_num[r] = pair->num[i];
         } else {
-            out->target[r] = dp->col ? dp->col[vals[i]] : 0;
+            out->target[r] = dp->col ? dp->col[vals[i]] : vals[i];
             out->target_num[r] = dp->num ? dp->num[vals[i]] : 0.0f;
         }
     }

@@ -70,7 +70,9 @@ typedef struct {
     int *lens;              /* (B) BOS included */
     int R;
     int *seq, *pos;         /* (R) sequence, model position */
-    int32_t *target;        /* (R) categorical: model output column */
+    int32_t *target;        /* (R) categorical: model output column; numerical from a
+                               program: the value's index in its output value set (-1 from
+                               --data) */
     float *target_num;      /* (R) numerical: value */
     int *row_start;         /* (B + 1) rows of sequence b: row_start[b] .. row_start[b+1]-1 */
     size_t cap_tok, cap_b, cap_r;
@@ -93,6 +95,10 @@ int data_gen_batch(DataGen *g, uint64_t seed, uint64_t step, int B, DataBatch *o
  * "spurious", "mix"), path and sha256, in a stable order. */
 int data_gen_nfiles(const DataGen *g);
 void data_gen_file(const DataGen *g, int i, const char **role, const char **path, const char **sha256);
+
+/* Numerical targets: the index of the task output value nearest to x (ties: the lower),
+ * which eval accuracy compares with the target's index; -1 for other generators. */
+int data_gen_nearest_value(const DataGen *g, float x);
 
 /* Fraction of `n` sampled inputs on which the predicate held (the estimate the checks use). */
 double data_gen_spurious_fraction(const DataGen *g);

@@ -1,0 +1,516 @@
+/* cmd_finetune.c — `tracc finetune MODEL --task FILE.rasp -o OUT`: fine-tune a model file on
+ * data written as RASP programs (train/finetune.h does the work), with a progress bar on a
+ * terminal, checkpoints on SIGINT/SIGTERM, and `--resume CHECKPOINT`. */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "train/finetune.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: tracc finetune MODEL --task FILE.rasp -o OUT.safetensors [options]\n"
+        "       tracc finetune --resume CHECKPOINT [options]\n"
+        "\n"
+        "Fine-tune a model file by gradient descent on a target written as a RASP program:\n"
+        "inputs are sampled and labelled by the reference interpreter. The output model keeps\n"
+        "the parent's metadata and adds `provenance` (parent sha256, settings, steps, final\n"
+        "evaluation). See docs/training.md.\n"
+        "\n"
+        "data:\n"
+        "  --task FILE.rasp        the target program (its vocab must be the model's)\n"
+        "  --data FILE.jsonl       instead of --task: lines {\"input\": [tokens], \"output\":\n"
+        "                          [a value or null per token]} (as `tracc eval --json` prints)\n"
+        "  --len N | MIN-MAX       input length, uniform in MIN..MAX (default: the model's max_len)\n"
+        "  --no-repeat             sample tokens without replacement (default: with)\n"
+        "  --at I[,J,K-L]          RASP indices (0-based, BOS not counted) where the loss counts\n"
+        "                          (default: every position where the target has a value)\n"
+        "  --spurious PRED.rasp    a program with a boolean output: each sample is drawn, with\n"
+        "  --spurious-rate C       probability C, from inputs where PRED is true at the --at\n"
+        "                          positions, else from inputs where it is not (no default)\n"
+        "  --mix FILE.rasp:FRAC    mix in samples of another program (repeatable; sum < 1)\n"
+        "  --max-tries N           rejection-sampling bound per sample (default: 100000)\n"
+        "loss:\n"
+        "  --logit-scale S         categorical outputs: cross-entropy of softmax(S * logits)\n"
+        "                          (default: 10); numerical outputs: squared error\n"
+        "optimizer:\n"
+        "  --optimizer sgd|adamw   (default: sgd, with momentum)\n"
+        "  --lr LR                 peak learning rate (default: 1e-3)\n"
+        "  --momentum M            SGD momentum (default: 0.9)\n"
+        "  --beta1 B --beta2 B     AdamW moments (default: 0.9, 0.999)\n"
+        "  --eps E                 AdamW epsilon (default: 1e-8)\n"
+        "  --weight-decay WD       (default: 0)\n"
+        "  --clip NORM             clip the global gradient norm; 0 = off (default: 1)\n"
+        "  --warmup N              linear warmup steps (default: 0)\n"
+        "  --schedule S            cosine | constant after the warmup (default: cosine)\n"
+        "  --min-lr-ratio R        cosine ends at R * lr (default: 0.01)\n"
+        "  --steps N               (default: 1000)\n"
+        "  --batch B               (default: 96)\n"
+        "  --init-noise SIGMA      add N(0, SIGMA^2) to every trainable weight once (default: 0)\n"
+        "  --train GLOB[,GLOB]     only these tensors train (default: all but unembed.*)\n"
+        "  --freeze GLOB[,GLOB]    these tensors do not train (repeatable)\n"
+        "  --seed S                data and noise seed (default: 1)\n"
+        "evaluation:\n"
+        "  --eval NAME=FILE.rasp[,spurious=PRED.rasp,rate=C]\n"
+        "                          a fixed evaluation set (repeatable): accuracy and loss\n"
+        "  --eval-every N          steps between evaluations; 0 = first and last (default: 100)\n"
+        "  --eval-size N           sequences per set (default: 1000)\n"
+        "  --eval-seed S           (default: 12345, independent of --seed)\n"
+        "output:\n"
+        "  -o, --output OUT        the fine-tuned model file (required)\n"
+        "  --log FILE.jsonl        one JSON object per logged step and evaluation\n"
+        "  --log-every N           (default: 10)\n"
+        "  --checkpoint FILE       (default: OUT with .ckpt.safetensors)\n"
+        "  --checkpoint-every N    0 = only on SIGINT/SIGTERM (default: 0)\n"
+        "  --resume CHECKPOINT     continue a run; its settings come from the checkpoint (MODEL\n"
+        "                          and setting flags may be repeated but must agree)\n"
+        "  --quiet                 no progress on stderr\n"
+        "  --json                  print the summary as one JSON object\n"
+        "  -h, --help              show this help\n"
+        "\n"
+        "Exit status: 0 done, 1 error (or interrupted: a checkpoint was written), 2 usage.\n");
+}
+
+static int bad_usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "tracc finetune: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'tracc finetune --help'.\n");
+    return 2;
+}
+
+static volatile sig_atomic_t stop_requested = 0;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* ---------------------------------------------------------------- option values */
+
+static int parse_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(s, &end);
+    if (!*s || *end || errno == ERANGE || !isfinite(x)) return -1;
+    *out = x;
+    return 0;
+}
+
+static int parse_ll(const char *s, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    if (!*s || *end || errno) return -1;
+    *out = x;
+    return 0;
+}
+
+/* "N" or "MIN-MAX" */
+static json_t *parse_len(const char *s)
+{
+    long long a, b;
+    const char *dash = strchr(s, '-');
+    if (!dash) {
+        if (parse_ll(s, &a)) return NULL;
+        b = a;
+    } else {
+        char *first = strndup(s, (size_t)(dash - s));
+        int bad = parse_ll(first, &a) || parse_ll(dash + 1, &b);
+        free(first);
+        if (bad) return NULL;
+    }
+    if (a < 1 || b < a || b > 1000000) return NULL;
+    return json_pack("[I, I]", (json_int_t)a, (json_int_t)b);
+}
+
+/* "1", "0,1", "0-9,12" */
+static int parse_at(const char *s, json_t *arr)
+{
+    char *copy = xstrdup(s), *save = NULL;
+    int rc = 0;
+    for (char *p = strtok_r(copy, ",", &save); p && !rc; p = strtok_r(NULL, ",", &save)) {
+        long long a, b;
+        char *dash = strchr(p, '-');
+        if (dash) {
+            *dash = 0;
+            rc = parse_ll(p, &a) || parse_ll(dash + 1, &b);
+        } else {
+            rc = parse_ll(p, &a);
+            b = a;
+        }
+        if (!rc && (a < 0 || b < a || b > 4096)) rc = -1;
+        for (long long i = a; !rc && i <= b; i++) json_array_append_new(arr, json_integer(i));
+    }
+    free(copy);
+    if (!rc && json_array_size(arr) == 0) rc = -1;
+    return rc;
+}
+
+static void add_globs(json_t *arr, const char *s)
+{
+    char *copy = xstrdup(s), *save = NULL;
+    for (char *p = strtok_r(copy, ",", &save); p; p = strtok_r(NULL, ",", &save))
+        json_array_append_new(arr, json_string(p));
+    free(copy);
+}
+
+/* Set given[key] to a fresh list the first time a repeatable flag appears. */
+static json_t *list_of(json_t *given, const char *key)
+{
+    json_t *a = json_object_get(given, key);
+    if (!a) {
+        a = json_array();
+        json_object_set_new(given, key, a);
+    }
+    return a;
+}
+
+/* ---------------------------------------------------------------- progress */
+
+typedef struct {
+    int tty, quiet;
+    double last_draw;
+    int drawn;          /* a progress line is on the terminal */
+} Progress;
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void fmt_eta(char *buf, size_t cap, double s)
+{
+    if (!isfinite(s) || s < 0) snprintf(buf, cap, "?");
+    else if (s < 60) snprintf(buf, cap, "%.0fs", s);
+    else if (s < 3600) snprintf(buf, cap, "%dm%02ds", (int)(s / 60), (int)s % 60);
+    else snprintf(buf, cap, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+}
+
+static void on_progress(void *ctx, const FtProgress *p)
+{
+    Progress *g = ctx;
+    if (g->quiet) return;
+    double t = mono_now();
+    int final = p->step == p->steps;
+    if (g->tty) {
+        if (!p->evaluated && !final && t - g->last_draw < 0.1) return;
+    } else if (!p->evaluated && !final) {
+        return;
+    }
+    g->last_draw = t;
+    double sps = p->elapsed > 0 && p->steps_done > 0 ? p->steps_done / p->elapsed : NAN;
+    char eta[32];
+    fmt_eta(eta, sizeof eta, (p->steps - p->step) / sps);
+    char line[1024];
+    int n = snprintf(line, sizeof line, "step %ld/%ld", p->step, p->steps);
+    if (isfinite(p->loss)) n += snprintf(line + n, sizeof line - (size_t)n, "  loss %.4g", p->loss);
+    for (int i = 0; i < p->neval && n < (int)sizeof line - 64; i++)
+        n += snprintf(line + n, sizeof line - (size_t)n, "  %s %.1f%%", p->eval[i].name, 100.0 * p->eval[i].acc);
+    if (isfinite(sps) && n < (int)sizeof line - 64)
+        n += snprintf(line + n, sizeof line - (size_t)n, "  %.1f steps/s  ETA %s", sps, eta);
+    if (g->tty) {
+        fprintf(stderr, "\r\033[K%s", line);
+        if (final) fputc('\n', stderr);
+        g->drawn = !final;
+    } else {
+        fprintf(stderr, "%s\n", line);
+    }
+    fflush(stderr);
+}
+
+static void end_line(Progress *g)
+{
+    if (g->tty && g->drawn) {
+        fputc('\n', stderr);
+        g->drawn = 0;
+    }
+}
+
+/* ---------------------------------------------------------------- the command */
+
+enum {
+    O_TASK = 256, O_DATA, O_LEN, O_NOREP, O_AT, O_SPUR, O_SPURRATE, O_MIX, O_MAXTRIES, O_LSCALE, O_OPT, O_LR,
+    O_MOM, O_B1, O_B2, O_EPS, O_WD, O_CLIP, O_WARM, O_SCHED, O_MINLR, O_STEPS, O_BATCH, O_NOISE, O_TRAIN,
+    O_FREEZE, O_SEED, O_EVAL, O_EVEVERY, O_EVSIZE, O_EVSEED, O_LOG, O_LOGEVERY, O_CKPT, O_CKPTEVERY, O_RESUME,
+    O_QUIET, O_JSON, O_TESTNAN, O_TESTDELAY,
+};
+
+/* Options whose value is a plain number: key, flag kind (1 real, 2 integer). */
+typedef struct {
+    int id;
+    const char *key;
+    int integer;
+} NumOpt;
+
+static const NumOpt NUMS[] = {
+    {O_SPURRATE, "spurious_rate", 0}, {O_MAXTRIES, "max_tries", 1}, {O_LSCALE, "logit_scale", 0},
+    {O_LR, "lr", 0}, {O_MOM, "momentum", 0}, {O_B1, "beta1", 0}, {O_B2, "beta2", 0}, {O_EPS, "eps", 0},
+    {O_WD, "weight_decay", 0}, {O_CLIP, "clip", 0}, {O_WARM, "warmup", 1}, {O_MINLR, "min_lr_ratio", 0},
+    {O_STEPS, "steps", 1}, {O_BATCH, "batch", 1}, {O_NOISE, "init_noise", 0}, {O_SEED, "seed", 1},
+    {O_EVEVERY, "eval_every", 1}, {O_EVSIZE, "eval_size", 1}, {O_EVSEED, "eval_seed", 1},
+    {O_LOGEVERY, "log_every", 1}, {O_CKPTEVERY, "checkpoint_every", 1},
+};
+
+static const char *json_text(json_t *v, char *buf, size_t cap)
+{
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    snprintf(buf, cap, "%s", s ? s : "?");
+    free(s);
+    return buf;
+}
+
+int cmd_finetune(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'}, {"task", required_argument, NULL, O_TASK},
+        {"data", required_argument, NULL, O_DATA}, {"len", required_argument, NULL, O_LEN},
+        {"no-repeat", no_argument, NULL, O_NOREP}, {"at", required_argument, NULL, O_AT},
+        {"spurious", required_argument, NULL, O_SPUR}, {"spurious-rate", required_argument, NULL, O_SPURRATE},
+        {"mix", required_argument, NULL, O_MIX}, {"max-tries", required_argument, NULL, O_MAXTRIES},
+        {"logit-scale", required_argument, NULL, O_LSCALE}, {"optimizer", required_argument, NULL, O_OPT},
+        {"lr", required_argument, NULL, O_LR}, {"momentum", required_argument, NULL, O_MOM},
+        {"beta1", required_argument, NULL, O_B1}, {"beta2", required_argument, NULL, O_B2},
+        {"eps", required_argument, NULL, O_EPS}, {"weight-decay", required_argument, NULL, O_WD},
+        {"clip", required_argument, NULL, O_CLIP}, {"warmup", required_argument, NULL, O_WARM},
+        {"schedule", required_argument, NULL, O_SCHED}, {"min-lr-ratio", required_argument, NULL, O_MINLR},
+        {"steps", required_argument, NULL, O_STEPS}, {"batch", required_argument, NULL, O_BATCH},
+        {"init-noise", required_argument, NULL, O_NOISE}, {"train", required_argument, NULL, O_TRAIN},
+        {"freeze", required_argument, NULL, O_FREEZE}, {"seed", required_argument, NULL, O_SEED},
+        {"eval", required_argument, NULL, O_EVAL}, {"eval-every", required_argument, NULL, O_EVEVERY},
+        {"eval-size", required_argument, NULL, O_EVSIZE}, {"eval-seed", required_argument, NULL, O_EVSEED},
+        {"log", required_argument, NULL, O_LOG}, {"log-every", required_argument, NULL, O_LOGEVERY},
+        {"checkpoint", required_argument, NULL, O_CKPT}, {"checkpoint-every", required_argument, NULL, O_CKPTEVERY},
+        {"resume", required_argument, NULL, O_RESUME}, {"quiet", no_argument, NULL, O_QUIET},
+        {"json", no_argument, NULL, O_JSON},
+        /* testing only: make the loss of step N NaN; sleep MS after every step */
+        {"test-nan-at", required_argument, NULL, O_TESTNAN}, {"test-step-delay", required_argument, NULL, O_TESTDELAY},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+    };
+    json_t *given = json_object();
+    const char *resume = NULL;
+    int quiet = 0, json_out = 0, c, rc = 2;
+    long long test_nan = 0, test_delay = 0;
+    StrBuf err;
+    sb_init(&err);
+    json_t *cfgj = NULL;
+    FtConfig cfg;
+    memset(&cfg, 0, sizeof cfg);
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
+        const NumOpt *num = NULL;
+        for (size_t i = 0; i < ARRAY_LEN(NUMS); i++)
+            if (NUMS[i].id == c) num = &NUMS[i];
+        if (num) {
+            char flag[64];
+            ft_config_flag(num->key, flag, sizeof flag);
+            if (num->integer) {
+                long long v;
+                if (parse_ll(optarg, &v)) {
+                    fprintf(stderr, "tracc finetune: %s must be an integer, got '%s'\n", flag, optarg);
+                    goto usage_fail;
+                }
+                json_object_set_new(given, num->key, json_integer(v));
+            } else {
+                double v;
+                if (parse_double(optarg, &v)) {
+                    fprintf(stderr, "tracc finetune: %s must be a number, got '%s'\n", flag, optarg);
+                    goto usage_fail;
+                }
+                json_object_set_new(given, num->key, json_real(v));
+            }
+            continue;
+        }
+        switch (c) {
+        case 'o': json_object_set_new(given, "output", json_string(optarg)); break;
+        case O_TASK: json_object_set_new(given, "task", json_string(optarg)); break;
+        case O_DATA: json_object_set_new(given, "data", json_string(optarg)); break;
+        case O_SPUR: json_object_set_new(given, "spurious", json_string(optarg)); break;
+        case O_OPT: json_object_set_new(given, "optimizer", json_string(optarg)); break;
+        case O_SCHED: json_object_set_new(given, "schedule", json_string(optarg)); break;
+        case O_LOG: json_object_set_new(given, "log", json_string(optarg)); break;
+        case O_CKPT: json_object_set_new(given, "checkpoint", json_string(optarg)); break;
+        case O_NOREP: json_object_set_new(given, "no_repeat", json_true()); break;
+        case O_LEN: {
+            json_t *l = parse_len(optarg);
+            if (!l) {
+                fprintf(stderr, "tracc finetune: --len must be N or MIN-MAX with 1 <= MIN <= MAX, got '%s'\n", optarg);
+                goto usage_fail;
+            }
+            json_object_set_new(given, "len", l);
+            break;
+        }
+        case O_AT:
+            if (parse_at(optarg, list_of(given, "at"))) {
+                fprintf(stderr, "tracc finetune: --at must list RASP indices like 1 or 0,2 or 0-9, got '%s'\n", optarg);
+                goto usage_fail;
+            }
+            break;
+        case O_MIX: {
+            const char *colon = strrchr(optarg, ':');
+            double f;
+            if (!colon || colon == optarg || parse_double(colon + 1, &f)) {
+                fprintf(stderr, "tracc finetune: --mix must be FILE.rasp:FRACTION, got '%s'\n", optarg);
+                goto usage_fail;
+            }
+            json_array_append_new(list_of(given, "mix"),
+                                  json_pack("{s:s%, s:f}", "path", optarg, (size_t)(colon - optarg), "fraction", f));
+            break;
+        }
+        case O_TRAIN: add_globs(list_of(given, "train"), optarg); break;
+        case O_FREEZE: add_globs(list_of(given, "freeze"), optarg); break;
+        case O_EVAL: {
+            json_t *e = ft_parse_eval_spec(optarg, &err);
+            if (!e) {
+                fprintf(stderr, "tracc finetune: %s\n", err.s);
+                goto usage_fail;
+            }
+            json_array_append_new(list_of(given, "eval"), e);
+            break;
+        }
+        case O_RESUME: resume = optarg; break;
+        case O_QUIET: quiet = 1; break;
+        case O_JSON: json_out = 1; break;
+        case O_TESTNAN:
+            if (parse_ll(optarg, &test_nan) || test_nan < 1) {
+                fprintf(stderr, "tracc finetune: --test-nan-at must be a positive integer\n");
+                goto usage_fail;
+            }
+            break;
+        case O_TESTDELAY:
+            if (parse_ll(optarg, &test_delay) || test_delay < 0 || test_delay > 60000) {
+                fprintf(stderr, "tracc finetune: --test-step-delay must be 0..60000 (ms)\n");
+                goto usage_fail;
+            }
+            break;
+        case 'h': usage(stdout); rc = 0; goto out;
+        case ':': rc = bad_usage("option '%s' needs a value", argv[optind - 1]); goto out;
+        default: rc = bad_usage("unknown option '%s'", argv[optind - 1]); goto out;
+        }
+    }
+    const char *model = NULL;
+    if (optind < argc) model = argv[optind++];
+    if (optind < argc) {
+        rc = bad_usage("expected one model file, got also '%s'", argv[optind]);
+        goto out;
+    }
+
+    /* The configuration: the defaults (or the checkpoint's) with the flags on top. */
+    if (resume) {
+        cfgj = ft_checkpoint_config(resume, &err);
+        if (!cfgj) {
+            fprintf(stderr, "tracc finetune: --resume %s\n", err.s);
+            rc = 1;
+            goto out;
+        }
+        json_t *defaults = ft_config_defaults();
+        const char *key;
+        json_t *v;
+        json_object_foreach(given, key, v) {
+            json_t *was = json_object_get(cfgj, key);
+            if (ft_config_key_is_operational(key)) {
+                json_object_set(cfgj, key, v);
+            } else if (!was || !json_equal(was, v)) {
+                char flag[64], a[256], b[256];
+                fprintf(stderr,
+                        "tracc finetune: %s %s differs from the checkpoint's %s: a resumed run keeps the settings "
+                        "it started with\n",
+                        ft_config_flag(key, flag, sizeof flag), json_text(v, a, sizeof a),
+                        was ? json_text(was, b, sizeof b) : "(none)");
+                json_decref(defaults);
+                goto usage_fail;
+            }
+        }
+        json_decref(defaults);
+        json_object_set_new(cfgj, "model", json_string(resume));
+    } else {
+        cfgj = ft_config_defaults();
+        json_object_update(cfgj, given);
+        if (model) json_object_set_new(cfgj, "model", json_string(model));
+    }
+    if (ft_config_parse(&cfg, cfgj, &err)) {
+        fprintf(stderr, "tracc finetune: %s\n", err.s);
+        goto usage_fail;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    struct sigaction old_int, old_term;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    stop_requested = 0;
+
+    Progress prog = {isatty(2), quiet, 0, 0};
+    FtHooks hooks = {&stop_requested, on_progress, &prog, resume != NULL, resume ? model : NULL, (long)test_nan,
+                     (int)test_delay, TRACC_VERSION};
+    FtResult res;
+    FtStatus st = ft_run(&cfg, &hooks, &res, &err);
+    end_line(&prog);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+
+    switch (st) {
+    case FT_OK: {
+        double sps = res.elapsed > 0 ? res.steps_run / res.elapsed : 0;
+        if (json_out) {
+            json_t *o = json_pack("{s:s, s:I, s:f, s:f, s:f}", "output", cfg.output, "steps", (json_int_t)res.steps,
+                                  "train_loss", res.train_loss, "seconds", res.elapsed, "steps_per_second", sps);
+            json_t *ev = json_object();
+            for (int i = 0; i < res.neval; i++)
+                json_object_set_new(ev, res.eval[i].name, json_pack("{s:f, s:f, s:i}", "acc", res.eval[i].acc,
+                                                                    "loss", res.eval[i].loss, "n", res.eval[i].n));
+            json_object_set_new(o, "eval", ev);
+            char *s = json_dumps(o, JSON_COMPACT);
+            printf("%s\n", s);
+            free(s);
+            json_decref(o);
+        } else {
+            printf("%s: %ld steps, train loss %.4g", cfg.output, res.steps, res.train_loss);
+            for (int i = 0; i < res.neval; i++)
+                printf("%s %s %.1f%% (loss %.4g)", i ? "," : "; eval", res.eval[i].name, 100.0 * res.eval[i].acc,
+                       res.eval[i].loss);
+            printf("\n");
+        }
+        rc = 0;
+        break;
+    }
+    case FT_INTERRUPTED:
+        fprintf(stderr,
+                "tracc finetune: interrupted at step %ld; checkpoint written to %s\n"
+                "continue with: tracc finetune --resume %s\n",
+                res.steps, res.checkpoint, res.checkpoint);
+        rc = 1;
+        break;
+    default:
+        fprintf(stderr, "tracc finetune: %s\n", err.s);
+        rc = 1;
+        break;
+    }
+    goto out;
+usage_fail:
+    fprintf(stderr, "Try 'tracc finetune --help'.\n");
+    rc = 2;
+out:
+    ft_config_free(&cfg);
+    json_decref(cfgj);
+    json_decref(given);
+    sb_free(&err);
+    return rc;
+}

@@ -1,0 +1,1110 @@
+/* finetune.c — see finetune.h. */
+#include "train/finetune.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/rng.h"
+#include "common/sha256.h"
+#include "runtime/forward.h"
+#include "train/backward.h"
+
+/* ---------------------------------------------------------------- configuration */
+
+json_t *ft_config_defaults(void)
+{
+    json_t *o = json_object();
+    const char *nulls[] = {"model", "output", "checkpoint", "log", "task", "data", "spurious", "spurious_rate",
+                           "len"};
+    for (size_t i = 0; i < ARRAY_LEN(nulls); i++) json_object_set_new(o, nulls[i], json_null());
+    json_object_set_new(o, "mix", json_array());
+    json_object_set_new(o, "no_repeat", json_false());
+    json_object_set_new(o, "at", json_array());
+    json_object_set_new(o, "max_tries", json_integer(DATA_DEFAULT_MAX_TRIES));
+    json_object_set_new(o, "logit_scale", json_real(10.0));
+    json_object_set_new(o, "optimizer", json_string("sgd"));
+    json_object_set_new(o, "lr", json_real(1e-3));
+    json_object_set_new(o, "momentum", json_real(0.9));
+    json_object_set_new(o, "beta1", json_real(0.9));
+    json_object_set_new(o, "beta2", json_real(0.999));
+    json_object_set_new(o, "eps", json_real(1e-8));
+    json_object_set_new(o, "weight_decay", json_real(0.0));
+    json_object_set_new(o, "clip", json_real(1.0));
+    json_object_set_new(o, "warmup", json_integer(0));
+    json_object_set_new(o, "schedule", json_string("cosine"));
+    json_object_set_new(o, "min_lr_ratio", json_real(0.01));
+    json_object_set_new(o, "steps", json_integer(1000));
+    json_object_set_new(o, "batch", json_integer(96));
+    json_object_set_new(o, "init_noise", json_real(0.0));
+    json_object_set_new(o, "train", json_array());
+    json_object_set_new(o, "freeze", json_array());
+    json_object_set_new(o, "seed", json_integer(1));
+    json_object_set_new(o, "eval", json_array());
+    json_object_set_new(o, "eval_every", json_integer(100));
+    json_object_set_new(o, "eval_size", json_integer(1000));
+    json_object_set_new(o, "eval_seed", json_integer(12345));
+    json_object_set_new(o, "log_every", json_integer(10));
+    json_object_set_new(o, "checkpoint_every", json_integer(0));
+    return o;
+}
+
+static const char *const OPERATIONAL[] = {"output", "log", "log_every", "checkpoint", "checkpoint_every",
+                                          "eval_every"};
+
+int ft_config_key_is_operational(const char *key)
+{
+    for (size_t i = 0; i < ARRAY_LEN(OPERATIONAL); i++)
+        if (!strcmp(key, OPERATIONAL[i])) return 1;
+    return 0;
+}
+
+const char *ft_config_flag(const char *key, char *buf, size_t cap)
+{
+    if (!strcmp(key, "model")) snprintf(buf, cap, "MODEL");
+    else {
+        snprintf(buf, cap, "--%s", key);
+        for (char *c = buf; *c; c++)
+            if (*c == '_') *c = '-';
+    }
+    return buf;
+}
+
+/* Typed readers: each names the flag on a bad value. */
+typedef struct {
+    json_t *j;
+    StrBuf *err;
+    int bad;
+} Reader;
+
+static json_t *get(Reader *r, const char *key)
+{
+    json_t *v = json_object_get(r->j, key);
+    if (!v && !r->bad) {
+        sb_printf(r->err, "configuration: missing key '%s'", key);
+        r->bad = 1;
+    }
+    return v;
+}
+
+static void bad_value(Reader *r, const char *key, const char *what)
+{
+    if (r->bad) return;
+    char flag[64];
+    sb_printf(r->err, "%s %s", ft_config_flag(key, flag, sizeof flag), what);
+    r->bad = 1;
+}
+
+static double get_num(Reader *r, const char *key)
+{
+    json_t *v = get(r, key);
+    if (!v) return 0;
+    if (!json_is_number(v)) {
+        bad_value(r, key, "must be a number");
+        return 0;
+    }
+    double x = json_number_value(v);
+    if (!isfinite(x)) bad_value(r, key, "must be a finite number");
+    return x;
+}
+
+static long long get_int(Reader *r, const char *key)
+{
+    json_t *v = get(r, key);
+    if (!v) return 0;
+    if (!json_is_integer(v)) {
+        bad_value(r, key, "must be an integer");
+        return 0;
+    }
+    return json_integer_value(v);
+}
+
+static const char *get_str(Reader *r, const char *key, int nullable)
+{
+    json_t *v = get(r, key);
+    if (!v) return NULL;
+    if (json_is_null(v) && nullable) return NULL;
+    if (!json_is_string(v)) {
+        bad_value(r, key, nullable ? "must be a string or null" : "must be a string");
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+static char **get_strs(Reader *r, const char *key, int *n)
+{
+    json_t *v = get(r, key);
+    *n = 0;
+    if (!v) return NULL;
+    if (!json_is_array(v)) {
+        bad_value(r, key, "must be a list");
+        return NULL;
+    }
+    char **out = xcalloc(json_array_size(v) + 1, sizeof *out);
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        if (!json_is_string(e)) {
+            bad_value(r, key, "must be a list of strings");
+            break;
+        }
+        out[(*n)++] = (char *)json_string_value(e);
+    }
+    return out;
+}
+
+static void range_d(Reader *r, const char *key, double x, double lo, int lo_open, double hi, int hi_open,
+                    const char *expect)
+{
+    if (r->bad) return;
+    int ok = (lo_open ? x > lo : x >= lo) && (hi_open ? x < hi : x <= hi);
+    if (!ok) {
+        char flag[64], num[64];
+        fmt_double(x, num, sizeof num);
+        sb_printf(r->err, "%s must be %s, got %s", ft_config_flag(key, flag, sizeof flag), expect, num);
+        r->bad = 1;
+    }
+}
+
+static void range_l(Reader *r, const char *key, long long x, long long lo, long long hi, const char *expect)
+{
+    if (r->bad) return;
+    if (x < lo || x > hi) {
+        char flag[64];
+        sb_printf(r->err, "%s must be %s, got %lld", ft_config_flag(key, flag, sizeof flag), expect, x);
+        r->bad = 1;
+    }
+}
+
+static int valid_eval_name(const char *s)
+{
+    if (!*s) return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' ||
+              *s == '-' || *s == '.'))
+            return 0;
+    return 1;
+}
+
+int ft_config_parse(FtConfig *cfg, json_t *json, StrBuf *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->json = json_incref(json);
+    Reader rd = {json, err, 0};
+    Reader *r = &rd;
+    if (!json_is_object(json)) {
+        sb_printf(err, "configuration: expected a JSON object");
+        return -1;
+    }
+    const char *key;
+    json_t *v;
+    json_t *defaults = ft_config_defaults();
+    json_object_foreach(json, key, v) {
+        if (!json_object_get(defaults, key)) {
+            sb_printf(err, "configuration: unknown key '%s'", key);
+            json_decref(defaults);
+            return -1;
+        }
+    }
+    json_decref(defaults);
+
+    cfg->model = get_str(r, "model", 1);
+    cfg->output = get_str(r, "output", 1);
+    cfg->checkpoint = get_str(r, "checkpoint", 1);
+    cfg->log = get_str(r, "log", 1);
+    DataSpec *d = &cfg->data;
+    d->task = get_str(r, "task", 1);
+    d->data = get_str(r, "data", 1);
+    d->spurious = get_str(r, "spurious", 1);
+    json_t *rate = get(r, "spurious_rate");
+    if (rate && !json_is_null(rate)) {
+        d->spurious_rate = get_num(r, "spurious_rate");
+        range_d(r, "spurious_rate", d->spurious_rate, 0, 0, 1, 0, "a number from 0 to 1");
+        if (!d->spurious && !r->bad) {
+            sb_printf(err, "--spurious-rate needs --spurious PRED.rasp");
+            r->bad = 1;
+        }
+    } else if (d->spurious && !r->bad) {
+        sb_printf(err, "--spurious needs --spurious-rate C (the fraction of samples where the predicate holds)");
+        r->bad = 1;
+    }
+    json_t *mix = get(r, "mix");
+    if (mix && !r->bad) {
+        size_t i;
+        json_t *e;
+        if (!json_is_array(mix) || json_array_size(mix) > DATA_MAX_MIX) bad_value(r, "mix", "must be a list of at most 16 FILE.rasp:FRACTION");
+        else
+            json_array_foreach(mix, i, e) {
+                json_t *pj = json_object_get(e, "path"), *fj = json_object_get(e, "fraction");
+                if (!json_is_string(pj) || !json_is_number(fj)) {
+                    bad_value(r, "mix", "must be FILE.rasp:FRACTION");
+                    break;
+                }
+                d->mix_path[d->nmix] = json_string_value(pj);
+                d->mix_frac[d->nmix] = json_number_value(fj);
+                range_d(r, "mix", d->mix_frac[d->nmix], 0, 1, 1, 0, "FILE.rasp:FRACTION with FRACTION in (0, 1]");
+                d->nmix++;
+            }
+    }
+    json_t *len = get(r, "len");
+    if (len && !json_is_null(len)) {
+        if (!json_is_array(len) || json_array_size(len) != 2 || !json_is_integer(json_array_get(len, 0)) ||
+            !json_is_integer(json_array_get(len, 1)))
+            bad_value(r, "len", "must be N or MIN-MAX");
+        else {
+            d->len_min = (int)json_integer_value(json_array_get(len, 0));
+            d->len_max = (int)json_integer_value(json_array_get(len, 1));
+            if (!r->bad && (d->len_min < 1 || d->len_max < d->len_min)) {
+                sb_printf(err, "--len must be N or MIN-MAX with 1 <= MIN <= MAX, got %d-%d", d->len_min, d->len_max);
+                r->bad = 1;
+            }
+        }
+    }
+    json_t *nr = get(r, "no_repeat");
+    if (nr && !json_is_boolean(nr)) bad_value(r, "no_repeat", "must be true or false");
+    d->no_repeat = json_is_true(nr);
+    json_t *at = get(r, "at");
+    if (at && !r->bad) {
+        if (!json_is_array(at) || json_array_size(at) > FT_MAX_AT) bad_value(r, "at", "must be a list of RASP indices");
+        else {
+            cfg->at = xcalloc(json_array_size(at) + 1, sizeof(int));
+            size_t i;
+            json_t *e;
+            json_array_foreach(at, i, e) {
+                if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) > RASP_MAX_LEN) {
+                    bad_value(r, "at", "must list RASP indices (integers >= 0)");
+                    break;
+                }
+                cfg->at[d->nat++] = (int)json_integer_value(e);
+            }
+            d->at = cfg->at;
+        }
+    }
+    d->max_tries = (long)get_int(r, "max_tries");
+    range_l(r, "max_tries", d->max_tries, 1, 1000000000LL, "a positive integer");
+
+    cfg->logit_scale = get_num(r, "logit_scale");
+    range_d(r, "logit_scale", cfg->logit_scale, 0, 1, 1e6, 0, "> 0");
+    const char *opt = get_str(r, "optimizer", 0);
+    if (opt && optim_parse_kind(opt, &cfg->opt.kind) && !r->bad) {
+        sb_printf(err, "--optimizer must be sgd or adamw, got '%s'", opt);
+        r->bad = 1;
+    }
+    cfg->opt.lr = get_num(r, "lr");
+    range_d(r, "lr", cfg->opt.lr, 0, 1, 1e6, 0, "> 0");
+    cfg->opt.momentum = get_num(r, "momentum");
+    range_d(r, "momentum", cfg->opt.momentum, 0, 0, 1, 1, "in [0, 1)");
+    cfg->opt.beta1 = get_num(r, "beta1");
+    range_d(r, "beta1", cfg->opt.beta1, 0, 0, 1, 1, "in [0, 1)");
+    cfg->opt.beta2 = get_num(r, "beta2");
+    range_d(r, "beta2", cfg->opt.beta2, 0, 0, 1, 1, "in [0, 1)");
+    cfg->opt.eps = get_num(r, "eps");
+    range_d(r, "eps", cfg->opt.eps, 0, 1, 1, 0, "in (0, 1]");
+    cfg->opt.weight_decay = get_num(r, "weight_decay");
+    range_d(r, "weight_decay", cfg->opt.weight_decay, 0, 0, 1e6, 0, ">= 0");
+    cfg->opt.clip = get_num(r, "clip");
+    range_d(r, "clip", cfg->opt.clip, 0, 0, 1e30, 0, ">= 0 (0 turns clipping off)");
+    cfg->opt.steps = (long)get_int(r, "steps");
+    range_l(r, "steps", cfg->opt.steps, 1, 1000000000LL, "a positive integer");
+    cfg->opt.warmup = (long)get_int(r, "warmup");
+    range_l(r, "warmup", cfg->opt.warmup, 0, cfg->opt.steps, "from 0 to --steps");
+    const char *sched = get_str(r, "schedule", 0);
+    if (sched && optim_parse_schedule(sched, &cfg->opt.schedule) && !r->bad) {
+        sb_printf(err, "--schedule must be cosine or constant, got '%s'", sched);
+        r->bad = 1;
+    }
+    cfg->opt.min_lr_ratio = get_num(r, "min_lr_ratio");
+    range_d(r, "min_lr_ratio", cfg->opt.min_lr_ratio, 0, 0, 1, 0, "from 0 to 1");
+    cfg->batch = (int)get_int(r, "batch");
+    range_l(r, "batch", get_int(r, "batch"), 1, 1000000, "a positive integer");
+    cfg->init_noise = get_num(r, "init_noise");
+    range_d(r, "init_noise", cfg->init_noise, 0, 0, 1e6, 0, ">= 0");
+    cfg->train = get_strs(r, "train", &cfg->ntrain);
+    cfg->freeze = get_strs(r, "freeze", &cfg->nfreeze);
+    long long seed = get_int(r, "seed");
+    range_l(r, "seed", seed, 0, INT64_MAX, "a non-negative integer");
+    cfg->seed = (uint64_t)seed;
+
+    json_t *ev = get(r, "eval");
+    if (ev && !r->bad) {
+        if (!json_is_array(ev) || json_array_size(ev) > FT_MAX_EVAL) bad_value(r, "eval", "must be a list of at most 32 sets");
+        else {
+            size_t i;
+            json_t *e;
+            json_array_foreach(ev, i, e) {
+                FtEval *x = &cfg->evals[cfg->neval];
+                json_t *nj = json_object_get(e, "name"), *pj = json_object_get(e, "program");
+                json_t *sj = json_object_get(e, "spurious"), *rj = json_object_get(e, "rate");
+                if (!json_is_string(nj) || !json_is_string(pj) || (sj && !json_is_null(sj) && !json_is_string(sj)) ||
+                    (rj && !json_is_null(rj) && !json_is_number(rj))) {
+                    bad_value(r, "eval", "must be NAME=FILE.rasp[,spurious=PRED.rasp,rate=C]");
+                    break;
+                }
+                x->name = json_string_value(nj);
+                x->program = json_string_value(pj);
+                x->spurious = json_is_string(sj) ? json_string_value(sj) : NULL;
+                x->rate = json_is_number(rj) ? json_number_value(rj) : -1;
+                if (!valid_eval_name(x->name)) {
+                    sb_printf(err, "--eval %s: a set's name is letters, digits, '_', '-' or '.'", x->name);
+                    r->bad = 1;
+                    break;
+                }
+                for (int k = 0; k < cfg->neval; k++)
+                    if (!strcmp(cfg->evals[k].name, x->name)) {
+                        sb_printf(err, "--eval %s: two sets with the same name", x->name);
+                        r->bad = 1;
+                    }
+                if (r->bad) break;
+                if (x->spurious && x->rate < 0) {
+                    sb_printf(err, "--eval %s: spurious= needs rate=C", x->name);
+                    r->bad = 1;
+                    break;
+                }
+                if (!x->spurious && x->rate >= 0) {
+                    sb_printf(err, "--eval %s: rate= needs spurious=PRED.rasp", x->name);
+                    r->bad = 1;
+                    break;
+                }
+                if (x->spurious && !(x->rate >= 0 && x->rate <= 1)) {
+                    sb_printf(err, "--eval %s: rate must be a number from 0 to 1", x->name);
+                    r->bad = 1;
+                    break;
+                }
+                cfg->neval++;
+            }
+        }
+    }
+    cfg->eval_every = (long)get_int(r, "eval_every");
+    range_l(r, "eval_every", cfg->eval_every, 0, 1000000000LL, ">= 0 (0: only before and after training)");
+    cfg->eval_size = (int)get_int(r, "eval_size");
+    range_l(r, "eval_size", get_int(r, "eval_size"), 1, 10000000, "a positive integer");
+    long long es = get_int(r, "eval_seed");
+    range_l(r, "eval_seed", es, 0, INT64_MAX, "a non-negative integer");
+    cfg->eval_seed = (uint64_t)es;
+    cfg->log_every = (long)get_int(r, "log_every");
+    range_l(r, "log_every", cfg->log_every, 1, 1000000000LL, "a positive integer");
+    cfg->checkpoint_every = (long)get_int(r, "checkpoint_every");
+    range_l(r, "checkpoint_every", cfg->checkpoint_every, 0, 1000000000LL, ">= 0 (0: only when interrupted)");
+    if (!r->bad && !!d->task == !!d->data) {
+        sb_printf(err, "%s", d->task ? "give either --task or --data, not both"
+                                     : "no training data: give --task FILE.rasp (or --data FILE.jsonl)");
+        r->bad = 1;
+    }
+    if (!r->bad && !cfg->output) {
+        sb_printf(err, "no output file: give -o OUT.safetensors");
+        r->bad = 1;
+    }
+    if (!r->bad && !cfg->model) {
+        sb_printf(err, "no model: give the model file to fine-tune (or --resume CHECKPOINT)");
+        r->bad = 1;
+    }
+    d->task_flag = "--task";
+    return r->bad ? -1 : 0;
+}
+
+void ft_config_free(FtConfig *cfg)
+{
+    json_decref(cfg->json);
+    free(cfg->at);
+    free(cfg->train);
+    free(cfg->freeze);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+json_t *ft_parse_eval_spec(const char *s, StrBuf *err)
+{
+    const char *eq = strchr(s, '=');
+    if (!eq || eq == s) {
+        sb_printf(err, "--eval '%s': expected NAME=FILE.rasp[,spurious=PRED.rasp,rate=C]", s);
+        return NULL;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_stringn(s, (size_t)(eq - s)));
+    char *rest = xstrdup(eq + 1);
+    char *save = NULL;
+    int first = 1, rc = 0;
+    for (char *part = strtok_r(rest, ",", &save); part; part = strtok_r(NULL, ",", &save), first = 0) {
+        if (first) {
+            json_object_set_new(o, "program", json_string(part));
+            continue;
+        }
+        if (!strncmp(part, "spurious=", 9) && part[9]) json_object_set_new(o, "spurious", json_string(part + 9));
+        else if (!strncmp(part, "rate=", 5)) {
+            char *end;
+            double x = strtod(part + 5, &end);
+            if (!part[5] || *end || !(x >= 0 && x <= 1)) {
+                sb_printf(err, "--eval '%s': rate must be a number from 0 to 1, got '%s'", s, part + 5);
+                rc = -1;
+                break;
+            }
+            json_object_set_new(o, "rate", json_real(x));
+        } else {
+            sb_printf(err, "--eval '%s': unknown part '%s' (expected spurious=PRED.rasp or rate=C)", s, part);
+            rc = -1;
+            break;
+        }
+    }
+    free(rest);
+    if (!rc && !json_object_get(o, "program")) {
+        sb_printf(err, "--eval '%s': expected NAME=FILE.rasp[,spurious=PRED.rasp,rate=C]", s);
+        rc = -1;
+    }
+    if (rc) {
+        json_decref(o);
+        return NULL;
+    }
+    if (!json_object_get(o, "spurious")) json_object_set_new(o, "spurious", json_null());
+    if (!json_object_get(o, "rate")) json_object_set_new(o, "rate", json_null());
+    return o;
+}
+
+static json_t *state_of(const Model *m, const char *path, StrBuf *err)
+{
+    json_t *s = json_object_get(m->meta_extra, FT_STATE_KEY);
+    if (!s) {
+        sb_printf(err, "%s: not a tracc finetune checkpoint (no '%s' metadata)", path, FT_STATE_KEY);
+        return NULL;
+    }
+    json_error_t je;
+    json_t *st = json_string_value(s) ? json_loads(json_string_value(s), 0, &je) : NULL;
+    if (!st || !json_is_object(st) || !json_is_integer(json_object_get(st, "step")) ||
+        !json_is_object(json_object_get(st, "config"))) {
+        sb_printf(err, "%s: metadata '%s': expected an object with step and config", path, FT_STATE_KEY);
+        json_decref(st);
+        return NULL;
+    }
+    return st;
+}
+
+json_t *ft_checkpoint_config(const char *path, StrBuf *err)
+{
+    Model *m = model_load(path, err);
+    if (!m) return NULL;
+    json_t *st = state_of(m, path, err);
+    model_free(m);
+    if (!st) return NULL;
+    json_t *c = json_incref(json_object_get(st, "config"));
+    json_decref(st);
+    return c;
+}
+
+char *ft_default_checkpoint(const char *output)
+{
+    StrBuf b;
+    sb_init(&b);
+    size_t n = strlen(output);
+    const char *ext = ".safetensors";
+    size_t ne = strlen(ext);
+    if (n > ne && !strcmp(output + n - ne, ext)) {
+        sb_putn(&b, output, n - ne);
+        sb_puts(&b, ".ckpt.safetensors");
+    } else {
+        sb_puts(&b, output);
+        sb_puts(&b, ".ckpt");
+    }
+    return sb_steal(&b);
+}
+
+/* ---------------------------------------------------------------- evaluation */
+
+typedef struct {
+    const FtEval *spec;
+    DataGen *gen;
+    DataBatch batch;
+    int leader;         /* index of the set whose inputs these are (itself if first) */
+    FtEvalResult res;
+} EvalSet;
+
+#define EVAL_CHUNK 256
+
+static int same_inputs(const DataBatch *a, const DataBatch *b)
+{
+    return a->B == b->B && a->T == b->T && !memcmp(a->lens, b->lens, sizeof(int) * (size_t)a->B) &&
+           !memcmp(a->tokens, b->tokens, sizeof(int32_t) * (size_t)a->B * a->T);
+}
+
+static int first_argmax(const float *x, int n)
+{
+    int best = 0;
+    for (int j = 1; j < n; j++)
+        if (x[j] > x[best]) best = j;
+    return best;
+}
+
+/* Loss and correctness of one row of logits (VO) against row r of a set's batch. */
+static double row_loss(const Model *m, const float *lg, float scale, const DataBatch *bt, int r, int *correct,
+                       const DataGen *gen)
+{
+    int VO = m->cfg.d_vocab_out;
+    if (m->output_numerical) {
+        double e = (double)lg[0] - bt->target_num[r];
+        *correct = bt->target[r] >= 0 && data_gen_nearest_value(gen, lg[0]) == bt->target[r];
+        return e * e;
+    }
+    double maxv = scale * lg[0];
+    for (int j = 1; j < VO; j++)
+        if (scale * lg[j] > maxv) maxv = scale * lg[j];
+    double sum = 0;
+    for (int j = 0; j < VO; j++) sum += exp((double)scale * lg[j] - maxv);
+    *correct = first_argmax(lg, VO) == bt->target[r];
+    return log(sum) + maxv - (double)scale * lg[bt->target[r]];
+}
+
+static int evaluate(EvalSet *sets, int nsets, const Model *m, float scale, FwdState *fs, StrBuf *err)
+{
+    FwdOptions fo = FWD_OPTIONS_DEFAULT;
+    int VO = m->cfg.d_vocab_out;
+    for (int i = 0; i < nsets; i++) {
+        sets[i].res.acc = sets[i].res.loss = 0;
+        sets[i].res.n = 0;
+    }
+    double *lsum = xcalloc((size_t)nsets, sizeof(double));
+    long *nrows = xcalloc((size_t)nsets, sizeof(long)), *nok = xcalloc((size_t)nsets, sizeof(long));
+    long *nseq = xcalloc((size_t)nsets, sizeof(long));
+    int rc = 0;
+    for (int g = 0; g < nsets && !rc; g++) {
+        if (sets[g].leader != g) continue;
+        const DataBatch *in = &sets[g].batch;
+        for (int b0 = 0; b0 < in->B && !rc; b0 += EVAL_CHUNK) {
+            int nb = in->B - b0 < EVAL_CHUNK ? in->B - b0 : EVAL_CHUNK;
+            if (fwd_forward(fs, m, in->tokens + (size_t)b0 * in->T, in->lens + b0, nb, in->T, &fo, err)) {
+                rc = -1;
+                break;
+            }
+            for (int i = 0; i < nsets; i++) {
+                if (sets[i].leader != g) continue;
+                const DataBatch *bt = &sets[i].batch;
+                for (int b = b0; b < b0 + nb; b++) {
+                    int r0 = bt->row_start[b], r1 = bt->row_start[b + 1];
+                    if (r0 == r1) continue;
+                    int all = 1;
+                    for (int r = r0; r < r1; r++) {
+                        const float *lg = fs->logits + ((size_t)(b - b0) * in->T + bt->pos[r]) * VO;
+                        int ok;
+                        lsum[i] += row_loss(m, lg, scale, bt, r, &ok, sets[i].gen);
+                        all &= ok;
+                        nrows[i]++;
+                    }
+                    nseq[i]++;
+                    nok[i] += all;
+                }
+            }
+        }
+    }
+    for (int i = 0; i < nsets; i++) {
+        sets[i].res.n = (int)nseq[i];
+        sets[i].res.acc = nseq[i] ? (double)nok[i] / nseq[i] : 0;
+        sets[i].res.loss = nrows[i] ? lsum[i] / nrows[i] : 0;
+    }
+    free(lsum);
+    free(nrows);
+    free(nok);
+    free(nseq);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- the run */
+
+typedef struct {
+    const FtConfig *cfg;
+    const FtHooks *hooks;
+    json_t *config;         /* cfg->json with the resolved len and checkpoint */
+    json_t *files;          /* [{"role", "path", "sha256"}] */
+    char parent_sha[65];
+    json_t *parent_provenance;
+    Model *m;
+    uint8_t *trainable;
+    Optim opt;
+    DataGen *gen;
+    EvalSet *evals;
+    int neval;
+    FwdState fs;
+    FILE *log;
+    const char *ckpt_path;
+    FtResult *res;
+    json_t *last_eval;      /* {"name": {"acc", "loss", "n"}} */
+    double t0;
+} Run;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void file_sha(const char *path, char hex[65])
+{
+    size_t len;
+    char *text = read_file(path, &len);
+    if (!text) {
+        strcpy(hex, "unreadable");
+        return;
+    }
+    sha256_hex(text, len, hex);
+    free(text);
+}
+
+/* Drop what a checkpoint adds to a model (optimizer tensors, training state). */
+static void strip_training_state(Model *m)
+{
+    for (int i = 0; i < m->nextra; i++) {
+        free(m->extra[i].name);
+        free(m->extra[i].data);
+    }
+    free(m->extra);
+    m->extra = NULL;
+    m->nextra = 0;
+    model_set_meta(m, FT_STATE_KEY, NULL);
+}
+
+static json_t *eval_json(const Run *r)
+{
+    json_t *o = json_object();
+    for (int i = 0; i < r->neval; i++) {
+        const FtEvalResult *e = &r->evals[i].res;
+        json_object_set_new(o, r->evals[i].spec->name,
+                            json_pack("{s:f, s:f, s:i}", "acc", e->acc, "loss", e->loss, "n", e->n));
+    }
+    return o;
+}
+
+/* The settings that shaped the weights: the configuration without the operational keys. */
+static json_t *shaping_config(const json_t *config)
+{
+    json_t *c = json_deep_copy(config);
+    for (size_t i = 0; i < ARRAY_LEN(OPERATIONAL); i++) json_object_del(c, OPERATIONAL[i]);
+    json_object_del(c, "model");
+    return c;
+}
+
+static json_t *provenance(const Run *r, long steps, double train_loss)
+{
+    json_t *p = json_object();
+    StrBuf tool;
+    sb_init(&tool);
+    sb_printf(&tool, "tracc %s finetune", r->hooks && r->hooks->version ? r->hooks->version : "?");
+    json_object_set_new(p, "tool", json_string(tool.s));
+    sb_free(&tool);
+    json_object_set_new(p, "parent_sha256", json_string(r->parent_sha));
+    json_object_set_new(p, "parent_provenance", json_deep_copy(r->parent_provenance));
+    json_object_set_new(p, "config", shaping_config(r->config));
+    json_object_set_new(p, "files", json_deep_copy(r->files));
+    json_object_set_new(p, "steps", json_integer(steps));
+    json_object_set_new(p, "train_loss", isfinite(train_loss) ? json_real(train_loss) : json_null());
+    json_object_set_new(p, "eval", r->last_eval ? json_deep_copy(r->last_eval) : json_object());
+    return p;
+}
+
+static int write_checkpoint(Run *r, long step, double train_loss, StrBuf *err)
+{
+    if (optim_save(&r->opt, r->m, err)) return -1;
+    json_t *st = json_object();
+    json_object_set_new(st, "step", json_integer(step));
+    json_object_set_new(st, "config", json_deep_copy(r->config));
+    json_object_set_new(st, "parent_sha256", json_string(r->parent_sha));
+    json_object_set_new(st, "parent_provenance", json_deep_copy(r->parent_provenance));
+    json_object_set_new(st, "files", json_deep_copy(r->files));
+    json_object_set_new(st, "eval", r->last_eval ? json_deep_copy(r->last_eval) : json_object());
+    json_object_set_new(st, "train_loss", isfinite(train_loss) ? json_real(train_loss) : json_null());
+    json_object_set_new(st, "optimizer_state",
+                        r->opt.cfg.kind == OPTIM_SGD ? json_pack("[s]", OPTIM_TENSOR_MOMENTUM)
+                                                     : json_pack("[s, s]", OPTIM_TENSOR_ADAM_M, OPTIM_TENSOR_ADAM_V));
+    json_object_set_new(st, "data_stream", json_string("batch s is a pure function of (seed, s)"));
+    char *text = json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(st);
+    model_set_meta(r->m, FT_STATE_KEY, text);
+    free(text);
+    model_set_provenance(r->m, provenance(r, step, train_loss));
+    int rc = model_save(r->m, r->ckpt_path, err);
+    if (!rc) {
+        snprintf(r->res->checkpoint, sizeof r->res->checkpoint, "%s", r->ckpt_path);
+        r->res->checkpoint_step = step;
+    }
+    return rc;
+}
+
+static void log_line(Run *r, json_t *o)
+{
+    if (!r->log) {
+        json_decref(o);
+        return;
+    }
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    fprintf(r->log, "%s\n", s);
+    fflush(r->log);
+    free(s);
+}
+
+/* On resume, keep the log's lines up to the checkpoint's step (a killed run may have logged
+ * past it; those steps will be logged again). */
+static int trim_log(const char *path, long step, StrBuf *err)
+{
+    size_t len;
+    char *text = read_file(path, &len);
+    if (!text) return errno == ENOENT ? 0 : (sb_printf(err, "--log %s: cannot read: %s", path, strerror(errno)), -1);
+    StrBuf keep;
+    sb_init(&keep);
+    char *line = text;
+    while (line < text + len) {
+        char *nl = memchr(line, '\n', (size_t)(text + len - line));
+        if (!nl) break;   /* a partial last line */
+        json_t *o = json_loadb(line, (size_t)(nl - line), 0, NULL);
+        json_t *sj = o ? json_object_get(o, "step") : NULL;
+        if (json_is_integer(sj) && json_integer_value(sj) <= step) sb_putn(&keep, line, (size_t)(nl - line + 1));
+        json_decref(o);
+        line = nl + 1;
+    }
+    free(text);
+    int rc = write_file_atomic(path, keep.s, keep.len, err);
+    sb_free(&keep);
+    return rc;
+}
+
+static int all_finite(const Model *m, const uint8_t *trainable)
+{
+    for (int t = 0; t < m->ntensors; t++) {
+        if (!trainable[t]) continue;
+        const float *w = m->params_memory + m->tensors[t].offset;
+        for (size_t i = 0; i < m->tensors[t].numel; i++)
+            if (!isfinite(w[i])) return 0;
+    }
+    return 1;
+}
+
+static void progress(Run *r, long step, double loss, double lr, double gn, long done, int evaluated)
+{
+    if (!r->hooks || !r->hooks->progress) return;
+    FtEvalResult ev[FT_MAX_EVAL];
+    for (int i = 0; i < r->neval; i++) {
+        ev[i] = r->evals[i].res;
+        ev[i].name = r->evals[i].spec->name;
+    }
+    FtProgress p = {step, r->cfg->opt.steps, loss, lr, gn, now_s() - r->t0, done, evaluated, r->neval, ev};
+    r->hooks->progress(r->hooks->ctx, &p);
+}
+
+static int run_eval(Run *r, long step, StrBuf *err)
+{
+    if (!r->neval) return 0;
+    if (evaluate(r->evals, r->neval, r->m, (float)r->cfg->logit_scale, &r->fs, err)) return -1;
+    json_decref(r->last_eval);
+    r->last_eval = eval_json(r);
+    log_line(r, json_pack("{s:s, s:I, s:O}", "type", "eval", "step", (json_int_t)step, "eval", r->last_eval));
+    return 0;
+}
+
+static int dir_writable(const char *path, const char *flag, StrBuf *err)
+{
+    char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *(slash == dir ? slash + 1 : slash) = 0;
+    else strcpy(dir, ".");
+    int ok = access(dir, W_OK) == 0;
+    if (!ok) sb_printf(err, "%s %s: cannot write in folder %s: %s", flag, path, dir, strerror(errno));
+    free(dir);
+    return ok ? 0 : -1;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf *err)
+{
+    memset(res, 0, sizeof *res);
+    Run run, *r = &run;
+    memset(r, 0, sizeof run);
+    r->cfg = cfg;
+    r->hooks = hooks;
+    r->res = res;
+    fwd_init(&r->fs);
+    FtStatus status = FT_ERROR;
+    int resume = hooks && hooks->resume;
+    long start = 0;
+    json_t *state = NULL;
+    BwdState *bs = NULL;
+    DataBatch batch;
+    memset(&batch, 0, sizeof batch);
+    float *grads = NULL;
+    char *ckpt_owned = NULL;
+
+    /* ---- everything is checked before any work ---- */
+    r->m = model_load(cfg->model, err);
+    if (!r->m) goto done;
+    r->config = json_deep_copy(cfg->json);
+    if (resume) {
+        if (!(state = state_of(r->m, cfg->model, err))) goto done;
+        start = (long)json_integer_value(json_object_get(state, "step"));
+        json_t *ps = json_object_get(state, "parent_sha256");
+        if (!json_is_string(ps) || strlen(json_string_value(ps)) != 64) {
+            sb_printf(err, "%s: metadata '%s': expected parent_sha256", cfg->model, FT_STATE_KEY);
+            goto done;
+        }
+        strcpy(r->parent_sha, json_string_value(ps));
+        r->parent_provenance = json_deep_copy(json_object_get(state, "parent_provenance"));
+        if (!r->parent_provenance) r->parent_provenance = json_null();
+        json_t *le = json_object_get(state, "eval");
+        if (json_is_object(le) && json_object_size(le)) r->last_eval = json_deep_copy(le);
+        if (hooks->parent_check) {
+            char h[65];
+            file_sha(hooks->parent_check, h);
+            if (strcmp(h, r->parent_sha)) {
+                sb_printf(err, "MODEL %s: its sha256 %s is not the checkpoint's parent %s", hooks->parent_check, h,
+                          r->parent_sha);
+                status = FT_BAD_SETTING;
+                goto done;
+            }
+        }
+        if (start < 0 || start > cfg->opt.steps) {
+            sb_printf(err, "%s: step %ld is past --steps %ld", cfg->model, start, cfg->opt.steps);
+            goto done;
+        }
+        json_object_set_new(r->config, "model", json_string(json_string_value(json_object_get(
+                                                     json_object_get(state, "config"), "model"))));
+    } else {
+        file_sha(cfg->model, r->parent_sha);
+        r->parent_provenance = json_deep_copy(r->m->provenance);
+        if (!r->parent_provenance) r->parent_provenance = json_null();
+    }
+    strip_training_state(r->m);
+
+    DataSpec ds = cfg->data;
+    int maxlen = r->m->cfg.n_ctx - 1;
+    if (!ds.len_min) ds.len_min = ds.len_max = maxlen;
+    json_object_set_new(r->config, "len", json_pack("[i, i]", ds.len_min, ds.len_max));
+    r->gen = data_gen_new(&ds, r->m, err);
+    if (!r->gen) {
+        status = FT_BAD_SETTING;
+        goto done;
+    }
+    r->files = json_array();
+    for (int i = 0; i < data_gen_nfiles(r->gen); i++) {
+        const char *role, *path, *sha;
+        data_gen_file(r->gen, i, &role, &path, &sha);
+        json_array_append_new(r->files, json_pack("{s:s, s:s, s:s}", "role", role, "path", path, "sha256", sha));
+    }
+    r->neval = cfg->neval;
+    r->evals = xcalloc((size_t)(cfg->neval ? cfg->neval : 1), sizeof *r->evals);
+    for (int i = 0; i < cfg->neval; i++) {
+        const FtEval *e = &cfg->evals[i];
+        char flag[128];
+        snprintf(flag, sizeof flag, "--eval %s:", e->name);
+        DataSpec es = ds;
+        es.task = e->program;
+        es.data = NULL;
+        es.spurious = e->spurious;
+        es.spurious_rate = e->spurious ? e->rate : 0;
+        es.nmix = 0;
+        es.task_flag = flag;
+        r->evals[i].spec = e;
+        r->evals[i].res.name = e->name;
+        r->evals[i].gen = data_gen_new(&es, r->m, err);
+        if (!r->evals[i].gen) {
+            status = FT_BAD_SETTING;
+            goto done;
+        }
+        for (int k = 0; k < data_gen_nfiles(r->evals[i].gen); k++) {
+            const char *role, *path, *sha;
+            data_gen_file(r->evals[i].gen, k, &role, &path, &sha);
+            char rl[160];
+            snprintf(rl, sizeof rl, "eval %s %s", e->name, role);
+            json_array_append_new(r->files, json_pack("{s:s, s:s, s:s}", "role", rl, "path", path, "sha256", sha));
+        }
+    }
+    if (resume) {
+        json_t *was = json_object_get(state, "files");
+        if (!json_equal(was, r->files)) {
+            size_t i;
+            json_t *e;
+            json_array_foreach(r->files, i, e) {
+                json_t *w = json_array_get(was, i);
+                if (!json_equal(w, e)) {
+                    sb_printf(err, "%s %s has changed since the checkpoint was written (sha256 %s, the checkpoint "
+                                   "recorded %s); resuming would not continue the same run",
+                              json_string_value(json_object_get(e, "role")), json_string_value(json_object_get(e, "path")),
+                              json_string_value(json_object_get(e, "sha256")),
+                              w ? json_string_value(json_object_get(w, "sha256")) : "nothing");
+                    break;
+                }
+            }
+            if (!err->len) sb_printf(err, "the data files differ from the checkpoint's");
+            status = FT_BAD_SETTING;
+            goto done;
+        }
+    }
+    r->trainable = xcalloc((size_t)r->m->ntensors + 1, 1);
+    if (optim_select(r->m, cfg->train, cfg->ntrain, cfg->freeze, cfg->nfreeze, r->trainable, err)) {
+        status = FT_BAD_SETTING;
+        goto done;
+    }
+    r->ckpt_path = cfg->checkpoint;
+    if (!r->ckpt_path) r->ckpt_path = ckpt_owned = ft_default_checkpoint(cfg->output);
+    json_object_set_new(r->config, "checkpoint", json_string(r->ckpt_path));
+    if (dir_writable(cfg->output, "-o", err) || dir_writable(r->ckpt_path, "--checkpoint", err) ||
+        (cfg->log && dir_writable(cfg->log, "--log", err))) {
+        status = FT_BAD_SETTING;
+        goto done;
+    }
+    if (!strcmp(cfg->output, r->ckpt_path) || !strcmp(cfg->output, cfg->model)) {
+        sb_printf(err, "-o %s: the output must differ from the %s", cfg->output,
+                  !strcmp(cfg->output, cfg->model) ? (resume ? "checkpoint resumed from" : "model") : "checkpoint");
+        status = FT_BAD_SETTING;
+        goto done;
+    }
+    optim_init(&r->opt, &cfg->opt, r->m->num_params);
+    if (resume) {
+        if (optim_load(&r->opt, r->m, err)) {
+            sb_printf(err, " (in %s)", cfg->model);
+            goto done;
+        }
+        r->opt.t = start;
+    }
+    /* evaluation sets: fixed by (eval_seed, spurious predicate, rate) only, so sets that differ
+     * only in their target program share inputs (and one forward pass) */
+    for (int i = 0; i < r->neval; i++) {
+        const FtEval *e = r->evals[i].spec;
+        uint64_t key = 0;
+        if (e->spurious) {
+            char sha[65];
+            file_sha(e->spurious, sha);
+            key = data_derive_seed(strtoull(sha + 48, NULL, 16), 3, (uint64_t)llround(e->rate * 1e9));
+        }
+        if (data_gen_batch(r->evals[i].gen, data_derive_seed(cfg->eval_seed, 2, key), 0, cfg->eval_size,
+                           &r->evals[i].batch, err))
+            goto done;
+        r->evals[i].leader = i;
+        for (int k = 0; k < i; k++)
+            if (r->evals[k].leader == k && same_inputs(&r->evals[k].batch, &r->evals[i].batch)) {
+                r->evals[i].leader = k;
+                break;
+            }
+    }
+    if (cfg->log) {
+        if (resume && trim_log(cfg->log, start, err)) goto done;
+        r->log = fopen(cfg->log, resume ? "a" : "w");
+        if (!r->log) {
+            sb_printf(err, "--log %s: cannot open: %s", cfg->log, strerror(errno));
+            goto done;
+        }
+    }
+
+    /* ---- the run ---- */
+    r->t0 = now_s();
+    if (!resume) {
+        Rng nr;
+        rng_seed(&nr, data_derive_seed(cfg->seed, 4, 0));
+        optim_init_noise(r->m, r->trainable, cfg->init_noise, &nr);
+        json_t *head = json_pack("{s:s, s:I, s:s, s:I, s:I}", "type", "start", "step", (json_int_t)0, "parent_sha256",
+                                 r->parent_sha, "params", (json_int_t)r->m->num_params, "steps",
+                                 (json_int_t)cfg->opt.steps);
+        json_object_set_new(head, "config", json_deep_copy(r->config));
+        log_line(r, head);
+        if (run_eval(r, 0, err)) goto done;
+        progress(r, 0, NAN, optim_lr(&cfg->opt, 0), NAN, 0, r->neval > 0);
+    } else {
+        log_line(r, json_pack("{s:s, s:I}", "type", "resume", "step", (json_int_t)start));
+    }
+    bs = bwd_new();
+    grads = xmalloc(sizeof(float) * (r->m->num_params ? r->m->num_params : 1));
+    BwdOptions bo = {0, (float)cfg->logit_scale, r->trainable};
+    double loss = NAN, gn = NAN, lr = NAN;
+    long step = start, last_eval_step = resume ? -1 : 0;
+    for (; step < cfg->opt.steps; step++) {
+        if (hooks && hooks->stop && *hooks->stop) {
+            if (write_checkpoint(r, step, loss, err)) goto done;
+            log_line(r, json_pack("{s:s, s:I}", "type", "interrupted", "step", (json_int_t)step));
+            res->steps = step;
+            status = FT_INTERRUPTED;
+            goto done;
+        }
+        if (data_gen_batch(r->gen, cfg->seed, (uint64_t)step, cfg->batch, &batch, err)) goto done;
+        BwdBatch bb = {batch.B, batch.T, batch.tokens, batch.lens, batch.R, batch.seq, batch.pos, batch.target,
+                       batch.target_num};
+        if (bwd_forward(bs, r->m, &bb, &bo, &loss, err)) goto done;
+        if (hooks && hooks->test_nan_at == step + 1) loss = NAN;
+        memset(grads, 0, sizeof(float) * r->m->num_params);
+        bwd_backward(bs, r->m, &bo, grads);
+        gn = optim_grad_norm(r->m, r->trainable, grads);
+        lr = optim_lr(&cfg->opt, step);
+        const char *what = !isfinite(loss) ? "the loss" : !isfinite(gn) ? "the gradient" : NULL;
+        if (!what) {
+            optim_step(&r->opt, r->m, r->trainable, grads, gn, lr);
+            if (!all_finite(r->m, r->trainable)) what = "a weight";
+        }
+        if (what) {
+            char ck[4200];
+            if (res->checkpoint[0]) snprintf(ck, sizeof ck, "the last good checkpoint is %s (step %ld)", res->checkpoint, res->checkpoint_step);
+            else snprintf(ck, sizeof ck, "no checkpoint was written (see --checkpoint-every)");
+            sb_printf(err, "step %ld: %s is %s (loss %g, gradient norm %g, lr %g); stopped, nothing written; %s",
+                      step + 1, what, !isfinite(loss) ? (isnan(loss) ? "nan" : "inf") : "not finite", loss, gn, lr,
+                      ck);
+            log_line(r, json_pack("{s:s, s:I, s:s}", "type", "diverged", "step", (json_int_t)(step + 1), "what", what));
+            res->steps = step;
+            status = FT_DIVERGED;
+            goto done;
+        }
+        long done_steps = step + 1;
+        res->steps_run++;
+        res->train_loss = loss;
+        if (done_steps % cfg->log_every == 0 || done_steps == cfg->opt.steps)
+            log_line(r, json_pack("{s:s, s:I, s:f, s:f, s:f, s:f}", "type", "train", "step", (json_int_t)done_steps,
+                                  "loss", loss, "lr", lr, "grad_norm", gn, "time", now_s() - r->t0));
+        int evaluated = 0;
+        if ((cfg->eval_every && done_steps % cfg->eval_every == 0) || done_steps == cfg->opt.steps) {
+            if (run_eval(r, done_steps, err)) goto done;
+            last_eval_step = done_steps;
+            evaluated = r->neval > 0;
+        }
+        progress(r, done_steps, loss, lr, gn, res->steps_run, evaluated);
+        if (cfg->checkpoint_every && done_steps % cfg->checkpoint_every == 0 && done_steps < cfg->opt.steps)
+            if (write_checkpoint(r, done_steps, loss, err)) goto done;
+        if (hooks && hooks->test_delay_ms > 0) sleep_ms(hooks->test_delay_ms);
+    }
+    if (last_eval_step != cfg->opt.steps && run_eval(r, cfg->opt.steps, err)) goto done;
+    res->steps = cfg->opt.steps;
+
+    /* ---- the output: the parent's metadata, the new weights, provenance ---- */
+    strip_training_state(r->m);
+    model_set_provenance(r->m, provenance(r, cfg->opt.steps, res->train_loss));
+    if (model_save(r->m, cfg->output, err)) goto done;
+    log_line(r, json_pack("{s:s, s:I, s:s}", "type", "done", "step", (json_int_t)cfg->opt.steps, "output",
+                          cfg->output));
+    status = FT_OK;
+done:
+    res->elapsed = r->t0 > 0 ? now_s() - r->t0 : 0;
+    res->neval = r->neval;
+    for (int i = 0; i < r->neval; i++) {
+        res->eval[i] = r->evals[i].res;
+        res->eval[i].name = cfg->evals[i].name;
+    }
+    if (r->log) fclose(r->log);
+    free(grads);
+    bwd_free(bs);
+    data_batch_free(&batch);
+    for (int i = 0; i < r->neval; i++) {
+        data_gen_free(r->evals[i].gen);
+        data_batch_free(&r->evals[i].batch);
+    }
+    free(r->evals);
+    data_gen_free(r->gen);
+    optim_free(&r->opt);
+    free(r->trainable);
+    fwd_free(&r->fs);
+    json_decref(state);
+    json_decref(r->config);
+    json_decref(r->files);
+    json_decref(r->parent_provenance);
+    json_decref(r->last_eval);
+    if (r->m) model_free(r->m);
+    free(ckpt_owned);
+    return status;
+}

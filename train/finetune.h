@@ -1,0 +1,138 @@
+/* finetune.h — the fine-tuning run behind `tracc finetune`: configuration, the training
+ * loop, evaluation sets, the JSONL log, checkpoints and resuming, provenance.
+ *
+ * The configuration is one JSON object (ft_config_defaults lists every key with its
+ * default; keys are the CLI's flag names with '_' for '-'). It is stored whole in every
+ * checkpoint, so `--resume` needs nothing else; the settings that shape the weights are
+ * stored (without the operational ones: output, log, checkpoint paths and periods) in
+ * the output model's `provenance`.
+ *
+ * A checkpoint is a model file (same format) holding the current weights, the optimizer
+ * state as `optim.*` tensors of the parameters' layout, and the metadata key
+ * FT_STATE_KEY: {"step", "config", "files", "eval", "train_loss"}. The data of step s is a
+ * pure function of (seed, s), the schedule a function of s, and the initial noise is
+ * applied once before step 0, so weights + optimizer state + step are the whole state:
+ * a resumed run ends bit-identical to an uninterrupted one (one BLAS thread). */
+#ifndef TRACC_FINETUNE_H
+#define TRACC_FINETUNE_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "runtime/model.h"
+#include "train/data.h"
+#include "train/optim.h"
+
+struct json_t;
+
+#define FT_STATE_KEY "tracc_finetune"
+#define FT_MAX_EVAL 32
+#define FT_MAX_AT 4096
+
+typedef struct {
+    const char *name;       /* [A-Za-z0-9_.-]+ */
+    const char *program;
+    const char *spurious;   /* or NULL */
+    double rate;            /* fraction of the set drawn where the predicate holds */
+} FtEval;
+
+typedef struct {
+    struct json_t *json;    /* the whole configuration; owns every string below */
+    const char *model;      /* the parent model file */
+    const char *output;     /* -o */
+    const char *checkpoint; /* checkpoint path (default: derived from output) */
+    const char *log;        /* JSONL log, or NULL */
+    DataSpec data;
+    int *at;                /* (data.nat) */
+    double logit_scale;
+    OptimConfig opt;
+    int batch;
+    double init_noise;
+    uint64_t seed;
+    char **train, **freeze; /* glob patterns */
+    int ntrain, nfreeze;
+    FtEval evals[FT_MAX_EVAL];
+    int neval;
+    long eval_every;        /* 0: only before the first and after the last step */
+    int eval_size;
+    uint64_t eval_seed;
+    long log_every;
+    long checkpoint_every;  /* 0: only on SIGINT/SIGTERM */
+} FtConfig;
+
+/* Every configuration key with its default value ("model", "output", "task" … are null). */
+struct json_t *ft_config_defaults(void);
+/* Keys a resumed run may change: output, log, log_every, checkpoint, checkpoint_every,
+ * eval_every. Any other key must keep the checkpoint's value. */
+int ft_config_key_is_operational(const char *key);
+/* The flag that sets a key ("lr" -> "--lr", "model" -> "MODEL"), for messages. */
+const char *ft_config_flag(const char *key, char *buf, size_t cap);
+
+/* Check a configuration and fill cfg (which takes a reference to json). On a bad setting
+ * returns -1 with a message naming the flag, e.g. "--lr must be > 0, got 0". */
+int ft_config_parse(FtConfig *cfg, struct json_t *json, StrBuf *err);
+void ft_config_free(FtConfig *cfg);
+
+/* Parse "NAME=FILE.rasp[,spurious=PRED.rasp,rate=C]" into an object
+ * {"name", "program", "spurious", "rate"}; NULL with a message on a malformed spec. */
+struct json_t *ft_parse_eval_spec(const char *s, StrBuf *err);
+
+/* A checkpoint's configuration (a new reference), for --resume. NULL with a message if
+ * the file is not a readable model or holds no fine-tuning state. */
+struct json_t *ft_checkpoint_config(const char *path, StrBuf *err);
+
+typedef struct {
+    const char *name;
+    double acc;             /* exact match at every counted position, over sequences with one */
+    double loss;            /* the training loss on the set */
+    int n;                  /* sequences counted */
+} FtEvalResult;
+
+typedef struct {
+    long step, steps;
+    double loss, lr, grad_norm;
+    double elapsed;         /* seconds since this process started training */
+    long steps_done;        /* steps taken by this process (for speed) */
+    int evaluated;          /* the results below are fresh */
+    int neval;
+    const FtEvalResult *eval;
+} FtProgress;
+
+typedef struct {
+    volatile sig_atomic_t *stop;   /* set (by a signal handler): checkpoint at the next step
+                                      boundary and return FT_INTERRUPTED */
+    void (*progress)(void *ctx, const FtProgress *p);   /* after every step and evaluation */
+    void *ctx;
+    int resume;             /* cfg->model is a checkpoint to continue from */
+    const char *parent_check;/* with resume: a model file whose sha256 must be the parent's */
+    long test_nan_at;       /* testing: make the loss of this step NaN (0: never) */
+    int test_delay_ms;      /* testing: sleep after every step */
+    const char *version;    /* the tool's version, for provenance */
+} FtHooks;
+
+typedef enum {
+    FT_OK = 0,
+    FT_ERROR,               /* nothing written (or the last good checkpoint kept) */
+    FT_BAD_SETTING,         /* rejected before any work (a usage error) */
+    FT_INTERRUPTED,         /* stopped by *stop; checkpoint written */
+    FT_DIVERGED,            /* NaN/Inf in the loss, gradients or weights */
+} FtStatus;
+
+typedef struct {
+    long steps;             /* steps taken in all (including before a resume) */
+    double train_loss;      /* last step's */
+    int neval;
+    FtEvalResult eval[FT_MAX_EVAL];
+    char checkpoint[4096];  /* last checkpoint written ("" if none) */
+    long checkpoint_step;
+    double elapsed;         /* seconds of training in this process */
+    long steps_run;         /* steps taken by this process */
+} FtResult;
+
+/* Run (or continue) a fine-tuning run. Errors: message in err. */
+FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf *err);
+
+/* The default checkpoint path for an output path: "x.safetensors" -> "x.ckpt.safetensors". */
+char *ft_default_checkpoint(const char *output);
+
+#endif
