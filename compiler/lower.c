@@ -725,14 +725,16 @@ static void lower_seqmap(Ctx *cx, const RaspSop *s)
         lens[variant] = (size_t)total;
         units[variant] = cat_units(lp, o->nin, o->in, t, id);
     }
-    /* a discretiser over x + k*y when the table allows it and it is smaller */
+    /* A discretiser over x + k*y when the table allows it and it makes the MLP at least 8
+     * times narrower: each of its units reads the whole linear form (about |X| + |Y|
+     * weights), so for small value sets the pairwise MLP has fewer nonzero weights. */
     int sum_node = -1;
     int32_t *sum_tab = NULL;
     int sum_units = sum_seqmap(cx, s, &sum_node, &sum_tab);
     if (sum_units >= 0) {
         int best = units[0];
         if (can_fold && units[1] >= 0 && units[1] < best) best = units[1];
-        if (best < 0 || sum_units < best) {
+        if (best < 0 || (int64_t)sum_units * 8 <= best) {
             new_mlp(cx, LOP_MLP_DISC, id, 1, &sum_node, sum_tab, (size_t)lp->nodes[sum_node].nvals, -1);
             free(sum_tab);
             free(tables[0]);

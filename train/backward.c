@@ -229,13 +229,17 @@ double bwd_crossentropy(float *dlogits, float *probs, const float *logits, const
         float maxv = scale * l[0];
         for (int j = 1; j < VO; j++)
             if (scale * l[j] > maxv) maxv = scale * l[j];
-        double sum = 0.0;
+        double sum = 0.0, others = 0.0;
         for (int j = 0; j < VO; j++) {
             d[j] = expf(scale * l[j] - maxv);
             sum += d[j];
+            if (j != target[r]) others += d[j];
         }
-        /* -log p_y = log sum exp(z) - z_y, in double so tiny losses keep their digits */
-        total += log(sum) + (double)maxv - (double)scale * l[target[r]];
+        /* -log p_y = log sum exp(z) - z_y. When the target holds the largest logit that is
+         * log1p(the others' sum): a well-fitted row keeps its digits (log(1 + 1e-13) would
+         * lose most of them). */
+        if (scale * l[target[r]] == maxv) total += log1p(others);
+        else total += log(sum) + (double)maxv - (double)scale * l[target[r]];
         float inv = (float)(1.0 / sum);
         for (int j = 0; j < VO; j++) {
             float p = d[j] * inv;

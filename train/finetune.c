@@ -549,10 +549,17 @@ static double row_loss(const Model *m, const float *lg, float scale, const DataB
     double maxv = scale * lg[0];
     for (int j = 1; j < VO; j++)
         if (scale * lg[j] > maxv) maxv = scale * lg[j];
-    double sum = 0;
-    for (int j = 0; j < VO; j++) sum += exp((double)scale * lg[j] - maxv);
-    *correct = first_argmax(lg, VO) == bt->target[r];
-    return log(sum) + maxv - (double)scale * lg[bt->target[r]];
+    double sum = 0, others = 0;
+    int y = bt->target[r];
+    for (int j = 0; j < VO; j++) {
+        double e = exp((double)scale * lg[j] - maxv);
+        sum += e;
+        if (j != y) others += e;
+    }
+    *correct = first_argmax(lg, VO) == y;
+    /* as bwd_crossentropy: log1p keeps the digits of a small loss */
+    if ((double)scale * lg[y] == maxv) return log1p(others);
+    return log(sum) + maxv - (double)scale * lg[y];
 }
 
 static int evaluate(EvalSet *sets, int nsets, const Model *m, float scale, FwdState *fs, StrBuf *err)

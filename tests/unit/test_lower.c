@@ -186,6 +186,33 @@ static void test_a_map_of_an_mlp_output_is_folded_into_it(void **state)
     rasp_free(p);
 }
 
+/* `length - indices` depends only on the difference: at large max_len one discretiser over the
+ * linear form length - indices replaces the unit per (length, index) pair. */
+static void test_a_difference_of_two_sops_is_discretised_when_much_narrower(void **state)
+{
+    (void)state;
+    static const char *src = "vocab {a, b};\nmax_len %d;\nopp = length - indices;\n"
+                             "r = aggregate(select(indices, opp, ==), tokens);\noutput r;\n";
+    char text[256];
+    snprintf(text, sizeof text, src, 64);
+    RaspProgram *p = load_text(text);
+    LowerProgram *lp = lower(p, 1);
+    const LowerOp *op = op_of(lp, "opp");
+    assert_int_equal(op->kind, LOP_MLP_DISC);
+    const LowerNode *sum = &lp->nodes[op->in[0]];
+    assert_int_equal(sum->rep, LREP_VIRTUAL);
+    assert_int_equal(sum->virt, LVIRT_LIN);
+    assert_true(sum->lin_coef[0] == 1 && sum->lin_coef[1] == -1);
+    lower_free(lp);
+    rasp_free(p);
+    snprintf(text, sizeof text, src, 10);     /* small: the pairwise MLP has fewer nonzeros */
+    p = load_text(text);
+    lp = lower(p, 1);
+    assert_int_equal(op_of(lp, "opp")->kind, LOP_MLP_CAT);
+    lower_free(lp);
+    rasp_free(p);
+}
+
 /* A sequence map whose operand is another single-use categorical MLP becomes one n-ary MLP
  * when that is no wider. */
 static void test_nested_sequence_maps_become_one_mlp(void **state)
@@ -324,6 +351,7 @@ int main(void)
         cmocka_unit_test(test_an_output_read_from_the_embedding_needs_no_block),
         cmocka_unit_test(test_maps_of_one_categorical_sop_are_read_in_place),
         cmocka_unit_test(test_a_map_of_an_mlp_output_is_folded_into_it),
+        cmocka_unit_test(test_a_difference_of_two_sops_is_discretised_when_much_narrower),
         cmocka_unit_test(test_nested_sequence_maps_become_one_mlp),
         cmocka_unit_test(test_numerical_linear_maps_are_read_in_place),
         cmocka_unit_test(test_and_of_selects_is_a_sum_of_literals),
