@@ -73,6 +73,8 @@ static void usage(FILE *f)
         "  --checkpoint-every N    0 = only on SIGINT/SIGTERM (default: 0)\n"
         "  --resume CHECKPOINT     continue a run; its settings come from the checkpoint (MODEL\n"
         "                          and setting flags may be repeated but must agree)\n"
+        "  --threads N             worker threads; the results do not depend on it (default:\n"
+        "                          the number of CPUs, at most 8)\n"
         "  --quiet                 no progress on stderr\n"
         "  --json                  print the summary as one JSON object\n"
         "  -h, --help              show this help\n"
@@ -247,7 +249,7 @@ enum {
     O_TASK = 256, O_DATA, O_LEN, O_NOREP, O_AT, O_SPUR, O_SPURRATE, O_MIX, O_MAXTRIES, O_LSCALE, O_OPT, O_LR,
     O_MOM, O_B1, O_B2, O_EPS, O_WD, O_CLIP, O_WARM, O_SCHED, O_MINLR, O_STEPS, O_BATCH, O_NOISE, O_TRAIN,
     O_FREEZE, O_SEED, O_EVAL, O_EVEVERY, O_EVSIZE, O_EVSEED, O_LOG, O_LOGEVERY, O_CKPT, O_CKPTEVERY, O_RESUME,
-    O_QUIET, O_JSON, O_TESTNAN, O_TESTDELAY,
+    O_QUIET, O_JSON, O_TESTNAN, O_TESTDELAY, O_THREADS,
 };
 
 /* Options whose value is a plain number: key, flag kind (1 real, 2 integer). */
@@ -296,7 +298,7 @@ int cmd_finetune(int argc, char **argv)
         {"log", required_argument, NULL, O_LOG}, {"log-every", required_argument, NULL, O_LOGEVERY},
         {"checkpoint", required_argument, NULL, O_CKPT}, {"checkpoint-every", required_argument, NULL, O_CKPTEVERY},
         {"resume", required_argument, NULL, O_RESUME}, {"quiet", no_argument, NULL, O_QUIET},
-        {"json", no_argument, NULL, O_JSON},
+        {"json", no_argument, NULL, O_JSON}, {"threads", required_argument, NULL, O_THREADS},
         /* testing only: make the loss of step N NaN; sleep MS after every step */
         {"test-nan-at", required_argument, NULL, O_TESTNAN}, {"test-step-delay", required_argument, NULL, O_TESTDELAY},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
@@ -304,7 +306,7 @@ int cmd_finetune(int argc, char **argv)
     json_t *given = json_object();
     const char *resume = NULL;
     int quiet = 0, json_out = 0, c, rc = 2;
-    long long test_nan = 0, test_delay = 0;
+    long long test_nan = 0, test_delay = 0, threads = 0;
     StrBuf err;
     sb_init(&err);
     json_t *cfgj = NULL;
@@ -385,6 +387,12 @@ int cmd_finetune(int argc, char **argv)
         }
         case O_RESUME: resume = optarg; break;
         case O_QUIET: quiet = 1; break;
+        case O_THREADS:
+            if (parse_ll(optarg, &threads) || threads < 1 || threads > 64) {
+                fprintf(stderr, "tracc finetune: --threads must be an integer from 1 to 64, got '%s'\n", optarg);
+                goto usage_fail;
+            }
+            break;
         case O_JSON: json_out = 1; break;
         case O_TESTNAN:
             if (parse_ll(optarg, &test_nan) || test_nan < 1) {
@@ -443,6 +451,10 @@ int cmd_finetune(int argc, char **argv)
         json_object_update(cfgj, given);
         if (model) json_object_set_new(cfgj, "model", json_string(model));
     }
+    if (!threads) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n < 1 ? 1 : n > 8 ? 8 : n;
+    }
     if (ft_config_parse(&cfg, cfgj, &err)) {
         fprintf(stderr, "tracc finetune: %s\n", err.s);
         goto usage_fail;
@@ -459,7 +471,7 @@ int cmd_finetune(int argc, char **argv)
 
     Progress prog = {isatty(2), quiet, 0, 0};
     FtHooks hooks = {&stop_requested, on_progress, &prog, resume != NULL, resume ? model : NULL, (long)test_nan,
-                     (int)test_delay, TRACC_VERSION};
+                     (int)test_delay, TRACC_VERSION, (int)threads};
     FtResult res;
     FtStatus st = ft_run(&cfg, &hooks, &res, &err);
     end_line(&prog);

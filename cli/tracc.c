@@ -18,6 +18,11 @@ static const Command commands[] = {
     {"verify", cmd_verify, "check a model (or a program, compiled in memory) against the interpreter"},
     {"finetune", cmd_finetune, "fine-tune a model file on a target written as a .rasp program"},
     {"explain", cmd_explain, "describe a model file: blocks, heads, neurons, residual layout"},
+    {"diff", cmd_diff, "what fine-tuning changed between two models, in the program's terms"},
+    {"prune", cmd_prune, "prune (or roll back) the weights that a task's gradient points at"},
+    {"probe", cmd_probe, "read an s-op from the residual stream: through its labels and by a linear probe"},
+    {"attn", cmd_attn, "attention patterns of every head on one input (one or two models)"},
+    {"plot", cmd_plot, "training curves from a fine-tuning log (JSONL) as SVG"},
 };
 
 static void usage(FILE *f)

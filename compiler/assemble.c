@@ -28,7 +28,9 @@ static char *label_value(const char *name, Value v)
     sb_puts(&b, name);
     sb_putc(&b, ':');
     val_format(v, &b);
-    return sb_steal(&b);
+    char *s = sb_steal(&b);
+    sb_free(&b);
+    return s;
 }
 
 static char *label_int(const char *name, const char *sep, int k)
@@ -36,7 +38,9 @@ static char *label_int(const char *name, const char *sep, int k)
     StrBuf b;
     sb_init(&b);
     sb_printf(&b, "%s%s%d", name, sep, k);
-    return sb_steal(&b);
+    char *s = sb_steal(&b);
+    sb_free(&b);
+    return s;
 }
 
 typedef struct {
@@ -115,6 +119,7 @@ int asm_layout(const LowerProgram *lp, CraftLayout *lay, StrBuf *err)
                 sb_init(&b);
                 sb_printf(&b, "%s@sw", n->label);
                 lay->scratch[n->op] = push_label(&ll, sb_steal(&b));
+                sb_free(&b);
             }
         }
         place_node(lp, lay, &ll, i);

@@ -17,7 +17,9 @@ static char *value_text(Value v)
     StrBuf b;
     sb_init(&b);
     val_format(v, &b);
-    return sb_steal(&b);
+    char *s = sb_steal(&b);
+    sb_free(&b);
+    return s;
 }
 
 static char *float_text(double x)
@@ -220,6 +222,7 @@ static void diagnose(const Model *m, const RaspProgram *p, const int32_t *rows, 
                 sb_printf(&b, "s-op '%s' (%s) at position %d: expected %s, got %s", s->label,
                           w[i].where, pos, want, got);
                 rep->cx_culprit = sb_steal(&b);
+                sb_free(&b);
             }
             free(want);
             free(got);

@@ -54,16 +54,19 @@ void bwd_attention_naive(float *dq, float *dk, float *dv, float *scratch, const 
                          const float *pattern, const float *q, const float *k, const float *v,
                          const int *lens, int B, int T, int HD, float scale);
 
-/* Attention for R chosen query rows (the last block): row r is position pos[r] of sequence
- * seq[r]; it attends over that sequence's keys j < lens[seq[r]] (and j <= pos[r] when
- * causal). q (R, HD); k, v (B, T, HD). pattern (R, T) (masked keys 0); z (R, HD). */
-void bwd_attention_rows_forward(float *z, float *pattern, const float *q, const float *k, const float *v,
-                                const int *seq, const int *pos, const int *lens, int R, int T, int HD,
-                                float scale, int causal);
-/* Its backward: dq (R, HD) +=; dk, dv (B, T, HD) +=; scratch: T floats. */
-void bwd_attention_rows(float *dq, float *dk, float *dv, float *scratch, const float *dz,
-                        const float *pattern, const float *q, const float *k, const float *v,
-                        const int *seq, const int *lens, int R, int T, int HD, float scale);
+/* The last block's attention at R chosen query rows, computed through the residual so that
+ * keys and values are never formed at every row: row r is position pos[r] of sequence
+ * seq[r]; with its query q_r, the logit of key j is scale * (q_r . (x_j W_K + b_K)) =
+ * scale * (qt_r . x_j + c_r) where qt_r = W_K q_r and c_r = q_r . b_K, and the head's
+ * output is z_r = a_r W_V + b_V with a_r = sum_j P_rj x_j (the weights sum to 1).
+ * Keys j < lens[seq[r]] (and j <= pos[r] when causal). x (B, T, C) the block's input;
+ * qt (R, C); c (R); pattern (R, T) (masked keys 0); a (R, C). */
+void bwd_rows_attend(float *a, float *pattern, const float *qt, const float *c, const float *x, const int *seq,
+                     const int *pos, const int *lens, int R, int T, int C, float scale, int causal);
+/* Its backward given da (R, C): dx (B, T, C) +=, dqt (R, C) +=, dc (R) +=. scratch: T floats. */
+void bwd_rows_attend_backward(float *dx, float *dqt, float *dc, float *scratch, const float *da,
+                              const float *pattern, const float *qt, const float *x, const int *seq,
+                              const int *lens, int R, int T, int C, float scale);
 
 /* Cross-entropy of softmax(scale * logits) against target columns, averaged over R rows:
  * returns the mean loss; dlogits (R, VO) = its gradient (overwritten). logits (R, VO);
@@ -81,9 +84,10 @@ typedef struct {
     const int32_t *tokens;  /* (B, T) W_E rows, BOS at position 0 */
     const int *lens;        /* (B) BOS included */
     int R;                  /* rows where the loss counts */
-    const int *seq, *pos;   /* (R) their sequence and position (model positions, >= 1) */
+    const int *seq, *pos;   /* (R) their sequence and position (model positions) */
     const int32_t *target;  /* (R) categorical: output column */
     const float *target_num;/* (R) numerical: value */
+    int norm;               /* the loss is the sum over the rows divided by norm (0: R) */
 } BwdBatch;
 
 typedef struct {
@@ -98,14 +102,35 @@ typedef struct BwdState BwdState;
 BwdState *bwd_new(void);
 void bwd_free(BwdState *s);
 
-/* Forward pass with the activations kept; returns 0 and sets *loss (mean over the R rows),
- * or -1 with a message (bad sizes or tokens, as fwd_forward). */
+/* Forward pass with the activations kept; returns 0 and sets *loss, or -1 with a message
+ * (bad sizes, tokens or rows). Layer 0's queries, keys and values come from per-token and
+ * per-position tables (W_E W_Q, W_pos W_Q, ...); when the loss counts at few rows, the last
+ * block runs at those rows only, its attention through the residual (bwd_rows_attend). */
 int bwd_forward(BwdState *s, const Model *m, const BwdBatch *b, const BwdOptions *o, double *loss,
                 StrBuf *err);
 /* The R rows' logits of the last bwd_forward, unscaled ((R, VO)). */
 const float *bwd_logits(const BwdState *s);
 /* Backward of the last bwd_forward: grads (model_num_params floats, the parameters' layout)
- * += the gradient of the mean loss. Tensors that are not trainable are left untouched. */
+ * += the gradient of the loss. Tensors that are not trainable are left untouched. */
 void bwd_backward(BwdState *s, const Model *m, const BwdOptions *o, float *grads);
+
+/* A batch split into shards of sequences that threads run in parallel. The shards depend
+ * only on the batch size, each runs single-threaded BLAS, and their gradients are added in
+ * shard order: the result is bit-identical for any number of threads. */
+typedef struct BwdPool BwdPool;
+
+/* nthreads >= 1. While a pool exists OpenBLAS runs single-threaded (restored on free). */
+BwdPool *bwd_pool_new(int nthreads);
+void bwd_pool_free(BwdPool *p);
+int bwd_pool_threads(const BwdPool *p);
+
+/* Forward and backward of the batch's mean loss: grads (model_num_params) is overwritten
+ * with the gradient, *loss set. Returns 0 or -1 with a message. */
+int bwd_pool_step(BwdPool *p, const Model *m, const BwdBatch *b, const BwdOptions *o, float *grads,
+                  double *loss, StrBuf *err);
+
+/* Run fn(ctx, task, thread) for task = 0..ntasks-1 on the pool's threads (thread in
+ * 0..nthreads-1; tasks are handed out in order). */
+void bwd_pool_run(BwdPool *p, int ntasks, void (*fn)(void *ctx, int task, int thread), void *ctx);
 
 #endif

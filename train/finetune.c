@@ -562,56 +562,99 @@ static double row_loss(const Model *m, const float *lg, float scale, const DataB
     return log(sum) + maxv - (double)scale * lg[y];
 }
 
-static int evaluate(EvalSet *sets, int nsets, const Model *m, float scale, FwdState *fs, StrBuf *err)
+/* One chunk of one input set: what every set sharing those inputs scores on it. */
+typedef struct {
+    double lsum;
+    long nrows, nok, nseq;
+} EvalPart;
+
+typedef struct {
+    EvalSet *sets;
+    int nsets;
+    const Model *m;
+    float scale;
+    FwdState *fs;       /* (nthreads) */
+    int *task_set;      /* (ntasks) leader set of each task */
+    int *task_b0;       /* (ntasks) first sequence of each task */
+    EvalPart *parts;    /* (ntasks, nsets) */
+    int *rc;            /* (ntasks) */
+} EvalJob;
+
+static void eval_task(void *ctx, int task, int thread)
 {
+    EvalJob *j = ctx;
+    int g = j->task_set[task], b0 = j->task_b0[task];
+    const DataBatch *in = &j->sets[g].batch;
+    int nb = in->B - b0 < EVAL_CHUNK ? in->B - b0 : EVAL_CHUNK;
+    int VO = j->m->cfg.d_vocab_out;
     FwdOptions fo = FWD_OPTIONS_DEFAULT;
-    int VO = m->cfg.d_vocab_out;
-    for (int i = 0; i < nsets; i++) {
-        sets[i].res.acc = sets[i].res.loss = 0;
-        sets[i].res.n = 0;
-    }
-    double *lsum = xcalloc((size_t)nsets, sizeof(double));
-    long *nrows = xcalloc((size_t)nsets, sizeof(long)), *nok = xcalloc((size_t)nsets, sizeof(long));
-    long *nseq = xcalloc((size_t)nsets, sizeof(long));
-    int rc = 0;
-    for (int g = 0; g < nsets && !rc; g++) {
-        if (sets[g].leader != g) continue;
-        const DataBatch *in = &sets[g].batch;
-        for (int b0 = 0; b0 < in->B && !rc; b0 += EVAL_CHUNK) {
-            int nb = in->B - b0 < EVAL_CHUNK ? in->B - b0 : EVAL_CHUNK;
-            if (fwd_forward(fs, m, in->tokens + (size_t)b0 * in->T, in->lens + b0, nb, in->T, &fo, err)) {
-                rc = -1;
-                break;
+    FwdState *fs = &j->fs[thread];
+    StrBuf err;
+    sb_init(&err);
+    j->rc[task] = fwd_forward(fs, j->m, in->tokens + (size_t)b0 * in->T, in->lens + b0, nb, in->T, &fo, &err);
+    sb_free(&err);
+    if (j->rc[task]) return;
+    for (int i = 0; i < j->nsets; i++) {
+        if (j->sets[i].leader != g) continue;
+        EvalPart *pt = &j->parts[(size_t)task * j->nsets + i];
+        const DataBatch *bt = &j->sets[i].batch;
+        for (int b = b0; b < b0 + nb; b++) {
+            int r0 = bt->row_start[b], r1 = bt->row_start[b + 1];
+            if (r0 == r1) continue;
+            int all = 1;
+            for (int r = r0; r < r1; r++) {
+                const float *lg = fs->logits + ((size_t)(b - b0) * in->T + bt->pos[r]) * VO;
+                int ok;
+                pt->lsum += row_loss(j->m, lg, j->scale, bt, r, &ok, j->sets[i].gen);
+                all &= ok;
+                pt->nrows++;
             }
-            for (int i = 0; i < nsets; i++) {
-                if (sets[i].leader != g) continue;
-                const DataBatch *bt = &sets[i].batch;
-                for (int b = b0; b < b0 + nb; b++) {
-                    int r0 = bt->row_start[b], r1 = bt->row_start[b + 1];
-                    if (r0 == r1) continue;
-                    int all = 1;
-                    for (int r = r0; r < r1; r++) {
-                        const float *lg = fs->logits + ((size_t)(b - b0) * in->T + bt->pos[r]) * VO;
-                        int ok;
-                        lsum[i] += row_loss(m, lg, scale, bt, r, &ok, sets[i].gen);
-                        all &= ok;
-                        nrows[i]++;
-                    }
-                    nseq[i]++;
-                    nok[i] += all;
-                }
-            }
+            pt->nseq++;
+            pt->nok += all;
         }
     }
+}
+
+/* Accuracy and loss of every set; chunks run on the pool's threads and are added up in
+ * order, so the figures do not depend on the number of threads. */
+static int evaluate(EvalSet *sets, int nsets, const Model *m, float scale, BwdPool *pool, FwdState *fs,
+                    StrBuf *err)
+{
+    int ntasks = 0;
+    for (int g = 0; g < nsets; g++)
+        if (sets[g].leader == g) ntasks += (sets[g].batch.B + EVAL_CHUNK - 1) / EVAL_CHUNK;
+    EvalJob j = {sets, nsets, m, scale, fs, xcalloc((size_t)ntasks + 1, sizeof(int)),
+                 xcalloc((size_t)ntasks + 1, sizeof(int)), xcalloc((size_t)ntasks * nsets + 1, sizeof(EvalPart)),
+                 xcalloc((size_t)ntasks + 1, sizeof(int))};
+    int t = 0;
+    for (int g = 0; g < nsets; g++)
+        if (sets[g].leader == g)
+            for (int b0 = 0; b0 < sets[g].batch.B; b0 += EVAL_CHUNK) {
+                j.task_set[t] = g;
+                j.task_b0[t++] = b0;
+            }
+    bwd_pool_run(pool, ntasks, eval_task, &j);
+    int rc = 0;
+    for (int i = 0; i < ntasks; i++)
+        if (j.rc[i]) rc = -1;
+    if (rc) sb_printf(err, "evaluation: the forward pass failed");
     for (int i = 0; i < nsets; i++) {
-        sets[i].res.n = (int)nseq[i];
-        sets[i].res.acc = nseq[i] ? (double)nok[i] / nseq[i] : 0;
-        sets[i].res.loss = nrows[i] ? lsum[i] / nrows[i] : 0;
+        EvalPart tot = {0, 0, 0, 0};
+        for (int k = 0; k < ntasks; k++) {
+            const EvalPart *pt = &j.parts[(size_t)k * nsets + i];
+            tot.lsum += pt->lsum;
+            tot.nrows += pt->nrows;
+            tot.nok += pt->nok;
+            tot.nseq += pt->nseq;
+        }
+        sets[i].res.n = (int)tot.nseq;
+        sets[i].res.acc = tot.nseq ? (double)tot.nok / tot.nseq : 0;
+        sets[i].res.loss = tot.nrows ? tot.lsum / tot.nrows : 0;
     }
-    free(lsum);
-    free(nrows);
-    free(nok);
-    free(nseq);
+    free(j.task_set);
+    free(j.task_b0);
+    free(j.parts);
+    free(j.rc);
     return rc;
 }
 
@@ -630,7 +673,8 @@ typedef struct {
     DataGen *gen;
     EvalSet *evals;
     int neval;
-    FwdState fs;
+    BwdPool *pool;
+    FwdState *fs;           /* (threads) for evaluation */
     FILE *log;
     const char *ckpt_path;
     FtResult *res;
@@ -800,7 +844,7 @@ static void progress(Run *r, long step, double loss, double lr, double gn, long 
 static int run_eval(Run *r, long step, StrBuf *err)
 {
     if (!r->neval) return 0;
-    if (evaluate(r->evals, r->neval, r->m, (float)r->cfg->logit_scale, &r->fs, err)) return -1;
+    if (evaluate(r->evals, r->neval, r->m, (float)r->cfg->logit_scale, r->pool, r->fs, err)) return -1;
     json_decref(r->last_eval);
     r->last_eval = eval_json(r);
     log_line(r, json_pack("{s:s, s:I, s:O}", "type", "eval", "step", (json_int_t)step, "eval", r->last_eval));
@@ -833,12 +877,14 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
     r->cfg = cfg;
     r->hooks = hooks;
     r->res = res;
-    fwd_init(&r->fs);
+    int nthreads = hooks && hooks->threads > 0 ? hooks->threads : 1;
+    r->pool = bwd_pool_new(nthreads);
+    r->fs = xcalloc((size_t)nthreads, sizeof(FwdState));
+    for (int i = 0; i < nthreads; i++) fwd_init(&r->fs[i]);
     FtStatus status = FT_ERROR;
     int resume = hooks && hooks->resume;
     long start = 0;
     json_t *state = NULL;
-    BwdState *bs = NULL;
     DataBatch batch;
     memset(&batch, 0, sizeof batch);
     float *grads = NULL;
@@ -1020,7 +1066,6 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
     } else {
         log_line(r, json_pack("{s:s, s:I}", "type", "resume", "step", (json_int_t)start));
     }
-    bs = bwd_new();
     grads = xmalloc(sizeof(float) * (r->m->num_params ? r->m->num_params : 1));
     BwdOptions bo = {0, (float)cfg->logit_scale, r->trainable};
     double loss = NAN, gn = NAN, lr = NAN;
@@ -1035,11 +1080,9 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
         }
         if (data_gen_batch(r->gen, cfg->seed, (uint64_t)step, cfg->batch, &batch, err)) goto done;
         BwdBatch bb = {batch.B, batch.T, batch.tokens, batch.lens, batch.R, batch.seq, batch.pos, batch.target,
-                       batch.target_num};
-        if (bwd_forward(bs, r->m, &bb, &bo, &loss, err)) goto done;
+                       batch.target_num, 0};
+        if (bwd_pool_step(r->pool, r->m, &bb, &bo, grads, &loss, err)) goto done;
         if (hooks && hooks->test_nan_at == step + 1) loss = NAN;
-        memset(grads, 0, sizeof(float) * r->m->num_params);
-        bwd_backward(bs, r->m, &bo, grads);
         gn = optim_grad_norm(r->m, r->trainable, grads);
         lr = optim_lr(&cfg->opt, step);
         const char *what = !isfinite(loss) ? "the loss" : !isfinite(gn) ? "the gradient" : NULL;
@@ -1095,7 +1138,6 @@ done:
     }
     if (r->log) fclose(r->log);
     free(grads);
-    bwd_free(bs);
     data_batch_free(&batch);
     for (int i = 0; i < r->neval; i++) {
         data_gen_free(r->evals[i].gen);
@@ -1105,7 +1147,9 @@ done:
     data_gen_free(r->gen);
     optim_free(&r->opt);
     free(r->trainable);
-    fwd_free(&r->fs);
+    for (int i = 0; i < nthreads; i++) fwd_free(&r->fs[i]);
+    free(r->fs);
+    bwd_pool_free(r->pool);
     json_decref(state);
     json_decref(r->config);
     json_decref(r->files);

@@ -108,6 +108,7 @@ typedef struct {
     long test_nan_at;       /* testing: make the loss of this step NaN (0: never) */
     int test_delay_ms;      /* testing: sleep after every step */
     const char *version;    /* the tool's version, for provenance */
+    int threads;            /* worker threads (>= 1); results do not depend on it */
 } FtHooks;
 
 typedef enum {

@@ -252,36 +252,36 @@ static void test_bwd_attention_causal_matches_finite_differences(void **state)
     check_attention(1);
 }
 
-/* Rows attention: the chosen rows' forward equals fwd_attention's rows, and its backward
- * matches finite differences. */
+/* The rows-only attention through the residual: its forward equals fwd_attention with keys
+ * and values formed from the residual, and its backward matches finite differences. */
 typedef struct {
-    AttCtx a;
-    int R;
-    const int *seq, *pos;
+    int B, T, C, R, causal, which;   /* which: 0 qt, 1 c, 2 x */
+    const int *lens, *seq, *pos;
+    double scale;
+    const double *qt, *c, *x, *G;
 } RowCtx;
 
-static double rows_loss(const double *x, void *vctx)
+static double rows_loss(const double *v, void *vctx)
 {
-    RowCtx *c = vctx;
-    const double *q = c->a.which == 0 ? x : c->a.q, *k = c->a.which == 1 ? x : c->a.k;
-    const double *v = c->a.which == 2 ? x : c->a.v;
-    int T = c->a.T, HD = c->a.HD;
+    RowCtx *k = vctx;
+    const double *qt = k->which == 0 ? v : k->qt, *c = k->which == 1 ? v : k->c, *x = k->which == 2 ? v : k->x;
+    int T = k->T, C = k->C;
     double L = 0, s[64];
-    for (int r = 0; r < c->R; r++) {
-        int b = c->seq[r], n = c->a.lens[b];
-        int nk = c->a.causal ? c->pos[r] + 1 : n;
+    for (int r = 0; r < k->R; r++) {
+        int b = k->seq[r], n = k->lens[b];
+        int nk = k->causal ? k->pos[r] + 1 : n;
         double mx = -1e300, sum = 0;
         for (int j = 0; j < nk; j++) {
-            double d = 0;
-            for (int e = 0; e < HD; e++) d += q[r * HD + e] * k[(b * T + j) * HD + e];
-            s[j] = c->a.scale * d;
-            if (s[j] > mx) mx = s[j];
+            double d = c[r];
+            for (int i = 0; i < C; i++) d += qt[r * C + i] * x[(b * T + j) * C + i];
+            s[j] = k->scale * d;
+            mx = fmax(mx, s[j]);
         }
         for (int j = 0; j < nk; j++) sum += s[j] = exp(s[j] - mx);
-        for (int e = 0; e < HD; e++) {
-            double z = 0;
-            for (int j = 0; j < nk; j++) z += s[j] / sum * v[(b * T + j) * HD + e];
-            L += z * c->a.G[r * HD + e];
+        for (int i = 0; i < C; i++) {
+            double a = 0;
+            for (int j = 0; j < nk; j++) a += s[j] / sum * x[(b * T + j) * C + i];
+            L += a * k->G[r * C + i];
         }
     }
     return L;
@@ -291,43 +291,54 @@ static void check_rows(int causal)
 {
     Rng r;
     rng_seed(&r, 5 + causal);
-    int B = 2, T = 4, HD = 3, R = 3;
+    int B = 2, T = 4, C = 5, HD = 3, R = 3;
     int lens[2] = {4, 3}, seq[3] = {0, 1, 1}, pos[3] = {2, 1, 2};
-    float q[9], k[24], v[24], G[9], z[9], pat[12], scratch[4];
-    fill(q, 9, &r, 1);
-    fill(k, 24, &r, 1);
-    fill(v, 24, &r, 1);
-    fill(G, 9, &r, 1);
+    float x[40], qt[15], cc[3], G[15], a[15], pat[12], scratch[4];
+    fill(x, 40, &r, 1);
+    fill(qt, 15, &r, 1);
+    fill(cc, 3, &r, 1);
+    fill(G, 15, &r, 1);
     float scale = 1.3f;
-    bwd_attention_rows_forward(z, pat, q, k, v, seq, pos, lens, R, T, HD, scale, causal);
-    /* the same rows through fwd_attention with q placed at their positions */
-    float qf[24] = {0}, zf[24], patf[32];
-    for (int i = 0; i < R; i++) memcpy(qf + (seq[i] * T + pos[i]) * HD, q + i * HD, sizeof(float) * HD);
-    fwd_attention(zf, patf, qf, k, v, lens, B, T, HD, scale, causal, 0);
-    for (int i = 0; i < R; i++)
-        expect_close_f("rows forward vs fwd_attention", z + i * HD, zf + (seq[i] * T + pos[i]) * HD, HD, 1e-5);
-    float dq[9] = {0}, dk[24] = {0}, dv[24] = {0};
-    bwd_attention_rows(dq, dk, dv, scratch, G, pat, q, k, v, seq, lens, R, T, HD, scale);
-    double *dqd = to_double(q, 9), *dkd = to_double(k, 24), *dvd = to_double(v, 24), *dG = to_double(G, 9);
-    RowCtx c = {{B, T, HD, causal, 0, lens, scale, dqd, dkd, dvd, dG}, R, seq, pos};
-    double *g = numeric_grad(rows_loss, dqd, 9, &c);
-    expect_close("dq rows", dq, g, 9, 1e-4);
+    bwd_rows_attend(a, pat, qt, cc, x, seq, pos, lens, R, T, C, scale, causal);
+    /* against fwd_attention: q = (qt, c) against keys (x_j, 1), values x_j */
+    {
+        float q[2 * 4 * 6] = {0}, kk[2 * 4 * 6], zf[2 * 4 * 6], patf[32];
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) {
+                for (int i = 0; i < C; i++) kk[(b * T + t) * 6 + i] = x[(b * T + t) * C + i];
+                kk[(b * T + t) * 6 + 5] = 1;
+            }
+        for (int i = 0; i < R; i++) {
+            for (int d = 0; d < C; d++) q[(seq[i] * T + pos[i]) * 6 + d] = qt[i * C + d];
+            q[(seq[i] * T + pos[i]) * 6 + 5] = cc[i];
+        }
+        fwd_attention(zf, patf, q, kk, kk, lens, B, T, 6, scale, causal, 0);
+        for (int i = 0; i < R; i++)
+            expect_close_f("rows forward vs fwd_attention", a + i * C, zf + (seq[i] * T + pos[i]) * 6, C, 1e-5);
+    }
+    (void)HD;
+    float dx[40] = {0}, dqt[15] = {0}, dc[3] = {0};
+    bwd_rows_attend_backward(dx, dqt, dc, scratch, G, pat, qt, x, seq, lens, R, T, C, scale);
+    double *qd = to_double(qt, 15), *cd = to_double(cc, 3), *xd = to_double(x, 40), *Gd = to_double(G, 15);
+    RowCtx k = {B, T, C, R, causal, 0, lens, seq, pos, scale, qd, cd, xd, Gd};
+    double *g = numeric_grad(rows_loss, qd, 15, &k);
+    expect_close("dqt", dqt, g, 15, 1e-4);
     free(g);
-    c.a.which = 1;
-    g = numeric_grad(rows_loss, dkd, 24, &c);
-    expect_close("dk rows", dk, g, 24, 1e-4);
+    k.which = 1;
+    g = numeric_grad(rows_loss, cd, 3, &k);
+    expect_close("dc", dc, g, 3, 1e-4);
     free(g);
-    c.a.which = 2;
-    g = numeric_grad(rows_loss, dvd, 24, &c);
-    expect_close("dv rows", dv, g, 24, 1e-4);
+    k.which = 2;
+    g = numeric_grad(rows_loss, xd, 40, &k);
+    expect_close("dx", dx, g, 40, 1e-4);
     free(g);
-    free(dqd);
-    free(dkd);
-    free(dvd);
-    free(dG);
+    free(qd);
+    free(cd);
+    free(xd);
+    free(Gd);
 }
 
-static void test_bwd_attention_rows_matches_forward_and_finite_differences(void **state)
+static void test_bwd_rows_attend_matches_forward_and_finite_differences(void **state)
 {
     (void)state;
     check_rows(0);
@@ -564,7 +575,7 @@ static void check_model(int causal, int numerical, int R, int L, const uint8_t *
             tnum[nr] = (float)rng_normal(&r);
             nr++;
         }
-    BwdBatch bt = {B, T, tokens, lens, nr, seq, pos, target, tnum};
+    BwdBatch bt = {B, T, tokens, lens, nr, seq, pos, target, tnum, 0};
     BwdOptions o = {0, 1.5f, trainable_pattern};
     BwdState *s = bwd_new();
     StrBuf err;
@@ -659,70 +670,76 @@ static void test_model_gradient_skips_frozen_tensors(void **state)
     free(tab);
 }
 
-/* The full pass runs the runtime's kernels in the runtime's order and chunks: its logits are
- * the runtime's, bit for bit (a Counter-sized batch spans several chunks). */
+/* The training forward computes the runtime's function: at every row (the full pass) and at
+ * one row per sequence (the rows-only last block) its logits agree with fwd_forward's to
+ * float rounding (a Counter-sized batch spans several chunks). */
+static void expect_rows_match(const BwdState *s, const FwdState *fs, const int *seq, const int *pos, int R, int T,
+                              int VO)
+{
+    for (int i = 0; i < R; i++) {
+        const float *a = bwd_logits(s) + (size_t)i * VO, *b = fs->logits + ((size_t)seq[i] * T + pos[i]) * VO;
+        float big = 1;
+        for (int j = 0; j < VO; j++) big = fmaxf(big, fabsf(b[j]));
+        for (int j = 0; j < VO; j++)
+            if (!(fabsf(a[j] - b[j]) <= 1e-5f * big)) fail_msg("row %d: %g vs %g (largest logit %g)", i, a[j], b[j], big);
+    }
+}
+
 static void test_training_forward_equals_runtime_forward(void **state)
 {
     (void)state;
-    Model *m = random_model(2, 40, 1, 12, 20, 11, 15, 47, 0, 0, 3);
-    int B = 50, T = 47;
-    Rng r;
-    rng_seed(&r, 4);
-    int32_t *tokens = malloc(sizeof(int32_t) * (size_t)B * T);
-    int *lens = malloc(sizeof(int) * (size_t)B);
-    for (int b = 0; b < B; b++) {
-        lens[b] = b % 7 == 3 ? 20 : T;
-        for (int t = 0; t < T; t++) tokens[b * T + t] = (int32_t)rng_below(&r, 11);
-    }
-    int R = 0;
-    int *seq = malloc(sizeof(int) * (size_t)B * T), *pos = malloc(sizeof(int) * (size_t)B * T);
-    int32_t *target = calloc((size_t)B * T, sizeof(int32_t));
-    for (int b = 0; b < B; b++)
-        for (int t = 1; t < lens[b]; t++) {
-            seq[R] = b;
-            pos[R] = t;
-            R++;
+    for (int L = 1; L <= 3; L++) {
+        Model *m = random_model(L, 40, 2, 12, 20, 11, 15, 47, L == 2, 0, 3);
+        for (size_t i = 0; i < m->num_params; i++) m->params_memory[i] *= 0.4f;   /* activations O(1..10) */
+        int B = 50, T = 47;
+        Rng r;
+        rng_seed(&r, 4);
+        int32_t *tokens = malloc(sizeof(int32_t) * (size_t)B * T);
+        int *lens = malloc(sizeof(int) * (size_t)B);
+        for (int b = 0; b < B; b++) {
+            lens[b] = b % 7 == 3 ? 20 : T;
+            for (int t = 0; t < T; t++) tokens[b * T + t] = (int32_t)rng_below(&r, 11);
         }
-    FwdState fs;
-    fwd_init(&fs);
-    StrBuf err;
-    sb_init(&err);
-    FwdOptions fo = FWD_OPTIONS_DEFAULT;
-    if (fwd_forward(&fs, m, tokens, lens, B, T, &fo, &err)) fail_msg("%s", err.s);
-    BwdState *s = bwd_new();
-    BwdOptions o = {0, 1.0f, NULL};
-    double loss;
-    /* every row: the full pass, bit-identical */
-    BwdBatch bt = {B, T, tokens, lens, R, seq, pos, target, NULL};
-    if (bwd_forward(s, m, &bt, &o, &loss, &err)) fail_msg("%s", err.s);
-    for (int i = 0; i < R; i++)
-        if (memcmp(bwd_logits(s) + (size_t)i * 15, fs.logits + ((size_t)seq[i] * T + pos[i]) * 15, sizeof(float) * 15))
-            fail_msg("row %d: the training forward differs from fwd_forward", i);
-    /* one row per sequence: the rows-only last block agrees to rounding */
-    int R1 = 0;
-    for (int b = 0; b < B; b++) {
-        seq[R1] = b;
-        pos[R1] = 2;
-        R1++;
+        int R = 0;
+        int *seq = malloc(sizeof(int) * (size_t)B * T), *pos = malloc(sizeof(int) * (size_t)B * T);
+        int32_t *target = calloc((size_t)B * T, sizeof(int32_t));
+        for (int b = 0; b < B; b++)
+            for (int t = 1; t < lens[b]; t++) {
+                seq[R] = b;
+                pos[R] = t;
+                R++;
+            }
+        FwdState fs;
+        fwd_init(&fs);
+        StrBuf err;
+        sb_init(&err);
+        FwdOptions fo = FWD_OPTIONS_DEFAULT;
+        if (fwd_forward(&fs, m, tokens, lens, B, T, &fo, &err)) fail_msg("%s", err.s);
+        BwdState *s = bwd_new();
+        BwdOptions o = {0, 1.0f, NULL};
+        double loss;
+        BwdBatch bt = {B, T, tokens, lens, R, seq, pos, target, NULL, 0};
+        if (bwd_forward(s, m, &bt, &o, &loss, &err)) fail_msg("%s", err.s);
+        expect_rows_match(s, &fs, seq, pos, R, T, 15);
+        int R1 = 0;
+        for (int b = 0; b < B; b++) {
+            seq[R1] = b;
+            pos[R1] = 2;
+            R1++;
+        }
+        BwdBatch bt1 = {B, T, tokens, lens, R1, seq, pos, target, NULL, 0};
+        if (bwd_forward(s, m, &bt1, &o, &loss, &err)) fail_msg("%s", err.s);
+        expect_rows_match(s, &fs, seq, pos, R1, T, 15);
+        bwd_free(s);
+        fwd_free(&fs);
+        sb_free(&err);
+        free(tokens);
+        free(lens);
+        free(seq);
+        free(pos);
+        free(target);
+        model_free(m);
     }
-    BwdBatch bt1 = {B, T, tokens, lens, R1, seq, pos, target, NULL};
-    if (bwd_forward(s, m, &bt1, &o, &loss, &err)) fail_msg("%s", err.s);
-    for (int i = 0; i < R1; i++) {
-        const float *a = bwd_logits(s) + (size_t)i * 15, *b = fs.logits + ((size_t)seq[i] * T + pos[i]) * 15;
-        float big = 1;
-        for (int j = 0; j < 15; j++) big = fmaxf(big, fabsf(b[j]));
-        for (int j = 0; j < 15; j++)
-            if (!(fabsf(a[j] - b[j]) <= 1e-5f * big)) fail_msg("row %d: %g vs %g (largest logit %g)", i, a[j], b[j], big);
-    }
-    bwd_free(s);
-    fwd_free(&fs);
-    sb_free(&err);
-    free(tokens);
-    free(lens);
-    free(seq);
-    free(pos);
-    free(target);
-    model_free(m);
 }
 
 static void test_bwd_forward_rejects_bad_rows(void **state)
@@ -732,7 +749,7 @@ static void test_bwd_forward_rejects_bad_rows(void **state)
     int32_t tokens[4] = {0, 1, 2, 3};
     int lens[1] = {3}, seq[1] = {0}, pos[1] = {3};
     int32_t target[1] = {0};
-    BwdBatch bt = {1, 4, tokens, lens, 1, seq, pos, target, NULL};
+    BwdBatch bt = {1, 4, tokens, lens, 1, seq, pos, target, NULL, 0};
     BwdOptions o = {0, 1.0f, NULL};
     BwdState *s = bwd_new();
     StrBuf err;
@@ -758,7 +775,7 @@ int main(void)
         cmocka_unit_test(test_bwd_relu_passes_gradient_where_active),
         cmocka_unit_test(test_bwd_attention_matches_finite_differences),
         cmocka_unit_test(test_bwd_attention_causal_matches_finite_differences),
-        cmocka_unit_test(test_bwd_attention_rows_matches_forward_and_finite_differences),
+        cmocka_unit_test(test_bwd_rows_attend_matches_forward_and_finite_differences),
         cmocka_unit_test(test_bwd_losses_match_finite_differences),
         cmocka_unit_test(test_model_gradient_rows_only_last_block),
         cmocka_unit_test(test_model_gradient_full_last_block),

@@ -1,0 +1,44 @@
+/* attn.h — attention patterns of one input through one or two models (a compiled model and
+ * its fine-tuned copy), with the program's own selection for each head's selector beside
+ * them: what the head should attend to according to the interpreter. */
+#ifndef TRACC_ATTN_H
+#define TRACC_ATTN_H
+
+#include <stdint.h>
+
+#include "compiler/rasp.h"
+#include "runtime/model.h"
+
+struct json_t;
+
+typedef struct {
+    int n, T;               /* input tokens; positions (BOS first) */
+    char **labels;          /* (T) "BOS" then the tokens */
+    int L, NH;
+    int nmodels;            /* 1 or 2 */
+    float *pattern[2];      /* (L, NH, T, T): [l][h][query][key] */
+    int nheads;             /* heads listed */
+    int *head_l, *head_h;   /* (nheads) */
+    char **head_names;      /* (nheads) "block 0 head 0 (count_a = selector_width(bin_idx))" */
+    uint8_t **selected;     /* (nheads) T x T, 1 where the program's selector selects (model
+                               positions, the BOS row and column never); NULL when unknown */
+} AttnMaps;
+
+/* Run model a (and b, when not NULL; it must be compatible with a) on one input of n tokens.
+ * Heads: block `block` (or every block when < 0) and head `head` (every head when < 0);
+ * when both are < 0, only heads the model's `layers` describe (all when it has none).
+ * p: the program for the selection overlay, or NULL. hard: hard attention.
+ * Returns 0, or -1 with a message (bad tokens, block or head out of range). */
+int attn_run(AttnMaps *am, const Model *a, const Model *b, const RaspProgram *p, char *const *toks, int n,
+             int block, int head, int hard, StrBuf *err);
+void attn_free(AttnMaps *am);
+
+/* The weight of key k for query q of listed head i in model w. */
+float attn_weight(const AttnMaps *am, int w, int i, int q, int k);
+
+struct json_t *attn_json(const AttnMaps *am, const char *const *model_names);
+/* One SVG: per listed head a row of heatmaps (each model, and AFTER - BEFORE for two),
+ * tokens on both axes, the program's selection outlined. */
+void attn_svg(const AttnMaps *am, const char *const *model_names, const char *title, StrBuf *out);
+
+#endif

@@ -1,0 +1,30 @@
+/* report.h — small helpers the analysis commands share: file hashes, number parsing for
+ * options, percentages, and loading the program an analysis compares a model with. */
+#ifndef TRACC_REPORT_H
+#define TRACC_REPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/util.h"
+#include "compiler/diag.h"
+#include "compiler/rasp.h"
+#include "runtime/model.h"
+
+/* SHA-256 (hex) of a file's bytes. 0, or -1 with a message. */
+int rep_file_sha256(const char *path, char hex[65], StrBuf *err);
+
+/* Whole strings only; 0 on success, -1 when malformed or out of [lo, hi]. */
+int rep_parse_long(const char *s, long lo, long hi, long *out);
+int rep_parse_u64(const char *s, uint64_t *out);
+int rep_parse_double(const char *s, double lo, double hi, double *out);
+
+/* "100.0%", "22.4%", "-" for a fraction (NaN: "-"). */
+void rep_pct(double x, char *buf, size_t cap);
+
+/* The program to compare model m with: the .rasp file at `path` loaded with the model's
+ * max_len (its vocab must be the model's), or, when path is NULL, the program the model
+ * carries (compiler/verify.h: verify_program_of). NULL with errors in d or a message in err. */
+RaspProgram *rep_load_program(const Model *m, const char *path, Diag *d, StrBuf *err);
+
+#endif
