@@ -519,10 +519,10 @@ void svg_chart(Svg *s, double x, double y, double w, double h, const SvgChart *c
                 ys_[n] = MAPY(fmin(fmax(yy, y0), y1));
                 n++;
             }
-            if (n == 1)
-                svg_circle(s, xs_[0], ys_[0], 2.5, color, NULL);
-            else if (n > 1)
-                svg_polyline(s, xs_, ys_, (int)n, color, 1.5, se->dashed ? "5,3" : NULL);
+            if (n > 1) svg_polyline(s, xs_, ys_, (int)n, color, 1.5, se->dashed ? "5,3" : NULL);
+            /* sparse series (evaluations) get a dot at every point */
+            if (n == 1 || se->n <= 60)
+                for (size_t q = 0; q < n; q++) svg_circle(s, xs_[q], ys_[q], 2.5, color, NULL);
         }
     }
     free(xs_);

@@ -183,7 +183,7 @@ static void range_l(Reader *r, const char *key, long long x, long long lo, long 
 
 static int valid_eval_name(const char *s)
 {
-    if (!*s) return 0;
+    if (!*s || strlen(s) > 63) return 0;
     for (; *s; s++)
         if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' ||
               *s == '-' || *s == '.'))
@@ -350,7 +350,7 @@ int ft_config_parse(FtConfig *cfg, json_t *json, StrBuf *err)
                 x->spurious = json_is_string(sj) ? json_string_value(sj) : NULL;
                 x->rate = json_is_number(rj) ? json_number_value(rj) : -1;
                 if (!valid_eval_name(x->name)) {
-                    sb_printf(err, "--eval %s: a set's name is letters, digits, '_', '-' or '.'", x->name);
+                    sb_printf(err, "--eval %s: a set's name is 1 to 63 letters, digits, '_', '-' or '.'", x->name);
                     r->bad = 1;
                     break;
                 }
@@ -835,7 +835,6 @@ static void progress(Run *r, long step, double loss, double lr, double gn, long 
     FtEvalResult ev[FT_MAX_EVAL];
     for (int i = 0; i < r->neval; i++) {
         ev[i] = r->evals[i].res;
-        ev[i].name = r->evals[i].spec->name;
     }
     FtProgress p = {step, r->cfg->opt.steps, loss, lr, gn, now_s() - r->t0, done, evaluated, r->neval, ev};
     r->hooks->progress(r->hooks->ctx, &p);
@@ -928,7 +927,10 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
         r->parent_provenance = json_deep_copy(r->m->provenance);
         if (!r->parent_provenance) r->parent_provenance = json_null();
     }
-    strip_training_state(r->m);
+    /* a checkpoint given as MODEL (not resumed) is a plain parent: drop its training state;
+     * a resumed one keeps its optimizer tensors until optim_load */
+    if (!resume) strip_training_state(r->m);
+    model_set_meta(r->m, FT_STATE_KEY, NULL);
 
     DataSpec ds = cfg->data;
     int maxlen = r->m->cfg.n_ctx - 1;
@@ -959,7 +961,7 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
         es.nmix = 0;
         es.task_flag = flag;
         r->evals[i].spec = e;
-        r->evals[i].res.name = e->name;
+        snprintf(r->evals[i].res.name, sizeof r->evals[i].res.name, "%s", e->name);
         r->evals[i].gen = data_gen_new(&es, r->m, err);
         if (!r->evals[i].gen) {
             status = FT_BAD_SETTING;
@@ -1134,7 +1136,6 @@ done:
     res->neval = r->neval;
     for (int i = 0; i < r->neval; i++) {
         res->eval[i] = r->evals[i].res;
-        res->eval[i].name = cfg->evals[i].name;
     }
     if (r->log) fclose(r->log);
     free(grads);

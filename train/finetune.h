@@ -30,7 +30,7 @@ struct json_t;
 #define FT_MAX_AT 4096
 
 typedef struct {
-    const char *name;       /* [A-Za-z0-9_.-]+ */
+    const char *name;       /* [A-Za-z0-9_.-]{1,63} */
     const char *program;
     const char *spurious;   /* or NULL */
     double rate;            /* fraction of the set drawn where the predicate holds */
@@ -82,7 +82,7 @@ struct json_t *ft_parse_eval_spec(const char *s, StrBuf *err);
 struct json_t *ft_checkpoint_config(const char *path, StrBuf *err);
 
 typedef struct {
-    const char *name;
+    char name[64];
     double acc;             /* exact match at every counted position, over sequences with one */
     double loss;            /* the training loss on the set */
     int n;                  /* sequences counted */

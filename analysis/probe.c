@@ -1,0 +1,344 @@
+/* probe.c — see probe.h. */
+#include "analysis/probe.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analysis/readout.h"
+#include "common/rng.h"
+#include "common/sha256.h"
+#include "compiler/interp.h"
+#include "runtime/forward.h"
+
+void probe_result_free(ProbeResult *r)
+{
+    free(r->sop);
+    free(r->st);
+    memset(r, 0, sizeof *r);
+}
+
+/* lr of step t of S: peak, then a tenth from 50%, a hundredth from 75%, a thousandth from
+ * 87.5% (the paper's probe schedule: 4K steps, decays at 2K, 3K, 3.5K). */
+static double probe_lr(double peak, int t, int S)
+{
+    double lr = peak;
+    if (2L * t >= S) lr *= 0.1;
+    if (4L * t >= 3L * S) lr *= 0.1;
+    if (8L * t >= 7L * S) lr *= 0.1;
+    return lr;
+}
+
+/* Train softmax regression on (n, C) features x with labels y in 0..K-1; W (C, K), b (K)
+ * out. Deterministic for a given rng. */
+static void train_softmax(float *W, float *b, const float *x, const int *y, long n, int C, int K,
+                          const ProbeOptions *o, Rng *rng)
+{
+    size_t P = (size_t)C * K + (size_t)K;
+    float *m1 = xcalloc(P, sizeof(float)), *m2 = xcalloc(P, sizeof(float)), *g = xcalloc(P, sizeof(float));
+    float *logit = xmalloc(sizeof(float) * (size_t)K);
+    memset(W, 0, sizeof(float) * (size_t)C * K);
+    memset(b, 0, sizeof(float) * (size_t)K);
+    int B = o->batch > 0 ? o->batch : 128;
+    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    double p1 = 1, p2 = 1;
+    for (int t = 0; t < o->steps; t++) {
+        memset(g, 0, sizeof(float) * P);
+        float *gW = g, *gb = g + (size_t)C * K;
+        for (int e = 0; e < B; e++) {
+            long i = (long)rng_below(rng, (uint32_t)n);
+            const float *xi = x + (size_t)i * C;
+            for (int k = 0; k < K; k++) logit[k] = b[k];
+            for (int c = 0; c < C; c++) {
+                float xv = xi[c];
+                if (xv == 0) continue;
+                const float *wr = W + (size_t)c * K;
+                for (int k = 0; k < K; k++) logit[k] += xv * wr[k];
+            }
+            float mx = logit[0];
+            for (int k = 1; k < K; k++) mx = fmaxf(mx, logit[k]);
+            double sum = 0;
+            for (int k = 0; k < K; k++) sum += (logit[k] = expf(logit[k] - mx));
+            for (int k = 0; k < K; k++) logit[k] = (float)(logit[k] / sum) - (k == y[i]) ;
+            for (int k = 0; k < K; k++) gb[k] += logit[k] / B;
+            for (int c = 0; c < C; c++) {
+                float xv = xi[c];
+                if (xv == 0) continue;
+                float *gr = gW + (size_t)c * K;
+                for (int k = 0; k < K; k++) gr[k] += xv * logit[k] / B;
+            }
+        }
+        double lr = probe_lr(o->lr, t, o->steps);
+        p1 *= b1;
+        p2 *= b2;
+        for (size_t q = 0; q < P; q++) {
+            m1[q] = (float)(b1 * m1[q] + (1 - b1) * g[q]);
+            m2[q] = (float)(b2 * m2[q] + (1 - b2) * (double)g[q] * g[q]);
+            double mh = m1[q] / (1 - p1), vh = m2[q] / (1 - p2);
+            float *w = q < (size_t)C * K ? &W[q] : &b[q - (size_t)C * K];
+            double upd = mh / (sqrt(vh) + eps);
+            if (q < (size_t)C * K) upd += o->weight_decay * *w;   /* no decay on the bias */
+            *w -= (float)(lr * upd);
+        }
+    }
+    free(m1);
+    free(m2);
+    free(g);
+    free(logit);
+}
+
+static double accuracy(const float *W, const float *b, const float *x, const int *y, long n, int C, int K)
+{
+    if (n == 0) return NAN;
+    long ok = 0;
+    for (long i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * C;
+        int best = 0;
+        float bv = -INFINITY;
+        for (int k = 0; k < K; k++) {
+            float v = b[k];
+            for (int c = 0; c < C; c++) v += xi[c] * W[(size_t)c * K + k];
+            if (v > bv) {
+                bv = v;
+                best = k;
+            }
+        }
+        ok += y[i] >= 0 && best == y[i];
+    }
+    return (double)ok / n;
+}
+
+int probe_run(const Model *m, const RaspProgram *p, const char *sop, const ProbeOptions *o, ProbeResult *r,
+              StrBuf *err)
+{
+    ProbeOptions def = PROBE_OPTIONS_DEFAULT;
+    if (!o) o = &def;
+    memset(r, 0, sizeof *r);
+    int sid = -1;
+    for (int i = 0; i < p->nsops && sid < 0; i++)
+        if (!strcmp(p->sops[i].label, sop)) sid = i;
+    if (sid < 0) {
+        sb_printf(err, "the program has no s-op named '%s' (named s-ops:", sop);
+        for (int i = 0; i < p->nsops; i++)
+            if (p->sops[i].named) sb_printf(err, " %s", p->sops[i].label);
+        sb_puts(err, ")");
+        return -1;
+    }
+    if (p->max_len > m->cfg.n_ctx - 1) {
+        sb_printf(err, "the program's max_len %d exceeds the model's %d", p->max_len, m->cfg.n_ctx - 1);
+        return -1;
+    }
+    int lo = o->len_min > 0 ? o->len_min : p->max_len, hi = o->len_max > 0 ? o->len_max : p->max_len;
+    if (lo < 1 || hi < lo || hi > p->max_len) {
+        sb_printf(err, "input lengths %d-%d are outside 1..%d", lo, hi, p->max_len);
+        return -1;
+    }
+    if (o->nat > 0 && o->at[0] >= lo) {
+        sb_printf(err, "--at %d needs inputs of at least %d tokens, but --len allows %d", o->at[0], o->at[0] + 1, lo);
+        return -1;
+    }
+    if (o->train_n < 1 || o->test_n < 1) {
+        sb_printf(err, "the probe needs at least one training and one test input");
+        return -1;
+    }
+    int32_t *row_of = xmalloc(sizeof(int32_t) * (size_t)(p->nvocab + 1));
+    if (ro_vocab_rows(m, p, row_of, err)) {
+        free(row_of);
+        return -1;
+    }
+    const RaspSop *s = &p->sops[sid];
+    r->sop = xstrdup(sop);
+    r->categorical = s->enc == ENC_CATEGORICAL;
+    /* direct reads only make sense against the program the labels were made from */
+    char hex[65];
+    sha256_hex(p->source ? p->source : "", p->source ? strlen(p->source) : 0, hex);
+    int own = !strcmp(hex, m->program_sha256);
+    r->own_program = own;
+    RoLayout lay;
+    ro_layout_init(&lay, m, p);
+    const RoSop *rs = own ? ro_layout_find(&lay, sop) : NULL;
+    r->direct_ok = rs && rs->readable;
+    r->isvirtual = r->direct_ok && rs->isvirtual;
+    r->written_stage = r->direct_ok ? rs->stage : -1;
+
+    int L = m->cfg.n_layers, C = m->cfg.d_model, S = 1 + 2 * L;
+    r->nstages = S;
+    r->st = xcalloc((size_t)S, sizeof *r->st);
+    long N = o->train_n + o->test_n;
+    float *feat = xmalloc(sizeof(float) * (size_t)S * (size_t)N * (size_t)C);
+    int32_t *val = xmalloc(sizeof(int32_t) * (size_t)N);
+    long *direct_ok = xcalloc((size_t)S, sizeof(long));
+    Interp *it = interp_new(p, 1);
+    FwdState st;
+    fwd_init(&st);
+    FwdOptions fo = FWD_OPTIONS_DEFAULT;
+    fo.record_resid = 1;
+    Rng rng;
+    rng_seed(&rng, o->seed);
+    int B = 256, T = hi + 1;
+    int32_t *toks = xmalloc(sizeof(int32_t) * (size_t)B * (size_t)hi);
+    int32_t *rows = xmalloc(sizeof(int32_t) * (size_t)B * (size_t)T);
+    int *lens = xmalloc(sizeof(int) * (size_t)B), *ns = xmalloc(sizeof(int) * (size_t)B);
+    int *pos = xmalloc(sizeof(int) * (size_t)B);
+    int rc = 0;
+    for (long done = 0; done < N && !rc;) {
+        int nb = (int)(N - done < B ? N - done : B), tmax = 1;
+        for (int k = 0; k < nb; k++) {
+            int32_t *tk = toks + (size_t)k * hi;
+            ns[k] = ro_sample(&rng, p->nvocab, lo, hi, tk);
+            if (o->nat > 0) {
+                int na = 0;
+                while (na < o->nat && o->at[na] < ns[k]) na++;
+                pos[k] = o->at[rng_below(&rng, (uint32_t)na)];
+            } else {
+                pos[k] = (int)rng_below(&rng, (uint32_t)ns[k]);
+            }
+            if (interp_eval(it, tk, ns[k])) {
+                sb_printf(err, "the interpreter failed: %s", interp_error(it));
+                rc = -1;
+                break;
+            }
+            const int32_t *v = interp_values(it, sid);
+            val[done + k] = v ? v[pos[k]] : RASP_NONE;
+            if (ns[k] + 1 > tmax) tmax = ns[k] + 1;
+        }
+        if (rc) break;
+        for (int k = 0; k < nb; k++) {
+            int32_t *rw = rows + (size_t)k * tmax;
+            rw[0] = m->bos;
+            for (int i = 0; i < tmax - 1; i++) rw[i + 1] = i < ns[k] ? row_of[toks[(size_t)k * hi + i]] : m->pad;
+            lens[k] = ns[k] + 1;
+        }
+        if (fwd_forward(&st, m, rows, lens, nb, tmax, &fo, err)) {
+            rc = -1;
+            break;
+        }
+        for (int stg = 0; stg < S; stg++) {
+            const float *res = fwd_resid_stage(&st, stg);
+            for (int k = 0; k < nb; k++) {
+                const float *row = res + ((size_t)k * tmax + (size_t)pos[k] + 1) * (size_t)C;
+                memcpy(feat + ((size_t)stg * N + (size_t)(done + k)) * C, row, sizeof(float) * (size_t)C);
+                if (r->direct_ok && done + k >= o->train_n) direct_ok[stg] += ro_agrees(rs, p, row, val[done + k]);
+            }
+        }
+        done += nb;
+    }
+    fwd_free(&st);
+    interp_free(it);
+    free(toks);
+    free(rows);
+    free(lens);
+    free(ns);
+    free(pos);
+    free(row_of);
+    if (rc) {
+        free(feat);
+        free(val);
+        free(direct_ok);
+        ro_layout_free(&lay);
+        probe_result_free(r);
+        return -1;
+    }
+    r->n_train = o->train_n;
+    r->n_test = o->test_n;
+
+    /* classes: the values seen in training (no value is a class of its own) */
+    int nv = s->nvals + 1;
+    int *cls = xmalloc(sizeof(int) * (size_t)nv);
+    long *count = xcalloc((size_t)nv, sizeof(long));
+    for (int v = 0; v < nv; v++) cls[v] = -1;
+    int K = 0;
+    for (long i = 0; i < o->train_n; i++) {
+        int v = val[i] == RASP_NONE ? s->nvals : val[i];
+        if (cls[v] < 0) cls[v] = K++;
+        count[v]++;
+    }
+    int *y = xmalloc(sizeof(int) * (size_t)N);
+    for (long i = 0; i < N; i++) y[i] = cls[val[i] == RASP_NONE ? s->nvals : val[i]];
+    int maj = 0;
+    for (int v = 1; v < nv; v++)
+        if (count[v] > count[maj]) maj = v;
+    long majok = 0;
+    for (long i = o->train_n; i < N; i++) majok += y[i] == cls[maj];
+    r->majority = (double)majok / o->test_n;
+    r->nclasses = K;
+
+    float *W = xmalloc(sizeof(float) * (size_t)C * (size_t)(K ? K : 1)), *bb = xmalloc(sizeof(float) * (size_t)(K + 1));
+    float *mean = xmalloc(sizeof(float) * (size_t)C), *sd = xmalloc(sizeof(float) * (size_t)C);
+    for (int stg = 0; stg < S; stg++) {
+        ProbeStage *ps = &r->st[stg];
+        ps->stage = stg;
+        ro_stage_name(stg, ps->where, sizeof ps->where);
+        ps->direct = r->direct_ok ? (double)direct_ok[stg] / o->test_n : NAN;
+        ps->linear_train = ps->linear_test = NAN;
+        if (o->steps <= 0 || K < 1) continue;
+        float *x = feat + (size_t)stg * N * C;
+        /* standardize with the training statistics (constant dimensions become 0) */
+        for (int c = 0; c < C; c++) {
+            double s1 = 0, s2 = 0;
+            for (long i = 0; i < o->train_n; i++) s1 += x[(size_t)i * C + c];
+            double mu = s1 / o->train_n;
+            for (long i = 0; i < o->train_n; i++) {
+                double d = x[(size_t)i * C + c] - mu;
+                s2 += d * d;
+            }
+            double sdv = sqrt(s2 / o->train_n);
+            mean[c] = (float)mu;
+            sd[c] = sdv > 1e-6 ? (float)sdv : 0;
+        }
+        for (long i = 0; i < N; i++)
+            for (int c = 0; c < C; c++) {
+                float *q = &x[(size_t)i * C + c];
+                *q = sd[c] > 0 ? (*q - mean[c]) / sd[c] : 0;
+            }
+        Rng pr;
+        rng_seed(&pr, o->seed * 1000003ULL + (uint64_t)stg + 17);
+        train_softmax(W, bb, x, y, o->train_n, C, K, o, &pr);
+        ps->linear_train = accuracy(W, bb, x, y, o->train_n, C, K);
+        ps->linear_test = accuracy(W, bb, x + (size_t)o->train_n * C, y + o->train_n, o->test_n, C, K);
+    }
+    free(W);
+    free(bb);
+    free(mean);
+    free(sd);
+    free(cls);
+    free(count);
+    free(y);
+    free(feat);
+    free(val);
+    free(direct_ok);
+    ro_layout_free(&lay);
+    return 0;
+}
+
+static json_t *num(double x)
+{
+    return isfinite(x) ? json_real(x) : json_null();
+}
+
+json_t *probe_json(const ProbeResult *r)
+{
+    json_t *o = json_pack("{s:s, s:s, s:b, s:b, s:b, s:I, s:I, s:i, s:o}", "sop", r->sop, "encoding",
+                          r->categorical ? "categorical" : "numerical", "own_program", r->own_program, "direct_read",
+                          r->direct_ok, "linear_form",
+                          r->isvirtual, "train", (json_int_t)r->n_train, "test", (json_int_t)r->n_test, "classes",
+                          r->nclasses, "majority", num(r->majority));
+    char where[48];
+    if (r->written_stage >= 0) {
+        ro_stage_name(r->written_stage, where, sizeof where);
+        json_object_set_new(o, "written_at", json_string(where));
+    } else {
+        json_object_set_new(o, "written_at", json_null());
+    }
+    json_t *a = json_array();
+    for (int i = 0; i < r->nstages; i++) {
+        const ProbeStage *s = &r->st[i];
+        json_array_append_new(a, json_pack("{s:i, s:s, s:o, s:o, s:o}", "stage", s->stage, "where", s->where, "direct",
+                                           num(s->direct), "linear_train", num(s->linear_train), "linear_test",
+                                           num(s->linear_test)));
+    }
+    json_object_set_new(o, "stages", a);
+    return o;
+}

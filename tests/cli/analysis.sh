@@ -1,0 +1,199 @@
+# analysis.sh — tracc diff, prune, probe, attn and plot on the paper's Counter: compiled,
+# fine-tuned briefly into a wrapper (count b with C_Tr = 1, fixed seed), then analysed.
+# Checked for properties, not exact numbers (except the compiled model's attention map,
+# which the compiler fixes). Every SVG is checked with an XML parser: xmllint when it is
+# installed, else python3's xml.etree.
+. tests/lib.sh
+
+T=$TMPD
+EX=rasp_examples
+
+svg_ok() {
+    name=$1; f=$2
+    if [ ! -s "$f" ]; then bad "$name: $f missing or empty"; return; fi
+    if command -v xmllint >/dev/null 2>&1; then
+        if ! xmllint --noout "$f" 2>"$T/xmlerr"; then bad "$name: xmllint rejects $f"; cat "$T/xmlerr"; return; fi
+    fi
+    if command -v python3 >/dev/null 2>&1; then
+        if ! python3 -c 'import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); assert r.tag == "{http://www.w3.org/2000/svg}svg", r.tag' "$f" 2>"$T/xmlerr"; then
+            bad "$name: xml.etree rejects $f"; cat "$T/xmlerr"; return
+        fi
+    fi
+    ok
+}
+
+# py NAME FILE CODE: run python code with `d` = the JSON in FILE; it must exit 0.
+py() {
+    name=$1; f=$2; code=$3
+    if ! command -v python3 >/dev/null 2>&1; then ok; return; fi
+    if ! python3 -c "import json, sys; d = json.load(open(sys.argv[1])); $code" "$f" 2>"$T/pyerr"; then
+        bad "$name"; cat "$T/pyerr"; return
+    fi
+    ok
+}
+
+# ---- the models: compiled, and fine-tuned into a wrapper ----------------------------------
+$TRACC compile $EX/count_a.rasp -o $T/ca.safetensors >/dev/null 2>&1 || bad "compile count_a"
+$TRACC compile $EX/count_b.rasp -o $T/cb.safetensors >/dev/null 2>&1 || bad "compile count_b"
+FT1="ft1=$EX/count_b.rasp,spurious=$EX/b_is_a_plus_1.rasp,rate=1"
+$TRACC finetune $T/ca.safetensors --task $EX/count_b.rasp --at 1 --spurious $EX/b_is_a_plus_1.rasp \
+    --spurious-rate 1 --lr 1e-3 --steps 300 --seed 1 --eval pt=$EX/count_a.rasp --eval "$FT1" \
+    --log $T/run.jsonl -o $T/tuned.safetensors --quiet >/dev/null 2>&1 || bad "finetune"
+
+# ---- diff --------------------------------------------------------------------------------
+$TRACC diff $T/ca.safetensors $T/tuned.safetensors >$T/diff.txt 2>$T/diff.err
+if [ $? -ne 0 ]; then bad "diff: status"; cat $T/diff.err; else ok; fi
+for pat in "trained from BEFORE" "largest changes in program coordinates" \
+    "block 0 head 0 QK (count_a = selector_width(bin_idx))" "new pathways: entries exactly 0 in BEFORE" \
+    "where the change lies"; do
+    if grep -qF "$pat" $T/diff.txt; then ok; else bad "diff text lacks '$pat'"; fi
+done
+if [ -s $T/diff.err ]; then bad "diff warns about a true parent"; cat $T/diff.err; else ok; fi
+
+$TRACC diff --inputs 300 --at 1 --json $T/ca.safetensors $T/tuned.safetensors >$T/diff.json 2>/dev/null || bad "diff --json"
+SHA=$(python3 -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' $T/ca.safetensors 2>/dev/null)
+py "diff --json: provenance, components, entries" $T/diff.json "
+assert d['after_descends_from_before'] is True
+assert d['before_sha256'] == '$SHA'
+assert d['params_changed'] > 0 and d['components'][0]['norm_delta'] >= d['components'][-1]['norm_delta']
+assert len(d['largest_changes']) == 20 and all(e['name'] for e in d['largest_changes'])"
+py "diff --inputs: the wrapper keeps the embedding and breaks count_a at index 1" $T/diff.json "
+s = {x['sop']: x for x in d['inputs']['sops']}
+assert s['tokens']['agree_before'] == 1 and s['tokens']['agree_after'] == 1
+assert s['count_a']['agree_before'] == 1 and s['count_a']['agree_after'] < 0.5
+o = d['inputs']['output']
+assert o['before_vs_program'] == 1 and o['after_vs_program'] < 0.5
+assert len(d['inputs']['heads']) == 2"
+
+$TRACC diff --svg $T/diff.svg --svg-components 3 $T/ca.safetensors $T/tuned.safetensors >/dev/null 2>&1 || bad "diff --svg"
+svg_ok "diff --svg" $T/diff.svg
+
+expect_err "diff: different structures are refused" 1 "do not share their compiled structure" -- \
+    $TRACC diff $T/ca.safetensors $T/cb.safetensors
+expect_err "diff: ... saying what differs" 1 "residual[23]: count_a:0 in BEFORE, count_b:0 in AFTER" -- \
+    $TRACC diff $T/ca.safetensors $T/cb.safetensors
+expect_err "diff: no provenance is a warning" 0 "has no training provenance naming" -- \
+    $TRACC diff $T/ca.safetensors $T/ca.safetensors
+expect_err "diff: wrong parent is a warning" 0 "was trained from a file with sha256" -- \
+    $TRACC diff $T/tuned.safetensors $T/tuned.safetensors
+expect_err "diff: one file" 2 "expected two model files" -- $TRACC diff $T/ca.safetensors
+expect_err "diff: missing file" 1 "nope.safetensors: cannot open" -- $TRACC diff $T/ca.safetensors $T/nope.safetensors
+expect_err "diff: --at needs --inputs" 2 "--len and --at need --inputs N" -- \
+    $TRACC diff --at 1 $T/ca.safetensors $T/tuned.safetensors
+expect_err "diff: bad --at" 2 "--at 10: indices must be in 0..9" -- \
+    $TRACC diff --inputs 5 --at 10 $T/ca.safetensors $T/tuned.safetensors
+expect_err "diff: bad --top" 2 "--top expects a positive count" -- $TRACC diff --top 0 $T/ca.safetensors $T/tuned.safetensors
+printf 'not a model' >$T/junk.safetensors
+expect_err "diff: corrupt file" 1 "junk.safetensors" -- $TRACC diff $T/ca.safetensors $T/junk.safetensors
+
+# ---- attn --------------------------------------------------------------------------------
+expect_out "attn: the compiled Counter's block-0 pattern, with the program's selection" 0 \
+"block 0 head 0 (count_a = selector_width(bin_idx))
+ $T/ca.safetensors
+        BOS    a    b    a    c    b
+  BOS   100    .    .    .    .    .
+  a      25    .  25*    .  25*  25*
+  b      33  33*    .  33*    .    .
+  a     100    .    .    .    .    .
+  c     100    .    .    .    .    .
+  b     100    .    .    .    .    ." -- $TRACC attn --block 0 $T/ca.safetensors a b a c b
+$TRACC attn --svg $T/attn.svg $T/ca.safetensors $T/tuned.safetensors a b a c b >$T/attn.txt 2>&1 || bad "attn two models"
+if grep -qF "largest change" $T/attn.txt; then ok; else bad "attn: no change line"; cat $T/attn.txt; fi
+svg_ok "attn --svg" $T/attn.svg
+echo "a b c" | $TRACC attn --json $T/ca.safetensors >$T/attn.json 2>&1 || bad "attn stdin --json"
+py "attn --json" $T/attn.json "
+h = d['heads'][0]
+assert d['positions'] == ['BOS', 'a', 'b', 'c'] and len(h['pattern'][0]) == 4
+assert all(abs(sum(r) - 1) < 1e-5 for r in h['pattern'][0])
+assert h['program_selects'][2][1] is True"
+expect_err "attn: unknown token" 1 "token 'z' is not in the vocab" -- $TRACC attn $T/ca.safetensors a z
+expect_err "attn: block out of range" 1 "--block 5: the model has 2 blocks" -- $TRACC attn --block 5 $T/ca.safetensors a
+expect_err "attn: different structures" 1 "do not share their compiled structure" -- \
+    $TRACC attn $T/ca.safetensors $T/cb.safetensors a
+expect_err "attn: no model" 2 "expected a model file" -- $TRACC attn
+
+# ---- plot --------------------------------------------------------------------------------
+expect_out "plot: the fine-tuning log" 0 "$T/curves.svg: 1 log, 30 training points, 2 evaluation curves" -- \
+    $TRACC plot $T/run.jsonl -o $T/curves.svg
+svg_ok "plot" $T/curves.svg
+printf '{"type":"train","step":1,"loss":1.0}\n{oops\n' >$T/bad.jsonl
+expect_err "plot: malformed line" 1 "bad.jsonl:2: not a JSON object" -- $TRACC plot $T/bad.jsonl -o $T/bad.svg
+if [ -e $T/bad.svg ]; then bad "plot wrote a picture from a bad log"; else ok; fi
+expect_err "plot: -o required" 2 "-o OUT.svg is required" -- $TRACC plot $T/run.jsonl
+
+# ---- probe -------------------------------------------------------------------------------
+$TRACC probe --steps 0 --train 200 --test 200 --json $T/ca.safetensors >$T/probe0.json 2>&1 || bad "probe direct"
+if command -v python3 >/dev/null 2>&1; then
+    if python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    assert d["direct_read"], d["sop"]
+    w = [s["where"] for s in d["stages"]].index(d["written_at"])
+    assert all(s["direct"] == 1.0 for s in d["stages"][w:]), d
+' $T/probe0.json; then ok; else bad "probe: direct read is not exact on the compiled model"; fi
+fi
+$TRACC probe --sop count_a --at 1 --steps 300 --train 400 --test 400 --json $T/tuned.safetensors >$T/probe1.json 2>&1 \
+    || bad "probe linear"
+py "probe: on the wrapper, count_a's labels are wrong but a linear probe still reads it" $T/probe1.json "
+w = [s['where'] for s in d['stages']].index(d['written_at'])
+s = d['stages'][w]
+assert s['direct'] < 0.5 and s['linear_test'] > 0.7 and s['linear_test'] > d['majority'] + 0.2, s"
+expect_err "probe: unknown s-op" 1 "no s-op named 'nope'" -- $TRACC probe --sop nope --steps 0 $T/ca.safetensors
+expect_err "probe: bad --steps" 2 "--steps expects a count" -- $TRACC probe --steps x $T/ca.safetensors
+expect_err "probe: foreign vocab" 1 "is not in the model's vocab" -- \
+    $TRACC probe --program $EX/sort.rasp --steps 0 $T/ca.safetensors
+
+# ---- prune -------------------------------------------------------------------------------
+$TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --at 1 --top 1,2,4 --eval "$FT1" --json \
+    >$T/prune.json 2>$T/prune.err || { bad "prune"; cat $T/prune.err; }
+py "prune: the wrapper hides count_a; ranked weights are named" $T/prune.json "
+assert d['base']['acc']['task'] < 0.5 and d['base']['acc']['ft1'] > 0.8
+assert [r['k'] for r in d['rows']] == [1, 2, 4]
+assert all(i['meaning'] and i['param'] for i in d['ranking'])
+assert d['ranking'][0]['score'] >= d['ranking'][1]['score']"
+$TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --at 1 --rollback $T/ca.safetensors --json \
+    -o $T/rolled.safetensors >$T/roll.json 2>$T/roll.err || { bad "prune --rollback"; cat $T/roll.err; }
+py "prune --rollback: a few dozen weights hold the wrapper" $T/roll.json "
+assert d['original']['acc']['task'] == 1.0
+assert d['found_k'] is not None and 0 < d['found_k'] < d['candidates'] / 20, (d['found_k'], d['candidates'])
+assert d['found_acc'] >= 0.9 and d['written']['k'] == d['found_k']"
+if command -v python3 >/dev/null 2>&1; then
+    if python3 -c '
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
+p = json.loads(json.loads(raw[8:8 + n])["__metadata__"]["provenance"])
+r = json.load(open(sys.argv[2]))
+assert p["method"] == "rollback" and p["k"] == r["found_k"] and len(p["changed"]) == p["k"]
+assert p["changed"][0]["meaning"]
+' $T/rolled.safetensors $T/roll.json; then ok; else bad "prune -o: provenance of the rolled-back model"; fi
+fi
+expect_err "prune: the rolled-back model descends from the tuned one" 0 "was trained from a file with sha256" -- \
+    $TRACC diff $T/ca.safetensors $T/rolled.safetensors
+$TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --at 1 --neurons --top 1,2 >$T/neurons.txt 2>&1 \
+    || bad "prune --neurons"
+if grep -qF "ranked units" $T/neurons.txt; then ok; else bad "prune --neurons output"; cat $T/neurons.txt; fi
+expect_err "prune: --task required" 2 "--task FILE.rasp is required" -- $TRACC prune $T/tuned.safetensors
+expect_err "prune: --rank needs --rollback" 2 "--rank needs --rollback" -- \
+    $TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --rank grad
+expect_err "prune: bad --top" 2 "the counts must increase" -- \
+    $TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --top 4,2
+expect_err "prune: bad --eval" 2 "--eval" -- $TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --eval nothing
+expect_err "prune: rollback to another structure" 1 "do not share their compiled structure" -- \
+    $TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --rollback $T/cb.safetensors
+expect_err "prune: task over another vocab" 1 "sort.rasp" -- $TRACC prune $T/tuned.safetensors --task $EX/sort.rasp
+
+# ---- reverse fine-tuning: a few steps on count_a at a smaller learning rate ---------------
+$TRACC finetune $T/tuned.safetensors --task $EX/count_a.rasp --at 1 --lr 1e-4 --schedule constant --steps 60 --eval-every 20 \
+    --eval pt=$EX/count_a.rasp --log $T/reft.jsonl -o $T/reft.safetensors --quiet >/dev/null 2>&1 || bad "reverse fine-tune"
+if command -v python3 >/dev/null 2>&1; then
+    if python3 -c '
+import json, sys
+acc = [json.loads(l)["eval"]["pt"]["acc"] for l in open(sys.argv[1]) if "\"eval\"" in l and "\"type\":\"eval\"" in l]
+assert acc[-1] > acc[0] + 0.1, acc
+' $T/reft.jsonl; then ok; else bad "reverse fine-tuning does not revive count_a"; fi
+fi
+$TRACC plot $T/run.jsonl $T/reft.jsonl -o $T/both.svg >/dev/null 2>&1 || bad "plot two logs"
+svg_ok "plot two logs" $T/both.svg
+
+finish

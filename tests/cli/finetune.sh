@@ -1,0 +1,186 @@
+#!/bin/sh
+# tests/cli/finetune.sh — `tracc finetune`: bad settings rejected before any work with the
+# flag named (exit 2 for a malformed value, 1 for a file that does not fit), a run's output
+# and provenance, determinism (same seed -> same bytes, for any --threads), checkpoints on
+# SIGTERM/SIGINT, resuming after SIGKILL, and a NaN stopping the run with the last good
+# checkpoint kept. Resumed runs must end bit-identical to uninterrupted ones.
+. tests/lib.sh
+
+expect_status() {
+    name=$1; want_rc=$2; shift 3
+    "$@" >"$TMPD/out" 2>"$TMPD/err"; rc=$?
+    if [ "$rc" -ne "$want_rc" ]; then bad "$name: status $rc, wanted $want_rc"; cat "$TMPD/err"; return 1; fi
+    ok
+}
+
+same_file() {
+    if cmp -s "$2" "$3"; then ok; else bad "$1: $2 and $3 differ"; fi
+}
+
+# wait_for FILE: up to 20 s for a file to appear
+wait_for() {
+    i=0
+    while [ ! -f "$1" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+    [ -f "$1" ]
+}
+
+M="$TMPD/ca.safetensors"
+"$TRACC" compile rasp_examples/count_a.rasp -o "$M" >/dev/null 2>&1 || { bad "cannot compile count_a"; finish; exit 1; }
+FT="$TRACC finetune"
+TASK="--task rasp_examples/count_b.rasp --at 1"
+SMALL="--steps 12 --batch 16 --lr 1e-2 --warmup 3 --init-noise 1e-3 --eval-size 100 --quiet"
+
+# ---- help
+expect_status "help" 0 -- $FT --help
+for flag in --task --data --len --no-repeat --at --spurious --spurious-rate --mix --logit-scale --optimizer --lr \
+            --momentum --weight-decay --clip --warmup --schedule --min-lr-ratio --steps --batch --init-noise \
+            --train --freeze --seed --eval --eval-every --log --checkpoint-every --resume --threads; do
+    if grep -q -- "$flag" "$TMPD/out"; then ok; else bad "--help does not describe $flag"; fi
+done
+
+# ---- malformed settings: exit 2, the flag named, nothing written
+O="$TMPD/o.safetensors"
+expect_err "lr 0" 2 "--lr must be > 0, got 0.0" -- $FT "$M" $TASK --lr 0 -o "$O"
+expect_err "lr negative" 2 "--lr must be > 0" -- $FT "$M" $TASK --lr -1e-3 -o "$O"
+expect_err "lr not a number" 2 "--lr must be a number, got 'fast'" -- $FT "$M" $TASK --lr fast -o "$O"
+expect_err "batch 0" 2 "--batch must be a positive integer, got 0" -- $FT "$M" $TASK --batch 0 -o "$O"
+expect_err "steps 0" 2 "--steps must be a positive integer, got 0" -- $FT "$M" $TASK --steps 0 -o "$O"
+expect_err "unknown optimizer" 2 "--optimizer must be sgd or adamw, got 'adam'" -- $FT "$M" $TASK --optimizer adam -o "$O"
+expect_err "bad schedule" 2 "--schedule must be cosine or constant" -- $FT "$M" $TASK --schedule step -o "$O"
+expect_err "warmup past steps" 2 "--warmup must be from 0 to --steps" -- $FT "$M" $TASK --steps 10 --warmup 20 -o "$O"
+expect_err "bad len" 2 "--len must be N or MIN-MAX" -- $FT "$M" $TASK --len 5-2 -o "$O"
+expect_err "bad at" 2 "--at must list RASP indices" -- $FT "$M" --task rasp_examples/count_b.rasp --at x -o "$O"
+expect_err "bad mix" 2 "--mix must be FILE.rasp:FRACTION" -- $FT "$M" $TASK --mix rasp_examples/count_a.rasp -o "$O"
+expect_err "bad eval" 2 "--eval 'count_b.rasp': expected NAME=FILE.rasp" -- $FT "$M" $TASK --eval count_b.rasp -o "$O"
+expect_err "spurious without rate" 2 "--spurious needs --spurious-rate" -- \
+    $FT "$M" $TASK --spurious rasp_examples/b_is_a_plus_1.rasp -o "$O"
+expect_err "rate without spurious" 2 "--spurious-rate needs --spurious" -- $FT "$M" $TASK --spurious-rate 0.5 -o "$O"
+expect_err "no output" 2 "no output file" -- $FT "$M" $TASK
+expect_err "no task" 2 "no training data" -- $FT "$M" -o "$O"
+expect_err "no model" 2 "no model" -- $FT $TASK -o "$O"
+expect_err "two models" 2 "expected one model file" -- $FT "$M" "$M" $TASK -o "$O"
+expect_err "unknown option" 2 "unknown option '--learning-rate'" -- $FT "$M" $TASK --learning-rate 1 -o "$O"
+expect_err "threads 0" 2 "--threads must be an integer from 1 to 64" -- $FT "$M" $TASK --threads 0 -o "$O"
+[ ! -e "$O" ] && ok || bad "a rejected run wrote $O"
+
+# ---- settings that do not fit the model: exit 1, before any work
+cat >"$TMPD/xy.rasp" <<'EOF'
+vocab {x, y};
+max_len 10;
+output tokens == "x";
+EOF
+cat >"$TMPD/letters.rasp" <<'EOF'
+vocab {a, b, c, d, e, f, g, h, i};
+max_len 10;
+output tokens;
+EOF
+cat >"$TMPD/never.rasp" <<'EOF'
+vocab {a, b, c, d, e, f, g, h, i};
+max_len 10;
+output tokens == "a" and tokens == "b";
+EOF
+expect_err "unreadable model" 1 "no/such.safetensors" -- $FT no/such.safetensors $TASK -o "$O"
+expect_err "unreadable task" 1 "--task no/such.rasp: cannot read" -- $FT "$M" --task no/such.rasp -o "$O"
+expect_err "task vocab" 1 "its vocab {x, y} differs from the model's {a, b, c, d, e, f, g, h, i}" -- \
+    $FT "$M" --task "$TMPD/xy.rasp" -o "$O"
+expect_err "task outputs" 1 "are not all among the model's output values {0, 1, 2" -- \
+    $FT "$M" --task "$TMPD/letters.rasp" -o "$O"
+expect_err "eval vocab" 1 "--eval bad: $TMPD/xy.rasp: its vocab" -- $FT "$M" $TASK --eval "bad=$TMPD/xy.rasp" -o "$O"
+expect_err "spurious too rare" 1 "too rare to draw" -- \
+    $FT "$M" $TASK --spurious "$TMPD/never.rasp" --spurious-rate 0.5 -o "$O"
+expect_err "freeze matches nothing" 1 "--freeze 'blocks.9.*' matches no tensor" -- $FT "$M" $TASK --freeze 'blocks.9.*' -o "$O"
+expect_err "len past max_len" 1 "--len 3-11: expected lengths from 1 to the model's max_len 10" -- \
+    $FT "$M" $TASK --len 3-11 -o "$O"
+expect_err "resume missing" 1 "--resume no/such.ckpt" -- $FT --resume no/such.ckpt
+expect_err "resume a plain model" 1 "not a tracc finetune checkpoint" -- $FT --resume "$M"
+[ ! -e "$O" ] && ok || bad "a rejected run wrote $O"
+
+# ---- a run: summary, output model, provenance, log
+A="$TMPD/a.safetensors"
+if expect_status "run" 0 -- $FT "$M" $TASK $SMALL --eval ft=rasp_examples/count_b.rasp --eval-every 4 \
+        --log "$TMPD/a.jsonl" -o "$A"; then
+    grep -q "^$A: 12 steps, train loss" "$TMPD/out" && ok || { bad "run summary"; cat "$TMPD/out"; }
+fi
+expect_status "run the output" 0 -- "$TRACC" run "$A" a b b
+PARENT_SHA=$(sha256sum "$M" | cut -d' ' -f1)
+if python3 - "$A" "$PARENT_SHA" "$TMPD/a.jsonl" <<'EOF' 2>"$TMPD/py"; then ok; else bad "provenance/log"; cat "$TMPD/py"; fi
+import json, struct, sys
+data = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+meta = json.loads(data[8:8 + n])["__metadata__"]
+p = json.loads(meta["provenance"])
+assert p["parent_sha256"] == sys.argv[2], p["parent_sha256"]
+assert p["steps"] == 12 and p["config"]["lr"] == 0.01 and p["config"]["at"] == [1], p
+assert "ft" in p["eval"] and 0 <= p["eval"]["ft"]["acc"] <= 1
+assert json.loads(meta["layers"]) and json.loads(meta["residual"]), "compiled metadata kept"
+assert "tracc_finetune" not in meta and not any(k.startswith("optim.") for k in json.loads(data[8:8 + n]))
+lines = [json.loads(l) for l in open(sys.argv[3])]
+assert lines[0]["type"] == "start" and lines[-1]["type"] == "done"
+evals = [l["step"] for l in lines if l["type"] == "eval"]
+assert evals == [0, 4, 8, 12], evals
+EOF
+
+# ---- determinism: same command, same bytes; any number of threads
+expect_status "run again" 0 -- $FT "$M" $TASK $SMALL --eval ft=rasp_examples/count_b.rasp -o "$TMPD/a2.safetensors" --threads 1
+expect_status "run with 2 threads" 0 -- $FT "$M" $TASK $SMALL --eval ft=rasp_examples/count_b.rasp -o "$TMPD/a3.safetensors" --threads 2
+same_file "determinism" "$A" "$TMPD/a2.safetensors"
+same_file "threads" "$A" "$TMPD/a3.safetensors"
+expect_status "another seed" 0 -- $FT "$M" $TASK $SMALL --seed 2 -o "$TMPD/a4.safetensors"
+cmp -s "$A" "$TMPD/a4.safetensors" && bad "--seed 2 gave the same weights" || ok
+
+# ---- interrupted runs resume bit-identically
+LONG="--steps 40 --batch 16 --lr 1e-2 --warmup 5 --init-noise 1e-3 --optimizer adamw --quiet"
+REF="$TMPD/ref.safetensors"
+expect_status "uninterrupted" 0 -- $FT "$M" $TASK $LONG -o "$REF"
+for sig in TERM INT KILL; do
+    OUT="$TMPD/$sig.safetensors"; CK="$TMPD/$sig.ckpt.safetensors"
+    $FT "$M" $TASK $LONG --checkpoint-every 5 --test-step-delay 40 -o "$OUT" >"$TMPD/out" 2>"$TMPD/err" &
+    pid=$!
+    if wait_for "$CK"; then
+        sleep 0.3
+        kill -$sig $pid
+    else
+        bad "SIG$sig: no checkpoint appeared"
+    fi
+    wait $pid; rc=$?
+    case $sig in
+        KILL) [ $rc -eq 137 ] && ok || bad "SIGKILL: status $rc" ;;
+        *) if [ $rc -eq 1 ] && grep -q "interrupted at step" "$TMPD/err" && grep -q -- "--resume $CK" "$TMPD/err"; then ok
+           else bad "SIG$sig: status $rc"; cat "$TMPD/err"; fi ;;
+    esac
+    [ ! -e "$OUT" ] && ok || bad "SIG$sig: the output was written"
+    expect_status "resume after SIG$sig" 0 -- $FT --resume "$CK" --threads 2
+    same_file "resume after SIG$sig" "$REF" "$OUT"
+done
+
+# ---- a resumed run keeps its settings; the model given must be the parent; files must not change
+cp rasp_examples/count_b.rasp "$TMPD/task.rasp"
+$FT "$M" --task "$TMPD/task.rasp" --at 1 $LONG --checkpoint-every 5 --test-step-delay 40 -o "$TMPD/c.safetensors" \
+    >/dev/null 2>&1 &
+pid=$!
+wait_for "$TMPD/c.ckpt.safetensors"; sleep 0.2; kill -TERM $pid; wait $pid
+expect_err "resume with another lr" 2 "--lr 0.5 differs from the checkpoint's 0.01" -- \
+    $FT --resume "$TMPD/c.ckpt.safetensors" --lr 0.5
+expect_err "resume with another model" 1 "is not the checkpoint's parent" -- \
+    $FT "$A" --resume "$TMPD/c.ckpt.safetensors"
+echo "# changed" >>"$TMPD/task.rasp"
+expect_err "resume after the task changed" 1 "has changed since the checkpoint was written" -- \
+    $FT --resume "$TMPD/c.ckpt.safetensors"
+
+# ---- a NaN stops the run; the last good checkpoint stays
+N="$TMPD/n.safetensors"
+expect_err "nan" 1 "step 7: the loss is nan" -- $FT "$M" $TASK $SMALL --checkpoint-every 5 --test-nan-at 7 -o "$N"
+grep -q "the last good checkpoint is $TMPD/n.ckpt.safetensors (step 5)" "$TMPD/err" && ok || { bad "nan: checkpoint"; cat "$TMPD/err"; }
+[ ! -e "$N" ] && ok || bad "nan: the output was written"
+expect_status "nan: the checkpoint is a model" 0 -- "$TRACC" run "$TMPD/n.ckpt.safetensors" a b
+
+# ---- data from a JSONL file, mixing
+cat >"$TMPD/pairs.jsonl" <<'EOF'
+{"input": ["a", "b", "b", "c"], "output": [2, 2, 0, 0]}
+{"input": ["b", "c"], "output": [null, 1]}
+EOF
+expect_status "jsonl" 0 -- $FT "$M" --data "$TMPD/pairs.jsonl" $SMALL -o "$TMPD/d.safetensors"
+expect_err "jsonl bad token" 1 "pairs.jsonl:1: input token 1 (\"z\") is not in the model's vocab" -- \
+    sh -c "echo '{\"input\": [\"z\"], \"output\": [1]}' >$TMPD/pairs.jsonl && $FT $M --data $TMPD/pairs.jsonl -o $TMPD/d.safetensors"
+expect_status "mix" 0 -- $FT "$M" $TASK --mix rasp_examples/count_a.rasp:0.3 $SMALL -o "$TMPD/e.safetensors"
+finish

@@ -1,0 +1,199 @@
+/* test_probe.c — direct reads through the residual labels are exact on a compiled model for
+ * every s-op, from the sub-layer that writes it on, and drop where a planted edit breaks the
+ * s-op; a linear probe finds what the labels hold. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analysis/probe.h"
+#include "analysis/readout.h"
+#include "compiler/assemble.h"
+#include "compiler/frontend.h"
+
+static RaspProgram *load(const char *path)
+{
+    Diag *d = diag_new();
+    FrontOptions fo = FRONT_OPTIONS_DEFAULT;
+    RaspProgram *p = rasp_load_file(path, &fo, d);
+    if (!p) diag_print(d, stderr);
+    diag_free(d);
+    assert_non_null(p);
+    return p;
+}
+
+static Model *compile(const RaspProgram *p, int fuse)
+{
+    AsmOptions ao = ASM_OPTIONS_DEFAULT;
+    ao.fuse = fuse;
+    StrBuf err;
+    sb_init(&err);
+    Model *m = asm_compile(p, &ao, NULL, &err);
+    if (!m) fprintf(stderr, "%s\n", err.s);
+    sb_free(&err);
+    assert_non_null(m);
+    return m;
+}
+
+static int dim(const Model *m, const char *label)
+{
+    for (int d = 0; d < m->cfg.d_model; d++)
+        if (!strcmp(m->residual[d], label)) return d;
+    fail_msg("no residual label %s", label);
+    return -1;
+}
+
+static ProbeOptions quick(void)
+{
+    ProbeOptions o = PROBE_OPTIONS_DEFAULT;
+    o.train_n = 300;
+    o.test_n = 300;
+    o.steps = 0;
+    return o;
+}
+
+/* Every readable s-op of every program reads back exactly from its stage on. */
+static void check_exact(const char *path, int fuse)
+{
+    RaspProgram *p = load(path);
+    Model *m = compile(p, fuse);
+    RoLayout lay;
+    ro_layout_init(&lay, m, p);
+    ProbeOptions o = quick();
+    StrBuf err;
+    sb_init(&err);
+    int nread = 0;
+    for (int i = 0; i < lay.nsops; i++) {
+        if (!lay.sops[i].readable) continue;
+        nread++;
+        ProbeResult r;
+        if (probe_run(m, p, lay.sops[i].name, &o, &r, &err)) fail_msg("%s: %s", path, err.s);
+        assert_true(r.direct_ok);
+        assert_true(r.own_program);
+        for (int s = r.written_stage; s < r.nstages; s++)
+            if (!(r.st[s].direct == 1.0))
+                fail_msg("%s (fuse %d): s-op %s read after %s: %.4f", path, fuse, r.sop, r.st[s].where, r.st[s].direct);
+        probe_result_free(&r);
+    }
+    assert_true(nread >= 3);
+    sb_free(&err);
+    ro_layout_free(&lay);
+    model_free(m);
+    rasp_free(p);
+}
+
+static void test_probe_direct_read_is_exact_for_every_sop_of_compiled_models(void **state)
+{
+    (void)state;
+    check_exact("rasp_examples/count_a.rasp", 1);
+    check_exact("rasp_examples/count_a.rasp", 0);
+    check_exact("rasp_examples/frac_prevs.rasp", 1);     /* numerical s-ops */
+    check_exact("rasp_examples/reverse.rasp", 0);
+    check_exact("rasp_examples/sort.rasp", 1);
+}
+
+static void test_probe_direct_read_drops_where_a_plant_breaks_the_sop(void **state)
+{
+    (void)state;
+    RaspProgram *p = load("rasp_examples/count_a.rasp");
+    Model *m = compile(p, 0);
+    /* the embedding of token c now writes is_a:true strongly: is_a breaks where c is */
+    int C = m->cfg.d_model;
+    m->params.W_E[(size_t)2 * C + (size_t)dim(m, "is_a:true")] += 5.0f;
+    ProbeOptions o = quick();
+    ProbeResult r;
+    StrBuf err;
+    sb_init(&err);
+    assert_int_equal(probe_run(m, p, "is_a", &o, &r, &err), 0);
+    double at = r.st[r.written_stage].direct;
+    assert_true(at < 0.95 && at > 0.5);   /* about 1/9 of the positions hold c */
+    probe_result_free(&r);
+    /* tokens is untouched */
+    assert_int_equal(probe_run(m, p, "tokens", &o, &r, &err), 0);
+    assert_true(r.st[0].direct == 1.0);
+    probe_result_free(&r);
+    sb_free(&err);
+    model_free(m);
+    rasp_free(p);
+}
+
+static void test_probe_linear_probe_learns_what_the_labels_hold(void **state)
+{
+    (void)state;
+    RaspProgram *p = load("rasp_examples/count_a.rasp");
+    Model *m = compile(p, 1);
+    ProbeOptions o = quick();
+    o.steps = 400;
+    int at[1] = {1};
+    o.nat = 1;
+    o.at = at;
+    ProbeResult r;
+    StrBuf err;
+    sb_init(&err);
+    assert_int_equal(probe_run(m, p, "count_a", &o, &r, &err), 0);
+    int w = r.written_stage;
+    assert_true(w == 2);   /* block 0 MLP */
+    assert_true(r.st[w].linear_test > 0.95);
+    assert_true(r.st[w].linear_test > r.majority);
+    /* before the count exists (the embedding) a probe can do little better than guessing */
+    assert_true(r.st[0].linear_test < r.st[w].linear_test);
+    probe_result_free(&r);
+    /* the same seed gives the same numbers */
+    ProbeResult r2, r3;
+    assert_int_equal(probe_run(m, p, "count_a", &o, &r2, &err), 0);
+    assert_int_equal(probe_run(m, p, "count_a", &o, &r3, &err), 0);
+    for (int s = 0; s < r2.nstages; s++) assert_true(r2.st[s].linear_test == r3.st[s].linear_test);
+    probe_result_free(&r2);
+    probe_result_free(&r3);
+    sb_free(&err);
+    model_free(m);
+    rasp_free(p);
+}
+
+static void test_probe_of_another_program_has_no_direct_read(void **state)
+{
+    (void)state;
+    RaspProgram *pa = load("rasp_examples/count_a.rasp"), *pb = load("rasp_examples/count_b.rasp");
+    Model *m = compile(pa, 1);
+    ProbeOptions o = quick();
+    ProbeResult r;
+    StrBuf err;
+    sb_init(&err);
+    /* `out` exists in both programs, but the labels were made for count_a's */
+    assert_int_equal(probe_run(m, pb, "out", &o, &r, &err), 0);
+    assert_false(r.own_program);
+    assert_false(r.direct_ok);
+    assert_true(isnan(r.st[0].direct));
+    probe_result_free(&r);
+    assert_int_equal(probe_run(m, pa, "no_such", &o, &r, &err), -1);
+    assert_non_null(strstr(err.s, "no s-op named 'no_such'"));
+    sb_clear(&err);
+    int at[1] = {9};
+    o.nat = 1;
+    o.at = at;
+    o.len_min = 3;
+    o.len_max = 5;
+    assert_int_equal(probe_run(m, pa, "out", &o, &r, &err), -1);
+    assert_non_null(strstr(err.s, "--at 9 needs inputs of at least 10 tokens"));
+    sb_free(&err);
+    model_free(m);
+    rasp_free(pa);
+    rasp_free(pb);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_probe_direct_read_is_exact_for_every_sop_of_compiled_models),
+        cmocka_unit_test(test_probe_direct_read_drops_where_a_plant_breaks_the_sop),
+        cmocka_unit_test(test_probe_linear_probe_learns_what_the_labels_hold),
+        cmocka_unit_test(test_probe_of_another_program_has_no_direct_read),
+    };
+    return cmocka_run_group_tests_name("probe", tests, NULL, NULL);
+}

@@ -1,0 +1,197 @@
+/* test_prune.c — rollback finds a planted wrapper, weight by weight, and names it; pruning
+ * scores by gradient x weight and the written model carries its provenance. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analysis/prune.h"
+#include "common/rng.h"
+#include "compiler/assemble.h"
+#include "compiler/frontend.h"
+
+static RaspProgram *load(const char *path)
+{
+    Diag *d = diag_new();
+    FrontOptions fo = FRONT_OPTIONS_DEFAULT;
+    RaspProgram *p = rasp_load_file(path, &fo, d);
+    if (!p) diag_print(d, stderr);
+    diag_free(d);
+    assert_non_null(p);
+    return p;
+}
+
+static Model *compile(const RaspProgram *p)
+{
+    AsmOptions ao = ASM_OPTIONS_DEFAULT;
+    StrBuf err;
+    sb_init(&err);
+    Model *m = asm_compile(p, &ao, NULL, &err);
+    sb_free(&err);
+    assert_non_null(m);
+    return m;
+}
+
+static Model *clone(const Model *m)
+{
+    uint8_t *data;
+    size_t len;
+    StrBuf err;
+    sb_init(&err);
+    assert_int_equal(model_serialize(m, &data, &len, &err), 0);
+    Model *c = model_parse(data, len, "clone", &err);
+    free(data);
+    sb_free(&err);
+    assert_non_null(c);
+    return c;
+}
+
+static int dim(const Model *m, const char *label)
+{
+    for (int d = 0; d < m->cfg.d_model; d++)
+        if (!strcmp(m->residual[d], label)) return d;
+    fail_msg("no residual label %s", label);
+    return -1;
+}
+
+/* The planted wrapper: the unembed answers count + 1 for counts 1 and 2 (the paper's q = 1,
+ * on the two commonest counts), through three weights; faint noise everywhere else. */
+static Model *planted(const Model *a, size_t idx[3])
+{
+    Model *b = clone(a);
+    Rng r;
+    rng_seed(&r, 3);
+    for (size_t i = 0; i < b->num_params; i++) b->params_memory[i] += (float)(1e-4 * rng_normal(&r));
+    int VO = b->cfg.d_vocab_out;
+    size_t base = (size_t)(b->params.W_U - b->params_memory);
+    idx[0] = base + (size_t)dim(b, "out:1") * VO + 2;   /* out:1 -> output 2: +2.0 */
+    idx[1] = base + (size_t)dim(b, "out:2") * VO + 3;   /* out:2 -> output 3: +1.5 */
+    idx[2] = base + (size_t)dim(b, "out:2") * VO + 2;   /* out:2 -> output 2: -1.0 */
+    b->params_memory[idx[0]] += 2.0f;
+    b->params_memory[idx[1]] += 1.5f;
+    b->params_memory[idx[2]] -= 1.0f;
+    return b;
+}
+
+static void test_prune_rollback_finds_the_planted_wrapper(void **state)
+{
+    (void)state;
+    RaspProgram *p = load("rasp_examples/count_a.rasp");
+    Model *a = compile(p);
+    size_t idx[3];
+    Model *b = planted(a, idx);
+    PruneOptions o = PRUNE_OPTIONS_DEFAULT;
+    int at[1] = {1};
+    long ks[2] = {1, 2};
+    o.task = "rasp_examples/count_a.rasp";
+    o.nat = 1;
+    o.at = at;
+    o.grad_n = 64;
+    o.eval_n = 300;
+    o.ks = ks;
+    o.nks = 2;
+    o.original = a;
+    o.target = 0.99;
+    o.neval = 1;
+    o.evals[0] = (PruneEval){"plus1", "rasp_examples/count_b.rasp", NULL, 0};
+    PruneResult r;
+    StrBuf err;
+    sb_init(&err);
+    if (prune_run(b, &o, &r, &err)) fail_msg("%s", err.s);
+    assert_true(r.original.acc[0] == 1.0);
+    assert_true(r.base.acc[0] < 0.8);           /* the wrapper breaks count_a */
+    assert_int_equal(r.found_k, 3);              /* exactly the three planted weights */
+    assert_true(r.found_acc >= 0.99);
+    for (int i = 0; i < 3; i++) assert_true(r.items[i].index == idx[i]);
+    assert_string_equal(r.items[0].meaning, "unembed reads out:1 for output 2");
+    assert_string_equal(r.items[1].meaning, "unembed reads out:2 for output 3");
+    assert_string_equal(r.items[2].meaning, "unembed reads out:2 for output 2");
+    assert_true(fabs(r.items[0].to) < 1e-6);
+    /* applying K = 3 to a copy restores the weights exactly */
+    Model *c = clone(b);
+    prune_apply(c, &o, &r, 3);
+    for (int i = 0; i < 3; i++) assert_true(c->params_memory[idx[i]] == a->params_memory[idx[i]]);
+    json_t *prov = prune_provenance(&o, &r, 3, "feed", b, "beef", "test");
+    assert_string_equal(json_string_value(json_object_get(prov, "method")), "rollback");
+    assert_int_equal(json_array_size(json_object_get(prov, "changed")), 3);
+    assert_string_equal(json_string_value(json_object_get(prov, "original_sha256")), "beef");
+    json_decref(prov);
+    json_t *j = prune_json(&o, &r);
+    assert_int_equal(json_integer_value(json_object_get(j, "found_k")), 3);
+    json_decref(j);
+    model_free(c);
+    prune_result_free(&r);
+    sb_free(&err);
+    model_free(a);
+    model_free(b);
+    rasp_free(p);
+}
+
+static void test_prune_zeroing_by_gradient_times_weight_names_each_weight(void **state)
+{
+    (void)state;
+    RaspProgram *p = load("rasp_examples/count_a.rasp");
+    Model *a = compile(p);
+    size_t idx[3];
+    Model *b = planted(a, idx);
+    PruneOptions o = PRUNE_OPTIONS_DEFAULT;
+    int at[1] = {1};
+    long ks[3] = {1, 2, 100000};
+    o.task = "rasp_examples/count_a.rasp";
+    o.nat = 1;
+    o.at = at;
+    o.grad_n = 64;
+    o.eval_n = 300;
+    o.ks = ks;
+    o.nks = 3;
+    PruneResult r;
+    StrBuf err;
+    sb_init(&err);
+    if (prune_run(b, &o, &r, &err)) fail_msg("%s", err.s);
+    assert_true(r.candidates > 100);
+    assert_int_equal(r.nrows, 3);
+    assert_int_equal(r.rows[2].k, r.candidates);   /* K beyond the candidates is capped */
+    /* first-order scores favour the large compiled weights of the count's MLP; the planted
+     * out:1 -> output 2 vote (the commonest wrong answer) is among the first few */
+    int found = 0;
+    for (int i = 0; i < 5 && i < r.nitems; i++) found |= r.items[i].index == idx[0];
+    assert_true(found);
+    assert_true(r.items[0].score > 0);
+    assert_true(isfinite(r.rows[0].acc[0]));
+    for (int i = 1; i < r.nitems; i++) assert_true(r.items[i].score <= r.items[i - 1].score);
+    assert_non_null(strstr(r.items[0].id, "blocks.0.mlp.W_in["));
+    assert_non_null(strstr(r.items[0].meaning, "block 0 neuron"));
+    prune_result_free(&r);
+    /* whole units */
+    o.neurons = 1;
+    o.nks = 2;
+    if (prune_run(b, &o, &r, &err)) fail_msg("%s", err.s);
+    assert_true(r.nitems > 0);
+    assert_non_null(strstr(r.items[0].id, "block "));
+    prune_result_free(&r);
+    /* bad inputs */
+    o.neurons = 0;
+    o.task = "rasp_examples/no_such.rasp";
+    assert_int_equal(prune_run(b, &o, &r, &err), -1);
+    assert_non_null(strstr(err.s, "no_such.rasp"));
+    sb_free(&err);
+    model_free(a);
+    model_free(b);
+    rasp_free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_prune_rollback_finds_the_planted_wrapper),
+        cmocka_unit_test(test_prune_zeroing_by_gradient_times_weight_names_each_weight),
+    };
+    return cmocka_run_group_tests_name("prune", tests, NULL, NULL);
+}
