@@ -54,7 +54,9 @@ typedef struct {
     Span span;          /* the expression that creates it */
 
     /* The value set. Numerical s-ops: numbers sorted ascending. Categorical: sorted by
-     * val_order, except tokens (vocab order) and indices (0..max_len-1). No None inside;
+     * val_order, except tokens (vocab order), indices (0..max_len-1) and categorical
+     * aggregates (the operand's values in its order, then the default if it is new: the
+     * interpreter copies a selected value index as it is). No None inside;
      * may_none says whether some position can hold no value. */
     int nvals;
     Value *vals;

@@ -1443,17 +1443,16 @@ static RVal expr_call(Sema *S, Env *env, const AstNode *n, int want)
             s->deflt = rasp_num_index(s, deflt);
             s->may_none = A->may_none;
         } else {
-            VSet set;
-            vset_init(&set);
-            for (int i = 0; i < A->nvals; i++) vset_add(&set, A->vals[i]);
-            if (has_default) vset_add(&set, intern_val(S, dv));
-            int32_t *perm = xmalloc(sizeof(int32_t) * (size_t)set.n);
+            /* The operand's values in the operand's order (then the default if it is
+             * new), so that the interpreter can copy a selected value index as it is. */
+            int extra = has_default && rasp_value_index(A, dv) == RASP_NONE;
             s = &S->sops[id];
-            s->nvals = vset_finish(&set, 0, S->pa, &s->vals, perm);
-            free(perm);
+            s->nvals = A->nvals + extra;
+            s->vals = arena_alloc(S->pa, sizeof(Value) * (size_t)s->nvals);
+            memcpy(s->vals, A->vals, sizeof(Value) * (size_t)A->nvals);
+            if (extra) s->vals[A->nvals] = intern_val(S, dv);
             s->deflt = has_default ? rasp_value_index(s, dv) : RASP_NONE;
             s->may_none = !has_default || A->nvals > 1 || A->may_none;
-            vset_free(&set);
         }
         return rv_sop(id);
     }

@@ -166,4 +166,10 @@ for opt in --vocab --max-len --causal --json --trace --help; do
     expect_out "help lists $opt" 0 "1" -- sh -c '"$1" eval --help | grep -cE -- "^  (-h, )?$2( |$)"' sh "$TRACC" "$opt"
 done
 
+# A categorical aggregate copies values in the operand's order, whatever order the vocab has.
+printf 'vocab {b, a}; max_len 3;\nx = aggregate(select(indices, indices, ==), tokens);\noutput x;\n' >"$TMPD/agg_order.rasp"
+expect_out "aggregate keeps values with an unsorted vocab" 0 "b a" -- "$TRACC" eval "$TMPD/agg_order.rasp" b a
+expect_out "sort_unique with an unsorted integer vocab" 0 "3 5" -- \
+    "$TRACC" eval --vocab 3,1,2,5 rasp_examples/sort_unique.rasp 3 5
+
 finish
