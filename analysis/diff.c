@@ -406,7 +406,7 @@ static void rank_push(RankList *l, double key, int comp, int r, int c)
 
 static DiffEntry *rank_top(const DiffResult *r, RankList *l, int k, int *nout)
 {
-    qsort(l->v, l->n, sizeof *l->v, cmp_ranked);
+    if (l->n) qsort(l->v, l->n, sizeof *l->v, cmp_ranked);
     int n = (size_t)k < l->n ? k : (int)l->n;
     DiffEntry *e = xcalloc((size_t)n + 1, sizeof *e);
     for (int i = 0; i < n; i++) {

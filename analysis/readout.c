@@ -10,7 +10,7 @@
 
 #include "compiler/value.h"
 
-#define RO_NONE_BELOW 0.5f   /* as runtime/decode.h's DEC_NONE_BELOW */
+#define RO_NONE_BELOW 0.5f   /* as runtime/decode.h's DEC_NONE_BELOW: no value unless above it */
 #define RO_NUM_TOL 1e-4      /* as compiler/verify.h's VERIFY_NUM_TOL */
 
 void ro_stage_name(int stage, char *buf, size_t cap)
@@ -262,7 +262,7 @@ int ro_decode(const RoSop *s, const float *row, double *x)
             best = f;
         }
     }
-    if (!(bv >= RO_NONE_BELOW)) return RASP_NONE;
+    if (!(bv > RO_NONE_BELOW)) return RASP_NONE;   /* a value only above half a one-hot */
     return s->form_val[best] >= 0 ? s->form_val[best] : -2;
 }
 

@@ -3,7 +3,8 @@
  * both the interpreter and the model run on. Shared by `tracc diff --inputs` and `tracc probe`.
  *
  * An s-op is readable when it has residual dimensions (decoded as runtime/decode.h does: a
- * categorical s-op takes the value of its largest dimension, no value below 0.5) or when the
+ * categorical s-op takes the value of its largest dimension, no value unless it is above
+ * 0.5) or when the
  * compiler made it virtual and recorded its linear form over residual labels in the model's
  * `compiler.virtual` metadata (then each value's score is that form applied to the residual,
  * decoded the same way). It is read at the residual stage right after the sub-layer that

@@ -1,9 +1,11 @@
 /* cmd_explain.c — `tracc explain`: what a model file holds, in the program's terms:
- * sizes, the residual layout grouped by s-op, and per block the heads and MLP maps with
- * the program operations they implement (from the `layers` metadata) next to what the
- * weights themselves show (which heads and neurons carry nonzero weights). */
+ * sizes, the residual layout grouped by s-op (and the fused s-ops of compiler.virtual),
+ * and per block the heads and MLP maps with the program operations they implement and the
+ * compiler's margins (from the `layers` metadata) next to what the weights themselves show
+ * (which heads and neurons carry nonzero weights). */
 #include <getopt.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +20,10 @@ static void usage(FILE *f)
             "usage: tracc explain [options] MODEL\n"
             "\n"
             "Describe a model file: where it came from (program hash, compiler, training),\n"
-            "its sizes, the label of every residual dimension grouped by s-op, and for each\n"
-            "block the heads and MLP neurons with the program operations they implement.\n"
+            "whether the compiler proved it exact, its sizes, the label of every residual\n"
+            "dimension grouped by s-op (and the s-ops fused into their readers), and for each\n"
+            "block the heads and MLP neurons with the program operations they implement and\n"
+            "the margins the compiler recorded for them (docs/compiler.md, section 5).\n"
             "\n"
             "options:\n"
             "  --json        one JSON object instead of text\n"
@@ -107,6 +111,97 @@ static const char *jstr(const json_t *o, const char *key, const char *dflt)
     return s ? s : dflt;
 }
 
+/* ---------------------------------------------------------------- margins
+ *
+ * The compiler records, per head and per MLP map, the bounds that make the weights exact
+ * (docs/compiler.md section 5), and compiler.exact / min_margin for the whole model. They
+ * are printed as recorded; a field that is absent is left out. */
+
+static const char *const HEAD_MARGIN_KEYS[] = {"c", "score_gap", "bos_gap", "leak", "output_error", "tolerance"};
+static const char *const MLP_MARGIN_KEYS[] = {"tolerance", "input_error", "output_error", "margin"};
+
+/* A recorded bound as text: numbers compactly (errors in exponent form), strings ("inf")
+ * as they are. Returns 0 when the field is absent or neither. */
+static int bound_text(const json_t *o, const char *key, int small, char *buf, size_t cap)
+{
+    const json_t *v = json_object_get(o, key);
+    if (json_is_string(v)) {
+        snprintf(buf, cap, "%s", json_string_value(v));
+        return 1;
+    }
+    if (!json_is_number(v)) return 0;
+    double x = json_number_value(v);
+    if (x == 0) snprintf(buf, cap, "0");
+    else if (small && fabs(x) < 0.01) snprintf(buf, cap, "%.1e", x);
+    else snprintf(buf, cap, "%.4g", x);
+    return 1;
+}
+
+/* "≤" when a <= b (both numbers or "inf"), ">" otherwise. */
+static const char *relation(const json_t *o, const char *a, const char *b)
+{
+    const json_t *x = json_object_get(o, a), *y = json_object_get(o, b);
+    double u = json_is_number(x) ? json_number_value(x) : INFINITY;
+    double w = json_is_number(y) ? json_number_value(y) : INFINITY;
+    return u <= w ? "\u2264" : ">";
+}
+
+static int has_any(const json_t *o, const char *const *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (json_object_get(o, keys[i])) return 1;
+    return 0;
+}
+
+/* "margin: c=10 score gap 10, BOS gap 5, leak 4.5e-04, output error 1.4e-04" */
+static void head_margin_line(StrBuf *b, const json_t *h)
+{
+    char t[64];
+    sb_puts(b, "margin:");
+    const char *sep = " ";
+    if (bound_text(h, "c", 0, t, sizeof t)) sb_printf(b, " c=%s", t);
+    if (bound_text(h, "score_gap", 0, t, sizeof t)) sb_printf(b, "%sscore gap %s", sep, t), sep = ", ";
+    if (bound_text(h, "bos_gap", 0, t, sizeof t)) sb_printf(b, "%sBOS gap %s", sep, t), sep = ", ";
+    if (bound_text(h, "leak", 1, t, sizeof t)) {
+        sb_printf(b, "%sleak %s", sep, t), sep = ", ";
+        if (bound_text(h, "tolerance", 1, t, sizeof t)) sb_printf(b, " %s tolerance %s", relation(h, "leak", "tolerance"), t);
+    }
+    if (bound_text(h, "output_error", 1, t, sizeof t)) sb_printf(b, "%soutput error %s", sep, t);
+}
+
+/* "margin 50: tolerance 2.3e-03, input error 4.5e-04, output error 1.4e-04". No relation
+ * sign: for a selector width's decoder the input error is relative to x = 1/(w+1) while the
+ * tolerance is a gap of x, so only the recorded margin compares them. */
+static void mlp_margin_line(StrBuf *b, const json_t *o)
+{
+    char t[64];
+    sb_puts(b, "margin");
+    if (bound_text(o, "margin", 0, t, sizeof t)) sb_printf(b, " %s", t);
+    sb_putc(b, ':');
+    const char *sep = " ";
+    if (bound_text(o, "tolerance", 1, t, sizeof t)) sb_printf(b, "%stolerance %s", sep, t), sep = ", ";
+    if (bound_text(o, "input_error", 1, t, sizeof t)) sb_printf(b, "%sinput error %s", sep, t), sep = ", ";
+    if (bound_text(o, "output_error", 1, t, sizeof t)) sb_printf(b, "%soutput error %s", sep, t);
+}
+
+/* The model-wide line: proved exact or not, from compiler.exact and min_margin. */
+static void exactness_line(const Model *m)
+{
+    const json_t *ex = json_object_get(m->compiler, "exact");
+    if (!json_is_boolean(ex)) return;
+    char mm[64], oe[64];
+    int has_mm = bound_text(m->compiler, "min_margin", 0, mm, sizeof mm);
+    int has_oe = bound_text(m->compiler, "output_error", 1, oe, sizeof oe);
+    if (json_is_true(ex)) printf("exactness   proved exact on every input: every margin above 1");
+    else printf("exactness   not proved exact by the bounds: a margin is at most 1");
+    if (has_mm) printf(" (smallest %s)", mm);
+    if (has_oe) printf("; output error at most %s", oe);
+    printf("\n");
+    if (!json_is_true(ex)) printf("            (tracc compile checked it against the interpreter instead)\n");
+    if (json_is_object(m->provenance))
+        printf("            (bounds of the compiled weights: training has changed the weights since)\n");
+}
+
 static void print_values_line(const DecSop *s)
 {
     /* Long value lists (indices at a large max_len) are elided in the middle. */
@@ -119,6 +214,54 @@ static void print_values_line(const DecSop *s)
         }
         printf("%s%s", k ? " " : "", s->values[k]);
     }
+}
+
+/* The s-ops the compiler fused into their readers (compiler.virtual): no dimensions, read
+ * through linear forms; listed with the residual s-ops their forms read. */
+static void explain_virtual(const Model *m, DecLayout *d)
+{
+    StrBuf err, b;
+    sb_init(&err);
+    sb_init(&b);
+    int nres = d->nsops, skipped = dec_layout_add_virtual(d, m, &err);
+    int nv = d->nsops - nres;
+    if (nv > 0 || skipped) {
+        const char **owner = xcalloc((size_t)m->cfg.d_model + 1, sizeof(char *));
+        size_t w = 0;
+        for (int s = 0; s < d->nsops; s++) {
+            const DecSop *sop = &d->sops[s];
+            for (int k = 0; !sop->isvirtual && k < sop->ndims; k++) owner[sop->dims[k]] = sop->name;
+            if (sop->isvirtual && strlen(sop->name) > w) w = strlen(sop->name);
+        }
+        printf("\nfused s-ops (%d: no dimensions; read through linear forms of the residual)\n", nv);
+        for (int s = 0; s < d->nsops; s++) {
+            const DecSop *sop = &d->sops[s];
+            if (!sop->isvirtual) continue;
+            /* the residual s-ops its forms read, in residual order */
+            sb_clear(&b);
+            int nread = 0;
+            for (int r = 0; r < d->nsops; r++) {
+                const DecSop *rs = &d->sops[r];
+                if (rs->isvirtual) continue;
+                int reads = 0;
+                for (int t = 0; t < sop->form_start[sop->ndims] && !reads; t++)
+                    reads = owner[sop->form_dim[t]] == rs->name && sop->form_coef[t] != 0.0f;
+                if (reads) sb_printf(&b, "%s%s", nread++ ? ", " : "", rs->name);
+            }
+            printf("  %-*s  %-11s  reads %s", (int)w, sop->name, sop->categorical ? "categorical" : "numerical",
+                   nread ? b.s : "nothing (constant)");
+            if (sop->categorical) {
+                printf("; values ");
+                print_values_line(sop);
+            }
+            printf("\n");
+        }
+        if (skipped)
+            printf("  (%d entr%s of compiler.virtual not usable: %s)\n", skipped, skipped == 1 ? "y" : "ies", err.s);
+        free(owner);
+    }
+    sb_free(&err);
+    sb_free(&b);
 }
 
 static void explain_text(const Model *m, const char *path)
@@ -141,6 +284,7 @@ static void explain_text(const Model *m, const char *path)
     } else {
         printf("compiler    none recorded (built by hand or by another tool)\n");
     }
+    if (json_is_object(m->compiler)) exactness_line(m);
     if (json_is_object(m->provenance)) {
         char *s = json_dumps(m->provenance, JSON_COMPACT | JSON_SORT_KEYS);
         printf("provenance  %s\n", s ? s : "?");
@@ -200,6 +344,7 @@ static void explain_text(const Model *m, const char *path)
         }
         printf("\n");
     }
+    explain_virtual(m, &d);
     dec_layout_free(&d);
 
     int detail = json_array_size(m->layers) == (size_t)c->n_layers && c->n_layers > 0;
@@ -231,13 +376,20 @@ static void explain_text(const Model *m, const char *path)
             join_labels(&b, json_object_get(desc, "value"));
             sb_puts(&b, "; output ");
             join_labels(&b, json_object_get(desc, "output"));
+            if (json_array_size(json_object_get(desc, "fused")) > 0) {
+                sb_puts(&b, "; fused ");   /* read through their linear forms */
+                join_labels(&b, json_object_get(desc, "fused"));
+            }
             printf("            %s\n", b.s);
             json_t *dh = json_object_get(desc, "d_head");
             if (dh) printf("            d_head %d of %d, %zu nonzero weights\n", (int)json_integer_value(dh),
                            c->d_head, hz);
             else printf("            %zu nonzero weights\n", hz);
-            /* Hook: attention margins (how far selected keys' logits sit above the rest)
-             * are added here once the compiler records them in the metadata. */
+            if (has_any(desc, HEAD_MARGIN_KEYS, ARRAY_LEN(HEAD_MARGIN_KEYS))) {
+                sb_clear(&b);
+                head_margin_line(&b, desc);
+                printf("            %s\n", b.s);
+            }
         }
         if (detail && json_array_size(attn) == 0 && c->n_heads > 0) printf("    (no heads used)\n");
         int used = neurons_used(m, l);
@@ -256,9 +408,17 @@ static void explain_text(const Model *m, const char *path)
                 if (e - a == 1) printf("; neuron %lld", a);
                 else printf("; neurons %lld-%lld (%lld)", a, e - 1, e - a);
             }
+            if (json_array_size(json_object_get(o, "fused")) > 0) {
+                sb_clear(&b);
+                join_labels(&b, json_object_get(o, "fused"));
+                printf("; fused %s", b.s);
+            }
             printf("\n");
-            /* Hook: MLP margins (how close each discretising neuron comes to its threshold)
-             * are added here once the compiler records them. */
+            if (has_any(o, MLP_MARGIN_KEYS, ARRAY_LEN(MLP_MARGIN_KEYS))) {
+                sb_clear(&b);
+                mlp_margin_line(&b, o);
+                printf("      %s\n", b.s);
+            }
         }
         if (!detail && used) printf("    (the metadata does not say which maps these neurons implement)\n");
     }
@@ -278,6 +438,18 @@ static json_t *value_json(Value v)
     }
 }
 
+/* The recorded margin fields of a head or MLP map, verbatim, or NULL when it has none. */
+static json_t *margin_object(const json_t *desc, const char *const *keys, size_t n)
+{
+    if (!has_any(desc, keys, n)) return NULL;
+    json_t *o = json_object();
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_object_get(desc, keys[i]);
+        if (v) json_object_set(o, keys[i], v);
+    }
+    return o;
+}
+
 static void explain_json(const Model *m, const char *path)
 {
     const ModelConfig *c = &m->cfg;
@@ -288,6 +460,12 @@ static void explain_json(const Model *m, const char *path)
     json_object_set_new(o, "program_sha256", json_string(m->program_sha256));
     json_object_set_new(o, "program_lines", json_integer(count_lines(m->program)));
     json_object_set(o, "compiler", m->compiler);
+    /* the compiler's exactness verdict, verbatim (null for a model it did not make) */
+    const char *const top[] = {"exact", "min_margin"};
+    for (size_t i = 0; i < ARRAY_LEN(top); i++) {
+        json_t *v = json_is_object(m->compiler) ? json_object_get(m->compiler, top[i]) : NULL;
+        json_object_set(o, top[i], v ? v : json_null());
+    }
     json_object_set(o, "provenance", m->provenance);
     json_object_set_new(o, "config", json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:b, s:f}",
                                                "n_layers", c->n_layers, "d_model", c->d_model, "d_head",
@@ -326,12 +504,33 @@ static void explain_json(const Model *m, const char *path)
     json_t *blocks = json_array();
     int detail = json_array_size(m->layers) == (size_t)c->n_layers;
     for (int l = 0; l < c->n_layers; l++) {
+        json_t *lay = detail ? json_array_get(m->layers, (size_t)l) : NULL;
+        json_t *attn = json_object_get(lay, "attn"), *mlp = json_object_get(lay, "mlp");
         json_t *heads = json_array();
-        for (int h = 0; h < c->n_heads; h++)
-            json_array_append_new(heads, json_pack("{s:i, s:I}", "head", h, "nonzero",
-                                                   (json_int_t)head_nonzero(m, l, h)));
-        json_t *blk = json_pack("{s:o, s:i, s:o}", "heads", heads, "mlp_neurons_used", neurons_used(m, l),
-                                "described", detail ? json_incref(json_array_get(m->layers, (size_t)l)) : json_null());
+        for (int h = 0; h < c->n_heads; h++) {
+            json_t *jh = json_pack("{s:i, s:I}", "head", h, "nonzero", (json_int_t)head_nonzero(m, l, h));
+            for (size_t k = 0; k < json_array_size(attn); k++) {
+                json_t *desc = json_array_get(attn, k);
+                if (json_integer_value(json_object_get(desc, "head")) != h) continue;
+                json_t *mg = margin_object(desc, HEAD_MARGIN_KEYS, ARRAY_LEN(HEAD_MARGIN_KEYS));
+                if (mg) json_object_set_new(jh, "margin", mg);
+            }
+            json_array_append_new(heads, jh);
+        }
+        json_t *maps = json_array();
+        for (size_t k = 0; k < json_array_size(mlp); k++) {
+            json_t *e = json_array_get(mlp, k);
+            json_t *mg = margin_object(e, MLP_MARGIN_KEYS, ARRAY_LEN(MLP_MARGIN_KEYS));
+            if (!mg) continue;
+            json_t *jm = json_object();
+            const char *const keys[] = {"op", "label", "neurons"};
+            for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+                if (json_object_get(e, keys[i])) json_object_set(jm, keys[i], json_object_get(e, keys[i]));
+            json_object_set_new(jm, "margin", mg);
+            json_array_append_new(maps, jm);
+        }
+        json_t *blk = json_pack("{s:o, s:o, s:i, s:o}", "heads", heads, "mlp_margins", maps, "mlp_neurons_used",
+                                neurons_used(m, l), "described", lay ? json_incref(lay) : json_null());
         json_array_append_new(blocks, blk);
     }
     json_object_set_new(o, "blocks", blocks);

@@ -27,8 +27,9 @@ static void usage(FILE *f)
             "options:\n"
             "  --json        one JSON array per input (null where there is no value)\n"
             "  --trace       after the embedding and after every block, decode every s-op\n"
-            "                named in the residual labels (a table per input; with --json,\n"
-            "                one object per input)\n"
+            "                named in the residual labels, and every s-op the compiler fused\n"
+            "                into its readers, through its linear form (marked 'virtual');\n"
+            "                a table per input; with --json, one object per input\n"
             "  --hard        hard attention: uniform over the keys with the largest logit\n"
             "                (default: softmax)\n"
             "  --blocks K    run only the first K blocks and decode the output there\n"
@@ -192,7 +193,7 @@ static void print_trace_text(Runner *r, int b, const Pending *p, Value *vals)
             const DecSop *sop = &r->layout.sops[s];
             for (int i = 0; i < p->n; i++) vals[i] = dec_sop_value(sop, res + (size_t)(i + 1) * m->cfg.d_model);
             char label[256];
-            snprintf(label, sizeof label, "  %s", sop->name);
+            snprintf(label, sizeof label, "  %s%s", sop->name, sop->isvirtual ? " (virtual)" : "");
             table_row(&t, label, vals, p->n);
         }
     }
@@ -227,7 +228,14 @@ static void print_trace_json(Runner *r, int b, const Pending *p, Value *vals)
         vals[i] = dec_output(m, r->fwd.logits + ((size_t)b * r->fwd.T + i + 1) * m->cfg.d_vocab_out);
     fputs(", \"output\": ", stdout);
     print_json_array(vals, p->n);
-    fputs(", \"stages\": [", stdout);
+    /* which of the s-ops below are read through a linear form (compiler.virtual) */
+    fputs(", \"virtual\": [", stdout);
+    for (int s = 0, k = 0; s < r->layout.nsops; s++) {
+        if (!r->layout.sops[s].isvirtual) continue;
+        if (k++) fputs(", ", stdout);
+        print_json_value(stdout, val_str(r->layout.sops[s].name));
+    }
+    fputs("], \"stages\": [", stdout);
     for (int k = 0; k <= r->fwd.n_blocks; k++) {
         char title[64];
         if (k == 0) snprintf(title, sizeof title, "embed");
@@ -301,7 +309,16 @@ static int run_inputs(const Model *m, const RunOpts *o, int ntok, char **toks)
     r.m = m;
     r.o = *o;
     fwd_init(&r.fwd);
-    if (o->trace) dec_layout_init(&r.layout, m);
+    if (o->trace) {
+        dec_layout_init(&r.layout, m);
+        StrBuf verr;
+        sb_init(&verr);
+        int skipped = dec_layout_add_virtual(&r.layout, m, &verr);
+        if (skipped)
+            fprintf(stderr, "tracc run: warning: %d fused s-op%s of the metadata not traced: %s\n", skipped,
+                    skipped == 1 ? "" : "s", verr.s);
+        sb_free(&verr);
+    }
     int N = m->cfg.n_ctx;
     r.items = xcalloc(RUN_BATCH, sizeof *r.items);
     r.tokens = xmalloc(sizeof(int32_t) * RUN_BATCH * (size_t)N);
@@ -315,9 +332,9 @@ static int run_inputs(const Model *m, const RunOpts *o, int ntok, char **toks)
     StrBuf err;
     sb_init(&err);
     while (!rc && input_next(&in, &t, &n)) {
-        if (n == 0) {
+        if (n == 0 || in.has_nul) {
             rc = flush(&r);
-            if (!rc) fprintf(stderr, "tracc run: input line %d is empty\n", in.lineno);
+            if (!rc) fprintf(stderr, "tracc run: input line %d %s\n", in.lineno, in.has_nul ? "holds a NUL byte" : "is empty");
             rc = 1;
             break;
         }

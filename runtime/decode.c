@@ -1,6 +1,7 @@
 /* decode.c — see decode.h. */
 #include "runtime/decode.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,13 +18,21 @@ Value dec_float(float x)
     return val_float(strtod(buf, NULL));
 }
 
-Value dec_output(const Model *m, const float *logits)
+int dec_output_column(const Model *m, const float *logits)
 {
-    if (m->output_numerical) return dec_float(logits[0]);
+    if (m->output_numerical) return -1;
     int best = 0;
     for (int j = 1; j < m->cfg.d_vocab_out; j++)
         if (logits[j] > logits[best]) best = j;
-    return m->output_values[best];
+    /* written so that a NaN logit also means no value */
+    return logits[best] > DEC_NONE_BELOW ? best : -1;
+}
+
+Value dec_output(const Model *m, const float *logits)
+{
+    if (m->output_numerical) return dec_float(logits[0]);
+    int best = dec_output_column(m, logits);
+    return best < 0 ? val_none() : m->output_values[best];
 }
 
 void dec_layout_init(DecLayout *d, const Model *m)
@@ -63,7 +72,246 @@ void dec_layout_init(DecLayout *d, const Model *m)
         s->values[s->ndims] = colon ? colon + 1 : m->residual[i];
         s->dims[s->ndims++] = i;
     }
+    d->nresidual = d->nsops;
     free(owner);
+}
+
+/* ---------------------------------------------------------------- virtual s-ops */
+
+/* Residual labels sorted, for looking up the labels of linear forms, and the residual
+ * s-op that owns each dimension. */
+typedef struct {
+    const char *label;
+    int dim;
+} LabelDim;
+
+typedef struct {
+    int n;
+    LabelDim *sorted;   /* (C) */
+    int *owner;         /* (C) index into the layout's residual s-ops */
+} LabelIndex;
+
+static int cmp_label(const void *a, const void *b)
+{
+    return strcmp(((const LabelDim *)a)->label, ((const LabelDim *)b)->label);
+}
+
+static void label_index_init(LabelIndex *ix, const Model *m, const DecLayout *d)
+{
+    int C = m->cfg.d_model;
+    ix->n = C;
+    ix->sorted = xmalloc(sizeof(LabelDim) * (size_t)(C ? C : 1));
+    ix->owner = xmalloc(sizeof(int) * (size_t)(C ? C : 1));
+    for (int i = 0; i < C; i++) {
+        ix->sorted[i] = (LabelDim){m->residual[i], i};
+        ix->owner[i] = -1;
+    }
+    qsort(ix->sorted, (size_t)C, sizeof(LabelDim), cmp_label);
+    for (int k = 0; k < d->nresidual; k++)
+        for (int j = 0; j < d->sops[k].ndims; j++) ix->owner[d->sops[k].dims[j]] = k;
+}
+
+static void label_index_free(LabelIndex *ix)
+{
+    free(ix->sorted);
+    free(ix->owner);
+}
+
+static int label_index_find(const LabelIndex *ix, const char *label)
+{
+    LabelDim key = {label, -1};
+    const LabelDim *hit = bsearch(&key, ix->sorted, (size_t)ix->n, sizeof(LabelDim), cmp_label);
+    return hit ? hit->dim : -1;
+}
+
+/* A virtual s-op being parsed: its forms' terms, grown as they come. */
+typedef struct {
+    int nforms, nterms;
+    size_t cap_start, cap_values, cap_dim, cap_coef;
+    int *start;         /* (nforms + 1) */
+    const char **values;
+    int *dim;
+    float *coef;
+} Forms;
+
+static void forms_free(Forms *f)
+{
+    free(f->start);
+    free(f->values);
+    free(f->dim);
+    free(f->coef);
+    memset(f, 0, sizeof *f);
+}
+
+/* Append one form {label: coefficient} (value text `value`, or NULL when numerical).
+ * Returns 0, or -1 with the problem in err (prefixed by `where`). */
+static int forms_add(Forms *f, const LabelIndex *ix, const char *value, json_t *form, const char *where,
+                     StrBuf *err)
+{
+    if (!json_is_object(form)) {
+        sb_printf(err, "%s: expected an object {label: coefficient}", where);
+        return -1;
+    }
+    XGROW(f->start, f->cap_start, (size_t)f->nforms + 2);
+    XGROW(f->values, f->cap_values, (size_t)f->nforms + 1);
+    f->start[f->nforms] = f->nterms;
+    f->values[f->nforms] = value;
+    const char *label;
+    json_t *v;
+    json_object_foreach(form, label, v)
+    {
+        int dim = label_index_find(ix, label);
+        if (dim < 0) {
+            sb_printf(err, "%s: unknown residual label '%s'", where, label);
+            return -1;
+        }
+        double x = json_number_value(v);
+        if (!json_is_number(v) || !isfinite(x) || !isfinite((float)x)) {
+            sb_printf(err, "%s.%s: expected a finite number", where, label);
+            return -1;
+        }
+        XGROW(f->dim, f->cap_dim, (size_t)f->nterms + 1);
+        XGROW(f->coef, f->cap_coef, (size_t)f->nterms + 1);
+        f->dim[f->nterms] = dim;
+        f->coef[f->nterms++] = (float)x;
+    }
+    f->nforms++;
+    f->start[f->nforms] = f->nterms;
+    return 0;
+}
+
+/* Parse entry i of compiler.virtual into s (in the layout's arena). Returns 0, or -1 with
+ * the problem in err. */
+static int parse_virtual(DecLayout *d, const LabelIndex *ix, const DecSop *known, int nknown, json_t *e, size_t i,
+                         DecSop *s, StrBuf *err)
+{
+    char where[64];
+    snprintf(where, sizeof where, "compiler.virtual[%zu]", i);
+    if (!json_is_object(e)) {
+        sb_printf(err, "%s: expected an object", where);
+        return -1;
+    }
+    const char *name = json_string_value(json_object_get(e, "name"));
+    const char *enc = json_string_value(json_object_get(e, "encoding"));
+    json_t *form = json_object_get(e, "form");
+    if (!name || !*name || strchr(name, ':')) {
+        sb_printf(err, "%s.name: expected an s-op name", where);
+        return -1;
+    }
+    if (!enc || (strcmp(enc, "categorical") && strcmp(enc, "numerical"))) {
+        sb_printf(err, "%s.encoding: expected \"categorical\" or \"numerical\"", where);
+        return -1;
+    }
+    for (int k = 0; k < nknown; k++)
+        if (!strcmp(known[k].name, name)) {
+            sb_printf(err, "%s: '%s' is already %s", where, name,
+                      known[k].isvirtual ? "listed" : "in the residual");
+            return -1;
+        }
+    int categorical = !strcmp(enc, "categorical");
+    Forms f;
+    memset(&f, 0, sizeof f);
+    int rc = 0;
+    if (!categorical) {
+        char w[80];
+        snprintf(w, sizeof w, "%s.form", where);
+        rc = forms_add(&f, ix, NULL, form, w, err);
+    } else if (!json_is_object(form)) {
+        sb_printf(err, "%s.form: expected an object {value: {label: coefficient}}", where);
+        rc = -1;
+    } else {
+        const char *value;
+        json_t *vf;
+        json_object_foreach(form, value, vf)
+        {
+            StrBuf w;
+            sb_init(&w);
+            sb_printf(&w, "%s.form.%s", where, value);
+            rc = forms_add(&f, ix, value, vf, w.s, err);
+            sb_free(&w);
+            if (rc) break;
+        }
+    }
+    if (rc) {
+        forms_free(&f);
+        return -1;
+    }
+    memset(s, 0, sizeof *s);
+    s->name = arena_strdup(&d->arena, name);
+    s->categorical = categorical;
+    s->isvirtual = 1;
+    s->ndims = f.nforms;
+    s->values = arena_alloc(&d->arena, sizeof(char *) * (size_t)(f.nforms + 1));
+    for (int k = 0; k < f.nforms; k++) s->values[k] = arena_strdup(&d->arena, f.values[k] ? f.values[k] : name);
+    s->form_start = arena_alloc(&d->arena, sizeof(int) * (size_t)(f.nforms + 1));
+    if (f.nforms) memcpy(s->form_start, f.start, sizeof(int) * (size_t)(f.nforms + 1));
+    s->form_dim = arena_alloc(&d->arena, sizeof(int) * (size_t)(f.nterms + 1));
+    s->form_coef = arena_alloc(&d->arena, sizeof(float) * (size_t)(f.nterms + 1));
+    if (f.nterms) {
+        memcpy(s->form_dim, f.dim, sizeof(int) * (size_t)f.nterms);
+        memcpy(s->form_coef, f.coef, sizeof(float) * (size_t)f.nterms);
+    }
+    forms_free(&f);
+    return 0;
+}
+
+int dec_layout_add_virtual(DecLayout *d, const Model *m, StrBuf *err)
+{
+    json_t *virt = json_is_object(m->compiler) ? json_object_get(m->compiler, "virtual") : NULL;
+    if (!virt || json_is_null(virt) || d->nsops > d->nresidual) return 0;   /* none, or added already */
+    if (!json_is_array(virt)) {
+        sb_puts(err, "compiler.virtual: expected an array");
+        return 1;
+    }
+    size_t n = json_array_size(virt);
+    if (n == 0) return 0;
+    LabelIndex ix;
+    label_index_init(&ix, m, d);
+    /* Parse into a new array: residual s-ops first, then the virtual ones in metadata order
+     * (the compiler lists them in program order); then place each after the last residual
+     * s-op its forms read, so a trace reads in dependency order. */
+    int total = d->nsops + (int)n;
+    DecSop *all = arena_alloc(&d->arena, sizeof(DecSop) * (size_t)total);
+    memcpy(all, d->sops, sizeof(DecSop) * (size_t)d->nsops);
+    int *anchor = xmalloc(sizeof(int) * (size_t)total);
+    int nv = d->nsops, skipped = 0;
+    StrBuf first;
+    sb_init(&first);
+    for (size_t i = 0; i < n; i++) {
+        DecSop s;
+        StrBuf e;
+        sb_init(&e);
+        int rc = parse_virtual(d, &ix, all, nv, json_array_get(virt, i), i, &s, &e);
+        if (rc) {
+            if (!skipped) sb_puts(&first, e.s);
+            skipped++;
+        } else {
+            int a = -1;
+            for (int t = 0; t < s.form_start[s.ndims]; t++) {
+                int o = ix.owner[s.form_dim[t]];
+                if (o > a) a = o;
+            }
+            anchor[nv] = a;
+            all[nv++] = s;
+        }
+        sb_free(&e);
+    }
+    if (skipped) sb_puts(err, first.s);
+    sb_free(&first);
+    DecSop *ordered = arena_alloc(&d->arena, sizeof(DecSop) * (size_t)total);
+    int k = 0;
+    for (int r = 0; r < d->nresidual; r++) {
+        ordered[k++] = all[r];
+        for (int v = d->nresidual; v < nv; v++)
+            if (anchor[v] == r) ordered[k++] = all[v];
+    }
+    for (int v = d->nresidual; v < nv; v++)   /* forms that read nothing: last */
+        if (anchor[v] < 0) ordered[k++] = all[v];
+    d->sops = ordered;
+    d->nsops = k;
+    free(anchor);
+    label_index_free(&ix);
+    return skipped;
 }
 
 void dec_layout_free(DecLayout *d)
@@ -79,23 +327,34 @@ const DecSop *dec_layout_find(const DecLayout *d, const char *name)
     return NULL;
 }
 
+/* ---------------------------------------------------------------- decoding */
+
+/* The value of dimension (form) k of s at one residual row. */
+static float component(const DecSop *s, int k, const float *resid)
+{
+    if (!s->isvirtual) return resid[s->dims[k]];
+    double x = 0;   /* in double: a long form of one-hot terms sums exactly */
+    for (int t = s->form_start[k]; t < s->form_start[k + 1]; t++) x += (double)s->form_coef[t] * resid[s->form_dim[t]];
+    return (float)x;
+}
+
 int dec_categorical(const DecSop *s, const float *resid)
 {
     int best = -1;
     float bv = 0;
     for (int k = 0; k < s->ndims; k++) {
-        float v = resid[s->dims[k]];
+        float v = component(s, k, resid);
         if (best < 0 || v > bv) {
             best = k;
             bv = v;
         }
     }
-    return best >= 0 && bv >= DEC_NONE_BELOW ? best : -1;
+    return best >= 0 && bv > DEC_NONE_BELOW ? best : -1;
 }
 
 float dec_numerical(const DecSop *s, const float *resid)
 {
-    return s->ndims > 0 ? resid[s->dims[0]] : 0.0f;
+    return s->ndims > 0 ? component(s, 0, resid) : 0.0f;
 }
 
 Value dec_sop_value(const DecSop *s, const float *resid)

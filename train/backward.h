@@ -7,12 +7,18 @@
  * plain-loop `*_naive` reference, and tests/unit/test_backward.c checks every kernel and the
  * whole loss against central finite differences computed in double.
  *
- * The forward arithmetic is the runtime's: every block but the last runs through
- * fwd_matmul / fwd_attention in the order runtime/forward.c uses, in the same chunks of
- * sequences. The last block is computed only at the rows where the loss counts (its keys
- * and values at every row), which removes most of its work when the loss is read at a few
- * positions (the paper's Counter: one position of 47). Those rows can differ from
- * fwd_forward in the last bits; the accuracies the trainer reports come from fwd_forward.
+ * The pass computes the runtime's function (runtime/forward.h) but not in the runtime's
+ * order, because it does less work:
+ *   - block 0 reads only the embedding, so its queries, keys and values come from per-token
+ *     and per-position tables (W_E W_Q, W_pos W_Q, ...), and their gradients are gathered by
+ *     token and by position before touching the weights;
+ *   - the last block is needed only at the rows where the loss counts: it runs there alone,
+ *     its attention through the residual (bwd_rows_attend), when those rows are few;
+ *   - a two-block model trained at few rows (both of the paper's programs as tracc compiles
+ *     them) never forms a (B*T, d_model) product at all: block 0's output is kept as its
+ *     factors (token, position, heads' outputs, hidden units) and block 1 reads them.
+ * So the trainer's logits equal fwd_forward's to float rounding, not bit for bit; the
+ * accuracies it reports come from fwd_forward itself (train/finetune.h).
  *
  * Shapes use model.h's letters plus B (batch), T (padded positions, BOS included) and
  * R (rows where the loss counts). */

@@ -431,7 +431,7 @@ DataGen *data_gen_new(const DataSpec *spec, const Model *m, StrBuf *err)
     g->V = m->cfg.d_vocab;
     int maxlen = m->cfg.n_ctx - 1;
     g->at = xmalloc(sizeof(int) * (size_t)(spec->nat + 1));
-    memcpy(g->at, spec->at, sizeof(int) * (size_t)spec->nat);
+    if (spec->nat > 0) memcpy(g->at, spec->at, sizeof(int) * (size_t)spec->nat);
     g->spec.at = g->at;
     const char *tflag = spec->task_flag ? spec->task_flag : "--task";
     g->spec.task_flag = NULL;   /* not owned */
@@ -449,8 +449,11 @@ DataGen *data_gen_new(const DataSpec *spec, const Model *m, StrBuf *err)
         goto fail;
     }
     if (spec->len_min < 1 || spec->len_min > spec->len_max || spec->len_max > maxlen) {
-        sb_printf(err, "--len %d-%d: expected lengths from 1 to the model's max_len %d", spec->len_min,
-                  spec->len_max, maxlen);
+        if (spec->len_min == spec->len_max)
+            sb_printf(err, "--len %d: expected a length from 1 to the model's max_len %d", spec->len_min, maxlen);
+        else
+            sb_printf(err, "--len %d-%d: expected lengths from 1 to the model's max_len %d", spec->len_min,
+                      spec->len_max, maxlen);
         goto fail;
     }
     if (spec->no_repeat && spec->len_max > g->ncand) {

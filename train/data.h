@@ -103,7 +103,8 @@ int data_gen_nearest_value(const DataGen *g, float x);
 /* Fraction of `n` sampled inputs on which the predicate held (the estimate the checks use). */
 double data_gen_spurious_fraction(const DataGen *g);
 
-/* A seed for stream `stream` and index `i` derived from `seed` (splitmix-style mixing). */
+/* A seed for stream `stream` and index `i` derived from `seed` (splitmix-style mixing).
+ * Streams: 1 the training batch of step i, 2 evaluation sets, 4 the initial noise. */
 uint64_t data_derive_seed(uint64_t seed, uint64_t stream, uint64_t i);
 
 #endif

@@ -507,7 +507,9 @@ char *ft_default_checkpoint(const char *output)
         sb_puts(&b, output);
         sb_puts(&b, ".ckpt");
     }
-    return sb_steal(&b);
+    char *path = sb_steal(&b);
+    sb_free(&b);   /* sb_steal leaves an empty buffer behind */
+    return path;
 }
 
 /* ---------------------------------------------------------------- evaluation */
@@ -752,6 +754,24 @@ static json_t *provenance(const Run *r, long steps, double train_loss)
     return p;
 }
 
+/* The state the data stream's generator starts step `step` from (xoshiro256** words in hex).
+ * It is recomputed, not carried: a resumed run checks it, so a checkpoint from a tracc whose
+ * stream differs is refused instead of silently continuing on other data. */
+static json_t *rng_state_json(uint64_t seed, long step)
+{
+    Rng g;
+    rng_seed(&g, data_derive_seed(seed, 1, (uint64_t)step));
+    json_t *a = json_array();
+    for (int i = 0; i < 4; i++) {
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)g.s[i]);
+        json_array_append_new(a, json_string(hex));
+    }
+    json_t *o = json_pack("{s:s, s:I, s:I, s:o}", "algorithm", "xoshiro256**", "seed", (json_int_t)seed, "step",
+                          (json_int_t)step, "state", a);
+    return o;
+}
+
 static int write_checkpoint(Run *r, long step, double train_loss, StrBuf *err)
 {
     if (optim_save(&r->opt, r->m, err)) return -1;
@@ -767,11 +787,14 @@ static int write_checkpoint(Run *r, long step, double train_loss, StrBuf *err)
                         r->opt.cfg.kind == OPTIM_SGD ? json_pack("[s]", OPTIM_TENSOR_MOMENTUM)
                                                      : json_pack("[s, s]", OPTIM_TENSOR_ADAM_M, OPTIM_TENSOR_ADAM_V));
     json_object_set_new(st, "data_stream", json_string("batch s is a pure function of (seed, s)"));
+    json_object_set_new(st, "rng", rng_state_json(r->cfg->seed, step));
     char *text = json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(st);
     model_set_meta(r->m, FT_STATE_KEY, text);
     free(text);
-    model_set_provenance(r->m, provenance(r, step, train_loss));
+    json_t *pv = provenance(r, step, train_loss);
+    model_set_provenance(r->m, pv);   /* takes its own reference */
+    json_decref(pv);
     int rc = model_save(r->m, r->ckpt_path, err);
     if (!rc) {
         snprintf(r->res->checkpoint, sizeof r->res->checkpoint, "%s", r->ckpt_path);
@@ -915,6 +938,15 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
                 status = FT_BAD_SETTING;
                 goto done;
             }
+        }
+        json_t *want = rng_state_json(cfg->seed, start);
+        int same_rng = json_equal(want, json_object_get(state, "rng"));
+        json_decref(want);
+        if (!same_rng) {
+            sb_printf(err, "%s: its data-stream state for step %ld is not the one this tracc derives from --seed %llu "
+                           "(a checkpoint from another version?); it cannot be resumed bit-identically",
+                      cfg->model, start, (unsigned long long)cfg->seed);
+            goto done;
         }
         if (start < 0 || start > cfg->opt.steps) {
             sb_printf(err, "%s: step %ld is past --steps %ld", cfg->model, start, cfg->opt.steps);
@@ -1126,7 +1158,9 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
 
     /* ---- the output: the parent's metadata, the new weights, provenance ---- */
     strip_training_state(r->m);
-    model_set_provenance(r->m, provenance(r, cfg->opt.steps, res->train_loss));
+    json_t *pv = provenance(r, cfg->opt.steps, res->train_loss);
+    model_set_provenance(r->m, pv);
+    json_decref(pv);
     if (model_save(r->m, cfg->output, err)) goto done;
     log_line(r, json_pack("{s:s, s:I, s:s}", "type", "done", "step", (json_int_t)cfg->opt.steps, "output",
                           cfg->output));

@@ -85,7 +85,8 @@ class Model:
         logits = self.forward(ids, hard, blocks)[1:]
         if self.output["encoding"] == "numerical":
             return [float(row[0]) for row in logits]
-        return [self.output["values"][int(np.argmax(row))] for row in logits]
+        # no value (null) unless the largest logit is above 0.5 (docs/model-format.md)
+        return [self.output["values"][int(np.argmax(row))] if row.max() > 0.5 else None for row in logits]
 
 
 def same(a, b):

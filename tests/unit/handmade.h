@@ -73,7 +73,7 @@ static inline Model *hm_copy_prev(void)
     }
     float *W_U = hm_at(m, "unembed.W_U"), *b_U = hm_at(m, "unembed.b_U");
     for (int t = 0; t < 3; t++) W_U[(9 + t) * 4 + t] = 1;
-    b_U[3] = 0.5f;                                               /* "-" when nothing was copied */
+    b_U[3] = 0.75f;   /* "-" when nothing was copied: above the no-value threshold 0.5, below a copy */
     model_set_program(m, "# hand-built: the previous token\n");
     json_t *layers = json_pack("[{s:[{s:i, s:s, s:s, s:s, s:[s], s:[s], s:[s], s:[s], s:i}], s:[], s:i}]",
                                "attn", "head", 0, "op", "aggregate", "label", "prev", "selector", "prev_sel",

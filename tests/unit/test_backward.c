@@ -650,6 +650,13 @@ static void test_model_gradient_one_block_and_no_block(void **state)
     check_model(0, 0, 9, 0, NULL);
 }
 
+static void test_model_gradient_three_blocks(void **state)
+{
+    (void)state;
+    check_model(0, 0, 2, 3, NULL);   /* tables, a dense block, the rows-only last block */
+    check_model(1, 0, 9, 3, NULL);   /* every block dense */
+}
+
 static void test_model_gradient_skips_frozen_tensors(void **state)
 {
     (void)state;
@@ -742,6 +749,61 @@ static void test_training_forward_equals_runtime_forward(void **state)
     }
 }
 
+/* The pool splits a batch into shards: the gradient is the whole batch's (to rounding), and
+ * bit-identical for any number of threads. */
+static void test_pool_gradient_is_the_batch_gradient_for_any_thread_count(void **state)
+{
+    (void)state;
+    Model *m = random_model(2, 12, 1, 4, 6, 7, 5, 9, 0, 0, 21);
+    for (size_t i = 0; i < m->num_params; i++) m->params_memory[i] *= 0.5f;
+    int B = 150, T = 9;   /* 4 shards of 37 or 38 sequences */
+    Rng r;
+    rng_seed(&r, 8);
+    int32_t *tokens = malloc(sizeof(int32_t) * (size_t)B * T);
+    int *lens = malloc(sizeof(int) * (size_t)B), *seq = malloc(sizeof(int) * (size_t)B), *pos = malloc(sizeof(int) * (size_t)B);
+    int32_t *target = malloc(sizeof(int32_t) * (size_t)B);
+    for (int b = 0; b < B; b++) {
+        lens[b] = 3 + (int)rng_below(&r, 7);
+        for (int t = 0; t < T; t++) tokens[b * T + t] = (int32_t)rng_below(&r, 7);
+        seq[b] = b;
+        pos[b] = 2;
+        target[b] = (int32_t)rng_below(&r, 5);
+    }
+    BwdBatch bt = {B, T, tokens, lens, B, seq, pos, target, NULL, 0};
+    BwdOptions o = {0, 2.0f, NULL};
+    StrBuf err;
+    sb_init(&err);
+    float *g1 = calloc(m->num_params, sizeof(float)), *g2 = calloc(m->num_params, sizeof(float));
+    float *g3 = calloc(m->num_params, sizeof(float));
+    BwdState *s = bwd_new();
+    double l1, l2, l3;
+    if (bwd_forward(s, m, &bt, &o, &l1, &err)) fail_msg("%s", err.s);
+    bwd_backward(s, m, &o, g1);
+    BwdPool *p1 = bwd_pool_new(1), *p3 = bwd_pool_new(3);
+    if (bwd_pool_step(p1, m, &bt, &o, g2, &l2, &err)) fail_msg("%s", err.s);
+    if (bwd_pool_step(p3, m, &bt, &o, g3, &l3, &err)) fail_msg("%s", err.s);
+    assert_true(fabs(l1 - l2) < 1e-6 * fmax(1, fabs(l1)));
+    expect_close_f("pool vs one pass", g2, g1, m->num_params, 1e-4);
+    assert_true(l2 == l3);
+    assert_memory_equal(g2, g3, sizeof(float) * m->num_params);
+    /* the pool overwrites the gradient: a second step gives the same again */
+    if (bwd_pool_step(p3, m, &bt, &o, g3, &l3, &err)) fail_msg("%s", err.s);
+    assert_memory_equal(g2, g3, sizeof(float) * m->num_params);
+    bwd_pool_free(p1);
+    bwd_pool_free(p3);
+    bwd_free(s);
+    free(g1);
+    free(g2);
+    free(g3);
+    free(tokens);
+    free(lens);
+    free(seq);
+    free(pos);
+    free(target);
+    sb_free(&err);
+    model_free(m);
+}
+
 static void test_bwd_forward_rejects_bad_rows(void **state)
 {
     (void)state;
@@ -782,8 +844,10 @@ int main(void)
         cmocka_unit_test(test_model_gradient_causal),
         cmocka_unit_test(test_model_gradient_numerical_output),
         cmocka_unit_test(test_model_gradient_one_block_and_no_block),
+        cmocka_unit_test(test_model_gradient_three_blocks),
         cmocka_unit_test(test_model_gradient_skips_frozen_tensors),
         cmocka_unit_test(test_training_forward_equals_runtime_forward),
+        cmocka_unit_test(test_pool_gradient_is_the_batch_gradient_for_any_thread_count),
         cmocka_unit_test(test_bwd_forward_rejects_bad_rows),
     };
     return cmocka_run_group_tests_name("backward", tests, NULL, NULL);

@@ -96,7 +96,9 @@ static char *entry_text(const DiffResult *r, const DiffEntry *e)
     StrBuf b;
     sb_init(&b);
     diff_entry_name(r, e, &b);
-    return sb_steal(&b);
+    char *t = sb_steal(&b);
+    sb_free(&b);
+    return t;
 }
 
 static void test_diff_lists_planted_entries_first_with_their_labels(void **state)

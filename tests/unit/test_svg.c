@@ -19,7 +19,9 @@ static char *esc(const char *s)
     StrBuf b;
     sb_init(&b);
     svg_escape(&b, s);
-    return sb_steal(&b);
+    char *r = sb_steal(&b);
+    sb_free(&b);
+    return r;
 }
 
 static void test_svg_escape_turns_markup_characters_into_entities(void **state)
