@@ -213,7 +213,7 @@ int cmd_attn(int argc, char **argv)
                     tv += rowtv / 2;
                 }
                 if (mx < 1e-4)
-                    printf(" unchanged (no weight moves by 0.01%% or more)\n");
+                    printf(" unchanged (no attention weight moves by 0.01 points or more)\n");
                 else
                     printf(" largest change: query %d (%s), key %d (%s): %.1f%% -> %.1f%%; mean total-variation "
                            "distance per query %.4f\n",
