@@ -971,7 +971,7 @@ json_t *diff_json(const DiffResult *r)
 
 /* ---------------------------------------------------------------- pictures */
 
-#define SVG_MAX_SIDE 60
+#define SVG_MAX_SIDE 40
 
 typedef struct {
     double act;
@@ -990,8 +990,9 @@ static int cmp_int(const void *x, const void *y)
     return *(const int *)x - *(const int *)y;
 }
 
-/* Rows (or columns) worth showing: those whose largest |before|, |after| or |delta| is at
- * least 1% of the component's, the most active SVG_MAX_SIDE of them, in their order. */
+/* Rows (or columns) worth showing: those whose largest |before| or |after| is at least 1%
+ * of the component's, or whose largest |delta| is at least 5% of the component's largest
+ * change; the most active SVG_MAX_SIDE of them, in their order. */
 static int pick(const DiffComponent *c, int along_rows, int *keep)
 {
     int n = along_rows ? c->rows : c->cols, m = along_rows ? c->cols : c->rows;
@@ -1009,7 +1010,7 @@ static int pick(const DiffComponent *c, int along_rows, int *keep)
             w = fmax(w, fmax(fabs(c->before[at]), fabs(c->after[at])));
             d = fmax(d, fabs(c->after[at] - c->before[at]));
         }
-        if ((wmax > 0 && w >= 0.01 * wmax) || (dmax > 0 && d >= 0.01 * dmax))
+        if ((wmax > 0 && w >= 0.01 * wmax) || (dmax > 0 && d >= 0.05 * dmax))
             acts[na++] = (Act){fmax(w / (wmax > 0 ? wmax : 1), d / (dmax > 0 ? dmax : 1)), i};
     }
     qsort(acts, (size_t)na, sizeof *acts, cmp_act);
