@@ -32,6 +32,10 @@ static void usage(FILE *f)
             "  --no-fuse            keep every named s-op in the residual stream, each written by\n"
             "                       its own MLP (default: maps that are linear in what the model\n"
             "                       already holds are read in place, maps of maps are fused)\n"
+            "  --conditioning C     tracr: the constructions' natural gains; balanced: the same\n"
+            "                       functions with every ReLU unit's input and output weights,\n"
+            "                       and every head's Q/K and V/O columns, rescaled to equal\n"
+            "                       norms (robust to weight noise) (default: tracr)\n"
             "  --verify MODE        auto: every input when there are at most 100000, else a\n"
             "                       sample; exhaustive; sample; none (default: auto)\n"
             "  --samples N          sample size (default: 10000)\n"
@@ -114,6 +118,7 @@ int cmd_compile(int argc, char **argv)
         {"max-len", required_argument, NULL, 'm'},
         {"causal", no_argument, NULL, 'c'},
         {"no-fuse", no_argument, NULL, 'F'},
+        {"conditioning", required_argument, NULL, 'C'},
         {"verify", required_argument, NULL, 'V'},
         {"samples", required_argument, NULL, 'n'},
         {"seed", required_argument, NULL, 's'},
@@ -142,6 +147,11 @@ int cmd_compile(int argc, char **argv)
             break;
         case 'c': fo.causal = ao.causal = 1; break;
         case 'F': ao.fuse = 0; break;
+        case 'C':
+            if (!strcmp(optarg, "tracr")) ao.conditioning = ASM_COND_TRACR;
+            else if (!strcmp(optarg, "balanced")) ao.conditioning = ASM_COND_BALANCED;
+            else return bad_usage("--conditioning must be tracr or balanced, got '%s'", optarg);
+            break;
         case 'V':
             if (!strcmp(optarg, "auto")) vo.mode = VERIFY_AUTO;
             else if (!strcmp(optarg, "exhaustive")) vo.mode = VERIFY_EXHAUSTIVE;

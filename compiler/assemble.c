@@ -271,6 +271,35 @@ static json_t *virtual_json(const LowerProgram *lp, const CraftLayout *lay)
 
 static int max_i(int a, int b) { return a > b ? a : b; }
 
+/* Residual dimension d carries g times what it did: every writer (embeddings, W_O, W_out)
+ * times g, every reader (W_Q, W_K, W_V, W_in, W_U) over g. With g a power of two every
+ * float32 product and sum of the forward pass is the same number scaled by a power of two,
+ * so the model computes bit for bit what it computed before, and every error bound holds. */
+static void rescale_dim(Model *m, int d, float g)
+{
+    int C = m->cfg.d_model, M = m->cfg.d_mlp, HD = m->cfg.d_head, NH = m->cfg.n_heads;
+    int L = m->cfg.n_layers, VO = m->cfg.d_vocab_out;
+    ModelParams *w = &m->params;
+    for (int v = 0; v < m->cfg.d_vocab; v++) w->W_E[(size_t)v * C + d] *= g;
+    for (int t = 0; t < m->cfg.n_ctx; t++) w->W_pos[(size_t)t * C + d] *= g;
+    for (int l = 0; l < L; l++) {
+        for (int h = 0; h < NH; h++) {
+            size_t b = ((size_t)l * NH + (size_t)h) * C * HD + (size_t)d * HD;
+            for (int k = 0; k < HD; k++) {
+                w->W_Q[b + k] /= g;
+                w->W_K[b + k] /= g;
+                w->W_V[b + k] /= g;
+                w->W_O[((size_t)l * NH + (size_t)h) * HD * C + (size_t)k * C + d] *= g;
+            }
+        }
+        for (int j = 0; j < M; j++) {
+            w->W_in[(size_t)l * C * M + (size_t)d * M + j] /= g;
+            w->W_out[(size_t)l * M * C + (size_t)j * C + d] *= g;
+        }
+    }
+    for (int j = 0; j < VO; j++) w->W_U[(size_t)d * VO + j] /= g;
+}
+
 Model *asm_model(const LowerProgram *lp, const CraftLayout *lay, const CraftResult *cr,
                  const AsmOptions *opt, StrBuf *err)
 {
@@ -495,6 +524,8 @@ Model *asm_model(const LowerProgram *lp, const CraftLayout *lay, const CraftResu
         for (size_t r = 0; r < C; r++) w->W_U[r * (size_t)VO + (size_t)j] = (float)f[r];
     }
     free(f);
+    if (opt->conditioning == ASM_COND_BALANCED)
+        for (int d = 0; d < lay->idx0 + p->max_len; d++) rescale_dim(m, d, ASM_EMBED_GAIN);
 
     /* metadata */
     Value *voc = xmalloc(sizeof(Value) * (size_t)V);
@@ -520,6 +551,9 @@ Model *asm_model(const LowerProgram *lp, const CraftLayout *lay, const CraftResu
     json_object_set_new(o, "causal_override", opt->causal >= 0 ? json_boolean(opt->causal) : json_null());
     json_object_set_new(o, "fuse", json_boolean(opt->fuse));
     json_object_set_new(o, "sharpness", opt->sharpness > 0 ? json_real(opt->sharpness) : json_string("auto"));
+    json_object_set_new(o, "conditioning", json_string(opt->conditioning == ASM_COND_BALANCED ? "balanced" : "tracr"));
+    /* the factor on the embedding's dimensions (one, tokens, indices) */
+    json_object_set_new(o, "embed_gain", json_real(opt->conditioning == ASM_COND_BALANCED ? ASM_EMBED_GAIN : 1.0));
     json_object_set_new(comp, "options", o);
     json_object_set_new(comp, "exact", json_boolean(cr->exact));
     json_object_set_new(comp, "min_margin", jnum(cr->min_margin));
@@ -553,7 +587,7 @@ Model *asm_compile(const RaspProgram *p, const AsmOptions *opt, AsmSummary *sum,
         lower_free(lp);
         return NULL;
     }
-    CraftPolicy pol = {opt->sharpness};
+    CraftPolicy pol = {opt->sharpness, opt->conditioning == ASM_COND_BALANCED};
     CraftResult cr;
     if (craft_all(lp, &lay, &pol, &cr, err)) {
         asm_layout_free(&lay);

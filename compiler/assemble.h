@@ -17,9 +17,16 @@ typedef struct {
     const char *vocab;
     int max_len;
     int causal;
+    int conditioning;       /* ASM_COND_TRACR (default) or ASM_COND_BALANCED (craft.h) */
 } AsmOptions;
 
-#define ASM_OPTIONS_DEFAULT ((AsmOptions){1, 0, "", NULL, 0, -1})
+enum { ASM_COND_TRACR = 0, ASM_COND_BALANCED = 1 };
+
+/* --conditioning balanced: the embedding writes one, tokens and indices with this value
+ * instead of 1 (its readers divide by it; a power of two, so nothing else changes) */
+#define ASM_EMBED_GAIN 2.0f
+
+#define ASM_OPTIONS_DEFAULT ((AsmOptions){1, 0, "", NULL, 0, -1, ASM_COND_TRACR})
 
 typedef struct {
     int n_layers, d_model, n_heads, d_head, d_mlp;

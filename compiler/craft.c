@@ -851,6 +851,62 @@ static int craft_mlp_num(Cx *cx, const LowerOp *op, CraftOp *co)
     return 0;
 }
 
+/* ---- conditioning ------------------------------------------------------------------------ */
+
+/* Multiply column j of a [rows][ncols] matrix by a. */
+static void scale_col(double *w, int rows, int ncols, int j, double a)
+{
+    for (int r = 0; r < rows; r++) w[(size_t)r * ncols + j] *= a;
+}
+
+static double col_norm(const double *w, int rows, int ncols, int j)
+{
+    double s = 0;
+    for (int r = 0; r < rows; r++) s += w[(size_t)r * ncols + j] * w[(size_t)r * ncols + j];
+    return sqrt(s);
+}
+
+/* Rescale x[.][j] by t and y[.][j] by 1/t so that the two columns have equal l2 norms; the
+ * product x_j y_j^T (all a head or a unit computes with them) is unchanged. */
+static void balance_pair(double *x, int xrows, int xcols, double *y, int yrows, int ycols, int j)
+{
+    double nx = col_norm(x, xrows, xcols, j), ny = col_norm(y, yrows, ycols, j);
+    if (!(nx > 0) || !(ny > 0)) return;
+    double t = sqrt(ny / nx);
+    scale_col(x, xrows, xcols, j, t);
+    scale_col(y, yrows, ycols, j, 1.0 / t);
+}
+
+/* --conditioning balanced: the positive rescalings that leave every function exact.
+ * A ReLU unit computes wout_k * ReLU(win_k . x) = (wout_k / s) * ReLU(s win_k . x) for any
+ * s > 0; a head's score q.k and output v W_O are unchanged when a Q (V) column is scaled by
+ * t and the matching K (O) column by 1/t. Equal norms on both sides minimise the largest
+ * weight and keep hidden activations at the geometric mean of the two gains, so a
+ * perturbation of either side is amplified by sqrt(gain), not by gain. The error bounds are
+ * those of the unscaled construction: in exact arithmetic nothing changes, and float32
+ * rounding is relative, so each rounded product carries the same relative error. */
+static void balance_op(CraftOp *co, int D)
+{
+    if (co->has_head) {
+        for (int j = 0; j < co->dqk; j++) balance_pair(co->wq, D, co->dqk, co->wk, D, co->dqk, j);
+        /* W_O is [dv][D]: its row k is the partner of W_V's column k */
+        for (int k = 0; k < co->dv; k++) {
+            double nv = col_norm(co->wv, D, co->dv, k), no = col_norm(co->wo + (size_t)k * D, D, 1, 0);
+            if (!(nv > 0) || !(no > 0)) continue;
+            double t = sqrt(no / nv);
+            scale_col(co->wv, D, co->dv, k, t);
+            for (int i = 0; i < D; i++) co->wo[(size_t)k * D + i] /= t;
+        }
+    }
+    for (int k = 0; k < co->units; k++) {
+        double ni = col_norm(co->win, D, co->units, k), no = col_norm(co->wout + (size_t)k * D, D, 1, 0);
+        if (!(ni > 0) || !(no > 0)) continue;
+        double s = sqrt(no / ni);
+        scale_col(co->win, D, co->units, k, s);
+        for (int i = 0; i < D; i++) co->wout[(size_t)k * D + i] /= s;
+    }
+}
+
 /* ---- all ops ---------------------------------------------------------------------------- */
 
 int craft_all(const LowerProgram *lp, const CraftLayout *lay, const CraftPolicy *pol,
@@ -891,6 +947,8 @@ int craft_all(const LowerProgram *lp, const CraftLayout *lay, const CraftPolicy 
         }
     }
     free(cx.tmp);
+    if (!rc && cx.pol->balanced)
+        for (int i = 0; i < lp->nops; i++) balance_op(&res->ops[i], lay->D);
     if (rc) {
         craft_free(res);
         return -1;

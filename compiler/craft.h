@@ -28,6 +28,8 @@ typedef struct {
 
 typedef struct {
     double sharpness;       /* > 0: every head uses this c (testing); 0: chosen per head */
+    int balanced;           /* 1: spend the freedom exact constructions leave on conditioning
+                               (docs/compiler.md, "Conditioning"); 0: Tracr-style gains */
 } CraftPolicy;
 
 #define CRAFT_POLICY_DEFAULT ((CraftPolicy){0})

@@ -426,6 +426,175 @@ static void test_bos_residual_equals_its_embedding_after_every_block(void **stat
     }
 }
 
+/* ---- --conditioning balanced (docs/compiler.md, "Conditioning") ---- */
+
+static Model *compile_cond(const RaspProgram *p, int fuse, int cond, AsmSummary *sum)
+{
+    AsmOptions ao = ASM_OPTIONS_DEFAULT;
+    ao.fuse = fuse;
+    ao.conditioning = cond;
+    ao.version = "test";
+    StrBuf err;
+    sb_init(&err);
+    Model *m = asm_compile(p, &ao, sum, &err);
+    if (!m) fprintf(stderr, "compile: %s\n", err.s);
+    sb_free(&err);
+    assert_non_null(m);
+    return m;
+}
+
+static float tensor_maxabs(const float *w, size_t n)
+{
+    float mx = 0;
+    for (size_t k = 0; k < n; k++) mx = fmaxf(mx, fabsf(w[k]));
+    return mx;
+}
+
+static void test_balanced_conditioning_is_exact_on_every_example(void **state)
+{
+    (void)state;
+    int nf;
+    char **files = example_files(&nf);
+    for (int i = 0; i < nf; i++) {
+        char *path = example_path(files[i]);
+        RaspProgram *p = load(path, NULL, 3);
+        for (int fuse = 0; fuse <= 1; fuse++) {
+            AsmSummary st, sb;
+            Model *mt = compile_cond(p, fuse, ASM_COND_TRACR, &st);
+            Model *mb = compile_cond(p, fuse, ASM_COND_BALANCED, &sb);
+            VerifyOptions vo = VERIFY_OPTIONS_DEFAULT;
+            vo.mode = VERIFY_EXHAUSTIVE;
+            check(mb, p, &vo, path);
+            check_bos_clean(p, mb, path);
+            /* the same proof: rescaling changes no bound */
+            assert_int_equal(sb.exact, st.exact);
+            assert_true(fabs(sb.min_margin - st.min_margin) <= 1e-9 * fmax(1, fabs(st.min_margin)) ||
+                        (isinf(sb.min_margin) && isinf(st.min_margin)));
+            model_free(mt);
+            model_free(mb);
+        }
+        rasp_free(p);
+        free(path);
+    }
+    free_files(files, nf);
+}
+
+static void test_balanced_conditioning_records_the_option_and_shrinks_the_largest_weights(void **state)
+{
+    (void)state;
+    char *path = example_path("count_a.rasp");
+    RaspProgram *p = load(path, NULL, 46);
+    Model *mt = compile_cond(p, 1, ASM_COND_TRACR, NULL);
+    Model *mb = compile_cond(p, 1, ASM_COND_BALANCED, NULL);
+    json_t *ot = json_object_get(mt->compiler, "options"), *ob = json_object_get(mb->compiler, "options");
+    assert_string_equal(json_string_value(json_object_get(ot, "conditioning")), "tracr");
+    assert_string_equal(json_string_value(json_object_get(ob, "conditioning")), "balanced");
+    size_t nin = (size_t)mt->cfg.n_layers * mt->cfg.d_model * mt->cfg.d_mlp;
+    /* the selector-width decoder's ramps: gain about 2 N^2 on one side (Tracr-style) */
+    assert_true(tensor_maxabs(mt->params.W_in, nin) > 1000);
+    assert_true(tensor_maxabs(mb->params.W_in, nin) < 100);
+    assert_true(tensor_maxabs(mb->params.W_out, nin) < 100);
+    /* same answers, same logits up to float32 rounding of the rescaled weights */
+    int T = 47, lens[4];
+    int32_t tok[4 * 47];
+    Rng r;
+    rng_seed(&r, 7);
+    for (int b = 0; b < 4; b++) {
+        lens[b] = T;
+        tok[b * T] = mt->bos;
+        for (int t = 1; t < T; t++) tok[b * T + t] = (int32_t)rng_below(&r, (uint32_t)p->nvocab);
+    }
+    FwdState ft, fb;
+    fwd_init(&ft);
+    fwd_init(&fb);
+    FwdOptions fo = FWD_OPTIONS_DEFAULT;
+    StrBuf err;
+    sb_init(&err);
+    assert_int_equal(fwd_forward(&ft, mt, tok, lens, 4, T, &fo, &err), 0);
+    assert_int_equal(fwd_forward(&fb, mb, tok, lens, 4, T, &fo, &err), 0);
+    size_t n = (size_t)4 * T * mt->cfg.d_vocab_out;
+    for (size_t k = 0; k < n; k++) assert_true(fabsf(ft.logits[k] - fb.logits[k]) < 1e-3f);
+    fwd_free(&ft);
+    fwd_free(&fb);
+    sb_free(&err);
+    model_free(mt);
+    model_free(mb);
+    rasp_free(p);
+    free(path);
+}
+
+/* count-a accuracy at RASP index 1 after N(0, sigma^2) on every weight but the unembed */
+static double noisy_counter_accuracy(Model *m, int T, double sigma, uint64_t seed, int B)
+{
+    float *clean = xmalloc(sizeof(float) * m->num_params);
+    memcpy(clean, m->params_memory, sizeof(float) * m->num_params);
+    size_t u0 = (size_t)(m->params.W_U - m->params_memory);
+    size_t u1 = (size_t)(m->params.b_U - m->params_memory) + (size_t)m->cfg.d_vocab_out;
+    Rng r;
+    rng_seed(&r, seed);
+    for (size_t k = 0; k < m->num_params; k++)
+        if (k < u0 || k >= u1) m->params_memory[k] += (float)(sigma * rng_normal(&r));
+    int32_t *tok = xmalloc(sizeof(int32_t) * (size_t)B * T);
+    int *lens = xmalloc(sizeof(int) * (size_t)B), *cnt = xmalloc(sizeof(int) * (size_t)B);
+    Rng d;
+    rng_seed(&d, 12345);
+    for (int b = 0; b < B; b++) {
+        lens[b] = T;
+        cnt[b] = 0;
+        tok[(size_t)b * T] = m->bos;
+        for (int t = 1; t < T; t++) {
+            tok[(size_t)b * T + t] = (int32_t)rng_below(&d, (uint32_t)m->bos);
+            cnt[b] += tok[(size_t)b * T + t] == 0;
+        }
+    }
+    FwdState st;
+    fwd_init(&st);
+    FwdOptions fo = FWD_OPTIONS_DEFAULT;
+    StrBuf err;
+    sb_init(&err);
+    assert_int_equal(fwd_forward(&st, m, tok, lens, B, T, &fo, &err), 0);
+    int VO = m->cfg.d_vocab_out, ok = 0;
+    for (int b = 0; b < B; b++) {
+        const float *lg = st.logits + ((size_t)b * T + 2) * VO;
+        int best = 0;
+        for (int j = 1; j < VO; j++)
+            if (lg[j] > lg[best]) best = j;
+        ok += val_equal(m->output_values[best], val_int(cnt[b]));
+    }
+    memcpy(m->params_memory, clean, sizeof(float) * m->num_params);
+    fwd_free(&st);
+    sb_free(&err);
+    free(clean);
+    free(tok);
+    free(lens);
+    free(cnt);
+    return (double)ok / B;
+}
+
+/* The property --conditioning balanced exists for, at fixed seeds: the paper's Counter at
+ * max_len 46 survives weight noise that the Tracr-style gains do not (bench_conditioning
+ * measures the full table). */
+static void test_balanced_counter_survives_weight_noise_better(void **state)
+{
+    (void)state;
+    char *path = example_path("count_a.rasp");
+    RaspProgram *p = load(path, NULL, 46);
+    Model *mt = compile_cond(p, 1, ASM_COND_TRACR, NULL);
+    Model *mb = compile_cond(p, 1, ASM_COND_BALANCED, NULL);
+    double at = 0, ab = 0;
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        assert_true(noisy_counter_accuracy(mb, 47, 1e-4, seed, 300) >= 0.99);
+        at += noisy_counter_accuracy(mt, 47, 1e-3, seed, 300) / 3;
+        ab += noisy_counter_accuracy(mb, 47, 1e-3, seed, 300) / 3;
+    }
+    assert_true(ab >= 0.9);
+    assert_true(ab >= at + 0.05);
+    model_free(mt);
+    model_free(mb);
+    rasp_free(p);
+    free(path);
+}
+
 /* An MLP reading, in the same block, a head that writes something nonzero at BOS (here the
  * aggregate's default 1): the BOS gate must see that, not just the embedding. */
 static void test_bos_gate_accounts_for_the_same_blocks_heads(void **state)
@@ -751,6 +920,9 @@ int main(void)
         cmocka_unit_test(test_constant_and_token_outputs_compile),
         cmocka_unit_test(test_bos_residual_equals_its_embedding_after_every_block),
         cmocka_unit_test(test_bos_gate_accounts_for_the_same_blocks_heads),
+        cmocka_unit_test(test_balanced_conditioning_is_exact_on_every_example),
+        cmocka_unit_test(test_balanced_conditioning_records_the_option_and_shrinks_the_largest_weights),
+        cmocka_unit_test(test_balanced_counter_survives_weight_noise_better),
         cmocka_unit_test(test_tracr_reference_outputs_hold_for_compiled_models),
         cmocka_unit_test(test_a_corrupted_weight_is_caught_and_the_wrong_sop_named),
         cmocka_unit_test(test_too_small_a_sharpness_is_caught),

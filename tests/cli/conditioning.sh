@@ -1,0 +1,28 @@
+#!/bin/sh
+# tracc compile --conditioning tracr|balanced: the option is recorded, both settings give the
+# same answers, and a bad value is a usage error that writes nothing.
+. tests/lib.sh
+T="$TMPD/cond"
+mkdir -p "$T"
+
+"$TRACC" compile --conditioning balanced --max-len 12 rasp_examples/count_a.rasp -o "$T/b.safetensors" >"$T/out" 2>"$T/err"
+if [ $? -eq 0 ] && grep -q "verified" "$T/out"; then ok; else bad "compile --conditioning balanced"; cat "$T/out" "$T/err"; fi
+"$TRACC" explain "$T/b.safetensors" >"$T/out" 2>&1
+if grep -q '"conditioning":"balanced"' "$T/out"; then ok; else bad "explain shows conditioning balanced"; cat "$T/out"; fi
+"$TRACC" compile --max-len 12 rasp_examples/count_a.rasp -o "$T/t.safetensors" >/dev/null 2>&1
+"$TRACC" explain "$T/t.safetensors" >"$T/out" 2>&1
+if grep -q '"conditioning":"tracr"' "$T/out"; then ok; else bad "the default is tracr"; cat "$T/out"; fi
+want=$("$TRACC" eval --max-len 12 rasp_examples/count_a.rasp a b a c a)
+expect_out "balanced runs like eval" 0 "$want" -- "$TRACC" run "$T/b.safetensors" a b a c a
+"$TRACC" compile --no-fuse --conditioning balanced rasp_examples/sort.rasp -o "$T/s.safetensors" >/dev/null 2>&1
+want=$("$TRACC" eval rasp_examples/sort.rasp 3 1 2)
+expect_out "balanced --no-fuse sort runs like eval" 0 "$want" -- "$TRACC" run "$T/s.safetensors" 3 1 2
+
+expect_err "bad --conditioning value" 2 "--conditioning must be tracr or balanced, got 'sharp'" -- \
+    "$TRACC" compile --conditioning sharp rasp_examples/count_a.rasp -o "$T/never.safetensors"
+if [ ! -e "$T/never.safetensors" ]; then ok; else bad "a usage error wrote a file"; fi
+expect_err "--conditioning needs a value" 2 "needs a value" -- \
+    "$TRACC" compile rasp_examples/count_a.rasp -o "$T/never.safetensors" --conditioning
+"$TRACC" compile --help >"$T/out" 2>&1
+if grep -q -- "--conditioning" "$T/out"; then ok; else bad "--help lists --conditioning"; fi
+finish
