@@ -65,6 +65,10 @@ static void usage(FILE *f)
         "  --eval-every N          steps between evaluations; 0 = first and last (default: 100)\n"
         "  --eval-size N           sequences per set (default: 1000)\n"
         "  --eval-seed S           (default: 12345, independent of --seed)\n"
+        "  --stop-when NAME>=ACC   stop at the first evaluation (step 0 included) where set NAME\n"
+        "                          has accuracy >= ACC (0..1, or a percentage like 90%%) and\n"
+        "                          write the output there; the step is recorded as stopped_at\n"
+        "                          (use a small --eval-every: the step is only that precise)\n"
         "output:\n"
         "  -o, --output OUT        the fine-tuned model file (required)\n"
         "  --log FILE.jsonl        one JSON object per logged step and evaluation\n"
@@ -249,7 +253,7 @@ enum {
     O_TASK = 256, O_DATA, O_LEN, O_NOREP, O_AT, O_SPUR, O_SPURRATE, O_MIX, O_MAXTRIES, O_LSCALE, O_OPT, O_LR,
     O_MOM, O_B1, O_B2, O_EPS, O_WD, O_CLIP, O_WARM, O_SCHED, O_MINLR, O_STEPS, O_BATCH, O_NOISE, O_TRAIN,
     O_FREEZE, O_SEED, O_EVAL, O_EVEVERY, O_EVSIZE, O_EVSEED, O_LOG, O_LOGEVERY, O_CKPT, O_CKPTEVERY, O_RESUME,
-    O_QUIET, O_JSON, O_TESTNAN, O_TESTDELAY, O_THREADS,
+    O_QUIET, O_JSON, O_TESTNAN, O_TESTDELAY, O_THREADS, O_STOPWHEN,
 };
 
 /* Options whose value is a plain number: key, flag kind (1 real, 2 integer). */
@@ -299,6 +303,7 @@ int cmd_finetune(int argc, char **argv)
         {"checkpoint", required_argument, NULL, O_CKPT}, {"checkpoint-every", required_argument, NULL, O_CKPTEVERY},
         {"resume", required_argument, NULL, O_RESUME}, {"quiet", no_argument, NULL, O_QUIET},
         {"json", no_argument, NULL, O_JSON}, {"threads", required_argument, NULL, O_THREADS},
+        {"stop-when", required_argument, NULL, O_STOPWHEN},
         /* testing only: make the loss of step N NaN; sleep MS after every step */
         {"test-nan-at", required_argument, NULL, O_TESTNAN}, {"test-step-delay", required_argument, NULL, O_TESTDELAY},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
@@ -383,6 +388,18 @@ int cmd_finetune(int argc, char **argv)
                 goto usage_fail;
             }
             json_array_append_new(list_of(given, "eval"), e);
+            break;
+        }
+        case O_STOPWHEN: {
+            /* stored canonical ("pt>=90%" -> "pt>=0.9") so a resume compares conditions, not spellings */
+            char name[64], text[128];
+            double acc;
+            if (ft_parse_stop_when(optarg, name, sizeof name, &acc, &err)) {
+                fprintf(stderr, "tracc finetune: %s\n", err.s);
+                goto usage_fail;
+            }
+            ft_stop_when_text(name, acc, text, sizeof text);
+            json_object_set_new(given, "stop_when", json_string(text));
             break;
         }
         case O_RESUME: resume = optarg; break;
@@ -482,22 +499,42 @@ int cmd_finetune(int argc, char **argv)
     case FT_OK: {
         double sps = res.elapsed > 0 ? res.steps_run / res.elapsed : 0;
         if (json_out) {
-            json_t *o = json_pack("{s:s, s:I, s:f, s:f, s:f}", "output", cfg.output, "steps", (json_int_t)res.steps,
-                                  "train_loss", res.train_loss, "seconds", res.elapsed, "steps_per_second", sps);
+            json_t *o = json_pack("{s:s, s:I, s:o, s:f, s:f}", "output", cfg.output, "steps", (json_int_t)res.steps,
+                                  "train_loss", isfinite(res.train_loss) ? json_real(res.train_loss) : json_null(),
+                                  "seconds", res.elapsed, "steps_per_second", sps);
             json_t *ev = json_object();
             for (int i = 0; i < res.neval; i++)
                 json_object_set_new(ev, res.eval[i].name, json_pack("{s:f, s:f, s:i}", "acc", res.eval[i].acc,
                                                                     "loss", res.eval[i].loss, "n", res.eval[i].n));
             json_object_set_new(o, "eval", ev);
+            if (cfg.stop_when) {
+                char sw[128];
+                ft_stop_when_text(cfg.evals[cfg.stop_eval].name, cfg.stop_acc, sw, sizeof sw);
+                json_object_set_new(o, "stop_when", json_string(sw));
+                json_object_set_new(o, "stopped_at", res.stopped_at >= 0 ? json_integer(res.stopped_at) : json_null());
+                json_object_set_new(o, "stop_best", isnan(res.stop_best_acc) ? json_null()
+                                                        : json_pack("{s:f, s:I}", "acc", res.stop_best_acc, "step",
+                                                                    (json_int_t)res.stop_best_step));
+            }
             char *s = json_dumps(o, JSON_COMPACT);
             printf("%s\n", s);
             free(s);
             json_decref(o);
         } else {
-            printf("%s: %ld steps, train loss %.4g", cfg.output, res.steps, res.train_loss);
+            printf("%s: %ld steps", cfg.output, res.steps);
+            if (isfinite(res.train_loss)) printf(", train loss %.4g", res.train_loss);
             for (int i = 0; i < res.neval; i++)
                 printf("%s %s %.1f%% (loss %.4g)", i ? "," : "; eval", res.eval[i].name, 100.0 * res.eval[i].acc,
                        res.eval[i].loss);
+            if (cfg.stop_when) {
+                const char *set = cfg.evals[cfg.stop_eval].name;
+                if (res.stopped_at >= 0)
+                    printf("; stopped at step %ld: %s %.1f%% >= %g%%", res.stopped_at, set,
+                           100.0 * res.eval[cfg.stop_eval].acc, 100.0 * cfg.stop_acc);
+                else
+                    printf("; %s never reached %g%%: best %.1f%% at step %ld", set, 100.0 * cfg.stop_acc,
+                           100.0 * res.stop_best_acc, res.stop_best_step);
+            }
             printf("\n");
         }
         rc = 0;

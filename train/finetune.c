@@ -51,6 +51,7 @@ json_t *ft_config_defaults(void)
     json_object_set_new(o, "eval_seed", json_integer(12345));
     json_object_set_new(o, "log_every", json_integer(10));
     json_object_set_new(o, "checkpoint_every", json_integer(0));
+    json_object_set_new(o, "stop_when", json_null());
     return o;
 }
 
@@ -390,6 +391,27 @@ int ft_config_parse(FtConfig *cfg, json_t *json, StrBuf *err)
     range_l(r, "log_every", cfg->log_every, 1, 1000000000LL, "a positive integer");
     cfg->checkpoint_every = (long)get_int(r, "checkpoint_every");
     range_l(r, "checkpoint_every", cfg->checkpoint_every, 0, 1000000000LL, ">= 0 (0: only when interrupted)");
+    /* "stop_when" may be absent: checkpoints written before the flag existed have no such key */
+    json_t *sw = json_object_get(json, "stop_when");
+    if (sw && !json_is_null(sw) && !r->bad) {
+        char name[64];
+        if (!json_is_string(sw)) bad_value(r, "stop_when", "must be NAME>=ACC");
+        else if (ft_parse_stop_when(json_string_value(sw), name, sizeof name, &cfg->stop_acc, err)) r->bad = 1;
+        else {
+            cfg->stop_when = json_string_value(sw);
+            cfg->stop_eval = -1;
+            for (int i = 0; i < cfg->neval; i++)
+                if (!strcmp(cfg->evals[i].name, name)) cfg->stop_eval = i;
+            if (cfg->stop_eval < 0) {
+                sb_printf(err, "--stop-when '%s': no --eval set is named '%s' (", cfg->stop_when, name);
+                if (!cfg->neval) sb_printf(err, "give --eval %s=FILE.rasp", name);
+                for (int i = 0; i < cfg->neval; i++)
+                    sb_printf(err, "%s%s", i ? ", " : "the sets are: ", cfg->evals[i].name);
+                sb_printf(err, ")");
+                r->bad = 1;
+            }
+        }
+    }
     if (!r->bad && !!d->task == !!d->data) {
         sb_printf(err, "%s", d->task ? "give either --task or --data, not both"
                                      : "no training data: give --task FILE.rasp (or --data FILE.jsonl)");
@@ -414,6 +436,41 @@ void ft_config_free(FtConfig *cfg)
     free(cfg->train);
     free(cfg->freeze);
     memset(cfg, 0, sizeof *cfg);
+}
+
+int ft_parse_stop_when(const char *s, char *name, size_t cap, double *acc, StrBuf *err)
+{
+    const char *ge = strstr(s, ">=");
+    size_t n = ge ? (size_t)(ge - s) : 0;
+    if (!ge || !n || n >= cap) {
+        sb_printf(err, "--stop-when '%s': expected NAME>=ACC with NAME an --eval set, e.g. pt>=0.9 or pt>=90%%", s);
+        return -1;
+    }
+    memcpy(name, s, n);
+    name[n] = 0;
+    const char *num = ge + 2;
+    char *end;
+    errno = 0;
+    double x = strtod(num, &end);
+    int pct = *end == '%' && end > num;
+    if (pct) {
+        end++;
+        x /= 100;   /* exact division: "90%" is the same double as "0.9" */
+    }
+    if (!*num || *end || errno || !(x >= 0 && x <= 1)) {
+        sb_printf(err, "--stop-when '%s': ACC must be a number from 0 to 1 (or a percentage up to 100%%), got '%s'",
+                  s, num);
+        return -1;
+    }
+    *acc = x;
+    return 0;
+}
+
+void ft_stop_when_text(const char *name, double acc, char *buf, size_t cap)
+{
+    char a[64];
+    fmt_double(acc, a, sizeof a);
+    snprintf(buf, cap, "%s>=%s", name, a);
 }
 
 json_t *ft_parse_eval_spec(const char *s, StrBuf *err)
@@ -682,6 +739,9 @@ typedef struct {
     FtResult *res;
     json_t *last_eval;      /* {"name": {"acc", "loss", "n"}} */
     double t0;
+    long stopped_at;        /* --stop-when: the step it held at, or -1 */
+    double best_acc;        /* --stop-when: its set's best accuracy so far (NAN: none yet) */
+    long best_step;
 } Run;
 
 static double now_s(void)
@@ -736,6 +796,11 @@ static json_t *shaping_config(const json_t *config)
     return c;
 }
 
+static void stop_text(const FtConfig *cfg, char *buf, size_t cap)
+{
+    ft_stop_when_text(cfg->evals[cfg->stop_eval].name, cfg->stop_acc, buf, cap);
+}
+
 static json_t *provenance(const Run *r, long steps, double train_loss)
 {
     json_t *p = json_object();
@@ -751,6 +816,12 @@ static json_t *provenance(const Run *r, long steps, double train_loss)
     json_object_set_new(p, "steps", json_integer(steps));
     json_object_set_new(p, "train_loss", isfinite(train_loss) ? json_real(train_loss) : json_null());
     json_object_set_new(p, "eval", r->last_eval ? json_deep_copy(r->last_eval) : json_object());
+    if (r->cfg->stop_when) {
+        char sw[128];
+        stop_text(r->cfg, sw, sizeof sw);
+        json_object_set_new(p, "stop_when", json_string(sw));
+        json_object_set_new(p, "stopped_at", r->stopped_at >= 0 ? json_integer(r->stopped_at) : json_null());
+    }
     return p;
 }
 
@@ -788,6 +859,10 @@ static int write_checkpoint(Run *r, long step, double train_loss, StrBuf *err)
                                                      : json_pack("[s, s]", OPTIM_TENSOR_ADAM_M, OPTIM_TENSOR_ADAM_V));
     json_object_set_new(st, "data_stream", json_string("batch s is a pure function of (seed, s)"));
     json_object_set_new(st, "rng", rng_state_json(r->cfg->seed, step));
+    if (r->cfg->stop_when)   /* so a resumed run still reports the best of the whole run */
+        json_object_set_new(st, "stop_best", isnan(r->best_acc) ? json_null()
+                                                 : json_pack("{s:f, s:I}", "acc", r->best_acc, "step",
+                                                             (json_int_t)r->best_step));
     char *text = json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(st);
     model_set_meta(r->m, FT_STATE_KEY, text);
@@ -873,6 +948,26 @@ static int run_eval(Run *r, long step, StrBuf *err)
     return 0;
 }
 
+/* After an evaluation at `step`: track the --stop-when set's best accuracy, and return 1 (with
+ * the log line written) if the condition holds. */
+static int stop_met(Run *r, long step)
+{
+    const FtConfig *cfg = r->cfg;
+    if (!cfg->stop_when) return 0;
+    const FtEvalResult *e = &r->evals[cfg->stop_eval].res;
+    if (isnan(r->best_acc) || e->acc > r->best_acc) {
+        r->best_acc = e->acc;
+        r->best_step = step;
+    }
+    if (!(e->acc >= cfg->stop_acc)) return 0;
+    char sw[128];
+    stop_text(cfg, sw, sizeof sw);
+    r->stopped_at = step;
+    log_line(r, json_pack("{s:s, s:I, s:s, s:O}", "type", "stop", "step", (json_int_t)step, "reason", sw, "eval",
+                          r->last_eval));
+    return 1;
+}
+
 static int dir_writable(const char *path, const char *flag, StrBuf *err)
 {
     char *dir = xstrdup(path);
@@ -899,6 +994,8 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
     r->cfg = cfg;
     r->hooks = hooks;
     r->res = res;
+    r->stopped_at = -1;
+    r->best_acc = NAN;
     int nthreads = hooks && hooks->threads > 0 ? hooks->threads : 1;
     r->pool = bwd_pool_new(nthreads);
     r->fs = xcalloc((size_t)nthreads, sizeof(FwdState));
@@ -929,6 +1026,11 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
         if (!r->parent_provenance) r->parent_provenance = json_null();
         json_t *le = json_object_get(state, "eval");
         if (json_is_object(le) && json_object_size(le)) r->last_eval = json_deep_copy(le);
+        json_t *sb = json_object_get(state, "stop_best");
+        if (json_is_object(sb)) {
+            r->best_acc = json_number_value(json_object_get(sb, "acc"));
+            r->best_step = (long)json_integer_value(json_object_get(sb, "step"));
+        }
         if (hooks->parent_check) {
             char h[65];
             file_sha(hooks->parent_check, h);
@@ -1097,6 +1199,7 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
         log_line(r, head);
         if (run_eval(r, 0, err)) goto done;
         progress(r, 0, NAN, optim_lr(&cfg->opt, 0), NAN, 0, r->neval > 0);
+        if (stop_met(r, 0)) res->train_loss = NAN;   /* no step taken */
     } else {
         log_line(r, json_pack("{s:s, s:I}", "type", "resume", "step", (json_int_t)start));
     }
@@ -1104,7 +1207,7 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
     BwdOptions bo = {0, (float)cfg->logit_scale, r->trainable};
     double loss = NAN, gn = NAN, lr = NAN;
     long step = start, last_eval_step = resume ? -1 : 0;
-    for (; step < cfg->opt.steps; step++) {
+    for (; step < cfg->opt.steps && r->stopped_at < 0; step++) {
         if (hooks && hooks->stop && *hooks->stop) {
             if (write_checkpoint(r, step, loss, err)) goto done;
             log_line(r, json_pack("{s:s, s:I}", "type", "interrupted", "step", (json_int_t)step));
@@ -1149,25 +1252,33 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
             evaluated = r->neval > 0;
         }
         progress(r, done_steps, loss, lr, gn, res->steps_run, evaluated);
+        if (evaluated && stop_met(r, done_steps)) break;   /* the output is written at this step */
         if (cfg->checkpoint_every && done_steps % cfg->checkpoint_every == 0 && done_steps < cfg->opt.steps)
             if (write_checkpoint(r, done_steps, loss, err)) goto done;
         if (hooks && hooks->test_delay_ms > 0) sleep_ms(hooks->test_delay_ms);
     }
-    if (last_eval_step != cfg->opt.steps && run_eval(r, cfg->opt.steps, err)) goto done;
-    res->steps = cfg->opt.steps;
+    if (r->stopped_at < 0 && last_eval_step != cfg->opt.steps) {
+        if (run_eval(r, cfg->opt.steps, err)) goto done;
+        if (r->neval) stop_met(r, cfg->opt.steps);
+    }
+    long end = r->stopped_at >= 0 ? r->stopped_at : cfg->opt.steps;
+    res->steps = end;
 
     /* ---- the output: the parent's metadata, the new weights, provenance ---- */
     strip_training_state(r->m);
-    json_t *pv = provenance(r, cfg->opt.steps, res->train_loss);
+    json_t *pv = provenance(r, end, res->train_loss);
     model_set_provenance(r->m, pv);
     json_decref(pv);
     if (model_save(r->m, cfg->output, err)) goto done;
-    log_line(r, json_pack("{s:s, s:I, s:s}", "type", "done", "step", (json_int_t)cfg->opt.steps, "output",
+    log_line(r, json_pack("{s:s, s:I, s:s}", "type", "done", "step", (json_int_t)end, "output",
                           cfg->output));
     status = FT_OK;
 done:
     res->elapsed = r->t0 > 0 ? now_s() - r->t0 : 0;
     res->neval = r->neval;
+    res->stopped_at = r->stopped_at;
+    res->stop_best_acc = r->best_acc;
+    res->stop_best_step = r->best_step;
     for (int i = 0; i < r->neval; i++) {
         res->eval[i] = r->evals[i].res;
     }

@@ -58,6 +58,9 @@ typedef struct {
     uint64_t eval_seed;
     long log_every;
     long checkpoint_every;  /* 0: only on SIGINT/SIGTERM */
+    const char *stop_when;  /* "NAME>=ACC" as given (key "stop_when"), or NULL */
+    int stop_eval;          /* with stop_when: the index in evals of NAME */
+    double stop_acc;        /* with stop_when: ACC, a fraction in [0, 1] */
 } FtConfig;
 
 /* Every configuration key with its default value ("model", "output", "task" … are null). */
@@ -76,6 +79,14 @@ void ft_config_free(FtConfig *cfg);
 /* Parse "NAME=FILE.rasp[,spurious=PRED.rasp,rate=C]" into an object
  * {"name", "program", "spurious", "rate"}; NULL with a message on a malformed spec. */
 struct json_t *ft_parse_eval_spec(const char *s, StrBuf *err);
+
+/* Parse "NAME>=ACC" (ACC a fraction in [0, 1] or a percentage like "90%") into NAME and the
+ * fraction; -1 with a message naming --stop-when if malformed. NAME is not checked against
+ * the evaluation sets here (ft_config_parse does that). */
+int ft_parse_stop_when(const char *s, char *name, size_t cap, double *acc, StrBuf *err);
+/* The canonical spelling of a stop condition, "NAME>=ACC" with ACC a fraction: how it is
+ * stored in the configuration, the provenance and the log. */
+void ft_stop_when_text(const char *name, double acc, char *buf, size_t cap);
 
 /* A checkpoint's configuration (a new reference), for --resume. NULL with a message if
  * the file is not a readable model or holds no fine-tuning state. */
@@ -128,6 +139,9 @@ typedef struct {
     long checkpoint_step;
     double elapsed;         /* seconds of training in this process */
     long steps_run;         /* steps taken by this process */
+    long stopped_at;        /* the step --stop-when held at, or -1 */
+    double stop_best_acc;   /* with --stop-when: the best accuracy of its set (NAN if never scored) */
+    long stop_best_step;    /* and the step of its first occurrence */
 } FtResult;
 
 /* Run (or continue) a fine-tuning run. Errors: message in err. */

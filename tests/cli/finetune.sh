@@ -34,7 +34,7 @@ SMALL="--steps 12 --batch 16 --lr 1e-2 --warmup 3 --init-noise 1e-3 --eval-size 
 expect_status "help" 0 -- $FT --help
 for flag in --task --data --len --no-repeat --at --spurious --spurious-rate --mix --logit-scale --optimizer --lr \
             --momentum --weight-decay --clip --warmup --schedule --min-lr-ratio --steps --batch --init-noise \
-            --train --freeze --seed --eval --eval-every --log --checkpoint-every --resume --threads; do
+            --train --freeze --seed --eval --eval-every --stop-when --log --checkpoint-every --resume --threads; do
     if grep -q -- "$flag" "$TMPD/out"; then ok; else bad "--help does not describe $flag"; fi
 done
 
@@ -185,4 +185,92 @@ expect_status "jsonl" 0 -- $FT "$M" --data "$TMPD/pairs.jsonl" $SMALL -o "$TMPD/
 expect_err "jsonl bad token" 1 "pairs.jsonl:1: input token 1 (\"z\") is not in the model's vocab" -- \
     sh -c "echo '{\"input\": [\"z\"], \"output\": [1]}' >$TMPD/pairs.jsonl && $FT $M --data $TMPD/pairs.jsonl -o $TMPD/d.safetensors"
 expect_status "mix" 0 -- $FT "$M" $TASK --mix rasp_examples/count_a.rasp:0.3 $SMALL -o "$TMPD/e.safetensors"
+# ---- --stop-when NAME>=ACC: stop at the first evaluation where it holds (reverse fine-tuning)
+SW="--steps 6 --batch 16 --lr 1e-2 --eval-size 100 --quiet"
+OWN="--task rasp_examples/count_a.rasp --at 1"
+expect_err "stop-when: unknown set" 2 "--stop-when 'x>=0.9': no --eval set is named 'x' (the sets are: pt)" -- \
+    $FT "$M" $OWN $SW --eval pt=rasp_examples/count_a.rasp --stop-when 'x>=0.9' -o "$O"
+expect_err "stop-when: no sets" 2 "--stop-when 'pt>=0.9': no --eval set is named 'pt'" -- \
+    $FT "$M" $OWN $SW --stop-when 'pt>=0.9' -o "$O"
+expect_err "stop-when: acc > 1" 2 "--stop-when 'pt>=1.01': ACC must be a number from 0 to 1" -- \
+    $FT "$M" $OWN $SW --eval pt=rasp_examples/count_a.rasp --stop-when 'pt>=1.01' -o "$O"
+expect_err "stop-when: percentage > 100" 2 "--stop-when 'pt>=101%': ACC must be a number from 0 to 1" -- \
+    $FT "$M" $OWN $SW --eval pt=rasp_examples/count_a.rasp --stop-when 'pt>=101%' -o "$O"
+expect_err "stop-when: malformed" 2 "--stop-when 'pt=0.9': expected NAME>=ACC" -- \
+    $FT "$M" $OWN $SW --eval pt=rasp_examples/count_a.rasp --stop-when 'pt=0.9' -o "$O"
+[ ! -e "$O" ] && ok || bad "a rejected run wrote $O"
+
+# a compiled model on its own task already meets the condition at step 0: output = the parent's weights
+S0="$TMPD/s0.safetensors"
+if expect_status "stop-when: at step 0" 0 -- $FT "$M" $OWN $SW --eval pt=rasp_examples/count_a.rasp \
+        --stop-when 'pt>=90%' --log "$TMPD/s0.jsonl" --json -o "$S0"; then
+    if python3 - "$TMPD/out" "$S0" "$TMPD/s0.jsonl" <<'EOF' 2>"$TMPD/py"; then ok; else bad "stop-when at 0"; cat "$TMPD/py"; fi
+import json, struct, sys
+summary = json.load(open(sys.argv[1]))
+assert summary["stopped_at"] == 0 and summary["steps"] == 0 and summary["stop_when"] == "pt>=0.9", summary
+data = open(sys.argv[2], "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+p = json.loads(json.loads(data[8:8 + n])["__metadata__"]["provenance"])
+assert p["stopped_at"] == 0 and p["stop_when"] == "pt>=0.9" and p["steps"] == 0, p
+assert p["config"]["stop_when"] == "pt>=0.9" and p["eval"]["pt"]["acc"] >= 0.9, p
+lines = [json.loads(l) for l in open(sys.argv[3])]
+stop = [l for l in lines if l["type"] == "stop"]
+assert len(stop) == 1 and stop[0]["step"] == 0 and stop[0]["reason"] == "pt>=0.9", stop
+assert stop[0]["eval"]["pt"]["acc"] >= 0.9, stop
+assert lines[-1] == {"type": "done", "step": 0, "output": sys.argv[2]}, lines[-1]
+assert not [l for l in lines if l["type"] == "train"], "no step was taken"
+EOF
+fi
+expect_status "stop-when: text summary" 0 -- $FT "$M" $OWN $SW --eval pt=rasp_examples/count_a.rasp \
+    --stop-when 'pt>=0.9' -o "$S0"
+grep -q "^$S0: 0 steps; eval pt 100.0% (loss [^)]*); stopped at step 0: pt 100.0% >= 90%$" "$TMPD/out" && ok ||
+    { bad "stop-when: text summary"; cat "$TMPD/out"; }
+
+# mid-run: training count_a towards count_b, count_b accuracy (27% at step 0) passes 30% within a few steps
+S1="$TMPD/s1.safetensors"
+if expect_status "stop-when: mid-run" 0 -- $FT "$M" $TASK --steps 60 --batch 16 --lr 1e-2 --eval-size 100 --quiet \
+        --eval ft=rasp_examples/count_b.rasp --stop-when 'ft>=0.3' --eval-every 2 --log "$TMPD/s1.jsonl" --json -o "$S1"; then
+    if python3 - "$TMPD/out" "$S1" "$TMPD/s1.jsonl" <<'EOF' 2>"$TMPD/py"; then ok; else bad "stop-when mid-run"; cat "$TMPD/py"; fi
+import json, struct, sys
+summary = json.load(open(sys.argv[1]))
+s = summary["stopped_at"]
+assert 0 < s < 60 and s % 2 == 0 and summary["steps"] == s, summary
+data = open(sys.argv[2], "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+p = json.loads(json.loads(data[8:8 + n])["__metadata__"]["provenance"])
+assert p["stopped_at"] == s and p["steps"] == s and p["eval"]["ft"]["acc"] >= 0.3, p
+lines = [json.loads(l) for l in open(sys.argv[3])]
+evals = [l for l in lines if l["type"] == "eval"]
+assert evals[-1]["step"] == s and all(e["eval"]["ft"]["acc"] < 0.3 for e in evals[:-1]), evals
+assert [l["type"] for l in lines[-2:]] == ["stop", "done"] and lines[-2]["eval"] == evals[-1]["eval"], lines[-2:]
+EOF
+fi
+
+# never met (count_b accuracy of a model trained on count_a): runs to --steps, reports the best
+S2="$TMPD/s2.safetensors"
+NEVER="$FT $M $OWN $SW --eval ft=rasp_examples/count_b.rasp --stop-when ft>=0.99 --eval-every 2"
+if expect_status "stop-when: never met" 0 -- $NEVER --checkpoint-every 4 --log "$TMPD/s2.jsonl" -o "$S2"; then
+    grep -q "; ft never reached 99%: best [0-9.]*% at step [0-9]*$" "$TMPD/out" && ok || { bad "never met: summary"; cat "$TMPD/out"; }
+    cp "$TMPD/out" "$TMPD/s2.out"
+    if python3 - "$S2" "$TMPD/s2.jsonl" <<'EOF' 2>"$TMPD/py"; then ok; else bad "stop-when never met"; cat "$TMPD/py"; fi
+import json, struct, sys
+data = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+p = json.loads(json.loads(data[8:8 + n])["__metadata__"]["provenance"])
+assert p["stopped_at"] is None and p["stop_when"] == "ft>=0.99" and p["steps"] == 6, p
+assert not [l for l in map(json.loads, open(sys.argv[2])) if l["type"] == "stop"]
+EOF
+fi
+expect_status "stop-when: never met, json" 0 -- $NEVER --json -o "$TMPD/s2b.safetensors"
+python3 -c 'import json,sys; s = json.load(open(sys.argv[1])); assert s["stopped_at"] is None and 0 <= s["stop_best"]["acc"] < 0.99, s' \
+    "$TMPD/out" && ok || { bad "never met: json summary"; cat "$TMPD/out"; }
+# a setting like the others on resume: changing it is refused, repeating it (in any spelling) is fine,
+# and the resumed run ends with the same bytes and the same best (kept in the checkpoint)
+expect_err "stop-when: changed on resume" 2 "--stop-when \"ft>=0.5\" differs from the checkpoint's \"ft>=0.99\"" -- \
+    $FT --resume "$TMPD/s2.ckpt.safetensors" --stop-when 'ft>=0.5' --quiet -o "$TMPD/s3.safetensors"
+expect_status "stop-when: resume" 0 -- $FT --resume "$TMPD/s2.ckpt.safetensors" --stop-when 'ft>=99%' --quiet \
+    -o "$TMPD/s3.safetensors"
+same_file "stop-when: resumed bytes" "$S2" "$TMPD/s3.safetensors"
+[ "$(sed 's/^[^:]*://' "$TMPD/out")" = "$(sed 's/^[^:]*://' "$TMPD/s2.out")" ] && ok ||
+    { bad "stop-when: resumed summary"; cat "$TMPD/out" "$TMPD/s2.out"; }
 finish
