@@ -40,6 +40,12 @@ static void usage(FILE *f)
         "  --mix FILE.rasp:FRAC    mix in samples of another program (repeatable; sum < 1)\n"
         "  --max-tries N           rejection-sampling bound per sample (default: 100000)\n"
         "loss:\n"
+        "preset:\n"
+        "  --preset NAME           a paper's protocol; flags after it override it, flags before\n"
+        "                          it are overridden. jain2023: SGD momentum 0.9, batch 96,\n"
+        "                          10000 steps, warmup 2000 then cosine to 0.01 x lr, init noise\n"
+        "                          1e-3 (not --lr: the paper sweeps it). Prints the effective\n"
+        "                          protocol and the open choices unless --quiet.\n"
         "  --logit-scale S         categorical outputs: cross-entropy of softmax(S * logits)\n"
         "                          (default: 10); numerical outputs: squared error\n"
         "optimizer:\n"
@@ -253,7 +259,7 @@ enum {
     O_TASK = 256, O_DATA, O_LEN, O_NOREP, O_AT, O_SPUR, O_SPURRATE, O_MIX, O_MAXTRIES, O_LSCALE, O_OPT, O_LR,
     O_MOM, O_B1, O_B2, O_EPS, O_WD, O_CLIP, O_WARM, O_SCHED, O_MINLR, O_STEPS, O_BATCH, O_NOISE, O_TRAIN,
     O_FREEZE, O_SEED, O_EVAL, O_EVEVERY, O_EVSIZE, O_EVSEED, O_LOG, O_LOGEVERY, O_CKPT, O_CKPTEVERY, O_RESUME,
-    O_QUIET, O_JSON, O_TESTNAN, O_TESTDELAY, O_THREADS, O_STOPWHEN,
+    O_QUIET, O_JSON, O_TESTNAN, O_TESTDELAY, O_THREADS, O_STOPWHEN, O_PRESET,
 };
 
 /* Options whose value is a plain number: key, flag kind (1 real, 2 integer). */
@@ -303,7 +309,7 @@ int cmd_finetune(int argc, char **argv)
         {"checkpoint", required_argument, NULL, O_CKPT}, {"checkpoint-every", required_argument, NULL, O_CKPTEVERY},
         {"resume", required_argument, NULL, O_RESUME}, {"quiet", no_argument, NULL, O_QUIET},
         {"json", no_argument, NULL, O_JSON}, {"threads", required_argument, NULL, O_THREADS},
-        {"stop-when", required_argument, NULL, O_STOPWHEN},
+        {"stop-when", required_argument, NULL, O_STOPWHEN}, {"preset", required_argument, NULL, O_PRESET},
         /* testing only: make the loss of step N NaN; sleep MS after every step */
         {"test-nan-at", required_argument, NULL, O_TESTNAN}, {"test-step-delay", required_argument, NULL, O_TESTDELAY},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
@@ -402,6 +408,14 @@ int cmd_finetune(int argc, char **argv)
             json_object_set_new(given, "stop_when", json_string(text));
             break;
         }
+        case O_PRESET:
+            /* applied here, in argv order: later flags override it, earlier ones are overridden */
+            if (ft_preset_apply(given, optarg)) {
+                fprintf(stderr, "tracc finetune: --preset: unknown preset '%s' (known: %s)\n", optarg,
+                        ft_preset_names());
+                goto usage_fail;
+            }
+            break;
         case O_RESUME: resume = optarg; break;
         case O_QUIET: quiet = 1; break;
         case O_THREADS:
@@ -443,6 +457,8 @@ int cmd_finetune(int argc, char **argv)
             rc = 1;
             goto out;
         }
+        /* checkpoints written before presets existed have no "preset" key: they had none */
+        if (!json_object_get(cfgj, "preset")) json_object_set_new(cfgj, "preset", json_null());
         json_t *defaults = ft_config_defaults();
         const char *key;
         json_t *v;
@@ -475,6 +491,14 @@ int cmd_finetune(int argc, char **argv)
     if (ft_config_parse(&cfg, cfgj, &err)) {
         fprintf(stderr, "tracc finetune: %s\n", err.s);
         goto usage_fail;
+    }
+
+    if (cfg.preset && !quiet) {
+        StrBuf note;
+        sb_init(&note);
+        ft_preset_notice(&cfg, &note);
+        fputs(note.s, stderr);
+        sb_free(&note);
     }
 
     struct sigaction sa;

@@ -52,7 +52,61 @@ json_t *ft_config_defaults(void)
     json_object_set_new(o, "log_every", json_integer(10));
     json_object_set_new(o, "checkpoint_every", json_integer(0));
     json_object_set_new(o, "stop_when", json_null());
+    json_object_set_new(o, "preset", json_null());
     return o;
+}
+
+/* ---------------------------------------------------------------- presets */
+
+/* A preset is a set of configuration values, applied where it appears among the flags. The
+ * learning rate is deliberately not in jain2023: the paper sweeps it. */
+static json_t *preset_values(const char *name)
+{
+    if (!strcmp(name, "jain2023"))
+        return json_pack("{s:s, s:f, s:i, s:i, s:i, s:s, s:f, s:f, s:s}", "optimizer", "sgd", "momentum", 0.9,
+                         "batch", 96, "steps", 10000, "warmup", 2000, "schedule", "cosine", "min_lr_ratio", 0.01,
+                         "init_noise", 1e-3, "preset", "jain2023");
+    return NULL;
+}
+
+const char *ft_preset_names(void)
+{
+    return "jain2023";
+}
+
+int ft_preset_apply(json_t *given, const char *name)
+{
+    json_t *v = preset_values(name);
+    if (!v) return -1;
+    json_object_update(given, v);
+    json_decref(v);
+    return 0;
+}
+
+void ft_preset_notice(const FtConfig *cfg, StrBuf *out)
+{
+    const OptimConfig *o = &cfg->opt;
+    sb_printf(out, "preset %s: ", cfg->preset ? cfg->preset : "(none)");
+    if (o->kind == OPTIM_SGD) sb_printf(out, "SGD momentum %g", o->momentum);
+    else sb_printf(out, "AdamW betas %g, %g", o->beta1, o->beta2);
+    sb_printf(out, ", batch %d, %ld steps, warmup %ld then ", cfg->batch, o->steps, o->warmup);
+    if (o->schedule == SCHED_COSINE) sb_printf(out, "cosine to %g x lr", o->min_lr_ratio);
+    else sb_printf(out, "constant lr");
+    sb_printf(out, ", init noise %g; lr %g (not set by the preset: the paper sweeps it).\n", cfg->init_noise, o->lr);
+    sb_printf(out, "Choices the paper left open: logit scale %g (fixed), gradient clipping ", cfg->logit_scale);
+    if (o->clip > 0) sb_printf(out, "%g", o->clip);
+    else sb_printf(out, "off");
+    if (o->kind == OPTIM_SGD) sb_printf(out, ", momentum %g", o->momentum);
+    sb_printf(out, ", trained tensors: ");
+    if (cfg->ntrain)
+        for (int i = 0; i < cfg->ntrain; i++) sb_printf(out, "%s%s", i ? "," : "", cfg->train[i]);
+    else
+        sb_printf(out, "all but unembed.*");
+    if (cfg->nfreeze) {
+        sb_printf(out, " except ");
+        for (int i = 0; i < cfg->nfreeze; i++) sb_printf(out, "%s%s", i ? "," : "", cfg->freeze[i]);
+    }
+    sb_printf(out, ".\n");
 }
 
 static const char *const OPERATIONAL[] = {"output", "log", "log_every", "checkpoint", "checkpoint_every",
@@ -327,6 +381,12 @@ int ft_config_parse(FtConfig *cfg, json_t *json, StrBuf *err)
     range_d(r, "init_noise", cfg->init_noise, 0, 0, 1e6, 0, ">= 0");
     cfg->train = get_strs(r, "train", &cfg->ntrain);
     cfg->freeze = get_strs(r, "freeze", &cfg->nfreeze);
+    cfg->preset = get_str(r, "preset", 1);
+    if (cfg->preset && !r->bad) {
+        json_t *pv = preset_values(cfg->preset);
+        if (!pv) bad_value(r, "preset", "names no known preset");
+        json_decref(pv);
+    }
     long long seed = get_int(r, "seed");
     range_l(r, "seed", seed, 0, INT64_MAX, "a non-negative integer");
     cfg->seed = (uint64_t)seed;

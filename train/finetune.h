@@ -61,6 +61,7 @@ typedef struct {
     const char *stop_when;  /* "NAME>=ACC" as given (key "stop_when"), or NULL */
     int stop_eval;          /* with stop_when: the index in evals of NAME */
     double stop_acc;        /* with stop_when: ACC, a fraction in [0, 1] */
+    const char *preset;     /* the --preset named (key "preset"), or NULL */
 } FtConfig;
 
 /* Every configuration key with its default value ("model", "output", "task" … are null). */
@@ -71,10 +72,19 @@ int ft_config_key_is_operational(const char *key);
 /* The flag that sets a key ("lr" -> "--lr", "model" -> "MODEL"), for messages. */
 const char *ft_config_flag(const char *key, char *buf, size_t cap);
 
+/* Presets: named sets of settings (--preset NAME). ft_preset_apply sets the preset's keys
+ * (and "preset": NAME) in a configuration object, overriding what is there; -1 if NAME is
+ * unknown. ft_preset_names lists the known names for messages. ft_preset_notice appends
+ * the effective protocol and the choices the paper left open (from a parsed cfg, so the
+ * values after overrides) as two lines of text. */
+int ft_preset_apply(struct json_t *given, const char *name);
+const char *ft_preset_names(void);
+
 /* Check a configuration and fill cfg (which takes a reference to json). On a bad setting
  * returns -1 with a message naming the flag, e.g. "--lr must be > 0, got 0". */
 int ft_config_parse(FtConfig *cfg, struct json_t *json, StrBuf *err);
 void ft_config_free(FtConfig *cfg);
+void ft_preset_notice(const FtConfig *cfg, StrBuf *out);
 
 /* Parse "NAME=FILE.rasp[,spurious=PRED.rasp,rate=C]" into an object
  * {"name", "program", "spurious", "rate"}; NULL with a message on a malformed spec. */

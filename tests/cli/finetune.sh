@@ -34,7 +34,7 @@ SMALL="--steps 12 --batch 16 --lr 1e-2 --warmup 3 --init-noise 1e-3 --eval-size 
 expect_status "help" 0 -- $FT --help
 for flag in --task --data --len --no-repeat --at --spurious --spurious-rate --mix --logit-scale --optimizer --lr \
             --momentum --weight-decay --clip --warmup --schedule --min-lr-ratio --steps --batch --init-noise \
-            --train --freeze --seed --eval --eval-every --stop-when --log --checkpoint-every --resume --threads; do
+            --train --freeze --seed --eval --eval-every --stop-when --log --checkpoint-every --resume --threads --preset; do
     if grep -q -- "$flag" "$TMPD/out"; then ok; else bad "--help does not describe $flag"; fi
 done
 
@@ -273,4 +273,53 @@ expect_status "stop-when: resume" 0 -- $FT --resume "$TMPD/s2.ckpt.safetensors" 
 same_file "stop-when: resumed bytes" "$S2" "$TMPD/s3.safetensors"
 [ "$(sed 's/^[^:]*://' "$TMPD/out")" = "$(sed 's/^[^:]*://' "$TMPD/s2.out")" ] && ok ||
     { bad "stop-when: resumed summary"; cat "$TMPD/out" "$TMPD/s2.out"; }
+
+# ---- --preset jain2023: the notice, argv order (later flags win, earlier ones lose), provenance
+PT="$TMPD/pt.safetensors"
+P2="--steps 2 --warmup 1 --eval-size 20"
+$FT "$M" $TASK --batch 8 --momentum 0.5 --preset jain2023 $P2 -o "$PT" >"$TMPD/out" 2>"$TMPD/err" && ok ||
+    { bad "preset: run failed"; cat "$TMPD/err"; }
+for want in "preset jain2023: SGD momentum 0.9, batch 96, 2 steps, warmup 1 then cosine to 0.01 x lr, init noise 0.001" \
+            "lr 0.001 (not set by the preset" \
+            "Choices the paper left open: logit scale 10 (fixed), gradient clipping 1, momentum 0.9, trained tensors: all but unembed.*"; do
+    if grep -qF "$want" "$TMPD/err"; then ok; else bad "preset notice lacks '$want'"; cat "$TMPD/err"; fi
+done
+[ "$(grep -c '^preset jain2023' "$TMPD/err")" = 1 ] && ok || bad "preset notice not printed exactly once"
+PT2="$TMPD/pt2.safetensors"
+$FT "$M" $TASK --preset jain2023 $P2 --batch 8 --momentum 0.5 --clip 0 --logit-scale 5 -o "$PT2" >"$TMPD/out" 2>"$TMPD/err" && ok ||
+    { bad "preset override: run failed"; cat "$TMPD/err"; }
+grep -qF "preset jain2023: SGD momentum 0.5, batch 8," "$TMPD/err" && grep -qF "logit scale 5 (fixed), gradient clipping off, momentum 0.5" "$TMPD/err" &&
+    ok || { bad "preset notice does not show the overrides"; cat "$TMPD/err"; }
+if python3 - "$PT" "$PT2" <<'EOF' 2>"$TMPD/py"; then ok; else bad "preset provenance"; cat "$TMPD/py"; fi
+import json, struct, sys
+def config(path):
+    data = open(path, "rb").read()
+    n = struct.unpack("<Q", data[:8])[0]
+    return json.loads(json.loads(data[8:8 + n])["__metadata__"]["provenance"])["config"]
+a, b = config(sys.argv[1]), config(sys.argv[2])
+for c in (a, b):
+    assert c["preset"] == "jain2023", c
+    assert c["optimizer"] == "sgd" and c["schedule"] == "cosine" and c["min_lr_ratio"] == 0.01, c
+    assert c["init_noise"] == 1e-3 and c["steps"] == 2 and c["warmup"] == 1 and c["lr"] == 1e-3, c
+    assert c["train"] == [] and c["freeze"] == [], c
+# flags before the preset are overridden by it
+assert a["batch"] == 96 and a["momentum"] == 0.9 and a["clip"] == 1 and a["logit_scale"] == 10, a
+# flags after it override it
+assert b["batch"] == 8 and b["momentum"] == 0.5 and b["clip"] == 0 and b["logit_scale"] == 5, b
+EOF
+$FT "$M" $TASK --preset jain2023 $P2 --quiet -o "$TMPD/pt3.safetensors" >"$TMPD/out" 2>"$TMPD/err" && [ ! -s "$TMPD/err" ] &&
+    ok || { bad "preset: --quiet still prints"; cat "$TMPD/err"; }
+expect_status "preset: unknown name" 2 -- $FT "$M" $TASK --preset jain2024 -o "$TMPD/x.safetensors"
+grep -q -- "--preset" "$TMPD/err" && grep -q "jain2023" "$TMPD/err" && ok || { bad "unknown preset message"; cat "$TMPD/err"; }
+[ ! -f "$TMPD/x.safetensors" ] && ok || bad "unknown preset wrote an output"
+expect_status "preset: needs a value" 2 -- $FT "$M" $TASK -o "$TMPD/x.safetensors" --preset
+# the preset is a setting like the others on --resume: repeating it agrees, leaving it off is
+# fine, a value the preset sets that differs from the checkpoint's is refused
+$FT "$M" $TASK --preset jain2023 $P2 --batch 4 --checkpoint-every 1 --quiet -o "$TMPD/pr.safetensors" >/dev/null 2>&1 && ok ||
+    bad "preset: checkpointed run failed"
+expect_status "preset: resume repeating the preset" 0 -- $FT --resume "$TMPD/pr.ckpt.safetensors" --preset jain2023 $P2 --batch 4 --quiet
+expect_status "preset: resume without it" 0 -- $FT --resume "$TMPD/pr.ckpt.safetensors" --quiet
+expect_status "preset: resume where the preset changes a setting" 2 -- $FT --resume "$TMPD/pr.ckpt.safetensors" --batch 4 --preset jain2023 $P2
+grep -q -- "--batch 96 differs" "$TMPD/err" && ok || { bad "preset resume message"; cat "$TMPD/err"; }
+
 finish
