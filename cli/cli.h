@@ -3,6 +3,7 @@
 #ifndef TRACC_CLI_H
 #define TRACC_CLI_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 int cmd_check(int argc, char **argv);
@@ -24,6 +25,16 @@ struct VerifyReport;
 struct json_t;
 void cli_print_counterexample(FILE *f, const struct VerifyReport *r);
 struct json_t *cli_verify_json(const struct VerifyReport *r);
+
+/* Shared by the subcommands (defined in cli/clio.c). A usage error, the same for every
+ * subcommand: "tracc CMD: <fmt with arg>" and a pointer to `tracc CMD --help` on stderr.
+ * Returns 2, the usage exit status. */
+int cli_usage_error(const char *cmd, const char *fmt, const char *arg);
+
+/* Whole-string decimal integers: 0 and *out set, or -1 (empty, trailing text, overflow,
+ * outside lo..hi; cli_parse_u64 also refuses a leading '-'). */
+int cli_parse_long(const char *s, long lo, long hi, long *out);
+int cli_parse_u64(const char *s, uint64_t *out);
 
 #define TRACC_VERSION "0.1.0"
 

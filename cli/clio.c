@@ -1,7 +1,9 @@
 /* clio.c — see clio.h. */
+#include "cli/cli.h"
 #include "cli/clio.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -99,4 +101,32 @@ void print_row(FILE *out, const Value *vals, int n, int json)
     if (json) fputc(']', out);
     fputc('\n', out);
     sb_free(&b);
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "tracc %s: ", cmd);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'tracc %s --help'.\n", cmd);
+    return 2;
+}
+
+int cli_parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!*s || *end || errno || s[0] == '-') return -1;
+    *out = v;
+    return 0;
 }

@@ -41,13 +41,7 @@ static void usage(FILE *f)
             "Exit status: 0 done, 1 error, 2 usage.\n");
 }
 
-static int bad_usage(const char *msg, const char *arg)
-{
-    fprintf(stderr, "tracc attn: ");
-    fprintf(stderr, msg, arg);
-    fprintf(stderr, "\nTry 'tracc attn --help'.\n");
-    return 2;
-}
+static int bad_usage(const char *msg, const char *arg) { return cli_usage_error("attn", msg, arg); }
 
 static int ends_with(const char *s, const char *suf)
 {

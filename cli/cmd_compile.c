@@ -47,33 +47,7 @@ static void usage(FILE *f)
             RASP_MAX_LEN);
 }
 
-static int bad_usage(const char *msg, const char *arg)
-{
-    fprintf(stderr, "tracc compile: ");
-    fprintf(stderr, msg, arg);
-    fprintf(stderr, "\nTry 'tracc compile --help'.\n");
-    return 2;
-}
-
-static int parse_long(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (!*s || *end || errno || s[0] == '-') return -1;
-    *out = v;
-    return 0;
-}
+static int bad_usage(const char *msg, const char *arg) { return cli_usage_error("compile", msg, arg); }
 
 static double now_ms(void)
 {
@@ -141,7 +115,7 @@ int cmd_compile(int argc, char **argv)
         case 'o': out = optarg; break;
         case 'v': fo.vocab = ao.vocab = optarg; break;
         case 'm':
-            if (parse_long(optarg, 1, RASP_MAX_LEN, &v))
+            if (cli_parse_long(optarg, 1, RASP_MAX_LEN, &v))
                 return bad_usage("--max-len must be an integer from 1 to 4096, got '%s'", optarg);
             fo.max_len = ao.max_len = (int)v;
             break;
@@ -160,12 +134,12 @@ int cmd_compile(int argc, char **argv)
             else return bad_usage("--verify must be auto, exhaustive, sample or none, got '%s'", optarg);
             break;
         case 'n':
-            if (parse_long(optarg, 1, 1000000000L, &v))
+            if (cli_parse_long(optarg, 1, 1000000000L, &v))
                 return bad_usage("--samples must be a positive integer, got '%s'", optarg);
             vo.samples = v;
             break;
         case 's':
-            if (parse_u64(optarg, &vo.seed)) return bad_usage("--seed must be a non-negative integer, got '%s'", optarg);
+            if (cli_parse_u64(optarg, &vo.seed)) return bad_usage("--seed must be a non-negative integer, got '%s'", optarg);
             break;
         case 'j': json = 1; break;
         case 'S': {

@@ -42,13 +42,7 @@ static void usage(FILE *f)
             "Exit status: 0 done, 1 error (unreadable files, different structures), 2 usage.\n");
 }
 
-static int bad_usage(const char *msg, const char *arg)
-{
-    fprintf(stderr, "tracc diff: ");
-    fprintf(stderr, msg, arg);
-    fprintf(stderr, "\nTry 'tracc diff --help'.\n");
-    return 2;
-}
+static int bad_usage(const char *msg, const char *arg) { return cli_usage_error("diff", msg, arg); }
 
 static void print_num(FILE *f, double x)
 {

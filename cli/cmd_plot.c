@@ -26,13 +26,7 @@ static void usage(FILE *f)
             "Exit status: 0 done, 1 error (unreadable or malformed log), 2 usage.\n");
 }
 
-static int bad_usage(const char *msg, const char *arg)
-{
-    fprintf(stderr, "tracc plot: ");
-    fprintf(stderr, msg, arg);
-    fprintf(stderr, "\nTry 'tracc plot --help'.\n");
-    return 2;
-}
+static int bad_usage(const char *msg, const char *arg) { return cli_usage_error("plot", msg, arg); }
 
 int cmd_plot(int argc, char **argv)
 {

@@ -49,13 +49,7 @@ static void usage(FILE *f)
             "Exit status: 0 done, 1 error, 2 usage.\n");
 }
 
-static int bad_usage(const char *msg, const char *arg)
-{
-    fprintf(stderr, "tracc probe: ");
-    fprintf(stderr, msg, arg);
-    fprintf(stderr, "\nTry 'tracc probe --help'.\n");
-    return 2;
-}
+static int bad_usage(const char *msg, const char *arg) { return cli_usage_error("probe", msg, arg); }
 
 static void print_result(const ProbeResult *r, const char *model, const char *prog, const ProbeOptions *o, int own)
 {

@@ -61,13 +61,7 @@ static void usage(FILE *f)
             "Exit status: 0 done, 1 error, 2 usage.\n");
 }
 
-static int bad_usage(const char *msg, const char *arg)
-{
-    fprintf(stderr, "tracc prune: ");
-    fprintf(stderr, msg, arg);
-    fprintf(stderr, "\nTry 'tracc prune --help'.\n");
-    return 2;
-}
+static int bad_usage(const char *msg, const char *arg) { return cli_usage_error("prune", msg, arg); }
 
 static void print_row(const PruneResult *r, const char *label, const PruneRow *row)
 {

@@ -40,23 +40,7 @@ static void usage(FILE *f)
             RASP_MAX_LEN);
 }
 
-static int bad_usage(const char *msg, const char *arg)
-{
-    fprintf(stderr, "tracc verify: ");
-    fprintf(stderr, msg, arg);
-    fprintf(stderr, "\nTry 'tracc verify --help'.\n");
-    return 2;
-}
-
-static int parse_long(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
+static int bad_usage(const char *msg, const char *arg) { return cli_usage_error("verify", msg, arg); }
 
 static int ends_with(const char *s, const char *suffix)
 {
@@ -89,7 +73,7 @@ int cmd_verify(int argc, char **argv)
         switch (c) {
         case 'E': exhaustive = 1; break;
         case 'n':
-            if (parse_long(optarg, 1, 1000000000L, &v))
+            if (cli_parse_long(optarg, 1, 1000000000L, &v))
                 return bad_usage("--samples must be a positive integer, got '%s'", optarg);
             vo.samples = v;
             sampled = 1;
@@ -104,7 +88,7 @@ int cmd_verify(int argc, char **argv)
             break;
         }
         case 'm':
-            if (parse_long(optarg, 1, RASP_MAX_LEN, &v))
+            if (cli_parse_long(optarg, 1, RASP_MAX_LEN, &v))
                 return bad_usage("--max-len must be an integer from 1 to 4096, got '%s'", optarg);
             max_len = (int)v;
             break;
