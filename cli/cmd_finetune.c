@@ -92,13 +92,7 @@ static void usage(FILE *f)
         "Exit status: 0 done, 1 error (or interrupted: a checkpoint was written), 2 usage.\n");
 }
 
-static int bad_usage(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "tracc finetune: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nTry 'tracc finetune --help'.\n");
-    return 2;
-}
+static int bad_usage(const char *fmt, const char *arg) { return cli_usage_error("finetune", fmt, arg); }
 
 static volatile sig_atomic_t stop_requested = 0;
 
