@@ -31,7 +31,7 @@ TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRCS := $(wildcard bench/bench_*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test bench check-compile clean
+.PHONY: all test bench check-compile finetune-grid clean
 all: $(TRACC) $(LIB)
 
 $(BUILD)/gen/parser.c $(BUILD)/gen/parser.h: compiler/parser.y
@@ -78,6 +78,13 @@ bench: $(TRACC) $(BENCH_BINS)
 # 46, length/hist at 256): minutes, so not part of `make test`.
 check-compile: $(TRACC)
 	sh bench/compile_sweep.sh $(TRACC)
+
+# Issue 7's fine-tuning measurements on the paper's Counter, both conditionings, the paper's
+# init noise and none: 4 x 95 short runs, about 20 minutes on 2 cores (docs/training.md).
+GRID_JOBS ?= 2
+finetune-grid: $(TRACC)
+	for c in tracr balanced; do for n in 1e-3 0; do \
+	    TRACC=$(TRACC) bash bench/finetune_grid.sh -c $$c -n $$n -j $(GRID_JOBS) $(BUILD)/grid/$${c}_$$n || exit 1; done; done
 
 clean:
 	rm -rf build

@@ -998,6 +998,34 @@ static void progress(Run *r, long step, double loss, double lr, double gn, long 
     r->hooks->progress(r->hooks->ctx, &p);
 }
 
+/* The trainable tensor with the largest gradient norm, skipping `skip1` and `skip2`. */
+static int grad_top(const Run *r, const double *per, int skip1, int skip2)
+{
+    int best = -1;
+    for (int t = 0; t < r->m->ntensors; t++)
+        if (r->trainable[t] && t != skip1 && t != skip2 && (best < 0 || per[t] > per[best])) best = t;
+    return best;
+}
+
+/* "; largest gradients at step K: NAME NORM, NAME NORM, NAME NORM" */
+static void grad_top_text(const Run *r, const double *per, long step, StrBuf *out)
+{
+    int a = grad_top(r, per, -1, -1);
+    if (a < 0) return;
+    int b = grad_top(r, per, a, -1), c = b < 0 ? -1 : grad_top(r, per, a, b);
+    sb_printf(out, "; largest gradients at step %ld: %s %.3g", step, r->m->tensors[a].name, per[a]);
+    if (b >= 0) sb_printf(out, ", %s %.3g", r->m->tensors[b].name, per[b]);
+    if (c >= 0) sb_printf(out, ", %s %.3g", r->m->tensors[c].name, per[c]);
+}
+
+static json_t *grad_norms_json(const Run *r, const double *per)
+{
+    json_t *o = json_object();
+    for (int t = 0; t < r->m->ntensors; t++)
+        if (r->trainable[t]) json_object_set_new(o, r->m->tensors[t].name, json_real(per[t]));
+    return o;
+}
+
 static int run_eval(Run *r, long step, StrBuf *err)
 {
     if (!r->neval) return 0;
@@ -1067,6 +1095,7 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
     DataBatch batch;
     memset(&batch, 0, sizeof batch);
     float *grads = NULL;
+    double *gper = NULL, *gprev = NULL;
     char *ckpt_owned = NULL;
 
     /* ---- everything is checked before any work ---- */
@@ -1264,6 +1293,11 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
         log_line(r, json_pack("{s:s, s:I}", "type", "resume", "step", (json_int_t)start));
     }
     grads = xmalloc(sizeof(float) * (r->m->num_params ? r->m->num_params : 1));
+    /* per-tensor gradient norms: this step's, and the last finite step's (named when a run
+     * diverges: the tensor whose gradient exploded is where to look) */
+    gper = xcalloc((size_t)r->m->ntensors + 1, sizeof(double));
+    gprev = xcalloc((size_t)r->m->ntensors + 1, sizeof(double));
+    long gprev_step = -1;
     BwdOptions bo = {0, (float)cfg->logit_scale, r->trainable};
     double loss = NAN, gn = NAN, lr = NAN;
     long step = start, last_eval_step = resume ? -1 : 0;
@@ -1280,7 +1314,7 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
                        batch.target_num, 0};
         if (bwd_pool_step(r->pool, r->m, &bb, &bo, grads, &loss, err)) goto done;
         if (hooks && hooks->test_nan_at == step + 1) loss = NAN;
-        gn = optim_grad_norm(r->m, r->trainable, grads);
+        gn = optim_grad_norms(r->m, r->trainable, grads, gper);
         lr = optim_lr(&cfg->opt, step);
         const char *what = !isfinite(loss) ? "the loss" : !isfinite(gn) ? "the gradient" : NULL;
         if (!what) {
@@ -1291,20 +1325,34 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
             char ck[4200];
             if (res->checkpoint[0]) snprintf(ck, sizeof ck, "the last good checkpoint is %s (step %ld)", res->checkpoint, res->checkpoint_step);
             else snprintf(ck, sizeof ck, "no checkpoint was written (see --checkpoint-every)");
-            sb_printf(err, "step %ld: %s is %s (loss %g, gradient norm %g, lr %g); stopped, nothing written; %s",
+            StrBuf top;
+            sb_init(&top);
+            if (gprev_step > 0) grad_top_text(r, gprev, gprev_step, &top);
+            sb_printf(err, "step %ld: %s is %s (loss %g, gradient norm %g, lr %g)%s; stopped, nothing written; %s",
                       step + 1, what, !isfinite(loss) ? (isnan(loss) ? "nan" : "inf") : "not finite", loss, gn, lr,
-                      ck);
-            log_line(r, json_pack("{s:s, s:I, s:s}", "type", "diverged", "step", (json_int_t)(step + 1), "what", what));
+                      top.s ? top.s : "", ck);
+            sb_free(&top);
+            json_t *dv = json_pack("{s:s, s:I, s:s}", "type", "diverged", "step", (json_int_t)(step + 1), "what", what);
+            if (gprev_step > 0) {
+                json_object_set_new(dv, "last_finite_step", json_integer(gprev_step));
+                json_object_set_new(dv, "last_finite_grad_norms", grad_norms_json(r, gprev));
+            }
+            log_line(r, dv);
             res->steps = step;
             status = FT_DIVERGED;
             goto done;
         }
         long done_steps = step + 1;
+        memcpy(gprev, gper, sizeof(double) * (size_t)r->m->ntensors);
+        gprev_step = done_steps;
         res->steps_run++;
         res->train_loss = loss;
-        if (done_steps % cfg->log_every == 0 || done_steps == cfg->opt.steps)
-            log_line(r, json_pack("{s:s, s:I, s:f, s:f, s:f, s:f}", "type", "train", "step", (json_int_t)done_steps,
-                                  "loss", loss, "lr", lr, "grad_norm", gn, "time", now_s() - r->t0));
+        if (done_steps % cfg->log_every == 0 || done_steps == cfg->opt.steps) {
+            int tt = grad_top(r, gper, -1, -1);
+            log_line(r, json_pack("{s:s, s:I, s:f, s:f, s:f, s:[s,f], s:f}", "type", "train", "step",
+                                  (json_int_t)done_steps, "loss", loss, "lr", lr, "grad_norm", gn, "grad_top",
+                                  r->m->tensors[tt].name, gper[tt], "time", now_s() - r->t0));
+        }
         int evaluated = 0;
         if ((cfg->eval_every && done_steps % cfg->eval_every == 0) || done_steps == cfg->opt.steps) {
             if (run_eval(r, done_steps, err)) goto done;
@@ -1344,6 +1392,8 @@ done:
     }
     if (r->log) fclose(r->log);
     free(grads);
+    free(gper);
+    free(gprev);
     data_batch_free(&batch);
     for (int i = 0; i < r->neval; i++) {
         data_gen_free(r->evals[i].gen);

@@ -82,15 +82,24 @@ void optim_init_noise(Model *m, const uint8_t *trainable, double sigma, Rng *r)
     }
 }
 
-double optim_grad_norm(const Model *m, const uint8_t *trainable, const float *grads)
+double optim_grad_norms(const Model *m, const uint8_t *trainable, const float *grads, double *per)
 {
     double sum = 0.0;
     for (int t = 0; t < m->ntensors; t++) {
-        if (!trainable[t]) continue;
-        const float *g = grads + m->tensors[t].offset;
-        for (size_t i = 0; i < m->tensors[t].numel; i++) sum += (double)g[i] * g[i];
+        double ts = 0.0;
+        if (trainable[t]) {
+            const float *g = grads + m->tensors[t].offset;
+            for (size_t i = 0; i < m->tensors[t].numel; i++) ts += (double)g[i] * g[i];
+        }
+        if (per) per[t] = sqrt(ts);
+        sum += ts;
     }
     return sqrt(sum);
+}
+
+double optim_grad_norm(const Model *m, const uint8_t *trainable, const float *grads)
+{
+    return optim_grad_norms(m, trainable, grads, NULL);
 }
 
 void optim_init(Optim *o, const OptimConfig *cfg, size_t nparams)

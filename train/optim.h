@@ -54,8 +54,10 @@ int optim_select(const Model *m, char *const *train, int ntrain, char *const *fr
 /* Add N(0, sigma^2) to every weight of the trainable tensors, in table order. */
 void optim_init_noise(Model *m, const uint8_t *trainable, double sigma, Rng *r);
 
-/* Global L2 norm of the trainable tensors' gradients (accumulated in double). */
+/* Global L2 norm of the trainable tensors' gradients (accumulated in double). With `per`
+ * (m->ntensors entries, may be NULL), each tensor's own norm too (0 for frozen ones). */
 double optim_grad_norm(const Model *m, const uint8_t *trainable, const float *grads);
+double optim_grad_norms(const Model *m, const uint8_t *trainable, const float *grads, double *per);
 
 typedef struct {
     OptimConfig cfg;

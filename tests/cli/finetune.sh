@@ -118,6 +118,13 @@ lines = [json.loads(l) for l in open(sys.argv[3])]
 assert lines[0]["type"] == "start" and lines[-1]["type"] == "done"
 evals = [l["step"] for l in lines if l["type"] == "eval"]
 assert evals == [0, 4, 8, 12], evals
+# every train line names the tensor with the largest gradient, with its norm (<= the global one)
+train = [l for l in lines if l["type"] == "train"]
+assert train, lines
+for l in train:
+    name, norm = l["grad_top"]
+    assert name.startswith(("embed.", "pos_embed.", "blocks.")), l
+    assert 0 <= norm <= l["grad_norm"] * (1 + 1e-9), l
 EOF
 
 # ---- determinism: same command, same bytes; any number of threads
@@ -174,6 +181,18 @@ N="$TMPD/n.safetensors"
 expect_err "nan" 1 "step 7: the loss is nan" -- $FT "$M" $TASK $SMALL --checkpoint-every 5 --test-nan-at 7 -o "$N"
 grep -q "the last good checkpoint is $TMPD/n.ckpt.safetensors (step 5)" "$TMPD/err" && ok || { bad "nan: checkpoint"; cat "$TMPD/err"; }
 [ ! -e "$N" ] && ok || bad "nan: the output was written"
+# where to look: the last finite step's largest per-tensor gradients, in the message and the log
+grep -q "step 7: the loss is nan (.*); largest gradients at step 6: [a-z_.0-9A-Z]* [0-9.e+-]*, " "$TMPD/err" && ok ||
+    { bad "nan: largest gradients named"; cat "$TMPD/err"; }
+$FT "$M" $TASK $SMALL --test-nan-at 7 --log "$TMPD/n.jsonl" -o "$N" >/dev/null 2>&1
+if python3 - "$TMPD/n.jsonl" <<'EOF' 2>"$TMPD/py"; then ok; else bad "nan: diverged log line"; cat "$TMPD/py"; fi
+import json, sys
+last = [json.loads(l) for l in open(sys.argv[1])][-1]
+assert last["type"] == "diverged" and last["step"] == 7 and last["last_finite_step"] == 6, last
+g = last["last_finite_grad_norms"]
+assert "unembed.W_U" not in g and "blocks.0.attn.W_Q" in g and "embed.W_E" in g, g
+assert all(v >= 0 for v in g.values()), g
+EOF
 expect_status "nan: the checkpoint is a model" 0 -- "$TRACC" run "$TMPD/n.ckpt.safetensors" a b
 
 # ---- data from a JSONL file, mixing
