@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "analysis/coords.h"
-#include "common/sha256.h"
 #include "runtime/forward.h"
 #include "train/backward.h"
 #include "train/data.h"
@@ -23,17 +22,6 @@ typedef struct {
     DataGen *gen;
     DataBatch batch;
 } Set;
-
-static uint64_t spurious_key(const char *path, double rate)
-{
-    /* as tracc finetune: sets that differ only in their target share inputs */
-    size_t len;
-    char *data = read_file(path, &len);
-    char sha[65] = "0000000000000000000000000000000000000000000000000000000000000000";
-    if (data) sha256_hex(data, len, sha);
-    free(data);
-    return data_derive_seed(strtoull(sha + 48, NULL, 16), 3, (uint64_t)llround(rate * 1e9));
-}
 
 static int set_init(Set *s, const Model *m, const PruneOptions *o, const char *program, const char *spurious,
                     double rate, const char *flag, StrBuf *err)
@@ -51,8 +39,9 @@ static int set_init(Set *s, const Model *m, const PruneOptions *o, const char *p
     spec.max_tries = DATA_DEFAULT_MAX_TRIES;
     spec.task_flag = flag;
     if (!(s->gen = data_gen_new(&spec, m, err))) return -1;
-    uint64_t key = spurious ? spurious_key(spurious, rate) : 0;
-    if (data_gen_batch(s->gen, data_derive_seed(o->eval_seed, 2, key), 0, (int)o->eval_n, &s->batch, err)) return -1;
+    /* the inputs tracc finetune --eval uses for the same set */
+    if (data_gen_batch(s->gen, data_eval_seed(o->eval_seed, spurious, rate), 0, (int)o->eval_n, &s->batch, err))
+        return -1;
     return 0;
 }
 

@@ -18,7 +18,7 @@
  *   2. per block, the largest hidden-activation norm of the MLP over sampled inputs (at the
  *      answer position and over all positions), and the largest attention logit;
  *   3. count-a accuracy at RASP index 1 (model position 2) after adding N(0, sigma^2) to every
- *      weight except the unembed (a fixed readout, as in Tracr), sigma in {1e-5 .. 1e-2},
+ *      weight except the unembed (a fixed readout, as in Tracr), sigma in {1e-5, 1e-4, 3e-4, 1e-3, 1e-2},
  *      20 seeds, 1000 random full-length inputs each (tokens uniform over the vocab), and
  *      which true counts the wrong answers had.
  * The answer is the number of "a" tokens; this part assumes the Counter program. */
@@ -246,8 +246,8 @@ int main(int argc, char **argv)
     memset(fail_hist, 0, sizeof fail_hist);
     printf("count-a accuracy at RASP index 1 after N(0, sigma^2) on every weight but the unembed%s%s "
            "(%d inputs, seeds 1..%d):\n  clean: %.1f%%\n", only ? ", only in " : "", only ? only : "", B, nseeds, 100 * accuracy(m, &fs, tok, lens, cnt, B, T));
-    static const double sig[] = {1e-5, 1e-4, 1e-3, 1e-2};
-    for (int s = 0; s < 4; s++) {
+    static const double sig[] = {1e-5, 1e-4, 3e-4, 1e-3, 1e-2};
+    for (int s = 0; s < (int)(sizeof sig / sizeof *sig); s++) {
         if (one_sigma > 0 && sig[s] != one_sigma) continue;
         printf("  sigma %-6g:", sig[s]);
         double lo = 1, sum = 0;

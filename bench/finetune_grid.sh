@@ -117,3 +117,32 @@ jobs_list | {
     cat "$OUT"/runs/*.tsv | sort -t'	' -k3,3 -k5,5 -k4,4 -k6,6n
 } >"$OUT/grid.tsv"
 cat "$OUT/grid.tsv"
+
+# summary: one markdown row per setting, seeds pooled
+echo
+echo "summary ($COND, init noise $NOISE, $SEEDS seeds; accuracies in %, after = at step 500):"
+echo "| task | lr | step 0 (mean) | after, per seed | kept >= 99% |"
+echo "|---|---|---|---|---|"
+awk -F'\t' '$3 == "own" {
+        k = $4; n[k]++; a0[k] += $7
+        if ($9 == "ok") { fin[k] = fin[k] " " $8; if ($8 >= 99) kept[k]++ } else fin[k] = fin[k] " " $9
+    }
+    END { for (k in n) printf "| count-a | %s | %.1f |%s | %d of %d |\n", k, a0[k] / n[k], fin[k], kept[k], n[k] }' \
+    "$OUT/grid.tsv" | sort
+echo
+echo "| task | lr | C_Tr | regimes | mean C_Te=1 O_PT / O_FT, C_Te=0 O_PT / O_FT (runs that did not diverge) |"
+echo "|---|---|---|---|---|"
+awk -F'\t' '$3 == "countb" {
+        k = $4 " " $5; m[k]++; reg[k, $15]++
+        if ($16 == "ok") { ok[k]++; for (i = 11; i <= 14; i++) s[k, i] += $i }
+    }
+    END {
+        split("learned wrapper unchanged collapsed diverged", names, " ")
+        for (k in m) {
+            split(k, p, " "); r = ""
+            for (j = 1; j <= 5; j++) if (reg[k, names[j]]) r = r sprintf("%s%d %s", r ? ", " : "", reg[k, names[j]], names[j])
+            a = "-"
+            if (ok[k]) a = sprintf("%.1f / %.1f / %.1f / %.1f", s[k, 11] / ok[k], s[k, 12] / ok[k], s[k, 13] / ok[k], s[k, 14] / ok[k])
+            printf "| count-b | %s | %s | %s | %s |\n", p[1], p[2], r, a
+        }
+    }' "$OUT/grid.tsv" | sort -t'|' -k4,4 -k3,3

@@ -36,6 +36,11 @@ int cli_usage_error(const char *cmd, const char *fmt, const char *arg);
 int cli_parse_long(const char *s, long lo, long hi, long *out);
 int cli_parse_u64(const char *s, uint64_t *out);
 
+/* 1 if PATH is a regular file that begins like a safetensors file (an 8-byte little-endian
+ * header length, then '{'), whatever its name: how a command tells a model argument from a
+ * token or a program. */
+int cli_is_model_file(const char *path);
+
 #define TRACC_VERSION "0.1.0"
 
 #endif

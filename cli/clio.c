@@ -130,3 +130,15 @@ int cli_parse_u64(const char *s, uint64_t *out)
     *out = v;
     return 0;
 }
+
+int cli_is_model_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    unsigned char h[9];
+    int ok = fread(h, 1, 9, f) == 9 && h[8] == '{';
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--) n = n << 8 | h[i];
+    fclose(f);
+    return ok && n >= 2 && n < ((uint64_t)1 << 32);
+}

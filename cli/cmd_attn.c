@@ -1,4 +1,4 @@
-/* cmd_attn.c — `tracc attn [options] MODEL [MODEL2.safetensors] TOKENS...`: every head's
+/* cmd_attn.c — `tracc attn [options] MODEL [MODEL2] TOKENS...`: every head's
  * attention pattern on one input, for one model or two side by side, with the program's own
  * selection marked (analysis/attn.h). */
 #include <getopt.h>
@@ -18,12 +18,13 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: tracc attn [options] MODEL [MODEL2.safetensors] TOKENS...\n"
+            "usage: tracc attn [options] MODEL [MODEL2] TOKENS...\n"
             "\n"
             "Print the attention pattern of every head the program uses (rows: the attending\n"
             "query position, columns: the key it attends to; weights in percent, '.' below 0.5%%)\n"
             "for one input, with '*' where the program's selector selects (from the reference\n"
-            "interpreter). A second argument ending in .safetensors is a second model (e.g. the\n"
+            "interpreter). A second argument that is a model file (its name ends in .safetensors,\n"
+            "or it is a file in that format) is a second model (e.g. the\n"
             "fine-tuned copy), shown after the first with the largest change. Without TOKENS the\n"
             "input is the first line of standard input. Options go before MODEL.\n"
             "\n"
@@ -110,7 +111,8 @@ int cmd_attn(int argc, char **argv)
     if (optind >= argc) return bad_usage("expected a model file%s", "");
     if (noprog && prog_path) return bad_usage("--program and --no-program exclude each other%s", "");
     const char *pa = argv[optind++], *pb = NULL;
-    if (optind < argc && ends_with(argv[optind], ".safetensors")) pb = argv[optind++];
+    if (optind < argc && (ends_with(argv[optind], ".safetensors") || cli_is_model_file(argv[optind])))
+        pb = argv[optind++];
 
     StrBuf err;
     sb_init(&err);

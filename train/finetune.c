@@ -1250,13 +1250,7 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
      * only in their target program share inputs (and one forward pass) */
     for (int i = 0; i < r->neval; i++) {
         const FtEval *e = r->evals[i].spec;
-        uint64_t key = 0;
-        if (e->spurious) {
-            char sha[65];
-            file_sha(e->spurious, sha);
-            key = data_derive_seed(strtoull(sha + 48, NULL, 16), 3, (uint64_t)llround(e->rate * 1e9));
-        }
-        if (data_gen_batch(r->evals[i].gen, data_derive_seed(cfg->eval_seed, 2, key), 0, cfg->eval_size,
+        if (data_gen_batch(r->evals[i].gen, data_eval_seed(cfg->eval_seed, e->spurious, e->rate), 0, cfg->eval_size,
                            &r->evals[i].batch, err))
             goto done;
         r->evals[i].leader = i;

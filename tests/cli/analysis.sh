@@ -100,6 +100,10 @@ expect_out "attn: the compiled Counter's block-0 pattern, with the program's sel
 $TRACC attn --svg $T/attn.svg $T/ca.safetensors $T/tuned.safetensors a b a c b >$T/attn.txt 2>&1 || bad "attn two models"
 if grep -qF "largest change" $T/attn.txt; then ok; else bad "attn: no change line"; cat $T/attn.txt; fi
 svg_ok "attn --svg" $T/attn.svg
+# a second model is recognised by its contents, whatever its name
+cp $T/tuned.safetensors $T/tuned.model
+$TRACC attn $T/ca.safetensors $T/tuned.model a b a c b >$T/attn2.txt 2>&1 || bad "attn: second model without the suffix"
+if grep -qF "largest change" $T/attn2.txt; then ok; else bad "attn: a model named tuned.model was not taken as a model"; cat $T/attn2.txt; fi
 echo "a b c" | $TRACC attn --json $T/ca.safetensors >$T/attn.json 2>&1 || bad "attn stdin --json"
 py "attn --json" $T/attn.json "
 h = d['heads'][0]
