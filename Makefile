@@ -79,12 +79,14 @@ bench: $(TRACC) $(BENCH_BINS)
 check-compile: $(TRACC)
 	sh bench/compile_sweep.sh $(TRACC)
 
-# Issue 7's fine-tuning measurements on the paper's Counter, both conditionings, the paper's
-# init noise and none: 4 x 95 short runs, about 20 minutes on 2 cores (docs/training.md).
+# Issue 7's fine-tuning measurements on the paper's Counter (docs/training.md, "Conditioning and
+# the paper's protocol"): both conditionings; unclipped with the paper's init noise and without,
+# and clipped with it. 6 x 55 short runs, about 40 minutes on 2 cores.
 GRID_JOBS ?= 2
 finetune-grid: $(TRACC)
-	for c in tracr balanced; do for n in 1e-3 0; do \
-	    TRACC=$(TRACC) bash bench/finetune_grid.sh -c $$c -n $$n -j $(GRID_JOBS) $(BUILD)/grid/$${c}_$$n || exit 1; done; done
+	for c in tracr balanced; do for nk in 1e-3:0 0:0 1e-3:1; do n=$${nk%:*}; k=$${nk#*:}; \
+	    TRACC=$(TRACC) bash bench/finetune_grid.sh -c $$c -n $$n -k $$k -j $(GRID_JOBS) \
+	        $(BUILD)/grid/$${c}_$${n}_clip$$k || exit 1; done; done
 
 clean:
 	rm -rf build

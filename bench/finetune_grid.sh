@@ -3,12 +3,14 @@
 # max_len 46), for one compiler conditioning. Not part of `make test` (minutes, not seconds);
 # `make finetune-grid` runs it for both conditionings. Results: docs/training.md.
 #
-#   bash bench/finetune_grid.sh [-c tracr|balanced] [-n NOISE] [-s SEEDS] [-j JOBS] [-p own|countb|all] OUTDIR
+#   bash bench/finetune_grid.sh [-c tracr|balanced] [-n NOISE] [-k CLIP] [-s SEEDS] [-j JOBS]
+#                               [-p own|countb|all] OUTDIR
 #
 # Protocol: the paper's (`--preset jain2023`: SGD, momentum 0.9, batch 96, logit scale 10,
 # warmup then cosine to 0.01 x lr) shortened to 500 steps with a 100-step warmup (the
-# preset's 20%), gradient clipping OFF (--clip 0), init noise NOISE (default 1e-3, the
-# paper's; 0 measures the optimizer alone), seeds 1..SEEDS (data and noise).
+# preset's 20%), gradient clipping OFF (--clip 0; -k 1 clips the global norm to 1, the
+# trainer's default, for contrast), init noise NOISE (default 1e-3, the paper's; 0 measures the
+# optimizer alone), seeds 1..SEEDS (data and noise).
 #   own:    fine-tune on count_a itself, lr in {1e-1, 1e-2, 1e-3}; accuracy on count_a after.
 #   countb: fine-tune to count_b with C_Tr in {0, 1} (the fraction of training inputs with
 #           count(b) = count(a) + 1), lr in {1e-1, 1e-2, 1e-3, 1e-4}; count-a (O_PT) and
@@ -17,11 +19,11 @@
 # Writes OUTDIR/grid.tsv (one line per run) and prints it; a run that diverges (NaN) is
 # recorded with the step where it did.
 set -u
-COND=tracr NOISE=1e-3 SEEDS=5 JOBS=1 PART=all
-while getopts c:n:s:j:p: o; do
+COND=tracr NOISE=1e-3 CLIP=0 SEEDS=5 JOBS=1 PART=all
+while getopts c:n:k:s:j:p: o; do
     case $o in
-        c) COND=$OPTARG ;; n) NOISE=$OPTARG ;; s) SEEDS=$OPTARG ;; j) JOBS=$OPTARG ;; p) PART=$OPTARG ;;
-        *) echo "usage: finetune_grid.sh [-c tracr|balanced] [-n NOISE] [-s SEEDS] [-j JOBS] [-p own|countb|all] OUTDIR" >&2; exit 2 ;;
+        c) COND=$OPTARG ;; n) NOISE=$OPTARG ;; k) CLIP=$OPTARG ;; s) SEEDS=$OPTARG ;; j) JOBS=$OPTARG ;; p) PART=$OPTARG ;;
+        *) echo "usage: finetune_grid.sh [-c tracr|balanced] [-n NOISE] [-k CLIP] [-s SEEDS] [-j JOBS] [-p own|countb|all] OUTDIR" >&2; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -49,7 +51,7 @@ first_acc() {   # first_acc NAME LOG: the set's accuracy at step 0
 one() {
     kind=$1 lr=$2 ctr=$3 seed=$4
     id=${kind}_${lr}_${ctr}_$seed
-    base="$TRACC finetune $MODEL --at 1 --len 46 --preset jain2023 --steps 500 --warmup 100 --clip 0
+    base="$TRACC finetune $MODEL --at 1 --len 46 --preset jain2023 --steps 500 --warmup 100 --clip $CLIP
           --lr $lr --init-noise $NOISE --seed $seed --threads 1 --eval-every 0 --quiet --json
           --log $OUT/runs/$id.jsonl -o $OUT/runs/$id.safetensors"
     if [ "$kind" = own ]; then
@@ -64,7 +66,7 @@ one() {
     # shellcheck disable=SC2086
     $base "$@" >"$OUT/runs/$id.json" 2>"$OUT/runs/$id.err"
     rc=$?
-    line="$COND	$NOISE	$kind	$lr	$ctr	$seed"
+    line="$COND	$NOISE/clip$CLIP	$kind	$lr	$ctr	$seed"
     for s in $sets; do line="$line	$(first_acc $s "$OUT/runs/$id.jsonl")"; done
     if [ $rc -eq 0 ]; then
         status=ok
@@ -120,7 +122,7 @@ cat "$OUT/grid.tsv"
 
 # summary: one markdown row per setting, seeds pooled
 echo
-echo "summary ($COND, init noise $NOISE, $SEEDS seeds; accuracies in %, after = at step 500):"
+echo "summary ($COND, init noise $NOISE, clip $CLIP, $SEEDS seeds; accuracies in %, after = at step 500):"
 echo "| task | lr | step 0 (mean) | after, per seed | kept >= 99% |"
 echo "|---|---|---|---|---|"
 awk -F'\t' '$3 == "own" {
