@@ -157,6 +157,12 @@ static int has_any(const json_t *o, const char *const *keys, size_t n)
 static void head_margin_line(StrBuf *b, const json_t *h)
 {
     char t[64];
+    const char *cons = json_string_value(json_object_get(h, "construction"));
+    if (cons && !strcmp(cons, "uniform")) {
+        /* docs/compiler.md §10: nothing is selected in the scores, so no sharpness to report */
+        sb_puts(b, "uniform attention: writes the BOS share and each key class's fraction; the MLP counts");
+        return;
+    }
     sb_puts(b, "margin:");
     const char *sep = " ";
     if (bound_text(h, "c", 0, t, sizeof t)) sb_printf(b, " c=%s", t);

@@ -85,11 +85,17 @@ static int cmp_label(const void *x, const void *y)
 
 int asm_layout(const LowerProgram *lp, CraftLayout *lay, StrBuf *err)
 {
+    return asm_layout_policy(lp, NULL, lay, err);
+}
+
+int asm_layout_policy(const LowerProgram *lp, const CraftPolicy *pol, CraftLayout *lay, StrBuf *err)
+{
     const RaspProgram *p = lp->p;
     memset(lay, 0, sizeof *lay);
     LabelList ll = {NULL, 0, 0};
     lay->node_dim = xmalloc(sizeof(int) * (size_t)(lp->nnodes ? lp->nnodes : 1));
     lay->scratch = xmalloc(sizeof(int) * (size_t)(lp->nops ? lp->nops : 1));
+    lay->nscratch = xcalloc((size_t)(lp->nops ? lp->nops : 1), sizeof(int));
     for (int i = 0; i < lp->nnodes; i++) lay->node_dim[i] = -1;
     for (int i = 0; i < lp->nops; i++) lay->scratch[i] = -1;
 
@@ -120,6 +126,15 @@ int asm_layout(const LowerProgram *lp, CraftLayout *lay, StrBuf *err)
                 sb_printf(&b, "%s@sw", n->label);
                 lay->scratch[n->op] = push_label(&ll, sb_steal(&b));
                 sb_free(&b);
+                /* the uniform construction: the BOS share, then one fraction per key class */
+                int ncls = craft_sw_uniform(pol, lp, op, NULL);
+                lay->nscratch[n->op] = 1 + ncls;
+                for (int c = 0; c < ncls; c++) {
+                    sb_init(&b);
+                    sb_printf(&b, "%s@sw.%d", n->label, c);
+                    push_label(&ll, sb_steal(&b));
+                    sb_free(&b);
+                }
             }
         }
         place_node(lp, lay, &ll, i);
@@ -160,6 +175,7 @@ void asm_layout_free(CraftLayout *lay)
     free(lay->labels);
     free(lay->node_dim);
     free(lay->scratch);
+    free(lay->nscratch);
     memset(lay, 0, sizeof *lay);
 }
 
@@ -423,8 +439,13 @@ Model *asm_model(const LowerProgram *lp, const CraftLayout *lay, const CraftResu
                 json_object_set_new(jh, "aggregated", jstrs1(lp->nodes[op->value].label));
             } else {
                 jadd_unique(rv, "tokens");     /* its tokens:BOS dimension */
+                if (lay->nscratch[i] > 1) add_read(lp, rv, op->lits[0].knode);   /* key classes */
                 json_object_set_new(jh, "value", rv);
-                json_object_set_new(jh, "output", jstrs1(lay->labels[lay->scratch[i]]));
+                json_t *outs = json_array();
+                for (int k = 0; k < lay->nscratch[i]; k++)
+                    json_array_append_new(outs, json_string(lay->labels[lay->scratch[i] + k]));
+                json_object_set_new(jh, "output", outs);
+                if (lay->nscratch[i] > 1) json_object_set_new(jh, "construction", json_string("uniform"));
             }
             json_object_set_new(jh, "selector_keys", keys);
             json_object_set_new(jh, "selector_queries", queries);
@@ -464,7 +485,8 @@ Model *asm_model(const LowerProgram *lp, const CraftLayout *lay, const CraftResu
             json_object_set_new(jm, "op", json_string(op->kind == LOP_SELWIDTH ? "selector_width" : lower_op_name(op->kind)));
             json_object_set_new(jm, "label", json_string(out->label));
             json_t *inputs = json_array();
-            if (op->kind == LOP_SELWIDTH) jadd_unique(inputs, lay->labels[lay->scratch[i]]);
+            if (op->kind == LOP_SELWIDTH)
+                for (int k = 0; k < lay->nscratch[i]; k++) jadd_unique(inputs, lay->labels[lay->scratch[i] + k]);
             for (int k = 0; k < op->nin; k++) {
                 add_read(lp, inputs, op->in[k]);
                 add_fused_virtual(lp, fused, op->in[k]);
@@ -583,7 +605,8 @@ Model *asm_compile(const RaspProgram *p, const AsmOptions *opt, AsmSummary *sum,
     LowerProgram *lp = lower_program(p, &lo, err);
     if (!lp) return NULL;
     CraftLayout lay;
-    if (asm_layout(lp, &lay, err)) {
+    CraftPolicy lpol = {opt->sharpness, opt->conditioning == ASM_COND_BALANCED};
+    if (asm_layout_policy(lp, &lpol, &lay, err)) {
         lower_free(lp);
         return NULL;
     }

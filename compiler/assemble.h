@@ -38,8 +38,10 @@ typedef struct {
     double c_min, c_max;    /* the sharpness range used by the heads (0 when none) */
 } AsmSummary;
 
-/* The residual layout of a lowered program (labels in docs/compiler.md). */
+/* The residual layout of a lowered program (labels in docs/compiler.md), for the
+ * constructions a policy chooses (NULL: the default policy). */
 int asm_layout(const LowerProgram *lp, CraftLayout *lay, StrBuf *err);
+int asm_layout_policy(const LowerProgram *lp, const CraftPolicy *pol, CraftLayout *lay, StrBuf *err);
 void asm_layout_free(CraftLayout *lay);
 
 /* The model of a lowered and crafted program. NULL with a message on failure. */

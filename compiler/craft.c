@@ -710,6 +710,217 @@ static int craft_selwidth_mlp(Cx *cx, const LowerOp *op, CraftOp *co)
     return rc;
 }
 
+/* ---- the uniform selector width (balanced) ---------------------------------------------- */
+
+/* Tracr's selector width reads w from the BOS key's share 1/(w+1) of a sharp head: every
+ * perturbation of the query, key or embedding weights moves the BOS score and the selected
+ * keys' scores independently, and w is only as good as their ratio (a relative error d costs
+ * w*d, tolerance 1/2). Here the head has no selection in its scores at all: every query
+ * attends uniformly to BOS and every key of its window, and writes, per key class c, the
+ * fraction F_c = VF * count_c / (n+1) and the BOS share U = VU / (n+1). Uniform weights are
+ * not moved by first-order weight noise (the scores are products of two noisy weights), and
+ * each F_c has the resolution of a count, 1/(n+1), not of 1/(w+1)(w+2). The MLP then decides
+ * "w > t" for each threshold t by the sign of phi = F_S/VF - t * U/VU = (w - t)/(n+1), where
+ * F_S sums the classes the query's class selects: linear in the head's outputs, so one ReLU
+ * pair per threshold and query class (gated by the query class) gives an exact 0/1 step for
+ * every window length. The value gains are split W_V : W_O = 3 : 1 (in powers of V) because
+ * the noise every key's value shares (its `one` and token features) grows with W_O. */
+#define SWU_VF 8.0          /* value height of each class fraction */
+#define SWU_VU 32.0         /* value height of the BOS share */
+#define SWU_ALPHA 0.75      /* W_V carries V^ALPHA, W_O V^(1-ALPHA) */
+#define SWU_LEAD 20.0       /* the BOS query's score on the BOS key (keeps the BOS row clean) */
+#define SWU_KB 0.25         /* ... carried by W_K at this height, the rest by W_Q: the BOS
+                               key's score at other queries then moves by noise x 0.25 only */
+#define SWU_MAX_QCLASSES 4  /* query classes (with something selected) it is used for */
+
+int craft_sw_uniform(const CraftPolicy *pol, const LowerProgram *lp, const LowerOp *op, int *kcls)
+{
+    if (!pol || !pol->balanced || pol->sharpness > 0 || op->kind != LOP_SELWIDTH || op->nlits != 1) return 0;
+    const LowerLit *lit = &op->lits[0];
+    int nk = lp->nodes[lit->knode].nvals, nq = lp->nodes[lit->qnode].nvals;
+    if (nk < 1 || nq < 1) return 0;
+    int *own = kcls ? kcls : xmalloc(sizeof(int) * (size_t)nk);
+    int ncls = 0;
+    for (int k = 0; k < nk; k++) {
+        own[k] = -1;
+        int any = 0;
+        for (int q = 0; q < nq && !any; q++) any = lit->table[(size_t)k * nq + q] != 0;
+        if (!any) continue;
+        for (int k2 = 0; k2 < k && own[k] < 0; k2++)
+            if (own[k2] >= 0 && !memcmp(lit->table + (size_t)k * nq, lit->table + (size_t)k2 * nq, (size_t)nq))
+                own[k] = own[k2];
+        if (own[k] < 0) own[k] = ncls++;
+    }
+    /* the decoder spends 2 units per width threshold and query class (Tracr's: 2 per
+     * threshold): beyond a few query classes the model would grow too much */
+    int nqc = 0;
+    uint8_t *pat = xcalloc((size_t)nq * (size_t)(ncls ? ncls : 1), 1);
+    for (int q = 0; q < nq; q++) {
+        int any = 0;
+        for (int k = 0; k < nk; k++)
+            if (own[k] >= 0 && lit->table[(size_t)k * nq + q]) pat[(size_t)q * ncls + own[k]] = 1, any = 1;
+        int seen = !any;
+        for (int q2 = 0; q2 < q && !seen; q2++)
+            seen = !memcmp(pat + (size_t)q * ncls, pat + (size_t)q2 * ncls, (size_t)ncls);
+        nqc += !seen;
+    }
+    free(pat);
+    if (!kcls) free(own);
+    return nqc <= SWU_MAX_QCLASSES ? ncls : 0;
+}
+
+static int craft_swu_head(Cx *cx, const LowerOp *op, CraftOp *co)
+{
+    const LowerProgram *lp = cx->lp;
+    const CraftLayout *lay = cx->lay;
+    int D = lay->D, i = (int)(op - lp->ops);
+    const LowerLit *lit = &op->lits[0];
+    int nk = lp->nodes[lit->knode].nvals;
+    int *kcls = xmalloc(sizeof(int) * (size_t)nk);
+    int ncls = craft_sw_uniform(cx->pol, lp, op, kcls);
+    co->has_head = 1;
+    co->keep_gains = 1;
+    co->c = 0;
+    co->score_noise = 0;
+    co->leak = 0;
+    /* scores: only the BOS query's lead on the BOS key */
+    co->dqk = 1;
+    co->wq = xcalloc((size_t)D, sizeof(double));
+    co->wk = xcalloc((size_t)D, sizeof(double));
+    co->wq[lay->bos] = SWU_LEAD / SWU_KB;
+    co->wk[lay->bos] = SWU_KB;
+    /* values: column c (< ncls) the keys of class c, column ncls the BOS key */
+    int dv = ncls + 1;
+    co->dv = dv;
+    co->wv = xcalloc((size_t)D * (size_t)dv, sizeof(double));
+    co->wo = xcalloc((size_t)dv * (size_t)D, sizeof(double));
+    double gvF = pow(SWU_VF, SWU_ALPHA), goF = SWU_VF / gvF;
+    double gvU = pow(SWU_VU, SWU_ALPHA), goU = SWU_VU / gvU;
+    double *f = xcalloc((size_t)D, sizeof(double));
+    for (int c = 0; c < ncls; c++) {
+        memset(f, 0, sizeof(double) * (size_t)D);
+        for (int k = 0; k < nk; k++)
+            if (kcls[k] == c) craft_feat_cat(lp, lay, lit->knode, k, 1.0, f);
+        /* nothing at BOS, whose residual is one + tokens:BOS */
+        f[lay->bos] -= f[lay->one] + f[lay->bos];
+        for (int r = 0; r < D; r++) co->wv[(size_t)r * dv + c] = gvF * f[r];
+        co->wo[(size_t)c * D + lay->scratch[i] + 1 + c] = goF;
+    }
+    co->wv[(size_t)lay->bos * dv + ncls] = gvU;
+    co->wo[(size_t)ncls * D + lay->scratch[i]] = goU;
+    free(f);
+    free(kcls);
+    /* at the BOS query the head reads the BOS key only (lead SWU_LEAD over every other) */
+    co->bos_write = xcalloc((size_t)D, sizeof(double));
+    co->bos_write[lay->scratch[i]] = SWU_VU;
+    return 0;
+}
+
+static int craft_swu_mlp(Cx *cx, const LowerOp *op, CraftOp *co)
+{
+    const LowerProgram *lp = cx->lp;
+    const CraftLayout *lay = cx->lay;
+    int D = lay->D, i = (int)(op - lp->ops), N = lp->p->max_len, one = lay->one;
+    const LowerNode *out = &lp->nodes[op->out];
+    const LowerLit *lit = &op->lits[0];
+    int nk = lp->nodes[lit->knode].nvals, nq = lp->nodes[lit->qnode].nvals;
+    int *kcls = xmalloc(sizeof(int) * (size_t)nk);
+    int ncls = craft_sw_uniform(cx->pol, lp, op, kcls);
+    SwValues sv;
+    sw_values(out, N, &sv);     /* widths descending along sv.x ascending */
+    /* query classes: query values with the same set of selected key classes */
+    uint8_t *sel = xcalloc((size_t)nq * (size_t)(ncls ? ncls : 1), 1);
+    for (int q = 0; q < nq; q++)
+        for (int k = 0; k < nk; k++)
+            if (kcls[k] >= 0 && lit->table[(size_t)k * nq + q]) sel[(size_t)q * ncls + kcls[k]] = 1;
+    int *qdone = xcalloc((size_t)nq, sizeof(int));
+    Units u = {D, 0, 0, NULL, NULL};
+    double L = 2.0 * (N + 1), G = L + 1;
+    double *delta = xcalloc((size_t)D, sizeof(double)), *gate = xcalloc((size_t)D, sizeof(double));
+    double dsum = 0, tmax = 0;      /* dsum: the largest l1 of one class's steps (one class is on) */
+    for (int q = 0; q < nq; q++) {
+        if (qdone[q]) continue;
+        double dclass = 0;
+        int any = 0;
+        for (int c = 0; c < ncls; c++) any |= sel[(size_t)q * ncls + c];
+        /* the gate: 1 at queries whose value is in this class, 0 at the others */
+        memset(gate, 0, sizeof(double) * (size_t)D);
+        for (int q2 = q; q2 < nq; q2++)
+            if (!qdone[q2] && !memcmp(sel + (size_t)q * ncls, sel + (size_t)q2 * ncls, (size_t)ncls)) {
+                qdone[q2] = 1;
+                craft_feat_cat(lp, lay, lit->qnode, q2, 1.0, gate);
+            }
+        if (!any) continue;     /* w = 0 there: the base output */
+        /* one step per pair of neighbouring widths, at their midpoint t */
+        for (int j = sv.n - 1; j > 0; j--) {
+            int32_t va = sv.val[j], vb = sv.val[j - 1];     /* w_a < w_b */
+            if (va == vb) continue;
+            double wa = (double)lround(1 / sv.x[j] - 1), wb = (double)lround(1 / sv.x[j - 1] - 1), t = (wa + wb) / 2;
+            memset(delta, 0, sizeof(double) * (size_t)D);
+            out_vec(cx, op->out, vb, 1.0, delta);
+            out_vec(cx, op->out, va, -1.0, delta);
+            double dl1 = 0;
+            for (int d = 0; d < D; d++) dl1 += fabs(delta[d]);
+            if (dl1 == 0) continue;
+            /* the step must finish within half the gap on each side (phi = +-(wb-wa)/2/(n+1)) */
+            double Lt = L / (wb - wa);
+            for (int side = 0; side < 2; side++) {
+                int k = unit_new(&u);
+                double *w = u.win + (size_t)k * D;
+                for (int c = 0; c < ncls; c++)
+                    if (sel[(size_t)q * ncls + c]) w[lay->scratch[i] + 1 + c] += Lt / SWU_VF;
+                w[lay->scratch[i]] -= Lt * t / SWU_VU;
+                for (int d = 0; d < D; d++) w[d] += G * gate[d];
+                w[one] += (side ? -0.5 : 0.5) - G;
+                for (int d = 0; d < D; d++) u.wout[(size_t)k * D + d] = side ? -delta[d] : delta[d];
+            }
+            dclass += dl1;
+            tmax = fmax(tmax, t);
+        }
+        dsum = fmax(dsum, dclass);
+    }
+    /* the base: the smallest width's output at every real position */
+    if (sv.n) {
+        memset(delta, 0, sizeof(double) * (size_t)D);
+        out_vec(cx, op->out, sv.val[sv.n - 1], 1.0, delta);
+        double dl1 = 0;
+        for (int d = 0; d < D; d++) dl1 += fabs(delta[d]);
+        if (dl1 > 0) {
+            int k = unit_new(&u);
+            u.win[(size_t)k * D + one] = 1;
+            memcpy(u.wout + (size_t)k * D, delta, sizeof(double) * (size_t)D);
+        }
+    }
+    units_to_op(&u, co);
+    /* Exactness. At width w in a window of n+1 (BOS included) phi = (w - t)/(n+1), at least
+     * half a gap from t, so L*|phi| >= 1 and each pair is 0 or 1 with room 1/2 on either side:
+     * in phi units the tolerance is 1/(4(N+1)). The inputs' errors: the key and query
+     * features' (fused maps, upstream heads) and float32 rounding of the average over N+2
+     * keys; the gate must keep an off class below zero: G - L - 1/2 of room. */
+    double ek = ecat(cx, lit->knode), eq = ecat(cx, lit->qnode);
+    double eF = ncls * ek + 4 * (N + 2) * F32_EPS, eU = 4 * (N + 2) * F32_EPS;
+    double ephi = eF + tmax * eU;
+    double tol = 1.0 / (4 * (N + 1));
+    co->tol = tol;
+    co->in_err = ephi;
+    co->margin = ephi > 0 ? tol / ephi : INFINITY;
+    if (eq > 0) co->margin = fmin(co->margin, (G - L - 0.5) / (G * eq));
+    /* each active unit's input is up to L*(1 + tmax) + G in size, rounded */
+    double unit_err = 2 * F32_EPS * (L * (1 + tmax) + G + 1);
+    int numerical = out->enc == ENC_NUMERICAL;
+    co->out_err = 2 * unit_err * dsum + (numerical ? maxabs_num(out) : 1.0) * 4 * F32_EPS;
+    cx->res->err[op->out] = co->out_err;
+    cx->res->err_max[op->out] = co->out_err;
+    free(delta);
+    free(gate);
+    free(qdone);
+    free(sel);
+    free(kcls);
+    free(sv.x);
+    free(sv.val);
+    return 0;
+}
+
 /* ---- categorical MLP ------------------------------------------------------------------ */
 
 static int craft_mlp_cat(Cx *cx, const LowerOp *op, CraftOp *co)
@@ -887,7 +1098,7 @@ static void balance_pair(double *x, int xrows, int xcols, double *y, int yrows, 
  * rounding is relative, so each rounded product carries the same relative error. */
 static void balance_op(CraftOp *co, int D)
 {
-    if (co->has_head) {
+    if (co->has_head && !co->keep_gains) {
         for (int j = 0; j < co->dqk; j++) balance_pair(co->wq, D, co->dqk, co->wk, D, co->dqk, j);
         /* W_O is [dv][D]: its row k is the partner of W_V's column k */
         for (int k = 0; k < co->dv; k++) {
@@ -932,6 +1143,11 @@ int craft_all(const LowerProgram *lp, const CraftLayout *lay, const CraftPolicy 
             rc = craft_head(&cx, op, co);
             break;
         case LOP_SELWIDTH:
+            if (craft_sw_uniform(cx.pol, lp, op, NULL)) {
+                rc = craft_swu_head(&cx, op, co);
+                if (!rc) rc = craft_swu_mlp(&cx, op, co);
+                break;
+            }
             rc = craft_head(&cx, op, co);
             if (!rc) rc = craft_selwidth_mlp(&cx, op, co);
             break;

@@ -22,7 +22,9 @@ typedef struct {
     int D;
     int one, tok0, bos, pad, idx0;  /* tokens:<vocab i> is tok0 + i; indices:p is idx0 + p */
     int *node_dim;          /* [nnodes] first dimension of a node with dimensions, else -1 */
-    int *scratch;           /* [nops] a selector width's scratch dimension, else -1 */
+    int *scratch;           /* [nops] a selector width's first scratch dimension, else -1 */
+    int *nscratch;          /* [nops] how many (1, or 1 + key classes for the uniform
+                               construction: craft_sw_uniform) */
     char **labels;          /* [D] */
 } CraftLayout;
 
@@ -46,6 +48,7 @@ typedef struct {
     double c;               /* sharpness: a selected key scores c above an unselected one */
     double score_noise;     /* bound on how far a score can move through noisy inputs */
     double leak;            /* bound on the attention weight outside the selected keys */
+    int keep_gains;         /* 1: --conditioning balanced leaves this head's Q/K, V/O split */
     /* MLP: DISC, CAT, NUM, and SELWIDTH's decoder */
     int units;
     double *win;            /* [D][units] (without the BOS gate, added by assembly) */
@@ -73,6 +76,12 @@ typedef struct {
 int craft_all(const LowerProgram *lp, const CraftLayout *lay, const CraftPolicy *pol,
               CraftResult *res, StrBuf *err);
 void craft_free(CraftResult *res);
+
+/* The uniform selector width (docs/compiler.md §10): used for a selector_width op under
+ * --conditioning balanced when its selector is one literal. Returns the number of key classes
+ * (key values grouped by which query values select them; values no query selects get no
+ * class, kcls[v] = -1) when it applies, else 0. kcls may be NULL. */
+int craft_sw_uniform(const CraftPolicy *pol, const LowerProgram *lp, const LowerOp *op, int *kcls);
 
 /* f += coef * (the one-hot feature of value j of node), or of its number; f has D entries.
  * A node without a categorical (numerical) view adds nothing. */

@@ -12,6 +12,17 @@ if grep -q '"conditioning":"balanced"' "$T/out"; then ok; else bad "explain show
 "$TRACC" compile --max-len 12 rasp_examples/count_a.rasp -o "$T/t.safetensors" >/dev/null 2>&1
 "$TRACC" explain "$T/t.safetensors" >"$T/out" 2>&1
 if grep -q '"conditioning":"tracr"' "$T/out"; then ok; else bad "the default is tracr"; cat "$T/out"; fi
+# balanced counts with the uniform selector width where the selector's queries fall into at most
+# four classes (count_a: two), and keeps the other construction where they do not (sort)
+"$TRACC" explain "$T/b.safetensors" >"$T/out" 2>&1
+if grep -q "uniform attention: writes the BOS share and each key class's fraction" "$T/out" &&
+    grep -q "count_a@sw.1" "$T/out"; then ok; else bad "balanced count_a uses the uniform selector width"; cat "$T/out"; fi
+"$TRACC" compile --conditioning balanced --max-len 8 rasp_examples/sort.rasp -o "$T/sb.safetensors" >/dev/null 2>&1
+"$TRACC" explain "$T/sb.safetensors" >"$T/out" 2>&1
+if ! grep -q "uniform attention" "$T/out" && grep -q "margin: c=" "$T/out"; then ok; else bad "balanced sort keeps the sharp selector width"; cat "$T/out"; fi
+# the paper's length: verified on 10^4 sampled inputs of every length before it is written
+"$TRACC" compile --conditioning balanced --max-len 46 rasp_examples/count_a.rasp -o "$T/b46.safetensors" >"$T/out" 2>&1 &&
+    grep -q "verified on a sample: 10000 inputs" "$T/out" && ok || { bad "balanced count_a at max_len 46"; cat "$T/out"; }
 want=$("$TRACC" eval --max-len 12 rasp_examples/count_a.rasp a b a c a)
 expect_out "balanced runs like eval" 0 "$want" -- "$TRACC" run "$T/b.safetensors" a b a c a
 "$TRACC" compile --no-fuse --conditioning balanced rasp_examples/sort.rasp -o "$T/s.safetensors" >/dev/null 2>&1

@@ -466,10 +466,9 @@ static void test_balanced_conditioning_is_exact_on_every_example(void **state)
             vo.mode = VERIFY_EXHAUSTIVE;
             check(mb, p, &vo, path);
             check_bos_clean(p, mb, path);
-            /* the same proof: rescaling changes no bound */
+            /* still proved exact (rescaling changes no bound; the uniform selector width,
+             * balanced's one other construction, has its own) */
             assert_int_equal(sb.exact, st.exact);
-            assert_true(fabs(sb.min_margin - st.min_margin) <= 1e-9 * fmax(1, fabs(st.min_margin)) ||
-                        (isinf(sb.min_margin) && isinf(st.min_margin)));
             model_free(mt);
             model_free(mb);
         }
@@ -572,8 +571,9 @@ static double noisy_counter_accuracy(Model *m, int T, double sigma, uint64_t see
 }
 
 /* The property --conditioning balanced exists for, at fixed seeds: the paper's Counter at
- * max_len 46 survives weight noise that the Tracr-style gains do not (bench_conditioning
- * measures the full table). */
+ * max_len 46 survives the paper's weight noise (sigma 1e-3), which the Tracr-style selector
+ * width does not (bench_conditioning measures the full table over 20 draws: 99.3% against
+ * 86.6% mean). */
 static void test_balanced_counter_survives_weight_noise_better(void **state)
 {
     (void)state;
@@ -587,8 +587,8 @@ static void test_balanced_counter_survives_weight_noise_better(void **state)
         at += noisy_counter_accuracy(mt, 47, 1e-3, seed, 300) / 3;
         ab += noisy_counter_accuracy(mb, 47, 1e-3, seed, 300) / 3;
     }
-    assert_true(ab >= 0.9);
-    assert_true(ab >= at + 0.05);
+    assert_true(ab >= 0.98);
+    assert_true(ab >= at + 0.1);
     model_free(mt);
     model_free(mb);
     rasp_free(p);
