@@ -85,16 +85,23 @@ one() {
 
 # The paper's Table 3 regimes, from the four final accuracies (C_Te=1 O_PT, O_FT, C_Te=0 O_PT, O_FT):
 #   learned   counts b on uncorrelated inputs (C_Te=0 O_FT >= 90)
+#   learning  on its way there (C_Te=0 O_FT >= 50)
 #   wrapper   counts b only where the correlation holds (C_Te=1 O_FT >= 90, C_Te=0 O_FT < 50
 #             and C_Te=0 O_PT < 50: it answers count(a) + 1)
-#   unchanged still counts a (C_Te=0 O_PT >= 90)
+#   unchanged still counts a (C_Te=0 O_PT >= 90); partly-a: C_Te=0 O_PT >= 50
 #   collapsed none of these (typically the most common count everywhere)
 #   diverged  the loss became NaN
+# (an awk program over a TSV line: final accuracies in fields 11-14, the run's status in 16)
+REGIME_AWK='function regime(p1, f1, p0, f0, st) {
+    if (st != "ok") return "diverged"
+    if (f0 >= 90) return "learned"
+    if (p0 >= 90) return "unchanged"
+    if (f1 >= 90 && f0 < 50 && p0 < 50) return "wrapper"
+    if (f0 >= 50) return "learning"
+    if (p0 >= 50) return "partly-a"
+    return "collapsed" }'
 regime() {
-    [ "$1" = ok ] || { echo diverged; return; }
-    echo "$2" | awk -F'\t' '{ p1=$11; f1=$12; p0=$13; f0=$14
-        if (f0 >= 90) print "learned"; else if (p0 >= 90) print "unchanged";
-        else if (f1 >= 90 && f0 < 50 && p0 < 50) print "wrapper"; else print "collapsed" }'
+    echo "$2" | awk -F'\t' -v st="$1" "$REGIME_AWK"' { print regime($11, $12, $13, $14, st) }'
 }
 
 jobs_list() {
@@ -134,15 +141,16 @@ awk -F'\t' '$3 == "own" {
 echo
 echo "| task | lr | C_Tr | regimes | mean C_Te=1 O_PT / O_FT, C_Te=0 O_PT / O_FT (runs that did not diverge) |"
 echo "|---|---|---|---|---|"
-awk -F'\t' '$3 == "countb" {
-        k = $4 " " $5; m[k]++; reg[k, $15]++
+awk -F'\t' "$REGIME_AWK"'
+    $3 == "countb" {
+        k = $4 " " $5; m[k]++; reg[k, regime($11, $12, $13, $14, $16)]++
         if ($16 == "ok") { ok[k]++; for (i = 11; i <= 14; i++) s[k, i] += $i }
     }
     END {
-        split("learned wrapper unchanged collapsed diverged", names, " ")
+        split("learned learning wrapper unchanged partly-a collapsed diverged", names, " ")
         for (k in m) {
             split(k, p, " "); r = ""
-            for (j = 1; j <= 5; j++) if (reg[k, names[j]]) r = r sprintf("%s%d %s", r ? ", " : "", reg[k, names[j]], names[j])
+            for (j = 1; j <= 7; j++) if (reg[k, names[j]]) r = r sprintf("%s%d %s", r ? ", " : "", reg[k, names[j]], names[j])
             a = "-"
             if (ok[k]) a = sprintf("%.1f / %.1f / %.1f / %.1f", s[k, 11] / ok[k], s[k, 12] / ok[k], s[k, 13] / ok[k], s[k, 14] / ok[k])
             printf "| count-b | %s | %s | %s | %s |\n", p[1], p[2], r, a
