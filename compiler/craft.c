@@ -899,7 +899,7 @@ static int craft_swu_mlp(Cx *cx, const LowerOp *op, CraftOp *co)
      * keys; the gate must keep an off class below zero: G - L - 1/2 of room. */
     double ek = ecat(cx, lit->knode), eq = ecat(cx, lit->qnode);
     double eF = ncls * ek + 4 * (N + 2) * F32_EPS, eU = 4 * (N + 2) * F32_EPS;
-    double ephi = eF + tmax * eU;
+    double ephi = eF + tmax * eU + G * eq / L;     /* the last: an on gate's error, in phi */
     double tol = 1.0 / (4 * (N + 1));
     co->tol = tol;
     co->in_err = ephi;
