@@ -18,7 +18,7 @@ trap 'rm -f "$LOG"' EXIT
 run() {   # run NAME ARGS...: one `tracc verify` with timing
     name=$1; shift
     a=$(date +%s%N)
-    if "$TRACC" verify "$@" >"$LOG" 2>&1; then st=ok; pass=$((pass + 1)); else st=FAIL; fail=$((fail + 1)); fi
+    if "$TRACC" ${SUB:-verify} "$@" >"$LOG" 2>&1; then st=ok; pass=$((pass + 1)); else st=FAIL; fail=$((fail + 1)); fi
     b=$(date +%s%N)
     printf '%-4s %-40s %8.1f s  %s\n' "$st" "$name" "$(echo "($b - $a) / 1000000000" | bc -l)" "$(head -n 1 "$LOG")"
     [ "$st" = ok ] || sed 's/^/     /' "$LOG"
@@ -37,6 +37,18 @@ for n in 16 64; do
     done
 done
 run "count_a.rasp max_len 46" --samples "$SAMPLES" --max-len 46 rasp_examples/count_a.rasp
+# --conditioning balanced's own selector width (docs/compiler.md §10), on every example that
+# uses it: `tracc compile` verifies before it writes
+MOUT=$(mktemp)
+for n in 16 64; do
+    for f in count_a count_b b_is_a_plus_1 count length hist count_less_freq; do
+        SUB=compile run "$f.rasp balanced max_len $n" --conditioning balanced --samples "$SAMPLES" \
+            --max-len "$n" rasp_examples/$f.rasp -o "$MOUT"
+    done
+done
+SUB=compile run "count_a.rasp balanced max_len 46" --conditioning balanced --samples "$SAMPLES" \
+    --max-len 46 rasp_examples/count_a.rasp -o "$MOUT"
+rm -f "$MOUT"
 run "length.rasp max_len 256" --samples 2000 --max-len 256 rasp_examples/length.rasp
 run "hist.rasp max_len 256" --samples 2000 --max-len 256 rasp_examples/hist.rasp
 echo "$pass passed, $fail failed"

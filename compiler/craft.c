@@ -905,8 +905,10 @@ static int craft_swu_mlp(Cx *cx, const LowerOp *op, CraftOp *co)
     co->in_err = ephi;
     co->margin = ephi > 0 ? tol / ephi : INFINITY;
     if (eq > 0) co->margin = fmin(co->margin, (G - L - 0.5) / (G * eq));
-    /* each active unit's input is up to L*(1 + tmax) + G in size, rounded */
-    double unit_err = 2 * F32_EPS * (L * (1 + tmax) + G + 1);
+    /* a unit that is on has t < w + 1/2 <= n + 1/2, so each term of its input is at most
+     * about L (F and U terms) or G (gate and bias): rounded, it is off by 2 eps of their sum.
+     * Units far below zero stay there (their input is below -L/2 by more than that). */
+    double unit_err = 2 * F32_EPS * (2 * L + 2 * G + 2);
     int numerical = out->enc == ENC_NUMERICAL;
     co->out_err = 2 * unit_err * dsum + (numerical ? maxabs_num(out) : 1.0) * 4 * F32_EPS;
     cx->res->err[op->out] = co->out_err;
