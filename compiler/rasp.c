@@ -45,7 +45,8 @@ int rasp_num_index(const RaspSop *s, double x)
 
 int rasp_value_index(const RaspSop *s, Value v)
 {
-    if (s->op == SOP_TOKENS) {
+    /* tokens keep the vocab's order and categorical aggregates their operand's (rasp.h) */
+    if (s->op == SOP_TOKENS || (s->op == SOP_AGGREGATE && s->enc == ENC_CATEGORICAL)) {
         for (int i = 0; i < s->nvals; i++)
             if (val_equal(s->vals[i], v)) return i;
         return RASP_NONE;

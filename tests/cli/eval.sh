@@ -172,4 +172,24 @@ expect_out "aggregate keeps values with an unsorted vocab" 0 "b a" -- "$TRACC" e
 expect_out "sort_unique with an unsorted integer vocab" 0 "3 5" -- \
     "$TRACC" eval --vocab 3,1,2,5 rasp_examples/sort_unique.rasp 3 5
 
+# a categorical aggregate's default is found though its value set keeps the operand's order
+# (it was read by binary search and lost: the defaulted position printed None)
+cat >"$TMPD/agg_default.rasp" <<'EOF'
+vocab {a, b};
+max_len 4;
+y = map(lambda x: x + 1, indices);
+z = aggregate(select(indices, indices, <), y, 0);
+output z;
+EOF
+expect_out "aggregate default after an unsorted operand" 0 "0 1 None None" -- "$TRACC" eval "$TMPD/agg_default.rasp" a b a b
+cat >"$TMPD/agg_default_tok.rasp" <<'EOF'
+vocab {c, a, b};
+max_len 4;
+z = aggregate(select(indices, indices, <), tokens, "c");
+output z;
+EOF
+expect_out "aggregate default among an unsorted vocab" 0 "c a None None" -- "$TRACC" eval "$TMPD/agg_default_tok.rasp" a b a b
+"$TRACC" compile "$TMPD/agg_default.rasp" -o "$TMPD/agg_default.safetensors" >/dev/null 2>&1
+expect_out "the compiled aggregate keeps its default too" 0 "0 1 None None" -- "$TRACC" run "$TMPD/agg_default.safetensors" a b a b
+
 finish
