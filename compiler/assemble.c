@@ -126,15 +126,11 @@ int asm_layout_policy(const LowerProgram *lp, const CraftPolicy *pol, CraftLayou
                 sb_printf(&b, "%s@sw", n->label);
                 lay->scratch[n->op] = push_label(&ll, sb_steal(&b));
                 sb_free(&b);
-                /* the uniform construction: the BOS share, then one fraction per key class */
-                int ncls = craft_sw_uniform(pol, lp, op, NULL);
+                /* the uniform construction: the BOS share, then one fraction per key class
+                 * (craft_all builds it exactly where this leaves more than one) */
+                int ncls = craft_sw_uniform(pol, lp, op);
                 lay->nscratch[n->op] = 1 + ncls;
-                for (int c = 0; c < ncls; c++) {
-                    sb_init(&b);
-                    sb_printf(&b, "%s@sw.%d", n->label, c);
-                    push_label(&ll, sb_steal(&b));
-                    sb_free(&b);
-                }
+                for (int c = 0; c < ncls; c++) push_label(&ll, label_int(n->label, "@sw.", c));
             }
         }
         place_node(lp, lay, &ll, i);
@@ -605,12 +601,11 @@ Model *asm_compile(const RaspProgram *p, const AsmOptions *opt, AsmSummary *sum,
     LowerProgram *lp = lower_program(p, &lo, err);
     if (!lp) return NULL;
     CraftLayout lay;
-    CraftPolicy lpol = {opt->sharpness, opt->conditioning == ASM_COND_BALANCED};
-    if (asm_layout_policy(lp, &lpol, &lay, err)) {
+    CraftPolicy pol = {opt->sharpness, opt->conditioning == ASM_COND_BALANCED};
+    if (asm_layout_policy(lp, &pol, &lay, err)) {
         lower_free(lp);
         return NULL;
     }
-    CraftPolicy pol = {opt->sharpness, opt->conditioning == ASM_COND_BALANCED};
     CraftResult cr;
     if (craft_all(lp, &lay, &pol, &cr, err)) {
         asm_layout_free(&lay);

@@ -565,6 +565,19 @@ static void out_vec(const Cx *cx, int out, int32_t v, double a, double *w)
     else w[d0] += a * lower_num(n, v);
 }
 
+/* delta[D] = the output vector of value `to` minus that of `from` (RASP_NONE: nothing);
+ * returns its l1 norm (0: the step changes nothing). */
+static double out_step(const Cx *cx, int out, int32_t to, int32_t from, double *delta)
+{
+    int D = cx->lay->D;
+    memset(delta, 0, sizeof(double) * (size_t)D);
+    out_vec(cx, out, to, 1.0, delta);
+    out_vec(cx, out, from, -1.0, delta);
+    double l1 = 0;
+    for (int k = 0; k < D; k++) l1 += fabs(delta[k]);
+    return l1;
+}
+
 static int craft_disc(Cx *cx, int out, const double *feat, const DiscSpec *ds, CraftOp *co)
 {
     const LowerNode *on = &cx->lp->nodes[out];
@@ -593,11 +606,7 @@ static int craft_disc(Cx *cx, int out, const double *feat, const DiscSpec *ds, C
     if (ds->n) out_vec(cx, out, val[0], 1.0, bias);
     for (int i = 1; i < ds->n; i++) {
         if (val[i] == val[i - 1]) continue;
-        memset(delta, 0, sizeof(double) * (size_t)D);
-        out_vec(cx, out, val[i], 1.0, delta);
-        out_vec(cx, out, val[i - 1], -1.0, delta);
-        double dl1 = 0;
-        for (int k = 0; k < D; k++) dl1 += fabs(delta[k]);
+        double dl1 = out_step(cx, out, val[i], val[i - 1], delta);
         if (dl1 == 0) continue;
         double g = ds->x[i] - ds->x[i - 1];
         double a = ds->x[i - 1] + g / 4, b = ds->x[i] - g / 4;
@@ -733,39 +742,57 @@ static int craft_selwidth_mlp(Cx *cx, const LowerOp *op, CraftOp *co)
                                key's score at other queries then moves by noise x 0.25 only */
 #define SWU_MAX_QCLASSES 4  /* query classes (with something selected) it is used for */
 
-int craft_sw_uniform(const CraftPolicy *pol, const LowerProgram *lp, const LowerOp *op, int *kcls)
+/* The classes of a one-literal selector: key values grouped by the query values that select
+ * them (kcls[k], -1 for a key no query selects), query values by the key classes they select
+ * (qcls[q], -1 for a query that selects nothing; sel[qc * ncls + c] says whether query class
+ * qc selects key class c). Returns the number of key classes; *nqc the number of query
+ * classes. Numbered in order of first appearance. sel has room for nq * nk entries. */
+static int swu_classes(const LowerLit *lit, int nk, int nq, int *kcls, int *qcls, uint8_t *sel, int *nqc)
+{
+    int ncls = 0;
+    for (int k = 0; k < nk; k++) {
+        kcls[k] = -1;
+        int any = 0;
+        for (int q = 0; q < nq && !any; q++) any = lit->table[(size_t)k * nq + q] != 0;
+        if (!any) continue;
+        for (int k2 = 0; k2 < k && kcls[k] < 0; k2++)
+            if (kcls[k2] >= 0 && !memcmp(lit->table + (size_t)k * nq, lit->table + (size_t)k2 * nq, (size_t)nq))
+                kcls[k] = kcls[k2];
+        if (kcls[k] < 0) kcls[k] = ncls++;
+    }
+    uint8_t *pat = xcalloc((size_t)(ncls ? ncls : 1), 1);
+    *nqc = 0;
+    for (int q = 0; q < nq; q++) {
+        memset(pat, 0, (size_t)(ncls ? ncls : 1));
+        int any = 0;
+        for (int k = 0; k < nk; k++)
+            if (kcls[k] >= 0 && lit->table[(size_t)k * nq + q]) pat[kcls[k]] = 1, any = 1;
+        qcls[q] = -1;
+        for (int qc = 0; qc < *nqc && qcls[q] < 0 && any; qc++)
+            if (!memcmp(pat, sel + (size_t)qc * ncls, (size_t)ncls)) qcls[q] = qc;
+        if (any && qcls[q] < 0) {
+            memcpy(sel + (size_t)*nqc * ncls, pat, (size_t)ncls);
+            qcls[q] = (*nqc)++;
+        }
+    }
+    free(pat);
+    return ncls;
+}
+
+int craft_sw_uniform(const CraftPolicy *pol, const LowerProgram *lp, const LowerOp *op)
 {
     if (!pol || !pol->balanced || pol->sharpness > 0 || op->kind != LOP_SELWIDTH || op->nlits != 1) return 0;
     const LowerLit *lit = &op->lits[0];
     int nk = lp->nodes[lit->knode].nvals, nq = lp->nodes[lit->qnode].nvals;
     if (nk < 1 || nq < 1) return 0;
-    int *own = kcls ? kcls : xmalloc(sizeof(int) * (size_t)nk);
-    int ncls = 0;
-    for (int k = 0; k < nk; k++) {
-        own[k] = -1;
-        int any = 0;
-        for (int q = 0; q < nq && !any; q++) any = lit->table[(size_t)k * nq + q] != 0;
-        if (!any) continue;
-        for (int k2 = 0; k2 < k && own[k] < 0; k2++)
-            if (own[k2] >= 0 && !memcmp(lit->table + (size_t)k * nq, lit->table + (size_t)k2 * nq, (size_t)nq))
-                own[k] = own[k2];
-        if (own[k] < 0) own[k] = ncls++;
-    }
+    int *kcls = xmalloc(sizeof(int) * (size_t)nk), *qcls = xmalloc(sizeof(int) * (size_t)nq);
+    uint8_t *sel = xcalloc((size_t)nq * (size_t)nk, 1);
+    int nqc, ncls = swu_classes(lit, nk, nq, kcls, qcls, sel, &nqc);
+    free(kcls);
+    free(qcls);
+    free(sel);
     /* the decoder spends 2 units per width threshold and query class (Tracr's: 2 per
      * threshold): beyond a few query classes the model would grow too much */
-    int nqc = 0;
-    uint8_t *pat = xcalloc((size_t)nq * (size_t)(ncls ? ncls : 1), 1);
-    for (int q = 0; q < nq; q++) {
-        int any = 0;
-        for (int k = 0; k < nk; k++)
-            if (own[k] >= 0 && lit->table[(size_t)k * nq + q]) pat[(size_t)q * ncls + own[k]] = 1, any = 1;
-        int seen = !any;
-        for (int q2 = 0; q2 < q && !seen; q2++)
-            seen = !memcmp(pat + (size_t)q * ncls, pat + (size_t)q2 * ncls, (size_t)ncls);
-        nqc += !seen;
-    }
-    free(pat);
-    if (!kcls) free(own);
     return nqc <= SWU_MAX_QCLASSES ? ncls : 0;
 }
 
@@ -775,9 +802,12 @@ static int craft_swu_head(Cx *cx, const LowerOp *op, CraftOp *co)
     const CraftLayout *lay = cx->lay;
     int D = lay->D, i = (int)(op - lp->ops);
     const LowerLit *lit = &op->lits[0];
-    int nk = lp->nodes[lit->knode].nvals;
-    int *kcls = xmalloc(sizeof(int) * (size_t)nk);
-    int ncls = craft_sw_uniform(cx->pol, lp, op, kcls);
+    int nk = lp->nodes[lit->knode].nvals, nq = lp->nodes[lit->qnode].nvals, nqc;
+    int *kcls = xmalloc(sizeof(int) * (size_t)nk), *qcls = xmalloc(sizeof(int) * (size_t)nq);
+    uint8_t *sel = xcalloc((size_t)nq * (size_t)nk, 1);
+    int ncls = swu_classes(lit, nk, nq, kcls, qcls, sel, &nqc);
+    free(qcls);
+    free(sel);
     co->has_head = 1;
     co->keep_gains = 1;
     co->c = 0;
@@ -823,44 +853,29 @@ static int craft_swu_mlp(Cx *cx, const LowerOp *op, CraftOp *co)
     int D = lay->D, i = (int)(op - lp->ops), N = lp->p->max_len, one = lay->one;
     const LowerNode *out = &lp->nodes[op->out];
     const LowerLit *lit = &op->lits[0];
-    int nk = lp->nodes[lit->knode].nvals, nq = lp->nodes[lit->qnode].nvals;
-    int *kcls = xmalloc(sizeof(int) * (size_t)nk);
-    int ncls = craft_sw_uniform(cx->pol, lp, op, kcls);
+    int nk = lp->nodes[lit->knode].nvals, nq = lp->nodes[lit->qnode].nvals, nqc;
+    int *kcls = xmalloc(sizeof(int) * (size_t)nk), *qcls = xmalloc(sizeof(int) * (size_t)nq);
+    uint8_t *sel = xcalloc((size_t)nq * (size_t)nk, 1);
+    int ncls = swu_classes(lit, nk, nq, kcls, qcls, sel, &nqc);
     SwValues sv;
     sw_values(out, N, &sv);     /* widths descending along sv.x ascending */
-    /* query classes: query values with the same set of selected key classes */
-    uint8_t *sel = xcalloc((size_t)nq * (size_t)(ncls ? ncls : 1), 1);
-    for (int q = 0; q < nq; q++)
-        for (int k = 0; k < nk; k++)
-            if (kcls[k] >= 0 && lit->table[(size_t)k * nq + q]) sel[(size_t)q * ncls + kcls[k]] = 1;
-    int *qdone = xcalloc((size_t)nq, sizeof(int));
     Units u = {D, 0, 0, NULL, NULL};
     double L = 2.0 * (N + 1), G = L + 1;
     double *delta = xcalloc((size_t)D, sizeof(double)), *gate = xcalloc((size_t)D, sizeof(double));
     double dsum = 0, tmax = 0;      /* dsum: the largest l1 of one class's steps (one class is on) */
-    for (int q = 0; q < nq; q++) {
-        if (qdone[q]) continue;
+    /* query classes that select nothing have w = 0 there: the base output */
+    for (int qc = 0; qc < nqc; qc++) {
         double dclass = 0;
-        int any = 0;
-        for (int c = 0; c < ncls; c++) any |= sel[(size_t)q * ncls + c];
         /* the gate: 1 at queries whose value is in this class, 0 at the others */
         memset(gate, 0, sizeof(double) * (size_t)D);
-        for (int q2 = q; q2 < nq; q2++)
-            if (!qdone[q2] && !memcmp(sel + (size_t)q * ncls, sel + (size_t)q2 * ncls, (size_t)ncls)) {
-                qdone[q2] = 1;
-                craft_feat_cat(lp, lay, lit->qnode, q2, 1.0, gate);
-            }
-        if (!any) continue;     /* w = 0 there: the base output */
+        for (int q = 0; q < nq; q++)
+            if (qcls[q] == qc) craft_feat_cat(lp, lay, lit->qnode, q, 1.0, gate);
         /* one step per pair of neighbouring widths, at their midpoint t */
         for (int j = sv.n - 1; j > 0; j--) {
             int32_t va = sv.val[j], vb = sv.val[j - 1];     /* w_a < w_b */
             if (va == vb) continue;
             double wa = (double)lround(1 / sv.x[j] - 1), wb = (double)lround(1 / sv.x[j - 1] - 1), t = (wa + wb) / 2;
-            memset(delta, 0, sizeof(double) * (size_t)D);
-            out_vec(cx, op->out, vb, 1.0, delta);
-            out_vec(cx, op->out, va, -1.0, delta);
-            double dl1 = 0;
-            for (int d = 0; d < D; d++) dl1 += fabs(delta[d]);
+            double dl1 = out_step(cx, op->out, vb, va, delta);
             if (dl1 == 0) continue;
             /* the step must finish within half the gap on each side (phi = +-(wb-wa)/2/(n+1)) */
             double Lt = L / (wb - wa);
@@ -868,7 +883,7 @@ static int craft_swu_mlp(Cx *cx, const LowerOp *op, CraftOp *co)
                 int k = unit_new(&u);
                 double *w = u.win + (size_t)k * D;
                 for (int c = 0; c < ncls; c++)
-                    if (sel[(size_t)q * ncls + c]) w[lay->scratch[i] + 1 + c] += Lt / SWU_VF;
+                    if (sel[(size_t)qc * ncls + c]) w[lay->scratch[i] + 1 + c] += Lt / SWU_VF;
                 w[lay->scratch[i]] -= Lt * t / SWU_VU;
                 for (int d = 0; d < D; d++) w[d] += G * gate[d];
                 w[one] += (side ? -0.5 : 0.5) - G;
@@ -881,11 +896,7 @@ static int craft_swu_mlp(Cx *cx, const LowerOp *op, CraftOp *co)
     }
     /* the base: the smallest width's output at every real position */
     if (sv.n) {
-        memset(delta, 0, sizeof(double) * (size_t)D);
-        out_vec(cx, op->out, sv.val[sv.n - 1], 1.0, delta);
-        double dl1 = 0;
-        for (int d = 0; d < D; d++) dl1 += fabs(delta[d]);
-        if (dl1 > 0) {
+        if (out_step(cx, op->out, sv.val[sv.n - 1], RASP_NONE, delta) > 0) {
             int k = unit_new(&u);
             u.win[(size_t)k * D + one] = 1;
             memcpy(u.wout + (size_t)k * D, delta, sizeof(double) * (size_t)D);
@@ -915,7 +926,7 @@ static int craft_swu_mlp(Cx *cx, const LowerOp *op, CraftOp *co)
     cx->res->err_max[op->out] = co->out_err;
     free(delta);
     free(gate);
-    free(qdone);
+    free(qcls);
     free(sel);
     free(kcls);
     free(sv.x);
@@ -1145,7 +1156,7 @@ int craft_all(const LowerProgram *lp, const CraftLayout *lay, const CraftPolicy 
             rc = craft_head(&cx, op, co);
             break;
         case LOP_SELWIDTH:
-            if (craft_sw_uniform(cx.pol, lp, op, NULL)) {
+            if (lay->nscratch && lay->nscratch[i] > 1) {     /* the layout chose the uniform one */
                 rc = craft_swu_head(&cx, op, co);
                 if (!rc) rc = craft_swu_mlp(&cx, op, co);
                 break;

@@ -78,10 +78,11 @@ int craft_all(const LowerProgram *lp, const CraftLayout *lay, const CraftPolicy 
 void craft_free(CraftResult *res);
 
 /* The uniform selector width (docs/compiler.md §10): used for a selector_width op under
- * --conditioning balanced when its selector is one literal. Returns the number of key classes
- * (key values grouped by which query values select them; values no query selects get no
- * class, kcls[v] = -1) when it applies, else 0. kcls may be NULL. */
-int craft_sw_uniform(const CraftPolicy *pol, const LowerProgram *lp, const LowerOp *op, int *kcls);
+ * --conditioning balanced when its selector is one literal whose query values fall into at
+ * most 4 classes. Returns its number of key classes (key values grouped by which query values
+ * select them) when it applies, else 0. The layout records it (CraftLayout.nscratch) and
+ * craft_all follows the layout. */
+int craft_sw_uniform(const CraftPolicy *pol, const LowerProgram *lp, const LowerOp *op);
 
 /* f += coef * (the one-hot feature of value j of node), or of its number; f has D entries.
  * A node without a categorical (numerical) view adds nothing. */
