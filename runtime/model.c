@@ -346,11 +346,7 @@ void model_free(Model *m)
     json_decref(m->config_extra);
     json_decref(m->output_extra);
     json_decref(m->meta_extra);
-    for (int i = 0; i < m->nextra; i++) {
-        free(m->extra[i].name);
-        free(m->extra[i].data);
-    }
-    free(m->extra);
+    model_clear_extra_tensors(m);
     arena_free(&m->arena);
     free(m);
 }
@@ -466,6 +462,17 @@ int model_set_extra_tensor(Model *m, const char *name, int ndim, const int64_t *
     float *copy = xmalloc(numel * sizeof(float) + 1);
     if (numel) memcpy(copy, data, numel * sizeof(float));
     return add_extra(m, name, ndim, shape, numel, copy);
+}
+
+void model_clear_extra_tensors(Model *m)
+{
+    for (int i = 0; i < m->nextra; i++) {
+        free(m->extra[i].name);
+        free(m->extra[i].data);
+    }
+    free(m->extra);
+    m->extra = NULL;
+    m->nextra = 0;
 }
 
 const ModelExtraTensor *model_find_extra_tensor(const Model *m, const char *name)
@@ -618,24 +625,30 @@ static int parse_residual(Model *m, json_t *j, const char *file, StrBuf *err)
             return bad(err, file, key, "a label \"name\" or \"name:value\"", v);
         m->residual[i] = arena_strdup(&m->arena, json_string_value(v));
     }
-    /* Distinct labels; one s-op is either numerical (bare name) or categorical (name:value). */
+    /* Distinct labels; one s-op is either numerical (bare name) or categorical (name:value).
+     * Every pair is compared, so what depends on one label only is computed once. */
+    size_t *nlen = xmalloc(sizeof(size_t) * (size_t)(C ? C : 1));
+    for (int i = 0; i < C; i++) nlen[i] = label_name_len(m->residual[i]);
     for (int i = 0; i < C; i++) {
         const char *a = m->residual[i];
-        size_t na = label_name_len(a);
+        size_t na = nlen[i];
+        snprintf(key, sizeof key, "residual[%d]", i);
         for (int k = 0; k < i; k++) {
             const char *b = m->residual[k];
-            size_t nb = label_name_len(b);
-            snprintf(key, sizeof key, "residual[%d]", i);
+            size_t nb = nlen[k];
             if (!strcmp(a, b)) {
+                free(nlen);
                 snprintf(what, sizeof what, "a label unlike residual[%d]", k);
                 return bad(err, file, key, what, json_array_get(j, (size_t)i));
             }
             if (na == nb && !strncmp(a, b, na) && (a[na] == ':') != (b[nb] == ':')) {
                 snprintf(what, sizeof what, "the same encoding as residual[%d] (%s)", k, b);
+                free(nlen);
                 return bad(err, file, key, what, json_array_get(j, (size_t)i));
             }
         }
     }
+    free(nlen);
     return 0;
 }
 
