@@ -40,7 +40,7 @@ static int set_init(Set *s, const Model *m, const PruneOptions *o, const char *p
     spec.task_flag = flag;
     if (!(s->gen = data_gen_new(&spec, m, err))) return -1;
     /* the inputs tracc finetune --eval uses for the same set */
-    if (data_gen_batch(s->gen, data_eval_seed(o->eval_seed, spurious, rate), 0, (int)o->eval_n, &s->batch, err))
+    if (data_gen_batch(s->gen, data_eval_seed(s->gen, o->eval_seed), 0, (int)o->eval_n, &s->batch, err))
         return -1;
     return 0;
 }

@@ -8,43 +8,8 @@
 #include <string.h>
 
 #include "analysis/readout.h"
-#include "common/sha256.h"
 #include "compiler/frontend.h"
 #include "compiler/verify.h"
-
-int rep_file_sha256(const char *path, char hex[65], StrBuf *err)
-{
-    size_t len;
-    char *data = read_file(path, &len);
-    if (!data) {
-        sb_printf(err, "%s: cannot read: %s", path, strerror(errno));
-        return -1;
-    }
-    sha256_hex(data, len, hex);
-    free(data);
-    return 0;
-}
-
-int rep_parse_long(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
-int rep_parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    if (!*s || *s == '-') return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end || errno) return -1;
-    *out = (uint64_t)v;
-    return 0;
-}
 
 int rep_parse_double(const char *s, double lo, double hi, double *out)
 {

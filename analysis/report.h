@@ -11,12 +11,8 @@
 #include "compiler/rasp.h"
 #include "runtime/model.h"
 
-/* SHA-256 (hex) of a file's bytes. 0, or -1 with a message. */
-int rep_file_sha256(const char *path, char hex[65], StrBuf *err);
-
-/* Whole strings only; 0 on success, -1 when malformed or out of [lo, hi]. */
-int rep_parse_long(const char *s, long lo, long hi, long *out);
-int rep_parse_u64(const char *s, uint64_t *out);
+/* A whole-string number in [lo, hi]: 0, or -1 when malformed or out of range (integers:
+ * cli_parse_long / cli_parse_u64 in cli/cli.h). */
 int rep_parse_double(const char *s, double lo, double hi, double *out);
 
 /* "100.0%", "22.4%", "-" for a fraction (NaN: "-"). */

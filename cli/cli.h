@@ -41,6 +41,9 @@ int cli_parse_u64(const char *s, uint64_t *out);
  * token or a program. */
 int cli_is_model_file(const char *path);
 
+/* 1 if s ends with suffix. */
+int cli_ends_with(const char *s, const char *suffix);
+
 #define TRACC_VERSION "0.1.0"
 
 #endif

@@ -142,3 +142,9 @@ int cli_is_model_file(const char *path)
     fclose(f);
     return ok && n >= 2 && n < ((uint64_t)1 << 32);
 }
+
+int cli_ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}

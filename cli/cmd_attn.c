@@ -44,12 +44,6 @@ static void usage(FILE *f)
 
 static int bad_usage(const char *msg, const char *arg) { return cli_usage_error("attn", msg, arg); }
 
-static int ends_with(const char *s, const char *suf)
-{
-    size_t n = strlen(s), k = strlen(suf);
-    return n >= k && !strcmp(s + n - k, suf);
-}
-
 static void print_matrix(const AttnMaps *am, int w, int i, FILE *f)
 {
     int width = 4;
@@ -93,10 +87,10 @@ int cmd_attn(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'b':
-            if (rep_parse_long(optarg, 0, 65535, &block)) return bad_usage("--block expects a block index, got '%s'", optarg);
+            if (cli_parse_long(optarg, 0, 65535, &block)) return bad_usage("--block expects a block index, got '%s'", optarg);
             break;
         case 'H':
-            if (rep_parse_long(optarg, 0, 1 << 30, &head)) return bad_usage("--head expects a head index, got '%s'", optarg);
+            if (cli_parse_long(optarg, 0, 1 << 30, &head)) return bad_usage("--head expects a head index, got '%s'", optarg);
             break;
         case 'x': hard = 1; break;
         case 'p': prog_path = optarg; break;
@@ -111,7 +105,7 @@ int cmd_attn(int argc, char **argv)
     if (optind >= argc) return bad_usage("expected a model file%s", "");
     if (noprog && prog_path) return bad_usage("--program and --no-program exclude each other%s", "");
     const char *pa = argv[optind++], *pb = NULL;
-    if (optind < argc && (ends_with(argv[optind], ".safetensors") || cli_is_model_file(argv[optind])))
+    if (optind < argc && (cli_ends_with(argv[optind], ".safetensors") || cli_is_model_file(argv[optind])))
         pb = argv[optind++];
 
     StrBuf err;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "compiler/ast.h"
 #include "compiler/frontend.h"
 
 #define LIST_VALUES 20   /* value sets longer than this are abbreviated */
@@ -43,19 +44,6 @@ static const char *sop_op(const RaspSop *s)
     case SOP_SELWIDTH: return "selector_width";
     }
     return "?";
-}
-
-static const char *cmp_name(AstOp op)
-{
-    switch (op) {
-    case OP_EQ: return "==";
-    case OP_NE: return "!=";
-    case OP_LT: return "<";
-    case OP_LE: return "<=";
-    case OP_GT: return ">";
-    case OP_GE: return ">=";
-    default: return NULL;
-    }
 }
 
 static void print_values(const RaspSop *s)
@@ -98,8 +86,9 @@ static void list_program(const RaspProgram *p)
         printf("selector  %-*s  ", w, s->label);
         switch (s->op) {
         case SEL_SELECT: {
-            const char *c = cmp_name(s->cmp);
-            printf("select(%s, %s, %s)", p->sops[s->keys].label, p->sops[s->queries].label, c ? c : "predicate");
+            /* cmp is a comparison, or OP_NONE for a lambda or constant (rasp.h) */
+            const char *c = s->cmp == OP_NONE ? "predicate" : ast_op_name(s->cmp);
+            printf("select(%s, %s, %s)", p->sops[s->keys].label, p->sops[s->queries].label, c);
             break;
         }
         case SEL_AND: printf("%s and %s", p->sels[s->a].label, p->sels[s->b].label); break;

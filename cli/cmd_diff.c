@@ -11,6 +11,7 @@
 #include "analysis/readout.h"
 #include "analysis/report.h"
 #include "cli/cli.h"
+#include "common/sha256.h"
 #include "compiler/diag.h"
 
 static void usage(FILE *f)
@@ -202,20 +203,20 @@ int cmd_diff(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
         case 't':
-            if (rep_parse_long(optarg, 1, 1000000, &top)) return bad_usage("--top expects a positive count, got '%s'", optarg);
+            if (cli_parse_long(optarg, 1, 1000000, &top)) return bad_usage("--top expects a positive count, got '%s'", optarg);
             break;
         case 'n':
-            if (rep_parse_long(optarg, 0, 100000000, &ninputs))
+            if (cli_parse_long(optarg, 0, 100000000, &ninputs))
                 return bad_usage("--inputs expects a count, got '%s'", optarg);
             break;
         case 'l': len_s = optarg; break;
         case 'a': at_s = optarg; break;
         case 's':
-            if (rep_parse_u64(optarg, &seed)) return bad_usage("--seed expects a non-negative integer, got '%s'", optarg);
+            if (cli_parse_u64(optarg, &seed)) return bad_usage("--seed expects a non-negative integer, got '%s'", optarg);
             break;
         case 'g': svg = optarg; break;
         case 'G':
-            if (rep_parse_long(optarg, 1, 1000, &svgn))
+            if (cli_parse_long(optarg, 1, 1000, &svgn))
                 return bad_usage("--svg-components expects a count 1..1000, got '%s'", optarg);
             break;
         case 'j': json = 1; break;
@@ -240,7 +241,7 @@ int cmd_diff(int argc, char **argv)
         fprintf(stderr, "tracc diff: %s\n", err.s);
         goto done;
     }
-    if (rep_file_sha256(pa, sha_a, &err) || rep_file_sha256(pb, sha_b, &err)) {
+    if (sha256_file(pa, sha_a, &err) || sha256_file(pb, sha_b, &err)) {
         fprintf(stderr, "tracc diff: %s\n", err.s);
         goto done;
     }

@@ -453,7 +453,6 @@ int cmd_finetune(int argc, char **argv)
         }
         /* checkpoints written before presets existed have no "preset" key: they had none */
         if (!json_object_get(cfgj, "preset")) json_object_set_new(cfgj, "preset", json_null());
-        json_t *defaults = ft_config_defaults();
         const char *key;
         json_t *v;
         json_object_foreach(given, key, v) {
@@ -467,11 +466,9 @@ int cmd_finetune(int argc, char **argv)
                         "it started with\n",
                         ft_config_flag(key, flag, sizeof flag), json_text(v, a, sizeof a),
                         was ? json_text(was, b, sizeof b) : "(none)");
-                json_decref(defaults);
                 goto usage_fail;
             }
         }
-        json_decref(defaults);
         json_object_set_new(cfgj, "model", json_string(resume));
     } else {
         cfgj = ft_config_defaults();

@@ -116,19 +116,19 @@ int cmd_probe(int argc, char **argv)
         case 'a': at_s = optarg; break;
         case 'l': len_s = optarg; break;
         case 'T':
-            if (rep_parse_long(optarg, 1, 10000000, &v)) return bad_usage("--train expects a positive count, got '%s'", optarg);
+            if (cli_parse_long(optarg, 1, 10000000, &v)) return bad_usage("--train expects a positive count, got '%s'", optarg);
             o.train_n = v;
             break;
         case 'E':
-            if (rep_parse_long(optarg, 1, 10000000, &v)) return bad_usage("--test expects a positive count, got '%s'", optarg);
+            if (cli_parse_long(optarg, 1, 10000000, &v)) return bad_usage("--test expects a positive count, got '%s'", optarg);
             o.test_n = v;
             break;
         case 'S':
-            if (rep_parse_long(optarg, 0, 100000000, &v)) return bad_usage("--steps expects a count, got '%s'", optarg);
+            if (cli_parse_long(optarg, 0, 100000000, &v)) return bad_usage("--steps expects a count, got '%s'", optarg);
             o.steps = (int)v;
             break;
         case 'B':
-            if (rep_parse_long(optarg, 1, 1000000, &v)) return bad_usage("--batch expects a positive count, got '%s'", optarg);
+            if (cli_parse_long(optarg, 1, 1000000, &v)) return bad_usage("--batch expects a positive count, got '%s'", optarg);
             o.batch = (int)v;
             break;
         case 'r':
@@ -139,7 +139,7 @@ int cmd_probe(int argc, char **argv)
                 return bad_usage("--weight-decay expects a number >= 0, got '%s'", optarg);
             break;
         case 'e':
-            if (rep_parse_u64(optarg, &o.seed)) return bad_usage("--seed expects a non-negative integer, got '%s'", optarg);
+            if (cli_parse_u64(optarg, &o.seed)) return bad_usage("--seed expects a non-negative integer, got '%s'", optarg);
             break;
         case 'j': json = 1; break;
         case 'h': usage(stdout); return 0;

@@ -13,6 +13,7 @@
 #include "analysis/readout.h"
 #include "analysis/report.h"
 #include "cli/cli.h"
+#include "common/sha256.h"
 #include "train/finetune.h"
 
 #define MAX_KS 64
@@ -74,20 +75,6 @@ static void print_row(const PruneResult *r, const char *label, const PruneRow *r
     printf("\n");
 }
 
-/* Strip what a training checkpoint adds (optimizer tensors, the resume state), so a pruned
- * checkpoint is a plain model. */
-static void strip_checkpoint(Model *m)
-{
-    for (int i = 0; i < m->nextra; i++) {
-        free(m->extra[i].name);
-        free(m->extra[i].data);
-    }
-    free(m->extra);
-    m->extra = NULL;
-    m->nextra = 0;
-    model_set_meta(m, FT_STATE_KEY, NULL);
-}
-
 int cmd_prune(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -137,27 +124,27 @@ int cmd_prune(int argc, char **argv)
             break;
         }
         case 'z':
-            if (rep_parse_long(optarg, 1, 10000000, &v)) {
+            if (cli_parse_long(optarg, 1, 10000000, &v)) {
                 rc = bad_usage("--eval-size expects a positive count, got '%s'", optarg);
                 goto out;
             }
             o.eval_n = v;
             break;
         case 'Z':
-            if (rep_parse_u64(optarg, &o.eval_seed)) {
+            if (cli_parse_u64(optarg, &o.eval_seed)) {
                 rc = bad_usage("--eval-seed expects a non-negative integer, got '%s'", optarg);
                 goto out;
             }
             break;
         case 'g':
-            if (rep_parse_long(optarg, 1, 10000000, &v)) {
+            if (cli_parse_long(optarg, 1, 10000000, &v)) {
                 rc = bad_usage("--grad-samples expects a positive count, got '%s'", optarg);
                 goto out;
             }
             o.grad_n = v;
             break;
         case 's':
-            if (rep_parse_u64(optarg, &o.seed)) {
+            if (cli_parse_u64(optarg, &o.seed)) {
                 rc = bad_usage("--seed expects a non-negative integer, got '%s'", optarg);
                 goto out;
             }
@@ -187,14 +174,14 @@ int cmd_prune(int argc, char **argv)
             }
             break;
         case 'n':
-            if (rep_parse_long(optarg, 0, 1000000, &list)) {
+            if (cli_parse_long(optarg, 0, 1000000, &list)) {
                 rc = bad_usage("--list expects a count, got '%s'", optarg);
                 goto out;
             }
             break;
         case 'o': out = optarg; break;
         case 'W':
-            if (rep_parse_long(optarg, 0, 1L << 40, &write_k)) {
+            if (cli_parse_long(optarg, 0, 1L << 40, &write_k)) {
                 rc = bad_usage("--write-k expects a count, got '%s'", optarg);
                 goto out;
             }
@@ -264,7 +251,7 @@ int cmd_prune(int argc, char **argv)
         fprintf(stderr, "tracc prune: %s\n", err.s);
         goto done;
     }
-    if (rep_file_sha256(path, sha, &err) || (orig_path && rep_file_sha256(orig_path, osha, &err))) {
+    if (sha256_file(path, sha, &err) || (orig_path && sha256_file(orig_path, osha, &err))) {
         fprintf(stderr, "tracc prune: %s\n", err.s);
         goto done;
     }
@@ -389,7 +376,7 @@ int cmd_prune(int argc, char **argv)
             goto done;
         }
         sb_free(&e2);
-        strip_checkpoint(w);
+        ft_strip_training_state(w);
         prune_apply(w, &o, &r, wk);
         json_t *prov = prune_provenance(&o, &r, wk, sha, m, orig ? osha : NULL, TRACC_VERSION);
         model_set_provenance(w, prov);

@@ -42,12 +42,6 @@ static void usage(FILE *f)
 
 static int bad_usage(const char *msg, const char *arg) { return cli_usage_error("verify", msg, arg); }
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
-
 int cmd_verify(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -106,7 +100,7 @@ int cmd_verify(int argc, char **argv)
     if (exhaustive && sampled) return bad_usage("%s", "--exhaustive and --samples exclude each other");
     vo.mode = exhaustive ? VERIFY_EXHAUSTIVE : sampled ? VERIFY_SAMPLE : VERIFY_AUTO;
     const char *path = argv[optind];
-    int is_prog = ends_with(path, ".rasp");
+    int is_prog = cli_ends_with(path, ".rasp");
     if (!is_prog && prog_only)
         return bad_usage("--vocab, --causal and --no-fuse apply to a .rasp program, not to the model '%s'", path);
 

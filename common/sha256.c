@@ -2,6 +2,8 @@
  * (we hash program sources and whole model files once per command). */
 #include "sha256.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const uint32_t K[64] = {
@@ -110,4 +112,17 @@ void sha256_hex(const void *data, size_t len, char hex[65])
         hex[2 * i + 1] = digits[d[i] & 15];
     }
     hex[64] = 0;
+}
+
+int sha256_file(const char *path, char hex[65], StrBuf *err)
+{
+    size_t len;
+    char *data = read_file(path, &len);
+    if (!data) {
+        sb_printf(err, "%s: cannot read: %s", path, strerror(errno));
+        return -1;
+    }
+    sha256_hex(data, len, hex);
+    free(data);
+    return 0;
 }

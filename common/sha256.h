@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/util.h"
+
 typedef struct {
     uint32_t h[8];
     uint64_t nbytes;        /* total bytes absorbed so far */
@@ -20,5 +22,8 @@ void sha256_final(Sha256 *c, uint8_t digest[32]);
 /* One-shot helpers. hex receives 64 lowercase hex digits and a NUL. */
 void sha256(const void *data, size_t len, uint8_t digest[32]);
 void sha256_hex(const void *data, size_t len, char hex[65]);
+
+/* The hex digest of a file's bytes. 0, or -1 with "<path>: cannot read: <why>" in err. */
+int sha256_file(const char *path, char hex[65], StrBuf *err);
 
 #endif

@@ -153,6 +153,8 @@ int model_set_meta(Model *m, const char *key, const char *value);
 int model_set_extra_tensor(Model *m, const char *name, int ndim, const int64_t *shape,
                            const float *data, StrBuf *err);
 const ModelExtraTensor *model_find_extra_tensor(const Model *m, const char *name);
+/* Drop every extra tensor. */
+void model_clear_extra_tensors(Model *m);
 
 /* ---- reading and writing ---- */
 

@@ -720,16 +720,11 @@ int data_gen_batch(DataGen *g, uint64_t seed, uint64_t step, int B, DataBatch *o
     return 0;
 }
 
-uint64_t data_eval_seed(uint64_t eval_seed, const char *spurious, double rate)
+uint64_t data_eval_seed(const DataGen *g, uint64_t eval_seed)
 {
     uint64_t key = 0;
-    if (spurious) {
-        size_t len;
-        char *text = read_file(spurious, &len);
-        char sha[65] = "0000000000000000000000000000000000000000000000000000000000000000";
-        if (text) sha256_hex(text, len, sha);
-        free(text);
-        key = data_derive_seed(strtoull(sha + 48, NULL, 16), 3, (uint64_t)llround(rate * 1e9));
-    }
+    if (g->spec.spurious)   /* the predicate's hash, taken when data_gen_new loaded it */
+        key = data_derive_seed(strtoull(g->pred.sha256 + 48, NULL, 16), 3,
+                               (uint64_t)llround(g->spec.spurious_rate * 1e9));
     return data_derive_seed(eval_seed, 2, key);
 }

@@ -107,9 +107,9 @@ double data_gen_spurious_fraction(const DataGen *g);
  * Streams: 1 the training batch of step i, 2 evaluation sets, 4 the initial noise. */
 uint64_t data_derive_seed(uint64_t seed, uint64_t stream, uint64_t i);
 
-/* The seed of an evaluation set's inputs: fixed by `eval_seed`, the spurious predicate's file
- * contents (NULL: none) and its rate only, so that sets differing only in their target program
- * share inputs (tracc finetune --eval, tracc prune). */
-uint64_t data_eval_seed(uint64_t eval_seed, const char *spurious, double rate);
+/* The seed of an evaluation set's inputs drawn from g: fixed by `eval_seed`, g's spurious
+ * predicate (its file's contents; none: no predicate) and its rate only, so that sets differing
+ * only in their target program share inputs (tracc finetune --eval, tracc prune). */
+uint64_t data_eval_seed(const DataGen *g, uint64_t eval_seed);
 
 #endif

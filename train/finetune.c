@@ -813,26 +813,15 @@ static double now_s(void)
 
 static void file_sha(const char *path, char hex[65])
 {
-    size_t len;
-    char *text = read_file(path, &len);
-    if (!text) {
-        strcpy(hex, "unreadable");
-        return;
-    }
-    sha256_hex(text, len, hex);
-    free(text);
+    StrBuf err;
+    sb_init(&err);
+    if (sha256_file(path, hex, &err)) strcpy(hex, "unreadable");
+    sb_free(&err);
 }
 
-/* Drop what a checkpoint adds to a model (optimizer tensors, training state). */
-static void strip_training_state(Model *m)
+void ft_strip_training_state(Model *m)
 {
-    for (int i = 0; i < m->nextra; i++) {
-        free(m->extra[i].name);
-        free(m->extra[i].data);
-    }
-    free(m->extra);
-    m->extra = NULL;
-    m->nextra = 0;
+    model_clear_extra_tensors(m);
     model_set_meta(m, FT_STATE_KEY, NULL);
 }
 
@@ -1152,8 +1141,8 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
     }
     /* a checkpoint given as MODEL (not resumed) is a plain parent: drop its training state;
      * a resumed one keeps its optimizer tensors until optim_load */
-    if (!resume) strip_training_state(r->m);
-    model_set_meta(r->m, FT_STATE_KEY, NULL);
+    if (!resume) ft_strip_training_state(r->m);
+    else model_set_meta(r->m, FT_STATE_KEY, NULL);
 
     DataSpec ds = cfg->data;
     int maxlen = r->m->cfg.n_ctx - 1;
@@ -1249,8 +1238,7 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
     /* evaluation sets: fixed by (eval_seed, spurious predicate, rate) only, so sets that differ
      * only in their target program share inputs (and one forward pass) */
     for (int i = 0; i < r->neval; i++) {
-        const FtEval *e = r->evals[i].spec;
-        if (data_gen_batch(r->evals[i].gen, data_eval_seed(cfg->eval_seed, e->spurious, e->rate), 0, cfg->eval_size,
+        if (data_gen_batch(r->evals[i].gen, data_eval_seed(r->evals[i].gen, cfg->eval_seed), 0, cfg->eval_size,
                            &r->evals[i].batch, err))
             goto done;
         r->evals[i].leader = i;
@@ -1291,7 +1279,6 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
      * diverges: the tensor whose gradient exploded is where to look) */
     gper = xcalloc((size_t)r->m->ntensors + 1, sizeof(double));
     gprev = xcalloc((size_t)r->m->ntensors + 1, sizeof(double));
-    long gprev_step = -1;
     BwdOptions bo = {0, (float)cfg->logit_scale, r->trainable};
     double loss = NAN, gn = NAN, lr = NAN;
     long step = start, last_eval_step = resume ? -1 : 0;
@@ -1321,14 +1308,15 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
             else snprintf(ck, sizeof ck, "no checkpoint was written (see --checkpoint-every)");
             StrBuf top;
             sb_init(&top);
-            if (gprev_step > 0) grad_top_text(r, gprev, gprev_step, &top);
+            /* gprev is step `step`'s, if this process has taken a step */
+            if (res->steps_run > 0) grad_top_text(r, gprev, step, &top);
             sb_printf(err, "step %ld: %s is %s (loss %g, gradient norm %g, lr %g)%s; stopped, nothing written; %s",
                       step + 1, what, !isfinite(loss) ? (isnan(loss) ? "nan" : "inf") : "not finite", loss, gn, lr,
                       top.s ? top.s : "", ck);
             sb_free(&top);
             json_t *dv = json_pack("{s:s, s:I, s:s}", "type", "diverged", "step", (json_int_t)(step + 1), "what", what);
-            if (gprev_step > 0) {
-                json_object_set_new(dv, "last_finite_step", json_integer(gprev_step));
+            if (res->steps_run > 0) {
+                json_object_set_new(dv, "last_finite_step", json_integer(step));
                 json_object_set_new(dv, "last_finite_grad_norms", grad_norms_json(r, gprev));
             }
             log_line(r, dv);
@@ -1338,7 +1326,6 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
         }
         long done_steps = step + 1;
         memcpy(gprev, gper, sizeof(double) * (size_t)r->m->ntensors);
-        gprev_step = done_steps;
         res->steps_run++;
         res->train_loss = loss;
         if (done_steps % cfg->log_every == 0 || done_steps == cfg->opt.steps) {
@@ -1367,7 +1354,7 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
     res->steps = end;
 
     /* ---- the output: the parent's metadata, the new weights, provenance ---- */
-    strip_training_state(r->m);
+    ft_strip_training_state(r->m);
     json_t *pv = provenance(r, end, res->train_loss);
     model_set_provenance(r->m, pv);
     json_decref(pv);

@@ -98,6 +98,10 @@ int ft_parse_stop_when(const char *s, char *name, size_t cap, double *acc, StrBu
  * stored in the configuration, the provenance and the log. */
 void ft_stop_when_text(const char *name, double acc, char *buf, size_t cap);
 
+/* Drop what a checkpoint adds to a model (its optim.* tensors and FT_STATE_KEY), leaving a
+ * plain model. */
+void ft_strip_training_state(Model *m);
+
 /* A checkpoint's configuration (a new reference), for --resume. NULL with a message if
  * the file is not a readable model or holds no fine-tuning state. */
 struct json_t *ft_checkpoint_config(const char *path, StrBuf *err);
