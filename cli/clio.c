@@ -83,6 +83,16 @@ void print_json_value(FILE *out, Value v)
     }
 }
 
+void print_json_array(FILE *out, const Value *vals, int n)
+{
+    fputc('[', out);
+    for (int i = 0; i < n; i++) {
+        if (i) fputs(", ", out);
+        print_json_value(out, vals[i]);
+    }
+    fputc(']', out);
+}
+
 void print_row(FILE *out, const Value *vals, int n, int json)
 {
     StrBuf b;

@@ -36,5 +36,7 @@ void print_row(FILE *out, const Value *vals, int n, int json);
 /* One value as JSON, as print_row writes it (null for no value or a non-finite float;
  * floats as Python's repr). Added for `tracc eval --json --trace`. */
 void print_json_value(FILE *out, Value v);
+/* n values as a JSON array "[a, b, ...]" (no newline), as print_row writes it. */
+void print_json_array(FILE *out, const Value *vals, int n);
 
 #endif

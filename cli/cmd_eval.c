@@ -166,25 +166,6 @@ static int traced(const RaspProgram *p, int sop)
            (s->op == SOP_SELWIDTH && !strcmp(s->label, "length"));
 }
 
-static void print_json_string(FILE *out, const char *s)
-{
-    json_t *j = json_string(s);
-    char *t = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
-    fputs(t ? t : "null", out);
-    free(t);
-    json_decref(j);
-}
-
-static void print_json_array(FILE *out, const Value *vals, int n)
-{
-    fputc('[', out);
-    for (int i = 0; i < n; i++) {
-        if (i) fputs(", ", out);
-        print_json_value(out, vals[i]);
-    }
-    fputc(']', out);
-}
-
 /* {"input": [...], "output": [...], "sops": {"label": [...], ...}} on one line, s-ops in
  * id order. Written by hand (not built with jansson) so numbers print exactly as in the
  * plain --json rows (Python's repr, via print_json_value). */
@@ -203,7 +184,7 @@ static void trace_json(const RaspProgram *p, const Interp *it, const int32_t *to
         if (!traced(p, s)) continue;
         if (!first) fputs(", ", stdout);
         first = 0;
-        print_json_string(stdout, p->sops[s].label);
+        print_json_value(stdout, val_str(p->sops[s].label));
         fputs(": ", stdout);
         sop_row(p, it, s, n, row);
         print_json_array(stdout, row, n);

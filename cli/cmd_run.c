@@ -208,26 +208,16 @@ static void print_trace_text(Runner *r, int b, const Pending *p, Value *vals)
     table_free(&t);
 }
 
-static void print_json_array(const Value *vals, int n)
-{
-    fputc('[', stdout);
-    for (int i = 0; i < n; i++) {
-        if (i) fputs(", ", stdout);
-        print_json_value(stdout, vals[i]);
-    }
-    fputc(']', stdout);
-}
-
 static void print_trace_json(Runner *r, int b, const Pending *p, Value *vals)
 {
     const Model *m = r->m;
     for (int i = 0; i < p->n; i++) vals[i] = m->vocab[p->ids[i + 1]];
     fputs("{\"input\": ", stdout);
-    print_json_array(vals, p->n);
+    print_json_array(stdout, vals, p->n);
     for (int i = 0; i < p->n; i++)
         vals[i] = dec_output(m, r->fwd.logits + ((size_t)b * r->fwd.T + i + 1) * m->cfg.d_vocab_out);
     fputs(", \"output\": ", stdout);
-    print_json_array(vals, p->n);
+    print_json_array(stdout, vals, p->n);
     /* which of the s-ops below are read through a linear form (compiler.virtual) */
     fputs(", \"virtual\": [", stdout);
     for (int s = 0, k = 0; s < r->layout.nsops; s++) {
@@ -251,7 +241,7 @@ static void print_trace_json(Runner *r, int b, const Pending *p, Value *vals)
             if (s) fputs(", ", stdout);
             print_json_value(stdout, val_str(sop->name));
             fputs(": ", stdout);
-            print_json_array(vals, p->n);
+            print_json_array(stdout, vals, p->n);
         }
         fputs("}}", stdout);
     }

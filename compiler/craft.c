@@ -283,6 +283,13 @@ static double sw_rel_margin(const SwValues *sv)
     return m;
 }
 
+/* How far a score can move at sharpness c: the inputs' noise nu times c, and (when there is
+ * any) float32 rounding of a score over m literals plus the BOS lead. */
+static double score_noise(double c, double nu, int m)
+{
+    return c * nu + (nu > 0 ? (c * (m + 1) + BOS_LEAD) * 4 * F32_EPS : 0);
+}
+
 static int craft_head(Cx *cx, const LowerOp *op, CraftOp *co)
 {
     const LowerProgram *lp = cx->lp;
@@ -342,18 +349,15 @@ static int craft_head(Cx *cx, const LowerOp *op, CraftOp *co)
     for (int pass = 0; pass < 2 && c == 0; pass++) {
         double nup = pass ? 0 : nu;
         for (double cc = 2; cc <= C_MAX && c == 0; cc += 2) {
-            double e = cc * nup + (nup > 0 ? (cc * (m + 1) + BOS_LEAD) * 4 * F32_EPS : 0);
+            double e = score_noise(cc, nup, m);
             double bound = sw ? expm1(2 * e) + N * exp(-cc + 2 * e) + 4 * F32_EPS
                               : (N + 1) * exp(-cc / 2 + 2 * e) * (2 * vmax + 1);
             if (bound <= (sw ? rho_target : tau)) c = cc;
         }
     }
     if (c == 0) c = C_MAX;
-    eta = c * nu + (nu > 0 ? (c * (m + 1) + BOS_LEAD) * 4 * F32_EPS : 0);
-    if (cx->pol->sharpness > 0) {
-        c = cx->pol->sharpness;
-        eta = c * nu + (nu > 0 ? (c * (m + 1) + BOS_LEAD) * 4 * F32_EPS : 0);
-    }
+    if (cx->pol->sharpness > 0) c = cx->pol->sharpness;
+    eta = score_noise(c, nu, m);
     double bos_score = sw ? c : c / 2;
     double S = fmax(c, BOS_LEAD - bos_score);
 

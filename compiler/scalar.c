@@ -31,18 +31,6 @@ int scalar_builtin_arity(int b, int nargs, StrBuf *err)
     return 0;
 }
 
-static const char *kind_name(Value v)
-{
-    switch (v.kind) {
-    case VAL_NONE: return "None";
-    case VAL_BOOL: return "a bool";
-    case VAL_INT: return "an int";
-    case VAL_FLOAT: return "a float";
-    case VAL_STR: return "a string";
-    }
-    return "a value";
-}
-
 /* Python's int(str): optional whitespace, sign, decimal digits (underscores between
  * digits allowed), optional whitespace. */
 static int parse_int_text(const char *s, int64_t *out)
@@ -129,7 +117,7 @@ int scalar_call(int b, const Value *args, int nargs, Value *out, StrBuf *err, Ar
             *out = val_int(a.u.i < 0 ? -a.u.i : a.u.i);
             return 1;
         }
-        if (err) sb_printf(err, "abs takes a number, not %s", kind_name(a));
+        if (err) sb_printf(err, "abs takes a number, not %s", val_kind_article(a));
         return 0;
     case BI_INT:
         if (a.kind == VAL_INT || a.kind == VAL_BOOL) { *out = val_int(a.u.i); return 1; }
@@ -160,7 +148,7 @@ int scalar_call(int b, const Value *args, int nargs, Value *out, StrBuf *err, Ar
             }
             return 0;
         }
-        if (err) sb_printf(err, "int takes a number or a string, not %s", kind_name(a));
+        if (err) sb_printf(err, "int takes a number or a string, not %s", val_kind_article(a));
         return 0;
     case BI_FLOAT:
         if (val_is_number(a)) { *out = val_float(val_as_double(a)); return 1; }
@@ -174,7 +162,7 @@ int scalar_call(int b, const Value *args, int nargs, Value *out, StrBuf *err, Ar
             }
             return 0;
         }
-        if (err) sb_printf(err, "float takes a number or a string, not %s", kind_name(a));
+        if (err) sb_printf(err, "float takes a number or a string, not %s", val_kind_article(a));
         return 0;
     case BI_STR: {
         if (a.kind == VAL_STR) { *out = a; return 1; }
@@ -206,7 +194,7 @@ int lnode_eval(const LNode *n, const Value *params, Value *out, StrBuf *err, Spa
         if (n->op == OP_AND || n->op == OP_OR) {
             int x;
             if (!val_as_bool(a, &x)) {
-                sb_printf(err, "'%s' takes booleans, not %s", ast_op_name(n->op), kind_name(a));
+                sb_printf(err, "'%s' takes booleans, not %s", ast_op_name(n->op), val_kind_article(a));
                 *where = n->kids[0]->span;
                 return 0;
             }
@@ -214,7 +202,7 @@ int lnode_eval(const LNode *n, const Value *params, Value *out, StrBuf *err, Spa
             if ((n->op == OP_AND && !x) || (n->op == OP_OR && x)) { *out = a; return 1; }
             if (!lnode_eval(n->kids[1], params, &b, err, where, scratch)) return 0;
             if (b.kind != VAL_BOOL) {
-                sb_printf(err, "'%s' takes booleans, not %s", ast_op_name(n->op), kind_name(b));
+                sb_printf(err, "'%s' takes booleans, not %s", ast_op_name(n->op), val_kind_article(b));
                 *where = n->kids[1]->span;
                 return 0;
             }
@@ -230,7 +218,7 @@ int lnode_eval(const LNode *n, const Value *params, Value *out, StrBuf *err, Spa
         int t;
         if (!lnode_eval(n->kids[1], params, &c, err, where, scratch)) return 0;
         if (!val_as_bool(c, &t)) {
-            sb_printf(err, "the condition of 'if' must be a boolean, not %s", kind_name(c));
+            sb_printf(err, "the condition of 'if' must be a boolean, not %s", val_kind_article(c));
             *where = n->kids[1]->span;
             return 0;
         }

@@ -11,7 +11,7 @@
 
 /* ---------- kinds and names for messages ---------- */
 
-static const char *kind_article(Value v)
+const char *val_kind_article(Value v)
 {
     switch (v.kind) {
     case VAL_NONE: return "None";
@@ -26,7 +26,7 @@ static const char *kind_article(Value v)
 static void type_error(StrBuf *err, AstOp op, Value a, Value b)
 {
     if (!err) return;
-    sb_printf(err, "cannot apply '%s' to %s and %s", ast_op_name(op), kind_article(a), kind_article(b));
+    sb_printf(err, "cannot apply '%s' to %s and %s", ast_op_name(op), val_kind_article(a), val_kind_article(b));
 }
 
 double val_as_double(Value v)
@@ -314,7 +314,7 @@ static int val_compare_op(AstOp op, Value a, Value b, Value *out, StrBuf *err)
         c = strcmp(a.u.s, b.u.s);
         c = (c > 0) - (c < 0);
     } else {
-        if (err) sb_printf(err, "cannot compare %s and %s with '%s'", kind_article(a), kind_article(b), ast_op_name(op));
+        if (err) sb_printf(err, "cannot compare %s and %s with '%s'", val_kind_article(a), val_kind_article(b), ast_op_name(op));
         return 0;
     }
     int r = 0;
@@ -339,7 +339,7 @@ int val_binary(AstOp op, Value a, Value b, Value *out, StrBuf *err, Arena *arena
         int x, y;
         if (!val_as_bool(a, &x) || !val_as_bool(b, &y)) {
             Value bad = a.kind == VAL_BOOL ? b : a;
-            if (err) sb_printf(err, "'%s' takes booleans, not %s", ast_op_name(op), kind_article(bad));
+            if (err) sb_printf(err, "'%s' takes booleans, not %s", ast_op_name(op), val_kind_article(bad));
             return 0;
         }
         *out = val_bool(op == OP_AND ? (x && y) : (x || y));
@@ -372,7 +372,7 @@ int val_unary(AstOp op, Value a, Value *out, StrBuf *err)
     if (op == OP_NOT) {
         int b;
         if (!val_as_bool(a, &b)) {
-            if (err) sb_printf(err, "'not' takes a boolean, not %s", kind_article(a));
+            if (err) sb_printf(err, "'not' takes a boolean, not %s", val_kind_article(a));
             return 0;
         }
         *out = val_bool(!b);
@@ -388,7 +388,7 @@ int val_unary(AstOp op, Value a, Value *out, StrBuf *err)
             *out = val_int(-a.u.i);
             return 1;
         }
-        if (err) sb_printf(err, "cannot apply unary '-' to %s", kind_article(a));
+        if (err) sb_printf(err, "cannot apply unary '-' to %s", val_kind_article(a));
         return 0;
     }
     if (err) sb_printf(err, "'%s' is not a unary operator", ast_op_name(op));

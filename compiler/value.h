@@ -57,6 +57,8 @@ int val_as_bool(Value v, int *b);
 /* Text form: strings bare, ints as digits, floats like Python's repr (always with a
  * '.', 'e', 'inf' or 'nan'), booleans `true`/`false`, None as `None`. */
 void val_format(Value v, StrBuf *out);
+/* "None", "a bool", "an int", "a float", "a string": a value's kind, for messages. */
+const char *val_kind_article(Value v);
 /* Quoted form for messages: strings in double quotes with escapes. */
 void val_format_quoted(Value v, StrBuf *out);
 
