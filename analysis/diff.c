@@ -388,26 +388,51 @@ static int cmp_ranked(const void *x, const void *y)
     return a->c - b->c;
 }
 
-/* Keep the k largest of a growing list: collect all, sort once (the lists are at most the
- * size of the components). */
+/* Keep the `limit` largest of a stream under cmp_ranked (a total order: no two entries tie):
+ * a heap whose root is the last of those kept, so a model with millions of changed weights
+ * costs O(n log limit), not a sort of all n. */
 typedef struct {
     Ranked *v;
-    size_t n, cap;
+    size_t n, limit;
 } RankList;
+
+static void rank_swap(Ranked *a, Ranked *b)
+{
+    Ranked t = *a;
+    *a = *b;
+    *b = t;
+}
 
 static void rank_push(RankList *l, double key, int comp, int r, int c)
 {
-    if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 1024;
-        l->v = xrealloc(l->v, sizeof *l->v * l->cap);
+    Ranked x = {key, comp, r, c};
+    if (!l->limit) return;
+    if (!l->v) l->v = xmalloc(sizeof *l->v * l->limit);
+    if (l->n < l->limit) {
+        size_t i = l->n++;
+        l->v[i] = x;
+        while (i > 0 && cmp_ranked(&l->v[(i - 1) / 2], &l->v[i]) < 0) {
+            rank_swap(&l->v[(i - 1) / 2], &l->v[i]);
+            i = (i - 1) / 2;
+        }
+        return;
     }
-    l->v[l->n++] = (Ranked){key, comp, r, c};
+    if (cmp_ranked(&x, &l->v[0]) >= 0) return;     /* ranks after everything kept */
+    l->v[0] = x;
+    for (size_t i = 0;;) {
+        size_t a = 2 * i + 1, b = a + 1, w = i;
+        if (a < l->n && cmp_ranked(&l->v[a], &l->v[w]) > 0) w = a;
+        if (b < l->n && cmp_ranked(&l->v[b], &l->v[w]) > 0) w = b;
+        if (w == i) break;
+        rank_swap(&l->v[w], &l->v[i]);
+        i = w;
+    }
 }
 
-static DiffEntry *rank_top(const DiffResult *r, RankList *l, int k, int *nout)
+static DiffEntry *rank_top(const DiffResult *r, RankList *l, int *nout)
 {
     if (l->n) qsort(l->v, l->n, sizeof *l->v, cmp_ranked);
-    int n = (size_t)k < l->n ? k : (int)l->n;
+    int n = (int)l->n;
     DiffEntry *e = xcalloc((size_t)n + 1, sizeof *e);
     for (int i = 0; i < n; i++) {
         const DiffComponent *c = &r->comp[l->v[i].comp];
@@ -452,7 +477,8 @@ static int cmp_comp(const void *x, const void *y)
 
 static void stats(DiffResult *r, int top)
 {
-    RankList all = {0}, fresh = {0};
+    size_t keep = top > 0 ? (size_t)top : 0;
+    RankList all = {NULL, 0, keep}, fresh = {NULL, 0, keep};
     int subcap = 0;
     for (int k = 0; k < r->ncomp; k++) {
         DiffComponent *c = &r->comp[k];
@@ -501,8 +527,8 @@ static void stats(DiffResult *r, int top)
         r->nentries += c->changed;
         r->nfresh_all += c->new_paths;
     }
-    r->top = rank_top(r, &all, top, &r->ntop);
-    r->fresh = rank_top(r, &fresh, top, &r->nfresh);
+    r->top = rank_top(r, &all, &r->ntop);
+    r->fresh = rank_top(r, &fresh, &r->nfresh);
     free(all.v);
     free(fresh.v);
     if (r->nsub) qsort(r->sub, (size_t)r->nsub, sizeof *r->sub, cmp_sub);
