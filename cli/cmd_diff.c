@@ -11,7 +11,6 @@
 #include "analysis/readout.h"
 #include "analysis/report.h"
 #include "cli/cli.h"
-#include "common/sha256.h"
 #include "compiler/diag.h"
 
 static void usage(FILE *f)
@@ -237,11 +236,7 @@ int cmd_diff(int argc, char **argv)
     RaspProgram *p = NULL;
     Diag *d = NULL;
     char sha_a[65], sha_b[65];
-    if (!(a = model_load(pa, &err)) || !(b = model_load(pb, &err))) {
-        fprintf(stderr, "tracc diff: %s\n", err.s);
-        goto done;
-    }
-    if (sha256_file(pa, sha_a, &err) || sha256_file(pb, sha_b, &err)) {
+    if (!(a = model_load_hashed(pa, sha_a, &err)) || !(b = model_load_hashed(pb, sha_b, &err))) {
         fprintf(stderr, "tracc diff: %s\n", err.s);
         goto done;
     }

@@ -13,7 +13,6 @@
 #include "analysis/readout.h"
 #include "analysis/report.h"
 #include "cli/cli.h"
-#include "common/sha256.h"
 #include "train/finetune.h"
 
 #define MAX_KS 64
@@ -247,11 +246,7 @@ int cmd_prune(int argc, char **argv)
     memset(&r, 0, sizeof r);
     int ran = 0;
     char sha[65] = "", osha[65] = "";
-    if (!(m = model_load(path, &err)) || (orig_path && !(orig = model_load(orig_path, &err)))) {
-        fprintf(stderr, "tracc prune: %s\n", err.s);
-        goto done;
-    }
-    if (sha256_file(path, sha, &err) || (orig_path && sha256_file(orig_path, osha, &err))) {
+    if (!(m = model_load_hashed(path, sha, &err)) || (orig_path && !(orig = model_load_hashed(orig_path, osha, &err)))) {
         fprintf(stderr, "tracc prune: %s\n", err.s);
         goto done;
     }

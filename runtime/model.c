@@ -1029,6 +1029,11 @@ Model *model_parse(const void *data, size_t len, const char *file, StrBuf *err)
 
 Model *model_load(const char *path, StrBuf *err)
 {
+    return model_load_hashed(path, NULL, err);
+}
+
+Model *model_load_hashed(const char *path, char sha256[65], StrBuf *err)
+{
     FILE *fp = fopen(path, "rb");
     if (!fp) {
         fail(err, "%s: cannot open: %s", path, strerror(errno));
@@ -1051,6 +1056,7 @@ Model *model_load(const char *path, StrBuf *err)
         return NULL;
     }
     Model *m = model_parse(buf, len, path, err);
+    if (m && sha256) sha256_hex(buf, len, sha256);
     free(buf);
     return m;
 }

@@ -160,6 +160,8 @@ void model_clear_extra_tensors(Model *m);
 
 /* Load and check a file. NULL with one message in err on any problem. */
 Model *model_load(const char *path, StrBuf *err);
+/* The same, and the SHA-256 (hex) of the bytes it loaded: provenance names a file by it. */
+Model *model_load_hashed(const char *path, char sha256[65], StrBuf *err);
 /* The same from bytes in memory; `name` stands for the file in messages. */
 Model *model_parse(const void *data, size_t len, const char *name, StrBuf *err);
 /* The file's bytes: header + tensors, deterministic. The result is checked by parsing it

@@ -1088,7 +1088,8 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
     char *ckpt_owned = NULL;
 
     /* ---- everything is checked before any work ---- */
-    r->m = model_load(cfg->model, err);
+    /* not resumed: the file's hash is the parent's, taken from the bytes loaded */
+    r->m = resume ? model_load(cfg->model, err) : model_load_hashed(cfg->model, r->parent_sha, err);
     if (!r->m) goto done;
     r->config = json_deep_copy(cfg->json);
     if (resume) {
@@ -1135,7 +1136,6 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
         json_object_set_new(r->config, "model", json_string(json_string_value(json_object_get(
                                                      json_object_get(state, "config"), "model"))));
     } else {
-        file_sha(cfg->model, r->parent_sha);
         r->parent_provenance = json_deep_copy(r->m->provenance);
         if (!r->parent_provenance) r->parent_provenance = json_null();
     }
