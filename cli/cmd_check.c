@@ -158,6 +158,7 @@ int cmd_check(int argc, char **argv)
            p->nsops == 1 ? "" : "s", p->nsels, p->nsels == 1 ? "" : "s", out->label,
            out->enc == ENC_NUMERICAL ? "numerical" : "categorical", out->nvals, out->nvals == 1 ? "" : "s",
            out->may_none ? " or None" : "");
+    if (rasp_warn_mixing(p, d)) diag_print(d, stderr);
     if (list) list_program(p);
     rasp_free(p);
     diag_free(d);

@@ -182,7 +182,13 @@ int cmd_compile(int argc, char **argv)
         rasp_free(p);
         return 1;
     }
-    if (!sum.exact)
+    if (!sum.exact && sum.mix_sop >= 0)
+        fprintf(stderr, "tracc compile: warning: %s: the error bounds do not prove this model exact: "
+                        "aggregate '%s' can select positions with different values (no value in the "
+                        "interpreter, a mixture in the model) and another op reads it; the check against "
+                        "the interpreter decides\n",
+                path, p->sops[sum.mix_sop].label);
+    else if (!sum.exact)
         fprintf(stderr, "tracc compile: warning: %s: the error bounds do not prove this model exact "
                         "(smallest margin %.3g); the check against the interpreter decides\n",
                 path, sum.min_margin);

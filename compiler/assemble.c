@@ -628,6 +628,7 @@ Model *asm_compile(const RaspProgram *p, const AsmOptions *opt, AsmSummary *sum,
         for (size_t k = 0; k < vo; k++) sum->unembed_nonzero += m->params.b_U[k] != 0.0f;
         sum->exact = cr.exact;
         sum->min_margin = cr.min_margin;
+        sum->mix_sop = cr.mix_sop;
         for (int i = 0; i < cr.nops; i++) {
             if (!cr.ops[i].has_head) continue;
             double c = cr.ops[i].c;

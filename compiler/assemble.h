@@ -35,6 +35,7 @@ typedef struct {
     size_t unembed_nonzero;
     int exact;              /* every margin > 1 (craft.h) */
     double min_margin;
+    int mix_sop;            /* craft.h: -1, or the aggregate that keeps the bounds from a proof */
     double c_min, c_max;    /* the sharpness range used by the heads (0 when none) */
 } AsmSummary;
 

@@ -1194,6 +1194,18 @@ int craft_all(const LowerProgram *lp, const CraftLayout *lay, const CraftPolicy 
     double tol = on->enc == ENC_NUMERICAL ? 1e-4 : 0.5;
     res->out_err = e;
     res->out_margin = e > 0 ? tol / e : INFINITY;
+    /* A selection that mixes values gives the interpreter's "no value" but a mixture of
+     * one-hots in the residual; the bounds above assume one-hots, so an op reading such an
+     * aggregate is not covered: no proof (the check against the interpreter decides). */
+    res->mix_sop = -1;
+    for (int i = 0; i < lp->nops; i++) {
+        const LowerOp *op = &lp->ops[i];
+        int sop = op->kind == LOP_AGG ? lp->nodes[op->out].sop : -1;
+        if (sop < 0 || !rasp_agg_may_mix(lp->p, &lp->p->sops[sop]) || rasp_first_reader(lp->p, sop) < 0)
+            continue;
+        res->ops[i].margin = 0;
+        if (res->mix_sop < 0) res->mix_sop = sop;
+    }
     res->min_margin = res->out_margin;
     for (int i = 0; i < lp->nops; i++) res->min_margin = fmin(res->min_margin, res->ops[i].margin);
     res->exact = res->min_margin > 1;

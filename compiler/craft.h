@@ -70,6 +70,8 @@ typedef struct {
     double out_margin;      /* tolerance of the output check / out_err */
     double min_margin;      /* over every op and the output */
     int exact;              /* min_margin > 1: provably right on every input */
+    int mix_sop;            /* a categorical aggregate that may average different values
+                               and is read by another op (its margin is 0), or -1 */
 } CraftResult;
 
 /* Build every op's weights. Returns 0, or -1 with a message. */

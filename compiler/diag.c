@@ -28,7 +28,7 @@ typedef struct {
 } SrcFile;
 
 typedef struct {
-    int is_note;
+    int is_note;         /* 0 error, 1 note, 2 warning */
     Span sp;
     char *msg;
 } Msg;
@@ -124,6 +124,15 @@ void diag_error(Diag *d, Span sp, const char *fmt, ...)
     va_end(ap);
 }
 
+void diag_warning(Diag *d, Span sp, const char *fmt, ...)
+{
+    if (d->dropping) return;
+    va_list ap;
+    va_start(ap, fmt);
+    add_msg(d, 2, sp, fmt, ap);
+    va_end(ap);
+}
+
 void diag_note(Diag *d, Span sp, const char *fmt, ...)
 {
     if (d->dropping) return;
@@ -201,7 +210,7 @@ static void render_source(StrBuf *b, const SrcFile *f, Span sp)
 
 static void render_msg(StrBuf *b, const Diag *d, const Msg *m)
 {
-    const char *kind = m->is_note ? "note" : "error";
+    const char *kind = m->is_note == 1 ? "note" : m->is_note == 2 ? "warning" : "error";
     const SrcFile *f = file_of(d, m->sp.file);
     if (!f) {
         sb_printf(b, "%s: %s\n", kind, m->msg);

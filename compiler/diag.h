@@ -30,6 +30,8 @@ const char *diag_file_text(const Diag *d, int file, size_t *len);
  * Messages are collected in order; nothing is printed until diag_print. */
 void diag_error(Diag *d, Span sp, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void diag_note(Diag *d, Span sp, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A warning does not count as an error (diag_errors); its notes follow it. */
+void diag_warning(Diag *d, Span sp, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int diag_errors(const Diag *d);
 
 /* Only the first DIAG_MAX_ERRORS errors are kept (with their notes); later ones are counted

@@ -924,6 +924,14 @@ static int tuple_node(Ctx *cx, const Side *sd, int nclass, const int32_t *cls, i
                       const char *label)
 {
     LowerProgram *lp = cx->lp;
+    /* a selector read by several ops (a width and an aggregate) is lowered once per op; its
+     * tuple node is the same each time (same selector, same classes), so the later ops share
+     * the first one instead of adding a second node under the same label */
+    for (int i = 0; i < lp->nnodes; i++)
+        if (lp->nodes[i].label && !strcmp(lp->nodes[i].label, label)) {
+            lp->nodes[i].uses++;
+            return i;
+        }
     int t = add_node(lp, &cx->node_cap);
     LowerNode *n = &lp->nodes[t];
     n->label = arena_strdup(&lp->arena, label);

@@ -76,3 +76,57 @@ int rasp_token_index(const RaspProgram *p, const char *text)
     }
     return -1;
 }
+
+/* Whether every position a selector can select for one query holds the same value of `a`:
+ * a single select whose rows pick at most one key value, with keys that differ at every
+ * position (indices) or that determine `a` (a is the keys, or a map of them). */
+static int one_value_selected(const RaspProgram *p, const RaspSel *l, int a)
+{
+    if (l->op != SEL_SELECT) return 0;
+    const RaspSop *k = &p->sops[l->keys], *q = &p->sops[l->queries];
+    for (int qi = 0; qi < q->nvals; qi++) {
+        int n = 0;
+        for (int ki = 0; ki < k->nvals; ki++) n += l->pred[(size_t)ki * (size_t)q->nvals + (size_t)qi] != 0;
+        if (n > 1) return 0;
+    }
+    const RaspSop *av = &p->sops[a];
+    return k->op == SOP_INDICES || a == l->keys || (av->op == SOP_MAP && av->a == l->keys);
+}
+
+int rasp_agg_may_mix(const RaspProgram *p, const RaspSop *s)
+{
+    if (s->op != SOP_AGGREGATE || s->enc != ENC_CATEGORICAL) return 0;
+    const RaspSop *a = &p->sops[s->a];
+    if (a->nvals <= 1 && !a->may_none) return 0;
+    return !one_value_selected(p, &p->sels[s->sel], s->a);
+}
+
+int rasp_first_reader(const RaspProgram *p, int sop)
+{
+    for (int i = sop + 1; i < p->nsops; i++)
+        if (p->sops[i].used && (p->sops[i].a == sop || p->sops[i].b == sop)) return i;
+    for (int i = 0; i < p->nsels; i++)
+        if (p->sels[i].used && p->sels[i].op == SEL_SELECT &&
+            (p->sels[i].keys == sop || p->sels[i].queries == sop))
+            return p->nsops + i;
+    return -1;
+}
+
+int rasp_warn_mixing(const RaspProgram *p, Diag *d)
+{
+    int n = 0;
+    for (int i = 0; i < p->nsops; i++) {
+        const RaspSop *s = &p->sops[i];
+        if (!s->used || !rasp_agg_may_mix(p, s)) continue;
+        int r = rasp_first_reader(p, i);
+        if (r < 0) continue;
+        diag_warning(d, s->span,
+                     "aggregate '%s' can select positions with different values (or no value): "
+                     "the interpreter gives no value there, a compiled model a mixture",
+                     s->label);
+        if (r < p->nsops) diag_note(d, p->sops[r].span, "'%s' reads it, so a compiled model can disagree here", p->sops[r].label);
+        else diag_note(d, p->sels[r - p->nsops].span, "selector '%s' reads it, so a compiled model can disagree here", p->sels[r - p->nsops].label);
+        n++;
+    }
+    return n;
+}

@@ -111,6 +111,20 @@ void rasp_free(RaspProgram *p);
  * or RASP_NONE if absent. */
 int rasp_num_index(const RaspSop *s, double x);
 
+/* 1 if a categorical aggregate can select, for one query, positions whose values differ or
+ * have no value: the interpreter gives no value there, the compiled model a mixture of
+ * one-hots that the error bounds do not cover once another op reads it. */
+int rasp_agg_may_mix(const RaspProgram *p, const RaspSop *s);
+
+/* The first reader of s-op `sop`: an s-op id, nsops + a selector id (a used select reading
+ * it as keys or queries), or -1 when nothing reads it. */
+int rasp_first_reader(const RaspProgram *p, int sop);
+
+/* Adds a warning (with a note at its reader) for each aggregate of rasp_agg_may_mix that
+ * another op reads: where its selection mixes values, the compiled model cannot reproduce the
+ * interpreter's "no value". Returns the number of warnings. */
+int rasp_warn_mixing(const RaspProgram *p, Diag *d);
+
 /* Index of a value in an s-op's value set (val_equal), or RASP_NONE. */
 int rasp_value_index(const RaspSop *s, Value v);
 
