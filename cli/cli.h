@@ -36,6 +36,11 @@ int cli_usage_error(const char *cmd, const char *fmt, const char *arg);
 int cli_parse_long(const char *s, long lo, long hi, long *out);
 int cli_parse_u64(const char *s, uint64_t *out);
 
+/* --table-budget N for the commands that read a .rasp program (FrontOptions.table_budget):
+ * 0 or a usage error (exit 2) printed as `tracc CMD: ...`. */
+#define CLI_TABLE_BUDGET_OPT 0x7462
+int cli_table_budget(const char *cmd, const char *arg, long long *out);
+
 /* 1 if PATH is a regular file that begins like a safetensors file (an 8-byte little-endian
  * header length, then '{'), whatever its name: how a command tells a model argument from a
  * token or a program. */

@@ -158,3 +158,12 @@ int cli_ends_with(const char *s, const char *suffix)
     size_t n = strlen(s), k = strlen(suffix);
     return n >= k && !strcmp(s + n - k, suffix);
 }
+
+int cli_table_budget(const char *cmd, const char *arg, long long *out)
+{
+    uint64_t v;
+    if (cli_parse_u64(arg, &v) || v < 1 || v > (1ULL << 40))
+        return cli_usage_error(cmd, "--table-budget must be a whole number from 1 to 2^40, got '%s'", arg);
+    *out = (long long)v;
+    return 0;
+}

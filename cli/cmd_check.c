@@ -25,6 +25,7 @@ static void usage(FILE *f)
             "  --vocab A,B,C   use this vocab instead of the file's (entries that read as\n"
             "                  integers are integers; default: the file's `vocab`)\n"
             "  --max-len N     use this max_len, 1..%d (default: the file's `max_len`)\n"
+            "  --table-budget N entries all tables of the program may hold together (default: 2^25)\n"
             "  --causal        check as a causal program (default: the file's `causal;`)\n"
             "  --list          also list every s-op and selector: label, operation, encoding,\n"
             "                  value set (first %d values), and whether the output uses it\n"
@@ -103,6 +104,7 @@ int cmd_check(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"vocab", required_argument, NULL, 'v'},
+        {"table-budget", required_argument, NULL, CLI_TABLE_BUDGET_OPT},
         {"max-len", required_argument, NULL, 'm'},
         {"causal", no_argument, NULL, 'c'},
         {"list", no_argument, NULL, 'l'},
@@ -128,6 +130,9 @@ int cmd_check(int argc, char **argv)
             break;
         }
         case 'c': fo.causal = 1; break;
+        case CLI_TABLE_BUDGET_OPT:
+            if (cli_table_budget("check", optarg, &fo.table_budget)) return 2;
+            break;
         case 'l': list = 1; break;
         case 'h': usage(stdout); return 0;
         case ':':

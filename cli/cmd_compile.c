@@ -28,6 +28,7 @@ static void usage(FILE *f)
             "  --vocab A,B,C        override the file's vocab (entries that read as integers\n"
             "                       are integers; default: the file's `vocab`)\n"
             "  --max-len N          override the file's max_len, 1..%d (default: the file's)\n"
+            "  --table-budget N     entries all tables of the program may hold together (default: 2^25)\n"
             "  --causal             compile a causal model (default: as the file says)\n"
             "  --no-fuse            keep every named s-op in the residual stream, each written by\n"
             "                       its own MLP (default: maps that are linear in what the model\n"
@@ -91,6 +92,7 @@ int cmd_compile(int argc, char **argv)
     static const struct option opts[] = {
         {"output", required_argument, NULL, 'o'},
         {"vocab", required_argument, NULL, 'v'},
+        {"table-budget", required_argument, NULL, CLI_TABLE_BUDGET_OPT},
         {"max-len", required_argument, NULL, 'm'},
         {"causal", no_argument, NULL, 'c'},
         {"no-fuse", no_argument, NULL, 'F'},
@@ -122,6 +124,9 @@ int cmd_compile(int argc, char **argv)
             fo.max_len = ao.max_len = (int)v;
             break;
         case 'c': fo.causal = ao.causal = 1; break;
+        case CLI_TABLE_BUDGET_OPT:
+            if (cli_table_budget("compile", optarg, &fo.table_budget)) return 2;
+            break;
         case 'F': ao.fuse = 0; break;
         case 'C':
             if (!strcmp(optarg, "tracr")) ao.conditioning = ASM_COND_TRACR;

@@ -34,6 +34,7 @@ static void usage(FILE *f)
             "  --vocab LIST    override the file's vocab: comma-separated tokens, those that\n"
             "                  read as integers are integers (default: the file's `vocab`)\n"
             "  --max-len N     override the file's max_len, 1..%d (default: the file's)\n"
+            "  --table-budget N entries all tables of the program may hold together (default: 2^25)\n"
             "  --causal        evaluate as a causal program, every selector masked to keys at\n"
             "                  or before the query (default: as the file says)\n"
             "  --json          one JSON array per input, null for no value (default: text)\n"
@@ -247,6 +248,7 @@ int cmd_eval(int argc, char **argv)
     enum { OPT_VOCAB = 256, OPT_MAXLEN, OPT_CAUSAL, OPT_JSON, OPT_TRACE };
     static const struct option longopts[] = {
         {"vocab", required_argument, NULL, OPT_VOCAB},
+        {"table-budget", required_argument, NULL, CLI_TABLE_BUDGET_OPT},
         {"max-len", required_argument, NULL, OPT_MAXLEN},
         {"causal", no_argument, NULL, OPT_CAUSAL},
         {"json", no_argument, NULL, OPT_JSON},
@@ -279,6 +281,9 @@ int cmd_eval(int argc, char **argv)
             fo.max_len = (int)v;
             break;
         }
+        case CLI_TABLE_BUDGET_OPT:
+            if (cli_table_budget("eval", optarg, &fo.table_budget)) return 2;
+            break;
         case OPT_CAUSAL:
             fo.causal = 1;
             break;

@@ -31,6 +31,7 @@ static void usage(FILE *f)
             "  --max-len N      a program: compile with this max_len (1..%d); a model: check\n"
             "                   inputs up to N tokens (default: the program's / model's)\n"
             "  --vocab A,B,C    a program: override its vocab (default: the file's)\n"
+            "  --table-budget N entries all tables of the program may hold together (default: 2^25)\n"
             "  --causal         a program: compile a causal model (default: as the file says)\n"
             "  --no-fuse        a program: compile with --no-fuse\n"
             "  --json           print the report as one JSON object\n"
@@ -48,6 +49,7 @@ int cmd_verify(int argc, char **argv)
         {"exhaustive", no_argument, NULL, 'E'},
         {"samples", required_argument, NULL, 'n'},
         {"seed", required_argument, NULL, 's'},
+        {"table-budget", required_argument, NULL, CLI_TABLE_BUDGET_OPT},
         {"max-len", required_argument, NULL, 'm'},
         {"vocab", required_argument, NULL, 'v'},
         {"causal", no_argument, NULL, 'c'},
@@ -88,6 +90,10 @@ int cmd_verify(int argc, char **argv)
             break;
         case 'v': fo.vocab = ao.vocab = optarg; prog_only = 1; break;
         case 'c': fo.causal = ao.causal = 1; prog_only = 1; break;
+        case CLI_TABLE_BUDGET_OPT:
+            if (cli_table_budget("verify", optarg, &fo.table_budget)) return 2;
+            prog_only = 1;
+            break;
         case 'F': ao.fuse = 0; prog_only = 1; break;
         case 'j': json = 1; break;
         case 'h': usage(stdout); return 0;

@@ -11,9 +11,11 @@ typedef struct {
                            entries that read as integers are integers), or NULL */
     int max_len;        /* --max-len override, or 0 */
     int causal;         /* --causal override: 1, or -1 to take the file's */
+    long long table_budget; /* --table-budget: entries all tables of the program may hold
+                               together (maps, sequence maps, selects); 0 = RASP_TABLE_BUDGET */
 } FrontOptions;
 
-#define FRONT_OPTIONS_DEFAULT ((FrontOptions){NULL, 0, -1})
+#define FRONT_OPTIONS_DEFAULT ((FrontOptions){NULL, 0, -1, 0})
 
 /* Returns NULL if any error was reported to d. */
 RaspProgram *rasp_load_file(const char *path, const FrontOptions *opt, Diag *d);

@@ -22,6 +22,9 @@
 #define RASP_IMPOSSIBLE (-2)
 #define RASP_MAX_LEN 4096       /* spec Decision 15 */
 #define RASP_MAX_VALUES 100000  /* largest value set of one s-op (bigger is a compile error) */
+/* All tables of one program together (entries): a few lines of .rasp at a large max_len can
+ * otherwise ask for gigabytes and minutes before anything is compiled. --table-budget. */
+#define RASP_TABLE_BUDGET (1LL << 25)
 #define RASP_MAX_TABLE (1 << 24)/* largest tabulated map / predicate (entries) */
 
 typedef enum { ENC_CATEGORICAL, ENC_NUMERICAL } Encoding;

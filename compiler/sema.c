@@ -211,6 +211,7 @@ typedef struct {
     int length_sop, length_sel;
     int output;
     Span output_span;
+    long long table_used, table_budget;   /* entries of every table so far; the limit */
 } Sema;
 
 /* ---------------------------------------------------------------- messages */
@@ -618,7 +619,7 @@ static int fn_apply(Sema *S, const ScalarFn *f, Value x, Value y, Value *out, St
     return 0;
 }
 
-typedef enum { TF_OK, TF_FAIL, TF_NOTNUM, TF_TOOMANY, TF_TABLE } TabStatus;
+typedef enum { TF_OK, TF_FAIL, TF_NOTNUM, TF_TOOMANY, TF_TABLE, TF_BUDGET } TabStatus;
 
 typedef struct {
     TabStatus status;
@@ -634,6 +635,22 @@ typedef struct {
  * rasp.h says) and table. Every input is tried, so the result can say whether some or
  * all inputs fail. With `keep` (a linear sequence map, valueset.h), a pair whose value is
  * not near a member of keep->t cannot occur: it gets RASP_IMPOSSIBLE and adds no value. */
+/* Counts `entries` against the program's table budget; 0 when they do not fit. */
+static int table_budget_take(Sema *S, long long entries)
+{
+    if (S->table_used + entries > S->table_budget) return 0;
+    S->table_used += entries;
+    return 1;
+}
+
+static void budget_error(Sema *S, Span at, const char *what, long long entries)
+{
+    serr(S, at, "this %s needs a table of %lld entries, which would bring the program's tables to %lld, "
+         "over the budget of %lld entries; raise it with --table-budget N (about 4 bytes and one "
+         "evaluation per entry) or use a smaller max_len", what, entries, S->table_used + entries,
+         S->table_budget);
+}
+
 static void tabulate(Sema *S, const ScalarFn *f, int a, int b, RaspSop *s, TabResult *tr,
                      const VsLinear *keep)
 {
@@ -646,6 +663,11 @@ static void tabulate(Sema *S, const ScalarFn *f, int a, int b, RaspSop *s, TabRe
     tr->where = SPAN_NONE;
     if (total > RASP_MAX_TABLE) {
         tr->status = TF_TABLE;
+        tr->size = total;
+        return;
+    }
+    if (!table_budget_take(S, total)) {
+        tr->status = TF_BUDGET;
         tr->size = total;
         return;
     }
@@ -945,7 +967,9 @@ static void report_lambda_failure(Sema *S, const AstNode *lam, const TabResult *
 
 static void report_size_failure(Sema *S, Span at, const TabResult *tr, const char *what, int na, int nb)
 {
-    if (tr->status == TF_TABLE)
+    if (tr->status == TF_BUDGET)
+        budget_error(S, at, what, tr->size);
+    else if (tr->status == TF_TABLE)
         serr(S, at, "this %s needs a table of %lld entries (%d x %d values), more than the limit of %d; "
              "use operands with fewer values or a smaller max_len", what, tr->size, na, nb, RASP_MAX_TABLE);
     else if (tr->status == TF_TOOMANY) {
@@ -992,7 +1016,8 @@ static int mk_map(Sema *S, const ScalarFn *f, int a, Encoding enc, int linear, d
     switch (tr.status) {
     case TF_OK: bad = 0; break;
     case TF_TOOMANY:
-    case TF_TABLE: report_size_failure(S, node->span, &tr, "map", S->sops[a].nvals, 1); break;
+    case TF_TABLE:
+    case TF_BUDGET: report_size_failure(S, node->span, &tr, "map", S->sops[a].nvals, 1); break;
     case TF_FAIL:
     case TF_NOTNUM:
         if (lam) {
@@ -1048,6 +1073,7 @@ static int mk_seqmap(Sema *S, const ScalarFn *f, int a, int b, Encoding enc, int
     case TF_OK: bad = 0; break;
     case TF_TOOMANY:
     case TF_TABLE:
+    case TF_BUDGET:
         report_size_failure(S, node->span, &tr, "sequence_map", S->sops[a].nvals, S->sops[b].nvals);
         break;
     case TF_FAIL:
@@ -1088,6 +1114,10 @@ static int mk_select(Sema *S, int keys, int queries, AstOp cmp, int constant, co
     if (total > RASP_MAX_TABLE) {
         serr(S, node->span, "this select needs a table of %lld entries (%d keys x %d queries), more than the limit of %d; "
              "use keys and queries with fewer values", total, K->nvals, Q->nvals, RASP_MAX_TABLE);
+        return -1;
+    }
+    if (!table_budget_take(S, total)) {
+        budget_error(S, node->span, "select", total);
         return -1;
     }
     uint8_t *pred = arena_alloc(S->pa, (size_t)(total ? total : 1));
@@ -2444,6 +2474,7 @@ RaspProgram *sema_check(const SemaInput *in, const FrontOptions *opt, Diag *d)
     S->d = d;
     S->in = in;
     S->opt = opt ? opt : &defaults;
+    S->table_budget = S->opt->table_budget > 0 ? S->opt->table_budget : RASP_TABLE_BUDGET;
     S->P = xcalloc(1, sizeof *S->P);
     arena_init(&S->P->arena);
     S->pa = &S->P->arena;

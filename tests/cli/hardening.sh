@@ -33,7 +33,20 @@ if "$TRACC" check rasp_examples/max_identifier.rasp 2>&1 | grep -q warning; then
 expect_err "max_identifier_6th_is_5th_plus_1: fifth is read by holds" 0 "warning: aggregate 'fifth'" -- "$TRACC" check rasp_examples/max_identifier_6th_is_5th_plus_1.rasp
 if "$TRACC" compile --max-len 4 rasp_examples/count_a.rasp -o "$TMPD/c.safetensors" 2>&1 | grep -q "do not prove"; then bad "count_a lost its proof"; else ok; fi
 
-# 3. random programs: seeded, a few hundred, every one verified on every input
+# 3. the table budget: a few lines at a large max_len stop at the statement that crosses it
+{ echo "vocab {a, b};"; echo "max_len 1024;"
+  for i in 1 2 3 4 5 6; do echo "s$i = sequence_map(lambda p, q: p + q + $i, indices, indices);"; done
+  echo "output s6;"; } >"$TMPD/big.rasp"
+expect_err "table budget: names the statement" 1 "big.rasp:5:6: error: this sequence_map needs a table of 1048576 entries" -- "$TRACC" check --table-budget 3000000 "$TMPD/big.rasp"
+expect_err "table budget: names the flag" 1 "raise it with --table-budget N" -- "$TRACC" check --table-budget 3000000 "$TMPD/big.rasp"
+if "$TRACC" check "$TMPD/big.rasp" >/dev/null 2>&1; then ok; else bad "table budget: 6 tables of 2^20 do not fit the default"; fi
+expect_err "table budget: eval too" 1 "over the budget of 3000000 entries" -- "$TRACC" eval --table-budget 3000000 "$TMPD/big.rasp" a
+expect_err "table budget: compile too" 1 "over the budget of 3000000 entries" -- "$TRACC" compile --table-budget 3000000 "$TMPD/big.rasp" -o "$TMPD/big.safetensors"
+[ -e "$TMPD/big.safetensors" ] && bad "table budget: compile wrote a model" || ok
+expect_err "table budget: a bad value is a usage error" 2 "--table-budget must be a whole number" -- "$TRACC" check --table-budget 0 "$TMPD/big.rasp"
+expect_err "table budget: verify" 1 "over the budget" -- "$TRACC" verify --table-budget 10 rasp_examples/count_a.rasp
+
+# 4. random programs: seeded, a few hundred, every one verified on every input
 if command -v python3 >/dev/null 2>&1; then
     for seed in 11 12; do python3 tests/gen/randprog.py "$seed" 150 "$TMPD/rp"; done
     n=0; checked=0; unproved=0
