@@ -88,6 +88,25 @@ finetune-grid: $(TRACC)
 	    TRACC=$(TRACC) bash bench/finetune_grid.sh -c $$c -n $$n -k $$k -j $(GRID_JOBS) \
 	        $(BUILD)/grid/$${c}_$${n}_clip$$k || exit 1; done; done
 
+# Coverage-guided fuzzing (libFuzzer; needs clang): every harness in tests/fuzz/ against the
+# whole library built with ASan/UBSan in build/fuzz. `make fuzz FUZZ_SECONDS=N` runs each for N
+# seconds from its seed corpus (tests/fuzz/corpus/NAME, grown in build/fuzz/corpus/NAME); a crash
+# is written to build/fuzz/crash-NAME-* and fails the target. docs/reliability.md.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
+.PHONY: fuzz fuzz-build
+fuzz-build:
+	$(MAKE) --no-print-directory CC=$(FUZZ_CC) BUILD=build/fuzz \
+	    SANITIZE=fuzzer-no-link,address,undefined build/fuzz/libtracc.a
+	$(MAKE) --no-print-directory $(FUZZ_BINS)
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/libtracc.a
+	$(FUZZ_CC) $(CSTD) -g -O1 -I. -Ibuild/fuzz/gen -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=all -o $@ $< build/fuzz/libtracc.a $(LDLIBS)
+fuzz: fuzz-build
+	sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_NAMES)
+
 clean:
 	rm -rf build
 
