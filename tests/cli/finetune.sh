@@ -41,6 +41,10 @@ for flag in --task --data --len --no-repeat --at --spurious --spurious-rate --mi
             --save-init; do
     if grep -q -- "$flag" "$TMPD/out"; then ok; else bad "--help does not describe $flag"; fi
 done
+# every heading has its flags: --logit-scale right under loss:, --preset under preset:
+grep -A1 "^loss:$" "$TMPD/out" | grep -q "^  --logit-scale S" && grep -A1 "^preset:$" "$TMPD/out" | grep -q "^  --preset NAME" &&
+    ok || { bad "--help: headings"; cat "$TMPD/out"; }
+grep -q "NAME>=ACC" "$TMPD/out" && ! grep -q "[^']NAME>=ACC" "$TMPD/out" && ok || bad "--help: NAME>=ACC shown unquoted"
 
 # ---- malformed settings: exit 2, the flag named, nothing written
 O="$TMPD/o.safetensors"
