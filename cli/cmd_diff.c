@@ -184,6 +184,38 @@ static void print_text(const DiffResult *r, const Model *a, const char *pa, cons
     }
 }
 
+/* AFTER was fine-tuned from BEFORE with initial noise: its weight changes are mostly that noise.
+ * One line (stderr) naming how to get the noised start to diff against instead. */
+static void init_noise_notice(const Model *b, const char *sha_a, const char *pa, const char *pb)
+{
+    json_t *prov = b->provenance;
+    json_t *noise = json_object_get(json_object_get(prov, "config"), "init_noise");
+    const char *parent = json_string_value(json_object_get(prov, "parent_sha256"));
+    if (!json_is_number(noise) || !(json_number_value(noise) > 0) || !parent || strcmp(parent, sha_a)) return;
+    fprintf(stderr,
+            "tracc diff: note: %s was fine-tuned from %s after adding init noise (sigma %g), so these changes are "
+            "mostly that noise; to see what training changed, diff against the noised start: rerun its `tracc "
+            "finetune` command with --save-init START.safetensors (or --steps 0 -o START.safetensors: the noise "
+            "depends only on --seed) and run `tracc diff START.safetensors %s`\n",
+            pb, pa, json_number_value(noise), pb);
+}
+
+/* BEFORE is AFTER's noised start (finetune --save-init, or --steps 0 with the same noise):
+ * no steps, the same parent, and the settings the noise depends on. */
+static int is_noised_start(const Model *a, const Model *b)
+{
+    json_t *pa = a->provenance, *pb = b->provenance;
+    json_t *ca = json_object_get(pa, "config"), *cb = json_object_get(pb, "config");
+    const char *keys[] = {"seed", "init_noise", "train", "freeze"};
+    if (!json_is_object(ca) || !json_is_object(cb) || json_integer_value(json_object_get(pa, "steps")) != 0 ||
+        !json_is_integer(json_object_get(pa, "steps")) ||
+        !json_equal(json_object_get(pa, "parent_sha256"), json_object_get(pb, "parent_sha256")))
+        return 0;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (!json_equal(json_object_get(ca, keys[i]), json_object_get(cb, keys[i]))) return 0;
+    return 1;
+}
+
 int cmd_diff(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -268,11 +300,15 @@ int cmd_diff(int argc, char **argv)
         free(at);
         goto done;
     }
-    if (r->provenance_names_before == 0)
+    if (r->provenance_names_before == 0 && is_noised_start(a, b))
+        fprintf(stderr, "tracc diff: note: %s is the noised start of %s's run (same parent, --seed and "
+                        "--init-noise): the changes are training's\n", pa, pb);
+    else if (r->provenance_names_before == 0)
         fprintf(stderr, "tracc diff: warning: %s was trained from a file with sha256 %.12s..., not from %s (%.12s...)\n",
                 pb, r->provenance_parent, pa, sha_a);
     else if (r->provenance_names_before < 0)
         fprintf(stderr, "tracc diff: warning: %s has no training provenance naming %s\n", pb, pa);
+    init_noise_notice(b, sha_a, pa, pb);
     if (r->program_differs)
         fprintf(stderr, "tracc diff: warning: the two models carry different program texts (same structure)\n");
     if (ninputs > 0) {

@@ -40,14 +40,17 @@ static void usage(FILE *f)
         "  --mix FILE.rasp:FRAC    mix in samples of another program (repeatable; sum < 1)\n"
         "  --max-tries N           rejection-sampling bound per sample (default: 100000)\n"
         "loss:\n"
-        "preset:\n"
-        "  --preset NAME           a paper's protocol; flags after it override it, flags before\n"
-        "                          it are overridden. jain2023: SGD momentum 0.9, batch 96,\n"
-        "                          10000 steps, warmup 2000 then cosine to 0.01 x lr, init noise\n"
-        "                          1e-3 (not --lr: the paper sweeps it). Prints the effective\n"
-        "                          protocol and the open choices unless --quiet.\n"
         "  --logit-scale S         categorical outputs: cross-entropy of softmax(S * logits)\n"
         "                          (default: 10); numerical outputs: squared error\n"
+        "preset:\n"
+        "  --preset NAME           a paper's protocol, under the flags: a flag given always wins,\n"
+        "                          wherever it stands. jain2023 (Jain et al. 2024): --optimizer\n"
+        "                          sgd --momentum 0.9 --batch 96 --steps 10000 --warmup 20%% of\n"
+        "                          --steps (2000 of 10000) --schedule cosine --min-lr-ratio 0.01\n"
+        "                          --init-noise 1e-3 --at 1 (the answer position); not --lr (the\n"
+        "                          paper sweeps it). Unless --quiet, the run lists every setting\n"
+        "                          with its source (flag, preset, default) and the preset's\n"
+        "                          protocol and open choices.\n"
         "optimizer:\n"
         "  --optimizer sgd|adamw   (default: sgd, with momentum)\n"
         "  --lr LR                 peak learning rate (default: 1e-3)\n"
@@ -59,22 +62,28 @@ static void usage(FILE *f)
         "  --warmup N              linear warmup steps (default: 0)\n"
         "  --schedule S            cosine | constant after the warmup (default: cosine)\n"
         "  --min-lr-ratio R        cosine ends at R * lr (default: 0.01)\n"
-        "  --steps N               (default: 1000)\n"
+        "  --steps N               (default: 1000); 0 writes the (noised) start as OUT\n"
         "  --batch B               (default: 96)\n"
         "  --init-noise SIGMA      add N(0, SIGMA^2) to every trainable weight once (default: 0)\n"
+        "  --save-init FILE        write the start (the parent plus the noise) as a model file\n"
+        "                          before the first step: diff against it to see what training\n"
+        "                          changed, not the noise\n"
         "  --train GLOB[,GLOB]     only these tensors train (default: all but unembed.*)\n"
         "  --freeze GLOB[,GLOB]    these tensors do not train (repeatable)\n"
         "  --seed S                data and noise seed (default: 1)\n"
         "evaluation:\n"
         "  --eval NAME=FILE.rasp[,spurious=PRED.rasp,rate=C]\n"
-        "                          a fixed evaluation set (repeatable): accuracy and loss\n"
+        "                          a fixed evaluation set (repeatable): accuracy (argmax, and\n"
+        "                          decoded as `tracc run` does: \"dec\"; see docs/training.md)\n"
+        "                          and loss\n"
         "  --eval-every N          steps between evaluations; 0 = first and last (default: 100)\n"
         "  --eval-size N           sequences per set (default: 1000)\n"
         "  --eval-seed S           (default: 12345, independent of --seed)\n"
-        "  --stop-when NAME>=ACC   stop at the first evaluation (step 0 included) where set NAME\n"
-        "                          has accuracy >= ACC (0..1, or a percentage like 90%%) and\n"
-        "                          write the output there; the step is recorded as stopped_at\n"
-        "                          (use a small --eval-every: the step is only that precise)\n"
+        "  --stop-when NAME:ACC    stop at the first evaluation (step 0 included) where set NAME\n"
+        "                          has (argmax) accuracy >= ACC (0..1, or a percentage: pt:90%%;\n"
+        "                          'NAME>=ACC' is the same, quoted for the shell) and write the\n"
+        "                          output there; the step is recorded as stopped_at (use a\n"
+        "                          small --eval-every: the step is only that precise)\n"
         "output:\n"
         "  -o, --output OUT        the fine-tuned model file (required)\n"
         "  --log FILE.jsonl        one JSON object per logged step and evaluation\n"
@@ -85,7 +94,7 @@ static void usage(FILE *f)
         "                          and setting flags may be repeated but must agree)\n"
         "  --threads N             worker threads; the results do not depend on it (default:\n"
         "                          the number of CPUs, at most 8)\n"
-        "  --quiet                 no progress on stderr\n"
+        "  --quiet                 no settings list and no progress on stderr\n"
         "  --json                  print the summary as one JSON object\n"
         "  -h, --help              show this help\n"
         "\n"
@@ -226,7 +235,8 @@ static void on_progress(void *ctx, const FtProgress *p)
     int n = snprintf(line, sizeof line, "step %ld/%ld", p->step, p->steps);
     if (isfinite(p->loss)) n += snprintf(line + n, sizeof line - (size_t)n, "  loss %.4g", p->loss);
     for (int i = 0; i < p->neval && n < (int)sizeof line - 64; i++)
-        n += snprintf(line + n, sizeof line - (size_t)n, "  %s %.1f%%", p->eval[i].name, 100.0 * p->eval[i].acc);
+        n += snprintf(line + n, sizeof line - (size_t)n, "  %s %.1f%% (dec %.1f%%)", p->eval[i].name,
+                      100.0 * p->eval[i].acc, 100.0 * p->eval[i].acc_decoded);
     if (isfinite(sps) && n < (int)sizeof line - 64)
         n += snprintf(line + n, sizeof line - (size_t)n, "  %.1f steps/s  ETA %s", sps, eta);
     if (g->tty) {
@@ -253,7 +263,7 @@ enum {
     O_TASK = 256, O_DATA, O_LEN, O_NOREP, O_AT, O_SPUR, O_SPURRATE, O_MIX, O_MAXTRIES, O_LSCALE, O_OPT, O_LR,
     O_MOM, O_B1, O_B2, O_EPS, O_WD, O_CLIP, O_WARM, O_SCHED, O_MINLR, O_STEPS, O_BATCH, O_NOISE, O_TRAIN,
     O_FREEZE, O_SEED, O_EVAL, O_EVEVERY, O_EVSIZE, O_EVSEED, O_LOG, O_LOGEVERY, O_CKPT, O_CKPTEVERY, O_RESUME,
-    O_QUIET, O_JSON, O_TESTNAN, O_TESTDELAY, O_THREADS, O_STOPWHEN, O_PRESET,
+    O_QUIET, O_JSON, O_TESTNAN, O_TESTDELAY, O_THREADS, O_STOPWHEN, O_PRESET, O_SAVEINIT,
 };
 
 /* Options whose value is a plain number: key, flag kind (1 real, 2 integer). */
@@ -304,12 +314,13 @@ int cmd_finetune(int argc, char **argv)
         {"resume", required_argument, NULL, O_RESUME}, {"quiet", no_argument, NULL, O_QUIET},
         {"json", no_argument, NULL, O_JSON}, {"threads", required_argument, NULL, O_THREADS},
         {"stop-when", required_argument, NULL, O_STOPWHEN}, {"preset", required_argument, NULL, O_PRESET},
+        {"save-init", required_argument, NULL, O_SAVEINIT},
         /* testing only: make the loss of step N NaN; sleep MS after every step */
         {"test-nan-at", required_argument, NULL, O_TESTNAN}, {"test-step-delay", required_argument, NULL, O_TESTDELAY},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
-    json_t *given = json_object();
-    const char *resume = NULL;
+    json_t *given = json_object(), *sources = NULL, *eff = NULL;
+    const char *resume = NULL, *preset = NULL;
     int quiet = 0, json_out = 0, c, rc = 2;
     long long test_nan = 0, test_delay = 0, threads = 0;
     StrBuf err;
@@ -352,6 +363,7 @@ int cmd_finetune(int argc, char **argv)
         case O_SCHED: json_object_set_new(given, "schedule", json_string(optarg)); break;
         case O_LOG: json_object_set_new(given, "log", json_string(optarg)); break;
         case O_CKPT: json_object_set_new(given, "checkpoint", json_string(optarg)); break;
+        case O_SAVEINIT: json_object_set_new(given, "save_init", json_string(optarg)); break;
         case O_NOREP: json_object_set_new(given, "no_repeat", json_true()); break;
         case O_LEN: {
             json_t *l = parse_len(optarg);
@@ -402,14 +414,18 @@ int cmd_finetune(int argc, char **argv)
             json_object_set_new(given, "stop_when", json_string(text));
             break;
         }
-        case O_PRESET:
-            /* applied here, in argv order: later flags override it, earlier ones are overridden */
-            if (ft_preset_apply(given, optarg)) {
+        case O_PRESET: {
+            /* applied after all flags are read, under them: a flag wins wherever it stands */
+            json_t *pv = ft_preset_values(optarg, NULL);
+            if (!pv) {
                 fprintf(stderr, "tracc finetune: --preset: unknown preset '%s' (known: %s)\n", optarg,
                         ft_preset_names());
                 goto usage_fail;
             }
+            json_decref(pv);
+            preset = optarg;
             break;
+        }
         case O_RESUME: resume = optarg; break;
         case O_QUIET: quiet = 1; break;
         case O_THREADS:
@@ -443,9 +459,14 @@ int cmd_finetune(int argc, char **argv)
         goto out;
     }
 
-    /* The configuration: the defaults (or the checkpoint's) with the flags on top. */
+    /* The configuration: the defaults (or the checkpoint's), the preset's values, the flags. */
     if (resume) {
-        cfgj = ft_checkpoint_config(resume, &err);
+        if (json_object_get(given, "save_init")) {
+            fprintf(stderr, "tracc finetune: --save-init: a resumed run has no start to save (the original run "
+                            "writes it when given --save-init)\n");
+            goto usage_fail;
+        }
+        cfgj = ft_checkpoint_config(resume, &sources, &err);
         if (!cfgj) {
             fprintf(stderr, "tracc finetune: --resume %s\n", err.s);
             rc = 1;
@@ -453,42 +474,45 @@ int cmd_finetune(int argc, char **argv)
         }
         /* checkpoints written before presets existed have no "preset" key: they had none */
         if (!json_object_get(cfgj, "preset")) json_object_set_new(cfgj, "preset", json_null());
+        /* what the command line sets: the preset's values (if repeated) under the flags */
+        eff = preset ? ft_preset_values(preset, given) : json_object();
+        json_object_update(eff, given);
         const char *key;
         json_t *v;
-        json_object_foreach(given, key, v) {
+        json_object_foreach(eff, key, v) {
             json_t *was = json_object_get(cfgj, key);
             if (ft_config_key_is_operational(key)) {
                 json_object_set(cfgj, key, v);
             } else if (!was || !json_equal(was, v)) {
-                char flag[64], a[256], b[256];
+                char flag[64], a[256], b[256], from[96] = "";
+                if (!json_object_get(given, key)) snprintf(from, sizeof from, " (from --preset %s)", preset);
                 fprintf(stderr,
-                        "tracc finetune: %s %s differs from the checkpoint's %s: a resumed run keeps the settings "
+                        "tracc finetune: %s %s%s differs from the checkpoint's %s: a resumed run keeps the settings "
                         "it started with\n",
-                        ft_config_flag(key, flag, sizeof flag), json_text(v, a, sizeof a),
+                        ft_config_flag(key, flag, sizeof flag), json_text(v, a, sizeof a), from,
                         was ? json_text(was, b, sizeof b) : "(none)");
                 goto usage_fail;
             }
         }
         json_object_set_new(cfgj, "model", json_string(resume));
     } else {
-        cfgj = ft_config_defaults();
-        json_object_update(cfgj, given);
-        if (model) json_object_set_new(cfgj, "model", json_string(model));
+        if (model) json_object_set_new(given, "model", json_string(model));
+        cfgj = ft_config_compose(given, preset, &sources);
     }
     if (!threads) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n < 1 ? 1 : n > 8 ? 8 : n;
     }
-    if (ft_config_parse(&cfg, cfgj, &err)) {
+    if (ft_config_parse_sourced(&cfg, cfgj, sources, &err)) {
         fprintf(stderr, "tracc finetune: %s\n", err.s);
         goto usage_fail;
     }
 
-    if (cfg.preset && !quiet) {
+    if (!quiet) {
         StrBuf note;
         sb_init(&note);
-        ft_preset_notice(&cfg, &note);
-        fputs(note.s, stderr);
+        ft_config_banner(&cfg, &note);
+        fputs(note.s ? note.s : "", stderr);
         sb_free(&note);
     }
 
@@ -519,8 +543,9 @@ int cmd_finetune(int argc, char **argv)
                                   "seconds", res.elapsed, "steps_per_second", sps);
             json_t *ev = json_object();
             for (int i = 0; i < res.neval; i++)
-                json_object_set_new(ev, res.eval[i].name, json_pack("{s:f, s:f, s:i}", "acc", res.eval[i].acc,
-                                                                    "loss", res.eval[i].loss, "n", res.eval[i].n));
+                json_object_set_new(ev, res.eval[i].name,
+                                    json_pack("{s:f, s:f, s:f, s:i}", "acc", res.eval[i].acc, "acc_decoded",
+                                              res.eval[i].acc_decoded, "loss", res.eval[i].loss, "n", res.eval[i].n));
             json_object_set_new(o, "eval", ev);
             if (cfg.stop_when) {
                 char sw[128];
@@ -539,8 +564,8 @@ int cmd_finetune(int argc, char **argv)
             printf("%s: %ld steps", cfg.output, res.steps);
             if (isfinite(res.train_loss)) printf(", train loss %.4g", res.train_loss);
             for (int i = 0; i < res.neval; i++)
-                printf("%s %s %.1f%% (loss %.4g)", i ? "," : "; eval", res.eval[i].name, 100.0 * res.eval[i].acc,
-                       res.eval[i].loss);
+                printf("%s %s %.1f%% (dec %.1f%%, loss %.4g)", i ? "," : "; eval", res.eval[i].name,
+                       100.0 * res.eval[i].acc, 100.0 * res.eval[i].acc_decoded, res.eval[i].loss);
             if (cfg.stop_when) {
                 const char *set = cfg.evals[cfg.stop_eval].name;
                 if (res.stopped_at >= 0)
@@ -575,6 +600,8 @@ out:
     ft_config_free(&cfg);
     json_decref(cfgj);
     json_decref(given);
+    json_decref(sources);
+    json_decref(eff);
     sb_free(&err);
     return rc;
 }

@@ -12,6 +12,8 @@
 
 #include "common/rng.h"
 #include "common/sha256.h"
+#include "compiler/verify.h"
+#include "runtime/decode.h"
 #include "runtime/forward.h"
 #include "train/backward.h"
 
@@ -21,7 +23,7 @@ json_t *ft_config_defaults(void)
 {
     json_t *o = json_object();
     const char *nulls[] = {"model", "output", "checkpoint", "log", "task", "data", "spurious", "spurious_rate",
-                           "len"};
+                           "len", "save_init"};
     for (size_t i = 0; i < ARRAY_LEN(nulls); i++) json_object_set_new(o, nulls[i], json_null());
     json_object_set_new(o, "mix", json_array());
     json_object_set_new(o, "no_repeat", json_false());
@@ -58,15 +60,31 @@ json_t *ft_config_defaults(void)
 
 /* ---------------------------------------------------------------- presets */
 
-/* A preset is a set of configuration values, applied where it appears among the flags. The
+/* jain2023's warmup: the paper's 2000 of 10000 steps, kept at that share when --steps changes */
+#define JAIN2023_WARMUP_PERCENT 20
+#define JAIN2023_WARMUP_NOTE "20% of --steps"
+
+/* A preset is a set of configuration values under the flags: a flag given always wins. The
  * learning rate is deliberately not in jain2023: the paper sweeps it. */
-static json_t *preset_values(const char *name)
+json_t *ft_preset_values(const char *name, const json_t *given)
 {
-    if (!strcmp(name, "jain2023"))
-        return json_pack("{s:s, s:f, s:i, s:i, s:i, s:s, s:f, s:f, s:s}", "optimizer", "sgd", "momentum", 0.9,
-                         "batch", 96, "steps", 10000, "warmup", 2000, "schedule", "cosine", "min_lr_ratio", 0.01,
-                         "init_noise", 1e-3, "preset", "jain2023");
-    return NULL;
+    if (strcmp(name, "jain2023")) return NULL;
+    json_t *v = json_pack("{s:s, s:f, s:i, s:i, s:s, s:f, s:f, s:[i], s:s}", "optimizer", "sgd", "momentum", 0.9,
+                          "batch", 96, "steps", 10000, "schedule", "cosine", "min_lr_ratio", 0.01, "init_noise",
+                          1e-3, "at", 1, "preset", "jain2023");
+    /* the warmup follows the run's length (the paper: 2000 of 10000) */
+    json_t *sj = given ? json_object_get(given, "steps") : NULL;
+    long long steps = json_is_integer(sj) ? json_integer_value(sj) : 10000;
+    if (steps < 0) steps = 0;
+    json_object_set_new(v, "warmup", json_integer((steps * JAIN2023_WARMUP_PERCENT + 50) / 100));
+    if (given) {
+        const char *key;
+        json_t *x, *tmp;
+        json_object_foreach_safe(v, tmp, key, x) {
+            if (json_object_get(given, key)) json_object_del(v, key);
+        }
+    }
+    return v;
 }
 
 const char *ft_preset_names(void)
@@ -74,15 +92,38 @@ const char *ft_preset_names(void)
     return "jain2023";
 }
 
-int ft_preset_apply(json_t *given, const char *name)
+json_t *ft_config_compose(const json_t *given, const char *preset, json_t **sources)
 {
-    json_t *v = preset_values(name);
-    if (!v) return -1;
-    json_object_update(given, v);
-    json_decref(v);
-    return 0;
+    json_t *pv = preset ? ft_preset_values(preset, given) : json_object();
+    if (!pv) return NULL;
+    json_t *c = ft_config_defaults();
+    json_t *src = json_object();
+    const char *key;
+    json_t *v;
+    json_object_foreach(c, key, v) json_object_set_new(src, key, json_string("default"));
+    char who[96];
+    snprintf(who, sizeof who, "preset %s", preset ? preset : "");
+    json_object_foreach(pv, key, v) {
+        json_object_set(c, key, v);
+        if (!strcmp(key, "warmup")) {
+            char note[160];
+            snprintf(note, sizeof note, "%s: %s", who, JAIN2023_WARMUP_NOTE);
+            json_object_set_new(src, key, json_string(note));
+        } else {
+            json_object_set_new(src, key, json_string(who));
+        }
+    }
+    json_object_foreach((json_t *)given, key, v) {
+        json_object_set(c, key, v);
+        json_object_set_new(src, key, json_string("flag"));
+    }
+    json_decref(pv);
+    if (sources) *sources = src;
+    else json_decref(src);
+    return c;
 }
 
+/* The protocol a preset run takes (after the flags) and the choices the paper left open. */
 void ft_preset_notice(const FtConfig *cfg, StrBuf *out)
 {
     const OptimConfig *o = &cfg->opt;
@@ -92,7 +133,13 @@ void ft_preset_notice(const FtConfig *cfg, StrBuf *out)
     sb_printf(out, ", batch %d, %ld steps, warmup %ld then ", cfg->batch, o->steps, o->warmup);
     if (o->schedule == SCHED_COSINE) sb_printf(out, "cosine to %g x lr", o->min_lr_ratio);
     else sb_printf(out, "constant lr");
-    sb_printf(out, ", init noise %g; lr %g (not set by the preset: the paper sweeps it).\n", cfg->init_noise, o->lr);
+    sb_printf(out, ", init noise %g, loss at ", cfg->init_noise);
+    if (!cfg->data.nat) sb_printf(out, "every valued position");
+    else {
+        sb_printf(out, "RASP index%s ", cfg->data.nat > 1 ? "es" : "");
+        for (int i = 0; i < cfg->data.nat; i++) sb_printf(out, "%s%d", i ? "," : "", cfg->data.at[i]);
+    }
+    sb_printf(out, "; lr %g (not set by the preset: the paper sweeps it).\n", o->lr);
     sb_printf(out, "Choices the paper left open: logit scale %g (fixed), gradient clipping ", cfg->logit_scale);
     if (o->clip > 0) sb_printf(out, "%g", o->clip);
     else sb_printf(out, "off");
@@ -109,8 +156,113 @@ void ft_preset_notice(const FtConfig *cfg, StrBuf *out)
     sb_printf(out, ".\n");
 }
 
+/* A number as a flag value: the shortest %g that reads back the same ("10", "0.001", "1e-08"). */
+static void flag_num(double x, char *buf, size_t cap)
+{
+    if (x == floor(x) && fabs(x) < 1e15) {
+        snprintf(buf, cap, "%.0f", x);
+        return;
+    }
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, cap, "%.*g", prec, x);
+        if (strtod(buf, NULL) == x) return;
+    }
+}
+
+/* One setting as it would be given on the command line ("--lr 0.01", "--no-repeat",
+ * "--at 0,2", "--eval pt=count_a.rasp"); nothing for a value that is unset, off or empty. */
+static void setting_text(const char *key, json_t *v, StrBuf *out)
+{
+    char flag[64], num[64];
+    ft_config_flag(key, flag, sizeof flag);
+    if (!strcmp(key, "output")) snprintf(flag, sizeof flag, "-o");
+    if (json_is_null(v) || json_is_false(v) || (json_is_array(v) && !json_array_size(v))) return;
+    if (json_is_true(v)) {
+        sb_printf(out, " %s", flag);
+        return;
+    }
+    if (json_is_string(v)) {
+        sb_printf(out, " %s %s", flag, json_string_value(v));
+        return;
+    }
+    if (json_is_number(v)) {
+        if (json_is_integer(v)) sb_printf(out, " %s %lld", flag, (long long)json_integer_value(v));
+        else {
+            flag_num(json_real_value(v), num, sizeof num);
+            sb_printf(out, " %s %s", flag, num);
+        }
+        return;
+    }
+    if (!json_is_array(v)) return;
+    size_t i;
+    json_t *e;
+    if (!strcmp(key, "len") && json_array_size(v) == 2) {
+        long long a = json_integer_value(json_array_get(v, 0)), b = json_integer_value(json_array_get(v, 1));
+        if (a == b) sb_printf(out, " %s %lld", flag, a);
+        else sb_printf(out, " %s %lld-%lld", flag, a, b);
+        return;
+    }
+    if (!strcmp(key, "at") || !strcmp(key, "train") || !strcmp(key, "freeze")) {
+        sb_printf(out, " %s ", flag);
+        json_array_foreach(v, i, e) {
+            if (json_is_integer(e)) sb_printf(out, "%s%lld", i ? "," : "", (long long)json_integer_value(e));
+            else sb_printf(out, "%s%s", i ? "," : "", json_string_value(e) ? json_string_value(e) : "?");
+        }
+        return;
+    }
+    json_array_foreach(v, i, e) {
+        if (!strcmp(key, "mix")) {
+            flag_num(json_number_value(json_object_get(e, "fraction")), num, sizeof num);
+            sb_printf(out, " %s %s:%s", flag, json_string_value(json_object_get(e, "path")), num);
+        } else if (!strcmp(key, "eval")) {
+            sb_printf(out, " %s %s=%s", flag, json_string_value(json_object_get(e, "name")),
+                      json_string_value(json_object_get(e, "program")));
+            json_t *sp = json_object_get(e, "spurious");
+            if (json_is_string(sp)) {
+                flag_num(json_number_value(json_object_get(e, "rate")), num, sizeof num);
+                sb_printf(out, ",spurious=%s,rate=%s", json_string_value(sp), num);
+            }
+        }
+    }
+}
+
+void ft_config_banner(const FtConfig *cfg, StrBuf *out)
+{
+    /* one line per source, in the order flags, preset, defaults */
+    const char *order[] = {"flag", "preset", "default", "checkpoint"};
+    int lines = 0;
+    for (size_t o = 0; o < ARRAY_LEN(order); o++) {
+        StrBuf line;
+        sb_init(&line);
+        const char *label = NULL;
+        const char *key;
+        json_t *v;
+        json_object_foreach(cfg->json, key, v) {
+            if (!strcmp(key, "model") || !strcmp(key, "preset")) continue;
+            json_t *sj = cfg->sources ? json_object_get(cfg->sources, key) : NULL;
+            const char *src = json_is_string(sj) ? json_string_value(sj) : "checkpoint";
+            if (strncmp(src, order[o], strlen(order[o]))) continue;
+            size_t before = line.len;
+            setting_text(key, v, &line);
+            if (line.len == before) continue;
+            const char *colon = strchr(src, ':');
+            if (colon) sb_printf(&line, " (%s)", colon + 2);
+            if (!label) label = src;
+        }
+        if (line.len) {
+            char head[96];
+            snprintf(head, sizeof head, "%.*s", (int)(strchr(label, ':') ? strchr(label, ':') - label : (long)strlen(label)),
+                     label);
+            sb_printf(out, "%s%s:%s\n", lines ? "          " : "settings  ", head, line.s);
+            lines++;
+        }
+        sb_free(&line);
+    }
+    if (cfg->preset) ft_preset_notice(cfg, out);
+}
+
 static const char *const OPERATIONAL[] = {"output", "log", "log_every", "checkpoint", "checkpoint_every",
-                                          "eval_every"};
+                                          "eval_every", "save_init"};
 
 int ft_config_key_is_operational(const char *key)
 {
@@ -130,12 +282,26 @@ const char *ft_config_flag(const char *key, char *buf, size_t cap)
     return buf;
 }
 
-/* Typed readers: each names the flag on a bad value. */
+/* Typed readers: each names the flag on a bad value, and where the value came from when the
+ * user did not give it (a preset, the default). */
 typedef struct {
     json_t *j;
     StrBuf *err;
     int bad;
+    json_t *sources;        /* or NULL */
 } Reader;
+
+/* " (from --preset jain2023)" or " (the default)" after a message about key's value; nothing
+ * for a flag (the user knows they gave it) or without sources. */
+static void source_note(const Reader *r, const char *key)
+{
+    json_t *sj = r->sources ? json_object_get(r->sources, key) : NULL;
+    const char *s = json_string_value(sj);
+    if (!s || !strcmp(s, "flag")) return;
+    if (!strncmp(s, "preset ", 7)) sb_printf(r->err, " (from --%s)", s);
+    else if (!strcmp(s, "default")) sb_printf(r->err, " (the default)");
+    else sb_printf(r->err, " (from the %s)", s);
+}
 
 static json_t *get(Reader *r, const char *key)
 {
@@ -152,6 +318,7 @@ static void bad_value(Reader *r, const char *key, const char *what)
     if (r->bad) return;
     char flag[64];
     sb_printf(r->err, "%s %s", ft_config_flag(key, flag, sizeof flag), what);
+    source_note(r, key);
     r->bad = 1;
 }
 
@@ -222,6 +389,7 @@ static void range_d(Reader *r, const char *key, double x, double lo, int lo_open
         char flag[64], num[64];
         fmt_double(x, num, sizeof num);
         sb_printf(r->err, "%s must be %s, got %s", ft_config_flag(key, flag, sizeof flag), expect, num);
+        source_note(r, key);
         r->bad = 1;
     }
 }
@@ -232,8 +400,24 @@ static void range_l(Reader *r, const char *key, long long x, long long lo, long 
     if (x < lo || x > hi) {
         char flag[64];
         sb_printf(r->err, "%s must be %s, got %lld", ft_config_flag(key, flag, sizeof flag), expect, x);
+        source_note(r, key);
         r->bad = 1;
     }
+}
+
+/* A number in a range: the value of key, or 0 after the first bad value. */
+static double num_in(Reader *r, const char *key, double lo, int lo_open, double hi, int hi_open, const char *expect)
+{
+    double x = get_num(r, key);
+    range_d(r, key, x, lo, lo_open, hi, hi_open, expect);
+    return x;
+}
+
+static long long int_in(Reader *r, const char *key, long long lo, long long hi, const char *expect)
+{
+    long long x = get_int(r, key);
+    range_l(r, key, x, lo, hi, expect);
+    return x;
 }
 
 static int valid_eval_name(const char *s)
@@ -248,9 +432,15 @@ static int valid_eval_name(const char *s)
 
 int ft_config_parse(FtConfig *cfg, json_t *json, StrBuf *err)
 {
+    return ft_config_parse_sourced(cfg, json, NULL, err);
+}
+
+int ft_config_parse_sourced(FtConfig *cfg, json_t *json, json_t *sources, StrBuf *err)
+{
     memset(cfg, 0, sizeof *cfg);
     cfg->json = json_incref(json);
-    Reader rd = {json, err, 0};
+    cfg->sources = sources ? json_incref(sources) : NULL;
+    Reader rd = {json, err, 0, sources};
     Reader *r = &rd;
     if (!json_is_object(json)) {
         sb_printf(err, "configuration: expected a JSON object");
@@ -278,8 +468,7 @@ int ft_config_parse(FtConfig *cfg, json_t *json, StrBuf *err)
     d->spurious = get_str(r, "spurious", 1);
     json_t *rate = get(r, "spurious_rate");
     if (rate && !json_is_null(rate)) {
-        d->spurious_rate = get_num(r, "spurious_rate");
-        range_d(r, "spurious_rate", d->spurious_rate, 0, 0, 1, 0, "a number from 0 to 1");
+        d->spurious_rate = num_in(r, "spurious_rate", 0, 0, 1, 0, "a number from 0 to 1");
         if (!d->spurious && !r->bad) {
             sb_printf(err, "--spurious-rate needs --spurious PRED.rasp");
             r->bad = 1;
@@ -340,56 +529,57 @@ int ft_config_parse(FtConfig *cfg, json_t *json, StrBuf *err)
             d->at = cfg->at;
         }
     }
-    d->max_tries = (long)get_int(r, "max_tries");
-    range_l(r, "max_tries", d->max_tries, 1, 1000000000LL, "a positive integer");
+    d->max_tries = (long)int_in(r, "max_tries", 1, 1000000000LL, "a positive integer");
 
-    cfg->logit_scale = get_num(r, "logit_scale");
-    range_d(r, "logit_scale", cfg->logit_scale, 0, 1, 1e6, 0, "> 0");
+    cfg->logit_scale = num_in(r, "logit_scale", 0, 1, 1e6, 0, "> 0");
     const char *opt = get_str(r, "optimizer", 0);
     if (opt && optim_parse_kind(opt, &cfg->opt.kind) && !r->bad) {
         sb_printf(err, "--optimizer must be sgd or adamw, got '%s'", opt);
+        source_note(r, "optimizer");
         r->bad = 1;
     }
-    cfg->opt.lr = get_num(r, "lr");
-    range_d(r, "lr", cfg->opt.lr, 0, 1, 1e6, 0, "> 0");
-    cfg->opt.momentum = get_num(r, "momentum");
-    range_d(r, "momentum", cfg->opt.momentum, 0, 0, 1, 1, "in [0, 1)");
-    cfg->opt.beta1 = get_num(r, "beta1");
-    range_d(r, "beta1", cfg->opt.beta1, 0, 0, 1, 1, "in [0, 1)");
-    cfg->opt.beta2 = get_num(r, "beta2");
-    range_d(r, "beta2", cfg->opt.beta2, 0, 0, 1, 1, "in [0, 1)");
-    cfg->opt.eps = get_num(r, "eps");
-    range_d(r, "eps", cfg->opt.eps, 0, 1, 1, 0, "in (0, 1]");
-    cfg->opt.weight_decay = get_num(r, "weight_decay");
-    range_d(r, "weight_decay", cfg->opt.weight_decay, 0, 0, 1e6, 0, ">= 0");
-    cfg->opt.clip = get_num(r, "clip");
-    range_d(r, "clip", cfg->opt.clip, 0, 0, 1e30, 0, ">= 0 (0 turns clipping off)");
-    cfg->opt.steps = (long)get_int(r, "steps");
-    range_l(r, "steps", cfg->opt.steps, 1, 1000000000LL, "a positive integer");
-    cfg->opt.warmup = (long)get_int(r, "warmup");
-    range_l(r, "warmup", cfg->opt.warmup, 0, cfg->opt.steps, "from 0 to --steps");
+    cfg->opt.lr = num_in(r, "lr", 0, 1, 1e6, 0, "> 0");
+    cfg->opt.momentum = num_in(r, "momentum", 0, 0, 1, 1, "in [0, 1)");
+    cfg->opt.beta1 = num_in(r, "beta1", 0, 0, 1, 1, "in [0, 1)");
+    cfg->opt.beta2 = num_in(r, "beta2", 0, 0, 1, 1, "in [0, 1)");
+    cfg->opt.eps = num_in(r, "eps", 0, 1, 1, 0, "in (0, 1]");
+    cfg->opt.weight_decay = num_in(r, "weight_decay", 0, 0, 1e6, 0, ">= 0");
+    cfg->opt.clip = num_in(r, "clip", 0, 0, 1e30, 0, ">= 0 (0 turns clipping off)");
+    /* 0 steps: the output is the (noised) start */
+    cfg->opt.steps = (long)int_in(r, "steps", 0, 1000000000LL, "a non-negative integer");
+    {
+        /* the bound is another setting: name its value, and where it came from */
+        char expect[160];
+        StrBuf note;
+        sb_init(&note);
+        Reader sr = {json, &note, 0, r->sources};
+        source_note(&sr, "steps");
+        /* note is " (the default)" or " (from --preset NAME)": keep what is inside the brackets */
+        if (note.len > 3)
+            snprintf(expect, sizeof expect, "from 0 to --steps (%ld, %.*s)", cfg->opt.steps, (int)note.len - 3,
+                     note.s + 2);
+        else
+            snprintf(expect, sizeof expect, "from 0 to --steps (%ld)", cfg->opt.steps);
+        sb_free(&note);
+        cfg->opt.warmup = (long)int_in(r, "warmup", 0, cfg->opt.steps, expect);
+    }
     const char *sched = get_str(r, "schedule", 0);
     if (sched && optim_parse_schedule(sched, &cfg->opt.schedule) && !r->bad) {
         sb_printf(err, "--schedule must be cosine or constant, got '%s'", sched);
         r->bad = 1;
     }
-    cfg->opt.min_lr_ratio = get_num(r, "min_lr_ratio");
-    range_d(r, "min_lr_ratio", cfg->opt.min_lr_ratio, 0, 0, 1, 0, "from 0 to 1");
-    cfg->batch = (int)get_int(r, "batch");
-    range_l(r, "batch", get_int(r, "batch"), 1, 1000000, "a positive integer");
-    cfg->init_noise = get_num(r, "init_noise");
-    range_d(r, "init_noise", cfg->init_noise, 0, 0, 1e6, 0, ">= 0");
+    cfg->opt.min_lr_ratio = num_in(r, "min_lr_ratio", 0, 0, 1, 0, "from 0 to 1");
+    cfg->batch = (int)int_in(r, "batch", 1, 1000000, "a positive integer");
+    cfg->init_noise = num_in(r, "init_noise", 0, 0, 1e6, 0, ">= 0");
     cfg->train = get_strs(r, "train", &cfg->ntrain);
     cfg->freeze = get_strs(r, "freeze", &cfg->nfreeze);
     cfg->preset = get_str(r, "preset", 1);
     if (cfg->preset && !r->bad) {
-        json_t *pv = preset_values(cfg->preset);
+        json_t *pv = ft_preset_values(cfg->preset, NULL);
         if (!pv) bad_value(r, "preset", "names no known preset");
         json_decref(pv);
     }
-    long long seed = get_int(r, "seed");
-    range_l(r, "seed", seed, 0, INT64_MAX, "a non-negative integer");
-    cfg->seed = (uint64_t)seed;
+    cfg->seed = (uint64_t)int_in(r, "seed", 0, INT64_MAX, "a non-negative integer");
 
     json_t *ev = get(r, "eval");
     if (ev && !r->bad) {
@@ -440,17 +630,15 @@ int ft_config_parse(FtConfig *cfg, json_t *json, StrBuf *err)
             }
         }
     }
-    cfg->eval_every = (long)get_int(r, "eval_every");
-    range_l(r, "eval_every", cfg->eval_every, 0, 1000000000LL, ">= 0 (0: only before and after training)");
-    cfg->eval_size = (int)get_int(r, "eval_size");
-    range_l(r, "eval_size", get_int(r, "eval_size"), 1, 10000000, "a positive integer");
-    long long es = get_int(r, "eval_seed");
-    range_l(r, "eval_seed", es, 0, INT64_MAX, "a non-negative integer");
-    cfg->eval_seed = (uint64_t)es;
-    cfg->log_every = (long)get_int(r, "log_every");
-    range_l(r, "log_every", cfg->log_every, 1, 1000000000LL, "a positive integer");
-    cfg->checkpoint_every = (long)get_int(r, "checkpoint_every");
-    range_l(r, "checkpoint_every", cfg->checkpoint_every, 0, 1000000000LL, ">= 0 (0: only when interrupted)");
+    cfg->eval_every = (long)int_in(r, "eval_every", 0, 1000000000LL, ">= 0 (0: only before and after training)");
+    cfg->eval_size = (int)int_in(r, "eval_size", 1, 10000000, "a positive integer");
+    cfg->eval_seed = (uint64_t)int_in(r, "eval_seed", 0, INT64_MAX, "a non-negative integer");
+    cfg->log_every = (long)int_in(r, "log_every", 1, 1000000000LL, "a positive integer");
+    cfg->checkpoint_every =
+        (long)int_in(r, "checkpoint_every", 0, 1000000000LL, ">= 0 (0: only when interrupted)");
+    /* "save_init" may be absent: checkpoints written before the flag existed have no such key */
+    json_t *si = json_object_get(json, "save_init");
+    if (si && !json_is_null(si)) cfg->save_init = get_str(r, "save_init", 1);
     /* "stop_when" may be absent: checkpoints written before the flag existed have no such key */
     json_t *sw = json_object_get(json, "stop_when");
     if (sw && !json_is_null(sw) && !r->bad) {
@@ -492,6 +680,7 @@ int ft_config_parse(FtConfig *cfg, json_t *json, StrBuf *err)
 void ft_config_free(FtConfig *cfg)
 {
     json_decref(cfg->json);
+    json_decref(cfg->sources);
     free(cfg->at);
     free(cfg->train);
     free(cfg->freeze);
@@ -500,15 +689,18 @@ void ft_config_free(FtConfig *cfg)
 
 int ft_parse_stop_when(const char *s, char *name, size_t cap, double *acc, StrBuf *err)
 {
-    const char *ge = strstr(s, ">=");
-    size_t n = ge ? (size_t)(ge - s) : 0;
-    if (!ge || !n || n >= cap) {
-        sb_printf(err, "--stop-when '%s': expected NAME>=ACC with NAME an --eval set, e.g. pt>=0.9 or pt>=90%%", s);
+    /* NAME:ACC or NAME>=ACC (set names hold neither ':' nor '>') */
+    const char *ge = strstr(s, ">="), *colon = strchr(s, ':');
+    const char *sep = ge && (!colon || ge < colon) ? ge : colon;
+    size_t n = sep ? (size_t)(sep - s) : 0;
+    if (!sep || !n || n >= cap) {
+        sb_printf(err, "--stop-when '%s': expected NAME:ACC (or 'NAME>=ACC', quoted) with NAME an --eval set, "
+                       "e.g. pt:0.9 or pt:90%%", s);
         return -1;
     }
     memcpy(name, s, n);
     name[n] = 0;
-    const char *num = ge + 2;
+    const char *num = sep + (sep == ge ? 2 : 1);
     char *end;
     errno = 0;
     double x = strtod(num, &end);
@@ -598,7 +790,7 @@ static json_t *state_of(const Model *m, const char *path, StrBuf *err)
     return st;
 }
 
-json_t *ft_checkpoint_config(const char *path, StrBuf *err)
+json_t *ft_checkpoint_config(const char *path, json_t **sources, StrBuf *err)
 {
     Model *m = model_load(path, err);
     if (!m) return NULL;
@@ -606,6 +798,10 @@ json_t *ft_checkpoint_config(const char *path, StrBuf *err)
     model_free(m);
     if (!st) return NULL;
     json_t *c = json_incref(json_object_get(st, "config"));
+    if (sources) {
+        json_t *sj = json_object_get(st, "config_sources");
+        *sources = json_is_object(sj) ? json_incref(sj) : NULL;
+    }
     json_decref(st);
     return c;
 }
@@ -655,14 +851,17 @@ static int first_argmax(const float *x, int n)
     return best;
 }
 
-/* Loss and correctness of one row of logits (VO) against row r of a set's batch. */
+/* Loss and correctness of one row of logits (VO) against row r of a set's batch: *correct
+ * by the argmax (numerical: the nearest output value), *decoded as `tracc run` reads it (no
+ * value unless the top logit is above DEC_NONE_BELOW; numerical: within verify's tolerance). */
 static double row_loss(const Model *m, const float *lg, float scale, const DataBatch *bt, int r, int *correct,
-                       const DataGen *gen)
+                       int *decoded, const DataGen *gen)
 {
     int VO = m->cfg.d_vocab_out;
     if (m->output_numerical) {
         double e = (double)lg[0] - bt->target_num[r];
         *correct = bt->target[r] >= 0 && data_gen_nearest_value(gen, lg[0]) == bt->target[r];
+        *decoded = fabs(e) <= VERIFY_NUM_TOL * fmax(1.0, fabs((double)bt->target_num[r]));
         return e * e;
     }
     double maxv = scale * lg[0];
@@ -676,6 +875,7 @@ static double row_loss(const Model *m, const float *lg, float scale, const DataB
         if (j != y) others += e;
     }
     *correct = first_argmax(lg, VO) == y;
+    *decoded = dec_output_column(m, lg) == y;
     /* as bwd_crossentropy: log1p keeps the digits of a small loss */
     if ((double)scale * lg[y] == maxv) return log1p(others);
     return log(sum) + maxv - (double)scale * lg[y];
@@ -684,7 +884,7 @@ static double row_loss(const Model *m, const float *lg, float scale, const DataB
 /* One chunk of one input set: what every set sharing those inputs scores on it. */
 typedef struct {
     double lsum;
-    long nrows, nok, nseq;
+    long nrows, nok, nok_dec, nseq;
 } EvalPart;
 
 typedef struct {
@@ -720,16 +920,18 @@ static void eval_task(void *ctx, int task, int thread)
         for (int b = b0; b < b0 + nb; b++) {
             int r0 = bt->row_start[b], r1 = bt->row_start[b + 1];
             if (r0 == r1) continue;
-            int all = 1;
+            int all = 1, all_dec = 1;
             for (int r = r0; r < r1; r++) {
                 const float *lg = fs->logits + ((size_t)(b - b0) * in->T + bt->pos[r]) * VO;
-                int ok;
-                pt->lsum += row_loss(j->m, lg, j->scale, bt, r, &ok, j->sets[i].gen);
+                int ok, dec;
+                pt->lsum += row_loss(j->m, lg, j->scale, bt, r, &ok, &dec, j->sets[i].gen);
                 all &= ok;
+                all_dec &= dec;
                 pt->nrows++;
             }
             pt->nseq++;
             pt->nok += all;
+            pt->nok_dec += all_dec;
         }
     }
 }
@@ -758,16 +960,18 @@ static int evaluate(EvalSet *sets, int nsets, const Model *m, float scale, BwdPo
         if (j.rc[i]) rc = -1;
     if (rc) sb_printf(err, "evaluation: the forward pass failed");
     for (int i = 0; i < nsets; i++) {
-        EvalPart tot = {0, 0, 0, 0};
+        EvalPart tot = {0, 0, 0, 0, 0};
         for (int k = 0; k < ntasks; k++) {
             const EvalPart *pt = &j.parts[(size_t)k * nsets + i];
             tot.lsum += pt->lsum;
             tot.nrows += pt->nrows;
             tot.nok += pt->nok;
+            tot.nok_dec += pt->nok_dec;
             tot.nseq += pt->nseq;
         }
         sets[i].res.n = (int)tot.nseq;
         sets[i].res.acc = tot.nseq ? (double)tot.nok / tot.nseq : 0;
+        sets[i].res.acc_decoded = tot.nseq ? (double)tot.nok_dec / tot.nseq : 0;
         sets[i].res.loss = tot.nrows ? tot.lsum / tot.nrows : 0;
     }
     free(j.task_set);
@@ -797,7 +1001,8 @@ typedef struct {
     FILE *log;
     const char *ckpt_path;
     FtResult *res;
-    json_t *last_eval;      /* {"name": {"acc", "loss", "n"}} */
+    json_t *last_eval;      /* {"name": {"acc", "acc_decoded", "loss", "n"}} */
+    json_t *sources;        /* where each setting came from (the original run's), or NULL */
     double t0;
     long stopped_at;        /* --stop-when: the step it held at, or -1 */
     double best_acc;        /* --stop-when: its set's best accuracy so far (NAN: none yet) */
@@ -830,8 +1035,8 @@ static json_t *eval_json(const Run *r)
     json_t *o = json_object();
     for (int i = 0; i < r->neval; i++) {
         const FtEvalResult *e = &r->evals[i].res;
-        json_object_set_new(o, r->evals[i].spec->name,
-                            json_pack("{s:f, s:f, s:i}", "acc", e->acc, "loss", e->loss, "n", e->n));
+        json_object_set_new(o, r->evals[i].spec->name, json_pack("{s:f, s:f, s:f, s:i}", "acc", e->acc, "acc_decoded",
+                                                                 e->acc_decoded, "loss", e->loss, "n", e->n));
     }
     return o;
 }
@@ -861,6 +1066,7 @@ static json_t *provenance(const Run *r, long steps, double train_loss)
     json_object_set_new(p, "parent_sha256", json_string(r->parent_sha));
     json_object_set_new(p, "parent_provenance", json_deep_copy(r->parent_provenance));
     json_object_set_new(p, "config", shaping_config(r->config));
+    if (r->sources) json_object_set_new(p, "config_sources", shaping_config(r->sources));
     json_object_set_new(p, "files", json_deep_copy(r->files));
     json_object_set_new(p, "steps", json_integer(steps));
     json_object_set_new(p, "train_loss", isfinite(train_loss) ? json_real(train_loss) : json_null());
@@ -898,6 +1104,7 @@ static int write_checkpoint(Run *r, long step, double train_loss, StrBuf *err)
     json_t *st = json_object();
     json_object_set_new(st, "step", json_integer(step));
     json_object_set_new(st, "config", json_deep_copy(r->config));
+    if (r->sources) json_object_set_new(st, "config_sources", json_deep_copy(r->sources));
     json_object_set_new(st, "parent_sha256", json_string(r->parent_sha));
     json_object_set_new(st, "parent_provenance", json_deep_copy(r->parent_provenance));
     json_object_set_new(st, "files", json_deep_copy(r->files));
@@ -1066,6 +1273,7 @@ static void sleep_ms(int ms)
 FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf *err)
 {
     memset(res, 0, sizeof *res);
+    res->train_loss = NAN;   /* until a step is taken */
     Run run, *r = &run;
     memset(r, 0, sizeof run);
     r->cfg = cfg;
@@ -1103,6 +1311,8 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
         strcpy(r->parent_sha, json_string_value(ps));
         r->parent_provenance = json_deep_copy(json_object_get(state, "parent_provenance"));
         if (!r->parent_provenance) r->parent_provenance = json_null();
+        json_t *cs = json_object_get(state, "config_sources");
+        if (json_is_object(cs)) r->sources = json_deep_copy(cs);
         json_t *le = json_object_get(state, "eval");
         if (json_is_object(le) && json_object_size(le)) r->last_eval = json_deep_copy(le);
         json_t *sb = json_object_get(state, "stop_best");
@@ -1138,6 +1348,7 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
     } else {
         r->parent_provenance = json_deep_copy(r->m->provenance);
         if (!r->parent_provenance) r->parent_provenance = json_null();
+        if (cfg->sources) r->sources = json_deep_copy(cfg->sources);
     }
     /* a checkpoint given as MODEL (not resumed) is a plain parent: drop its training state;
      * a resumed one keeps its optimizer tensors until optim_load */
@@ -1150,6 +1361,11 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
     json_object_set_new(r->config, "len", json_pack("[i, i]", ds.len_min, ds.len_max));
     r->gen = data_gen_new(&ds, r->m, err);
     if (!r->gen) {
+        /* the answer position a preset chose may not fit this model: say who chose it */
+        if (!strncmp(err->s, "--at ", 5)) {
+            Reader sr = {cfg->json, err, 0, cfg->sources};
+            source_note(&sr, "at");
+        }
         status = FT_BAD_SETTING;
         goto done;
     }
@@ -1216,8 +1432,16 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
     r->ckpt_path = cfg->checkpoint;
     if (!r->ckpt_path) r->ckpt_path = ckpt_owned = ft_default_checkpoint(cfg->output);
     json_object_set_new(r->config, "checkpoint", json_string(r->ckpt_path));
+    const char *save_init = resume ? NULL : cfg->save_init;   /* a resumed run has no start to save */
     if (dir_writable(cfg->output, "-o", err) || dir_writable(r->ckpt_path, "--checkpoint", err) ||
-        (cfg->log && dir_writable(cfg->log, "--log", err))) {
+        (cfg->log && dir_writable(cfg->log, "--log", err)) ||
+        (save_init && dir_writable(save_init, "--save-init", err))) {
+        status = FT_BAD_SETTING;
+        goto done;
+    }
+    if (save_init && (!strcmp(save_init, cfg->output) || !strcmp(save_init, r->ckpt_path) ||
+                      !strcmp(save_init, cfg->model) || (cfg->log && !strcmp(save_init, cfg->log)))) {
+        sb_printf(err, "--save-init %s: must differ from the model, -o, --checkpoint and --log files", save_init);
         status = FT_BAD_SETTING;
         goto done;
     }
@@ -1267,10 +1491,19 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
                                  r->parent_sha, "params", (json_int_t)r->m->num_params, "steps",
                                  (json_int_t)cfg->opt.steps);
         json_object_set_new(head, "config", json_deep_copy(r->config));
+        if (r->sources) json_object_set_new(head, "config_sources", json_deep_copy(r->sources));
         log_line(r, head);
         if (run_eval(r, 0, err)) goto done;
+        /* the start (after the noise) as a model file: what a --steps 0 run writes as its output */
+        if (save_init) {
+            json_t *pv = provenance(r, 0, NAN);
+            model_set_provenance(r->m, pv);
+            json_decref(pv);
+            if (model_save(r->m, save_init, err)) goto done;
+            log_line(r, json_pack("{s:s, s:I, s:s}", "type", "init_saved", "step", (json_int_t)0, "path", save_init));
+        }
         progress(r, 0, NAN, optim_lr(&cfg->opt, 0), NAN, 0, r->neval > 0);
-        if (stop_met(r, 0)) res->train_loss = NAN;   /* no step taken */
+        stop_met(r, 0);
     } else {
         log_line(r, json_pack("{s:s, s:I}", "type", "resume", "step", (json_int_t)start));
     }
@@ -1392,6 +1625,7 @@ done:
     json_decref(r->files);
     json_decref(r->parent_provenance);
     json_decref(r->last_eval);
+    json_decref(r->sources);
     if (r->m) model_free(r->m);
     free(ckpt_owned);
     return status;

@@ -62,27 +62,47 @@ typedef struct {
     int stop_eval;          /* with stop_when: the index in evals of NAME */
     double stop_acc;        /* with stop_when: ACC, a fraction in [0, 1] */
     const char *preset;     /* the --preset named (key "preset"), or NULL */
+    const char *save_init;  /* --save-init: write the (noised) start here, or NULL */
+    struct json_t *sources; /* {key: "flag" | "preset NAME" | "default" ...} or NULL (owned) */
 } FtConfig;
 
 /* Every configuration key with its default value ("model", "output", "task" … are null). */
 struct json_t *ft_config_defaults(void);
 /* Keys a resumed run may change: output, log, log_every, checkpoint, checkpoint_every,
- * eval_every. Any other key must keep the checkpoint's value. */
+ * eval_every, save_init. Any other key must keep the checkpoint's value. */
 int ft_config_key_is_operational(const char *key);
 /* The flag that sets a key ("lr" -> "--lr", "model" -> "MODEL"), for messages. */
 const char *ft_config_flag(const char *key, char *buf, size_t cap);
 
-/* Presets: named sets of settings (--preset NAME). ft_preset_apply sets the preset's keys
- * (and "preset": NAME) in a configuration object, overriding what is there; -1 if NAME is
- * unknown. ft_preset_names lists the known names for messages. ft_preset_notice appends
- * the effective protocol and the choices the paper left open (from a parsed cfg, so the
- * values after overrides) as two lines of text. */
-int ft_preset_apply(struct json_t *given, const char *name);
+/* Presets: named sets of settings (--preset NAME). A flag always wins over the preset,
+ * wherever it stands on the command line.
+ *
+ * ft_preset_values returns the values preset NAME sets given the flags (`given`, an object
+ * of configuration keys; may be NULL), including "preset": NAME and the values it derives
+ * from the flags (jain2023: --warmup 20% of --steps, --at 1), without the keys `given`
+ * sets; NULL if NAME is unknown. ft_preset_names lists the known names for messages.
+ *
+ * ft_config_compose builds a whole configuration: the defaults, the preset's values (preset
+ * may be NULL), then `given`. If sources is not NULL it gets a new object {key: "flag" |
+ * "preset NAME" | "default"} for every key (a value the preset derives from --steps says
+ * so: "preset jain2023: 20% of --steps"). NULL if the preset is unknown. */
+struct json_t *ft_preset_values(const char *name, const struct json_t *given);
 const char *ft_preset_names(void);
+struct json_t *ft_config_compose(const struct json_t *given, const char *preset, struct json_t **sources);
+
+/* The settings and where each came from, for the start of a run (stderr): lines
+ * "settings  flag: --lr 0.01 ...", "          preset jain2023: ...", "          default: ..."
+ * (values that are unset, off or empty are left out). With a preset, two more lines: the
+ * effective protocol and the choices the paper left open (ft_preset_notice). */
+void ft_config_banner(const FtConfig *cfg, StrBuf *out);
 
 /* Check a configuration and fill cfg (which takes a reference to json). On a bad setting
- * returns -1 with a message naming the flag, e.g. "--lr must be > 0, got 0". */
+ * returns -1 with a message naming the flag, e.g. "--lr must be > 0, got 0". With sources
+ * (ft_config_compose's; cfg takes a reference, may be NULL) a value the user did not give
+ * says where it came from: "--warmup must be from 0 to --steps (100), got 2000 (from
+ * --preset jain2023)". */
 int ft_config_parse(FtConfig *cfg, struct json_t *json, StrBuf *err);
+int ft_config_parse_sourced(FtConfig *cfg, struct json_t *json, struct json_t *sources, StrBuf *err);
 void ft_config_free(FtConfig *cfg);
 void ft_preset_notice(const FtConfig *cfg, StrBuf *out);
 
@@ -90,7 +110,8 @@ void ft_preset_notice(const FtConfig *cfg, StrBuf *out);
  * {"name", "program", "spurious", "rate"}; NULL with a message on a malformed spec. */
 struct json_t *ft_parse_eval_spec(const char *s, StrBuf *err);
 
-/* Parse "NAME>=ACC" (ACC a fraction in [0, 1] or a percentage like "90%") into NAME and the
+/* Parse "NAME:ACC" or "NAME>=ACC" (the same condition; ACC a fraction in [0, 1] or a
+ * percentage like "90%"; the first form needs no shell quoting) into NAME and the
  * fraction; -1 with a message naming --stop-when if malformed. NAME is not checked against
  * the evaluation sets here (ft_config_parse does that). */
 int ft_parse_stop_when(const char *s, char *name, size_t cap, double *acc, StrBuf *err);
@@ -102,13 +123,19 @@ void ft_stop_when_text(const char *name, double acc, char *buf, size_t cap);
  * plain model. */
 void ft_strip_training_state(Model *m);
 
-/* A checkpoint's configuration (a new reference), for --resume. NULL with a message if
- * the file is not a readable model or holds no fine-tuning state. */
-struct json_t *ft_checkpoint_config(const char *path, StrBuf *err);
+/* A checkpoint's configuration (a new reference), for --resume, and (if sources is not
+ * NULL) the sources of its settings as the original run recorded them (a new reference, or
+ * NULL for a checkpoint written before they were recorded). NULL with a message if the
+ * file is not a readable model or holds no fine-tuning state. */
+struct json_t *ft_checkpoint_config(const char *path, struct json_t **sources, StrBuf *err);
 
 typedef struct {
     char name[64];
-    double acc;             /* exact match at every counted position, over sequences with one */
+    double acc;             /* exact match at every counted position, over sequences with one:
+                               the argmax of the logits (numerical: the nearest output value) */
+    double acc_decoded;     /* the same, decoded as `tracc run` does: no value unless the
+                               largest logit is above DEC_NONE_BELOW (numerical: within
+                               VERIFY_NUM_TOL, relative, of the target) */
     double loss;            /* the training loss on the set */
     int n;                  /* sequences counted */
 } FtEvalResult;

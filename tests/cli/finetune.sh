@@ -3,7 +3,10 @@
 # flag named (exit 2 for a malformed value, 1 for a file that does not fit), a run's output
 # and provenance, determinism (same seed -> same bytes, for any --threads), checkpoints on
 # SIGTERM/SIGINT, resuming after SIGKILL, and a NaN stopping the run with the last good
-# checkpoint kept. Resumed runs must end bit-identical to uninterrupted ones.
+# checkpoint kept. Resumed runs must end bit-identical to uninterrupted ones. --preset sits under
+# the flags whatever their order (the banner and provenance name each setting's source);
+# --steps 0 and --save-init write the noised start, and diff points at it; --stop-when NAME:ACC;
+# every evaluation reports argmax and decoded accuracy.
 . tests/lib.sh
 
 expect_status() {
@@ -34,9 +37,14 @@ SMALL="--steps 12 --batch 16 --lr 1e-2 --warmup 3 --init-noise 1e-3 --eval-size 
 expect_status "help" 0 -- $FT --help
 for flag in --task --data --len --no-repeat --at --spurious --spurious-rate --mix --logit-scale --optimizer --lr \
             --momentum --weight-decay --clip --warmup --schedule --min-lr-ratio --steps --batch --init-noise \
-            --train --freeze --seed --eval --eval-every --stop-when --log --checkpoint-every --resume --threads --preset; do
+            --train --freeze --seed --eval --eval-every --stop-when --log --checkpoint-every --resume --threads --preset \
+            --save-init; do
     if grep -q -- "$flag" "$TMPD/out"; then ok; else bad "--help does not describe $flag"; fi
 done
+# every heading has its flags: --logit-scale right under loss:, --preset under preset:
+grep -A1 "^loss:$" "$TMPD/out" | grep -q "^  --logit-scale S" && grep -A1 "^preset:$" "$TMPD/out" | grep -q "^  --preset NAME" &&
+    ok || { bad "--help: headings"; cat "$TMPD/out"; }
+grep -q "NAME>=ACC" "$TMPD/out" && ! grep -q "[^']NAME>=ACC" "$TMPD/out" && ok || bad "--help: NAME>=ACC shown unquoted"
 
 # ---- malformed settings: exit 2, the flag named, nothing written
 O="$TMPD/o.safetensors"
@@ -44,10 +52,12 @@ expect_err "lr 0" 2 "--lr must be > 0, got 0.0" -- $FT "$M" $TASK --lr 0 -o "$O"
 expect_err "lr negative" 2 "--lr must be > 0" -- $FT "$M" $TASK --lr -1e-3 -o "$O"
 expect_err "lr not a number" 2 "--lr must be a number, got 'fast'" -- $FT "$M" $TASK --lr fast -o "$O"
 expect_err "batch 0" 2 "--batch must be a positive integer, got 0" -- $FT "$M" $TASK --batch 0 -o "$O"
-expect_err "steps 0" 2 "--steps must be a positive integer, got 0" -- $FT "$M" $TASK --steps 0 -o "$O"
+expect_err "steps -1" 2 "--steps must be a non-negative integer, got -1" -- $FT "$M" $TASK --steps -1 -o "$O"
 expect_err "unknown optimizer" 2 "--optimizer must be sgd or adamw, got 'adam'" -- $FT "$M" $TASK --optimizer adam -o "$O"
 expect_err "bad schedule" 2 "--schedule must be cosine or constant" -- $FT "$M" $TASK --schedule step -o "$O"
-expect_err "warmup past steps" 2 "--warmup must be from 0 to --steps" -- $FT "$M" $TASK --steps 10 --warmup 20 -o "$O"
+expect_err "warmup past steps" 2 "--warmup must be from 0 to --steps (10), got 20" -- $FT "$M" $TASK --steps 10 --warmup 20 -o "$O"
+expect_err "warmup past the default steps" 2 "--warmup must be from 0 to --steps (1000, the default), got 2000" -- \
+    $FT "$M" $TASK --warmup 2000 -o "$O"
 expect_err "bad len" 2 "--len must be N or MIN-MAX" -- $FT "$M" $TASK --len 5-2 -o "$O"
 expect_err "bad at" 2 "--at must list RASP indices" -- $FT "$M" --task rasp_examples/count_b.rasp --at x -o "$O"
 expect_err "bad mix" 2 "--mix must be FILE.rasp:FRACTION" -- $FT "$M" $TASK --mix rasp_examples/count_a.rasp -o "$O"
@@ -112,12 +122,20 @@ p = json.loads(meta["provenance"])
 assert p["parent_sha256"] == sys.argv[2], p["parent_sha256"]
 assert p["steps"] == 12 and p["config"]["lr"] == 0.01 and p["config"]["at"] == [1], p
 assert "ft" in p["eval"] and 0 <= p["eval"]["ft"]["acc"] <= 1
+# decoded as `tracc run` reads it (no value at a top logit <= 0.5): never above the argmax accuracy
+assert 0 <= p["eval"]["ft"]["acc_decoded"] <= p["eval"]["ft"]["acc"], p["eval"]
 assert json.loads(meta["layers"]) and json.loads(meta["residual"]), "compiled metadata kept"
 assert "tracc_finetune" not in meta and not any(k.startswith("optim.") for k in json.loads(data[8:8 + n]))
 lines = [json.loads(l) for l in open(sys.argv[3])]
 assert lines[0]["type"] == "start" and lines[-1]["type"] == "done"
 evals = [l["step"] for l in lines if l["type"] == "eval"]
 assert evals == [0, 4, 8, 12], evals
+for l in lines:
+    if l["type"] == "eval":
+        e = l["eval"]["ft"]
+        assert list(e) == ["acc", "acc_decoded", "loss", "n"] and 0 <= e["acc_decoded"] <= e["acc"] <= 1, l
+assert p["config_sources"]["lr"] == "flag" and p["config_sources"]["momentum"] == "default", p["config_sources"]
+assert lines[0]["config_sources"]["steps"] == "flag", lines[0]
 # every train line names the tensor with the largest gradient, with its norm (<= the global one)
 train = [l for l in lines if l["type"] == "train"]
 assert train, lines
@@ -215,7 +233,7 @@ expect_err "stop-when: acc > 1" 2 "--stop-when 'pt>=1.01': ACC must be a number 
     $FT "$M" $OWN $SW --eval pt=rasp_examples/count_a.rasp --stop-when 'pt>=1.01' -o "$O"
 expect_err "stop-when: percentage > 100" 2 "--stop-when 'pt>=101%': ACC must be a number from 0 to 1" -- \
     $FT "$M" $OWN $SW --eval pt=rasp_examples/count_a.rasp --stop-when 'pt>=101%' -o "$O"
-expect_err "stop-when: malformed" 2 "--stop-when 'pt=0.9': expected NAME>=ACC" -- \
+expect_err "stop-when: malformed" 2 "--stop-when 'pt=0.9': expected NAME:ACC (or 'NAME>=ACC', quoted)" -- \
     $FT "$M" $OWN $SW --eval pt=rasp_examples/count_a.rasp --stop-when 'pt=0.9' -o "$O"
 [ ! -e "$O" ] && ok || bad "a rejected run wrote $O"
 
@@ -242,7 +260,7 @@ EOF
 fi
 expect_status "stop-when: text summary" 0 -- $FT "$M" $OWN $SW --eval pt=rasp_examples/count_a.rasp \
     --stop-when 'pt>=0.9' -o "$S0"
-grep -q "^$S0: 0 steps; eval pt 100.0% (loss [^)]*); stopped at step 0: pt 100.0% >= 90%$" "$TMPD/out" && ok ||
+grep -q "^$S0: 0 steps; eval pt 100.0% (dec 100.0%, loss [^)]*); stopped at step 0: pt 100.0% >= 90%$" "$TMPD/out" && ok ||
     { bad "stop-when: text summary"; cat "$TMPD/out"; }
 
 # mid-run: training count_a towards count_b, count_b accuracy (27% at step 0) passes 30% within a few steps
@@ -293,52 +311,142 @@ same_file "stop-when: resumed bytes" "$S2" "$TMPD/s3.safetensors"
 [ "$(sed 's/^[^:]*://' "$TMPD/out")" = "$(sed 's/^[^:]*://' "$TMPD/s2.out")" ] && ok ||
     { bad "stop-when: resumed summary"; cat "$TMPD/out" "$TMPD/s2.out"; }
 
-# ---- --preset jain2023: the notice, argv order (later flags win, earlier ones lose), provenance
-PT="$TMPD/pt.safetensors"
-P2="--steps 2 --warmup 1 --eval-size 20"
-$FT "$M" $TASK --batch 8 --momentum 0.5 --preset jain2023 $P2 -o "$PT" >"$TMPD/out" 2>"$TMPD/err" && ok ||
+# ---- --preset jain2023: under the flags whatever their order; the settings banner names each source
+PT="$TMPD/pt.safetensors"; PT2="$TMPD/pt2.safetensors"
+P2="--steps 10 --eval-size 20"
+$FT "$M" --task rasp_examples/count_b.rasp --batch 8 --momentum 0.5 --preset jain2023 $P2 -o "$PT" >"$TMPD/out" 2>"$TMPD/err" && ok ||
     { bad "preset: run failed"; cat "$TMPD/err"; }
-for want in "preset jain2023: SGD momentum 0.9, batch 96, 2 steps, warmup 1 then cosine to 0.01 x lr, init noise 0.001" \
+for want in "preset jain2023: SGD momentum 0.5, batch 8, 10 steps, warmup 2 then cosine to 0.01 x lr, init noise 0.001, loss at RASP index 1" \
             "lr 0.001 (not set by the preset" \
-            "Choices the paper left open: logit scale 10 (fixed), gradient clipping 1, momentum 0.9, trained tensors: all but unembed.*"; do
+            "Choices the paper left open: logit scale 10 (fixed), gradient clipping 1, momentum 0.5, trained tensors: all but unembed.*"; do
     if grep -qF "$want" "$TMPD/err"; then ok; else bad "preset notice lacks '$want'"; cat "$TMPD/err"; fi
 done
+# the banner: one line per source, each setting where it came from
+grep -q "^settings  flag: .* --momentum 0.5 .*--steps 10 --batch 8" "$TMPD/err" && ok || { bad "banner: flags"; cat "$TMPD/err"; }
+grep -q "^          preset jain2023: --at 1 --optimizer sgd --warmup 2 (20% of --steps) .*--init-noise 0.001$" "$TMPD/err" &&
+    ok || { bad "banner: preset"; cat "$TMPD/err"; }
+grep -q "^          default: .*--logit-scale 10 --lr 0.001 .*--clip 1 " "$TMPD/err" && ok || { bad "banner: defaults"; cat "$TMPD/err"; }
+grep "^          preset" "$TMPD/err" | grep -q -- "--batch\|--momentum" && bad "banner: a flag listed under the preset" || ok
 [ "$(grep -c '^preset jain2023' "$TMPD/err")" = 1 ] && ok || bad "preset notice not printed exactly once"
-PT2="$TMPD/pt2.safetensors"
-$FT "$M" $TASK --preset jain2023 $P2 --batch 8 --momentum 0.5 --clip 0 --logit-scale 5 -o "$PT2" >"$TMPD/out" 2>"$TMPD/err" && ok ||
-    { bad "preset override: run failed"; cat "$TMPD/err"; }
-grep -qF "preset jain2023: SGD momentum 0.5, batch 8," "$TMPD/err" && grep -qF "logit scale 5 (fixed), gradient clipping off, momentum 0.5" "$TMPD/err" &&
+# the same flags after the preset: the same run, byte for byte
+$FT "$M" --task rasp_examples/count_b.rasp --preset jain2023 $P2 --batch 8 --momentum 0.5 -o "$PT2" --quiet >"$TMPD/out" 2>"$TMPD/err" && ok ||
+    { bad "preset, flags after: run failed"; cat "$TMPD/err"; }
+same_file "preset: flag order" "$PT" "$PT2"
+$FT "$M" --task rasp_examples/count_b.rasp --clip 2 --logit-scale 5 --at 0 --warmup 3 --preset jain2023 $P2 -o "$TMPD/pt3.safetensors" \
+    >"$TMPD/out" 2>"$TMPD/err" && ok || { bad "preset overrides: run failed"; cat "$TMPD/err"; }
+grep -qF "logit scale 5 (fixed), gradient clipping 2, momentum 0.9" "$TMPD/err" && grep -qF "warmup 3 then" "$TMPD/err" &&
     ok || { bad "preset notice does not show the overrides"; cat "$TMPD/err"; }
-if python3 - "$PT" "$PT2" <<'EOF' 2>"$TMPD/py"; then ok; else bad "preset provenance"; cat "$TMPD/py"; fi
+if python3 - "$PT" "$PT2" "$TMPD/pt3.safetensors" <<'EOF' 2>"$TMPD/py"; then ok; else bad "preset provenance"; cat "$TMPD/py"; fi
 import json, struct, sys
-def config(path):
+def prov(path):
     data = open(path, "rb").read()
     n = struct.unpack("<Q", data[:8])[0]
-    return json.loads(json.loads(data[8:8 + n])["__metadata__"]["provenance"])["config"]
-a, b = config(sys.argv[1]), config(sys.argv[2])
-for c in (a, b):
-    assert c["preset"] == "jain2023", c
-    assert c["optimizer"] == "sgd" and c["schedule"] == "cosine" and c["min_lr_ratio"] == 0.01, c
-    assert c["init_noise"] == 1e-3 and c["steps"] == 2 and c["warmup"] == 1 and c["lr"] == 1e-3, c
-    assert c["train"] == [] and c["freeze"] == [], c
-# flags before the preset are overridden by it
-assert a["batch"] == 96 and a["momentum"] == 0.9 and a["clip"] == 1 and a["logit_scale"] == 10, a
-# flags after it override it
-assert b["batch"] == 8 and b["momentum"] == 0.5 and b["clip"] == 0 and b["logit_scale"] == 5, b
+    return json.loads(json.loads(data[8:8 + n])["__metadata__"]["provenance"])
+a, b, c = (prov(x) for x in sys.argv[1:4])
+for p in (a, b, c):
+    cf = p["config"]
+    assert cf["preset"] == "jain2023" and cf["optimizer"] == "sgd" and cf["schedule"] == "cosine", cf
+    assert cf["min_lr_ratio"] == 0.01 and cf["init_noise"] == 1e-3 and cf["steps"] == 10 and cf["lr"] == 1e-3, cf
+    assert cf["train"] == [] and cf["freeze"] == [], cf
+# flags win before or after the preset; the preset scores index 1 and warms up for 20% of --steps
+for p in (a, b):
+    assert p["config"]["batch"] == 8 and p["config"]["momentum"] == 0.5, p["config"]
+    assert p["config"]["at"] == [1] and p["config"]["warmup"] == 2, p["config"]
+    s = p["config_sources"]
+    assert s["batch"] == "flag" and s["momentum"] == "flag" and s["steps"] == "flag", s
+    assert s["at"] == "preset jain2023" and s["warmup"] == "preset jain2023: 20% of --steps", s
+    assert s["lr"] == "default" and s["clip"] == "default", s
+assert c["config"]["at"] == [0] and c["config"]["warmup"] == 3 and c["config"]["clip"] == 2, c["config"]
+assert c["config"]["logit_scale"] == 5 and c["config_sources"]["at"] == "flag", c["config_sources"]
 EOF
-$FT "$M" $TASK --preset jain2023 $P2 --quiet -o "$TMPD/pt3.safetensors" >"$TMPD/out" 2>"$TMPD/err" && [ ! -s "$TMPD/err" ] &&
+# --steps 100 with the preset runs 100 steps, warmup 20 (the paper's 2000 of 10000 scaled)
+$FT "$M" --task rasp_examples/count_b.rasp --steps 100 --preset jain2023 --batch 4 --eval-size 20 --eval-every 0 --json \
+    -o "$TMPD/pt100.safetensors" >"$TMPD/out" 2>"$TMPD/err" && ok || { bad "preset --steps 100: failed"; cat "$TMPD/err"; }
+grep -q '"steps":100,' "$TMPD/out" && grep -qF -- "--warmup 20 (20% of --steps)" "$TMPD/err" && ok ||
+    { bad "preset --steps 100: steps or warmup"; cat "$TMPD/out" "$TMPD/err"; }
+# without --steps: 10000 steps, warmup 2000 (seen in the banner of a run stopped by a NaN at step 1)
+$FT "$M" --task rasp_examples/count_b.rasp --preset jain2023 --batch 4 --test-nan-at 1 -o "$TMPD/x.safetensors" >"$TMPD/out" 2>"$TMPD/err"
+grep -q "^          preset jain2023: .*--warmup 2000 (20% of --steps) .*--steps 10000" "$TMPD/err" && ok ||
+    { bad "preset: 10000 steps, warmup 2000"; cat "$TMPD/err"; }
+# impossible settings: rejected before any work, naming where the value came from; no output
+expect_err "preset: warmup past --steps" 2 "--warmup must be from 0 to --steps (100), got 200" -- \
+    $FT "$M" --task rasp_examples/count_b.rasp --preset jain2023 --steps 100 --warmup 200 -o "$TMPD/x.safetensors"
+expect_err "preset: warmup past the preset's steps" 2 "--warmup must be from 0 to --steps (10000, from --preset jain2023), got 20000" -- \
+    $FT "$M" --task rasp_examples/count_b.rasp --warmup 20000 --preset jain2023 -o "$TMPD/x.safetensors"
+"$TRACC" compile --max-len 1 rasp_examples/count_a.rasp -o "$TMPD/ca1.safetensors" >/dev/null 2>&1
+expect_err "preset: --at 1 past the model's length" 1 "--at 1: expected RASP indices from 0 to 0 (the model's max_len - 1) (from --preset jain2023)" -- \
+    $FT "$TMPD/ca1.safetensors" --task rasp_examples/count_b.rasp --preset jain2023 --steps 10 -o "$TMPD/x.safetensors"
+$FT "$M" --task rasp_examples/count_b.rasp --preset jain2023 $P2 --quiet -o "$TMPD/pt4.safetensors" >"$TMPD/out" 2>"$TMPD/err" && [ ! -s "$TMPD/err" ] &&
     ok || { bad "preset: --quiet still prints"; cat "$TMPD/err"; }
 expect_status "preset: unknown name" 2 -- $FT "$M" $TASK --preset jain2024 -o "$TMPD/x.safetensors"
 grep -q -- "--preset" "$TMPD/err" && grep -q "jain2023" "$TMPD/err" && ok || { bad "unknown preset message"; cat "$TMPD/err"; }
-[ ! -f "$TMPD/x.safetensors" ] && ok || bad "unknown preset wrote an output"
 expect_status "preset: needs a value" 2 -- $FT "$M" $TASK -o "$TMPD/x.safetensors" --preset
-# the preset is a setting like the others on --resume: repeating it agrees, leaving it off is
-# fine, a value the preset sets that differs from the checkpoint's is refused
+[ ! -f "$TMPD/x.safetensors" ] && ok || bad "a rejected preset run wrote an output"
+# the preset is a setting like the others on --resume: repeating it (in any order) agrees, leaving it
+# off is fine, a value the preset sets that differs from the checkpoint's is refused, naming the preset
 $FT "$M" $TASK --preset jain2023 $P2 --batch 4 --checkpoint-every 1 --quiet -o "$TMPD/pr.safetensors" >/dev/null 2>&1 && ok ||
     bad "preset: checkpointed run failed"
 expect_status "preset: resume repeating the preset" 0 -- $FT --resume "$TMPD/pr.ckpt.safetensors" --preset jain2023 $P2 --batch 4 --quiet
+expect_status "preset: resume repeating it, flags first" 0 -- $FT --resume "$TMPD/pr.ckpt.safetensors" --batch 4 $P2 --preset jain2023 --quiet
 expect_status "preset: resume without it" 0 -- $FT --resume "$TMPD/pr.ckpt.safetensors" --quiet
-expect_status "preset: resume where the preset changes a setting" 2 -- $FT --resume "$TMPD/pr.ckpt.safetensors" --batch 4 --preset jain2023 $P2
-grep -q -- "--batch 96 differs" "$TMPD/err" && ok || { bad "preset resume message"; cat "$TMPD/err"; }
+expect_err "preset: resume where the preset changes a setting" 2 "--batch 96 (from --preset jain2023) differs from the checkpoint's 4" -- \
+    $FT --resume "$TMPD/pr.ckpt.safetensors" --preset jain2023 $P2
+
+# ---- --steps 0 and --save-init: the (noised) start as a model file; diff points at it
+I0="$TMPD/i0.safetensors"; O0="$TMPD/o0.safetensors"; I5="$TMPD/i5.safetensors"; O5="$TMPD/o5.safetensors"
+NZ="--init-noise 1e-3 --seed 3 --batch 8 --eval-size 50 --quiet"
+expect_status "steps 0" 0 -- $FT "$M" $TASK $NZ --steps 0 --save-init "$I0" --eval ft=rasp_examples/count_b.rasp -o "$O0"
+same_file "steps 0: the output is the saved start" "$O0" "$I0"
+expect_status "save-init on a run" 0 -- $FT "$M" $TASK $NZ --steps 5 --save-init "$I5" -o "$O5"
+expect_status "steps 0 without noise" 0 -- $FT "$M" $TASK --steps 0 --quiet -o "$TMPD/o0n.safetensors"
+if python3 - "$M" "$O0" "$I5" "$O5" "$TMPD/o0n.safetensors" <<'EOF' 2>"$TMPD/py"; then ok; else bad "steps 0 / save-init weights"; cat "$TMPD/py"; fi
+import json, struct, sys
+def load(path):
+    data = open(path, "rb").read()
+    n = struct.unpack("<Q", data[:8])[0]
+    head = json.loads(data[8:8 + n])
+    meta = head.pop("__metadata__")
+    body = data[8 + n:]
+    return {k: body[v["data_offsets"][0]:v["data_offsets"][1]] for k, v in head.items()}, meta
+parent, _ = load(sys.argv[1])
+o0, m0 = load(sys.argv[2])
+i5, _ = load(sys.argv[3])
+o5, _ = load(sys.argv[4])
+o0n, _ = load(sys.argv[5])
+assert o0 == i5, "the --steps 0 output and another run's --save-init differ"   # the noise depends on --seed only
+assert o0 != parent and o0["unembed.W_U"] == parent["unembed.W_U"], "noise on the trainable tensors only"
+assert o5 != i5, "5 steps changed nothing"
+assert o0n == parent, "--steps 0 without noise is the parent"
+p = json.loads(m0["provenance"])
+assert p["steps"] == 0 and p["train_loss"] is None and p["config"]["init_noise"] == 1e-3, p
+assert 0 <= p["eval"]["ft"]["acc_decoded"] <= p["eval"]["ft"]["acc"] <= 1, p["eval"]
+EOF
+expect_err "save-init: the same file as -o" 1 "--save-init $O0: must differ from the model, -o, --checkpoint and --log files" -- \
+    $FT "$M" $TASK --steps 1 --save-init "$O0" -o "$O0"
+expect_err "save-init: unwritable folder" 1 "--save-init no/such/dir/i.safetensors: cannot write in folder no/such/dir" -- \
+    $FT "$M" $TASK --steps 1 --save-init no/such/dir/i.safetensors -o "$TMPD/x.safetensors"
+[ ! -f "$TMPD/x.safetensors" ] && ok || bad "a rejected --save-init run wrote an output"
+expect_err "save-init on resume" 2 "--save-init: a resumed run has no start to save" -- \
+    $FT --resume "$TMPD/pr.ckpt.safetensors" --save-init "$TMPD/y.safetensors"
+# diff against the unnoised parent: one notice naming the flag; against the start: none
+"$TRACC" diff "$M" "$O5" >/dev/null 2>"$TMPD/err"
+[ "$(grep -c -- "--save-init" "$TMPD/err")" = 1 ] && grep -q "^tracc diff: note: .* after adding init noise (sigma 0.001)" "$TMPD/err" &&
+    ok || { bad "diff: init-noise notice"; cat "$TMPD/err"; }
+"$TRACC" diff "$I5" "$O5" >/dev/null 2>"$TMPD/err"
+grep -q "init noise\|warning" "$TMPD/err" && { bad "diff from the start: notice or warning"; cat "$TMPD/err"; } || ok
+grep -q "is the noised start of" "$TMPD/err" && ok || { bad "diff from the start: not recognised"; cat "$TMPD/err"; }
+$FT "$M" $TASK --steps 2 --batch 8 --quiet -o "$TMPD/nn.safetensors" >/dev/null 2>&1
+"$TRACC" diff "$M" "$TMPD/nn.safetensors" >/dev/null 2>"$TMPD/err"   # no noise
+grep -q "init noise" "$TMPD/err" && { bad "diff: notice without noise"; cat "$TMPD/err"; } || ok
+
+# ---- --stop-when NAME:ACC needs no quoting; progress lines show argmax and decoded accuracy
+$FT "$M" $OWN $SW --eval pt=rasp_examples/count_a.rasp --stop-when pt:90% --json -o "$S0" >"$TMPD/out" 2>"$TMPD/err"
+python3 -c 'import json,sys; s = json.load(open(sys.argv[1])); assert s["stopped_at"] == 0 and s["stop_when"] == "pt>=0.9", s
+e = s["eval"]["pt"]; assert 0 <= e["acc_decoded"] <= e["acc"] <= 1, e' "$TMPD/out" && ok || { bad "stop-when pt:90%"; cat "$TMPD/out" "$TMPD/err"; }
+[ ! -e "=0.9" ] && [ ! -e "=90%" ] && ok || bad "a stray file from an unquoted >="
+$FT "$M" $TASK --steps 4 --batch 8 --eval-size 50 --eval-every 2 --eval ft=rasp_examples/count_b.rasp -o "$TMPD/pg.safetensors" \
+    >"$TMPD/out" 2>"$TMPD/err"
+grep -q "^step 4/4  loss [0-9.e+-]*  ft [0-9.]*% (dec [0-9.]*%)" "$TMPD/err" && ok || { bad "progress: dec accuracy"; cat "$TMPD/err"; }
+grep -q "; eval ft [0-9.]*% (dec [0-9.]*%, loss " "$TMPD/out" && ok || { bad "summary: dec accuracy"; cat "$TMPD/out"; }
 
 finish

@@ -125,12 +125,13 @@ static void test_config_rejects_bad_settings_naming_the_flag(void **state)
     expect_bad_setting(config("output", o, "task", t, "lr", "0.0", NULL), "--lr must be > 0, got 0.0");
     expect_bad_setting(config("output", o, "task", t, "lr", "-1e-3", NULL), "--lr must be > 0");
     expect_bad_setting(config("output", o, "task", t, "batch", "0", NULL), "--batch must be a positive integer, got 0");
-    expect_bad_setting(config("output", o, "task", t, "steps", "0", NULL), "--steps must be a positive integer");
+    expect_bad_setting(config("output", o, "task", t, "steps", "-1", NULL), "--steps must be a non-negative integer");
     expect_bad_setting(config("output", o, "task", t, "optimizer", "\"adam\"", NULL),
                        "--optimizer must be sgd or adamw, got 'adam'");
     expect_bad_setting(config("output", o, "task", t, "schedule", "\"linear\"", NULL), "--schedule must be");
     expect_bad_setting(config("output", o, "task", t, "momentum", "1.0", NULL), "--momentum must be in [0, 1)");
-    expect_bad_setting(config("output", o, "task", t, "warmup", "5000", NULL), "--warmup must be from 0 to --steps");
+    expect_bad_setting(config("output", o, "task", t, "warmup", "5000", NULL),
+                       "--warmup must be from 0 to --steps (1000), got 5000");
     expect_bad_setting(config("output", o, "task", t, "min_lr_ratio", "2.0", NULL), "--min-lr-ratio");
     expect_bad_setting(config("output", o, "task", t, "logit_scale", "0.0", NULL), "--logit-scale must be > 0");
     expect_bad_setting(config("output", o, "task", t, "spurious", "\"p.rasp\"", NULL), "--spurious needs --spurious-rate");
@@ -151,6 +152,77 @@ static void test_config_rejects_bad_settings_naming_the_flag(void **state)
     assert_true(cfg.opt.lr == 1e-3 && cfg.batch == 96 && cfg.opt.kind == OPTIM_SGD && cfg.logit_scale == 10);
     ft_config_free(&cfg);
     json_decref(c);
+    sb_free(&err);
+}
+
+/* A preset sits under the flags whatever their order; jain2023 derives its warmup from
+ * --steps and scores --at 1; every key's source is recorded and named in messages. */
+static void test_preset_under_the_flags_with_sources(void **state)
+{
+    (void)state;
+    json_t *given = json_pack("{s:I, s:i}", "steps", (json_int_t)100, "batch", 8), *src = NULL;
+    json_t *c = ft_config_compose(given, "jain2023", &src);
+    assert_non_null(c);
+    assert_int_equal(json_integer_value(json_object_get(c, "steps")), 100);
+    assert_int_equal(json_integer_value(json_object_get(c, "warmup")), 20);   /* 20% of --steps */
+    assert_int_equal(json_integer_value(json_object_get(c, "batch")), 8);     /* the flag wins */
+    assert_int_equal(json_array_size(json_object_get(c, "at")), 1);
+    assert_int_equal(json_integer_value(json_array_get(json_object_get(c, "at"), 0)), 1);
+    assert_true(json_real_value(json_object_get(c, "init_noise")) == 1e-3);
+    assert_string_equal(json_string_value(json_object_get(src, "steps")), "flag");
+    assert_string_equal(json_string_value(json_object_get(src, "batch")), "flag");
+    assert_string_equal(json_string_value(json_object_get(src, "momentum")), "preset jain2023");
+    assert_string_equal(json_string_value(json_object_get(src, "warmup")), "preset jain2023: 20% of --steps");
+    assert_string_equal(json_string_value(json_object_get(src, "lr")), "default");
+    json_decref(c);
+    json_decref(src);
+    /* no --steps: the paper's 2000 of 10000; an explicit --warmup or --at wins */
+    json_decref(given);
+    given = json_pack("{s:[i,i]}", "at", 0, 2);
+    c = ft_config_compose(given, "jain2023", NULL);
+    assert_int_equal(json_integer_value(json_object_get(c, "warmup")), 2000);
+    assert_int_equal(json_array_size(json_object_get(c, "at")), 2);
+    json_decref(c);
+    json_decref(given);
+    assert_null(ft_config_compose(NULL, "jain2024", NULL));
+    /* a bad value the user did not give says where it came from */
+    json_t *cf = config("output", "\"/tmp/x.safetensors\"", "task", "\"rasp_examples/count_b.rasp\"", "steps", "10",
+                        "warmup", "20", NULL);
+    json_t *sources = json_pack("{s:s, s:s}", "warmup", "preset jain2023: 20% of --steps", "steps", "default");
+    FtConfig cfg;
+    StrBuf err;
+    sb_init(&err);
+    assert_int_equal(ft_config_parse_sourced(&cfg, cf, sources, &err), -1);
+    assert_string_equal(err.s, "--warmup must be from 0 to --steps (10, the default), got 20 (from --preset "
+                               "jain2023: 20% of --steps)");
+    ft_config_free(&cfg);
+    json_decref(cf);
+    json_decref(sources);
+    sb_free(&err);
+}
+
+/* --stop-when NAME:ACC (no shell quoting) means NAME>=ACC */
+static void test_stop_when_forms(void **state)
+{
+    (void)state;
+    char name[64];
+    double a = -1, b = -1;
+    StrBuf err;
+    sb_init(&err);
+    assert_int_equal(ft_parse_stop_when("pt:90%", name, sizeof name, &a, &err), 0);
+    assert_string_equal(name, "pt");
+    assert_int_equal(ft_parse_stop_when("pt>=0.9", name, sizeof name, &b, &err), 0);
+    assert_true(a == b && a == 0.9);
+    assert_int_equal(ft_parse_stop_when("ft.1:1", name, sizeof name, &a, &err), 0);
+    assert_string_equal(name, "ft.1");
+    assert_true(a == 1);
+    assert_int_equal(ft_parse_stop_when("pt=0.9", name, sizeof name, &a, &err), -1);
+    assert_non_null(strstr(err.s, "expected NAME:ACC"));
+    sb_clear(&err);
+    assert_int_equal(ft_parse_stop_when(":0.9", name, sizeof name, &a, &err), -1);
+    sb_clear(&err);
+    assert_int_equal(ft_parse_stop_when("pt:1.5", name, sizeof name, &a, &err), -1);
+    assert_non_null(strstr(err.s, "ACC must be a number from 0 to 1"));
     sb_free(&err);
 }
 
@@ -532,6 +604,8 @@ static void test_compiled_counter_learns_another_letter(void **state)
     assert_string_equal(res.eval[0].name, "ft");
     if (!(res.eval[0].acc >= 0.99)) fail_msg("count_b accuracy %.3f < 0.99", res.eval[0].acc);
     assert_true(res.eval[1].acc < 0.5);   /* it no longer counts a */
+    /* decoded as `tracc run` does: a right argmax that is not above 0.5 is no value, so never more */
+    for (int i = 0; i < 2; i++) assert_true(res.eval[i].acc_decoded >= 0 && res.eval[i].acc_decoded <= res.eval[i].acc);
     assert_int_equal(res.eval[0].n, 1000);
     /* the output keeps the compiled metadata and adds provenance */
     Model *m = model_load(out, &err), *parent = load_model();
@@ -556,6 +630,7 @@ static void test_compiled_counter_learns_another_letter(void **state)
     assert_null(json_object_get(cfg, "output"));   /* operational settings stay out */
     json_t *ev = json_object_get(json_object_get(pv, "eval"), "ft");
     assert_true(json_real_value(json_object_get(ev, "acc")) == res.eval[0].acc);
+    assert_true(json_real_value(json_object_get(ev, "acc_decoded")) == res.eval[0].acc_decoded);
     json_t *files = json_object_get(pv, "files");
     assert_string_equal(json_string_value(json_object_get(json_array_get(files, 0), "role")), "task");
     model_free(m);
@@ -599,7 +674,7 @@ static void test_resume_after_interrupt_is_bit_identical(void **state)
         assert_string_equal(res.checkpoint, ckpt);
         assert_int_equal(access(part, F_OK), -1);   /* nothing but the checkpoint */
         /* resume: the configuration comes from the checkpoint */
-        json_t *cc = ft_checkpoint_config(ckpt, &err);
+        json_t *cc = ft_checkpoint_config(ckpt, NULL, &err);
         assert_non_null(cc);
         json_object_set_new(cc, "model", json_string(ckpt));
         memset(&h, 0, sizeof h);
@@ -632,7 +707,7 @@ static void test_resume_after_interrupt_is_bit_identical(void **state)
         assert_int_equal(trains, 15);
         free(lg);
         /* a MODEL that is not the parent is refused */
-        json_t *c2 = ft_checkpoint_config(ckpt, &err);
+        json_t *c2 = ft_checkpoint_config(ckpt, NULL, &err);
         json_object_set_new(c2, "model", json_string(ckpt));
         h.parent_check = ckpt;
         sb_clear(&err);
@@ -670,7 +745,7 @@ static void test_nan_stops_and_keeps_the_last_good_checkpoint(void **state)
     assert_non_null(strstr(err.s, "the last good checkpoint is"));
     assert_non_null(strstr(err.s, "(step 5)"));
     assert_int_equal(access(out, F_OK), -1);
-    json_t *cc = ft_checkpoint_config(ckpt, &err);
+    json_t *cc = ft_checkpoint_config(ckpt, NULL, &err);
     assert_non_null(cc);
     json_decref(cc);
     Model *m = model_load(ckpt, &err);
@@ -697,6 +772,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_rejects_bad_settings_naming_the_flag),
+        cmocka_unit_test(test_preset_under_the_flags_with_sources),
+        cmocka_unit_test(test_stop_when_forms),
         cmocka_unit_test(test_eval_spec_parses_name_program_and_spurious),
         cmocka_unit_test(test_task_with_another_vocab_names_both_sets),
         cmocka_unit_test(test_task_output_values_must_be_the_models),
