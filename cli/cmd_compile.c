@@ -159,6 +159,7 @@ int cmd_compile(int argc, char **argv)
     if (optind >= argc) return bad_usage("%s", "no input file");
     if (optind != argc - 1) return bad_usage("expected one input file, got also '%s'", argv[optind + 1]);
     if (!out) return bad_usage("%s", "no output file: give -o OUT.safetensors");
+    if (cli_check_output("compile", "-o", out)) return 1;   /* before any work */
     const char *path = argv[optind];
     ao.version = TRACC_VERSION;
 
