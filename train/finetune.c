@@ -936,7 +936,7 @@ static void log_line(Run *r, json_t *o)
     }
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
-    of_stream_line(r->log, s);   /* a failure stops the run (log_failed) */
+    of_stream_line(r->log, s);   /* a failure stops the run at the next step (of_stream_failed) */
     free(s);
 }
 
