@@ -102,10 +102,12 @@ int of_check(const char *path, const char *flag, StrBuf *err)
     } else if (!S_ISDIR(st.st_mode)) {
         begin(err, flag, path);
         sb_printf(err, "%s is not a folder", dir);
+    } else if (target_ok(path, flag, err)) {
+        /* what is at the path first: "/dev/null is a device" says more than "cannot write in /dev" */
     } else if (access(dir, W_OK | X_OK) != 0) {
         begin(err, flag, path);
         sb_printf(err, "cannot write in folder %s: %s", dir, strerror(errno));
-    } else if (!target_ok(path, flag, err)) {
+    } else {
         of_clean_stale(path);
         rc = 0;
     }

@@ -4,8 +4,8 @@
 # outputs checked before any work with the user's path named; symbolic links, /dev/null, folders
 # and FIFOs refused and left as they were; stale temp files of dead processes removed by the next
 # write; standard output on a full device is an error for every command that prints; a full
-# filesystem fails a model write and a log cleanly (skipped with a message if no small tmpfs can
-# be mounted).
+# filesystem fails model writes, an SVG and a log cleanly (skipped with a message if no small
+# tmpfs can be mounted, directly or in a user namespace).
 . tests/lib.sh
 
 TRACC=$(cd "$(dirname "$TRACC")" && pwd)/$(basename "$TRACC")   # some checks run in another folder
@@ -20,10 +20,46 @@ SMALL="--at 1 --steps 4 --batch 4 --eval-size 10 --quiet"
     "$TRACC" finetune "$M" --task $E/count_b.rasp $SMALL --eval ft=$E/count_b.rasp --log "$L" -o "$F" >/dev/null 2>&1 ||
     { bad "cannot make the test models"; finish; exit 1; }
 
+# ---- a full filesystem: a model write and a log fail with the path named, nothing half-written.
+# Needs a small tmpfs: mounted directly (root), or in a user namespace (this script run again
+# under `unshare -rm` with --fullfs-only); skipped with a message when neither is allowed.
+NOPE="$T/no/such/input"
+fullfs() {
+    FS="$TMPD/fs"
+    mkdir -p "$FS"
+    mount -t tmpfs -o size=64k tmpfs "$FS" 2>/dev/null || return 1
+    trap 'umount "$FS" 2>/dev/null; rm -rf "$TMPD"' EXIT
+    dd if=/dev/zero of="$FS/fill" bs=4k 2>/dev/null
+    expect_err "full fs: compile" 1 "$FS/x.safetensors: cannot write: No space left on device; nothing written" -- \
+        "$TRACC" compile $E/count_a.rasp -o "$FS/x.safetensors"
+    [ "$(ls "$FS")" = fill ] && ok || bad "full fs: left $(ls "$FS")"
+    # an existing output is kept as it was
+    rm "$FS/fill"; cp "$M" "$FS/x.safetensors"; dd if=/dev/zero of="$FS/fill" bs=4k 2>/dev/null
+    expect_err "full fs: replace" 1 "No space left on device" -- "$TRACC" compile $E/count_b.rasp -o "$FS/x.safetensors"
+    cmp -s "$M" "$FS/x.safetensors" && ok || bad "full fs: the old output changed"
+    expect_err "full fs: finetune --log" 1 "--log $FS/l.jsonl: write failed: No space left on device; lines are missing" -- \
+        "$TRACC" finetune "$M" --task $E/count_b.rasp $SMALL --log "$FS/l.jsonl" -o "$T/h.safetensors"
+    [ ! -e "$T/h.safetensors" ] && ok || bad "full fs: finetune wrote its model despite the lost log"
+    expect_err "full fs: finetune -o" 1 "$FS/h.safetensors: cannot write: No space left on device" -- \
+        "$TRACC" finetune "$M" --task $E/count_b.rasp $SMALL -o "$FS/h.safetensors"
+    expect_err "full fs: plot" 1 "$FS/p.svg: cannot write: No space left on device" -- "$TRACC" plot "$L" -o "$FS/p.svg"
+    ls "$FS" | grep -q 'tracc-tmp' && bad "full fs: a temp file was left" || ok
+    # a read-only filesystem: refused before any work (root can write anywhere else)
+    if mount -o remount,ro "$FS" 2>/dev/null; then
+        expect_err "read-only fs" 1 "-o $FS/y.safetensors: cannot write in folder $FS: Read-only file system" -- \
+            "$TRACC" compile "$NOPE.rasp" -o "$FS/y.safetensors"
+    fi
+    umount "$FS"
+}
+if [ "$1" = --fullfs-only ]; then
+    fullfs || echo "skipped: cannot mount a small tmpfs in the user namespace"
+    finish
+    exit $?
+fi
+
 # writer NAME OUT: the command line of writer NAME with OUT as its output; the inputs other than
 # the output do not exist, so a command that did any work before checking OUT would fail on them
 # with another message.
-NOPE="$T/no/such/input"
 writer() {
     case $1 in
         compile) echo "$TRACC compile $NOPE.rasp -o $2" ;;
@@ -138,34 +174,15 @@ else
     echo "skipped: no $FULL on this system"
 fi
 
-# ---- a full filesystem: a model write and a log fail with the path named, nothing half-written
-FS="$TMPD/fs"
-mkdir "$FS"
-if mount -t tmpfs -o size=64k tmpfs "$FS" 2>/dev/null; then
-    trap 'umount "$FS" 2>/dev/null; rm -rf "$TMPD"' EXIT
-    dd if=/dev/zero of="$FS/fill" bs=4k 2>/dev/null
-    expect_err "full fs: compile" 1 "$FS/x.safetensors: cannot write: No space left on device; nothing written" -- \
-        "$TRACC" compile $E/count_a.rasp -o "$FS/x.safetensors"
-    [ "$(ls "$FS")" = fill ] && ok || bad "full fs: left $(ls "$FS")"
-    # an existing output is kept as it was
-    rm "$FS/fill"; cp "$M" "$FS/x.safetensors"; dd if=/dev/zero of="$FS/fill" bs=4k 2>/dev/null
-    expect_err "full fs: replace" 1 "No space left on device" -- "$TRACC" compile $E/count_b.rasp -o "$FS/x.safetensors"
-    cmp -s "$M" "$FS/x.safetensors" && ok || bad "full fs: the old output changed"
-    expect_err "full fs: finetune --log" 1 "--log $FS/l.jsonl: write failed: No space left on device; lines are missing" -- \
-        "$TRACC" finetune "$M" --task $E/count_b.rasp $SMALL --log "$FS/l.jsonl" -o "$T/h.safetensors"
-    [ ! -e "$T/h.safetensors" ] && ok || bad "full fs: finetune wrote its model despite the lost log"
-    expect_err "full fs: finetune -o" 1 "$FS/h.safetensors: cannot write: No space left on device" -- \
-        "$TRACC" finetune "$M" --task $E/count_b.rasp $SMALL -o "$FS/h.safetensors"
-    expect_err "full fs: plot" 1 "$FS/p.svg: cannot write: No space left on device" -- "$TRACC" plot "$L" -o "$FS/p.svg"
-    ls "$FS" | grep -q 'tracc-tmp' && bad "full fs: a temp file was left" || ok
-    # a read-only filesystem: refused before any work (root can write anywhere else)
-    if mount -o remount,ro "$FS" 2>/dev/null; then
-        expect_err "read-only fs" 1 "-o $FS/y.safetensors: cannot write in folder $FS: Read-only file system" -- \
-            "$TRACC" compile "$NOPE.rasp" -o "$FS/y.safetensors"
-    fi
-    umount "$FS"
+if fullfs; then :
+elif unshare -rm true 2>/dev/null; then
+    TRACC="$TRACC" unshare -rm sh "$0" --fullfs-only >"$TMPD/ns" 2>&1
+    cat "$TMPD/ns" | grep -v '^RESULT'
+    p=$(sed -n 's/^RESULT passed=\([0-9]*\) failed=\([0-9]*\)$/\1/p' "$TMPD/ns")
+    f=$(sed -n 's/^RESULT passed=\([0-9]*\) failed=\([0-9]*\)$/\2/p' "$TMPD/ns")
+    PASSED=$((PASSED + ${p:-0})); FAILED=$((FAILED + ${f:-1}))
 else
-    echo "skipped: the full-filesystem tests (cannot mount a small tmpfs here)"
+    echo "skipped: the full-filesystem tests (cannot mount a small tmpfs here, as root or in a user namespace)"
 fi
 
 finish
