@@ -115,6 +115,13 @@ int of_check(const char *path, const char *flag, StrBuf *err)
     return rc;
 }
 
+int of_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return !strcmp(a, b);
+}
+
 int of_clean_stale(const char *path)
 {
     size_t base_at;

@@ -27,6 +27,11 @@
  * stale temp files of PATH (of_clean_stale). Returns 0, or -1 with a message in err. */
 int of_check(const char *path, const char *flag, StrBuf *err);
 
+/* 1 if A and B name the same file: the same existing file (device and inode, so any spelling
+ * or link), or the same string when one does not exist yet. For "the output would overwrite an
+ * input". */
+int of_same_file(const char *a, const char *b);
+
 /* Write DATA as the whole content of PATH atomically (temp file in the same folder, fsync,
  * rename, fsync of the folder). A replaced file keeps its permission bits; a new one gets
  * 0666 less the umask. On failure PATH is unchanged and no temp file is left; returns -1 with

@@ -1086,6 +1086,12 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
         status = FT_BAD_SETTING;
         goto done;
     }
+    if (cfg->log && (of_same_file(cfg->log, cfg->output) || of_same_file(cfg->log, r->ckpt_path) ||
+                     of_same_file(cfg->log, cfg->model))) {
+        sb_printf(err, "--log %s: the log must differ from the output, the checkpoint and the model", cfg->log);
+        status = FT_BAD_SETTING;
+        goto done;
+    }
     /* not resumed: the file's hash is the parent's, taken from the bytes loaded */
     r->m = resume ? model_load(cfg->model, err) : model_load_hashed(cfg->model, r->parent_sha, err);
     if (!r->m) goto done;

@@ -97,6 +97,16 @@ if [ "$(id -u)" -ne 0 ]; then
     chmod 755 "$T/ro"
 fi
 
+# an output that would overwrite an input (any spelling) is refused, the input kept
+cp $E/count_a.rasp "$T/p.rasp"
+expect_err "compile over its program" 1 "-o $T/./p.rasp: is the input program" -- \
+    "$TRACC" compile "$T/p.rasp" -o "$T/./p.rasp"
+cmp -s $E/count_a.rasp "$T/p.rasp" && ok || bad "compile over its program: the program changed"
+for clash in "$M" "$T/x.safetensors" "$T/x.ckpt.safetensors"; do
+    expect_err "finetune --log $clash" 1 "--log $clash: the log must differ from the output, the checkpoint and the model" -- \
+        "$TRACC" finetune "$M" --task $E/count_b.rasp $SMALL -o "$T/x.safetensors" --log "$clash"
+done
+
 # ---- non-regular outputs: refused before any work, left untouched
 ln -s "$F" "$T/link.out"
 mkfifo "$T/fifo.out"

@@ -1,7 +1,7 @@
 /* test_outfile.c — common/outfile: the pre-check's messages (the path as given, what is wrong),
  * atomic writes that keep a replaced file's mode and leave nothing beside it, refusal of
  * non-regular targets at write time too, stale temps removed only for dead processes, temp
- * names that fit a long output name, and checked log streams. */
+ * names that fit a long output name, same-file detection, and checked log streams. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -192,6 +192,20 @@ static void test_long_name(void **state)
     sb_free(&err);
 }
 
+static void test_same_file(void **state)
+{
+    (void)state;
+    FILE *f = fopen(at("a"), "w");
+    fclose(f);
+    assert_int_equal(symlink("a", at("b")), 0);
+    char other[600];
+    snprintf(other, sizeof other, "%s/./a", dir);
+    assert_true(of_same_file(at("a"), other));
+    assert_true(of_same_file(at("b"), at("a")));
+    assert_false(of_same_file(at("a"), at("new")));
+    assert_true(of_same_file(at("new"), at("new")));
+}
+
 static void test_stream(void **state)
 {
     (void)state;
@@ -226,6 +240,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_refuses_non_regular, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_temps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_same_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
