@@ -46,6 +46,11 @@ int cli_table_budget(const char *cmd, const char *arg, long long *out);
  * token or a program. */
 int cli_is_model_file(const char *path);
 
+/* Check an output path before any work (common/outfile.h: its folder exists and is writable,
+ * it is absent or a regular file). On failure prints "tracc CMD: FLAG PATH: ..." and returns 1
+ * (the error exit status); else 0. Defined in cli/outcheck.c. */
+int cli_check_output(const char *cmd, const char *flag, const char *path);
+
 /* 1 if s ends with suffix. */
 int cli_ends_with(const char *s, const char *suffix);
 

@@ -13,6 +13,7 @@
 #include "analysis/report.h"
 #include "cli/cli.h"
 #include "cli/clio.h"
+#include "common/outfile.h"
 #include "compiler/diag.h"
 
 static void usage(FILE *f)
@@ -104,6 +105,7 @@ int cmd_attn(int argc, char **argv)
     }
     if (optind >= argc) return bad_usage("expected a model file%s", "");
     if (noprog && prog_path) return bad_usage("--program and --no-program exclude each other%s", "");
+    if (svg && cli_check_output("attn", "--svg", svg)) return 1;   /* before any work */
     const char *pa = argv[optind++], *pb = NULL;
     if (optind < argc && (cli_ends_with(argv[optind], ".safetensors") || cli_is_model_file(argv[optind])))
         pb = argv[optind++];
@@ -165,7 +167,7 @@ int cmd_attn(int argc, char **argv)
         sb_puts(&title, "attention on:");
         for (int i = 0; i < ntoks; i++) sb_printf(&title, " %s", toks[i]);
         attn_svg(&am, names, title.s, &doc);
-        int wr = write_file_atomic(svg, doc.s, doc.len, &err);
+        int wr = of_write(svg, doc.s, doc.len, &err);
         sb_free(&doc);
         sb_free(&title);
         if (wr) {

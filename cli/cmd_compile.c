@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "common/outfile.h"
 #include "compiler/assemble.h"
 #include "compiler/frontend.h"
 #include "compiler/verify.h"
@@ -164,6 +165,11 @@ int cmd_compile(int argc, char **argv)
     if (optind >= argc) return bad_usage("%s", "no input file");
     if (optind != argc - 1) return bad_usage("expected one input file, got also '%s'", argv[optind + 1]);
     if (!out) return bad_usage("%s", "no output file: give -o OUT.safetensors");
+    if (cli_check_output("compile", "-o", out)) return 1;   /* before any work */
+    if (of_same_file(out, argv[optind])) {
+        fprintf(stderr, "tracc compile: -o %s: is the input program; give the model another name\n", out);
+        return 1;
+    }
     const char *path = argv[optind];
     ao.version = TRACC_VERSION;
 

@@ -11,6 +11,7 @@
 #include "analysis/readout.h"
 #include "analysis/report.h"
 #include "cli/cli.h"
+#include "common/outfile.h"
 #include "compiler/diag.h"
 
 static void usage(FILE *f)
@@ -258,6 +259,7 @@ int cmd_diff(int argc, char **argv)
     }
     if (argc - optind != 2) return bad_usage("expected two model files, BEFORE and AFTER%s", "");
     if ((len_s || at_s) && ninputs == 0) return bad_usage("--len and --at need --inputs N%s", "");
+    if (svg && cli_check_output("diff", "--svg", svg)) return 1;   /* before any work */
     const char *pa = argv[optind], *pb = argv[optind + 1];
 
     StrBuf err;
@@ -339,7 +341,7 @@ int cmd_diff(int argc, char **argv)
         sb_init(&title);
         sb_printf(&title, "tracc diff %s -> %s", pa, pb);
         diff_svg(r, (int)svgn, title.s, &doc);
-        int wr = write_file_atomic(svg, doc.s, doc.len, &err);
+        int wr = of_write(svg, doc.s, doc.len, &err);
         sb_free(&doc);
         sb_free(&title);
         if (wr) {

@@ -359,10 +359,6 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "tracc eval: error reading standard input: %s\n", strerror(errno));
         rc = 1;
     }
-    if (fflush(stdout) || ferror(stdout)) {
-        fprintf(stderr, "tracc eval: error writing output: %s\n", strerror(errno));
-        rc = 1;
-    }
     input_free(&r);
     free(toks);
     free(row);

@@ -7,6 +7,7 @@
 
 #include "analysis/plot.h"
 #include "cli/cli.h"
+#include "common/outfile.h"
 
 static void usage(FILE *f)
 {
@@ -49,6 +50,7 @@ int cmd_plot(int argc, char **argv)
     }
     if (optind >= argc) return bad_usage("expected at least one log file%s", "");
     if (!out) return bad_usage("-o OUT.svg is required%s", "");
+    if (cli_check_output("plot", "-o", out)) return 1;   /* before any work */
     int nlogs = argc - optind, rc = 1, nread = 0;
     PlotLog *logs = xcalloc((size_t)nlogs, sizeof *logs);
     StrBuf err, t, doc;
@@ -73,7 +75,7 @@ int cmd_plot(int argc, char **argv)
         sb_printf(&t, "%s%s", i ? ", " : "", path);
     }
     plot_svg(logs, nlogs, title ? title : t.s, &doc);
-    if (write_file_atomic(out, doc.s, doc.len, &err)) {
+    if (of_write(out, doc.s, doc.len, &err)) {
         fprintf(stderr, "tracc plot: %s\n", err.s);
         goto done;
     }

@@ -239,6 +239,7 @@ int cmd_prune(int argc, char **argv)
     o.nks = nks;
 
     rc = 1;
+    if (out && cli_check_output("prune", "-o", out)) goto out;   /* before any work */
     const char *path = argv[optind];
     Model *m = NULL, *orig = NULL, *w = NULL;
     int *at = NULL;

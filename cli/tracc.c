@@ -1,4 +1,5 @@
 /* tracc.c — the only main: dispatch to a subcommand. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,8 +34,26 @@ static void usage(FILE *f)
     fprintf(f, "\n`tracc COMMAND --help` describes each command and its defaults.\n");
 }
 
-int main(int argc, char **argv)
+/* Standard output is checked in one place, after the command: a result that could not be
+ * written (a full disk, a closed pipe with SIGPIPE ignored) is an error, never a silent exit 0.
+ * fclose reports what a buffered write or the final flush could not do. */
+static int close_stdout(const char *cmd, int rc)
 {
+    errno = 0;
+    int e = 0;
+    if (fflush(stdout) != 0) e = errno ? errno : EIO;
+    else if (ferror(stdout)) e = -1;   /* an earlier write failed; its errno is gone */
+    errno = 0;
+    if (fclose(stdout) != 0 && !e) e = errno ? errno : EIO;
+    if (!e) return rc;
+    fprintf(stderr, "tracc%s%s: error writing standard output%s%s; the output is incomplete\n", cmd ? " " : "",
+            cmd ? cmd : "", e > 0 ? ": " : "", e > 0 ? strerror(e) : "");
+    return rc ? rc : 1;
+}
+
+static int dispatch(int argc, char **argv, const char **cmd)
+{
+    *cmd = NULL;
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -48,8 +67,18 @@ int main(int argc, char **argv)
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            *cmd = commands[i].name;
+            return commands[i].fn(argc - 1, argv + 1);
+        }
     fprintf(stderr, "tracc: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;
+}
+
+int main(int argc, char **argv)
+{
+    const char *cmd;
+    int rc = dispatch(argc, argv, &cmd);
+    return close_stdout(cmd, rc);
 }

@@ -6,8 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 static void oom(size_t n)
 {
@@ -146,50 +144,6 @@ char *read_file(const char *path, size_t *len)
     }
     if (len) *len = b.len;
     return b.s;
-}
-
-int write_file_atomic(const char *path, const void *data, size_t len, StrBuf *err)
-{
-    StrBuf tmp;
-    sb_init(&tmp);
-    sb_printf(&tmp, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp.s, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        if (err) sb_printf(err, "%s: cannot create: %s", tmp.s, strerror(errno));
-        sb_free(&tmp);
-        return -1;
-    }
-    const char *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            if (err) sb_printf(err, "%s: write failed: %s", tmp.s, strerror(errno));
-            close(fd);
-            unlink(tmp.s);
-            sb_free(&tmp);
-            return -1;
-        }
-        p += w;
-        left -= (size_t)w;
-    }
-    if (fsync(fd) != 0 && errno != EINVAL) {
-        if (err) sb_printf(err, "%s: fsync failed: %s", tmp.s, strerror(errno));
-        close(fd);
-        unlink(tmp.s);
-        sb_free(&tmp);
-        return -1;
-    }
-    close(fd);
-    if (rename(tmp.s, path) != 0) {
-        if (err) sb_printf(err, "%s: cannot rename into place: %s", path, strerror(errno));
-        unlink(tmp.s);
-        sb_free(&tmp);
-        return -1;
-    }
-    sb_free(&tmp);
-    return 0;
 }
 
 void fmt_double(double x, char *buf, size_t cap)

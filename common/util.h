@@ -39,8 +39,8 @@ char *sb_steal(StrBuf *b);   /* returns the heap string, leaves b empty */
  * or NULL with errno set. */
 char *read_file(const char *path, size_t *len);
 
-/* Write a whole file atomically: temp file in the same folder, fsync, rename.
- * Returns 0, or -1 with a message in err (if non-NULL). */
+/* The same as of_write (common/outfile.h, defined there): kept so older callers build;
+ * new code calls of_write. */
 int write_file_atomic(const char *path, const void *data, size_t len, StrBuf *err);
 
 /* Shortest decimal that reads back as the same double, always marked as a float

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/outfile.h"
 #include "common/sha256.h"
 #include "runtime/safetensors.h"
 
@@ -1219,7 +1220,7 @@ int model_save(const Model *m, const char *path, StrBuf *err)
     uint8_t *data;
     size_t len;
     if (serialize_named(m, path, &data, &len, err)) return -1;
-    int rc = write_file_atomic(path, data, len, err);
+    int rc = of_write(path, data, len, err);
     free(data);
     return rc;
 }

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/outfile.h"
 #include "common/rng.h"
 #include "common/sha256.h"
 #include "compiler/verify.h"
@@ -998,7 +999,7 @@ typedef struct {
     int neval;
     BwdPool *pool;
     FwdState *fs;           /* (threads) for evaluation */
-    FILE *log;
+    OfStream *log;   /* --log: every line's write is checked (common/outfile.h) */
     const char *ckpt_path;
     FtResult *res;
     json_t *last_eval;      /* {"name": {"acc", "acc_decoded", "loss", "n"}} */
@@ -1142,8 +1143,7 @@ static void log_line(Run *r, json_t *o)
     }
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
-    fprintf(r->log, "%s\n", s);
-    fflush(r->log);
+    of_stream_line(r->log, s);   /* a failure stops the run at the next step (of_stream_failed) */
     free(s);
 }
 
@@ -1167,7 +1167,7 @@ static int trim_log(const char *path, long step, StrBuf *err)
         line = nl + 1;
     }
     free(text);
-    int rc = write_file_atomic(path, keep.s, keep.len, err);
+    int rc = of_write(path, keep.s, keep.len, err);
     sb_free(&keep);
     return rc;
 }
@@ -1252,18 +1252,6 @@ static int stop_met(Run *r, long step)
     return 1;
 }
 
-static int dir_writable(const char *path, const char *flag, StrBuf *err)
-{
-    char *dir = xstrdup(path);
-    char *slash = strrchr(dir, '/');
-    if (slash) *(slash == dir ? slash + 1 : slash) = 0;
-    else strcpy(dir, ".");
-    int ok = access(dir, W_OK) == 0;
-    if (!ok) sb_printf(err, "%s %s: cannot write in folder %s: %s", flag, path, dir, strerror(errno));
-    free(dir);
-    return ok ? 0 : -1;
-}
-
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -1294,8 +1282,25 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
     float *grads = NULL;
     double *gper = NULL, *gprev = NULL;
     char *ckpt_owned = NULL;
+    int log_stop = 0;   /* stopped because a --log line was lost */
 
     /* ---- everything is checked before any work ---- */
+    /* the outputs first (common/outfile.h): a folder that is missing or not writable, or a
+     * path that is not a regular file, fails here rather than after loading and compiling */
+    r->ckpt_path = cfg->checkpoint;
+    if (!r->ckpt_path) r->ckpt_path = ckpt_owned = ft_default_checkpoint(cfg->output);
+    if (of_check(cfg->output, "-o", err) || of_check(r->ckpt_path, "--checkpoint", err) ||
+        (cfg->log && of_check(cfg->log, "--log", err)) ||
+        (!resume && cfg->save_init && of_check(cfg->save_init, "--save-init", err))) {
+        status = FT_BAD_SETTING;
+        goto done;
+    }
+    if (cfg->log && (of_same_file(cfg->log, cfg->output) || of_same_file(cfg->log, r->ckpt_path) ||
+                     of_same_file(cfg->log, cfg->model))) {
+        sb_printf(err, "--log %s: the log must differ from the output, the checkpoint and the model", cfg->log);
+        status = FT_BAD_SETTING;
+        goto done;
+    }
     /* not resumed: the file's hash is the parent's, taken from the bytes loaded */
     r->m = resume ? model_load(cfg->model, err) : model_load_hashed(cfg->model, r->parent_sha, err);
     if (!r->m) goto done;
@@ -1429,16 +1434,8 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
         status = FT_BAD_SETTING;
         goto done;
     }
-    r->ckpt_path = cfg->checkpoint;
-    if (!r->ckpt_path) r->ckpt_path = ckpt_owned = ft_default_checkpoint(cfg->output);
     json_object_set_new(r->config, "checkpoint", json_string(r->ckpt_path));
     const char *save_init = resume ? NULL : cfg->save_init;   /* a resumed run has no start to save */
-    if (dir_writable(cfg->output, "-o", err) || dir_writable(r->ckpt_path, "--checkpoint", err) ||
-        (cfg->log && dir_writable(cfg->log, "--log", err)) ||
-        (save_init && dir_writable(save_init, "--save-init", err))) {
-        status = FT_BAD_SETTING;
-        goto done;
-    }
     if (save_init && (!strcmp(save_init, cfg->output) || !strcmp(save_init, r->ckpt_path) ||
                       !strcmp(save_init, cfg->model) || (cfg->log && !strcmp(save_init, cfg->log)))) {
         sb_printf(err, "--save-init %s: must differ from the model, -o, --checkpoint and --log files", save_init);
@@ -1474,11 +1471,7 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
     }
     if (cfg->log) {
         if (resume && trim_log(cfg->log, start, err)) goto done;
-        r->log = fopen(cfg->log, resume ? "a" : "w");
-        if (!r->log) {
-            sb_printf(err, "--log %s: cannot open: %s", cfg->log, strerror(errno));
-            goto done;
-        }
+        if (!(r->log = of_stream_open(cfg->log, resume, "--log", err))) goto done;
     }
 
     /* ---- the run ---- */
@@ -1516,6 +1509,13 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
     double loss = NAN, gn = NAN, lr = NAN;
     long step = start, last_eval_step = resume ? -1 : 0;
     for (; step < cfg->opt.steps && r->stopped_at < 0; step++) {
+        if (of_stream_failed(r->log)) {
+            log_stop = 1;
+            sb_printf(err, "stopped at step %ld, nothing written; %s", step,
+                      res->checkpoint[0] ? "the last good checkpoint is " : "no checkpoint was written");
+            if (res->checkpoint[0]) sb_printf(err, "%s (step %ld)", res->checkpoint, res->checkpoint_step);
+            goto done;
+        }
         if (hooks && hooks->stop && *hooks->stop) {
             if (write_checkpoint(r, step, loss, err)) goto done;
             log_line(r, json_pack("{s:s, s:I}", "type", "interrupted", "step", (json_int_t)step));
@@ -1586,6 +1586,12 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
     long end = r->stopped_at >= 0 ? r->stopped_at : cfg->opt.steps;
     res->steps = end;
 
+    if (of_stream_failed(r->log)) {
+        log_stop = 1;
+        sb_printf(err, "stopped at step %ld, nothing written", end);
+        goto done;
+    }
+
     /* ---- the output: the parent's metadata, the new weights, provenance ---- */
     ft_strip_training_state(r->m);
     json_t *pv = provenance(r, end, res->train_loss);
@@ -1604,7 +1610,22 @@ done:
     for (int i = 0; i < r->neval; i++) {
         res->eval[i] = r->evals[i].res;
     }
-    if (r->log) fclose(r->log);
+    if (r->log) {   /* a lost log line fails the run, whatever else happened */
+        StrBuf le;
+        sb_init(&le);
+        if (of_stream_close(r->log, &le)) {
+            StrBuf rest;
+            sb_init(&rest);
+            sb_puts(&rest, err->s);
+            sb_clear(err);
+            sb_puts(err, le.s);
+            if (status == FT_OK) sb_printf(err, "; the model was written to %s", cfg->output);
+            else if (rest.len) sb_printf(err, "%s%s", log_stop ? "; " : "; also: ", rest.s);
+            if (status == FT_OK) status = FT_ERROR;
+            sb_free(&rest);
+        }
+        sb_free(&le);
+    }
     free(grads);
     free(gper);
     free(gprev);

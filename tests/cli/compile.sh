@@ -88,7 +88,7 @@ if [ $rc -eq 1 ] && grep -q "disagrees with the interpreter" "$T/err" && grep -q
    grep -q "  expected:" "$T/err" && grep -q "  got:" "$T/err" && grep -q "first wrong s-op" "$T/err" &&
    [ ! -s "$T/out" ] && cmp -s "$T/keep.safetensors" "$T/before"; then ok
 else bad "counterexample path (rc $rc)"; cat "$T/out" "$T/err"; fi
-ls "$T" | grep -q '\.tmp' && bad "a temporary file was left behind" || ok
+ls "$T" | grep -q 'tmp\.' && bad "a temporary file was left behind" || ok
 "$TRACC" compile --sharpness 0.5 rasp_examples/reverse.rasp -o "$T/never.safetensors" >/dev/null 2>&1
 if [ ! -e "$T/never.safetensors" ]; then ok; else bad "a failed check wrote its output"; fi
 
