@@ -423,7 +423,7 @@ assert 0 <= p["eval"]["ft"]["acc_decoded"] <= p["eval"]["ft"]["acc"] <= 1, p["ev
 EOF
 expect_err "save-init: the same file as -o" 1 "--save-init $O0: must differ from the model, -o, --checkpoint and --log files" -- \
     $FT "$M" $TASK --steps 1 --save-init "$O0" -o "$O0"
-expect_err "save-init: unwritable folder" 1 "--save-init no/such/dir/i.safetensors: cannot write in folder no/such/dir" -- \
+expect_err "save-init: unwritable folder" 1 "--save-init no/such/dir/i.safetensors: folder no/such/dir does not exist" -- \
     $FT "$M" $TASK --steps 1 --save-init no/such/dir/i.safetensors -o "$TMPD/x.safetensors"
 [ ! -f "$TMPD/x.safetensors" ] && ok || bad "a rejected --save-init run wrote an output"
 expect_err "save-init on resume" 2 "--save-init: a resumed run has no start to save" -- \
