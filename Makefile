@@ -20,7 +20,7 @@ ALL_CFLAGS = $(CSTD) $(CFLAGS) $(SANFLAGS) -I. -I$(BUILD)/gen -MMD -MP
 LDLIBS   := -lopenblas -ljansson -lm
 TEST_LDLIBS := -lcmocka
 
-LIB_DIRS := common compiler runtime train analysis cli
+LIB_DIRS := common compiler runtime train analysis sweep cli
 LIB_SRCS := $(filter-out cli/tracc.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/parser.o $(BUILD)/obj/gen/lexer.o
 LIB      := $(BUILD)/libtracc.a
