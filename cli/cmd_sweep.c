@@ -158,7 +158,7 @@ int cmd_sweep(int argc, char **argv)
         rc = sw_status(argv[optind], json, &err);
     } else {
         if (npos != 2) return bad("job: expected DIR and a job id%s", "");
-        rc = sw_job(argv[optind], argv[optind + 1], wait, ro.threads, self, &err);
+        rc = sw_job(argv[optind], argv[optind + 1], wait, ro.threads, ro.quiet, &err);
         if (rc == SW_LOCKED && !ro.quiet)
             fprintf(stderr, "tracc sweep job: %s is being run by another process\n", argv[optind + 1]);
     }

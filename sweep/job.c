@@ -176,9 +176,8 @@ static int copy_file(const char *from, const char *to, StrBuf *err)
     return rc;
 }
 
-int sw_job(const char *dir, const char *id, int wait, int threads, const char *tracc, StrBuf *err)
+int sw_job(const char *dir, const char *id, int wait, int threads, int quiet, StrBuf *err)
 {
-    (void)tracc;
     int rc = 1, lockfd = -1, errfd = -1, sharedfd = -1;
     json_t *plan = NULL, *job = NULL, *result = NULL;
     StrBuf p, out;
@@ -360,8 +359,9 @@ int sw_job(const char *dir, const char *id, int wait, int threads, const char *t
     if (failed_stage) {
         json_t *f = json_pack("{s:s, s:i, s:s, s:s}", "id", id, "exit", failed_code, "stage", failed_stage, "stderr",
                               "stderr.txt");
-        if (sw_write_json(p.s, f, 1, err) == 0)
-            sb_printf(err, "job %s failed in stage %s (exit %d): see %s/stderr.txt", id, failed_stage, failed_code, R);
+        if (sw_write_json(p.s, f, 1, err) == 0 && !quiet)
+            fprintf(stderr, "tracc sweep job: job %s failed in stage %s (exit %d): see %s/stderr.txt\n", id, failed_stage,
+                    failed_code, R);
         json_decref(f);
         goto restore;
     }

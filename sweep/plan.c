@@ -673,6 +673,15 @@ static json_t *job_stages(const Sweep *s, const JobCfg *jc, const char *tracc, c
 
 /* ---- plan ---- */
 
+/* A subcommand's error without its "Try 'tracc CMD --help'." line and trailing newline. */
+static void trim_message(char *m)
+{
+    char *t = strstr(m, "\nTry ");
+    if (t) *t = 0;
+    size_t n = strlen(m);
+    while (n && m[n - 1] == '\n') m[--n] = 0;
+}
+
 /* Absolute form of path, which need not exist: realpath of its longest existing prefix. */
 static char *abs_path(const char *path)
 {
@@ -869,6 +878,7 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
                 char hex[65] = "";
                 if (crc == 0 && sha256_file(outp.s, hex, err)) crc = -1;
                 if (crc != 0) {
+                    trim_message(cerr.s);
                     char *ps = json_dumps(jc.params, JSON_COMPACT);
                     sb_printf(err, "%s: compile (the start model of the job with %s): `tracc compile` failed: %s", spath,
                               ps, cerr.len ? cerr.s : "");
@@ -922,7 +932,8 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
      * other value of each grid key (the others at their first value) */
     {
         size_t *vi = xcalloc(s.ng, sizeof *vi);
-        for (size_t k = 0; k <= s.ng; k++) {
+        for (size_t kk = 0; kk <= s.ng; kk++) {
+            size_t k = kk == 0 ? s.ng : kk - 1;   /* the first job first */
             size_t nv = k < s.ng ? json_array_size(json_object_get(s.grid, s.gkeys[k])) : 1;
             for (size_t v = k < s.ng ? 1 : 0; v < nv; v++) {
                 memset(vi, 0, s.ng * sizeof *vi);
@@ -951,11 +962,13 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
                             else value_arg(gv, val, sizeof val);
                             snprintf(where, sizeof where, "grid.%s = %s", s.gkeys[k], val);
                         } else {
-                            snprintf(where, sizeof where, "%s%s", strcmp(sname, "finetune") ? "after." : "", sname);
+                            char *ps = json_dumps(json_object_get(job, "params"), JSON_COMPACT);
+                            snprintf(where, sizeof where, "%s%s (job %s, grid %s)", strcmp(sname, "finetune") ? "after." : "",
+                                     sname, json_string_value(json_object_get(job, "id")), ps);
+                            free(ps);
                         }
                         /* the command's own message names the flag (= the key) */
-                        char *nl = strstr(cerr.s, "\nTry ");
-                        if (nl) *nl = 0;
+                        trim_message(cerr.s);
                         sb_printf(err, "%s: %s: `tracc %s` rejects it: %s", spath, where, stage_cmd(sname),
                                   cerr.len ? cerr.s : "(no message)");
                         sb_free(&cerr);

@@ -33,10 +33,11 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err);
 
 /* Run job ID of DIR. wait: block on a job another process holds (else return SW_LOCKED).
  * threads: finetune --threads and OPENBLAS_NUM_THREADS (unless set) of its children.
- * Returns 0 done (or already done), 1 failed (failed.json written), SW_LOCKED, or
- * 1 with a message in err when DIR or ID is unusable. */
+ * Returns 0 done (or already done), 1 failed (failed.json written; said on stderr unless
+ * quiet: `sweep run` lists failures itself), SW_LOCKED, or 1 with a message in err when
+ * DIR or ID is unusable or the job was interrupted. */
 #define SW_LOCKED 75
-int sw_job(const char *dir, const char *id, int wait, int threads, const char *tracc, StrBuf *err);
+int sw_job(const char *dir, const char *id, int wait, int threads, int quiet, StrBuf *err);
 
 typedef struct {
     int jobs;        /* parallel jobs */
