@@ -932,6 +932,7 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
      * other value of each grid key (the others at their first value) */
     {
         size_t *vi = xcalloc(s.ng, sizeof *vi);
+        json_t *checked = json_object();   /* normalized argv -> true */
         for (size_t kk = 0; kk <= s.ng; kk++) {
             size_t k = kk == 0 ? s.ng : kk - 1;   /* the first job first */
             size_t nv = k < s.ng ? json_array_size(json_object_get(s.grid, s.gkeys[k])) : 1;
@@ -943,6 +944,25 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
                 size_t si;
                 json_array_foreach(json_object_get(job, "stages"), si, stj) {
                     json_t *av = json_object_get(stj, "argv");
+                    /* the same options in another job's run dir need no second check */
+                    StrBuf norm;
+                    sb_init(&norm);
+                    const char *rd = json_string_value(json_object_get(job, "dir"));
+                    for (size_t i = 1; i < json_array_size(av); i++) {
+                        const char *x = json_string_value(json_array_get(av, i)), *hit = strstr(x, rd);
+                        if (hit) {
+                            sb_putn(&norm, x, (size_t)(hit - x));
+                            sb_puts(&norm, "<R>");
+                            sb_puts(&norm, hit + strlen(rd));
+                        } else {
+                            sb_puts(&norm, x);
+                        }
+                        sb_putc(&norm, '\n');
+                    }
+                    int seen = json_object_get(checked, norm.s) != NULL;
+                    json_object_set_new(checked, norm.s, json_true());
+                    sb_free(&norm);
+                    if (seen) continue;
                     Args a = {0};
                     for (size_t i = 0; i < json_array_size(av); i++) {
                         args_push(&a, json_string_value(json_array_get(av, i)));
@@ -973,6 +993,7 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
                                   cerr.len ? cerr.s : "(no message)");
                         sb_free(&cerr);
                         free(vi);
+                        json_decref(checked);
                         free(sweep_text);
                         goto out;
                     }
@@ -981,6 +1002,7 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
             }
         }
         free(vi);
+        json_decref(checked);
     }
 
     /* write: sweep.json (verbatim), plan.json, jobs.txt, slurm.sh; then rename into place */
