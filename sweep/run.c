@@ -129,7 +129,7 @@ int sw_run(const char *dir, const SwRunOpts *o, const char *tracc, StrBuf *err)
         fprintf(stderr, "tracc sweep run: %zu jobs, %zu done already, %zu to run, %d at a time\n", n, done, nq, o->jobs);
     int wait_mode = 0;
     size_t qi = 0;
-    int running = 0;
+    int running = 0, need_print = 0;
     for (;;) {
         while (!run_stop && running < o->jobs && qi < nq) {
             size_t jix = queue[qi++];
@@ -147,6 +147,17 @@ int sw_run(const char *dir, const SwRunOpts *o, const char *tracc, StrBuf *err)
             pids[slot] = pid;
             slot_job[slot] = jix;
             running++;
+        }
+        if (need_print && !o->quiet) {
+            size_t pending = nq - qi + nd;
+            double el = now_s() - t0;
+            char eta[32] = "?";
+            if (done + failed == n) snprintf(eta, sizeof eta, "0s");
+            else if (finished_here > 0)   /* wall time per finished job, so far */
+                fmt_dur(el / (double)finished_here * (double)(pending + (size_t)running), eta, sizeof eta);
+            fprintf(stderr, "%ssweep: %zu/%zu done, %zu failed, %d running, %zu pending, ETA %s%s", tty ? "\r\033[K" : "",
+                    done, n, failed, running, pending, eta, tty ? "" : "\n");
+            need_print = 0;
         }
         if (running == 0) {
             if (run_stop || nd == 0) break;
@@ -187,15 +198,7 @@ int sw_run(const char *dir, const SwRunOpts *o, const char *tracc, StrBuf *err)
             finished_here++;
             json_array_append(failures, job);
         }
-        if (!o->quiet) {
-            size_t pending = nq - qi + nd;
-            double el = now_s() - t0;
-            char eta[32] = "?";
-            if (finished_here > 0 && done + failed < n)   /* wall time per finished job, so far */
-                fmt_dur(el / (double)finished_here * (double)(pending + (size_t)running), eta, sizeof eta);
-            fprintf(stderr, "%ssweep: %zu/%zu done, %zu failed, %d running, %zu pending, ETA %s%s", tty ? "\r\033[K" : "",
-                    done, n, failed, running, pending, done + failed == n ? "0s" : eta, tty ? "" : "\n");
-        }
+        need_print = code != SW_LOCKED;
     }
     if (!o->quiet && tty) fputc('\n', stderr);
     sigaction(SIGINT, &old_int, NULL);
