@@ -5,7 +5,6 @@
  * output (stage-NAME.json, written atomically with the job's config_sha256) is already
  * there; a fine-tuning stage with a checkpoint resumes from it. result.json is written
  * last, atomically, so its existence means done. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -73,23 +72,6 @@ static json_t *parse_output(const char *text)
         return NULL;
     }
     return arr;
-}
-
-/* Remove everything in the run dir but the lock (a stale configuration). */
-static void wipe_run(const char *R)
-{
-    static const char *keep = "lock";
-    DIR *d = opendir(R);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, keep)) continue;
-        StrBuf p;
-        sb_init(&p);
-        sb_printf(&p, "%s/%s", R, e->d_name);
-        sw_rm_tree(p.s);
-        sb_free(&p);
-    }
-    if (d) closedir(d);
 }
 
 /* The value after `flag` in argv, or NULL. */
@@ -228,7 +210,7 @@ int sw_job(const char *dir, const char *id, int wait, int threads, int quiet, St
     sb_printf(&p, "%s/config.json", R);
     file_sha(p.s, have);
     if (strcmp(have, sha)) {
-        wipe_run(R);
+        sw_clear_dir(R, "lock");
         json_t *c = json_pack("{s:s}", "config_sha256", sha);
         int w = sw_write_json(p.s, c, 0, err);
         json_decref(c);
@@ -246,13 +228,9 @@ int sw_job(const char *dir, const char *id, int wait, int threads, int quiet, St
         snprintf(t, sizeof t, "%d", threads);
         setenv("OPENBLAS_NUM_THREADS", t, 1);
     }
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    struct sigaction old_int, old_term;
     job_stop = 0;
+    sw_catch_stop(on_stop, &old_int, &old_term);
 
     result = json_pack("{s:s, s:O, s:s}", "id", id, "params", json_object_get(job, "params"), "config_sha256", sha);
     json_t *after = json_object();

@@ -173,24 +173,39 @@ int sw_mkdirs(const char *path, StrBuf *err)
     return 0;
 }
 
+void sw_clear_dir(const char *path, const char *keep)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || (keep && !strcmp(e->d_name, keep))) continue;
+        StrBuf p;
+        sb_init(&p);
+        sb_printf(&p, "%s/%s", path, e->d_name);
+        sw_rm_tree(p.s);
+        sb_free(&p);
+    }
+    if (d) closedir(d);
+}
+
 void sw_rm_tree(const char *path)
 {
     struct stat st;
     if (lstat(path, &st)) return;
     if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            StrBuf p;
-            sb_init(&p);
-            sb_printf(&p, "%s/%s", path, e->d_name);
-            sw_rm_tree(p.s);
-            sb_free(&p);
-        }
-        if (d) closedir(d);
+        sw_clear_dir(path, NULL);
         rmdir(path);
     } else {
         unlink(path);
     }
+}
+
+void sw_catch_stop(void (*handler)(int), struct sigaction *old_int, struct sigaction *old_term)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;   /* no SA_RESTART: waitpid returns EINTR, so loops see the flag */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, old_int);
+    sigaction(SIGTERM, &sa, old_term);
 }

@@ -80,6 +80,18 @@ static json_t *load_plan(const char *dir, StrBuf *err)
     return plan;
 }
 
+/* The job's failed.json (NULL when missing or unreadable). */
+static json_t *read_failed(const char *dir, const char *rdir)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/%s/failed.json", dir, rdir);
+    StrBuf e;
+    sb_init(&e);
+    json_t *f = sw_read_json(p, &e);
+    sb_free(&e);
+    return f;
+}
+
 static double now_s(void)
 {
     struct timespec t;
@@ -115,13 +127,9 @@ int sw_run(const char *dir, const SwRunOpts *o, const char *tracc, StrBuf *err)
     }
     size_t already = done;
     int tty = isatty(2);
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_run_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    struct sigaction old_int, old_term;
     run_stop = 0;
+    sw_catch_stop(on_run_signal, &old_int, &old_term);
     double t0 = now_s();
     char tbuf[16];
     snprintf(tbuf, sizeof tbuf, "%d", o->threads);
@@ -208,12 +216,7 @@ int sw_run(const char *dir, const SwRunOpts *o, const char *tracc, StrBuf *err)
     json_t *job;
     json_array_foreach(failures, i, job) {
         const char *rdir = json_string_value(json_object_get(job, "dir"));
-        char p[4096];
-        snprintf(p, sizeof p, "%s/%s/failed.json", dir, rdir);
-        StrBuf e;
-        sb_init(&e);
-        json_t *f = sw_read_json(p, &e);
-        sb_free(&e);
+        json_t *f = read_failed(dir, rdir);
         fprintf(stderr, "failed: job %s (stage %s, exit %lld): %s/%s/stderr.txt\n",
                 json_string_value(json_object_get(job, "id")),
                 json_string_value(json_object_get(f, "stage")) ? json_string_value(json_object_get(f, "stage")) : "?",
@@ -252,12 +255,8 @@ int sw_status(const char *dir, int json, StrBuf *err)
         const char *rdir = json_string_value(json_object_get(job, "dir"));
         if (s == ST_RUNNING) json_array_append_new(running, json_string(id));
         if (s == ST_FAILED) {
+            json_t *f = read_failed(dir, rdir);
             char p[4096];
-            snprintf(p, sizeof p, "%s/%s/failed.json", dir, rdir);
-            StrBuf e;
-            sb_init(&e);
-            json_t *f = sw_read_json(p, &e);
-            sb_free(&e);
             snprintf(p, sizeof p, "%s/%s/stderr.txt", dir, rdir);
             json_array_append_new(failed, json_pack("{s:s, s:O?, s:O?, s:s}", "id", id, "stage", json_object_get(f, "stage"),
                                                     "exit", json_object_get(f, "exit"), "stderr", p));

@@ -75,8 +75,14 @@ struct json_t *sw_read_json(const char *path, StrBuf *err);
 /* Write a JSON value atomically (indented with pretty, compact otherwise). */
 int sw_write_json(const char *path, struct json_t *v, int pretty, StrBuf *err);
 
-/* rm -rf (used on temporary and stale directories only). */
+/* rm -rf (used on temporary and stale directories only); sw_clear_dir empties a directory
+ * but for the entry named keep (NULL: none). */
 void sw_rm_tree(const char *path);
+void sw_clear_dir(const char *path, const char *keep);
+
+/* Install handler for SIGINT and SIGTERM, keeping the old actions. */
+struct sigaction;
+void sw_catch_stop(void (*handler)(int), struct sigaction *old_int, struct sigaction *old_term);
 
 /* mkdir -p. 0 or -1 (message in err). */
 int sw_mkdirs(const char *path, StrBuf *err);
