@@ -94,13 +94,18 @@ int cmd_sweep(int argc, char **argv)
     optind = 1;
     opterr = 0;
     argc--, argv++;
-    while ((c = getopt_long(argc, argv, ":o:j:h", longopts, NULL)) != -1) {
+    int li = -1;
+    while ((c = getopt_long(argc, argv, ":o:j:h", longopts, &li)) != -1) {
+        char oname[64];
+        if (li >= 0) snprintf(oname, sizeof oname, "--%s", longopts[li].name);
+        else snprintf(oname, sizeof oname, "-%c", c);
+        li = -1;
         int for_plan = c == 'o' || c == O_CKPT || c == O_PART || c == O_TIME || c == O_MEM || c == O_CPUS || c == O_MAXP;
         int for_run = c == 'j', for_job = c == O_NOWAIT || c == O_WAIT, for_status = c == O_JSON;
         int for_threads = c == O_THREADS;
         if ((for_plan && !is_plan) || (for_run && !is_run) || (for_job && !is_job) || (for_status && !is_status) ||
             (for_threads && !(is_run || is_job)) || (c == O_QUIET && is_status))
-            return bad("option '%s' does not apply here", argv[optind - 1]);
+            return bad("option '%s' does not apply to this subcommand", oname);
         switch (c) {
         case 'o': po.dir = optarg; break;
         case O_CKPT:

@@ -212,5 +212,14 @@ expect_err "plan without -o" 2 "-o DIR is required" -- $S plan tests/sweep/tiny.
 expect_err "run without a plan" 1 "plan.json" -- $S run "$TMPD"
 expect_err "bad -j" 2 "--jobs must be" -- $S run "$D" -j 0
 expect_err "unknown subcommand" 2 "unknown subcommand" -- $S frobnicate
+expect_err "option of another subcommand" 2 "option '--threads' does not apply" -- $S status "$D" --threads 2
+expect_err "run: two dirs" 2 "expected one sweep directory" -- $S run "$D" "$D"
+expect_err "job: unknown id" 1 "no job '9999'" -- $S job "$D" 9999
+printf '{"a":\n' >"$TMPD/broken.json"
+expect_err "plan: not JSON" 1 "broken.json:2:" -- $S plan "$TMPD/broken.json" -o "$TMPD/b1"
+echo '[1]' >"$TMPD/arr.json"
+expect_err "plan: not an object" 1 "a sweep file is a JSON object" -- $S plan "$TMPD/arr.json" -o "$TMPD/b1"
+expect_err "plan: unwritable output" 1 "cannot create" -- $S plan tests/sweep/tiny.json -o /proc/nope/x
+if [ -e "$TMPD/b1" ]; then bad "a rejected plan created its DIR"; else ok; fi
 
 finish
