@@ -7,7 +7,7 @@
 #   sh bench/sweep.sh [TRACC] [STEPS]
 #
 # 1. Scaling: the paper's Counter (count_a compiled at max_len 46, as Tracr: --no-fuse),
-#    fine-tuned to count_b with the jain2023 preset shortened to STEPS steps (default 1000),
+#    fine-tuned to count_b with the jain2023 preset shortened to STEPS steps (default 300),
 #    4 jobs (2 lr x 2 seeds). The same plan run with -j 1 and with -j 2 (fresh copies):
 #    aggregate steps/s = 4 x STEPS / wall; the ratio (-j 2) / (2 x (-j 1)) is what the pool
 #    keeps of perfect scaling (job start, compile-once, evaluation and writes included).
@@ -17,7 +17,7 @@
 #    which files exist).
 set -eu
 TRACC=${1:-build/tracc}
-STEPS=${2:-1000}
+STEPS=${2:-300}
 case $TRACC in /*) ;; *) TRACC=$(pwd)/$TRACC ;; esac
 R=$(pwd)
 W=$(mktemp -d)

@@ -145,24 +145,22 @@ int cmd_sweep(int argc, char **argv)
         fprintf(stderr, "tracc sweep: cannot find the path of this binary (/proc/self/exe)\n");
         return 1;
     }
+    int rc, npos = argc - optind;
+    if (is_plan && npos != 1) return bad("plan: expected one sweep file%s", "");
+    if (is_plan && !po.dir) return bad("plan: -o DIR is required%s", "");
+    if ((is_run || is_status) && npos != 1) return bad("%s: expected one sweep directory", sub);
+    if (is_job && npos != 2) return bad("job: expected DIR and a job id%s", "");
     StrBuf err;
     sb_init(&err);
-    int rc;
-    int npos = argc - optind;
     if (is_plan) {
-        if (npos != 1) return bad("plan: expected one sweep file%s", "");
-        if (!po.dir) return bad("plan: -o DIR is required%s", "");
         po.sweep_path = argv[optind];
         po.tracc = self;
         rc = sw_plan(&po, &err);
     } else if (is_run) {
-        if (npos != 1) return bad("run: expected one sweep directory%s", "");
         rc = sw_run(argv[optind], &ro, self, &err);
     } else if (is_status) {
-        if (npos != 1) return bad("status: expected one sweep directory%s", "");
         rc = sw_status(argv[optind], json, &err);
     } else {
-        if (npos != 2) return bad("job: expected DIR and a job id%s", "");
         rc = sw_job(argv[optind], argv[optind + 1], wait, ro.threads, ro.quiet, &err);
         if (rc == SW_LOCKED && !ro.quiet)
             fprintf(stderr, "tracc sweep job: %s is being run by another process\n", argv[optind + 1]);

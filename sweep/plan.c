@@ -447,7 +447,8 @@ static int load_sweep(Ctx *c, Sweep *s, const char *path, const char *base, StrB
 named:
     {
         /* prefix the file name */
-        char *m = sb_steal(err);
+        char *m = xstrdup(err->s);
+        sb_clear(err);
         sb_printf(err, "%s: %s", path, m);
         free(m);
     }
@@ -531,7 +532,9 @@ static char *model_name(const char *kind, const Args *a)
     StrBuf b;
     sb_init(&b);
     sb_printf(&b, "models/%s-%.12s.safetensors", kind, hex);
-    return sb_steal(&b);
+    char *r = xstrdup(b.s);
+    sb_free(&b);
+    return r;
 }
 
 static const char *DATA_KEYS[] = {"task", "data", "spurious", "spurious-rate", "mix", "stop-when", "max-tries"};
@@ -717,7 +720,9 @@ static char *abs_path(const char *path)
     sb_puts(&out, rest.s);
     free(cp);
     sb_free(&rest);
-    return sb_steal(&out);
+    char *r = xstrdup(out.s);
+    sb_free(&out);
+    return r;
 }
 
 int sw_plan(const SwPlanOpts *o, StrBuf *err)
@@ -807,7 +812,8 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
         StrBuf t;
         sb_init(&t);
         sb_printf(&t, "%s/.tracc-plan-XXXXXX", strcmp(anc, "/") ? anc : "");
-        tmpdir = sb_steal(&t);
+        tmpdir = xstrdup(t.s);
+        sb_free(&t);
         if (!mkdtemp(tmpdir)) {
             sb_printf(err, "%s: cannot create a directory there: %s", o->dir, strerror(errno));
             free(tmpdir);
