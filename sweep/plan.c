@@ -560,7 +560,7 @@ static void overlay(json_t *dst, json_t *src, const char *skip)
 /* The stages of one job as JSON [{name, argv, [shared]}]; argv[0] is the tracc binary.
  * R is the run dir, start/sstart the start models (absolute). */
 static json_t *job_stages(const Sweep *s, const JobCfg *jc, const char *tracc, const char *dir, const char *R,
-                          const char *start, const char *sstart, long ckpt_every)
+                          const char *start, const char *sstart)
 {
     json_t *stages = json_array();
     StrBuf p;
@@ -572,7 +572,6 @@ static json_t *job_stages(const Sweep *s, const JobCfg *jc, const char *tracc, c
     {
         Args a = {0};
         json_t *o = json_deep_copy(jc->finetune);
-        if (!json_object_get(o, "checkpoint-every")) json_object_set_new(o, "checkpoint-every", json_integer(ckpt_every));
         args_push(&a, tracc);
         args_push(&a, "finetune");
         args_push(&a, start);
@@ -791,6 +790,9 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
         free(sweep_text);
         goto out;
     }
+    /* every fine-tuning stage (finetune, reft, scratch) checkpoints, so a killed one resumes */
+    if (!json_object_get(s.finetune, "checkpoint-every"))
+        json_object_set_new(s.finetune, "checkpoint-every", json_integer(o->checkpoint_every));
 
     /* a temporary directory beside DIR's first existing ancestor; renamed to DIR at the end */
     {
@@ -907,7 +909,7 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
             free(rel);
             args_free(&a);
         }
-        json_t *stages = job_stages(&s, &jc, o->tracc, dir, R, startp, sstartp, o->checkpoint_every);
+        json_t *stages = job_stages(&s, &jc, o->tracc, dir, R, startp, sstartp);
         /* the configuration: every stage's argv and the start models' bytes */
         json_t *cfg = json_pack("{s:O, s:s}", "stages", stages, "start",
                                 json_string_value(json_object_get(json_object_get(models, startp + strlen(dir) + 1), "sha256")));
