@@ -51,6 +51,37 @@ static void usage(FILE *f)
 
 static int bad(const char *fmt, const char *arg) { return cli_usage_error("sweep", fmt, arg); }
 
+/* Slurm values go into slurm.sh as they are: only their plain forms are accepted.
+ * kind 't': [D-]HH[:MM[:SS]] or minutes; 'm': a number with an optional K/M/G/T; 'p': a name. */
+static int slurm_value_ok(const char *s, char kind)
+{
+    if (!*s) return 0;
+    if (kind == 'p') {
+        for (const char *p = s; *p; p++)
+            if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-,", *p)) return 0;
+        return 1;
+    }
+    if (kind == 'm') {
+        size_t n = strspn(s, "0123456789");
+        return n > 0 && (!s[n] || (strchr("KMGT", s[n]) && !s[n + 1]));
+    }
+    size_t n = strspn(s, "0123456789");
+    if (!n) return 0;
+    s += n;
+    if (*s == '-') {
+        s++;
+        if (!(n = strspn(s, "0123456789"))) return 0;
+        s += n;
+    }
+    for (int parts = 0; *s; parts++) {
+        if (*s != ':' || parts == 2) return 0;
+        s++;
+        if (!(n = strspn(s, "0123456789"))) return 0;
+        s += n;
+    }
+    return 1;
+}
+
 /* The absolute path of this binary: what jobs.txt runs on any machine that sees it. */
 static int self_path(char *buf, size_t cap)
 {
@@ -112,9 +143,18 @@ int cmd_sweep(int argc, char **argv)
             if (cli_parse_long(optarg, 1, 100000000, &v)) return bad("--checkpoint-every must be a positive integer, got '%s'", optarg);
             po.checkpoint_every = v;
             break;
-        case O_PART: po.slurm.partition = optarg; break;
-        case O_TIME: po.slurm.time = optarg; break;
-        case O_MEM: po.slurm.mem = optarg; break;
+        case O_PART:
+            if (!slurm_value_ok(optarg, 'p')) return bad("--slurm-partition must be a partition name, got '%s'", optarg);
+            po.slurm.partition = optarg;
+            break;
+        case O_TIME:
+            if (!slurm_value_ok(optarg, 't')) return bad("--slurm-time must be MINUTES, HH:MM:SS or D-HH:MM:SS, got '%s'", optarg);
+            po.slurm.time = optarg;
+            break;
+        case O_MEM:
+            if (!slurm_value_ok(optarg, 'm')) return bad("--slurm-mem must be a size like 2G or 500M, got '%s'", optarg);
+            po.slurm.mem = optarg;
+            break;
         case O_CPUS:
             if (cli_parse_long(optarg, 1, 1024, &v)) return bad("--slurm-cpus must be 1..1024, got '%s'", optarg);
             po.slurm.cpus = (int)v;

@@ -1029,6 +1029,10 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
         bad = bad || write_file_atomic(p.s, jobs_txt.s, jobs_txt.len, err);
         StrBuf sh;
         sb_init(&sh);
+        char jobname[64];   /* the sweep's name, as Slurm can take it */
+        snprintf(jobname, sizeof jobname, "%s", json_string_value(json_object_get(plan, "name")));
+        for (char *q = jobname; *q; q++)
+            if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-", *q)) *q = '_';
         sb_printf(&sh,
                   "#!/bin/bash\n"
                   "# Written by `tracc sweep plan`: runs line $SLURM_ARRAY_TASK_ID of jobs.txt.\n"
@@ -1036,7 +1040,7 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
                   "# failure reruns only what is not done: every job line is idempotent)\n"
                   "#SBATCH --job-name=tracc-%s\n"
                   "#SBATCH --array=1-%zu",
-                  dir, json_string_value(json_object_get(plan, "name")), s.njobs);
+                  dir, jobname, s.njobs);
         if (o->slurm.max_parallel > 0) sb_printf(&sh, "%%%d", o->slurm.max_parallel);
         sb_printf(&sh, "\n#SBATCH --cpus-per-task=%d\n#SBATCH --mem=%s\n#SBATCH --time=%s\n", o->slurm.cpus, o->slurm.mem,
                   o->slurm.time);

@@ -159,6 +159,18 @@ else
     echo "skip: GNU parallel is not installed (Debian package parallel)"
 fi
 
+# --- slurm.sh: resources from the options; run by hand as Slurm would (array task 3) ---
+L="$TMPD/sl"
+$S plan "$TMPD/kill0.json" -o "$L" --quiet --slurm-partition short --slurm-time 1:00:00 --slurm-mem 4G \
+    --slurm-cpus 2 --slurm-max-parallel 3 >/dev/null 2>&1 || bad "plan with --slurm-*"
+for want in "#SBATCH --array=1-4%3" "#SBATCH --partition=short" "#SBATCH --time=1:00:00" "#SBATCH --mem=4G" \
+    "#SBATCH --cpus-per-task=2" "#SBATCH --output=$L/slurm/%A_%a.out"; do
+    if grep -qxF -- "$want" "$L/slurm.sh"; then ok; else bad "slurm.sh lacks '$want'"; fi
+done
+if (cd / && SLURM_ARRAY_TASK_ID=3 bash "$L/slurm.sh") >/dev/null 2>&1; then ok; else bad "slurm.sh as array task 3"; fi
+if [ -f "$L/runs/0003/result.json" ] && [ ! -e "$L/runs/0001" ]; then ok; else bad "slurm.sh task 3 ran another job"; fi
+if SLURM_ARRAY_TASK_ID=9 bash "$L/slurm.sh" 2>"$TMPD/err9"; then bad "slurm.sh task 9 of 4 succeeded"; else ok; fi
+
 # --- a job that fails at run time: listed, failed.json, exit 1 ---
 sed -e 's/"name": "kill"/"name": "fails"/' -e 's/"test-step-delay": 15/"test-step-delay": 0/' \
     -e 's/"after":    {/"after": {"attn": {"tokens": "a zz b"}, /' "$TMPD/kill0.json" >"$TMPD/fails.json"
@@ -211,6 +223,9 @@ expect_err "plan: missing sweep file" 1 "nope.json" -- $S plan "$TMPD/nope.json"
 expect_err "plan without -o" 2 "-o DIR is required" -- $S plan tests/sweep/tiny.json
 expect_err "run without a plan" 1 "plan.json" -- $S run "$TMPD"
 expect_err "bad -j" 2 "--jobs must be" -- $S run "$D" -j 0
+expect_err "bad --slurm-time" 2 "--slurm-time must be" -- $S plan tests/sweep/tiny.json -o "$TMPD/b1" --slurm-time "1 hour"
+expect_err "bad --slurm-mem" 2 "--slurm-mem must be" -- $S plan tests/sweep/tiny.json -o "$TMPD/b1" --slurm-mem 2GB
+expect_err "bad --slurm-partition" 2 "--slurm-partition must be" -- $S plan tests/sweep/tiny.json -o "$TMPD/b1" --slurm-partition 'a b'
 expect_err "unknown subcommand" 2 "unknown subcommand" -- $S frobnicate
 expect_err "option of another subcommand" 2 "option '--threads' does not apply" -- $S status "$D" --threads 2
 expect_err "run: two dirs" 2 "expected one sweep directory" -- $S run "$D" "$D"
