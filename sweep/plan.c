@@ -937,10 +937,15 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
     json_object_set_new(plan, "models", models);
 
     /* check every stage's options with the real parsers: the first job, and one job per
-     * other value of each grid key (the others at their first value) */
+     * other value of each grid key (the others at their first value); each distinct command
+     * once, several at a time; the first failure in that order is reported */
     {
         size_t *vi = xcalloc(s.ng, sizeof *vi);
         json_t *checked = json_object();   /* normalized argv -> true */
+        Args *checks = NULL;
+        char **where = NULL;
+        const char **snames = NULL;
+        size_t nc = 0, cap = 0, cap2 = 0, cap3 = 0;
         for (size_t kk = 0; kk <= s.ng; kk++) {
             size_t k = kk == 0 ? s.ng : kk - 1;   /* the first job first */
             size_t nv = k < s.ng ? json_array_size(json_object_get(s.grid, s.gkeys[k])) : 1;
@@ -971,46 +976,69 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
                     json_object_set_new(checked, norm.s, json_true());
                     sb_free(&norm);
                     if (seen) continue;
-                    Args a = {0};
+                    XGROW(checks, cap, nc + 1);
+                    XGROW(where, cap2, nc + 1);
+                    XGROW(snames, cap3, nc + 1);
+                    Args *a = &checks[nc];
+                    memset(a, 0, sizeof *a);
                     for (size_t i = 0; i < json_array_size(av); i++) {
-                        args_push(&a, json_string_value(json_array_get(av, i)));
-                        if (i == 1) args_push(&a, "--check-only");
+                        args_push(a, json_string_value(json_array_get(av, i)));
+                        if (i == 1) args_push(a, "--check-only");
                     }
-                    StrBuf cerr;
-                    sb_init(&cerr);
-                    int crc = sw_capture(a.v, NULL, NULL, &cerr, err);
-                    args_free(&a);
-                    if (crc != 0) {
-                        const char *sname = json_string_value(json_object_get(stj, "name"));
-                        char where[512];
-                        if (k < s.ng) {
-                            char val[256] = "";
-                            json_t *gv = json_array_get(json_object_get(s.grid, s.gkeys[k]), v);
-                            if (json_is_boolean(gv)) snprintf(val, sizeof val, "%s", json_is_true(gv) ? "true" : "false");
-                            else value_arg(gv, val, sizeof val);
-                            snprintf(where, sizeof where, "grid.%s = %s", s.gkeys[k], val);
-                        } else {
-                            char *ps = json_dumps(json_object_get(job, "params"), JSON_COMPACT);
-                            snprintf(where, sizeof where, "%s%s (job %s, grid %s)", strcmp(sname, "finetune") ? "after." : "",
-                                     sname, json_string_value(json_object_get(job, "id")), ps);
-                            free(ps);
-                        }
-                        /* the command's own message names the flag (= the key) */
-                        trim_message(cerr.s);
-                        sb_printf(err, "%s: %s: `tracc %s` rejects it: %s", spath, where, stage_cmd(sname),
-                                  cerr.len ? cerr.s : "(no message)");
-                        sb_free(&cerr);
-                        free(vi);
-                        json_decref(checked);
-                        free(sweep_text);
-                        goto out;
+                    const char *sname = json_string_value(json_object_get(stj, "name"));
+                    char w[512];
+                    if (k < s.ng) {
+                        char val[256] = "";
+                        json_t *gv = json_array_get(json_object_get(s.grid, s.gkeys[k]), v);
+                        if (json_is_boolean(gv)) snprintf(val, sizeof val, "%s", json_is_true(gv) ? "true" : "false");
+                        else value_arg(gv, val, sizeof val);
+                        snprintf(w, sizeof w, "grid.%s = %s", s.gkeys[k], val);
+                    } else {
+                        char *ps = json_dumps(json_object_get(job, "params"), JSON_COMPACT);
+                        snprintf(w, sizeof w, "%s%s (job %s, grid %s)", strcmp(sname, "finetune") ? "after." : "", sname,
+                                 json_string_value(json_object_get(job, "id")), ps);
+                        free(ps);
                     }
-                    sb_free(&cerr);
+                    where[nc] = xstrdup(w);
+                    snames[nc] = sname;
+                    nc++;
                 }
             }
         }
+        char ***argvs = xcalloc(nc ? nc : 1, sizeof *argvs);
+        int *codes = xcalloc(nc ? nc : 1, sizeof *codes);
+        StrBuf *cerr = xcalloc(nc ? nc : 1, sizeof *cerr);
+        for (size_t i = 0; i < nc; i++) {
+            argvs[i] = checks[i].v;
+            sb_init(&cerr[i]);
+        }
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        sw_capture_many(argvs, nc, ncpu < 1 ? 2 : (int)(2 * ncpu), codes, cerr);
+        int failed = 0;
+        for (size_t i = 0; i < nc; i++) {
+            if (codes[i] != 0 && !failed) {
+                /* the command's own message names the flag (= the key) */
+                trim_message(cerr[i].s);
+                sb_printf(err, "%s: %s: `tracc %s` rejects it: %s", spath, where[i], stage_cmd(snames[i]),
+                          cerr[i].len ? cerr[i].s : "(no message)");
+                failed = 1;
+            }
+            args_free(&checks[i]);
+            free(where[i]);
+            sb_free(&cerr[i]);
+        }
+        free(checks);
+        free(where);
+        free(snames);
+        free(argvs);
+        free(codes);
+        free(cerr);
         free(vi);
         json_decref(checked);
+        if (failed) {
+            free(sweep_text);
+            goto out;
+        }
     }
 
     /* write: sweep.json (verbatim), plan.json, jobs.txt, slurm.sh; then rename into place */

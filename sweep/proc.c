@@ -102,6 +102,55 @@ fail:
     return -1;
 }
 
+void sw_capture_many(char **const argvs[], size_t n, int par, int *code, StrBuf *errout)
+{
+    pid_t *pid = xcalloc(n ? n : 1, sizeof *pid);
+    int *fd = xcalloc(n ? n : 1, sizeof *fd);
+    int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    size_t next = 0, running = 0;
+    while (next < n || running > 0) {
+        while (next < n && running < (size_t)par) {
+            char tmpl[] = "/tmp/tracc-check-XXXXXX";
+            fd[next] = mkstemp(tmpl);
+            if (fd[next] >= 0) {
+                unlink(tmpl);
+                fcntl(fd[next], F_SETFD, FD_CLOEXEC);
+            }
+            pid[next] = fd[next] < 0 ? -1 : sw_spawn(argvs[next], NULL, nul, fd[next], SIGTERM);
+            if (pid[next] < 0) {
+                code[next] = -1;
+                sb_printf(&errout[next], "cannot start %s: %s", argvs[next][0], strerror(errno));
+            } else {
+                running++;
+            }
+            next++;
+        }
+        int status;
+        pid_t p = wait(&status);
+        if (p < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        for (size_t i = 0; i < next; i++)
+            if (pid[i] == p) {
+                code[i] = sw_exit_code(status);
+                pid[i] = 0;
+                running--;
+            }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (fd[i] < 0) continue;
+        lseek(fd[i], 0, SEEK_SET);
+        char buf[4096];
+        ssize_t r;
+        while ((r = read(fd[i], buf, sizeof buf)) > 0) sb_putn(&errout[i], buf, (size_t)r);
+        close(fd[i]);
+    }
+    if (nul >= 0) close(nul);
+    free(pid);
+    free(fd);
+}
+
 void sw_shell_quote(StrBuf *b, const char *s)
 {
     int plain = *s != 0;

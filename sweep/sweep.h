@@ -59,6 +59,10 @@ int sw_status(const char *dir, int json, StrBuf *err);
  * not start (message in err). */
 int sw_capture(char *const argv[], const char *cwd, StrBuf *out, StrBuf *errout, StrBuf *err);
 
+/* Run n commands, at most par at a time, stdout discarded; code[i] is each one's exit
+ * status (as sw_capture) and errout[i] (initialized by the caller) its stderr. */
+void sw_capture_many(char **const argvs[], size_t n, int par, int *code, StrBuf *errout);
+
 /* fork + exec argv with stdout to out_fd and stderr to err_fd (-1: inherit), stdin from
  * /dev/null; the child gets `deathsig` when this process dies (0: none). pid or -1. */
 int sw_spawn(char *const argv[], const char *cwd, int out_fd, int err_fd, int deathsig);
