@@ -499,7 +499,9 @@ static void job_cfg(const Sweep *s, const size_t *idx, JobCfg *jc)
     jc->finetune = json_deep_copy(s->finetune);
     for (size_t k = 0; k < s->ng; k++) {
         json_t *v = json_array_get(json_object_get(s->grid, s->gkeys[k]), idx[k]);
-        json_object_set(jc->params, s->gkeys[k], v);
+        /* params keep the file's spelling (relative paths too), the options the resolved value */
+        json_object_set(jc->params, s->gkeys[k],
+                        json_array_get(json_object_get(json_object_get(s->file, "grid"), s->gkeys[k]), idx[k]));
         json_object_set(!strcmp(s->gcmd[k], "compile") ? jc->compile : jc->finetune, s->gopt[k], v);
     }
 }

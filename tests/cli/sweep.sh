@@ -159,6 +159,26 @@ else
     echo "skip: GNU parallel is not installed (Debian package parallel)"
 fi
 
+# --- grid keys that name compile options: one start model per compile configuration ---
+sed -e 's/"grid":     {"lr": \[0.01, 0.001\], "seed": \[1, 2\]}/"grid": {"conditioning": ["tracr", "balanced"], "no-fuse": [true, false], "compile.program": ["rasp_examples\/count_a.rasp"], "seed": [1]}/' \
+    -e 's/"name": "kill"/"name": "variants"/' "$TMPD/kill0.json" >"$TMPD/variants.json"
+cp -r rasp_examples "$TMPD/" 2>/dev/null
+expect_err "plan compile variants" 0 "4 jobs" -- $S plan "$TMPD/variants.json" -o "$TMPD/var"
+if python3 - "$TMPD/var" <<'EOF'
+import json, os, sys
+p = json.load(open(os.path.join(sys.argv[1], "plan.json")))
+assert len(p["models"]) == 4, p["models"].keys()
+starts = set()
+for j in p["jobs"]:
+    assert j["params"]["compile.program"] == "rasp_examples/count_a.rasp"   # as written in the file
+    assert isinstance(j["params"]["no-fuse"], bool)
+    starts.add(j["stages"][0]["argv"][2])
+assert len(starts) == 4
+flags = [m["argv"] for m in p["models"].values()]
+assert sum("--no-fuse" in a for a in flags) == 2 and sum("balanced" in a for a in flags) == 2
+EOF
+then ok; else bad "compile variants in plan.json"; fi
+
 # --- slurm.sh: resources from the options; run by hand as Slurm would (array task 3) ---
 L="$TMPD/sl"
 $S plan "$TMPD/kill0.json" -o "$L" --quiet --slurm-partition short --slurm-time 1:00:00 --slurm-mem 4G \
