@@ -20,7 +20,7 @@ ALL_CFLAGS = $(CSTD) $(CFLAGS) $(SANFLAGS) -I. -I$(BUILD)/gen -MMD -MP
 LDLIBS   := -lopenblas -ljansson -lm
 TEST_LDLIBS := -lcmocka
 
-LIB_DIRS := common compiler runtime train analysis cli
+LIB_DIRS := common compiler runtime train analysis sweep cli
 LIB_SRCS := $(filter-out cli/tracc.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/parser.o $(BUILD)/obj/gen/lexer.o
 LIB      := $(BUILD)/libtracc.a
@@ -31,7 +31,7 @@ TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRCS := $(wildcard bench/bench_*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test bench check-compile finetune-grid clean
+.PHONY: all test bench check-compile finetune-grid clean test-slurm bench-sweep
 all: $(TRACC) $(LIB)
 
 $(BUILD)/gen/parser.c $(BUILD)/gen/parser.h: compiler/parser.y
@@ -70,6 +70,15 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 # tests/run.sh prints one closing line "N passed, N failed".
 test: $(TRACC) $(TEST_BINS)
 	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
+
+# A real single-node Slurm (Debian slurm-wlm + munge, started by the script) runs a sweep's
+# slurm.sh; skips with a message when the packages are absent. Not part of `make test`.
+test-slurm: $(TRACC)
+	@BUILD=$(BUILD) TRACC=$(TRACC) sh tests/slurm/run.sh
+
+# `tracc sweep` scaling (-j 1 vs -j 2) and plan/status on 1,000 jobs: docs/benchmarks.md.
+bench-sweep: $(TRACC)
+	flock /tmp/tracc-bench.lock sh bench/sweep.sh $(TRACC)
 
 bench: $(TRACC) $(BENCH_BINS)
 	@BUILD=$(BUILD) sh bench/run.sh $(BENCH_BINS)

@@ -38,6 +38,8 @@ static void usage(FILE *f)
             "                   model carries); --no-program: mark nothing\n"
             "  --svg FILE       also draw the patterns as heatmaps (tokens on both axes)\n"
             "  --json           print the patterns as one JSON object\n"
+            "  --check-only   check the options and exit 0 (no file is loaded or\n"
+            "                 written; used by `tracc sweep plan`)\n"
             "  -h, --help       show this help\n"
             "\n"
             "Exit status: 0 done, 1 error, 2 usage.\n");
@@ -78,10 +80,10 @@ int cmd_attn(int argc, char **argv)
         {"block", required_argument, NULL, 'b'}, {"head", required_argument, NULL, 'H'},
         {"hard", no_argument, NULL, 'x'},        {"program", required_argument, NULL, 'p'},
         {"no-program", no_argument, NULL, 'P'},  {"svg", required_argument, NULL, 'g'},
-        {"json", no_argument, NULL, 'j'},        {"help", no_argument, NULL, 'h'},
+        {"json", no_argument, NULL, 'j'}, {"check-only", no_argument, NULL, 1000},        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     long block = -1, head = -1;
-    int hard = 0, json = 0, noprog = 0, c;
+    int hard = 0, json = 0, noprog = 0, check_only = 0, c;
     const char *svg = NULL, *prog_path = NULL;
     opterr = 0;
     optind = 1;
@@ -98,6 +100,7 @@ int cmd_attn(int argc, char **argv)
         case 'P': noprog = 1; break;
         case 'g': svg = optarg; break;
         case 'j': json = 1; break;
+        case 1000: check_only = 1; break;
         case 'h': usage(stdout); return 0;
         case ':': return bad_usage("option '%s' needs a value", argv[optind - 1]);
         default: return bad_usage("unknown option '%s'", argv[optind - 1]);
@@ -105,6 +108,7 @@ int cmd_attn(int argc, char **argv)
     }
     if (optind >= argc) return bad_usage("expected a model file%s", "");
     if (noprog && prog_path) return bad_usage("--program and --no-program exclude each other%s", "");
+    if (check_only) return 0;
     if (svg && cli_check_output("attn", "--svg", svg)) return 1;   /* before any work */
     const char *pa = argv[optind++], *pb = NULL;
     if (optind < argc && (cli_ends_with(argv[optind], ".safetensors") || cli_is_model_file(argv[optind])))

@@ -38,6 +38,8 @@ static void usage(FILE *f)
             "  --svg FILE       heatmaps (BEFORE, AFTER, change) of the most changed components\n"
             "  --svg-components N  how many components the SVG shows (default: 6)\n"
             "  --json           print the result as one JSON object\n"
+            "  --check-only   check the options and exit 0 (no file is loaded or\n"
+            "                 written; used by `tracc sweep plan`)\n"
             "  -h, --help       show this help\n"
             "\n"
             "Exit status: 0 done, 1 error (unreadable files, different structures), 2 usage.\n");
@@ -224,12 +226,12 @@ int cmd_diff(int argc, char **argv)
         {"len", required_argument, NULL, 'l'},   {"at", required_argument, NULL, 'a'},
         {"seed", required_argument, NULL, 's'},  {"svg", required_argument, NULL, 'g'},
         {"svg-components", required_argument, NULL, 'G'},
-        {"json", no_argument, NULL, 'j'},        {"help", no_argument, NULL, 'h'},
+        {"json", no_argument, NULL, 'j'}, {"check-only", no_argument, NULL, 1000},        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     long top = 20, ninputs = 0, svgn = 6;
     uint64_t seed = 1;
     const char *len_s = NULL, *at_s = NULL, *svg = NULL;
-    int json = 0, c;
+    int json = 0, check_only = 0, c;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -252,6 +254,7 @@ int cmd_diff(int argc, char **argv)
                 return bad_usage("--svg-components expects a count 1..1000, got '%s'", optarg);
             break;
         case 'j': json = 1; break;
+        case 1000: check_only = 1; break;
         case 'h': usage(stdout); return 0;
         case ':': return bad_usage("option '%s' needs a value", argv[optind - 1]);
         default: return bad_usage("unknown option '%s'", argv[optind - 1]);
@@ -259,6 +262,7 @@ int cmd_diff(int argc, char **argv)
     }
     if (argc - optind != 2) return bad_usage("expected two model files, BEFORE and AFTER%s", "");
     if ((len_s || at_s) && ninputs == 0) return bad_usage("--len and --at need --inputs N%s", "");
+    if (check_only) return 0;
     if (svg && cli_check_output("diff", "--svg", svg)) return 1;   /* before any work */
     const char *pa = argv[optind], *pb = argv[optind + 1];
 

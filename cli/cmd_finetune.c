@@ -96,6 +96,8 @@ static void usage(FILE *f)
         "                          the number of CPUs, at most 8)\n"
         "  --quiet                 no settings list and no progress on stderr\n"
         "  --json                  print the summary as one JSON object\n"
+        "  --check-only            check the options and exit 0 (no file is loaded or\n"
+        "                          written; used by `tracc sweep plan`)\n"
         "  -h, --help              show this help\n"
         "\n"
         "Exit status: 0 done, 1 error (or interrupted: a checkpoint was written), 2 usage.\n");
@@ -263,7 +265,7 @@ enum {
     O_TASK = 256, O_DATA, O_LEN, O_NOREP, O_AT, O_SPUR, O_SPURRATE, O_MIX, O_MAXTRIES, O_LSCALE, O_OPT, O_LR,
     O_MOM, O_B1, O_B2, O_EPS, O_WD, O_CLIP, O_WARM, O_SCHED, O_MINLR, O_STEPS, O_BATCH, O_NOISE, O_TRAIN,
     O_FREEZE, O_SEED, O_EVAL, O_EVEVERY, O_EVSIZE, O_EVSEED, O_LOG, O_LOGEVERY, O_CKPT, O_CKPTEVERY, O_RESUME,
-    O_QUIET, O_JSON, O_TESTNAN, O_TESTDELAY, O_THREADS, O_STOPWHEN, O_PRESET, O_SAVEINIT,
+    O_QUIET, O_JSON, O_TESTNAN, O_TESTDELAY, O_THREADS, O_STOPWHEN, O_PRESET, O_SAVEINIT, O_CHECKONLY,
 };
 
 /* Options whose value is a plain number: key, flag kind (1 real, 2 integer). */
@@ -315,13 +317,14 @@ int cmd_finetune(int argc, char **argv)
         {"json", no_argument, NULL, O_JSON}, {"threads", required_argument, NULL, O_THREADS},
         {"stop-when", required_argument, NULL, O_STOPWHEN}, {"preset", required_argument, NULL, O_PRESET},
         {"save-init", required_argument, NULL, O_SAVEINIT},
+        {"check-only", no_argument, NULL, O_CHECKONLY},
         /* testing only: make the loss of step N NaN; sleep MS after every step */
         {"test-nan-at", required_argument, NULL, O_TESTNAN}, {"test-step-delay", required_argument, NULL, O_TESTDELAY},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     json_t *given = json_object(), *sources = NULL, *eff = NULL;
     const char *resume = NULL, *preset = NULL;
-    int quiet = 0, json_out = 0, c, rc = 2;
+    int quiet = 0, json_out = 0, check_only = 0, c, rc = 2;
     long long test_nan = 0, test_delay = 0, threads = 0;
     StrBuf err;
     sb_init(&err);
@@ -435,6 +438,7 @@ int cmd_finetune(int argc, char **argv)
             }
             break;
         case O_JSON: json_out = 1; break;
+        case O_CHECKONLY: check_only = 1; break;
         case O_TESTNAN:
             if (parse_ll(optarg, &test_nan) || test_nan < 1) {
                 fprintf(stderr, "tracc finetune: --test-nan-at must be a positive integer\n");
@@ -506,6 +510,10 @@ int cmd_finetune(int argc, char **argv)
     if (ft_config_parse_sourced(&cfg, cfgj, sources, &err)) {
         fprintf(stderr, "tracc finetune: %s\n", err.s);
         goto usage_fail;
+    }
+    if (check_only) {
+        rc = 0;
+        goto out;
     }
 
     if (!quiet) {

@@ -44,6 +44,8 @@ static void usage(FILE *f)
             "  --weight-decay W (default: 0.01)\n"
             "  --seed S         inputs and batches (default: 1)\n"
             "  --json           one JSON object per line, one per s-op\n"
+            "  --check-only   check the options and exit 0 (no file is loaded or\n"
+            "                 written; used by `tracc sweep plan`)\n"
             "  -h, --help       show this help\n"
             "\n"
             "Exit status: 0 done, 1 error, 2 usage.\n");
@@ -97,12 +99,12 @@ int cmd_probe(int argc, char **argv)
         {"train", required_argument, NULL, 'T'},   {"test", required_argument, NULL, 'E'},
         {"steps", required_argument, NULL, 'S'},   {"batch", required_argument, NULL, 'B'},
         {"lr", required_argument, NULL, 'r'},      {"weight-decay", required_argument, NULL, 'w'},
-        {"seed", required_argument, NULL, 'e'},    {"json", no_argument, NULL, 'j'},
+        {"seed", required_argument, NULL, 'e'},    {"json", no_argument, NULL, 'j'}, {"check-only", no_argument, NULL, 1000},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     ProbeOptions o = PROBE_OPTIONS_DEFAULT;
     const char *prog_path = NULL, *at_s = NULL, *len_s = NULL;
     const char *sops[MAX_SOPS];
-    int nsops = 0, json = 0, c;
+    int nsops = 0, json = 0, check_only = 0, c;
     long v;
     opterr = 0;
     optind = 1;
@@ -142,12 +144,14 @@ int cmd_probe(int argc, char **argv)
             if (cli_parse_u64(optarg, &o.seed)) return bad_usage("--seed expects a non-negative integer, got '%s'", optarg);
             break;
         case 'j': json = 1; break;
+        case 1000: check_only = 1; break;
         case 'h': usage(stdout); return 0;
         case ':': return bad_usage("option '%s' needs a value", argv[optind - 1]);
         default: return bad_usage("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (argc - optind != 1) return bad_usage("expected one model file%s", "");
+    if (check_only) return 0;
     const char *path = argv[optind];
     StrBuf err;
     sb_init(&err);

@@ -56,6 +56,8 @@ static void usage(FILE *f)
             "                     K found), with provenance naming every changed weight\n"
             "  --write-k K        write at this K instead\n"
             "  --json             print the result as one JSON object\n"
+            "  --check-only     check the options and exit 0 (no file is loaded or\n"
+            "                   written; used by `tracc sweep plan`)\n"
             "  -h, --help         show this help\n"
             "\n"
             "Exit status: 0 done, 1 error, 2 usage.\n");
@@ -85,12 +87,12 @@ int cmd_prune(int argc, char **argv)
         {"logit-scale", required_argument, NULL, 'L'}, {"rollback", required_argument, NULL, 'R'},
         {"target", required_argument, NULL, 'T'},      {"rank", required_argument, NULL, 'r'},
         {"list", required_argument, NULL, 'n'},        {"output", required_argument, NULL, 'o'},
-        {"write-k", required_argument, NULL, 'W'},     {"json", no_argument, NULL, 'j'},
+        {"write-k", required_argument, NULL, 'W'},     {"json", no_argument, NULL, 'j'}, {"check-only", no_argument, NULL, 1000},
         {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0}};
     PruneOptions o = PRUNE_OPTIONS_DEFAULT;
     const char *at_s = NULL, *len_s = NULL, *orig_path = NULL, *out = NULL;
     long ks[MAX_KS + 1] = {1, 2, 4, 8, 16}, list = 20, write_k = -1, v;
-    int nks = 5, json = 0, rank_given = 0, c;
+    int nks = 5, json = 0, rank_given = 0, check_only = 0, c;
     json_t *evals = json_array();
     StrBuf err;
     sb_init(&err);
@@ -186,6 +188,7 @@ int cmd_prune(int argc, char **argv)
             }
             break;
         case 'j': json = 1; break;
+        case 1000: check_only = 1; break;
         case 'h':
             usage(stdout);
             rc = 0;
@@ -237,6 +240,10 @@ int cmd_prune(int argc, char **argv)
     }
     o.ks = ks;
     o.nks = nks;
+    if (check_only) {
+        rc = 0;
+        goto out;
+    }
 
     rc = 1;
     if (out && cli_check_output("prune", "-o", out)) goto out;   /* before any work */

@@ -24,6 +24,7 @@ static const Command commands[] = {
     {"probe", cmd_probe, "read an s-op from the residual stream: through its labels and by a linear probe"},
     {"attn", cmd_attn, "attention patterns of every head on one input (one or two models)"},
     {"plot", cmd_plot, "training curves from a fine-tuning log (JSONL) as SVG"},
+    {"sweep", cmd_sweep, "plan and run grids of fine-tuning and analysis runs (local, GNU parallel, Slurm)"},
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,94 @@
+/* sweep.h — grids of compile / fine-tune / analysis runs (docs/sweeps.md).
+ *
+ * `plan` expands a sweep file into DIR (plan.json, jobs.txt, slurm.sh, the compiled start
+ * models); each job is one `tracc sweep job DIR ID` line that runs its stages as child
+ * `tracc` processes under DIR/runs/ID/ and writes result.json last; `run` is a local pool
+ * over those lines and `status` counts what exists. Every function returns 0, or -1 (or an
+ * exit status) with a message in err; nothing here exits the process. */
+#ifndef TRACC_SWEEP_H
+#define TRACC_SWEEP_H
+
+#include "common/util.h"
+
+typedef struct {
+    const char *partition;  /* NULL: the cluster's default */
+    const char *time;       /* default "04:00:00" */
+    const char *mem;        /* default "2G" */
+    int cpus;               /* default 1 */
+    int max_parallel;       /* 0: no %N limit on the array */
+} SwSlurm;
+
+typedef struct {
+    const char *sweep_path;  /* the sweep file */
+    const char *dir;         /* the output directory */
+    const char *tracc;       /* absolute path of the tracc binary the jobs run */
+    long checkpoint_every;   /* finetune --checkpoint-every when the file gives none */
+    SwSlurm slurm;
+    int quiet;
+} SwPlanOpts;
+
+/* Validate the sweep file and write DIR (created atomically: nothing exists on error).
+ * Returns 0, 1 (bad sweep file or failure; message in err). */
+int sw_plan(const SwPlanOpts *o, StrBuf *err);
+
+/* Run job ID of DIR. wait: block on a job another process holds (else return SW_LOCKED).
+ * threads: finetune --threads and OPENBLAS_NUM_THREADS (unless set) of its children.
+ * Returns 0 done (or already done), 1 failed (failed.json written; said on stderr unless
+ * quiet: `sweep run` lists failures itself), SW_LOCKED, or 1 with a message in err when
+ * DIR or ID is unusable or the job was interrupted. */
+#define SW_LOCKED 75
+int sw_job(const char *dir, const char *id, int wait, int threads, int quiet, StrBuf *err);
+
+typedef struct {
+    int jobs;        /* parallel jobs */
+    int threads;     /* per job */
+    int quiet;
+} SwRunOpts;
+
+/* Run every job of DIR that is not done, o->jobs at a time. Returns 0 all done, 1 when a
+ * job failed (listed on stderr) or on error (message in err). */
+int sw_run(const char *dir, const SwRunOpts *o, const char *tracc, StrBuf *err);
+
+/* Print done / running / failed / pending counts (JSON with json). 0 or 1 with err. */
+int sw_status(const char *dir, int json, StrBuf *err);
+
+/* --- shared by the sweep modules (sweep/proc.c) --- */
+
+/* Run argv (argv[0] a path) with stdout and stderr captured (either may be NULL to
+ * discard); stdin is /dev/null. Returns the exit status, 128+signal, or -1 when it could
+ * not start (message in err). */
+int sw_capture(char *const argv[], const char *cwd, StrBuf *out, StrBuf *errout, StrBuf *err);
+
+/* Run n commands, at most par at a time, stdout discarded; code[i] is each one's exit
+ * status (as sw_capture) and errout[i] (initialized by the caller) its stderr. */
+void sw_capture_many(char **const argvs[], size_t n, int par, int *code, StrBuf *errout);
+
+/* fork + exec argv with stdout to out_fd and stderr to err_fd (-1: inherit), stdin from
+ * /dev/null; the child gets `deathsig` when this process dies (0: none). pid or -1. */
+int sw_spawn(char *const argv[], const char *cwd, int out_fd, int err_fd, int deathsig);
+
+/* Decode a waitpid status: exit code, or 128+signal. */
+int sw_exit_code(int status);
+
+/* Shell-quote s for a jobs.txt line (single quotes when it holds anything unusual). */
+void sw_shell_quote(StrBuf *b, const char *s);
+
+/* Read and parse a JSON file: NULL when it is missing or unreadable (message in err). */
+struct json_t *sw_read_json(const char *path, StrBuf *err);
+
+/* Write a JSON value atomically (indented with pretty, compact otherwise). */
+int sw_write_json(const char *path, struct json_t *v, int pretty, StrBuf *err);
+
+/* rm -rf (used on temporary and stale directories only); sw_clear_dir empties a directory
+ * but for the entry named keep (NULL: none). */
+void sw_rm_tree(const char *path);
+void sw_clear_dir(const char *path, const char *keep);
+
+/* Install handler for SIGINT and SIGTERM, keeping the old actions. */
+struct sigaction;
+void sw_catch_stop(void (*handler)(int), struct sigaction *old_int, struct sigaction *old_term);
+
+/* mkdir -p. 0 or -1 (message in err). */
+int sw_mkdirs(const char *path, StrBuf *err);
+
+#endif

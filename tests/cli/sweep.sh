@@ -1,0 +1,260 @@
+#!/bin/sh
+# tests/cli/sweep.sh — `tracc sweep plan|run|status|job`: a tiny grid planned, run and
+# counted; result.json in the shape docs/sweeps.md promises; a second run does nothing;
+# SIGKILL of the runner and of single jobs, then run again, ends with results equal to
+# an uninterrupted sweep; two concurrent runners never run a job twice; GNU parallel runs
+# jobs.txt; a failing job is listed with its stderr; bad sweep files are rejected with the
+# key named and no DIR created.
+. tests/lib.sh
+export OPENBLAS_NUM_THREADS=1
+S="$TRACC sweep"
+R=$(pwd)
+
+# --- plan / run / status on the example sweep (every after stage) ---
+D="$TMPD/tiny"
+expect_err "plan tiny" 0 "8 jobs" -- $S plan tests/sweep/tiny.json -o "$D"
+for f in sweep.json plan.json jobs.txt slurm.sh; do
+    if [ -f "$D/$f" ]; then ok; else bad "plan wrote no $f"; fi
+done
+if cmp -s tests/sweep/tiny.json "$D/sweep.json"; then ok; else bad "sweep.json is not a verbatim copy"; fi
+if [ "$(wc -l <"$D/jobs.txt")" -eq 8 ]; then ok; else bad "jobs.txt has $(wc -l <"$D/jobs.txt") lines"; fi
+expect_out "status before" 0 "tiny-counter: 8 jobs: 0 done, 0 running, 0 failed, 8 pending" -- $S status "$D"
+expect_err "plan again: same file, nothing to do" 0 "nothing to do" -- $S plan tests/sweep/tiny.json -o "$D"
+expect_err "run tiny" 0 "8 of 8 jobs done" -- $S run "$D" -j 2
+expect_out "status after" 0 "tiny-counter: 8 jobs: 8 done, 0 running, 0 failed, 0 pending" -- $S status "$D"
+expect_out "status --json" 0 '{"name":"tiny-counter","jobs":8,"done":8,"running":0,"failed":0,"pending":0,"failed_jobs":[],"running_jobs":[]}' -- $S status "$D" --json
+if python3 - "$D" <<'EOF'
+import json, os, sys
+d = sys.argv[1]
+plan = json.load(open(os.path.join(d, "plan.json")))
+assert plan["tracc_sweep"] == 1 and plan["name"] == "tiny-counter" and plan["paper"] is None
+assert plan["grid"] == {"lr": [0.01, 0.001], "spurious-rate": [0, 1], "seed": [1, 2]}
+lines = open(os.path.join(d, "jobs.txt")).read().splitlines()
+seen = set()
+for i, job in enumerate(plan["jobs"]):
+    assert job["cmd"] == lines[i] and job["dir"] == "runs/" + job["id"]
+    assert set(job["params"]) == {"lr", "spurious-rate", "seed"}
+    seen.add(tuple(job["params"].values()))
+    r = json.load(open(os.path.join(d, job["dir"], "result.json")))
+    assert r["id"] == job["id"] and r["params"] == job["params"] and r["config_sha256"] == job["config_sha256"]
+    assert set(r["finetune"]["eval"]) == {"pt1", "ft1", "pt0", "ft0"}, r["finetune"]["eval"]
+    assert r["finetune"]["steps"] == 40 and r["log"] == "log.jsonl"
+    a = r["after"]
+    assert set(a) == {"prune", "rollback", "reft", "reft_log", "scratch", "scratch_log", "diff", "attn", "probe"}, set(a)
+    assert a["prune"]["method"] == "prune" and a["rollback"]["method"] == "rollback"
+    assert "stop_when" in a["reft"] and "stop_when" in a["scratch"]
+    for log in ("log", ):
+        assert os.path.getsize(os.path.join(d, job["dir"], r[log])) > 0
+    for log in ("reft_log", "scratch_log"):
+        assert os.path.getsize(os.path.join(d, job["dir"], a[log])) > 0
+    assert not os.path.exists(os.path.join(d, job["dir"], "failed.json"))
+    assert not os.path.exists(os.path.join(d, job["dir"], "model.ckpt.safetensors"))
+assert len(seen) == 8
+EOF
+then ok; else bad "plan.json / result.json not as documented"; fi
+
+# idempotence: a second run starts nothing and rewrites nothing
+ls -l --time-style=full-iso "$D"/runs/*/result.json >"$TMPD/mtimes1"
+expect_err "second run does nothing" 0 "0 to run" -- $S run "$D" -j 2
+ls -l --time-style=full-iso "$D"/runs/*/result.json >"$TMPD/mtimes2"
+if cmp -s "$TMPD/mtimes1" "$TMPD/mtimes2"; then ok; else bad "a second run rewrote results"; fi
+if sh -c "$(sed -n 3p "$D/jobs.txt")" && [ ! -s "$D/runs/0003/stderr.txt.new" ]; then ok; else bad "a job line of a done job"; fi
+ls -l --time-style=full-iso "$D"/runs/*/result.json >"$TMPD/mtimes3"
+if cmp -s "$TMPD/mtimes1" "$TMPD/mtimes3"; then ok; else bad "the job line of a done job rewrote its result"; fi
+# a job line works from any working directory
+(cd / && sh -c "$(sed -n 1p "$D/jobs.txt")") && ok || bad "job line from / failed"
+
+# --- kill and resume: a smaller sweep whose steps are slowed down ---
+cat >"$TMPD/kill.in" <<EOF
+{"name": "kill",
+ "compile":  {"program": "$R/rasp_examples/count_a.rasp", "max-len": 6, "verify": "none"},
+ "finetune": {"task": "$R/rasp_examples/count_b.rasp", "at": 1, "len": 6, "optimizer": "adamw",
+              "steps": 40, "batch": 16, "init-noise": 0.001, "eval-every": 10, "eval-size": 100,
+              "checkpoint-every": 5, "test-step-delay": DELAY,
+              "eval": ["pt0=$R/rasp_examples/count_a.rasp", "ft0=$R/rasp_examples/count_b.rasp"]},
+ "grid":     {"lr": [0.01, 0.001], "seed": [1, 2]},
+ "after":    {"reft": {"lr": 0.001, "steps": 20, "stop-when": "pt0>=0.9", "eval-every": 5, "test-step-delay": 0}}}
+EOF
+# test-step-delay (ms per step) gives a killer time to strike; results do not depend on it
+for d in 0 10 30; do sed "s/DELAY/$d/" "$TMPD/kill.in" >"$TMPD/kill$d.json"; done
+# the reference: uninterrupted
+expect_err "plan ref" 0 "4 jobs" -- $S plan "$TMPD/kill0.json" -o "$TMPD/ref"
+expect_err "run ref" 0 "4 of 4 jobs done" -- $S run "$TMPD/ref" -j 2
+
+same_results() {   # NAME DIR: every job's eval numbers equal the reference's
+    if python3 - "$TMPD/ref" "$2" <<'EOF'
+import json, os, sys
+a, b = sys.argv[1:3]
+for job in json.load(open(os.path.join(a, "plan.json")))["jobs"]:
+    ra = json.load(open(os.path.join(a, job["dir"], "result.json")))
+    rb = json.load(open(os.path.join(b, job["dir"], "result.json")))
+    assert ra["params"] == rb["params"]
+    assert ra["finetune"]["eval"] == rb["finetune"]["eval"], (job["id"], ra["finetune"]["eval"], rb["finetune"]["eval"])
+    assert ra["finetune"]["train_loss"] == rb["finetune"]["train_loss"]
+    for k in ("eval", "stopped_at", "train_loss"):
+        assert ra["after"]["reft"].get(k) == rb["after"]["reft"].get(k), (job["id"], k)
+    # the log holds each step once (a resumed run trims what the killed one logged past its checkpoint)
+    steps = [l["step"] for l in map(json.loads, open(os.path.join(b, job["dir"], "log.jsonl")))
+             if l.get("type") not in ("resume",) and "loss" in l and "eval" not in l]
+    assert steps == sorted(set(steps)), steps
+EOF
+    then ok; else bad "$1: results differ from the uninterrupted sweep"; fi
+}
+
+K="$TMPD/killed"
+$S plan "$TMPD/kill30.json" -o "$K" --quiet >/dev/null 2>&1 || bad "plan killed"
+# 1. SIGKILL the runner mid-way: its jobs get SIGTERM (checkpoint) and stop with it
+$S run "$K" -j 2 --quiet 2>/dev/null &
+RUNNER=$!
+sleep 0.5
+kill -9 $RUNNER
+wait $RUNNER 2>/dev/null
+sleep 0.5
+if pgrep -f "$K/" >/dev/null; then bad "jobs outlived the killed runner"; pgrep -af "$K/"; else ok; fi
+# 2. run again and SIGKILL one fine-tuning process mid-way: that job fails, the rest finish
+$S run "$K" -j 2 >"$TMPD/run2.out" 2>&1 &
+RUNNER=$!
+i=0
+while [ $i -lt 50 ]; do
+    P=$(pgrep -f "tracc finetune .*$K/runs/" | head -n 1)
+    [ -n "$P" ] && break
+    sleep 0.05; i=$((i + 1))
+done
+if [ -n "$P" ]; then sleep 0.1; kill -9 "$P"; ok; else bad "no fine-tuning process to kill"; fi
+wait $RUNNER; rc=$?
+if [ $rc -eq 1 ] && grep -q "^failed: job 000[1-4] (stage finetune, exit 137): $K/runs/000[1-4]/stderr.txt" "$TMPD/run2.out"; then ok; else bad "a killed job: run status $rc"; cat "$TMPD/run2.out"; fi
+if $S status "$K" | grep -q "1 failed"; then ok; else bad "status does not count the killed job"; $S status "$K"; fi
+if python3 -c "
+import json,glob,sys
+f=[json.load(open(p)) for p in glob.glob(sys.argv[1]+'/runs/*/failed.json')]
+assert len(f)==1 and f[0]['stage']=='finetune' and f[0]['exit']==137 and f[0]['stderr']=='stderr.txt', f" "$K"; then ok; else bad "failed.json"; fi
+# 3. run again: only what is missing; every job done, results equal to the reference
+expect_err "run after kills" 0 "4 of 4 jobs done" -- $S run "$K" -j 2
+if ls "$K"/runs/*/failed.json >/dev/null 2>&1; then bad "failed.json left after success"; else ok; fi
+same_results "SIGKILL runner and job" "$K"
+if grep -h "^== .*finetune" "$K"/runs/*/stderr.txt | grep -q -- "--resume"; then ok; else bad "no job resumed from a checkpoint"; fi
+
+# --- two concurrent runners on one DIR: each job runs once ---
+C="$TMPD/conc"
+$S plan "$TMPD/kill10.json" -o "$C" --quiet >/dev/null 2>&1 || bad "plan conc"
+$S run "$C" -j 2 --quiet 2>"$TMPD/c1" &
+P1=$!
+$S run "$C" -j 2 --quiet 2>"$TMPD/c2" &
+P2=$!
+wait $P1; r1=$?
+wait $P2; r2=$?
+if [ $r1 -eq 0 ] && [ $r2 -eq 0 ]; then ok; else bad "concurrent runners: status $r1 $r2"; cat "$TMPD/c1" "$TMPD/c2"; fi
+n=$(cat "$C"/runs/*/stderr.txt | grep -c "^== .* finetune .*/models/start-")
+if [ "$n" -eq 4 ]; then ok; else bad "concurrent runners ran $n fine-tunings for 4 jobs"; fi
+same_results "concurrent runners" "$C"
+
+# --- GNU parallel runs jobs.txt ---
+if command -v parallel >/dev/null 2>&1; then
+    G="$TMPD/gnu"
+    $S plan "$TMPD/kill0.json" -o "$G" --quiet >/dev/null 2>&1 || bad "plan gnu"
+    if (cd / && parallel -j 2 <"$G/jobs.txt") >/dev/null 2>&1; then ok; else bad "parallel < jobs.txt failed"; fi
+    expect_out "status after parallel" 0 "kill: 4 jobs: 4 done, 0 running, 0 failed, 0 pending" -- $S status "$G"
+    same_results "GNU parallel" "$G"
+else
+    echo "skip: GNU parallel is not installed (Debian package parallel)"
+fi
+
+# --- grid keys that name compile options: one start model per compile configuration ---
+sed -e 's/"grid":     {"lr": \[0.01, 0.001\], "seed": \[1, 2\]}/"grid": {"conditioning": ["tracr", "balanced"], "no-fuse": [true, false], "compile.program": ["rasp_examples\/count_a.rasp"], "seed": [1]}/' \
+    -e 's/"name": "kill"/"name": "variants"/' "$TMPD/kill0.json" >"$TMPD/variants.json"
+cp -r rasp_examples "$TMPD/" 2>/dev/null
+expect_err "plan compile variants" 0 "4 jobs" -- $S plan "$TMPD/variants.json" -o "$TMPD/var"
+if python3 - "$TMPD/var" <<'EOF'
+import json, os, sys
+p = json.load(open(os.path.join(sys.argv[1], "plan.json")))
+assert len(p["models"]) == 4, p["models"].keys()
+starts = set()
+for j in p["jobs"]:
+    assert j["params"]["compile.program"] == "rasp_examples/count_a.rasp"   # as written in the file
+    assert isinstance(j["params"]["no-fuse"], bool)
+    starts.add(j["stages"][0]["argv"][2])
+assert len(starts) == 4
+flags = [m["argv"] for m in p["models"].values()]
+assert sum("--no-fuse" in a for a in flags) == 2 and sum("balanced" in a for a in flags) == 2
+EOF
+then ok; else bad "compile variants in plan.json"; fi
+
+# --- slurm.sh: resources from the options; run by hand as Slurm would (array task 3) ---
+L="$TMPD/sl"
+$S plan "$TMPD/kill0.json" -o "$L" --quiet --slurm-partition short --slurm-time 1:00:00 --slurm-mem 4G \
+    --slurm-cpus 2 --slurm-max-parallel 3 >/dev/null 2>&1 || bad "plan with --slurm-*"
+for want in "#SBATCH --array=1-4%3" "#SBATCH --partition=short" "#SBATCH --time=1:00:00" "#SBATCH --mem=4G" \
+    "#SBATCH --cpus-per-task=2" "#SBATCH --output=$L/slurm/%A_%a.out"; do
+    if grep -qxF -- "$want" "$L/slurm.sh"; then ok; else bad "slurm.sh lacks '$want'"; fi
+done
+if (cd / && SLURM_ARRAY_TASK_ID=3 bash "$L/slurm.sh") >/dev/null 2>&1; then ok; else bad "slurm.sh as array task 3"; fi
+if [ -f "$L/runs/0003/result.json" ] && [ ! -e "$L/runs/0001" ]; then ok; else bad "slurm.sh task 3 ran another job"; fi
+if SLURM_ARRAY_TASK_ID=9 bash "$L/slurm.sh" 2>"$TMPD/err9"; then bad "slurm.sh task 9 of 4 succeeded"; else ok; fi
+
+# --- a job that fails at run time: listed, failed.json, exit 1 ---
+sed -e 's/"name": "kill"/"name": "fails"/' -e 's/"test-step-delay": 15/"test-step-delay": 0/' \
+    -e 's/"after":    {/"after": {"attn": {"tokens": "a zz b"}, /' "$TMPD/kill0.json" >"$TMPD/fails.json"
+expect_err "plan fails" 0 "4 jobs" -- $S plan "$TMPD/fails.json" -o "$TMPD/fails"
+expect_err "run with failing jobs" 1 "failed: job 0001 (stage attn, exit 1): $TMPD/fails/runs/0001/stderr.txt" -- $S run "$TMPD/fails" -j 2
+expect_out "status failed" 0 "fails: 4 jobs: 0 done, 0 running, 4 failed, 0 pending
+failed: job 0001 (stage attn, exit 1): $TMPD/fails/runs/0001/stderr.txt
+failed: job 0002 (stage attn, exit 1): $TMPD/fails/runs/0002/stderr.txt
+failed: job 0003 (stage attn, exit 1): $TMPD/fails/runs/0003/stderr.txt
+failed: job 0004 (stage attn, exit 1): $TMPD/fails/runs/0004/stderr.txt" -- $S status "$TMPD/fails"
+if grep -q "zz" "$TMPD/fails/runs/0001/stderr.txt"; then ok; else bad "stderr.txt lacks the attn error"; fi
+
+# --- bad sweep files: rejected with the key named, no DIR created ---
+bad_sweep() {   # NAME PATTERN PYTHON-EDIT
+    python3 - "$3" "$TMPD/bad.json" <<'EOF'
+import json, sys
+s = json.load(open("tests/sweep/tiny.json"))
+for sec in ("compile", "finetune"):
+    for k, v in list(s[sec].items()):
+        if isinstance(v, str) and "../../" in v: s[sec][k] = v.replace("../../", "")
+s["finetune"]["eval"] = [e.replace("../../", "") for e in s["finetune"]["eval"]]
+exec(sys.argv[1])
+json.dump(s, open(sys.argv[2], "w"))
+EOF
+    cp -r rasp_examples "$TMPD/" 2>/dev/null
+    mv "$TMPD/bad.json" "$TMPD/bad_sweep.json"
+    expect_err "bad sweep: $1" 1 "$2" -- $S plan "$TMPD/bad_sweep.json" -o "$TMPD/badout/dir"
+    if [ -e "$TMPD/badout" ]; then bad "bad sweep: $1: created $TMPD/badout"; rm -rf "$TMPD/badout"; else ok; fi
+}
+bad_sweep "unknown top key" "unknown key 'bogus'" "s['bogus'] = 1"
+bad_sweep "unknown finetune key" "finetune.lrr: unknown key" "s['finetune']['lrr'] = 1"
+bad_sweep "unknown grid key" "grid.colour: unknown key" "s['grid']['colour'] = [1]"
+bad_sweep "unknown after stage" "after.bogus: unknown stage" "s['after']['bogus'] = {}"
+bad_sweep "unknown stage key" "after.prune.bogus: unknown key" "s['after']['prune']['bogus'] = 1"
+bad_sweep "value rejected (grid)" "grid.lr = -1: \`tracc finetune\` rejects it: tracc finetune: --lr must be > 0" "s['grid']['lr'] = [0.1, -1]"
+bad_sweep "value rejected (section)" "--optimizer must be sgd or adamw" "s['finetune']['optimizer'] = 'foo'"
+bad_sweep "value rejected (stage)" "after.probe" "s['after']['probe']['steps'] = 'many'"
+bad_sweep "stop-when names no eval" "no --eval set is named 'zz'" "s['after']['reft']['stop-when'] = 'zz>=0.9'"
+bad_sweep "compile value rejected" "--max-len must be an integer" "s['compile']['max-len'] = 0"
+bad_sweep "empty grid" "grid: empty" "s['grid'] = {}"
+bad_sweep "empty grid list" "grid.seed: must be a non-empty list" "s['grid']['seed'] = []"
+bad_sweep "missing path" "finetune.task: nope.rasp: No such file" "s['finetune']['task'] = 'nope.rasp'"
+bad_sweep "missing path in eval" "finetune.eval: gone.rasp: No such file" "s['finetune']['eval'][0] = 'pt1=gone.rasp'"
+bad_sweep "managed key" "finetune.output: not allowed" "s['finetune']['output'] = 'x'"
+bad_sweep "attn without tokens" "after.attn.tokens: missing" "s['after']['attn'] = {}"
+bad_sweep "no compile program" "compile.program: missing" "del s['compile']['program']"
+bad_sweep "grid not a list" "grid.lr: must be a non-empty list" "s['grid']['lr'] = 0.1"
+expect_err "plan into a DIR holding another sweep" 1 "exists and holds something else" -- $S plan "$TMPD/kill0.json" -o "$D"
+expect_err "plan: missing sweep file" 1 "nope.json" -- $S plan "$TMPD/nope.json" -o "$TMPD/x"
+expect_err "plan without -o" 2 "-o DIR is required" -- $S plan tests/sweep/tiny.json
+expect_err "run without a plan" 1 "plan.json" -- $S run "$TMPD"
+expect_err "bad -j" 2 "--jobs must be" -- $S run "$D" -j 0
+expect_err "bad --slurm-time" 2 "--slurm-time must be" -- $S plan tests/sweep/tiny.json -o "$TMPD/b1" --slurm-time "1 hour"
+expect_err "bad --slurm-mem" 2 "--slurm-mem must be" -- $S plan tests/sweep/tiny.json -o "$TMPD/b1" --slurm-mem 2GB
+expect_err "bad --slurm-partition" 2 "--slurm-partition must be" -- $S plan tests/sweep/tiny.json -o "$TMPD/b1" --slurm-partition 'a b'
+expect_err "unknown subcommand" 2 "unknown subcommand" -- $S frobnicate
+expect_err "option of another subcommand" 2 "option '--threads' does not apply" -- $S status "$D" --threads 2
+expect_err "run: two dirs" 2 "expected one sweep directory" -- $S run "$D" "$D"
+expect_err "job: unknown id" 1 "no job '9999'" -- $S job "$D" 9999
+printf '{"a":\n' >"$TMPD/broken.json"
+expect_err "plan: not JSON" 1 "broken.json:2:" -- $S plan "$TMPD/broken.json" -o "$TMPD/b1"
+echo '[1]' >"$TMPD/arr.json"
+expect_err "plan: not an object" 1 "a sweep file is a JSON object" -- $S plan "$TMPD/arr.json" -o "$TMPD/b1"
+expect_err "plan: unwritable output" 1 "cannot create" -- $S plan tests/sweep/tiny.json -o /proc/nope/x
+if [ -e "$TMPD/b1" ]; then bad "a rejected plan created its DIR"; else ok; fi
+
+finish
