@@ -11,9 +11,10 @@
 
 #include <stdint.h>
 
-#include "diag.h"
-#include "value.h"
-#include "../common/arena.h"
+#include "common/arena.h"
+#include "compiler/ast.h"
+#include "compiler/diag.h"
+#include "runtime/value.h"
 
 #define RASP_NONE (-1)          /* "no value" as a value index */
 /* A SEQMAP table entry (linear sequence maps only) for a pair of operand values that sema

@@ -6,7 +6,7 @@
 #define TRACC_VALUESET_H
 
 #include "rasp.h"
-#include "value.h"
+#include "runtime/value.h"
 
 /* Two numbers are the same value of a numerical s-op when they differ by at most 1e-9
  * relative (or 1e-12 absolute, for values that should be 0 but carry rounding noise). */

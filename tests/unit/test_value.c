@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "compiler/scalar.h"
-#include "compiler/value.h"
+#include "compiler/valops.h"
 #include "compiler/valueset.h"
 
 static Arena arena;
