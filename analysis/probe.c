@@ -156,12 +156,16 @@ int probe_run(const Model *m, const RaspProgram *p, const char *sop, const Probe
     sha256_hex(p->source ? p->source : "", p->source ? strlen(p->source) : 0, hex);
     int own = !strcmp(hex, m->program_sha256);
     r->own_program = own;
-    RoLayout lay;
-    ro_layout_init(&lay, m, p);
-    const RoSop *rs = own ? ro_layout_find(&lay, sop) : NULL;
-    r->direct_ok = rs && rs->readable;
-    r->isvirtual = r->direct_ok && rs->isvirtual;
-    r->written_stage = r->direct_ok ? rs->stage : -1;
+    DecLayout dl;
+    dec_layout_init(&dl, m);
+    StrBuf verr;
+    sb_init(&verr);
+    dec_layout_add_virtual(&dl, m, &verr);   /* an unusable form: that s-op is not readable */
+    sb_free(&verr);
+    const DecSop *ds = own ? ro_find(&dl, s) : NULL;
+    r->direct_ok = ds != NULL;
+    r->isvirtual = ds && ds->isvirtual;
+    r->written_stage = ds ? ds->stage : -1;
 
     int L = m->cfg.n_layers, C = m->cfg.d_model, S = 1 + 2 * L;
     r->nstages = S;
@@ -184,7 +188,7 @@ int probe_run(const Model *m, const RaspProgram *p, const char *sop, const Probe
     int *pos = xmalloc(sizeof(int) * (size_t)B);
     int rc = 0;
     for (long done = 0; done < N && !rc;) {
-        int nb = (int)(N - done < B ? N - done : B), tmax = 1;
+        int nb = (int)(N - done < B ? N - done : B);
         for (int k = 0; k < nb; k++) {
             int32_t *tk = toks + (size_t)k * hi;
             ns[k] = ro_sample(&rng, p->nvocab, lo, hi, tk);
@@ -202,15 +206,9 @@ int probe_run(const Model *m, const RaspProgram *p, const char *sop, const Probe
             }
             const int32_t *v = interp_values(it, sid);
             val[done + k] = v ? v[pos[k]] : RASP_NONE;
-            if (ns[k] + 1 > tmax) tmax = ns[k] + 1;
         }
         if (rc) break;
-        for (int k = 0; k < nb; k++) {
-            int32_t *rw = rows + (size_t)k * tmax;
-            rw[0] = m->bos;
-            for (int i = 0; i < tmax - 1; i++) rw[i + 1] = i < ns[k] ? row_of[toks[(size_t)k * hi + i]] : m->pad;
-            lens[k] = ns[k] + 1;
-        }
+        int tmax = dec_pack_batch(m, row_of, toks, (size_t)hi, ns, nb, rows, lens);
         if (fwd_forward(&st, m, rows, lens, nb, tmax, &fo, err)) {
             rc = -1;
             break;
@@ -220,7 +218,7 @@ int probe_run(const Model *m, const RaspProgram *p, const char *sop, const Probe
             for (int k = 0; k < nb; k++) {
                 const float *row = res + ((size_t)k * tmax + (size_t)pos[k] + 1) * (size_t)C;
                 memcpy(feat + ((size_t)stg * N + (size_t)(done + k)) * C, row, sizeof(float) * (size_t)C);
-                if (r->direct_ok && done + k >= o->train_n) direct_ok[stg] += ro_agrees(rs, p, row, val[done + k]);
+                if (r->direct_ok && done + k >= o->train_n) direct_ok[stg] += ro_agrees(ds, s, row, val[done + k]);
             }
         }
         done += nb;
@@ -237,7 +235,7 @@ int probe_run(const Model *m, const RaspProgram *p, const char *sop, const Probe
         free(feat);
         free(val);
         free(direct_ok);
-        ro_layout_free(&lay);
+        dec_layout_free(&dl);
         probe_result_free(r);
         return -1;
     }
@@ -270,7 +268,7 @@ int probe_run(const Model *m, const RaspProgram *p, const char *sop, const Probe
     for (int stg = 0; stg < S; stg++) {
         ProbeStage *ps = &r->st[stg];
         ps->stage = stg;
-        ro_stage_name(stg, ps->where, sizeof ps->where);
+        dec_stage_name(stg, ps->where, sizeof ps->where);
         ps->direct = r->direct_ok ? (double)direct_ok[stg] / o->test_n : NAN;
         ps->linear_train = ps->linear_test = NAN;
         if (o->steps <= 0 || K < 1) continue;
@@ -309,7 +307,7 @@ int probe_run(const Model *m, const RaspProgram *p, const char *sop, const Probe
     free(feat);
     free(val);
     free(direct_ok);
-    ro_layout_free(&lay);
+    dec_layout_free(&dl);
     return 0;
 }
 
@@ -327,7 +325,7 @@ json_t *probe_json(const ProbeResult *r)
                           r->nclasses, "majority", num(r->majority));
     char where[48];
     if (r->written_stage >= 0) {
-        ro_stage_name(r->written_stage, where, sizeof where);
+        dec_stage_name(r->written_stage, where, sizeof where);
         json_object_set_new(o, "written_at", json_string(where));
     } else {
         json_object_set_new(o, "written_at", json_null());

@@ -69,7 +69,7 @@ static void print_result(const ProbeResult *r, const char *model, const char *pr
     printf(", seed %llu; always answering the commonest value scores %s\n", (unsigned long long)o->seed, pct);
     if (r->direct_ok) {
         char w[48];
-        ro_stage_name(r->written_stage, w, sizeof w);
+        dec_stage_name(r->written_stage, w, sizeof w);
         printf("  written by %s%s (marked *)\n", w, r->isvirtual ? ", read through the compiler's linear form" : "");
     } else if (own) {
         printf("  not in the residual stream (fused into the operations that read it): linear probes only\n");

@@ -63,17 +63,18 @@ static void check_exact(const char *path, int fuse)
 {
     RaspProgram *p = load(path);
     Model *m = compile(p, fuse);
-    RoLayout lay;
-    ro_layout_init(&lay, m, p);
+    DecLayout lay;
+    dec_layout_init(&lay, m);
     ProbeOptions o = quick();
     StrBuf err;
     sb_init(&err);
+    assert_int_equal(dec_layout_add_virtual(&lay, m, &err), 0);
     int nread = 0;
-    for (int i = 0; i < lay.nsops; i++) {
-        if (!lay.sops[i].readable) continue;
+    for (int i = 0; i < p->nsops; i++) {
+        if (!ro_find(&lay, &p->sops[i])) continue;
         nread++;
         ProbeResult r;
-        if (probe_run(m, p, lay.sops[i].name, &o, &r, &err)) fail_msg("%s: %s", path, err.s);
+        if (probe_run(m, p, p->sops[i].label, &o, &r, &err)) fail_msg("%s: %s", path, err.s);
         assert_true(r.direct_ok);
         assert_true(r.own_program);
         for (int s = r.written_stage; s < r.nstages; s++)
@@ -83,7 +84,7 @@ static void check_exact(const char *path, int fuse)
     }
     assert_true(nread >= 3);
     sb_free(&err);
-    ro_layout_free(&lay);
+    dec_layout_free(&lay);
     model_free(m);
     rasp_free(p);
 }
