@@ -213,16 +213,6 @@ int verify_model(const Model *m, const RaspProgram *p, const VerifyOptions *opt,
         free(row_of);
         return -1;
     }
-    /* model output column -> program value index */
-    int VO = m->cfg.d_vocab_out;
-    int32_t *col_val = xmalloc(sizeof(int32_t) * (size_t)(VO ? VO : 1));
-    for (int j = 0; j < VO; j++) {
-        col_val[j] = -2;
-        if (m->output_numerical) continue;
-        for (int k = 0; k < out->nvals && col_val[j] == -2; k++)
-            if (val_equal(out->vals[k], m->output_values[j])) col_val[j] = k;
-    }
-
     Inputs in;
     memset(&in, 0, sizeof in);
     in.opt = opt;
@@ -238,7 +228,6 @@ int verify_model(const Model *m, const RaspProgram *p, const VerifyOptions *opt,
     if (in.exhaustive && total > 1e9) {
         sb_printf(err, "an exhaustive check would run %.3g inputs; use a sample", total);
         free(row_of);
-        free(col_val);
         return -1;
     }
     in.total = opt->samples > 0 ? opt->samples : 10000;
@@ -290,29 +279,24 @@ int verify_model(const Model *m, const RaspProgram *p, const VerifyOptions *opt,
             int bad_here = 0;
             for (int i = 0; i < ns[b]; i++) {
                 int32_t e = expect[(size_t)b * N + i];
-                const float *lg = st.logits + ((size_t)b * tmax + (size_t)i + 1) * (size_t)VO;
+                const float *lg = st.logits + ((size_t)b * tmax + (size_t)i + 1) * (size_t)m->cfg.d_vocab_out;
                 rep->positions++;
                 if (e == RASP_NONE) {
                     rep->dontcare++;
                     continue;
                 }
-                int ok;
+                /* the output as every command judges it (runtime/decode.h): categorical,
+                 * no value unless the top logit is above DEC_NONE_BELOW */
+                int ok = dec_output_agrees(m, lg, out->vals[e]);
                 char *want = NULL, *got = NULL;
-                if (m->output_numerical) {
-                    double x = val_is_number(out->vals[e]) ? val_as_double(out->vals[e]) : 0;
-                    ok = fabs(lg[0] - x) <= VERIFY_NUM_TOL * fmax(1.0, fabs(x));
-                    if (!ok && !rep->failed_inputs && !bad_here) {
-                        want = float_text(x);
+                if (!ok && !rep->failed_inputs && !bad_here) {
+                    if (m->output_numerical) {
+                        want = float_text(val_is_number(out->vals[e]) ? val_as_double(out->vals[e]) : 0);
                         got = float_text(lg[0]);
-                    }
-                } else {
-                    int best = 0;
-                    for (int j = 1; j < VO; j++)
-                        if (lg[j] > lg[best]) best = j;
-                    ok = col_val[best] == e;
-                    if (!ok && !rep->failed_inputs && !bad_here) {
+                    } else {
+                        int col = dec_output_column(m, lg);
                         want = value_text(out->vals[e]);
-                        got = value_text(m->output_values[best]);
+                        got = value_text(col < 0 ? val_none() : m->output_values[col]);
                     }
                 }
                 if (ok) {
@@ -345,7 +329,6 @@ int verify_model(const Model *m, const RaspProgram *p, const VerifyOptions *opt,
     free(lens);
     free(ns);
     free(row_of);
-    free(col_val);
     return rc;
 }
 

@@ -3,11 +3,12 @@
  * Inputs: every sequence of lengths 1..N when there are at most `limit` of them (exhaustive),
  * else a seeded sample (lengths uniform in 1..N, tokens uniform), or an explicit list. They go
  * through the runtime's forward pass in batches. At every position where the interpreter has
- * a value, a categorical output must be that value exactly and a numerical output within
- * 1e-4 * max(1, |value|); where it has none the position is "don't care" (as in Tracr's own
- * tests). The first disagreement is kept with a diagnosis: the first labelled s-op, in the
- * order the model computes them, whose value decoded from the residual stream differs from
- * the interpreter's. */
+ * a value, the output decoded as every command decodes it (runtime/decode.h: categorical, the
+ * top logit's value, no value unless that logit is above 0.5) must be that value exactly, a
+ * numerical output within 1e-4 * max(1, |value|); where it has none the position is "don't
+ * care" (as in Tracr's own tests). The first disagreement is kept with a diagnosis: the first
+ * labelled s-op, in the order the model computes them, whose value decoded from the residual
+ * stream differs from the interpreter's. */
 #ifndef TRACC_VERIFY_H
 #define TRACC_VERIFY_H
 
@@ -15,9 +16,10 @@
 
 #include "compiler/diag.h"
 #include "compiler/rasp.h"
+#include "runtime/decode.h"
 #include "runtime/model.h"
 
-#define VERIFY_NUM_TOL 1e-4
+#define VERIFY_NUM_TOL DEC_NUM_TOL
 
 typedef enum { VERIFY_AUTO, VERIFY_EXHAUSTIVE, VERIFY_SAMPLE } VerifyMode;
 

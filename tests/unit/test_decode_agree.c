@@ -2,7 +2,7 @@
  * on a model whose weights were perturbed (so decoded values sit near the decision
  * thresholds), the agreement counts diff and probe report equal those computed from the
  * values run --trace prints (dec_sop_value), s-op by s-op and stage by stage, on the same
- * sampled inputs run one at a time. Needs OPENBLAS_NUM_THREADS=1 (tests/run.sh pins it). */
+ * sampled inputs run one at a time. And every command judges outputs by one rule. Needs OPENBLAS_NUM_THREADS=1 (tests/run.sh pins it). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -21,6 +21,7 @@
 #include "compiler/assemble.h"
 #include "compiler/frontend.h"
 #include "compiler/interp.h"
+#include "compiler/verify.h"
 #include "runtime/decode.h"
 #include "runtime/forward.h"
 
@@ -212,11 +213,58 @@ static void test_trace_diff_probe_agree_numerical(void **state)
     check_program("rasp_examples/frac_prevs.rasp", 0.002, 1);   /* numerical s-ops */
 }
 
+/* One output rule: with W_U scaled to 0.4, every top logit is 0.4: the argmax still points at
+ * the right value, but run decodes no value, and verify and diff judge it so too. */
+static void test_one_output_rule(void **state)
+{
+    (void)state;
+    RaspProgram *p = load("rasp_examples/count_a.rasp");
+    Model *a = compile(p), *b = compile(p);
+    for (int i = 0; i < b->cfg.d_model * b->cfg.d_vocab_out; i++) b->params.W_U[i] *= 0.4f;
+    StrBuf err;
+    sb_init(&err);
+    VerifyOptions vo = VERIFY_OPTIONS_DEFAULT;
+    vo.mode = VERIFY_SAMPLE;
+    vo.samples = 50;
+    VerifyReport rep;
+    assert_int_equal(verify_model(a, p, &vo, &rep, &err), 0);
+    assert_int_equal(rep.failed_inputs, 0);
+    verify_report_free(&rep);
+    assert_int_equal(verify_model(b, p, &vo, &rep, &err), 0);
+    assert_int_equal(rep.failed_inputs, rep.inputs);
+    assert_string_equal(rep.cx_got, "None");
+    verify_report_free(&rep);
+    /* run: no value */
+    float logits[64];
+    assert_true(b->cfg.d_vocab_out <= 64);
+    for (int j = 0; j < b->cfg.d_vocab_out; j++) logits[j] = j == 1 ? 0.4f : 0.0f;
+    assert_int_equal(dec_output(b, logits).kind, VAL_NONE);
+    assert_false(dec_output_agrees(b, logits, b->output_values[1]));
+    logits[1] = 0.6f;
+    assert_true(dec_output_agrees(b, logits, b->output_values[1]));
+    /* diff --inputs: every output right before, none after */
+    DiffOptions dopt = DIFF_OPTIONS_DEFAULT;
+    DiffResult *r = diff_weights(a, b, &dopt, &err);
+    assert_non_null(r);
+    DiffInputOptions io = DIFF_INPUT_OPTIONS_DEFAULT;
+    io.n = 50;
+    assert_int_equal(diff_inputs(r, a, b, p, &io, &err), 0);
+    assert_true(r->inputs->out_n > 0);
+    assert_int_equal(r->inputs->out_before, r->inputs->out_n);
+    assert_int_equal(r->inputs->out_after, 0);
+    diff_free(r);
+    sb_free(&err);
+    model_free(a);
+    model_free(b);
+    rasp_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_trace_diff_probe_agree_categorical),
         cmocka_unit_test(test_trace_diff_probe_agree_numerical),
+        cmocka_unit_test(test_one_output_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
