@@ -683,11 +683,7 @@ int diff_inputs(DiffResult *r, const Model *a, const Model *b, const RaspProgram
     int VO = a->cfg.d_vocab_out;
     /* the program's s-ops to report (readable, named, or the output) and their decoders */
     DecLayout dl;
-    dec_layout_init(&dl, a);
-    StrBuf verr;
-    sb_init(&verr);
-    dec_layout_add_virtual(&dl, a, &verr);   /* an unusable form: that s-op is not readable */
-    sb_free(&verr);
+    ro_layout_init(&dl, a);
     int nsops = 0;
     int *sop_of = xmalloc(sizeof(int) * (size_t)(p->nsops + 1));
     const DecSop **dec_of = xmalloc(sizeof(DecSop *) * (size_t)(p->nsops + 1));

@@ -157,11 +157,7 @@ int probe_run(const Model *m, const RaspProgram *p, const char *sop, const Probe
     int own = !strcmp(hex, m->program_sha256);
     r->own_program = own;
     DecLayout dl;
-    dec_layout_init(&dl, m);
-    StrBuf verr;
-    sb_init(&verr);
-    dec_layout_add_virtual(&dl, m, &verr);   /* an unusable form: that s-op is not readable */
-    sb_free(&verr);
+    ro_layout_init(&dl, m);
     const DecSop *ds = own ? ro_find(&dl, s) : NULL;
     r->direct_ok = ds != NULL;
     r->isvirtual = ds && ds->isvirtual;

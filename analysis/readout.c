@@ -1,12 +1,18 @@
 /* readout.c — see readout.h. */
 #include "analysis/readout.h"
 
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+void ro_layout_init(DecLayout *d, const Model *m)
+{
+    dec_layout_init(d, m);
+    StrBuf err;
+    sb_init(&err);
+    dec_layout_add_virtual(d, m, &err);
+    sb_free(&err);
+}
 
 const DecSop *ro_find(const DecLayout *d, const RaspSop *s)
 {

@@ -18,6 +18,11 @@
 #include "runtime/decode.h"
 #include "runtime/model.h"
 
+/* The layout of every s-op the model can be read for: dec_layout_init and
+ * dec_layout_add_virtual (an unusable virtual form leaves that s-op unreadable). Free with
+ * dec_layout_free. */
+void ro_layout_init(DecLayout *d, const Model *m);
+
 /* The model's decoder for program s-op s (from a layout with dec_layout_add_virtual
  * applied), or NULL when the model has neither dimensions nor a linear form for it, or
  * reads it with the other encoding. */
