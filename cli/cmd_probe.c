@@ -156,6 +156,7 @@ int cmd_probe(int argc, char **argv)
     RaspProgram *p = NULL;
     Diag *d = diag_new();
     int *at = NULL;
+    ProbeResult *results = NULL;
     if (!(m = model_load(path, &err))) {
         fprintf(stderr, "tracc probe: %s\n", err.s);
         goto done;
@@ -178,12 +179,13 @@ int cmd_probe(int argc, char **argv)
     if (nsops == 0)
         for (int i = 0; i < p->nsops && nsops < MAX_SOPS; i++)
             if (p->sops[i].named || i == p->output) sops[nsops++] = p->sops[i].label;
+    results = xcalloc((size_t)nsops + 1, sizeof *results);
+    if (probe_run_many(m, p, sops, nsops, &o, results, &err)) {
+        fprintf(stderr, "tracc probe: %s\n", err.s);
+        goto done;
+    }
     for (int i = 0; i < nsops; i++) {
-        ProbeResult r;
-        if (probe_run(m, p, sops[i], &o, &r, &err)) {
-            fprintf(stderr, "tracc probe: %s\n", err.s);
-            goto done;
-        }
+        ProbeResult r = results[i];
         if (json) {
             json_t *j = probe_json(&r);
             json_object_set_new(j, "model", json_string(path));
@@ -201,6 +203,7 @@ int cmd_probe(int argc, char **argv)
     }
     rc = 0;
 done:
+    free(results);
     free(at);
     if (p) rasp_free(p);
     diag_free(d);
