@@ -25,6 +25,12 @@ void diag_free(Diag *d);
 int diag_add_file(Diag *d, const char *path, const char *text, size_t len);
 const char *diag_file_path(const Diag *d, int file);
 const char *diag_file_text(const Diag *d, int file, size_t *len);
+/* Positions in a registered text, through its line-start table (no rescan from byte 0):
+ * the byte offset of 1-based (line, col), clamped to the text's length; and the line and
+ * column of a byte offset (an offset at the end of a text that ends in '\n' is column 1
+ * of the line after it). */
+size_t diag_offset(const Diag *d, int file, int line, int col);
+void diag_position(const Diag *d, int file, size_t off, int *line, int *col);
 
 /* Report an error or a note (a note follows the error it explains, e.g. "first defined here").
  * Messages are collected in order; nothing is printed until diag_print. */

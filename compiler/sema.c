@@ -290,10 +290,7 @@ static const char *snippet(Sema *S, Span sp, char *buf, size_t cap)
     size_t len;
     const char *text = diag_file_text(S->d, sp.file, &len);
     if (!text) return NULL;
-    size_t off = 0;
-    for (int line = 1; line < sp.line && off < len; off++)
-        if (text[off] == '\n') line++;
-    size_t start = off + (size_t)sp.col - 1, n = (size_t)(sp.end_col - sp.col + 1);
+    size_t start = diag_offset(S->d, sp.file, sp.line, sp.col), n = (size_t)(sp.end_col - sp.col + 1);
     if (start + n > len || n + 1 > cap || n > 40) return NULL;
     memcpy(buf, text + start, n);
     buf[n] = 0;
