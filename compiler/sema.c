@@ -1531,7 +1531,13 @@ static RVal expr_binary(Sema *S, Env *env, const AstNode *n, int want)
 {
     AstOp op = n->op;
     const AstNode *ln = n->kids[0], *rn = n->kids[1];
-    RVal l = expr(S, env, ln, -1), r = expr(S, env, rn, -1);
+    RVal l = expr(S, env, ln, -1);
+    /* `and`/`or` short-circuit on a constant left side, as lambdas, Python and `x if c else
+     * y` do: false and ..., true or ... are the left side, and the right is not evaluated */
+    int t;
+    if ((op == OP_AND || op == OP_OR) && l.kind == RK_CONST && val_as_bool(l.v, &t) && t == (op == OP_OR))
+        return lift(S, l, want, n->span);
+    RVal r = expr(S, env, rn, -1);
     if (l.kind == RK_ERROR || r.kind == RK_ERROR) return rv_error();
 
     if (l.kind == RK_CONST && r.kind == RK_CONST) {
