@@ -11,7 +11,7 @@
 #include "analysis/readout.h"
 #include "analysis/svg.h"
 #include "common/rng.h"
-#include "compiler/interp.h"
+#include "compiler/interp/interp.h"
 #include "runtime/forward.h"
 
 /* Largest QK/OV/MLP matrix (entries, both models) diff_weights will form. */

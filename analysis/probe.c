@@ -10,7 +10,7 @@
 #include "analysis/readout.h"
 #include "common/rng.h"
 #include "common/sha256.h"
-#include "compiler/interp.h"
+#include "compiler/interp/interp.h"
 #include "runtime/forward.h"
 
 void probe_result_free(ProbeResult *r)

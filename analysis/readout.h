@@ -14,7 +14,7 @@
 
 #include "common/arena.h"
 #include "common/rng.h"
-#include "compiler/rasp.h"
+#include "compiler/front/rasp.h"
 #include "runtime/decode.h"
 #include "runtime/model.h"
 

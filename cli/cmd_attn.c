@@ -13,7 +13,7 @@
 #include "analysis/report.h"
 #include "cli/cli.h"
 #include "cli/clio.h"
-#include "compiler/diag.h"
+#include "compiler/front/diag.h"
 
 static void usage(FILE *f)
 {

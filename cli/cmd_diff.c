@@ -11,7 +11,7 @@
 #include "analysis/readout.h"
 #include "analysis/report.h"
 #include "cli/cli.h"
-#include "compiler/diag.h"
+#include "compiler/front/diag.h"
 
 static void usage(FILE *f)
 {

@@ -12,7 +12,7 @@
 #include "analysis/readout.h"
 #include "analysis/report.h"
 #include "cli/cli.h"
-#include "compiler/diag.h"
+#include "compiler/front/diag.h"
 
 #define MAX_SOPS 256
 

@@ -1,5 +1,5 @@
 /* value.c — scalar values with Python's semantics (spec Decision 2); see value.h. The
- * language's operators on them are compiler/valops.c. */
+ * language's operators on them are compiler/front/valops.c. */
 #include "runtime/value.h"
 
 #include <math.h>

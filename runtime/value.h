@@ -4,7 +4,7 @@
  * Booleans are the numbers 1 and 0 in arithmetic and comparisons; 1 == 1.0 == true.
  * Strings are owned elsewhere (interned in an Arena) and never freed through a Value.
  * The runtime holds vocab and output values as Values; the language's operators on them
- * are compiler/valops.h. */
+ * are compiler/front/valops.h. */
 #ifndef TRACC_RUNTIME_VALUE_H
 #define TRACC_RUNTIME_VALUE_H
 

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "common/util.h"
-#include "compiler/diag.h"
+#include "compiler/front/diag.h"
 
 static Span at(int file, int line, int col, int end_line, int end_col)
 {

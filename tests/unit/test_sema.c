@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "compiler/frontend.h"
+#include "compiler/front/frontend.h"
 
 #define HEAD "vocab {a, b, c};\nmax_len 5;\n"
 

@@ -4,7 +4,7 @@
 #define TRACC_VALOPS_H
 
 #include "common/arena.h"
-#include "compiler/ast.h"
+#include "compiler/front/ast.h"
 #include "runtime/value.h"
 
 /* Apply a binary or unary operator with Python semantics. On a type error or an

@@ -12,8 +12,8 @@
 #include <stdint.h>
 
 #include "common/arena.h"
-#include "compiler/ast.h"
-#include "compiler/diag.h"
+#include "compiler/front/ast.h"
+#include "compiler/front/diag.h"
 #include "runtime/value.h"
 
 #define RASP_NONE (-1)          /* "no value" as a value index */

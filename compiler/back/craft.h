@@ -15,7 +15,7 @@
 #ifndef TRACC_CRAFT_H
 #define TRACC_CRAFT_H
 
-#include "compiler/lower.h"
+#include "compiler/back/lower.h"
 
 /* The residual layout (built by asm_layout in assemble.c). */
 typedef struct {

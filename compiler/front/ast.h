@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "diag.h"
-#include "../common/arena.h"
+#include "common/arena.h"
 
 typedef enum {
     /* expressions */

@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#include "rasp.h"
+#include "compiler/front/rasp.h"
 
 typedef struct Interp Interp;
 

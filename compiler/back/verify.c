@@ -1,5 +1,5 @@
 /* verify.c — see verify.h. */
-#include "compiler/verify.h"
+#include "compiler/back/verify.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "common/rng.h"
-#include "compiler/frontend.h"
-#include "compiler/interp.h"
+#include "compiler/front/frontend.h"
+#include "compiler/interp/interp.h"
 #include "runtime/decode.h"
 #include "runtime/forward.h"
 

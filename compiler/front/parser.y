@@ -23,7 +23,7 @@
 %code requires {
 #include <stddef.h>
 #include <stdint.h>
-#include "compiler/ast.h"
+#include "compiler/front/ast.h"
 
 /* Shared by the lexer and the parser (the scanner's "extra" data). */
 typedef struct ParseState {

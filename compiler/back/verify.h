@@ -14,8 +14,8 @@
 
 #include <stdint.h>
 
-#include "compiler/diag.h"
-#include "compiler/rasp.h"
+#include "compiler/front/diag.h"
+#include "compiler/front/rasp.h"
 #include "runtime/decode.h"
 #include "runtime/model.h"
 

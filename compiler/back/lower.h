@@ -24,7 +24,7 @@
 
 #include <stdint.h>
 
-#include "compiler/rasp.h"
+#include "compiler/front/rasp.h"
 #include "common/util.h"
 
 typedef enum {

@@ -4,7 +4,7 @@
  * Integers are 64-bit and never wrap: an overflow is an error, where Python would grow a
  * bignum, because a compiled model cannot hold a bignum either. Floats follow IEEE as in
  * Python (1e308 * 10 is inf), except `**`, which raises on overflow as Python does. */
-#include "compiler/valops.h"
+#include "compiler/front/valops.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -4,8 +4,8 @@
 #ifndef TRACC_ASSEMBLE_H
 #define TRACC_ASSEMBLE_H
 
-#include "compiler/craft.h"
-#include "compiler/lower.h"
+#include "compiler/back/craft.h"
+#include "compiler/back/lower.h"
 #include "runtime/model.h"
 
 typedef struct {

@@ -5,7 +5,7 @@
 #ifndef TRACC_SCALAR_H
 #define TRACC_SCALAR_H
 
-#include "compiler/valops.h"
+#include "compiler/front/valops.h"
 
 typedef enum { BI_NONE = -1, BI_MIN, BI_MAX, BI_ABS, BI_INT, BI_FLOAT, BI_STR, BI_COUNT } Builtin;
 
