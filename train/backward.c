@@ -1,4 +1,8 @@
-/* backward.c — see backward.h. */
+/* backward.c — see backward.h.
+ *
+ * Why ~1,500 lines in one file: the kernels, the general training pass and the two-block
+ * fast path share the pass state (BwdState), its buffers and the query-through-keys helpers,
+ * and tests/unit/test_backward.c checks the fast path against the general one. */
 #include "train/backward.h"
 
 #include <cblas.h>
