@@ -20,7 +20,7 @@ ALL_CFLAGS = $(CSTD) $(CFLAGS) $(SANFLAGS) -I. -I$(BUILD)/gen -MMD -MP
 LDLIBS   := -lopenblas -ljansson -lm
 TEST_LDLIBS := -lcmocka
 
-LIB_DIRS := common compiler runtime train analysis sweep cli
+LIB_DIRS := common compiler/front compiler/interp compiler/back runtime train analysis sweep cli
 LIB_SRCS := $(filter-out cli/tracc.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/parser.o $(BUILD)/obj/gen/lexer.o
 LIB      := $(BUILD)/libtracc.a
@@ -34,11 +34,11 @@ BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 .PHONY: all test bench check-compile finetune-grid clean test-slurm bench-sweep
 all: $(TRACC) $(LIB)
 
-$(BUILD)/gen/parser.c $(BUILD)/gen/parser.h: compiler/parser.y
+$(BUILD)/gen/parser.c $(BUILD)/gen/parser.h: compiler/front/parser.y
 	@mkdir -p $(BUILD)/gen
 	bison -Wall -Werror --defines=$(BUILD)/gen/parser.h -o $(BUILD)/gen/parser.c $<
 
-$(BUILD)/gen/lexer.c $(BUILD)/gen/lexer.h: compiler/lexer.l $(BUILD)/gen/parser.h
+$(BUILD)/gen/lexer.c $(BUILD)/gen/lexer.h: compiler/front/lexer.l $(BUILD)/gen/parser.h
 	@mkdir -p $(BUILD)/gen
 	flex --header-file=$(BUILD)/gen/lexer.h -o $(BUILD)/gen/lexer.c $<
 

@@ -9,7 +9,7 @@
 
 #include "analysis/coords.h"
 #include "analysis/svg.h"
-#include "compiler/interp.h"
+#include "compiler/interp/interp.h"
 #include "runtime/forward.h"
 
 static int find_sel(const RaspProgram *p, const char *label)

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "compiler/rasp.h"
+#include "compiler/front/rasp.h"
 #include "runtime/model.h"
 
 struct json_t;

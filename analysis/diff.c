@@ -11,7 +11,7 @@
 #include "analysis/readout.h"
 #include "analysis/svg.h"
 #include "common/rng.h"
-#include "compiler/interp.h"
+#include "compiler/interp/interp.h"
 #include "runtime/forward.h"
 
 /* Largest QK/OV/MLP matrix (entries, both models) diff_weights will form. */
@@ -681,16 +681,18 @@ int diff_inputs(DiffResult *r, const Model *a, const Model *b, const RaspProgram
         return -1;
     }
     int VO = a->cfg.d_vocab_out;
-    int32_t *col_val = xmalloc(sizeof(int32_t) * (size_t)(VO + 1));
-    for (int j = 0; j < VO; j++) {
-        col_val[j] = -2;
-        if (a->output_numerical) continue;
-        for (int k = 0; k < out->nvals && col_val[j] == -2; k++)
-            if (val_equal(out->vals[k], a->output_values[j])) col_val[j] = k;
+    /* the program's s-ops to report (readable, named, or the output) and their decoders */
+    DecLayout dl;
+    ro_layout_init(&dl, a);
+    int nsops = 0;
+    int *sop_of = xmalloc(sizeof(int) * (size_t)(p->nsops + 1));
+    const DecSop **dec_of = xmalloc(sizeof(DecSop *) * (size_t)(p->nsops + 1));
+    for (int i = 0; i < p->nsops; i++) {
+        const DecSop *ds = ro_find(&dl, &p->sops[i]);
+        if (!ds && !p->sops[i].named && i != p->output) continue;
+        sop_of[nsops] = i;
+        dec_of[nsops++] = ds;
     }
-
-    RoLayout lay;
-    ro_layout_init(&lay, a, p);
     DiffInputs *in = xcalloc(1, sizeof *in);
     in->ninputs = opt->n;
     in->len_min = lo;
@@ -699,13 +701,15 @@ int diff_inputs(DiffResult *r, const Model *a, const Model *b, const RaspProgram
     in->nat = opt->nat;
     in->at = arena_alloc(&r->arena, sizeof(int) * (size_t)(opt->nat + 1));
     for (int i = 0; i < opt->nat; i++) in->at[i] = opt->at[i];
-    in->nsops = lay.nsops;
-    in->sops = xcalloc((size_t)lay.nsops + 1, sizeof *in->sops);
-    for (int i = 0; i < lay.nsops; i++) {
-        in->sops[i].name = arena_strdup(&r->arena, lay.sops[i].name);
-        in->sops[i].where = arena_strdup(&r->arena, lay.sops[i].where);
-        in->sops[i].readable = lay.sops[i].readable;
-        in->sops[i].isvirtual = lay.sops[i].isvirtual;
+    in->nsops = nsops;
+    in->sops = xcalloc((size_t)nsops + 1, sizeof *in->sops);
+    for (int i = 0; i < nsops; i++) {
+        char where[48];
+        dec_stage_name(dec_of[i] ? dec_of[i]->stage : 0, where, sizeof where);
+        in->sops[i].name = arena_strdup(&r->arena, p->sops[sop_of[i]].label);
+        in->sops[i].where = arena_strdup(&r->arena, where);
+        in->sops[i].readable = dec_of[i] != NULL;
+        in->sops[i].isvirtual = dec_of[i] && dec_of[i]->isvirtual;
     }
     int L = a->cfg.n_layers, NH = a->cfg.n_heads;
     in->nheads = L * NH;
@@ -732,7 +736,7 @@ int diff_inputs(DiffResult *r, const Model *a, const Model *b, const RaspProgram
     int32_t *rows = xmalloc(sizeof(int32_t) * (size_t)B * (size_t)T);
     int *lens = xmalloc(sizeof(int) * (size_t)B);
     /* interpreter values of every listed s-op, and of the output: [b][sop][pos] */
-    int nv = lay.nsops + 1;
+    int nv = nsops + 1;
     int32_t *vals = xmalloc(sizeof(int32_t) * (size_t)B * (size_t)nv * (size_t)hi);
     uint8_t *counted = xcalloc((size_t)hi, 1);
     for (int i = 0; i < hi; i++) counted[i] = opt->nat == 0;
@@ -751,7 +755,7 @@ int diff_inputs(DiffResult *r, const Model *a, const Model *b, const RaspProgram
     double *hsum_tv = xcalloc((size_t)in->nheads + 1, sizeof(double));
     long *hpairs = xcalloc((size_t)in->nheads + 1, sizeof(long));
     for (long done = 0; done < opt->n && !rc;) {
-        int nb = (int)(opt->n - done < B ? opt->n - done : B), tmax = 1;
+        int nb = (int)(opt->n - done < B ? opt->n - done : B);
         for (int k = 0; k < nb; k++) {
             int32_t *tk = toks + (size_t)k * hi;
             ns[k] = ro_sample(&rng, p->nvocab, lo, hi, tk);
@@ -761,60 +765,47 @@ int diff_inputs(DiffResult *r, const Model *a, const Model *b, const RaspProgram
                 break;
             }
             for (int s = 0; s < nv; s++) {
-                int sop = s < lay.nsops ? lay.sops[s].sop : p->output;
+                int sop = s < nsops ? sop_of[s] : p->output;
                 const int32_t *v = interp_values(it, sop);
                 for (int i = 0; i < ns[k]; i++) vals[((size_t)k * nv + (size_t)s) * hi + (size_t)i] = v ? v[i] : -3;
             }
-            if (ns[k] + 1 > tmax) tmax = ns[k] + 1;
         }
         if (rc) break;
-        for (int k = 0; k < nb; k++) {
-            int32_t *rw = rows + (size_t)k * tmax;
-            rw[0] = a->bos;
-            for (int i = 0; i < tmax - 1; i++) rw[i + 1] = i < ns[k] ? row_of[toks[(size_t)k * hi + i]] : a->pad;
-            lens[k] = ns[k] + 1;
-        }
+        int tmax = dec_pack_batch(a, row_of, toks, (size_t)hi, ns, nb, rows, lens);
         if (fwd_forward(&sa, a, rows, lens, nb, tmax, &fo, err) || fwd_forward(&sb, b, rows, lens, nb, tmax, &fo, err)) {
             rc = -1;
             break;
         }
         for (int k = 0; k < nb; k++) {
-            for (int s = 0; s < lay.nsops; s++) {
-                const RoSop *rs = &lay.sops[s];
-                if (!rs->readable) continue;
-                const float *ra = fwd_resid_stage(&sa, rs->stage), *rb = fwd_resid_stage(&sb, rs->stage);
+            for (int s = 0; s < nsops; s++) {
+                const DecSop *ds = dec_of[s];
+                const RaspSop *ps = &p->sops[sop_of[s]];
+                if (!ds) continue;
+                const float *ra = fwd_resid_stage(&sa, ds->stage), *rb = fwd_resid_stage(&sb, ds->stage);
                 if (!ra || !rb) continue;
                 for (int i = 0; i < ns[k]; i++) {
                     int32_t want = vals[((size_t)k * nv + (size_t)s) * hi + (size_t)i];
-                    if (!counted[i] || want == -3 || (want == RASP_NONE && !rs->categorical)) continue;
+                    if (!counted[i] || want == -3 || (want == RASP_NONE && !ds->categorical)) continue;
                     size_t row = ((size_t)k * tmax + (size_t)i + 1) * (size_t)C;
                     in->sops[s].n++;
-                    in->sops[s].agree_before += ro_agrees(rs, p, ra + row, want);
-                    in->sops[s].agree_after += ro_agrees(rs, p, rb + row, want);
+                    in->sops[s].agree_before += ro_agrees(ds, ps, ra + row, want);
+                    in->sops[s].agree_after += ro_agrees(ds, ps, rb + row, want);
                 }
             }
             /* the output */
             for (int i = 0; i < ns[k]; i++) {
-                int32_t want = vals[((size_t)k * nv + (size_t)lay.nsops) * hi + (size_t)i];
+                int32_t want = vals[((size_t)k * nv + (size_t)nsops) * hi + (size_t)i];
                 if (!counted[i] || want < 0) continue;
                 const float *la = sa.logits + ((size_t)k * tmax + (size_t)i + 1) * (size_t)VO;
                 const float *lb = sb.logits + ((size_t)k * tmax + (size_t)i + 1) * (size_t)VO;
                 in->out_n++;
-                if (a->output_numerical) {
-                    double y = val_as_double(out->vals[want]), tol = 1e-4 * fmax(1.0, fabs(y));
-                    in->out_before += fabs(la[0] - y) <= tol;
-                    in->out_after += fabs(lb[0] - y) <= tol;
-                    in->out_models += fabs(la[0] - lb[0]) <= 1e-4 * fmax(1.0, fabs(la[0]));
-                } else {
-                    int ba = 0, bb = 0;
-                    for (int j = 1; j < VO; j++) {
-                        if (la[j] > la[ba]) ba = j;
-                        if (lb[j] > lb[bb]) bb = j;
-                    }
-                    in->out_before += col_val[ba] == want;
-                    in->out_after += col_val[bb] == want;
-                    in->out_models += ba == bb;
-                }
+                /* judged as every command judges outputs (runtime/decode.h) */
+                in->out_before += dec_output_agrees(a, la, out->vals[want]);
+                in->out_after += dec_output_agrees(b, lb, out->vals[want]);
+                if (a->output_numerical)
+                    in->out_models += fabs(la[0] - lb[0]) <= DEC_NUM_TOL * fmax(1.0, fabs(la[0]));
+                else
+                    in->out_models += dec_output_column(a, la) == dec_output_column(b, lb);
             }
             /* attention patterns: real query positions (counted ones), every real key */
             for (int l = 0; l < L; l++)
@@ -857,8 +848,9 @@ int diff_inputs(DiffResult *r, const Model *a, const Model *b, const RaspProgram
     free(rows);
     free(lens);
     free(row_of);
-    free(col_val);
-    ro_layout_free(&lay);
+    free(sop_of);
+    free(dec_of);
+    dec_layout_free(&dl);
     if (rc) {
         free(in->sops);
         free(in->heads);

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #include "common/arena.h"
-#include "compiler/rasp.h"
+#include "compiler/front/rasp.h"
 #include "runtime/model.h"
 
 struct json_t;

@@ -10,7 +10,7 @@
 #include "analysis/readout.h"
 #include "common/rng.h"
 #include "common/sha256.h"
-#include "compiler/interp.h"
+#include "compiler/interp/interp.h"
 #include "runtime/forward.h"
 
 void probe_result_free(ProbeResult *r)
@@ -110,66 +110,139 @@ static double accuracy(const float *W, const float *b, const float *x, const int
     return (double)ok / n;
 }
 
-int probe_run(const Model *m, const RaspProgram *p, const char *sop, const ProbeOptions *o, ProbeResult *r,
-              StrBuf *err)
+/* The s-op named `sop`, or -1 with a message listing the named ones. */
+static int find_sop(const RaspProgram *p, const char *sop, StrBuf *err)
+{
+    for (int i = 0; i < p->nsops; i++)
+        if (!strcmp(p->sops[i].label, sop)) return i;
+    sb_printf(err, "the program has no s-op named '%s' (named s-ops:", sop);
+    for (int i = 0; i < p->nsops; i++)
+        if (p->sops[i].named) sb_printf(err, " %s", p->sops[i].label);
+    sb_puts(err, ")");
+    return -1;
+}
+
+/* Standardize (n, C) features in place with the statistics of their first ntrain rows
+ * (constant dimensions become 0). */
+static void standardize(float *x, long n, long ntrain, int C)
+{
+    for (int c = 0; c < C; c++) {
+        double s1 = 0, s2 = 0;
+        for (long i = 0; i < ntrain; i++) s1 += x[(size_t)i * C + c];
+        double mu = s1 / ntrain;
+        for (long i = 0; i < ntrain; i++) {
+            double d = x[(size_t)i * C + c] - mu;
+            s2 += d * d;
+        }
+        double sdv = sqrt(s2 / ntrain);
+        float mean = (float)mu, sd = sdv > 1e-6 ? (float)sdv : 0;
+        for (long i = 0; i < n; i++) {
+            float *q = &x[(size_t)i * C + c];
+            *q = sd > 0 ? (*q - mean) / sd : 0;
+        }
+    }
+}
+
+/* The linear probes of s-op s on standardized features feat (S stages of N rows) and its
+ * values val (N). */
+static void fit_probes(ProbeResult *r, const RaspSop *s, const float *feat, const int32_t *val, long N, int S, int C,
+                       const ProbeOptions *o)
+{
+    long ntr = o->train_n, nte = o->test_n;
+    /* classes: the values seen in training (no value is a class of its own) */
+    int nv = s->nvals + 1;
+    int *cls = xmalloc(sizeof(int) * (size_t)nv);
+    long *count = xcalloc((size_t)nv, sizeof(long));
+    for (int v = 0; v < nv; v++) cls[v] = -1;
+    int K = 0;
+    for (long i = 0; i < ntr; i++) {
+        int v = val[i] == RASP_NONE ? s->nvals : val[i];
+        if (cls[v] < 0) cls[v] = K++;
+        count[v]++;
+    }
+    int *y = xmalloc(sizeof(int) * (size_t)N);
+    for (long i = 0; i < N; i++) y[i] = cls[val[i] == RASP_NONE ? s->nvals : val[i]];
+    int maj = 0;
+    for (int v = 1; v < nv; v++)
+        if (count[v] > count[maj]) maj = v;
+    long majok = 0;
+    for (long i = ntr; i < N; i++) majok += y[i] == cls[maj];
+    r->majority = (double)majok / nte;
+    r->nclasses = K;
+    float *W = xmalloc(sizeof(float) * (size_t)C * (size_t)(K ? K : 1)), *bb = xmalloc(sizeof(float) * (size_t)(K + 1));
+    for (int stg = 0; stg < S; stg++) {
+        ProbeStage *ps = &r->st[stg];
+        if (o->steps <= 0 || K < 1) continue;
+        const float *x = feat + (size_t)stg * N * C;
+        Rng pr;
+        rng_seed(&pr, o->seed * 1000003ULL + (uint64_t)stg + 17);
+        train_softmax(W, bb, x, y, ntr, C, K, o, &pr);
+        ps->linear_train = accuracy(W, bb, x, y, ntr, C, K);
+        ps->linear_test = accuracy(W, bb, x + (size_t)ntr * C, y + ntr, nte, C, K);
+    }
+    free(W);
+    free(bb);
+    free(cls);
+    free(count);
+    free(y);
+}
+
+int probe_run_many(const Model *m, const RaspProgram *p, const char *const *sops, int nsops, const ProbeOptions *o,
+                   ProbeResult *res, StrBuf *err)
 {
     ProbeOptions def = PROBE_OPTIONS_DEFAULT;
     if (!o) o = &def;
-    memset(r, 0, sizeof *r);
-    int sid = -1;
-    for (int i = 0; i < p->nsops && sid < 0; i++)
-        if (!strcmp(p->sops[i].label, sop)) sid = i;
-    if (sid < 0) {
-        sb_printf(err, "the program has no s-op named '%s' (named s-ops:", sop);
-        for (int i = 0; i < p->nsops; i++)
-            if (p->sops[i].named) sb_printf(err, " %s", p->sops[i].label);
-        sb_puts(err, ")");
-        return -1;
-    }
-    if (p->max_len > m->cfg.n_ctx - 1) {
-        sb_printf(err, "the program's max_len %d exceeds the model's %d", p->max_len, m->cfg.n_ctx - 1);
-        return -1;
-    }
+    memset(res, 0, sizeof *res * (size_t)(nsops > 0 ? nsops : 0));
+    int *sid = xmalloc(sizeof(int) * (size_t)(nsops + 1));
+    for (int k = 0; k < nsops; k++)
+        if ((sid[k] = find_sop(p, sops[k], err)) < 0) {
+            free(sid);
+            return -1;
+        }
     int lo = o->len_min > 0 ? o->len_min : p->max_len, hi = o->len_max > 0 ? o->len_max : p->max_len;
-    if (lo < 1 || hi < lo || hi > p->max_len) {
-        sb_printf(err, "input lengths %d-%d are outside 1..%d", lo, hi, p->max_len);
-        return -1;
-    }
-    if (o->nat > 0 && o->at[0] >= lo) {
-        sb_printf(err, "--at %d needs inputs of at least %d tokens, but --len allows %d", o->at[0], o->at[0] + 1, lo);
-        return -1;
-    }
-    if (o->train_n < 1 || o->test_n < 1) {
-        sb_printf(err, "the probe needs at least one training and one test input");
-        return -1;
-    }
     int32_t *row_of = xmalloc(sizeof(int32_t) * (size_t)(p->nvocab + 1));
-    if (ro_vocab_rows(m, p, row_of, err)) {
+    int bad = 1;
+    if (p->max_len > m->cfg.n_ctx - 1)
+        sb_printf(err, "the program's max_len %d exceeds the model's %d", p->max_len, m->cfg.n_ctx - 1);
+    else if (lo < 1 || hi < lo || hi > p->max_len)
+        sb_printf(err, "input lengths %d-%d are outside 1..%d", lo, hi, p->max_len);
+    else if (o->nat > 0 && o->at[0] >= lo)
+        sb_printf(err, "--at %d needs inputs of at least %d tokens, but --len allows %d", o->at[0], o->at[0] + 1, lo);
+    else if (o->train_n < 1 || o->test_n < 1)
+        sb_printf(err, "the probe needs at least one training and one test input");
+    else
+        bad = ro_vocab_rows(m, p, row_of, err) != 0;
+    if (bad) {
         free(row_of);
+        free(sid);
         return -1;
     }
-    const RaspSop *s = &p->sops[sid];
-    r->sop = xstrdup(sop);
-    r->categorical = s->enc == ENC_CATEGORICAL;
     /* direct reads only make sense against the program the labels were made from */
     char hex[65];
     sha256_hex(p->source ? p->source : "", p->source ? strlen(p->source) : 0, hex);
     int own = !strcmp(hex, m->program_sha256);
-    r->own_program = own;
-    RoLayout lay;
-    ro_layout_init(&lay, m, p);
-    const RoSop *rs = own ? ro_layout_find(&lay, sop) : NULL;
-    r->direct_ok = rs && rs->readable;
-    r->isvirtual = r->direct_ok && rs->isvirtual;
-    r->written_stage = r->direct_ok ? rs->stage : -1;
-
+    DecLayout dl;
+    ro_layout_init(&dl, m);
     int L = m->cfg.n_layers, C = m->cfg.d_model, S = 1 + 2 * L;
-    r->nstages = S;
-    r->st = xcalloc((size_t)S, sizeof *r->st);
     long N = o->train_n + o->test_n;
+    const DecSop **ds = xmalloc(sizeof(DecSop *) * (size_t)(nsops + 1));
+    for (int k = 0; k < nsops; k++) {
+        ProbeResult *r = &res[k];
+        ds[k] = own ? ro_find(&dl, &p->sops[sid[k]]) : NULL;
+        r->sop = xstrdup(sops[k]);
+        r->categorical = p->sops[sid[k]].enc == ENC_CATEGORICAL;
+        r->own_program = own;
+        r->direct_ok = ds[k] != NULL;
+        r->isvirtual = ds[k] && ds[k]->isvirtual;
+        r->written_stage = ds[k] ? ds[k]->stage : -1;
+        r->nstages = S;
+        r->st = xcalloc((size_t)S, sizeof *r->st);
+    }
+    /* One pass over the inputs for every s-op: the residual at each input's chosen position
+     * after every stage (features), each s-op's value there, and its direct reads. */
     float *feat = xmalloc(sizeof(float) * (size_t)S * (size_t)N * (size_t)C);
-    int32_t *val = xmalloc(sizeof(int32_t) * (size_t)N);
-    long *direct_ok = xcalloc((size_t)S, sizeof(long));
+    int32_t *val = xmalloc(sizeof(int32_t) * (size_t)nsops * (size_t)N + 1);
+    long *direct_ok = xcalloc((size_t)nsops * (size_t)S + 1, sizeof(long));
     Interp *it = interp_new(p, 1);
     FwdState st;
     fwd_init(&st);
@@ -184,7 +257,7 @@ int probe_run(const Model *m, const RaspProgram *p, const char *sop, const Probe
     int *pos = xmalloc(sizeof(int) * (size_t)B);
     int rc = 0;
     for (long done = 0; done < N && !rc;) {
-        int nb = (int)(N - done < B ? N - done : B), tmax = 1;
+        int nb = (int)(N - done < B ? N - done : B);
         for (int k = 0; k < nb; k++) {
             int32_t *tk = toks + (size_t)k * hi;
             ns[k] = ro_sample(&rng, p->nvocab, lo, hi, tk);
@@ -200,27 +273,27 @@ int probe_run(const Model *m, const RaspProgram *p, const char *sop, const Probe
                 rc = -1;
                 break;
             }
-            const int32_t *v = interp_values(it, sid);
-            val[done + k] = v ? v[pos[k]] : RASP_NONE;
-            if (ns[k] + 1 > tmax) tmax = ns[k] + 1;
+            for (int q = 0; q < nsops; q++) {
+                const int32_t *v = interp_values(it, sid[q]);
+                val[(size_t)q * N + (size_t)(done + k)] = v ? v[pos[k]] : RASP_NONE;
+            }
         }
         if (rc) break;
-        for (int k = 0; k < nb; k++) {
-            int32_t *rw = rows + (size_t)k * tmax;
-            rw[0] = m->bos;
-            for (int i = 0; i < tmax - 1; i++) rw[i + 1] = i < ns[k] ? row_of[toks[(size_t)k * hi + i]] : m->pad;
-            lens[k] = ns[k] + 1;
-        }
+        int tmax = dec_pack_batch(m, row_of, toks, (size_t)hi, ns, nb, rows, lens);
         if (fwd_forward(&st, m, rows, lens, nb, tmax, &fo, err)) {
             rc = -1;
             break;
         }
         for (int stg = 0; stg < S; stg++) {
-            const float *res = fwd_resid_stage(&st, stg);
+            const float *rs = fwd_resid_stage(&st, stg);
             for (int k = 0; k < nb; k++) {
-                const float *row = res + ((size_t)k * tmax + (size_t)pos[k] + 1) * (size_t)C;
+                const float *row = rs + ((size_t)k * tmax + (size_t)pos[k] + 1) * (size_t)C;
                 memcpy(feat + ((size_t)stg * N + (size_t)(done + k)) * C, row, sizeof(float) * (size_t)C);
-                if (r->direct_ok && done + k >= o->train_n) direct_ok[stg] += ro_agrees(rs, p, row, val[done + k]);
+                if (done + k < o->train_n) continue;
+                for (int q = 0; q < nsops; q++)
+                    if (ds[q])
+                        direct_ok[(size_t)q * S + stg] +=
+                            ro_agrees(ds[q], &p->sops[sid[q]], row, val[(size_t)q * N + (size_t)(done + k)]);
             }
         }
         done += nb;
@@ -233,84 +306,39 @@ int probe_run(const Model *m, const RaspProgram *p, const char *sop, const Probe
     free(ns);
     free(pos);
     free(row_of);
-    if (rc) {
-        free(feat);
-        free(val);
-        free(direct_ok);
-        ro_layout_free(&lay);
-        probe_result_free(r);
-        return -1;
-    }
-    r->n_train = o->train_n;
-    r->n_test = o->test_n;
-
-    /* classes: the values seen in training (no value is a class of its own) */
-    int nv = s->nvals + 1;
-    int *cls = xmalloc(sizeof(int) * (size_t)nv);
-    long *count = xcalloc((size_t)nv, sizeof(long));
-    for (int v = 0; v < nv; v++) cls[v] = -1;
-    int K = 0;
-    for (long i = 0; i < o->train_n; i++) {
-        int v = val[i] == RASP_NONE ? s->nvals : val[i];
-        if (cls[v] < 0) cls[v] = K++;
-        count[v]++;
-    }
-    int *y = xmalloc(sizeof(int) * (size_t)N);
-    for (long i = 0; i < N; i++) y[i] = cls[val[i] == RASP_NONE ? s->nvals : val[i]];
-    int maj = 0;
-    for (int v = 1; v < nv; v++)
-        if (count[v] > count[maj]) maj = v;
-    long majok = 0;
-    for (long i = o->train_n; i < N; i++) majok += y[i] == cls[maj];
-    r->majority = (double)majok / o->test_n;
-    r->nclasses = K;
-
-    float *W = xmalloc(sizeof(float) * (size_t)C * (size_t)(K ? K : 1)), *bb = xmalloc(sizeof(float) * (size_t)(K + 1));
-    float *mean = xmalloc(sizeof(float) * (size_t)C), *sd = xmalloc(sizeof(float) * (size_t)C);
-    for (int stg = 0; stg < S; stg++) {
-        ProbeStage *ps = &r->st[stg];
-        ps->stage = stg;
-        ro_stage_name(stg, ps->where, sizeof ps->where);
-        ps->direct = r->direct_ok ? (double)direct_ok[stg] / o->test_n : NAN;
-        ps->linear_train = ps->linear_test = NAN;
-        if (o->steps <= 0 || K < 1) continue;
-        float *x = feat + (size_t)stg * N * C;
-        /* standardize with the training statistics (constant dimensions become 0) */
-        for (int c = 0; c < C; c++) {
-            double s1 = 0, s2 = 0;
-            for (long i = 0; i < o->train_n; i++) s1 += x[(size_t)i * C + c];
-            double mu = s1 / o->train_n;
-            for (long i = 0; i < o->train_n; i++) {
-                double d = x[(size_t)i * C + c] - mu;
-                s2 += d * d;
+    if (!rc) {
+        /* the features do not depend on the s-op: standardize them once */
+        if (o->steps > 0)
+            for (int stg = 0; stg < S; stg++) standardize(feat + (size_t)stg * N * C, N, o->train_n, C);
+        for (int q = 0; q < nsops; q++) {
+            ProbeResult *r = &res[q];
+            r->n_train = o->train_n;
+            r->n_test = o->test_n;
+            for (int stg = 0; stg < S; stg++) {
+                ProbeStage *ps = &r->st[stg];
+                ps->stage = stg;
+                dec_stage_name(stg, ps->where, sizeof ps->where);
+                ps->direct = r->direct_ok ? (double)direct_ok[(size_t)q * S + stg] / o->test_n : NAN;
+                ps->linear_train = ps->linear_test = NAN;
             }
-            double sdv = sqrt(s2 / o->train_n);
-            mean[c] = (float)mu;
-            sd[c] = sdv > 1e-6 ? (float)sdv : 0;
+            fit_probes(r, &p->sops[sid[q]], feat, val + (size_t)q * N, N, S, C, o);
         }
-        for (long i = 0; i < N; i++)
-            for (int c = 0; c < C; c++) {
-                float *q = &x[(size_t)i * C + c];
-                *q = sd[c] > 0 ? (*q - mean[c]) / sd[c] : 0;
-            }
-        Rng pr;
-        rng_seed(&pr, o->seed * 1000003ULL + (uint64_t)stg + 17);
-        train_softmax(W, bb, x, y, o->train_n, C, K, o, &pr);
-        ps->linear_train = accuracy(W, bb, x, y, o->train_n, C, K);
-        ps->linear_test = accuracy(W, bb, x + (size_t)o->train_n * C, y + o->train_n, o->test_n, C, K);
+    } else {
+        for (int q = 0; q < nsops; q++) probe_result_free(&res[q]);
     }
-    free(W);
-    free(bb);
-    free(mean);
-    free(sd);
-    free(cls);
-    free(count);
-    free(y);
     free(feat);
     free(val);
     free(direct_ok);
-    ro_layout_free(&lay);
-    return 0;
+    free(ds);
+    free(sid);
+    dec_layout_free(&dl);
+    return rc;
+}
+
+int probe_run(const Model *m, const RaspProgram *p, const char *sop, const ProbeOptions *o, ProbeResult *r,
+              StrBuf *err)
+{
+    return probe_run_many(m, p, &sop, 1, o, r, err);
 }
 
 static json_t *num(double x)
@@ -327,7 +355,7 @@ json_t *probe_json(const ProbeResult *r)
                           r->nclasses, "majority", num(r->majority));
     char where[48];
     if (r->written_stage >= 0) {
-        ro_stage_name(r->written_stage, where, sizeof where);
+        dec_stage_name(r->written_stage, where, sizeof where);
         json_object_set_new(o, "written_at", json_string(where));
     } else {
         json_object_set_new(o, "written_at", json_null());

@@ -16,7 +16,7 @@
 
 #include <stdint.h>
 
-#include "compiler/rasp.h"
+#include "compiler/front/rasp.h"
 #include "runtime/model.h"
 
 struct json_t;
@@ -61,6 +61,11 @@ typedef struct {
  * analysis/report.h: rep_load_program). Returns 0, or -1 with a message. */
 int probe_run(const Model *m, const RaspProgram *p, const char *sop, const ProbeOptions *o, ProbeResult *r,
               StrBuf *err);
+/* The same for nsops s-ops at once (res: nsops results): one sampling, interpreter run and
+ * forward pass serves them all, and each result equals probe_run's for that s-op. An unknown
+ * name fails before any work. */
+int probe_run_many(const Model *m, const RaspProgram *p, const char *const *sops, int nsops, const ProbeOptions *o,
+                   ProbeResult *res, StrBuf *err);
 void probe_result_free(ProbeResult *r);
 
 struct json_t *probe_json(const ProbeResult *r);

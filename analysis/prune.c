@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "analysis/coords.h"
+#include "runtime/decode.h"
 #include "runtime/forward.h"
 #include "train/backward.h"
 #include "train/data.h"
@@ -71,10 +72,8 @@ static int set_accuracy(const Set *s, const Model *m, FwdState *fs, double *acc,
                 if (m->output_numerical) {
                     all = bt->target[r] >= 0 && data_gen_nearest_value(s->gen, lg[0]) == bt->target[r];
                 } else {
-                    int best = 0;
-                    for (int j = 1; j < VO; j++)
-                        if (lg[j] > lg[best]) best = j;
-                    all = best == bt->target[r];
+                    /* decoded as every command decodes outputs: no value at a top logit <= 0.5 */
+                    all = dec_output_column(m, lg) == bt->target[r];
                 }
             }
             nseq++;

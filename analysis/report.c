@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "analysis/readout.h"
-#include "compiler/frontend.h"
-#include "compiler/verify.h"
+#include "compiler/front/frontend.h"
+#include "compiler/back/verify.h"
 
 int rep_parse_double(const char *s, double lo, double hi, double *out)
 {

@@ -7,8 +7,8 @@
 #include <stdint.h>
 
 #include "common/util.h"
-#include "compiler/diag.h"
-#include "compiler/rasp.h"
+#include "compiler/front/diag.h"
+#include "compiler/front/rasp.h"
 #include "runtime/model.h"
 
 /* A whole-string number in [lo, hi]: 0, or -1 when malformed or out of range (integers:

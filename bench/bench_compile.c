@@ -10,8 +10,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "compiler/assemble.h"
-#include "compiler/frontend.h"
+#include "compiler/back/assemble.h"
+#include "compiler/front/frontend.h"
 
 static double now_us(void)
 {

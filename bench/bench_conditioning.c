@@ -28,8 +28,8 @@
 #include <string.h>
 
 #include "common/rng.h"
-#include "compiler/assemble.h"
-#include "compiler/frontend.h"
+#include "compiler/back/assemble.h"
+#include "compiler/front/frontend.h"
 #include "runtime/forward.h"
 #include "runtime/model.h"
 

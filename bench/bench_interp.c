@@ -16,8 +16,8 @@
 
 #include "common/rng.h"
 #include "common/util.h"
-#include "compiler/frontend.h"
-#include "compiler/interp.h"
+#include "compiler/front/frontend.h"
+#include "compiler/interp/interp.h"
 
 #define TOKENS_PER_PASS 2000000   /* about 0.1-1 s per pass at the speeds we see */
 

@@ -21,8 +21,8 @@
 #include <unistd.h>
 
 #include "common/rng.h"
-#include "compiler/assemble.h"
-#include "compiler/frontend.h"
+#include "compiler/back/assemble.h"
+#include "compiler/front/frontend.h"
 #include "runtime/forward.h"
 #include "train/backward.h"
 #include "train/data.h"

@@ -8,7 +8,7 @@
 
 #include <stdio.h>
 
-#include "compiler/value.h"
+#include "runtime/value.h"
 
 typedef struct {
     char **argv;        /* tokens from the command line, or NULL to read stdin */

@@ -14,7 +14,7 @@
 #include "cli/cli.h"
 #include "cli/clio.h"
 #include "common/outfile.h"
-#include "compiler/diag.h"
+#include "compiler/front/diag.h"
 
 static void usage(FILE *f)
 {

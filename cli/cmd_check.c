@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "compiler/ast.h"
-#include "compiler/frontend.h"
+#include "compiler/front/ast.h"
+#include "compiler/front/frontend.h"
 
 #define LIST_VALUES 20   /* value sets longer than this are abbreviated */
 

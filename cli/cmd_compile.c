@@ -11,9 +11,9 @@
 
 #include "cli/cli.h"
 #include "common/outfile.h"
-#include "compiler/assemble.h"
-#include "compiler/frontend.h"
-#include "compiler/verify.h"
+#include "compiler/back/assemble.h"
+#include "compiler/front/frontend.h"
+#include "compiler/back/verify.h"
 
 static void usage(FILE *f)
 {

@@ -12,7 +12,7 @@
 #include "analysis/report.h"
 #include "cli/cli.h"
 #include "common/outfile.h"
-#include "compiler/diag.h"
+#include "compiler/front/diag.h"
 
 static void usage(FILE *f)
 {

@@ -13,8 +13,8 @@
 #include "cli/cli.h"
 #include "cli/clio.h"
 #include "common/util.h"
-#include "compiler/frontend.h"
-#include "compiler/interp.h"
+#include "compiler/front/frontend.h"
+#include "compiler/interp/interp.h"
 
 #define VOCAB_SHOWN 30  /* longer vocabs are abbreviated in error messages */
 

@@ -12,7 +12,7 @@
 #include "analysis/readout.h"
 #include "analysis/report.h"
 #include "cli/cli.h"
-#include "compiler/diag.h"
+#include "compiler/front/diag.h"
 
 #define MAX_SOPS 256
 
@@ -71,7 +71,7 @@ static void print_result(const ProbeResult *r, const char *model, const char *pr
     printf(", seed %llu; always answering the commonest value scores %s\n", (unsigned long long)o->seed, pct);
     if (r->direct_ok) {
         char w[48];
-        ro_stage_name(r->written_stage, w, sizeof w);
+        dec_stage_name(r->written_stage, w, sizeof w);
         printf("  written by %s%s (marked *)\n", w, r->isvirtual ? ", read through the compiler's linear form" : "");
     } else if (own) {
         printf("  not in the residual stream (fused into the operations that read it): linear probes only\n");
@@ -160,6 +160,7 @@ int cmd_probe(int argc, char **argv)
     RaspProgram *p = NULL;
     Diag *d = diag_new();
     int *at = NULL;
+    ProbeResult *results = NULL;
     if (!(m = model_load(path, &err))) {
         fprintf(stderr, "tracc probe: %s\n", err.s);
         goto done;
@@ -182,12 +183,13 @@ int cmd_probe(int argc, char **argv)
     if (nsops == 0)
         for (int i = 0; i < p->nsops && nsops < MAX_SOPS; i++)
             if (p->sops[i].named || i == p->output) sops[nsops++] = p->sops[i].label;
+    results = xcalloc((size_t)nsops + 1, sizeof *results);
+    if (probe_run_many(m, p, sops, nsops, &o, results, &err)) {
+        fprintf(stderr, "tracc probe: %s\n", err.s);
+        goto done;
+    }
     for (int i = 0; i < nsops; i++) {
-        ProbeResult r;
-        if (probe_run(m, p, sops[i], &o, &r, &err)) {
-            fprintf(stderr, "tracc probe: %s\n", err.s);
-            goto done;
-        }
+        ProbeResult r = results[i];
         if (json) {
             json_t *j = probe_json(&r);
             json_object_set_new(j, "model", json_string(path));
@@ -205,6 +207,7 @@ int cmd_probe(int argc, char **argv)
     }
     rc = 0;
 done:
+    free(results);
     free(at);
     if (p) rasp_free(p);
     diag_free(d);

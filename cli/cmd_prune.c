@@ -248,7 +248,7 @@ int cmd_prune(int argc, char **argv)
     rc = 1;
     if (out && cli_check_output("prune", "-o", out)) goto out;   /* before any work */
     const char *path = argv[optind];
-    Model *m = NULL, *orig = NULL, *w = NULL;
+    Model *m = NULL, *orig = NULL;
     int *at = NULL;
     PruneResult r;
     memset(&r, 0, sizeof r);
@@ -371,20 +371,14 @@ int cmd_prune(int argc, char **argv)
         }
     }
     if (out) {
-        StrBuf e2;
-        sb_init(&e2);
-        if (!(w = model_load(path, &e2))) {
-            fprintf(stderr, "tracc prune: %s\n", e2.s);
-            sb_free(&e2);
-            goto done;
-        }
-        sb_free(&e2);
-        ft_strip_training_state(w);
-        prune_apply(w, &o, &r, wk);
+        /* the analysed model itself becomes the output (prune_run left it unchanged): its
+         * provenance names it as it was, then the edit */
         json_t *prov = prune_provenance(&o, &r, wk, sha, m, orig ? osha : NULL, TRACC_VERSION);
-        model_set_provenance(w, prov);
+        ft_strip_training_state(m);
+        prune_apply(m, &o, &r, wk);
+        model_set_provenance(m, prov);
         json_decref(prov);
-        if (model_save(w, out, &err)) {
+        if (model_save(m, out, &err)) {
             fprintf(stderr, "tracc prune: %s\n", err.s);
             goto done;
         }
@@ -397,7 +391,6 @@ done:
     free(at);
     model_free(m);
     model_free(orig);
-    model_free(w);
 out:
     json_decref(evals);
     sb_free(&err);

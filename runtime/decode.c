@@ -35,6 +35,44 @@ Value dec_output(const Model *m, const float *logits)
     return best < 0 ? val_none() : m->output_values[best];
 }
 
+/* The one walk over the `layers` metadata: each residual s-op's stage and write order. */
+static void stage_walk(DecLayout *d, const Model *m)
+{
+    for (int k = 0; k < d->nsops; k++) {
+        d->sops[k].stage = -1;
+        d->sops[k].written = -1;
+    }
+    size_t nl = json_array_size(m->layers);
+    int seq = 0;
+    for (size_t l = 0; l < nl; l++) {
+        json_t *b = json_array_get(m->layers, l);
+        const char *part[2] = {"attn", "mlp"};
+        for (int k = 0; k < 2; k++) {
+            json_t *arr = json_object_get(b, part[k]);
+            for (size_t i = 0; i < json_array_size(arr); i++) {
+                json_t *outs = json_object_get(json_array_get(arr, i), "output");
+                for (size_t j = 0; j < json_array_size(outs); j++) {
+                    const char *lab = json_string_value(json_array_get(outs, j));
+                    DecSop *s = lab ? (DecSop *)dec_layout_find(d, lab) : NULL;
+                    if (!s || s->stage >= 0) continue;
+                    s->stage = (int)(2 * l + 1 + (size_t)k);
+                    s->written = seq++;
+                }
+            }
+        }
+    }
+    for (int k = 0; k < d->nsops; k++) {
+        DecSop *s = &d->sops[k];
+        if (s->stage >= 0) continue;
+        s->stage = 0;
+        if (nl > 0) continue;
+        /* no layer detail: everything is complete in the final residual */
+        if (strcmp(s->name, "tokens") && strcmp(s->name, "indices") && strcmp(s->name, "one"))
+            s->stage = 2 * m->cfg.n_layers;
+        s->written = k;
+    }
+}
+
 void dec_layout_init(DecLayout *d, const Model *m)
 {
     memset(d, 0, sizeof *d);
@@ -74,6 +112,7 @@ void dec_layout_init(DecLayout *d, const Model *m)
     }
     d->nresidual = d->nsops;
     free(owner);
+    stage_walk(d, m);
 }
 
 /* ---------------------------------------------------------------- virtual s-ops */
@@ -287,9 +326,12 @@ int dec_layout_add_virtual(DecLayout *d, const Model *m, StrBuf *err)
             skipped++;
         } else {
             int a = -1;
+            s.stage = 0;
+            s.written = -1;
             for (int t = 0; t < s.form_start[s.ndims]; t++) {
                 int o = ix.owner[s.form_dim[t]];
                 if (o > a) a = o;
+                if (o >= 0 && all[o].stage > s.stage) s.stage = all[o].stage;
             }
             anchor[nv] = a;
             all[nv++] = s;
@@ -362,4 +404,91 @@ Value dec_sop_value(const DecSop *s, const float *resid)
     if (!s->categorical) return dec_float(dec_numerical(s, resid));
     int k = dec_categorical(s, resid);
     return k < 0 ? val_none() : val_str(s->values[k]);
+}
+
+int dec_sop_agrees(const DecSop *s, const float *resid, Value want)
+{
+    if (!s->categorical) {
+        if (!val_is_number(want)) return 0;
+        double x = dec_numerical(s, resid), y = val_as_double(want);
+        return fabs(x - y) <= DEC_NUM_TOL * fmax(1.0, fabs(y));
+    }
+    int k = dec_categorical(s, resid);
+    if (k < 0 || want.kind == VAL_NONE) return k < 0 && want.kind == VAL_NONE;
+    StrBuf b;
+    sb_init(&b);
+    val_format(want, &b);
+    int same = !strcmp(b.s, s->values[k]);
+    sb_free(&b);
+    return same;
+}
+
+int dec_output_agrees(const Model *m, const float *logits, Value want)
+{
+    if (m->output_numerical) {
+        if (!val_is_number(want)) return 0;
+        double y = val_as_double(want);
+        return fabs(logits[0] - y) <= DEC_NUM_TOL * fmax(1.0, fabs(y));
+    }
+    int col = dec_output_column(m, logits);
+    if (col < 0 || want.kind == VAL_NONE) return col < 0 && want.kind == VAL_NONE;
+    return val_equal(m->output_values[col], want);
+}
+
+int dec_written_order(const DecLayout *d, int *idx)
+{
+    int n = 0;
+    for (int k = 0; k < d->nsops; k++)
+        if (d->sops[k].written >= 0) idx[n++] = k;
+    /* insertion sort by write order: layouts are small */
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && d->sops[idx[j]].written < d->sops[idx[j - 1]].written; j--) {
+            int t = idx[j];
+            idx[j] = idx[j - 1];
+            idx[j - 1] = t;
+        }
+    return n;
+}
+
+void dec_stage_name(int stage, char *buf, size_t cap)
+{
+    if (stage <= 0)
+        snprintf(buf, cap, "embedding");
+    else
+        snprintf(buf, cap, "block %d %s", (stage - 1) / 2, stage % 2 ? "attention" : "MLP");
+}
+
+/* ---------------------------------------------------------------- inputs */
+
+int dec_vocab_rows(const Model *m, const Value *vocab, int n, int32_t *rows, StrBuf *err)
+{
+    StrBuf b;
+    sb_init(&b);
+    for (int v = 0; v < n; v++) {
+        sb_clear(&b);
+        val_format(vocab[v], &b);
+        rows[v] = model_token_row(m, b.s);
+        if (rows[v] < 0 || rows[v] == m->bos || rows[v] == m->pad) {
+            sb_printf(err, "the program's token '%s' is not in the model's vocab", b.s);
+            sb_free(&b);
+            return -1;
+        }
+    }
+    sb_free(&b);
+    return 0;
+}
+
+int dec_pack_batch(const Model *m, const int32_t *row_of, const int32_t *toks, size_t stride, const int *n, int nb,
+                   int32_t *rows, int *lens)
+{
+    int T = 1;
+    for (int b = 0; b < nb; b++)
+        if (n[b] + 1 > T) T = n[b] + 1;
+    for (int b = 0; b < nb; b++) {
+        int32_t *r = rows + (size_t)b * T;
+        r[0] = m->bos;
+        for (int i = 0; i < T - 1; i++) r[i + 1] = i < n[b] ? row_of[toks[(size_t)b * stride + i]] : m->pad;
+        lens[b] = n[b] + 1;
+    }
+    return T;
 }

@@ -48,6 +48,16 @@ typedef struct {
     int *form_start;        /* (ndims + 1) form k is terms form_start[k] .. form_start[k+1]-1 */
     int *form_dim;          /* (terms) residual dimension of each term */
     float *form_coef;       /* (terms) its coefficient */
+    /* The stage walk (from the model's `layers` metadata): the residual stage
+     * (FwdState.resids: 0 the embedding, 2l+1 after block l's attention, 2l+2 after its
+     * MLP) from which the s-op is complete: after the first sub-layer that lists it as an
+     * output; 0 for one no sub-layer writes (tokens, indices, one); for a virtual s-op, the
+     * latest stage among the s-ops its forms read. A model without layer metadata: the
+     * final residual for everything but tokens, indices and one. */
+    int stage;
+    int written;            /* its place in the order the layers write s-ops (0, 1, ...), or
+                               -1 when no sub-layer writes it (no layer metadata: every
+                               residual s-op in layout order); -1 for virtual ones */
 } DecSop;
 
 typedef struct {
@@ -79,5 +89,36 @@ float dec_numerical(const DecSop *s, const float *resid);
 /* Either, as a Value: VAL_STR of the value text, VAL_NONE, or a float. The string points
  * into the layout (the model's labels, or the layout's arena for a virtual s-op). */
 Value dec_sop_value(const DecSop *s, const float *resid);
+
+/* Numerical values agree within DEC_NUM_TOL * max(1, |value|). */
+#define DEC_NUM_TOL 1e-4
+
+/* 1 if s decoded from one residual row is `want`: categorical, the decoded value's text is
+ * want's (val_format), or both are no value; numerical, want is a number and the decoded
+ * value is within DEC_NUM_TOL of it (a numerical s-op never agrees with no value). */
+int dec_sop_agrees(const DecSop *s, const float *resid, Value want);
+/* The same rule for the output at one position: categorical, the value dec_output decodes
+ * (no value at a top logit <= DEC_NONE_BELOW) equals want; numerical, within DEC_NUM_TOL.
+ * Every command judges outputs this way (docs/model-format.md, "Reading outputs"). */
+int dec_output_agrees(const Model *m, const float *logits, Value want);
+
+/* The residual s-ops in the order the model writes them (DecSop.written): fills idx
+ * (capacity d->nsops) with indices into d->sops and returns how many. */
+int dec_written_order(const DecLayout *d, int *idx);
+
+/* "embedding" / "block L attention" / "block L MLP" for a residual stage. */
+void dec_stage_name(int stage, char *buf, size_t cap);
+
+/* ---------------------------------------------------------------- inputs */
+
+/* Model rows (W_E) of n vocab values, by their text. Returns 0, or -1 with a message naming
+ * the first value the model lacks (or that is its BOS or PAD token). */
+int dec_vocab_rows(const Model *m, const Value *vocab, int n, int32_t *rows, StrBuf *err);
+
+/* Pack nb inputs into one forward batch: row b of `rows` ((nb, T) with T the returned
+ * length, 1 + the longest input) is BOS, then row_of[t] for each of input b's n[b] tokens
+ * t (toks + b * stride; vocab indices), then PAD; lens[b] = n[b] + 1. */
+int dec_pack_batch(const Model *m, const int32_t *row_of, const int32_t *toks, size_t stride, const int *n, int nb,
+                   int32_t *rows, int *lens);
 
 #endif

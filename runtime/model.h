@@ -20,7 +20,7 @@
 
 #include "common/arena.h"
 #include "common/util.h"
-#include "compiler/value.h"
+#include "runtime/value.h"
 
 struct json_t;   /* jansson; include <jansson.h> to work with the JSON-valued fields */
 

@@ -1,4 +1,8 @@
-/* backward.c — see backward.h. */
+/* backward.c — see backward.h.
+ *
+ * Why ~1,500 lines in one file: the kernels, the general training pass and the two-block
+ * fast path share the pass state (BwdState), its buffers and the query-through-keys helpers,
+ * and tests/unit/test_backward.c checks the fast path against the general one. */
 #include "train/backward.h"
 
 #include <cblas.h>
@@ -348,6 +352,59 @@ const float *bwd_logits(const BwdState *s)
 
 static size_t rup(size_t n) { return (n + 15) & ~(size_t)15; }
 
+/* One buffer of a pass and its size in floats. */
+typedef struct {
+    float **at;
+    size_t n;
+} Slot;
+
+/* Point each of n slots at its own 16-float-aligned piece of one block, (re)allocating *mem
+ * when *cap is short. */
+static void carve(float **mem, size_t *cap, const Slot *slots, size_t n)
+{
+    size_t need = 0;
+    for (size_t i = 0; i < n; i++) need += rup(slots[i].n);
+    if (need > *cap) {
+        free(*mem);
+        *mem = xmalloc(need * sizeof(float));
+        *cap = need;
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        *slots[i].at = *mem + off;
+        off += rup(slots[i].n);
+    }
+}
+
+/* C (M, N) = alpha op(A) op(B) + beta C, skipping empty products (C is scaled by beta). */
+static void gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
+                B, ldb, beta, C, ldc);
+}
+
+/* y (rows) += A (rows, cols) x (trans = 0), or y (cols) += A^T x (trans = 1). */
+static void gemv(int trans, int rows, int cols, const float *A, int lda, const float *x, float *y)
+{
+    if (rows <= 0 || cols <= 0) return;
+    cblas_sgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, rows, cols, 1.0f, A, lda, x, 1, 1.0f, y, 1);
+}
+
+/* A (rows, cols) += x (rows) y (cols)^T */
+static void ger(int rows, int cols, const float *x, const float *y, float *A, int lda)
+{
+    if (rows <= 0 || cols <= 0) return;
+    cblas_sger(CblasRowMajor, rows, cols, 1.0f, x, 1, y, 1, A, lda);
+}
+
+
 typedef void (*MatmulFn)(float *, const float *, const float *, const float *, int, int, int, int);
 typedef void (*AttnFn)(float *, float *, const float *, const float *, const float *, const int *, int, int,
                        int, float, int, int);
@@ -378,6 +435,38 @@ static LayerP layer_slices(const ModelParams *p, const ModelConfig *c, int l)
     s.wout = p->W_out + (size_t)l * M * C;
     s.bout = p->b_out + (size_t)l * C;
     return s;
+}
+
+/* The last block's queries at the loss rows, read through the keys (both passes): head hh's
+ * q (R, HD) = xg W_Q + b_Q, qt (R, C) = q W_K^T and c (R) = q . b_K, so that a key's logit is
+ * qt . x_j + c without forming the keys. */
+static void qk_forward(MatmulFn matmul, float *q, float *qt, float *cg, const float *xg, const LayerP *w, size_t hh,
+                       int R, int C, int HD)
+{
+    size_t CH = (size_t)C * HD;
+    matmul(q, xg, w->w[0] + hh * CH, w->b[0] + hh * HD, R, C, HD, 0);
+    gemm(0, 1, R, C, HD, 1.0f, q, HD, w->w[1] + hh * CH, HD, 0.0f, qt, C);
+    const float *bk = w->b[1] + hh * HD;
+    for (int r = 0; r < R; r++) {
+        float d = 0.0f;
+        for (int e = 0; e < HD; e++) d += q[(size_t)r * HD + e] * bk[e];
+        cg[r] = d;
+    }
+}
+
+/* qk_forward backwards from dqt and dc (R): dq (R, HD) = dqt W_K + dc b_K, and into the key
+ * weights (when trainable) gW_K += dqt^T q, gb_K += dc q. */
+static void qk_backward(float *dq, float *gwk, float *gbk, const float *dqt, const float *dc, const float *q,
+                        const float *wk, const float *bk, int R, int C, int HD)
+{
+    memset(dq, 0, sizeof(float) * (size_t)R * HD);
+    gemm(0, 0, R, HD, C, 1.0f, dqt, C, wk, HD, 0.0f, dq, HD);
+    if (gwk) gemm(1, 0, C, HD, R, 1.0f, dqt, C, q, HD, 1.0f, gwk, HD);
+    for (int r = 0; r < R; r++)
+        for (int e = 0; e < HD; e++) {
+            dq[(size_t)r * HD + e] += dc[r] * bk[e];
+            if (gbk) gbk[e] += dc[r] * q[(size_t)r * HD + e];
+        }
 }
 
 static int check_batch(const Model *m, const BwdBatch *bt, StrBuf *err)
@@ -434,27 +523,16 @@ int bwd_forward(BwdState *s, const Model *m, const BwdBatch *bt, const BwdOption
     int nfull = sparse ? L - 1 : L;
     size_t NF = (size_t)nfull, BR = BT > Rz ? BT : Rz, TT = (size_t)T * T, VT = V + (size_t)T;
     /* every buffer of the pass, in one allocation */
-    size_t sizes[] = {(NF + 1) * BT * C, NF * BT * C, NF * 3 * NH * BT * HD, NF * NH * BT * T, NF * NH * BT * HD,
-                      NF * BT * M, 3 * NH * VT * HD, Rz * C, NH * Rz * HD, NH * Rz * C, NH * Rz, NH * Rz * T,
-                      NH * Rz * C, NH * Rz * HD, Rz * C, Rz * M, Rz * C, Rz * VO, Rz * VO, BT * C, Rz * C,
-                      3 * NH * BT * HD, NH * BR * HD, BR * M, Rz * C, Rz * C, NH * Rz * HD, Rz, VT * HD,
-                      TT > (size_t)T ? TT : (size_t)T};
-    float **slots[] = {&s->x_in, &s->x_mid, &s->qkv, &s->att, &s->z, &s->h, &s->tab, &s->xg, &s->qg, &s->qt,
-                       &s->cg, &s->attg, &s->ag, &s->zg, &s->xg_mid, &s->hg, &s->xg_out, &s->logits, &s->dlogits,
-                       &s->dx, &s->dxg, &s->dqkv, &s->dz, &s->dh, &s->da, &s->dqt, &s->dqg, &s->dc, &s->dtab,
-                       &s->scratch};
-    size_t need = 0;
-    for (size_t i = 0; i < ARRAY_LEN(sizes); i++) need += rup(sizes[i]);
-    if (need > s->cap) {
-        free(s->mem);
-        s->mem = xmalloc(need * sizeof(float));
-        s->cap = need;
-    }
-    size_t off = 0;
-    for (size_t i = 0; i < ARRAY_LEN(sizes); i++) {
-        *slots[i] = s->mem + off;
-        off += rup(sizes[i]);
-    }
+    const Slot slots[] = {{&s->x_in, (NF + 1) * BT * C}, {&s->x_mid, NF * BT * C}, {&s->qkv, NF * 3 * NH * BT * HD},
+                          {&s->att, NF * NH * BT * T}, {&s->z, NF * NH * BT * HD}, {&s->h, NF * BT * M},
+                          {&s->tab, 3 * NH * VT * HD}, {&s->xg, Rz * C}, {&s->qg, NH * Rz * HD}, {&s->qt, NH * Rz * C},
+                          {&s->cg, NH * Rz}, {&s->attg, NH * Rz * T}, {&s->ag, NH * Rz * C}, {&s->zg, NH * Rz * HD},
+                          {&s->xg_mid, Rz * C}, {&s->hg, Rz * M}, {&s->xg_out, Rz * C}, {&s->logits, Rz * VO},
+                          {&s->dlogits, Rz * VO}, {&s->dx, BT * C}, {&s->dxg, Rz * C}, {&s->dqkv, 3 * NH * BT * HD},
+                          {&s->dz, NH * BR * HD}, {&s->dh, BR * M}, {&s->da, Rz * C}, {&s->dqt, Rz * C},
+                          {&s->dqg, NH * Rz * HD}, {&s->dc, Rz}, {&s->dtab, VT * HD},
+                          {&s->scratch, TT > (size_t)T ? TT : (size_t)T}};
+    carve(&s->mem, &s->cap, slots, ARRAY_LEN(slots));
     s->B = B;
     s->T = T;
     s->R = R;
@@ -547,20 +625,8 @@ int bwd_forward(BwdState *s, const Model *m, const BwdBatch *bt, const BwdOption
         /* the last block at the rows; keys and values through the residual */
         LayerP w = layer_slices(p, c, L - 1);
         for (size_t hh = 0; hh < NH; hh++) {
-            float *q = s->qg + hh * Rz * HD, *qt = s->qt + hh * Rz * C, *cg = s->cg + hh * Rz;
-            matmul(q, s->xg, w.w[0] + hh * C * HD, w.b[0] + hh * HD, R, (int)C, (int)HD, 0);
-            /* qt (R, C) = q (R, HD) . W_K[h]^T;  c = q . b_K */
-            if (R > 0 && HD > 0)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, (int)C, (int)HD, 1.0f, q, (int)HD,
-                            w.w[1] + hh * C * HD, (int)HD, 0.0f, qt, (int)C);
-            else
-                memset(qt, 0, sizeof(float) * Rz * C);
-            const float *bk = w.b[1] + hh * HD;
-            for (int r = 0; r < R; r++) {
-                float d = 0.0f;
-                for (size_t e = 0; e < HD; e++) d += q[(size_t)r * HD + e] * bk[e];
-                cg[r] = d;
-            }
+            float *qt = s->qt + hh * Rz * C, *cg = s->cg + hh * Rz;
+            qk_forward(matmul, s->qg + hh * Rz * HD, qt, cg, s->xg, &w, hh, R, (int)C, (int)HD);
             bwd_rows_attend(s->ag + hh * Rz * C, s->attg + hh * Rz * T, qt, cg, xf, bt->seq, bt->pos, bt->lens, R, T,
                             (int)C, scale, c->causal);
             matmul(s->zg + hh * Rz * HD, s->ag + hh * Rz * C, w.w[2] + hh * C * HD, w.b[2] + hh * HD, R, (int)C,
@@ -694,22 +760,8 @@ void bwd_backward(BwdState *s, const Model *m, const BwdOptions *o, float *grads
             memset(s->dc, 0, sizeof(float) * Rz);
             bwd_rows_attend_backward(s->dx, s->dqt, s->dc, s->scratch, s->da, s->attg + hh * Rz * T, qt, xf, s->seq,
                                      s->lens, R, T, (int)C, scale);
-            /* qt = q W_K^T: dq = dqt W_K, dW_K += dqt^T q;  c = q . b_K */
-            memset(dq, 0, sizeof(float) * Rz * HD);
-            const float *wk = w.w[1] + hh * C * HD, *bk = w.b[1] + hh * HD;
-            if (R > 0 && HD > 0) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, (int)HD, (int)C, 1.0f, s->dqt, (int)C, wk,
-                            (int)HD, 0.0f, dq, (int)HD);
-                if (g.w[1])
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)C, (int)HD, R, 1.0f, s->dqt, (int)C, q,
-                                (int)HD, 1.0f, g.w[1] + hh * C * HD, (int)HD);
-            }
-            float *gbk = hs(g.b[1], hh * HD);
-            for (int r = 0; r < R; r++)
-                for (size_t e = 0; e < HD; e++) {
-                    dq[(size_t)r * HD + e] += s->dc[r] * bk[e];
-                    if (gbk) gbk[e] += s->dc[r] * q[(size_t)r * HD + e];
-                }
+            qk_backward(dq, hs(g.w[1], hh * C * HD), hs(g.b[1], hh * HD), s->dqt, s->dc, q, w.w[1] + hh * C * HD,
+                        w.b[1] + hh * HD, R, (int)C, (int)HD);
         }
         /* q = xg W_Q + b_Q; then the rows' gradient joins the keys' and values' */
         for (size_t hh = 0; hh < NH; hh++)
@@ -985,34 +1037,6 @@ int bwd_pool_step(BwdPool *p, const Model *m, const BwdBatch *b, const BwdOption
  * few; tests/unit/test_backward.c checks them against finite differences and against the
  * general pass (run with naive kernels). */
 
-/* C (M, N) = alpha op(A) op(B) + beta C, skipping empty products (C is scaled by beta). */
-static void gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-                 float beta, float *C, int ldc)
-{
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0) {
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
-                B, ldb, beta, C, ldc);
-}
-
-/* y (rows) += A (rows, cols) x (trans = 0), or y (cols) += A^T x (trans = 1). */
-static void gemv(int trans, int rows, int cols, const float *A, int lda, const float *x, float *y)
-{
-    if (rows <= 0 || cols <= 0) return;
-    cblas_sgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, rows, cols, 1.0f, A, lda, x, 1, 1.0f, y, 1);
-}
-
-/* A (rows, cols) += x (rows) y (cols)^T */
-static void ger(int rows, int cols, const float *x, const float *y, float *A, int lda)
-{
-    if (rows <= 0 || cols <= 0) return;
-    cblas_sger(CblasRowMajor, rows, cols, 1.0f, x, 1, y, 1, A, lda);
-}
-
 typedef struct {
     /* block 0 */
     float *Gm;      /* (NH, HD, M) W_O0[h] W_in0 */
@@ -1062,28 +1086,17 @@ static void tb_alloc(BwdState *s, const ModelConfig *c)
     size_t tmp = R * (C > M ? C : M);
     if (tmp < R * HD) tmp = R * HD;
     tmp += C + M + 16;
-    size_t sizes[] = {NH * HD * M, VT * M, M, BT * M, C, NH * R * HD, R * M, NH * R * V, NH * R * T, NH * NH * R * HD,
-                      NH * R * M, NH * R, NH * R * V, NH * NH * R * HD, NH * R * M, NH * BT * HD, BT * M, R * V, R * T,
-                      NH * R * HD, R * M, R, R * T, R * V, NH * R * HD, R * M, VT * M, HD * M, tmp, BT * V,
-                      (size_t)s->B};
     if (!s->tb) s->tb = xcalloc(1, sizeof(Tb));
     Tb *tb = s->tb;
-    float **slots[] = {&tb->Gm, &tb->tin, &tb->cin, &tb->hid, &tb->bsum, &tb->zr, &tb->hr, &tb->EQ, &tb->PQ, &tb->KO,
-                       &tb->KM, &tb->kc, &tb->Ptok, &tb->PZ, &tb->PH, &tb->dz0, &tb->dh0, &tb->DE, &tb->DP, &tb->DO,
-                       &tb->DM, &tb->dcst, &tb->g, &tb->Gtok, &tb->GZ, &tb->GH, &tb->DU, &tb->ZU, &tb->tmp,
-                       &tb->onehot, &tb->ones};
-    size_t need = 0;
-    for (size_t i = 0; i < ARRAY_LEN(sizes); i++) need += rup(sizes[i]);
-    if (need > s->tbcap) {
-        free(s->tbmem);
-        s->tbmem = xmalloc(need * sizeof(float));
-        s->tbcap = need;
-    }
-    size_t off = 0;
-    for (size_t i = 0; i < ARRAY_LEN(sizes); i++) {
-        *slots[i] = s->tbmem + off;
-        off += rup(sizes[i]);
-    }
+    const Slot slots[] = {{&tb->Gm, NH * HD * M}, {&tb->tin, VT * M}, {&tb->cin, M}, {&tb->hid, BT * M}, {&tb->bsum, C},
+                          {&tb->zr, NH * R * HD}, {&tb->hr, R * M}, {&tb->EQ, NH * R * V}, {&tb->PQ, NH * R * T},
+                          {&tb->KO, NH * NH * R * HD}, {&tb->KM, NH * R * M}, {&tb->kc, NH * R},
+                          {&tb->Ptok, NH * R * V}, {&tb->PZ, NH * NH * R * HD}, {&tb->PH, NH * R * M},
+                          {&tb->dz0, NH * BT * HD}, {&tb->dh0, BT * M}, {&tb->DE, R * V}, {&tb->DP, R * T},
+                          {&tb->DO, NH * R * HD}, {&tb->DM, R * M}, {&tb->dcst, R}, {&tb->g, R * T}, {&tb->Gtok, R * V},
+                          {&tb->GZ, NH * R * HD}, {&tb->GH, R * M}, {&tb->DU, VT * M}, {&tb->ZU, HD * M},
+                          {&tb->tmp, tmp}, {&tb->onehot, BT * V}, {&tb->ones, (size_t)s->B}};
+    carve(&s->tbmem, &s->tbcap, slots, ARRAY_LEN(slots));
 }
 
 static int tb_forward(BwdState *s, const Model *m, const BwdBatch *bt, const BwdOptions *o)
@@ -1153,15 +1166,8 @@ static int tb_forward(BwdState *s, const Model *m, const BwdBatch *bt, const Bwd
 
     /* block 1 at the rows */
     for (int h1 = 0; h1 < NH; h1++) {
-        float *q = s->qg + (size_t)h1 * Rz * HD, *qt = s->qt + (size_t)h1 * Rz * C, *cg = s->cg + (size_t)h1 * Rz;
-        fwd_matmul(q, s->xg, w1.w[0] + (size_t)h1 * C * HD, w1.b[0] + (size_t)h1 * HD, R, C, HD, 0);
-        gemm(0, 1, R, C, HD, 1.0f, q, HD, w1.w[1] + (size_t)h1 * C * HD, HD, 0.0f, qt, C);
-        const float *bk = w1.b[1] + (size_t)h1 * HD;
-        for (int r = 0; r < R; r++) {
-            float d = 0.0f;
-            for (int e = 0; e < HD; e++) d += q[(size_t)r * HD + e] * bk[e];
-            cg[r] = d;
-        }
+        float *qt = s->qt + (size_t)h1 * Rz * C, *cg = s->cg + (size_t)h1 * Rz;
+        qk_forward(fwd_matmul, s->qg + (size_t)h1 * Rz * HD, qt, cg, s->xg, &w1, (size_t)h1, R, C, HD);
         float *EQ = tb->EQ + (size_t)h1 * Rz * V, *PQ = tb->PQ + (size_t)h1 * Rz * T, *KM = tb->KM + (size_t)h1 * Rz * M;
         float *kc = tb->kc + (size_t)h1 * Rz;
         gemm(0, 1, R, V, C, 1.0f, qt, C, p->W_E, C, 0.0f, EQ, V);
@@ -1370,17 +1376,8 @@ static void tb_backward(BwdState *s, const Model *m, const BwdOptions *o, float 
                 gemm(1, 0, HD, C, R, 1.0f, tb->GZ + (size_t)h0 * Rz * HD, HD, qt, C, 1.0f, g0.wo + (size_t)h0 * HD * C, C);
         if (g0.wout) gemm(1, 0, M, C, R, 1.0f, tb->GH, M, qt, C, 1.0f, g0.wout, C);
         add_weighted_rows(gb, s->dc, qt, R, C);
-        /* qt = q W_K1^T, c = q . b_K1 */
-        memset(dq, 0, sizeof(float) * Rz * HD);
-        const float *wk = w1.w[1] + (size_t)h1 * C * HD, *bk = w1.b[1] + (size_t)h1 * HD;
-        gemm(0, 0, R, HD, C, 1.0f, s->dqt, C, wk, HD, 0.0f, dq, HD);
-        if (g1.w[1]) gemm(1, 0, C, HD, R, 1.0f, s->dqt, C, q, HD, 1.0f, g1.w[1] + (size_t)h1 * C * HD, HD);
-        float *gbk = hs(g1.b[1], (size_t)h1 * HD);
-        for (int r = 0; r < R; r++)
-            for (int e = 0; e < HD; e++) {
-                dq[(size_t)r * HD + e] += s->dc[r] * bk[e];
-                if (gbk) gbk[e] += s->dc[r] * q[(size_t)r * HD + e];
-            }
+        qk_backward(dq, hs(g1.w[1], (size_t)h1 * C * HD), hs(g1.b[1], (size_t)h1 * HD), s->dqt, s->dc, q,
+                    w1.w[1] + (size_t)h1 * C * HD, w1.b[1] + (size_t)h1 * HD, R, C, HD);
     }
     /* q = xg W_Q1 + b_Q1; then dxg is the gradient of block 0's output at the rows */
     for (int h1 = 0; h1 < NH; h1++)

@@ -10,7 +10,7 @@
 
 #include "common/rng.h"
 #include "common/sha256.h"
-#include "compiler/frontend.h"
+#include "compiler/front/frontend.h"
 
 /* ---------------------------------------------------------------- seeds */
 

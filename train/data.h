@@ -18,8 +18,8 @@
 
 #include <stdint.h>
 
-#include "compiler/interp.h"
-#include "compiler/rasp.h"
+#include "compiler/interp/interp.h"
+#include "compiler/front/rasp.h"
 #include "runtime/model.h"
 
 /* A program read against a model: its vocab must be the model's, its output must fit the

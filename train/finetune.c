@@ -13,7 +13,7 @@
 #include "common/outfile.h"
 #include "common/rng.h"
 #include "common/sha256.h"
-#include "compiler/verify.h"
+#include "compiler/back/verify.h"
 #include "runtime/decode.h"
 #include "runtime/forward.h"
 #include "train/backward.h"

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "compiler/verify.h"
+#include "compiler/back/verify.h"
 #include "runtime/decode.h"
 #include "runtime/forward.h"
 #include "runtime/model.h"

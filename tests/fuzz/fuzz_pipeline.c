@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compiler/assemble.h"
-#include "compiler/frontend.h"
-#include "compiler/verify.h"
+#include "compiler/back/assemble.h"
+#include "compiler/front/frontend.h"
+#include "compiler/back/verify.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -16,10 +16,10 @@
 #include <string.h>
 
 #include "common/rng.h"
-#include "compiler/assemble.h"
-#include "compiler/frontend.h"
-#include "compiler/interp.h"
-#include "compiler/verify.h"
+#include "compiler/back/assemble.h"
+#include "compiler/front/frontend.h"
+#include "compiler/interp/interp.h"
+#include "compiler/back/verify.h"
 #include "runtime/forward.h"
 
 /* ---- helpers ------------------------------------------------------------------------ */

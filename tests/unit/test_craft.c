@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compiler/assemble.h"
-#include "compiler/craft.h"
-#include "compiler/frontend.h"
+#include "compiler/back/assemble.h"
+#include "compiler/back/craft.h"
+#include "compiler/front/frontend.h"
 
 typedef struct {
     RaspProgram *p;

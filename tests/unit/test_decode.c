@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compiler/assemble.h"
-#include "compiler/frontend.h"
-#include "compiler/interp.h"
+#include "compiler/back/assemble.h"
+#include "compiler/front/frontend.h"
+#include "compiler/interp/interp.h"
 #include "runtime/decode.h"
 #include "runtime/forward.h"
 #include "runtime/model.h"

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "common/util.h"
-#include "compiler/diag.h"
+#include "compiler/front/diag.h"
 
 static Span at(int file, int line, int col, int end_line, int end_col)
 {
@@ -292,6 +292,35 @@ static void test_diag_keeps_its_own_copy_of_the_text(void **st)
     diag_free(d);
 }
 
+/* Offsets and positions through the line-start table agree with a scan from byte 0. */
+static void test_diag_offset_and_position_match_a_scan(void **state)
+{
+    (void)state;
+    const char *texts[] = {"", "a", "ab\ncd\n", "\n\nx", "one\n\nthree\nfour"};
+    for (size_t t = 0; t < sizeof texts / sizeof *texts; t++) {
+        Diag *d = diag_new();
+        const char *s = texts[t];
+        size_t len = strlen(s);
+        int f = diag_add_file(d, "t", s, len);
+        int line = 1, col = 1;
+        for (size_t off = 0; off <= len; off++) {
+            int l, c2;
+            diag_position(d, f, off, &l, &c2);
+            assert_int_equal(l, line);
+            assert_int_equal(c2, col);
+            assert_int_equal(diag_offset(d, f, line, col), off);
+            if (off < len && s[off] == '\n') {
+                line++;
+                col = 1;
+            } else {
+                col++;
+            }
+        }
+        assert_int_equal(diag_offset(d, f, line + 3, 1), len);   /* clamped */
+        diag_free(d);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -311,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_diag_caps_errors_and_drops_notes_of_dropped_errors),
         cmocka_unit_test(test_diag_print_writes_the_rendered_text_and_returns_the_count),
         cmocka_unit_test(test_diag_keeps_its_own_copy_of_the_text),
+        cmocka_unit_test(test_diag_offset_and_position_match_a_scan),
     };
     return cmocka_run_group_tests_name("diag", tests, NULL, NULL);
 }

@@ -16,9 +16,9 @@
 #include "analysis/coords.h"
 #include "analysis/diff.h"
 #include "common/rng.h"
-#include "compiler/assemble.h"
-#include "compiler/frontend.h"
-#include "compiler/verify.h"
+#include "compiler/back/assemble.h"
+#include "compiler/front/frontend.h"
+#include "compiler/back/verify.h"
 
 static RaspProgram *load(const char *path)
 {

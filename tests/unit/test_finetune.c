@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #include "common/sha256.h"
-#include "compiler/assemble.h"
-#include "compiler/frontend.h"
+#include "compiler/back/assemble.h"
+#include "compiler/front/frontend.h"
 #include "train/finetune.h"
 
 /* ---------------------------------------------------------------- fixtures */

@@ -14,8 +14,8 @@
 
 #include "common/rng.h"
 #include "common/util.h"
-#include "compiler/frontend.h"
-#include "compiler/interp.h"
+#include "compiler/front/frontend.h"
+#include "compiler/interp/interp.h"
 
 /* ---- a tiny program builder --------------------------------------------------------- */
 

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compiler/frontend.h"
-#include "compiler/lower.h"
+#include "compiler/front/frontend.h"
+#include "compiler/back/lower.h"
 
 static RaspProgram *load_text(const char *text)
 {

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "common/util.h"
-#include "compiler/ast.h"
+#include "compiler/front/ast.h"
 
 typedef struct {
     Diag *d;

@@ -14,8 +14,8 @@
 
 #include "analysis/probe.h"
 #include "analysis/readout.h"
-#include "compiler/assemble.h"
-#include "compiler/frontend.h"
+#include "compiler/back/assemble.h"
+#include "compiler/front/frontend.h"
 
 static RaspProgram *load(const char *path)
 {
@@ -63,17 +63,18 @@ static void check_exact(const char *path, int fuse)
 {
     RaspProgram *p = load(path);
     Model *m = compile(p, fuse);
-    RoLayout lay;
-    ro_layout_init(&lay, m, p);
+    DecLayout lay;
+    dec_layout_init(&lay, m);
     ProbeOptions o = quick();
     StrBuf err;
     sb_init(&err);
+    assert_int_equal(dec_layout_add_virtual(&lay, m, &err), 0);
     int nread = 0;
-    for (int i = 0; i < lay.nsops; i++) {
-        if (!lay.sops[i].readable) continue;
+    for (int i = 0; i < p->nsops; i++) {
+        if (!ro_find(&lay, &p->sops[i])) continue;
         nread++;
         ProbeResult r;
-        if (probe_run(m, p, lay.sops[i].name, &o, &r, &err)) fail_msg("%s: %s", path, err.s);
+        if (probe_run(m, p, p->sops[i].label, &o, &r, &err)) fail_msg("%s: %s", path, err.s);
         assert_true(r.direct_ok);
         assert_true(r.own_program);
         for (int s = r.written_stage; s < r.nstages; s++)
@@ -83,7 +84,7 @@ static void check_exact(const char *path, int fuse)
     }
     assert_true(nread >= 3);
     sb_free(&err);
-    ro_layout_free(&lay);
+    dec_layout_free(&lay);
     model_free(m);
     rasp_free(p);
 }
@@ -187,6 +188,46 @@ static void test_probe_of_another_program_has_no_direct_read(void **state)
     rasp_free(pb);
 }
 
+/* Probing several s-ops in one pass gives each the result probing it alone gives. */
+static void test_probe_many_equals_one_at_a_time(void **state)
+{
+    (void)state;
+    RaspProgram *p = load("rasp_examples/count_a.rasp");
+    Model *m = compile(p, 1);
+    m->params.W_E[(size_t)2 * m->cfg.d_model] += 0.3f;   /* not exact: the probes have work to do */
+    ProbeOptions o = quick();
+    o.train_n = 120;
+    o.test_n = 80;
+    o.steps = 40;
+    const char *names[3] = {"is_a", "count_a", "tokens"};
+    ProbeResult many[3];
+    StrBuf err;
+    sb_init(&err);
+    assert_int_equal(probe_run_many(m, p, names, 3, &o, many, &err), 0);
+    for (int k = 0; k < 3; k++) {
+        ProbeResult one;
+        assert_int_equal(probe_run(m, p, names[k], &o, &one, &err), 0);
+        assert_string_equal(one.sop, many[k].sop);
+        assert_int_equal(one.nclasses, many[k].nclasses);
+        assert_int_equal(one.written_stage, many[k].written_stage);
+        assert_true(one.majority == many[k].majority);
+        for (int s = 0; s < one.nstages; s++) {
+            assert_memory_equal(&one.st[s].direct, &many[k].st[s].direct, sizeof(double));
+            assert_memory_equal(&one.st[s].linear_train, &many[k].st[s].linear_train, sizeof(double));
+            assert_memory_equal(&one.st[s].linear_test, &many[k].st[s].linear_test, sizeof(double));
+        }
+        probe_result_free(&one);
+        probe_result_free(&many[k]);
+    }
+    /* an unknown name fails before any work */
+    const char *bad[2] = {"is_a", "nope"};
+    assert_int_equal(probe_run_many(m, p, bad, 2, &o, many, &err), -1);
+    assert_non_null(strstr(err.s, "no s-op named 'nope'"));
+    sb_free(&err);
+    model_free(m);
+    rasp_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -194,6 +235,7 @@ int main(void)
         cmocka_unit_test(test_probe_direct_read_drops_where_a_plant_breaks_the_sop),
         cmocka_unit_test(test_probe_linear_probe_learns_what_the_labels_hold),
         cmocka_unit_test(test_probe_of_another_program_has_no_direct_read),
+        cmocka_unit_test(test_probe_many_equals_one_at_a_time),
     };
     return cmocka_run_group_tests_name("probe", tests, NULL, NULL);
 }

@@ -14,8 +14,8 @@
 
 #include "analysis/prune.h"
 #include "common/rng.h"
-#include "compiler/assemble.h"
-#include "compiler/frontend.h"
+#include "compiler/back/assemble.h"
+#include "compiler/front/frontend.h"
 
 static RaspProgram *load(const char *path)
 {

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "compiler/frontend.h"
+#include "compiler/front/frontend.h"
 
 #define HEAD "vocab {a, b, c};\nmax_len 5;\n"
 
@@ -973,9 +973,33 @@ static void test_sema_survives_mutated_programs(void **state)
     free(buf);
 }
 
+/* Constant `and`/`or` short-circuit like lambdas (and Python): the right side of
+ * `false and ...` / `true or ...` is not evaluated, in a lambda or outside one. */
+static void test_sema_constant_and_or_short_circuit(void **state)
+{
+    (void)state;
+    const char *srcs[] = {
+        HEAD "c = false and (1 / 0 == 0);\nout = map(lambda x: c, tokens);\noutput out;\n",
+        HEAD "out = map(lambda x: false and (1 / 0 == 0), tokens);\noutput out;\n",
+        HEAD "c = true or 5;\nout = map(lambda x: not c, tokens);\noutput out;\n",
+        HEAD "out = map(lambda x: not (true or 5), tokens);\noutput out;\n",
+    };
+    for (size_t k = 0; k < sizeof srcs / sizeof *srcs; k++) {
+        RaspProgram *p = load(srcs[k]);
+        const RaspSop *o = sop(p, "out");
+        assert_string_equal(vals(o), "{false}");
+        rasp_free(p);
+    }
+    /* when the left side does not decide, the right is evaluated, and its failure reported */
+    FAILS(HEAD "c = true and (1 / 0 == 0);\nout = map(lambda x: c, tokens);\noutput out;\n", "division by zero");
+    FAILS(HEAD "out = map(lambda x: true and (1 / 0 == 0), tokens);\noutput out;\n", "division by zero");
+    FAILS(HEAD "c = false or 5;\nout = map(lambda x: c, tokens);\noutput out;\n", "'or' takes booleans");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sema_constant_and_or_short_circuit),
         cmocka_unit_test(test_sema_tokens_and_indices),
         cmocka_unit_test(test_sema_map_value_set_and_table),
         cmocka_unit_test(test_sema_map_outputs_sorted_by_value_order),

@@ -34,8 +34,8 @@
 #include <jansson.h>
 
 #include "common/util.h"
-#include "compiler/frontend.h"
-#include "compiler/interp.h"
+#include "compiler/front/frontend.h"
+#include "compiler/interp/interp.h"
 
 /* Reference program id -> our example file. */
 static const struct {

@@ -9,9 +9,9 @@
 #include <math.h>
 #include <string.h>
 
-#include "compiler/scalar.h"
-#include "compiler/value.h"
-#include "compiler/valueset.h"
+#include "compiler/front/scalar.h"
+#include "compiler/front/valops.h"
+#include "compiler/front/valueset.h"
 
 static Arena arena;
 

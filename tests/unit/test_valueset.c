@@ -17,8 +17,8 @@
 
 #include "common/rng.h"
 #include "common/util.h"
-#include "compiler/frontend.h"
-#include "compiler/interp.h"
+#include "compiler/front/frontend.h"
+#include "compiler/interp/interp.h"
 
 #define MAX_INPUTS 200000L  /* per sweep: keeps the whole driver to a few seconds */
 

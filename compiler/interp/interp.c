@@ -17,7 +17,7 @@
  *     otherwise (disagreement or a selected None) -> None;
  *   - numerical aggregate: none selected -> default, a selected None -> None, else the mean
  *     (summed in position order) looked up in the aggregate's own value set. */
-#include "compiler/interp.h"
+#include "compiler/interp/interp.h"
 
 #include <stdarg.h>
 #include <stdio.h>

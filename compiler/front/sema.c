@@ -9,7 +9,11 @@
  * parent is the scope as it was when the `def` was written, which is what makes
  * recursion and forward references impossible. Labels given by assignments are fixed
  * when the assignment runs; generated labels (`map_3`) are handed out at the end, in id
- * order, skipping every label a user took, so they never collide. */
+ * order, skipping every label a user took, so they never collide.
+ *
+ * Why one file of ~2,500 lines: every statement kind and expression form shares the
+ * scope, value-set and error-reporting helpers above, which stay static here; the pieces
+ * that stand alone are already out (scalar.c, valueset.c, valops.c, frontend.c). */
 #include "sema.h"
 
 #include <ctype.h>
@@ -291,10 +295,7 @@ static const char *snippet(Sema *S, Span sp, char *buf, size_t cap)
     size_t len;
     const char *text = diag_file_text(S->d, sp.file, &len);
     if (!text) return NULL;
-    size_t off = 0;
-    for (int line = 1; line < sp.line && off < len; off++)
-        if (text[off] == '\n') line++;
-    size_t start = off + (size_t)sp.col - 1, n = (size_t)(sp.end_col - sp.col + 1);
+    size_t start = diag_offset(S->d, sp.file, sp.line, sp.col), n = (size_t)(sp.end_col - sp.col + 1);
     if (start + n > len || n + 1 > cap || n > 40) return NULL;
     memcpy(buf, text + start, n);
     buf[n] = 0;
@@ -346,6 +347,28 @@ static const char *intern(Sema *S, const char *s)
     k = arena_strdup(S->pa, s);
     sm_put(&S->interned, k, 1);
     return k;
+}
+
+/* The constant a literal node denotes (an int, float, bool or string literal): 1 and *v,
+ * else 0. Every place that turns literals into values goes through here. */
+static int literal_value(Sema *S, const AstNode *n, Value *v)
+{
+    switch (n->kind) {
+    case AST_INT: *v = val_int(n->ival); return 1;
+    case AST_FLOAT: *v = val_float(n->fval); return 1;
+    case AST_BOOL: *v = val_bool((int)n->ival); return 1;
+    case AST_STR: *v = val_str(intern(S, n->str ? n->str : "")); return 1;
+    default: return 0;
+    }
+}
+
+/* An integer literal, possibly negated (`3`, `-3`), as declarations take them. */
+static int signed_int_literal(const AstNode *n, int64_t *v)
+{
+    if (n->kind == AST_INT) *v = n->ival;
+    else if (n->kind == AST_UNARY && n->op == OP_NEG && n->kids[0]->kind == AST_INT) *v = -n->kids[0]->ival;
+    else return 0;
+    return 1;
 }
 
 static Value intern_val(Sema *S, Value v)
@@ -757,27 +780,13 @@ static void unknown_name(Sema *S, Env *env, const AstNode *n, const char *name, 
 /* Compile a lambda body (resolve names, fold constants). Reports static errors. */
 static LNode *lam_compile(Sema *S, LamCtx *L, const AstNode *n)
 {
+    Value lit;
+    if (literal_value(S, n, &lit)) {
+        LNode *r = lnode_new(S, LN_CONST, n->span);
+        r->v = lit;
+        return r;
+    }
     switch (n->kind) {
-    case AST_INT: {
-        LNode *r = lnode_new(S, LN_CONST, n->span);
-        r->v = val_int(n->ival);
-        return r;
-    }
-    case AST_FLOAT: {
-        LNode *r = lnode_new(S, LN_CONST, n->span);
-        r->v = val_float(n->fval);
-        return r;
-    }
-    case AST_BOOL: {
-        LNode *r = lnode_new(S, LN_CONST, n->span);
-        r->v = val_bool((int)n->ival);
-        return r;
-    }
-    case AST_STR: {
-        LNode *r = lnode_new(S, LN_CONST, n->span);
-        r->v = val_str(intern(S, n->str ? n->str : ""));
-        return r;
-    }
     case AST_NAME: {
         for (int i = 0; i < L->nparams; i++)
             if (!strcmp(n->str, L->pnames[i])) {
@@ -1556,7 +1565,13 @@ static RVal expr_binary(Sema *S, Env *env, const AstNode *n, int want)
 {
     AstOp op = n->op;
     const AstNode *ln = n->kids[0], *rn = n->kids[1];
-    RVal l = expr(S, env, ln, -1), r = expr(S, env, rn, -1);
+    RVal l = expr(S, env, ln, -1);
+    /* `and`/`or` short-circuit on a constant left side, as lambdas, Python and `x if c else
+     * y` do: false and ..., true or ... are the left side, and the right is not evaluated */
+    int t;
+    if ((op == OP_AND || op == OP_OR) && l.kind == RK_CONST && val_as_bool(l.v, &t) && t == (op == OP_OR))
+        return lift(S, l, want, n->span);
+    RVal r = expr(S, env, rn, -1);
     if (l.kind == RK_ERROR || r.kind == RK_ERROR) return rv_error();
 
     if (l.kind == RK_CONST && r.kind == RK_CONST) {
@@ -1676,11 +1691,15 @@ static RVal expr(Sema *S, Env *env, const AstNode *n, int want)
         return rv_error();
     }
     RVal res = rv_error();
+    Value lit;
     switch (n->kind) {
-    case AST_INT: res = lift(S, rv_const(val_int(n->ival)), want, n->span); break;
-    case AST_FLOAT: res = lift(S, rv_const(val_float(n->fval)), want, n->span); break;
-    case AST_BOOL: res = lift(S, rv_const(val_bool((int)n->ival)), want, n->span); break;
-    case AST_STR: res = lift(S, rv_const(val_str(intern(S, n->str ? n->str : ""))), want, n->span); break;
+    case AST_INT:
+    case AST_FLOAT:
+    case AST_BOOL:
+    case AST_STR:
+        literal_value(S, n, &lit);
+        res = lift(S, rv_const(lit), want, n->span);
+        break;
     case AST_NAME: {
         Binding *b = scope_lookup(env->scope, n->str);
         if (!b) {
@@ -1998,15 +2017,9 @@ done:
 static Value vocab_entry(Sema *S, const AstNode *e, int *ok)
 {
     *ok = 1;
-    switch (e->kind) {
-    case AST_NAME:
-    case AST_STR: return val_str(intern(S, e->str ? e->str : ""));
-    case AST_INT: return val_int(e->ival);
-    case AST_UNARY:
-        if (e->op == OP_NEG && e->kids[0]->kind == AST_INT) return val_int(-e->kids[0]->ival);
-        break;
-    default: break;
-    }
+    int64_t i;
+    if (e->kind == AST_NAME || e->kind == AST_STR) return val_str(intern(S, e->str ? e->str : ""));
+    if (signed_int_literal(e, &i)) return val_int(i);
     *ok = 0;
     serr(S, e->span, "a vocab entry must be a name, a string or an integer");
     return val_none();
@@ -2187,11 +2200,7 @@ static void declarations(Sema *S)
     } else if (first[AST_MAXLEN]) {
         const AstNode *e = first[AST_MAXLEN]->kids[0];
         int64_t v = 0;
-        int ok = 1;
-        if (e->kind == AST_INT) v = e->ival;
-        else if (e->kind == AST_UNARY && e->op == OP_NEG && e->kids[0]->kind == AST_INT) v = -e->kids[0]->ival;
-        else ok = 0;
-        if (!ok) serr(S, e->span, "max_len takes an integer, e.g. `max_len 10;`");
+        if (!signed_int_literal(e, &v)) serr(S, e->span, "max_len takes an integer, e.g. `max_len 10;`");
         else if (v < 1 || v > RASP_MAX_LEN)
             serr(S, e->span, "max_len must be between 1 and %d, got %lld", RASP_MAX_LEN, (long long)v);
         else S->max_len = (int)v;

@@ -1,5 +1,5 @@
 /* lower.c — see lower.h. */
-#include "compiler/lower.h"
+#include "compiler/back/lower.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /* verify.c — see verify.h. */
-#include "compiler/verify.h"
+#include "compiler/back/verify.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "common/rng.h"
-#include "compiler/frontend.h"
-#include "compiler/interp.h"
+#include "compiler/front/frontend.h"
+#include "compiler/interp/interp.h"
 #include "runtime/decode.h"
 #include "runtime/forward.h"
 
@@ -116,58 +116,11 @@ static int next_input(Inputs *in, int32_t *out, int *n)
 
 /* ---- diagnosis of a failing input ------------------------------------------------------- */
 
-typedef struct {
-    const char *label;
-    int stage;              /* residual stage after the sub-layer that writes it */
-    const char *where;      /* "block 2 attention" */
-    char buf[48];
-} Written;
-
 static int find_sop(const RaspProgram *p, const char *label)
 {
     for (int i = 0; i < p->nsops; i++)
         if (!strcmp(p->sops[i].label, label)) return i;
     return -1;
-}
-
-/* The s-ops the model writes, in the order it writes them (from its `layers` metadata; in
- * residual order when it has none). */
-static Written *written_order(const Model *m, const DecLayout *dl, int *nout)
-{
-    size_t nl = json_array_size(m->layers);
-    int cap = dl->nsops + 16, n = 0;
-    Written *w = xcalloc((size_t)cap, sizeof *w);
-    for (size_t l = 0; l < nl; l++) {
-        json_t *b = json_array_get(m->layers, l);
-        const char *part[2] = {"attn", "mlp"};
-        for (int k = 0; k < 2; k++) {
-            json_t *arr = json_object_get(b, part[k]);
-            for (size_t i = 0; i < json_array_size(arr); i++) {
-                json_t *outs = json_object_get(json_array_get(arr, i), "output");
-                for (size_t j = 0; j < json_array_size(outs); j++) {
-                    const char *lab = json_string_value(json_array_get(outs, j));
-                    if (!lab || !dec_layout_find(dl, lab)) continue;
-                    if (n == cap) w = xrealloc(w, sizeof *w * (size_t)(cap *= 2));
-                    w[n].label = lab;
-                    w[n].stage = (int)(2 * l + 1 + (size_t)k);
-                    snprintf(w[n].buf, sizeof w[n].buf, "block %zu %s", l, k ? "MLP" : "attention");
-                    w[n].where = w[n].buf;
-                    n++;
-                }
-            }
-        }
-    }
-    if (nl == 0) {
-        for (int i = 0; i < dl->nsops; i++) {
-            if (n == cap) w = xrealloc(w, sizeof *w * (size_t)(cap *= 2));
-            w[n].label = dl->sops[i].name;
-            w[n].stage = 2 * m->cfg.n_layers;
-            w[n].where = "the final residual";
-            n++;
-        }
-    }
-    *nout = n;
-    return w;
 }
 
 static void diagnose(const Model *m, const RaspProgram *p, const int32_t *rows, const int32_t *toks,
@@ -188,47 +141,44 @@ static void diagnose(const Model *m, const RaspProgram *p, const int32_t *rows, 
     if (fwd_forward(&st, m, rows, &len, 1, n + 1, &fo, &err)) goto done;
     DecLayout dl;
     dec_layout_init(&dl, m);
-    int nw;
-    Written *w = written_order(m, &dl, &nw);
+    /* the s-ops the model writes, in the order it writes them */
+    int *order = xmalloc(sizeof(int) * (size_t)(dl.nsops + 1));
+    int nw = dec_written_order(&dl, order);
     int C = m->cfg.d_model;
     for (int i = 0; i < nw && !rep->cx_culprit; i++) {
-        int sop = find_sop(p, w[i].label);
-        const DecSop *ds = dec_layout_find(&dl, w[i].label);
-        const float *res = fwd_resid_stage(&st, w[i].stage);
-        if (sop < 0 || !ds || !res) continue;
+        const DecSop *ds = &dl.sops[order[i]];
+        int sop = find_sop(p, ds->name);
+        const float *res = fwd_resid_stage(&st, ds->stage);
+        if (sop < 0 || !res) continue;
         const RaspSop *s = &p->sops[sop];
         const int32_t *ref = interp_values(it, sop);
         if (!ref) continue;
         for (int pos = 0; pos < n && !rep->cx_culprit; pos++) {
             if (ref[pos] == RASP_NONE) continue;
             const float *row = res + (size_t)(pos + 1) * C;
-            char *want = NULL, *got = NULL;
-            int bad;
+            if (dec_sop_agrees(ds, row, s->vals[ref[pos]])) continue;
+            char *want, *got;
             if (ds->categorical) {
-                want = value_text(s->vals[ref[pos]]);
                 int k = dec_categorical(ds, row);
+                want = value_text(s->vals[ref[pos]]);
                 got = xstrdup(k < 0 ? "None" : ds->values[k]);
-                bad = strcmp(want, got) != 0;
             } else {
-                double x = val_is_number(s->vals[ref[pos]]) ? val_as_double(s->vals[ref[pos]]) : 0;
-                float y = dec_numerical(ds, row);
-                want = float_text(x);
-                got = float_text(y);
-                bad = !(fabs(y - x) <= VERIFY_NUM_TOL * fmax(1.0, fabs(x)));
+                want = float_text(val_is_number(s->vals[ref[pos]]) ? val_as_double(s->vals[ref[pos]]) : 0);
+                got = float_text(dec_numerical(ds, row));
             }
-            if (bad) {
-                StrBuf b;
-                sb_init(&b);
-                sb_printf(&b, "s-op '%s' (%s) at position %d: expected %s, got %s", s->label,
-                          w[i].where, pos, want, got);
-                rep->cx_culprit = sb_steal(&b);
-                sb_free(&b);
-            }
+            char where[48];
+            if (json_array_size(m->layers) > 0) dec_stage_name(ds->stage, where, sizeof where);
+            else snprintf(where, sizeof where, "the final residual");
+            StrBuf b;
+            sb_init(&b);
+            sb_printf(&b, "s-op '%s' (%s) at position %d: expected %s, got %s", s->label, where, pos, want, got);
+            rep->cx_culprit = sb_steal(&b);
+            sb_free(&b);
             free(want);
             free(got);
         }
     }
-    free(w);
+    free(order);
     dec_layout_free(&dl);
 done:
     sb_free(&err);
@@ -259,27 +209,10 @@ int verify_model(const Model *m, const RaspProgram *p, const VerifyOptions *opt,
     /* program vocab index -> W_E row */
     int V = p->nvocab;
     int32_t *row_of = xmalloc(sizeof(int32_t) * (size_t)(V ? V : 1));
-    for (int v = 0; v < V; v++) {
-        char *t = value_text(p->vocab[v]);
-        row_of[v] = model_token_row(m, t);
-        if (row_of[v] < 0) {
-            sb_printf(err, "the program's token '%s' is not in the model's vocab", t);
-            free(t);
-            free(row_of);
-            return -1;
-        }
-        free(t);
+    if (dec_vocab_rows(m, p->vocab, V, row_of, err)) {
+        free(row_of);
+        return -1;
     }
-    /* model output column -> program value index */
-    int VO = m->cfg.d_vocab_out;
-    int32_t *col_val = xmalloc(sizeof(int32_t) * (size_t)(VO ? VO : 1));
-    for (int j = 0; j < VO; j++) {
-        col_val[j] = -2;
-        if (m->output_numerical) continue;
-        for (int k = 0; k < out->nvals && col_val[j] == -2; k++)
-            if (val_equal(out->vals[k], m->output_values[j])) col_val[j] = k;
-    }
-
     Inputs in;
     memset(&in, 0, sizeof in);
     in.opt = opt;
@@ -295,7 +228,6 @@ int verify_model(const Model *m, const RaspProgram *p, const VerifyOptions *opt,
     if (in.exhaustive && total > 1e9) {
         sb_printf(err, "an exhaustive check would run %.3g inputs; use a sample", total);
         free(row_of);
-        free(col_val);
         return -1;
     }
     in.total = opt->samples > 0 ? opt->samples : 10000;
@@ -316,7 +248,7 @@ int verify_model(const Model *m, const RaspProgram *p, const VerifyOptions *opt,
     FwdOptions fo = FWD_OPTIONS_DEFAULT;
     int rc = 0, more = 1;
     while (more && !rc) {
-        int nb = 0, tmax = 1;
+        int nb = 0;
         while (nb < B) {
             int n;
             if (!next_input(&in, toks + (size_t)nb * N, &n)) {
@@ -335,16 +267,10 @@ int verify_model(const Model *m, const RaspProgram *p, const VerifyOptions *opt,
             }
             memcpy(expect + (size_t)nb * N, interp_values(it, p->output), sizeof(int32_t) * (size_t)n);
             ns[nb] = n;
-            if (n + 1 > tmax) tmax = n + 1;
             nb++;
         }
         if (rc || nb == 0) break;
-        for (int b = 0; b < nb; b++) {
-            int32_t *r = rows + (size_t)b * tmax;
-            r[0] = m->bos;
-            for (int i = 0; i < tmax - 1; i++) r[i + 1] = i < ns[b] ? row_of[toks[(size_t)b * N + i]] : m->pad;
-            lens[b] = ns[b] + 1;
-        }
+        int tmax = dec_pack_batch(m, row_of, toks, (size_t)N, ns, nb, rows, lens);
         if (fwd_forward(&st, m, rows, lens, nb, tmax, &fo, err)) {
             rc = -1;
             break;
@@ -353,29 +279,24 @@ int verify_model(const Model *m, const RaspProgram *p, const VerifyOptions *opt,
             int bad_here = 0;
             for (int i = 0; i < ns[b]; i++) {
                 int32_t e = expect[(size_t)b * N + i];
-                const float *lg = st.logits + ((size_t)b * tmax + (size_t)i + 1) * (size_t)VO;
+                const float *lg = st.logits + ((size_t)b * tmax + (size_t)i + 1) * (size_t)m->cfg.d_vocab_out;
                 rep->positions++;
                 if (e == RASP_NONE) {
                     rep->dontcare++;
                     continue;
                 }
-                int ok;
+                /* the output as every command judges it (runtime/decode.h): categorical,
+                 * no value unless the top logit is above DEC_NONE_BELOW */
+                int ok = dec_output_agrees(m, lg, out->vals[e]);
                 char *want = NULL, *got = NULL;
-                if (m->output_numerical) {
-                    double x = val_is_number(out->vals[e]) ? val_as_double(out->vals[e]) : 0;
-                    ok = fabs(lg[0] - x) <= VERIFY_NUM_TOL * fmax(1.0, fabs(x));
-                    if (!ok && !rep->failed_inputs && !bad_here) {
-                        want = float_text(x);
+                if (!ok && !rep->failed_inputs && !bad_here) {
+                    if (m->output_numerical) {
+                        want = float_text(val_is_number(out->vals[e]) ? val_as_double(out->vals[e]) : 0);
                         got = float_text(lg[0]);
-                    }
-                } else {
-                    int best = 0;
-                    for (int j = 1; j < VO; j++)
-                        if (lg[j] > lg[best]) best = j;
-                    ok = col_val[best] == e;
-                    if (!ok && !rep->failed_inputs && !bad_here) {
+                    } else {
+                        int col = dec_output_column(m, lg);
                         want = value_text(out->vals[e]);
-                        got = value_text(m->output_values[best]);
+                        got = value_text(col < 0 ? val_none() : m->output_values[col]);
                     }
                 }
                 if (ok) {
@@ -408,7 +329,6 @@ int verify_model(const Model *m, const RaspProgram *p, const VerifyOptions *opt,
     free(lens);
     free(ns);
     free(row_of);
-    free(col_val);
     return rc;
 }
 

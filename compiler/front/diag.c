@@ -101,6 +101,36 @@ const char *diag_file_text(const Diag *d, int file, size_t *len)
     return f ? f->text : NULL;
 }
 
+size_t diag_offset(const Diag *d, int file, int line, int col)
+{
+    const SrcFile *f = file_of(d, file);
+    if (!f) return 0;
+    size_t off = line < 1 ? 0 : line <= f->nlines ? f->line_start[line - 1] : f->len;
+    off += col > 0 ? (size_t)col - 1 : 0;
+    return off > f->len ? f->len : off;
+}
+
+void diag_position(const Diag *d, int file, size_t off, int *line, int *col)
+{
+    const SrcFile *f = file_of(d, file);
+    *line = 1;
+    *col = (int)off + 1;
+    if (!f || f->nlines == 0) return;
+    if (off >= f->len && f->text[f->len - 1] == '\n') {   /* past a final newline */
+        *line = f->nlines + 1;
+        *col = (int)(off - f->len) + 1;
+        return;
+    }
+    int lo = 0, hi = f->nlines - 1;   /* the last line starting at or before off */
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (f->line_start[mid] <= off) lo = mid;
+        else hi = mid - 1;
+    }
+    *line = lo + 1;
+    *col = (int)(off - f->line_start[lo]) + 1;
+}
+
 static void add_msg(Diag *d, int is_note, Span sp, const char *fmt, va_list ap)
 {
     StrBuf b;

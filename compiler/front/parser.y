@@ -23,7 +23,7 @@
 %code requires {
 #include <stddef.h>
 #include <stdint.h>
-#include "compiler/ast.h"
+#include "compiler/front/ast.h"
 
 /* Shared by the lexer and the parser (the scanner's "extra" data). */
 typedef struct ParseState {
@@ -706,16 +706,6 @@ AstNode *parse_program(Diag *d, int file, Arena *a)
     rasp_yy_delete_buffer(buf, sc);
     rasp_yylex_destroy(sc);
     /* the program spans the whole file: 1:1 to its last byte (even if parsing stopped early) */
-    if (ps.len > 0) {
-        int line = 1;
-        size_t line_start = 0;
-        for (size_t i = 0; i + 1 < ps.len; i++)
-            if (ps.text[i] == '\n') {
-                line++;
-                line_start = i + 1;
-            }
-        ps.prog->span.end_line = line;
-        ps.prog->span.end_col = (int)(ps.len - line_start);
-    }
+    if (ps.len > 0) diag_position(d, file, ps.len - 1, &ps.prog->span.end_line, &ps.prog->span.end_col);
     return ps.prog;
 }

@@ -11,7 +11,7 @@
  * Every MLP unit is gated off at BOS (W_in[tokens:BOS] = -W_in[one] - 1, so its input there
  * is -1); every head lets the BOS query see only the BOS key, so it writes a known vector
  * there, which one unit per block, ReLU(tokens:BOS), subtracts. */
-#include "compiler/assemble.h"
+#include "compiler/back/assemble.h"
 
 #include <jansson.h>
 #include <math.h>

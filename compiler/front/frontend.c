@@ -116,15 +116,6 @@ static void resolve_loads(Front *F)
 
 /* ---------------------------------------------------------------- expanded source */
 
-static size_t offset_of(const char *text, size_t len, int line, int col)
-{
-    size_t off = 0;
-    for (int l = 1; l < line && off < len; off++)
-        if (text[off] == '\n') l++;
-    off += col > 0 ? (size_t)col - 1 : 0;
-    return off > len ? len : off;
-}
-
 static void expand(Front *F, int file, uint8_t *done, StrBuf *out)
 {
     const SemaFile *f = &F->files[file];
@@ -138,8 +129,8 @@ static void expand(Front *F, int file, uint8_t *done, StrBuf *out)
         int target = -1;
         for (int i = 0; i < F->nloads; i++)
             if (F->loads[i].node == st) target = F->loads[i].target;
-        size_t start = offset_of(text, len, st->span.line, st->span.col);
-        size_t end = offset_of(text, len, st->span.end_line, st->span.end_col) + 1;
+        size_t start = diag_offset(F->d, f->diag_file, st->span.line, st->span.col);
+        size_t end = diag_offset(F->d, f->diag_file, st->span.end_line, st->span.end_col) + 1;
         if (end > len) end = len;
         if (start < pos || end <= start) continue;
         sb_putn(out, text + pos, start - pos);

@@ -7,7 +7,7 @@
  *   categorical MLP: one unit per class combination and distinct output, firing at exactly
  *          1 and otherwise at <= -1 (so small input noise is cut off);
  *   linear MLP: ReLU(x) and ReLU(-x), only the signs the value set has. */
-#include "compiler/craft.h"
+#include "compiler/back/craft.h"
 
 #include <float.h>
 #include <math.h>

@@ -1,0 +1,69 @@
+/* verify.h — a model checked against the reference interpreter, position by position.
+ *
+ * Inputs: every sequence of lengths 1..N when there are at most `limit` of them (exhaustive),
+ * else a seeded sample (lengths uniform in 1..N, tokens uniform), or an explicit list. They go
+ * through the runtime's forward pass in batches. At every position where the interpreter has
+ * a value, the output decoded as every command decodes it (runtime/decode.h: categorical, the
+ * top logit's value, no value unless that logit is above 0.5) must be that value exactly, a
+ * numerical output within 1e-4 * max(1, |value|); where it has none the position is "don't
+ * care" (as in Tracr's own tests). The first disagreement is kept with a diagnosis: the first
+ * labelled s-op, in the order the model computes them, whose value decoded from the residual
+ * stream differs from the interpreter's. */
+#ifndef TRACC_VERIFY_H
+#define TRACC_VERIFY_H
+
+#include <stdint.h>
+
+#include "compiler/front/diag.h"
+#include "compiler/front/rasp.h"
+#include "runtime/decode.h"
+#include "runtime/model.h"
+
+#define VERIFY_NUM_TOL DEC_NUM_TOL
+
+typedef enum { VERIFY_AUTO, VERIFY_EXHAUSTIVE, VERIFY_SAMPLE } VerifyMode;
+
+typedef struct {
+    VerifyMode mode;
+    long samples;           /* sample size (default 10000) */
+    uint64_t seed;          /* default 1 */
+    long limit;             /* AUTO is exhaustive up to this many inputs (default 100000) */
+    int max_n;              /* longest input checked (0: the program's max_len) */
+    int batch;              /* sequences per forward pass (default 256) */
+    /* an explicit list instead (mode ignored): ninputs inputs of vocab indices */
+    long ninputs;
+    const int32_t *const *inputs;
+    const int *lens;
+} VerifyOptions;
+
+#define VERIFY_OPTIONS_DEFAULT ((VerifyOptions){VERIFY_AUTO, 10000, 1, 100000, 0, 256, 0, NULL, NULL})
+
+typedef struct VerifyReport {
+    int exhaustive;         /* every input of lengths 1..max_n was checked */
+    int max_n;
+    long inputs;            /* inputs checked */
+    long positions;         /* positions checked (don't-care ones included) */
+    long agree;             /* positions where model and interpreter agree */
+    long dontcare;          /* positions where the interpreter has no value */
+    long failed_inputs;     /* inputs with at least one disagreement */
+    /* the first disagreement (when failed_inputs > 0) */
+    int cx_n;
+    char **cx_tokens;       /* [cx_n] token texts */
+    int cx_pos;             /* 0-based input position */
+    char *cx_expected, *cx_got;
+    char *cx_culprit;       /* "s-op 'x' at position 3: expected 2, got 1", or NULL */
+} VerifyReport;
+
+/* Check model m against program p (the program it was compiled from). Returns 0 when the
+ * run completed (see rep->failed_inputs for the verdict), -1 with a message when it could not
+ * run (vocab mismatch, forward error). */
+int verify_model(const Model *m, const RaspProgram *p, const VerifyOptions *opt, VerifyReport *rep,
+                 StrBuf *err);
+void verify_report_free(VerifyReport *rep);
+
+/* The program a compiled model carries (`program` metadata), loaded again with the front-end
+ * overrides recorded in its `compiler` metadata. NULL when the model has no program or it
+ * does not load (errors in d, or a message in err). */
+RaspProgram *verify_program_of(const Model *m, Diag *d, StrBuf *err);
+
+#endif
