@@ -78,7 +78,8 @@ expect_out "frac_prevs json floats" 0 "[1.0, 0.5, 0.6666666666666666, 0.5]" -- \
     "$TRACC" eval --json "$TMPD/frac.rasp" x a x a
 expect_out "no value prints None" 0 "None a b" -- "$TRACC" eval "$TMPD/prev.rasp" a b c
 expect_out "no value is null in json" 0 '[null, "a", "b"]' -- "$TRACC" eval --json "$TMPD/prev.rasp" a b c
-expect_out "negative tokens after FILE" 0 "1 0 -1" -- "$TRACC" eval "$TMPD/neg.rasp" -1 0 1
+expect_err "negative tokens need --" 2 "unknown option '-1' (tokens that begin with '-' go after '--')" -- "$TRACC" eval "$TMPD/neg.rasp" -1 0 1
+expect_out "negative tokens after --" 0 "1 0 -1" -- "$TRACC" eval "$TMPD/neg.rasp" -- -1 0 1
 expect_out "-- after FILE" 0 "1 -1" -- "$TRACC" eval "$TMPD/neg.rasp" -- -1 1
 expect_out "-- before FILE" 0 "[-1]" -- "$TRACC" eval --json -- "$TMPD/neg.rasp" 1
 expect_out "composite selector" 0 "1 1 2 2 3" -- "$TRACC" eval "$TMPD/prefix_hist.rasp" a b a b a
@@ -154,15 +155,15 @@ expect_err "semantic error" 1 "nosuchname" -- "$TRACC" eval "$TMPD/bad.rasp" a
 expect_err "semantic error position" 1 "bad.rasp:3:" -- "$TRACC" eval "$TMPD/bad.rasp" a
 expect_err "bad option" 2 "tracc eval: unknown option '--bogus'" -- "$TRACC" eval --bogus "$TMPD/reverse.rasp" a
 expect_err "bad short option" 2 "tracc eval: unknown option '-x'" -- "$TRACC" eval -x "$TMPD/reverse.rasp" a
-expect_err "flag given a value" 2 "option '--json=yes' takes no argument" -- \
+expect_err "flag given a value" 2 "option '--json=yes' takes no value" -- \
     "$TRACC" eval --json=yes "$TMPD/reverse.rasp" a
-expect_err "option without argument" 2 "option '--max-len' needs an argument" -- "$TRACC" eval --max-len
+expect_err "option without argument" 2 "option '--max-len' needs a value" -- "$TRACC" eval --max-len
 expect_err "bad --max-len" 2 "--max-len wants an integer in 1..4096, got 'ten'" -- \
     "$TRACC" eval --max-len ten "$TMPD/reverse.rasp" a
 expect_err "no arguments" 2 "no FILE given" -- "$TRACC" eval
-expect_err "only options" 2 "usage: tracc eval" -- "$TRACC" eval --json
+expect_err "only options" 2 "Try 'tracc eval --help'" -- "$TRACC" eval --json
 expect_out "help" 0 "usage: tracc eval [options] FILE [TOKENS...]" -- sh -c '"$1" eval --help | head -n 1' sh "$TRACC"
-for opt in --vocab --max-len --causal --json --trace --help; do
+for opt in --vocab --max-len --causal --json --trace --input-format --help; do
     expect_out "help lists $opt" 0 "1" -- sh -c '"$1" eval --help | grep -cE -- "^  (-h, )?$2( |$)"' sh "$TRACC" "$opt"
 done
 
