@@ -59,7 +59,7 @@ typedef enum {
 CliFileKind cli_sniff(const char *path);
 
 /* What a command reads from a path. */
-typedef enum { CLI_WANT_PROGRAM, CLI_WANT_MODEL, CLI_WANT_LOG } CliWant;
+typedef enum { CLI_WANT_PROGRAM, CLI_WANT_MODEL, CLI_WANT_JSONL } CliWant;
 
 /* Sniff PATH before handing it to a loader: 0 when it can be what the command wants; else
  * one line "tracc CMD: PATH is ..., not ... (what takes it)" on stderr and 1. `what`

@@ -308,13 +308,12 @@ int cli_check_input(const char *cmd, const char *what, const char *path, CliWant
     int err = errno;
     if (k == CLI_FILE_MODEL ? want == CLI_WANT_MODEL
                             : (k == CLI_FILE_RASP || k == CLI_FILE_TEXT) ? want == CLI_WANT_PROGRAM
-                            : k == CLI_FILE_JSONL ? want == CLI_WANT_LOG
-                            : k == CLI_FILE_EMPTY ? want == CLI_WANT_PROGRAM : 0) {
-        /* plot reports a text log's bad lines itself */
+                            : k == CLI_FILE_JSONL ? want == CLI_WANT_JSONL
+                            : k == CLI_FILE_EMPTY ? want == CLI_WANT_PROGRAM : 0)
         return 0;
-    }
-    if (want == CLI_WANT_LOG && k == CLI_FILE_TEXT) return 0;
-    static const char *const wanted[] = {"a RASP program", "a model file", "a fine-tuning log (JSON lines)"};
+    /* plot and finetune --data report a text file's bad lines themselves */
+    if (want == CLI_WANT_JSONL && k == CLI_FILE_TEXT) return 0;
+    static const char *const wanted[] = {"a RASP program", "a model file", "a JSON lines file"};
     StrBuf b;
     sb_init(&b);
     sb_printf(&b, "tracc %s: ", cmd);

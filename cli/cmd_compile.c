@@ -152,14 +152,14 @@ int cmd_compile(int argc, char **argv)
             break;
         }
         case 'h': usage(stdout); return 0;
-        case ':': return bad_usage("option '%s' needs a value", argv[optind - 1]);
-        default: return bad_usage("unknown option '%s'", argv[optind - 1]);
+        default: return cli_bad_option("compile", c, argv);
         }
     }
     if (optind >= argc) return bad_usage("%s", "no input file");
     if (optind != argc - 1) return bad_usage("expected one input file, got also '%s'", argv[optind + 1]);
     if (!out) return bad_usage("%s", "no output file: give -o OUT.safetensors");
     const char *path = argv[optind];
+    if (cli_check_input("compile", NULL, path, CLI_WANT_PROGRAM)) return 1;
     ao.version = TRACC_VERSION;
 
     double t0 = now_ms();

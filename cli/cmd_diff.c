@@ -220,13 +220,13 @@ int cmd_diff(int argc, char **argv)
             break;
         case 'j': json = 1; break;
         case 'h': usage(stdout); return 0;
-        case ':': return bad_usage("option '%s' needs a value", argv[optind - 1]);
-        default: return bad_usage("unknown option '%s'", argv[optind - 1]);
+        default: return cli_bad_option("diff", c, argv);
         }
     }
     if (argc - optind != 2) return bad_usage("expected two model files, BEFORE and AFTER%s", "");
     if ((len_s || at_s) && ninputs == 0) return bad_usage("--len and --at need --inputs N%s", "");
     const char *pa = argv[optind], *pb = argv[optind + 1];
+    if (cli_check_input("diff", NULL, pa, CLI_WANT_MODEL) || cli_check_input("diff", NULL, pb, CLI_WANT_MODEL)) return 1;
 
     StrBuf err;
     sb_init(&err);

@@ -280,6 +280,24 @@ static const char *json_text(json_t *v, char *buf, size_t cap)
     return buf;
 }
 
+/* Every input file named by the configuration, sniffed (cli_check_input) before any loads. */
+static int check_inputs(const FtConfig *cfg)
+{
+    const DataSpec *d = &cfg->data;
+    if ((cfg->model && cli_check_input("finetune", NULL, cfg->model, CLI_WANT_MODEL)) ||
+        (d->task && cli_check_input("finetune", "--task", d->task, CLI_WANT_PROGRAM)) ||
+        (d->data && cli_check_input("finetune", "--data", d->data, CLI_WANT_JSONL)) ||
+        (d->spurious && cli_check_input("finetune", "--spurious", d->spurious, CLI_WANT_PROGRAM)))
+        return 1;
+    for (int i = 0; i < d->nmix; i++)
+        if (cli_check_input("finetune", "--mix", d->mix_path[i], CLI_WANT_PROGRAM)) return 1;
+    for (int i = 0; i < cfg->neval; i++)
+        if (cli_check_input("finetune", "--eval", cfg->evals[i].program, CLI_WANT_PROGRAM) ||
+            (cfg->evals[i].spurious && cli_check_input("finetune", "--eval", cfg->evals[i].spurious, CLI_WANT_PROGRAM)))
+            return 1;
+    return 0;
+}
+
 int cmd_finetune(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -482,6 +500,10 @@ int cmd_finetune(int argc, char **argv)
     if (ft_config_parse(&cfg, cfgj, &err)) {
         fprintf(stderr, "tracc finetune: %s\n", err.s);
         goto usage_fail;
+    }
+    if (check_inputs(&cfg)) {
+        rc = 1;
+        goto out;
     }
 
     if (cfg.preset && !quiet) {
