@@ -256,7 +256,6 @@ int cmd_diff(int argc, char **argv)
         (at_s && (nat = ro_parse_at(at_s, maxlen, at, &err)) < 0)) {
         fprintf(stderr, "tracc diff: %s\n", err.s);
         free(at);
-        rc = 2;
         goto done;
     }
     DiffOptions o = DIFF_OPTIONS_DEFAULT;
