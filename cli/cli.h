@@ -70,6 +70,11 @@ int cli_check_input(const char *cmd, const char *what, const char *path, CliWant
  * argument from a token or a program. */
 int cli_is_model_file(const char *path);
 
+/* --len and --at (either may be NULL) checked for their form, before the model says which
+ * values fit: 0, or a usage error (2) for a malformed value. The model's range is checked
+ * after loading it (an input error, 1). */
+int cli_check_len_at(const char *cmd, const char *len_s, const char *at_s);
+
 /* 1 if s ends with suffix. */
 int cli_ends_with(const char *s, const char *suffix);
 

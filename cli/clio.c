@@ -1,6 +1,7 @@
 /* clio.c — see clio.h. */
 #include "cli/cli.h"
 #include "cli/clio.h"
+#include "analysis/readout.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -349,6 +350,21 @@ int cli_check_input(const char *cmd, const char *what, const char *path, CliWant
 }
 
 int cli_is_model_file(const char *path) { return cli_sniff(path) == CLI_FILE_MODEL; }
+
+int cli_check_len_at(const char *cmd, const char *len_s, const char *at_s)
+{
+    StrBuf err;
+    sb_init(&err);
+    int lo, hi, *at = xmalloc(sizeof(int) * (RASP_MAX_LEN + 1)), rc = 0;
+    if (len_s && ro_parse_len(len_s, RASP_MAX_LEN, &lo, &hi, &err))
+        rc = cli_usage_error(cmd, "--len expects a length N or MIN-MAX within 1..%d, got '%s'", RASP_MAX_LEN, len_s);
+    else if (at_s && ro_parse_at(at_s, RASP_MAX_LEN, at, &err) < 0)
+        rc = cli_usage_error(cmd, "--at expects RASP indices within 0..%d like 1 or 0,2,4-6, got '%s'", RASP_MAX_LEN - 1,
+                             at_s);
+    free(at);
+    sb_free(&err);
+    return rc;
+}
 
 int cli_ends_with(const char *s, const char *suffix)
 {

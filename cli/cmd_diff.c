@@ -225,6 +225,7 @@ int cmd_diff(int argc, char **argv)
     }
     if (argc - optind != 2) return bad_usage("expected two model files, BEFORE and AFTER%s", "");
     if ((len_s || at_s) && ninputs == 0) return bad_usage("--len and --at need --inputs N%s", "");
+    if ((c = cli_check_len_at("diff", len_s, at_s))) return c;
     const char *pa = argv[optind], *pb = argv[optind + 1];
     if (cli_check_input("diff", NULL, pa, CLI_WANT_MODEL) || cli_check_input("diff", NULL, pb, CLI_WANT_MODEL)) return 1;
 

@@ -147,6 +147,7 @@ int cmd_probe(int argc, char **argv)
         }
     }
     if (argc - optind != 1) return bad_usage("expected one model file%s", "");
+    if ((c = cli_check_len_at("probe", len_s, at_s))) return c;
     const char *path = argv[optind];
     if (cli_check_input("probe", NULL, path, CLI_WANT_MODEL) ||
         (prog_path && cli_check_input("probe", "--program", prog_path, CLI_WANT_PROGRAM)))

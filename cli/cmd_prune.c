@@ -236,6 +236,7 @@ int cmd_prune(int argc, char **argv)
     }
     o.ks = ks;
     o.nks = nks;
+    if ((rc = cli_check_len_at("prune", len_s, at_s))) goto out;
 
     rc = 1;
     const char *path = argv[optind];

@@ -185,8 +185,11 @@ int cmd_verify(int argc, char **argv)
     CliFileKind kind = cli_sniff(path);
     int is_prog = kind != CLI_FILE_MODEL;
     if (is_prog && cli_check_input("verify", NULL, path, CLI_WANT_PROGRAM)) return 1;
-    if (!is_prog && prog_only)
-        return bad_usage("--vocab, --causal and --no-fuse apply to a .rasp program, not to the model '%s'", path);
+    if (!is_prog && prog_only) {
+        /* the file decides, so an input error (1) by the rule in cli.h */
+        fprintf(stderr, "tracc verify: --vocab, --causal and --no-fuse apply to a RASP program; %s is a model file\n", path);
+        return 1;
+    }
 
     StrBuf err;
     sb_init(&err);
