@@ -61,7 +61,8 @@ CliFileKind cli_sniff(const char *path);
 /* What a command reads from a path. */
 typedef enum { CLI_WANT_PROGRAM, CLI_WANT_MODEL, CLI_WANT_JSONL } CliWant;
 
-/* Sniff PATH before handing it to a loader: 0 when it can be what the command wants; else
+/* Sniff PATH before handing it to a loader: 0 when it can be what the command wants (for a
+ * program: text, or any bytes in a file named *.rasp, which the lexer then reports); else
  * one line "tracc CMD: PATH is ..., not ... (what takes it)" on stderr and 1. `what`
  * names the argument in the message when it is an option's value ("--task"), or NULL. */
 int cli_check_input(const char *cmd, const char *what, const char *path, CliWant want);

@@ -314,13 +314,15 @@ int cli_check_input(const char *cmd, const char *what, const char *path, CliWant
         return 0;
     /* plot and finetune --data report a text file's bad lines themselves */
     if (want == CLI_WANT_JSONL && k == CLI_FILE_TEXT) return 0;
+    /* a program with stray bytes: the lexer points at each one (line and column) */
+    if (want == CLI_WANT_PROGRAM && k == CLI_FILE_BINARY && cli_ends_with(path, ".rasp")) return 0;
     static const char *const wanted[] = {"a RASP program", "a model file", "a JSON lines file"};
     StrBuf b;
     sb_init(&b);
     sb_printf(&b, "tracc %s: ", cmd);
     if (what) sb_printf(&b, "%s ", what);
     switch (k) {
-    case CLI_FILE_MISSING: sb_printf(&b, "%s: cannot open: %s", path, strerror(err)); break;
+    case CLI_FILE_MISSING: sb_printf(&b, "%s: cannot read: %s", path, strerror(err)); break;
     case CLI_FILE_DIR: sb_printf(&b, "%s is a directory, not %s", path, wanted[want]); break;
     case CLI_FILE_EMPTY: sb_printf(&b, "%s is empty, not %s", path, wanted[want]); break;
     case CLI_FILE_MODEL:

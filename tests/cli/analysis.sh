@@ -77,7 +77,7 @@ expect_err "diff: no provenance is a warning" 0 "has no training provenance nami
 expect_err "diff: wrong parent is a warning" 0 "was trained from a file with sha256" -- \
     $TRACC diff $T/tuned.safetensors $T/tuned.safetensors
 expect_err "diff: one file" 2 "expected two model files" -- $TRACC diff $T/ca.safetensors
-expect_err "diff: missing file" 1 "nope.safetensors: cannot open" -- $TRACC diff $T/ca.safetensors $T/nope.safetensors
+expect_err "diff: missing file" 1 "nope.safetensors: cannot read" -- $TRACC diff $T/ca.safetensors $T/nope.safetensors
 expect_err "diff: --at needs --inputs" 2 "--len and --at need --inputs N" -- \
     $TRACC diff --at 1 $T/ca.safetensors $T/tuned.safetensors
 expect_err "diff: bad --at" 1 "--at 10: indices must be in 0..9" -- \

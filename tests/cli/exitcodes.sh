@@ -38,7 +38,7 @@ done <<TABLE
 2|tracc check: expected one input file, got also|check $P $P
 2|tracc check: --max-len must be an integer from 1 to 4096, got '0'|check $P --max-len 0
 2|tracc check: option '--vocab' needs a value|check $P --vocab
-1|tracc check: $T/nope.rasp: cannot open: No such file or directory|check $T/nope.rasp
+1|tracc check: $T/nope.rasp: cannot read: No such file or directory|check $T/nope.rasp
 1|tracc check: $M is a model file, not a RASP program|check $M
 1|tracc check: $T/log.jsonl is a JSON file, not a RASP program|check $T/log.jsonl
 1|tracc check: $T/noise.bin is a binary file, not a RASP program|check $T/noise.bin
@@ -71,7 +71,7 @@ done <<TABLE
 2|tracc compile: expected one input file, got also 'x'|compile $P x -o $O
 2|tracc compile: --verify must be auto, exhaustive, sample or none|compile $P -o $O --verify maybe
 1|tracc compile: $M is a model file, not a RASP program|compile $M -o $O
-1|tracc compile: $T/nope.rasp: cannot open|compile $T/nope.rasp -o $O
+1|tracc compile: $T/nope.rasp: cannot read|compile $T/nope.rasp -o $O
 # ---- verify
 0||verify $P --samples 20 --json
 0||verify $M --samples 20
@@ -107,7 +107,7 @@ done <<TABLE
 2|tracc diff: --at expects RASP indices within 0..4095|diff $M $M --inputs 5 --at x
 1|tracc diff: --at 10: indices must be in 0..9|diff $M $M --inputs 5 --at 10
 1|tracc diff: $P is a RASP program, not a model file|diff $P $M
-1|tracc diff: $T/nope.safetensors: cannot open|diff $M $T/nope.safetensors
+1|tracc diff: $T/nope.safetensors: cannot read|diff $M $T/nope.safetensors
 # ---- prune
 2|tracc prune: --task FILE.rasp is required|prune $M
 2|tracc prune: expected one model file|prune --task $P
@@ -144,7 +144,7 @@ done <<TABLE
 2|tracc plot: unknown option '--bogus'|plot --bogus $T/log.jsonl -o $T/p.svg
 1|tracc plot: $M is a model file, not a JSON lines file|plot $M -o $T/p.svg
 1|tracc plot: $P is a RASP program, not a JSON lines file|plot $P -o $T/p.svg
-1|tracc plot: $T/nope.jsonl: cannot open|plot $T/nope.jsonl -o $T/p.svg
+1|tracc plot: $T/nope.jsonl: cannot read|plot $T/nope.jsonl -o $T/p.svg
 # ---- tracc itself
 2|tracc: unknown command 'bogus'|bogus
 TABLE

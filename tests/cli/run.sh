@@ -276,7 +276,7 @@ expect_err "empty line" 1 "tracc run: input line 2 is empty" -- \
 expect_err "blank line" 1 "input line 1 is empty" -- sh -c 'printf "   \n" | "$1" run "$2"' sh "$TRACC" "$PREV"
 expect_err "NUL byte in a line" 1 "tracc run: input line 2 holds a NUL byte" -- \
     sh -c 'printf "a\nb\000c\n" | "$1" run "$2"' sh "$TRACC" "$PREV"
-expect_err "missing model" 1 "tracc run: $TMPD/nosuch.safetensors: cannot open" -- "$TRACC" run "$TMPD/nosuch.safetensors" a
+expect_err "missing model" 1 "tracc run: $TMPD/nosuch.safetensors: cannot read" -- "$TRACC" run "$TMPD/nosuch.safetensors" a
 head -c 200 "$PREV" >"$TMPD/truncated.safetensors"
 expect_err "truncated model" 1 "truncated.safetensors: header length: expected at most 192" -- \
     "$TRACC" run "$TMPD/truncated.safetensors" a
