@@ -187,6 +187,14 @@ void print_json_value(FILE *out, Value v)
     }
 }
 
+void print_json_object(FILE *out, json_t *j, size_t flags)
+{
+    char *s = json_dumps(j, flags);
+    if (s) fprintf(out, "%s\n", s);
+    free(s);
+    json_decref(j);
+}
+
 void print_json_array(FILE *out, const Value *vals, int n)
 {
     fputc('[', out);

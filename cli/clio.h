@@ -11,6 +11,8 @@
 
 #include "compiler/value.h"
 
+struct json_t;
+
 typedef struct {
     char **argv;        /* tokens from the command line, or NULL to read stdin */
     int argc;
@@ -53,6 +55,8 @@ void print_row(FILE *out, const Value *vals, int n, int json);
 /* One value as JSON, as print_row writes it (null for no value or a non-finite float;
  * floats as Python's repr). Added for `tracc eval --json --trace`. */
 void print_json_value(FILE *out, Value v);
+/* j dumped with jansson's flags, a newline, then j released (json_decref). */
+void print_json_object(FILE *out, struct json_t *j, size_t flags);
 /* n values as a JSON array "[a, b, ...]" (no newline), as print_row writes it. */
 void print_json_array(FILE *out, const Value *vals, int n);
 

@@ -135,11 +135,7 @@ static int run_summary(const Model *a, const Model *b, const char *pa, const cha
     }
     const char *names[2] = {pa, pb};
     if (json) {
-        json_t *j = attn_summary_json(&s, names);
-        char *t = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
-        printf("%s\n", t);
-        free(t);
-        json_decref(j);
+        print_json_object(stdout, attn_summary_json(&s, names), JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
     } else {
         print_summary(&s, pa, pb, stdout);
     }
@@ -284,11 +280,7 @@ int cmd_attn(int argc, char **argv)
         }
     }
     if (json) {
-        json_t *j = attn_json(&am, names);
-        char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
-        printf("%s\n", s);
-        free(s);
-        json_decref(j);
+        print_json_object(stdout, attn_json(&am, names), JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
     } else {
         for (int i = 0; i < am.nheads; i++) {
             printf("%s%s\n", i ? "\n" : "", am.head_names[i]);
