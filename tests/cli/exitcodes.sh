@@ -24,10 +24,10 @@ while IFS='|' read -r want frag line; do
     "$TRACC" "$@" </dev/null >"$T/o" 2>"$T/e"; rc=$?
     if [ "$rc" -ne "$want" ]; then bad "tracc $line: status $rc, wanted $want"; cat "$T/e"; continue; fi
     if [ -n "$frag" ] && ! grep -qF -- "$frag" "$T/e"; then bad "tracc $line: stderr lacks '$frag'"; cat "$T/e"; continue; fi
-    # a failure says which command failed, on its first line (compiler diagnostics
-    # "FILE:LINE:COL: error: ..." name the file instead)
-    if [ "$rc" -ne 0 ] && ! head -n 1 "$T/e" | grep -qE "^(tracc $1: |tracc: |[^ ]+:[0-9]+:[0-9]+: error)"; then
-        bad "tracc $line: first line of stderr lacks 'tracc $1:'"; cat "$T/e"; continue
+    # a failure says which command failed, at the start of a line (compiler diagnostics
+    # "FILE:LINE:COL: error: ..." name the file instead; progress lines may come first)
+    if [ "$rc" -ne 0 ] && ! grep -qE "^(tracc $1: |tracc: |[^ ]+:[0-9]+:[0-9]+: error)" "$T/e"; then
+        bad "tracc $line: no line of stderr begins 'tracc $1:'"; cat "$T/e"; continue
     fi
     ok
 done <<TABLE
@@ -156,7 +156,7 @@ a=$("$TRACC" attn --block 1 "$M" a b 2>&1); b=$("$TRACC" attn "$M" a b --block 1
 if [ "$a" = "$b" ]; then ok; else bad "attn: --block after the tokens differs"; fi
 # a model given as the task: one line on stderr, exit 1, nothing on stdout (no SIGPIPE in a pipe)
 "$TRACC" finetune "$M" --task "$M" -o "$O" >"$T/o" 2>"$T/e"; rc=$?
-if [ "$rc" -eq 1 ] && [ ! -s "$T/o" ] && [ "$(wc -l <"$T/e")" -eq 1 ]; then ok; else bad "finetune --task MODEL: status $rc, $(wc -l <"$T/e") lines"; cat "$T/o" "$T/e"; fi
+if [ "$rc" -eq 1 ] && [ ! -s "$T/o" ] && [ "$(grep -c "^tracc finetune: " "$T/e")" -eq 1 ]; then ok; else bad "finetune --task MODEL: status $rc, $(wc -l <"$T/e") lines"; cat "$T/o" "$T/e"; fi
 if [ -e "$O" ]; then bad "a refused command wrote $O"; else ok; fi
 
 finish
