@@ -311,8 +311,8 @@ void attn_svg(const AttnMaps *am, const char *const *model_names, const char *ti
     free(axis);
 }
 
-int attn_summary(AttnSummary *s, const Model *a, const Model *b, const RaspProgram *p, int block, int head, long n,
-                 int len_min, int len_max, uint64_t seed, StrBuf *err)
+int attn_summary(AttnSummary *s, const Model *a, const Model *b, const RaspProgram *p, int block, int head,
+                 const DiffInputOptions *o, StrBuf *err)
 {
     memset(s, 0, sizeof *s);
     int cap = a->cfg.n_layers * a->cfg.n_heads + 1;
@@ -326,12 +326,7 @@ int attn_summary(AttnSummary *s, const Model *a, const Model *b, const RaspProgr
     /* diff_inputs fills only r->inputs and allocates from r->arena */
     DiffResult *r = xcalloc(1, sizeof *r);
     arena_init(&r->arena);
-    DiffInputOptions io = DIFF_INPUT_OPTIONS_DEFAULT;
-    io.n = n;
-    io.seed = seed;
-    io.len_min = len_min;
-    io.len_max = len_max;
-    if (diff_inputs(r, a, b, p, &io, err)) {
+    if (diff_inputs(r, a, b, p, o, err)) {
         diff_free(r);
         attn_summary_free(s);
         return -1;
@@ -341,6 +336,8 @@ int attn_summary(AttnSummary *s, const Model *a, const Model *b, const RaspProgr
     s->len_min = in->len_min;
     s->len_max = in->len_max;
     s->seed = in->seed;
+    s->nat = o->nat;
+    s->at = o->at;
     s->nheads = nsel;
     s->head_names = xcalloc((size_t)cap, sizeof(char *));
     s->rows = xcalloc((size_t)cap, sizeof(long));
@@ -383,6 +380,9 @@ json_t *attn_summary_json(const AttnSummary *s, const char *const *model_names)
                                                s->head_h[i], "name", s->head_names[i], "rows", (json_int_t)s->rows[i],
                                                "mean_tv", s->mean_tv[i], "max_tv", s->max_tv[i], "argmax_moved",
                                                s->moved[i]));
+    json_t *at = json_array();
+    for (int i = 0; i < s->nat; i++) json_array_append_new(at, json_integer(s->at[i]));
+    json_object_set_new(o, "at", s->nat ? at : (json_decref(at), json_null()));
     json_object_set_new(o, "heads", heads);
     return o;
 }

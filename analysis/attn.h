@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "analysis/diff.h"
 #include "compiler/rasp.h"
 #include "runtime/model.h"
 
@@ -52,6 +53,8 @@ typedef struct {
     long ninputs;
     int len_min, len_max;
     uint64_t seed;
+    int nat;                /* query rows compared: RASP indices at[] (0: every position) */
+    const int *at;
     int nheads;
     int *head_l, *head_h;   /* (nheads) */
     char **head_names;
@@ -59,10 +62,11 @@ typedef struct {
     double *mean_tv, *max_tv, *moved;   /* moved: share of rows whose argmax key differs */
 } AttnSummary;
 
-/* p: the models' program (its vocab and max_len give the inputs). len_min/len_max: 0 for
- * the program's max_len (the training length). Returns 0, or -1 with a message. */
-int attn_summary(AttnSummary *s, const Model *a, const Model *b, const RaspProgram *p, int block, int head, long n,
-                 int len_min, int len_max, uint64_t seed, StrBuf *err);
+/* p: the models' program (its vocab and max_len give the inputs). o: as for diff_inputs
+ * (len_min/len_max 0 for the program's max_len, the training length; at: the query rows).
+ * Returns 0, or -1 with a message. */
+int attn_summary(AttnSummary *s, const Model *a, const Model *b, const RaspProgram *p, int block, int head,
+                 const DiffInputOptions *o, StrBuf *err);
 void attn_summary_free(AttnSummary *s);
 struct json_t *attn_summary_json(const AttnSummary *s, const char *const *model_names);
 

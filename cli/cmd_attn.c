@@ -48,6 +48,8 @@ static void usage(FILE *f)
             "  --svg FILE       also draw the patterns as heatmaps (positions on both axes)\n"
             "  --inputs N       summarise every head over N sampled inputs (two models)\n"
             "  --len N|MIN-MAX  with --inputs: input lengths (default: the program's max_len)\n"
+            "  --at I[,J,K-L]   with --inputs: compare only the query rows at these RASP\n"
+            "                   indices (default: every position)\n"
             "  --seed S         with --inputs: sample seed (default: 1, as diff's)\n"
             "  --json           print the patterns (or the summary) as one JSON object\n"
             "  -h, --help       show this help\n"
@@ -97,7 +99,14 @@ static void print_summary(const AttnSummary *s, const char *pa, const char *pb, 
 {
     fprintf(f, "attention change from %s to %s over %ld sampled inputs of length %d", pa, pb, s->ninputs, s->len_min);
     if (s->len_max != s->len_min) fprintf(f, "-%d", s->len_max);
-    fprintf(f, " (seed %llu)\n", (unsigned long long)s->seed);
+    fprintf(f, " (seed %llu, ", (unsigned long long)s->seed);
+    if (s->nat == 0) {
+        fprintf(f, "every position)\n");
+    } else {
+        fprintf(f, "queries at index");
+        for (int i = 0; i < s->nat; i++) fprintf(f, "%s%d", i ? "," : " ", s->at[i]);
+        fprintf(f, ")\n");
+    }
     fprintf(f, "per query row: total-variation distance between the two models' rows (0 the same, 1 disjoint),\n"
                "mean and max over the rows; and the share of rows whose most-attended key moved\n");
     fprintf(f, "  %-8s %-8s %-8s %s\n", "mean TV", "max TV", "moved", "head");
@@ -111,7 +120,7 @@ static void print_summary(const AttnSummary *s, const char *pa, const char *pb, 
 
 /* --inputs: the summary of the two models over sampled inputs. */
 static int run_summary(const Model *a, const Model *b, const char *pa, const char *pb, long block, long head,
-                       long n, const char *len_s, uint64_t seed, int json)
+                       long n, const char *len_s, const char *at_s, uint64_t seed, int json)
 {
     StrBuf err;
     sb_init(&err);
@@ -119,17 +128,24 @@ static int run_summary(const Model *a, const Model *b, const char *pa, const cha
     RaspProgram *p = NULL;
     AttnSummary s;
     memset(&s, 0, sizeof s);
-    int rc = 1, lo = 0, hi = 0;
+    int rc = 1;
+    DiffInputOptions io = DIFF_INPUT_OPTIONS_DEFAULT;
+    int *at = NULL;
     if (!(p = rep_load_program(a, NULL, d, &err))) {
         diag_print(d, stderr);
         fprintf(stderr, "tracc attn: --inputs needs the program %s carries%s%s\n", pa, err.len ? ": " : "", err.s);
         goto done;
     }
-    if (len_s && ro_parse_len(len_s, p->max_len, &lo, &hi, &err)) {
+    at = xmalloc(sizeof(int) * (size_t)(p->max_len + 1));
+    if ((len_s && ro_parse_len(len_s, p->max_len, &io.len_min, &io.len_max, &err)) ||
+        (at_s && (io.nat = ro_parse_at(at_s, p->max_len, at, &err)) < 0)) {
         fprintf(stderr, "tracc attn: %s\n", err.s);
         goto done;
     }
-    if (attn_summary(&s, a, b, p, (int)block, (int)head, n, lo, hi, seed, &err)) {
+    io.n = n;
+    io.seed = seed;
+    io.at = at;
+    if (attn_summary(&s, a, b, p, (int)block, (int)head, &io, &err)) {
         fprintf(stderr, "tracc attn: %s\n", err.s);
         goto done;
     }
@@ -141,6 +157,7 @@ static int run_summary(const Model *a, const Model *b, const char *pa, const cha
     }
     rc = 0;
 done:
+    free(at);
     attn_summary_free(&s);
     if (p) rasp_free(p);
     diag_free(d);
@@ -155,12 +172,13 @@ int cmd_attn(int argc, char **argv)
         {"hard", no_argument, NULL, 'x'},        {"program", required_argument, NULL, 'p'},
         {"no-program", no_argument, NULL, 'P'},  {"svg", required_argument, NULL, 'g'},
         {"inputs", required_argument, NULL, 'n'}, {"len", required_argument, NULL, 'l'},
-        {"seed", required_argument, NULL, 's'},  {"json", no_argument, NULL, 'j'},
+        {"seed", required_argument, NULL, 's'},  {"at", required_argument, NULL, 'a'},
+        {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
     long block = -1, head = -1, ninputs = 0;
     uint64_t seed = 1;
     int hard = 0, json = 0, noprog = 0, seed_given = 0, c;
-    const char *svg = NULL, *prog_path = NULL, *len_s = NULL;
+    const char *svg = NULL, *prog_path = NULL, *len_s = NULL, *at_s = NULL;
     opterr = 0;
     optind = 1;
     /* options anywhere (getopt permutes); tokens that begin with '-' go after "--" */
@@ -181,6 +199,7 @@ int cmd_attn(int argc, char **argv)
                 return bad_usage("--inputs expects a positive count, got '%s'", optarg);
             break;
         case 'l': len_s = optarg; break;
+        case 'a': at_s = optarg; break;
         case 's':
             if (cli_parse_u64(optarg, &seed)) return bad_usage("--seed expects a non-negative integer, got '%s'", optarg);
             seed_given = 1;
@@ -192,7 +211,8 @@ int cmd_attn(int argc, char **argv)
     }
     if (optind >= argc) return bad_usage("expected a model file%s", "");
     if (noprog && prog_path) return bad_usage("--program and --no-program exclude each other%s", "");
-    if (!ninputs && (len_s || seed_given)) return bad_usage("--len and --seed need --inputs N%s", "");
+    if (!ninputs && (len_s || at_s || seed_given)) return bad_usage("--len, --at and --seed need --inputs N%s", "");
+    if ((c = cli_check_len_at("attn", len_s, at_s))) return c;
     if (ninputs && (svg || hard || prog_path || noprog))
         return bad_usage("--inputs summarises heads: --svg, --hard, --program and --no-program apply to one input%s", "");
     const char *pa = argv[optind++], *pb = NULL;
@@ -238,7 +258,7 @@ int cmd_attn(int argc, char **argv)
         sb_free(&why);
     }
     if (ninputs) {
-        rc = run_summary(a, b, pa, pb, block, head, ninputs, len_s, seed, json);
+        rc = run_summary(a, b, pa, pb, block, head, ninputs, len_s, at_s, seed, json);
         goto done;
     }
     if (!input_next(&in, &toks, &ntoks) || (ntoks == 0 && !in.has_nul)) {

@@ -141,12 +141,25 @@ assert b0["block"] == 0 and b0["mean_tv"] > 0.001 and 0 < b0["argmax_moved"] < 1
 assert a["heads"][1]["max_tv"] < 1e-3
 ' $T/attn_in.json $T/diff_in.json; then ok; else bad "attn --inputs disagrees with diff --inputs"; cat $T/attn_in.json; fi
 fi
+$TRACC attn --inputs 200 --at 1 --json $T/ca.safetensors $T/tuned.safetensors >$T/attn_at.json 2>&1 || bad "attn --inputs --at"
+$TRACC diff --inputs 200 --at 1 --json $T/ca.safetensors $T/tuned.safetensors >$T/diff_at.json 2>/dev/null || bad "diff --inputs --at"
+if command -v python3 >/dev/null 2>&1; then
+    if python3 -c '
+import json, sys
+a = json.load(open(sys.argv[1])); d = json.load(open(sys.argv[2]))
+dh = {(h["block"], h["head"]): h for h in d["inputs"]["heads"]}
+assert a["at"] == [1]
+for h in a["heads"]:
+    g = dh[(h["block"], h["head"])]
+    assert h["rows"] == g["rows"] == 200 and h["mean_tv"] == g["mean_tv"] and h["argmax_moved"] == g["argmax_moved"], (h, g)
+' $T/attn_at.json $T/diff_at.json; then ok; else bad "attn --inputs --at 1 disagrees with diff --inputs --at 1"; cat $T/attn_at.json; fi
+fi
 $TRACC attn $T/ca.safetensors --inputs 50 $T/tuned.safetensors >$T/attn_in.txt 2>&1 || bad "attn --inputs text"
 if grep -qE '^  [0-9.]+ +[0-9.]+ +[0-9.]+% +block 0 head 0 \(count_a' $T/attn_in.txt; then ok; else bad "attn --inputs text"; cat $T/attn_in.txt; fi
 expect_err "attn --inputs needs two models" 2 "--inputs N compares two models" -- $TRACC attn --inputs 5 $T/ca.safetensors
 expect_err "attn --inputs takes no tokens" 2 "--inputs N compares two models" -- \
     $TRACC attn --inputs 5 $T/ca.safetensors $T/tuned.safetensors a b
-expect_err "attn --len needs --inputs" 2 "--len and --seed need --inputs N" -- $TRACC attn --len 3 $T/ca.safetensors a
+expect_err "attn --len needs --inputs" 2 "--len, --at and --seed need --inputs N" -- $TRACC attn --len 3 $T/ca.safetensors a
 expect_err "attn --len beyond max_len" 1 "tracc attn:" -- $TRACC attn --inputs 5 --len 11 $T/ca.safetensors $T/tuned.safetensors
 expect_out "attn: one input that does not move says so" 0 " unchanged on this input (no attention weight moves by 0.01 points or more;" -- \
     sh -c '"$1" attn --block 1 "$2" "$3" a | grep unchanged' sh "$TRACC" $T/ca.safetensors $T/tuned.safetensors
