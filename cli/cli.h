@@ -54,6 +54,8 @@ typedef enum {
     CLI_FILE_JSONL,     /* text whose first non-blank byte is '{' or '[' */
     CLI_FILE_TEXT,      /* other text */
     CLI_FILE_BINARY,    /* NUL or control bytes in its first 4 KiB */
+    CLI_FILE_SPECIAL,   /* not a regular file (a pipe, a device): not read, so the loader
+                           still gets every byte; the loader decides */
 } CliFileKind;
 
 CliFileKind cli_sniff(const char *path);

@@ -273,6 +273,7 @@ CliFileKind cli_sniff(const char *path)
     struct stat st;
     if (stat(path, &st)) return CLI_FILE_MISSING;
     if (S_ISDIR(st.st_mode)) return CLI_FILE_DIR;
+    if (!S_ISREG(st.st_mode)) return CLI_FILE_SPECIAL;
     FILE *f = fopen(path, "rb");
     if (!f) return CLI_FILE_MISSING;
     unsigned char h[4096];
@@ -315,6 +316,7 @@ int cli_check_input(const char *cmd, const char *what, const char *path, CliWant
 {
     CliFileKind k = cli_sniff(path);
     int err = errno;
+    if (k == CLI_FILE_SPECIAL) return 0;
     if (k == CLI_FILE_MODEL ? want == CLI_WANT_MODEL
                             : (k == CLI_FILE_RASP || k == CLI_FILE_TEXT) ? want == CLI_WANT_PROGRAM
                             : k == CLI_FILE_JSONL ? want == CLI_WANT_JSONL
@@ -348,6 +350,7 @@ int cli_check_input(const char *cmd, const char *what, const char *path, CliWant
         sb_printf(&b, "%s is a JSON file, not %s (a fine-tuning log is drawn by: tracc plot %s -o FILE.svg)", path,
                   wanted[want], path);
         break;
+    case CLI_FILE_SPECIAL: break;   /* returned above */
     case CLI_FILE_BINARY:
         sb_printf(&b, "%s is a binary file, not %s%s", path, wanted[want],
                   want == CLI_WANT_MODEL ? " (a model file begins with an 8-byte header length, then '{')" : "");
