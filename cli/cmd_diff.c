@@ -176,10 +176,13 @@ static void print_text(const DiffResult *r, const Model *a, const char *pa, cons
         fprintf(f, "  output: BEFORE agrees with the program at %s of %ld positions, AFTER at %s;\n"
                    "          AFTER gives BEFORE's answer at %s\n",
                 o1, in->out_n, o2, o3);
-        fprintf(f, "  attention change per head (total-variation distance per query row: mean, max)\n");
+        fprintf(f, "  attention change per head (total-variation distance per query row: mean, max;\n"
+                   "  share of rows whose most-attended key moved)\n");
         for (int i = 0; i < in->nheads; i++) {
             const DiffHeadStat *h = &in->heads[i];
-            fprintf(f, "    %-8.4f %-8.4f %s\n", h->mean_tv, h->max_tv, h->name);
+            char mv[32];
+            rep_pct(h->rows ? (double)h->argmax_moved / (double)h->rows : NAN, mv, sizeof mv);
+            fprintf(f, "    %-8.4f %-8.4f %-8s %s\n", h->mean_tv, h->max_tv, mv, h->name);
         }
     }
 }
