@@ -159,4 +159,11 @@ if [ "$a" = "$b" ]; then ok; else bad "attn: --block after the tokens differs"; 
 if [ "$rc" -eq 1 ] && [ ! -s "$T/o" ] && [ "$(grep -c "^tracc finetune: " "$T/e")" -eq 1 ]; then ok; else bad "finetune --task MODEL: status $rc, $(wc -l <"$T/e") lines"; cat "$T/o" "$T/e"; fi
 if [ -e "$O" ]; then bad "a refused command wrote $O"; else ok; fi
 
+# the new flags are in each command's --help
+for pair in "eval --input-format" "run --input-format" "verify --input-format" "verify --inputs" \
+    "attn --inputs" "attn --len" "attn --at" "attn --seed"; do
+    set -- $pair
+    if "$TRACC" $1 --help | grep -qE -- "^  $2 "; then ok; else bad "tracc $1 --help lacks $2"; fi
+done
+
 finish
