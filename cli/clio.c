@@ -342,8 +342,9 @@ int cli_check_input(const char *cmd, const char *what, const char *path, CliWant
     case CLI_FILE_RASP:
     case CLI_FILE_TEXT:
         sb_printf(&b, "%s is %s, not %s (", path, k == CLI_FILE_RASP ? "a RASP program" : "a text file", wanted[want]);
-        if (want == CLI_WANT_MODEL) compile_hint(&b, path);
-        else sb_puts(&b, "check it: tracc check FILE; run it: tracc eval FILE TOKENS...");
+        if (want == CLI_WANT_MODEL && k == CLI_FILE_RASP) compile_hint(&b, path);
+        else if (want == CLI_WANT_MODEL) sb_puts(&b, "model files are written by tracc compile and tracc finetune");
+        else sb_printf(&b, "check it: tracc check %s; run it: tracc eval %s TOKENS...", path, path);
         sb_putc(&b, ')');
         break;
     case CLI_FILE_JSONL:
