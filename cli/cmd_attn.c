@@ -215,11 +215,11 @@ int cmd_attn(int argc, char **argv)
     if ((c = cli_check_len_at("attn", len_s, at_s))) return c;
     if (ninputs && (svg || hard || prog_path || noprog))
         return bad_usage("--inputs summarises heads: --svg, --hard, --program and --no-program apply to one input%s", "");
+    if (ninputs && argc - optind != 2)
+        return bad_usage("--inputs N compares two models: give MODEL and MODEL2, and no tokens%s", "");
     const char *pa = argv[optind++], *pb = NULL;
     if (cli_check_input("attn", NULL, pa, CLI_WANT_MODEL)) return 1;
     if (ninputs) {
-        if (argc - optind != 1)
-            return bad_usage("--inputs N compares two models: give MODEL and MODEL2, and no tokens%s", "");
         pb = argv[optind++];
         if (cli_check_input("attn", NULL, pb, CLI_WANT_MODEL)) return 1;
     } else if (optind < argc && (cli_ends_with(argv[optind], ".safetensors") || cli_is_model_file(argv[optind]))) {
