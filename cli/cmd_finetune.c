@@ -280,20 +280,26 @@ static const char *json_text(json_t *v, char *buf, size_t cap)
     return buf;
 }
 
-/* Every input file named by the configuration, sniffed (cli_check_input) before any loads. */
+/* One input sniffed (cli_check_input); a missing file is left to the loader, which runs
+ * after the outputs are checked and names it. */
+static int sniff(const char *what, const char *path, CliWant want)
+{
+    return path && cli_sniff(path) != CLI_FILE_MISSING && cli_check_input("finetune", what, path, want);
+}
+
+/* Every input file named by the configuration, sniffed before any loads: a model where a
+ * program is expected (or the reverse) is one line naming the file. */
 static int check_inputs(const FtConfig *cfg)
 {
     const DataSpec *d = &cfg->data;
-    if ((cfg->model && cli_check_input("finetune", NULL, cfg->model, CLI_WANT_MODEL)) ||
-        (d->task && cli_check_input("finetune", "--task", d->task, CLI_WANT_PROGRAM)) ||
-        (d->data && cli_check_input("finetune", "--data", d->data, CLI_WANT_JSONL)) ||
-        (d->spurious && cli_check_input("finetune", "--spurious", d->spurious, CLI_WANT_PROGRAM)))
+    if (sniff(NULL, cfg->model, CLI_WANT_MODEL) || sniff("--task", d->task, CLI_WANT_PROGRAM) ||
+        sniff("--data", d->data, CLI_WANT_JSONL) || sniff("--spurious", d->spurious, CLI_WANT_PROGRAM))
         return 1;
     for (int i = 0; i < d->nmix; i++)
-        if (cli_check_input("finetune", "--mix", d->mix_path[i], CLI_WANT_PROGRAM)) return 1;
+        if (sniff("--mix", d->mix_path[i], CLI_WANT_PROGRAM)) return 1;
     for (int i = 0; i < cfg->neval; i++)
-        if (cli_check_input("finetune", "--eval", cfg->evals[i].program, CLI_WANT_PROGRAM) ||
-            (cfg->evals[i].spurious && cli_check_input("finetune", "--eval", cfg->evals[i].spurious, CLI_WANT_PROGRAM)))
+        if (sniff("--eval", cfg->evals[i].program, CLI_WANT_PROGRAM) ||
+            sniff("--eval", cfg->evals[i].spurious, CLI_WANT_PROGRAM))
             return 1;
     return 0;
 }

@@ -100,6 +100,8 @@ done <<TABLE
 1|tracc finetune: --mix $M is a model file, not a RASP program|finetune $M --task $P --mix $M:0.5 -o $O
 1|tracc finetune: --eval $M is a model file, not a RASP program|finetune $M --task $P --eval x=$M -o $O
 1|tracc finetune: --data $M is a model file, not a JSON lines file|finetune $M --data $M -o $O
+1|tracc finetune: $T/nope.safetensors: cannot|finetune $T/nope.safetensors --task $P -o $O
+1|tracc finetune: --task $T/nope.rasp: cannot read|finetune $M --task $T/nope.rasp -o $O
 # ---- diff
 0||diff $M $M --top 3
 2|tracc diff: expected two model files, BEFORE and AFTER|diff $M
