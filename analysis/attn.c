@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "analysis/coords.h"
+#include "analysis/diff.h"
 #include "analysis/svg.h"
 #include "compiler/interp/interp.h"
 #include "runtime/forward.h"
@@ -19,10 +20,10 @@ static int find_sel(const RaspProgram *p, const char *label)
     return -1;
 }
 
-int attn_run(AttnMaps *am, const Model *a, const Model *b, const RaspProgram *p, char *const *toks, int n,
-             int block, int head, int hard, StrBuf *err)
+/* The heads listed for --block / --head (see attn_run) into hl, hh (capacity L * NH).
+ * Returns their count, or -1 with a message when block or head is out of range. */
+static int select_heads(const Model *a, int block, int head, int *hl, int *hh, StrBuf *err)
 {
-    memset(am, 0, sizeof *am);
     const ModelConfig *c = &a->cfg;
     if (block >= c->n_layers) {
         sb_printf(err, "--block %d: the model has %d block%s (0..%d)", block, c->n_layers, c->n_layers == 1 ? "" : "s",
@@ -34,10 +35,40 @@ int attn_run(AttnMaps *am, const Model *a, const Model *b, const RaspProgram *p,
                   c->n_heads == 1 ? "" : "s", c->n_heads - 1);
         return -1;
     }
+    Coords co;
+    coord_init(&co, a);
+    int described = json_array_size(a->layers) > 0, k = 0;
+    for (int l = 0; l < c->n_layers; l++)
+        for (int h = 0; h < c->n_heads; h++) {
+            if (block >= 0 && l != block) continue;
+            if (head >= 0 && h != head) continue;
+            if (block < 0 && head < 0 && described && !co.heads[(size_t)l * c->n_heads + (size_t)h].desc) continue;
+            hl[k] = l;
+            hh[k++] = h;
+        }
+    coord_free(&co);
+    return k;
+}
+
+int attn_run(AttnMaps *am, const Model *a, const Model *b, const RaspProgram *p, char *const *toks, int n,
+             int block, int head, int hard, StrBuf *err)
+{
+    memset(am, 0, sizeof *am);
+    const ModelConfig *c = &a->cfg;
+    int cap = c->n_layers * c->n_heads + 1;
+    int *hl = xmalloc(sizeof(int) * (size_t)cap), *hh = xmalloc(sizeof(int) * (size_t)cap);
+    int nsel = select_heads(a, block, head, hl, hh, err);
+    if (nsel < 0) {
+        free(hl);
+        free(hh);
+        return -1;
+    }
     int T = n + 1;
     int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)(T + 1));
     if (model_encode(a, toks, n, ids, err)) {
         free(ids);
+        free(hl);
+        free(hh);
         return -1;
     }
     am->n = n;
@@ -59,6 +90,8 @@ int attn_run(AttnMaps *am, const Model *a, const Model *b, const RaspProgram *p,
         if (fwd_forward(&st, w ? b : a, ids, &len, 1, T, &fo, err)) {
             fwd_free(&st);
             free(ids);
+            free(hl);
+            free(hh);
             attn_free(am);
             return -1;
         }
@@ -71,9 +104,8 @@ int attn_run(AttnMaps *am, const Model *a, const Model *b, const RaspProgram *p,
     /* which heads */
     Coords co;
     coord_init(&co, a);
-    int described = json_array_size(a->layers) > 0;
-    am->head_l = xmalloc(sizeof(int) * (size_t)(am->L * am->NH + 1));
-    am->head_h = xmalloc(sizeof(int) * (size_t)(am->L * am->NH + 1));
+    am->head_l = hl;
+    am->head_h = hh;
     am->head_names = xmalloc(sizeof(char *) * (size_t)(am->L * am->NH + 1));
     am->selected = xcalloc((size_t)(am->L * am->NH + 1), sizeof(uint8_t *));
     Interp *it = NULL;
@@ -92,32 +124,33 @@ int attn_run(AttnMaps *am, const Model *a, const Model *b, const RaspProgram *p,
     }
     StrBuf nm;
     sb_init(&nm);
-    for (int l = 0; l < am->L; l++)
-        for (int h = 0; h < am->NH; h++) {
-            if (block >= 0 && l != block) continue;
-            if (head >= 0 && h != head) continue;
-            const CoordHead *ch = &co.heads[(size_t)l * am->NH + (size_t)h];
-            if (block < 0 && head < 0 && described && !ch->desc) continue;
-            int i = am->nheads++;
-            am->head_l[i] = l;
-            am->head_h[i] = h;
-            sb_clear(&nm);
-            coord_head_name(&co, l, h, &nm);
-            am->head_names[i] = xstrdup(nm.s);
-            int sel = it && ch->selector ? find_sel(p, ch->selector) : -1;
-            const uint8_t *s = sel >= 0 ? interp_selection(it, sel) : NULL;
-            if (s) {
-                uint8_t *m = xcalloc((size_t)T * T, 1);
-                for (int q = 0; q < n; q++)
-                    for (int k = 0; k < n; k++) m[(size_t)(q + 1) * T + (size_t)(k + 1)] = s[(size_t)q * n + k];
-                am->selected[i] = m;
-            }
+    for (int i = 0; i < nsel; i++) {
+        int l = hl[i], h = hh[i];
+        const CoordHead *ch = &co.heads[(size_t)l * am->NH + (size_t)h];
+        am->nheads++;
+        sb_clear(&nm);
+        coord_head_name(&co, l, h, &nm);
+        am->head_names[i] = xstrdup(nm.s);
+        int sel = it && ch->selector ? find_sel(p, ch->selector) : -1;
+        const uint8_t *s = sel >= 0 ? interp_selection(it, sel) : NULL;
+        if (s) {
+            uint8_t *m = xcalloc((size_t)T * T, 1);
+            for (int q = 0; q < n; q++)
+                for (int k = 0; k < n; k++) m[(size_t)(q + 1) * T + (size_t)(k + 1)] = s[(size_t)q * n + k];
+            am->selected[i] = m;
         }
+    }
     sb_free(&nm);
     if (it) interp_free(it);
     free(ptoks);
     coord_free(&co);
     return 0;
+}
+
+void attn_axis_label(const AttnMaps *am, int t, StrBuf *out)
+{
+    if (t == 0) sb_puts(out, "BOS");
+    else sb_printf(out, "%d:%s", t - 1, am->labels[t]);
 }
 
 void attn_free(AttnMaps *am)
@@ -195,6 +228,15 @@ void attn_svg(const AttnMaps *am, const char *const *model_names, const char *ti
     char **titles = xcalloc((size_t)npan * (size_t)(am->nheads ? am->nheads : 1) + 1, sizeof(char *));
     double W = 0, H = 44;
     double *rowh = xcalloc((size_t)am->nheads + 1, sizeof(double));
+    char **axis = xcalloc((size_t)am->T + 1, sizeof(char *));
+    StrBuf lb;
+    sb_init(&lb);
+    for (int t = 0; t < am->T; t++) {
+        sb_clear(&lb);
+        attn_axis_label(am, t, &lb);
+        axis[t] = xstrdup(lb.s);
+    }
+    sb_free(&lb);
     for (int i = 0; i < am->nheads; i++) {
         double x = 0;
         for (int k = 0; k < npan; k++) {
@@ -219,8 +261,8 @@ void attn_svg(const AttnMaps *am, const char *const *model_names, const char *ti
             h->ylabel = "query (attending)";
             h->rows = h->cols = am->T;
             h->v = vv;
-            h->row_labels = (const char *const *)am->labels;
-            h->col_labels = (const char *const *)am->labels;
+            h->row_labels = (const char *const *)axis;
+            h->col_labels = (const char *const *)axis;
             h->diverging = k == 2;
             if (k == 2) {
                 double mx = 0;
@@ -265,4 +307,82 @@ void attn_svg(const AttnMaps *am, const char *const *model_names, const char *ti
     free(hm);
     free(v);
     free(rowh);
+    for (int t = 0; t < am->T; t++) free(axis[t]);
+    free(axis);
+}
+
+int attn_summary(AttnSummary *s, const Model *a, const Model *b, const RaspProgram *p, int block, int head,
+                 const DiffInputOptions *o, StrBuf *err)
+{
+    memset(s, 0, sizeof *s);
+    int cap = a->cfg.n_layers * a->cfg.n_heads + 1;
+    s->head_l = xmalloc(sizeof(int) * (size_t)cap);
+    s->head_h = xmalloc(sizeof(int) * (size_t)cap);
+    int nsel = select_heads(a, block, head, s->head_l, s->head_h, err);
+    if (nsel < 0) {
+        attn_summary_free(s);
+        return -1;
+    }
+    /* diff_inputs fills only r->inputs and allocates from r->arena */
+    DiffResult *r = xcalloc(1, sizeof *r);
+    arena_init(&r->arena);
+    if (diff_inputs(r, a, b, p, o, err)) {
+        diff_free(r);
+        attn_summary_free(s);
+        return -1;
+    }
+    const DiffInputs *in = r->inputs;
+    s->ninputs = in->ninputs;
+    s->len_min = in->len_min;
+    s->len_max = in->len_max;
+    s->seed = in->seed;
+    s->nat = o->nat;
+    s->at = o->at;
+    s->nheads = nsel;
+    s->head_names = xcalloc((size_t)cap, sizeof(char *));
+    s->rows = xcalloc((size_t)cap, sizeof(long));
+    s->mean_tv = xcalloc((size_t)cap, sizeof(double));
+    s->max_tv = xcalloc((size_t)cap, sizeof(double));
+    s->moved = xcalloc((size_t)cap, sizeof(double));
+    for (int i = 0; i < nsel; i++) {
+        const DiffHeadStat *h = &in->heads[s->head_l[i] * a->cfg.n_heads + s->head_h[i]];
+        s->head_names[i] = xstrdup(h->name);
+        s->rows[i] = h->rows;
+        s->mean_tv[i] = h->mean_tv;
+        s->max_tv[i] = h->max_tv;
+        s->moved[i] = h->rows ? (double)h->argmax_moved / (double)h->rows : 0;
+    }
+    diff_free(r);
+    return 0;
+}
+
+void attn_summary_free(AttnSummary *s)
+{
+    for (int i = 0; i < s->nheads; i++) free(s->head_names[i]);
+    free(s->head_names);
+    free(s->head_l);
+    free(s->head_h);
+    free(s->rows);
+    free(s->mean_tv);
+    free(s->max_tv);
+    free(s->moved);
+    memset(s, 0, sizeof *s);
+}
+
+json_t *attn_summary_json(const AttnSummary *s, const char *const *model_names)
+{
+    json_t *o = json_pack("{s:[s,s], s:I, s:i, s:i, s:I}", "models", model_names[0], model_names[1], "inputs",
+                          (json_int_t)s->ninputs, "len_min", s->len_min, "len_max", s->len_max, "seed",
+                          (json_int_t)s->seed);
+    json_t *heads = json_array();
+    for (int i = 0; i < s->nheads; i++)
+        json_array_append_new(heads, json_pack("{s:i, s:i, s:s, s:I, s:f, s:f, s:f}", "block", s->head_l[i], "head",
+                                               s->head_h[i], "name", s->head_names[i], "rows", (json_int_t)s->rows[i],
+                                               "mean_tv", s->mean_tv[i], "max_tv", s->max_tv[i], "argmax_moved",
+                                               s->moved[i]));
+    json_t *at = json_array();
+    for (int i = 0; i < s->nat; i++) json_array_append_new(at, json_integer(s->at[i]));
+    json_object_set_new(o, "at", s->nat ? at : (json_decref(at), json_null()));
+    json_object_set_new(o, "heads", heads);
+    return o;
 }

@@ -816,7 +816,10 @@ int diff_inputs(DiffResult *r, const Model *a, const Model *b, const RaspProgram
                     for (int q = 1; q < lens[k]; q++) {
                         if (!counted[q - 1]) continue;
                         double tv = 0;
+                        int ja = 0, jb = 0;
                         for (int j = 0; j < lens[k]; j++) {
+                            if (pa[(size_t)q * tmax + j] > pa[(size_t)q * tmax + ja]) ja = j;
+                            if (pb[(size_t)q * tmax + j] > pb[(size_t)q * tmax + jb]) jb = j;
                             double d = fabs((double)pa[(size_t)q * tmax + j] - (double)pb[(size_t)q * tmax + j]);
                             hsum_abs[hi_] += d;
                             tv += d;
@@ -825,6 +828,7 @@ int diff_inputs(DiffResult *r, const Model *a, const Model *b, const RaspProgram
                         tv *= 0.5;
                         hsum_tv[hi_] += tv;
                         in->heads[hi_].rows++;
+                        in->heads[hi_].argmax_moved += ja != jb;
                         if (tv > in->heads[hi_].max_tv) in->heads[hi_].max_tv = tv;
                     }
                 }
@@ -972,9 +976,10 @@ json_t *diff_json(const DiffResult *r)
         json_t *hs = json_array();
         for (int i = 0; i < in->nheads; i++) {
             const DiffHeadStat *h = &in->heads[i];
-            json_array_append_new(hs, json_pack("{s:i, s:i, s:s, s:I, s:o, s:o, s:o}", "block", h->block, "head",
+            json_array_append_new(hs, json_pack("{s:i, s:i, s:s, s:I, s:o, s:o, s:o, s:o}", "block", h->block, "head",
                                                 h->head, "name", h->name, "rows", (json_int_t)h->rows, "mean_abs",
-                                                num(h->mean_abs), "mean_tv", num(h->mean_tv), "max_tv", num(h->max_tv)));
+                                                num(h->mean_abs), "mean_tv", num(h->mean_tv), "max_tv", num(h->max_tv),
+                                                "argmax_moved", h->rows ? num((double)h->argmax_moved / h->rows) : json_null()));
         }
         json_object_set_new(io, "heads", hs);
         json_t *out = json_pack("{s:I}", "positions", (json_int_t)in->out_n);

@@ -89,6 +89,7 @@ typedef struct {
     double mean_abs;        /* mean |a - b| over (query, key) pairs of real positions */
     double mean_tv;         /* mean total-variation distance per query row, 0..1 */
     double max_tv;
+    long argmax_moved;      /* query rows whose most-attended key (the first largest) differs */
 } DiffHeadStat;
 
 typedef struct {

@@ -1,8 +1,6 @@
 /* cmd_check.c — `tracc check`: read, parse and check a program; report every error, or
  * one summary line (and with --list every s-op and selector). */
-#include <errno.h>
 #include <getopt.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,13 +117,9 @@ int cmd_check(int argc, char **argv)
         switch (c) {
         case 'v': fo.vocab = optarg; break;
         case 'm': {
-            char *end;
-            errno = 0;
-            long v = strtol(optarg, &end, 10);
-            if (!*optarg || *end || errno || v < 1 || v > RASP_MAX_LEN) {
-                fprintf(stderr, "tracc check: --max-len must be an integer from 1 to %d, got '%s'\n", RASP_MAX_LEN, optarg);
-                return 2;
-            }
+            long v;
+            if (cli_parse_long(optarg, 1, RASP_MAX_LEN, &v))
+                return cli_usage_error("check", "--max-len must be an integer from 1 to %d, got '%s'", RASP_MAX_LEN, optarg);
             fo.max_len = (int)v;
             break;
         }
@@ -135,22 +129,13 @@ int cmd_check(int argc, char **argv)
             break;
         case 'l': list = 1; break;
         case 'h': usage(stdout); return 0;
-        case ':':
-            fprintf(stderr, "tracc check: option '%s' needs a value\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
-        default:
-            fprintf(stderr, "tracc check: unknown option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
+        default: return cli_bad_option("check", c, argv);
         }
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, optind >= argc ? "tracc check: no input file\n" : "tracc check: expected one input file\n");
-        usage(stderr);
-        return 2;
-    }
+    if (optind >= argc) return cli_usage_error("check", "%s", "no input file");
+    if (optind != argc - 1) return cli_usage_error("check", "expected one input file, got also '%s'", argv[optind + 1]);
     const char *path = argv[optind];
+    if (cli_check_input("check", NULL, path, CLI_WANT_PROGRAM)) return 1;
     Diag *d = diag_new();
     RaspProgram *p = rasp_load_file(path, &fo, d);
     if (!p) {

@@ -158,8 +158,7 @@ int cmd_compile(int argc, char **argv)
             break;
         }
         case 'h': usage(stdout); return 0;
-        case ':': return bad_usage("option '%s' needs a value", argv[optind - 1]);
-        default: return bad_usage("unknown option '%s'", argv[optind - 1]);
+        default: return cli_bad_option("compile", c, argv);
         }
     }
     if (optind >= argc) return bad_usage("%s", "no input file");
@@ -171,6 +170,7 @@ int cmd_compile(int argc, char **argv)
         return 1;
     }
     const char *path = argv[optind];
+    if (cli_check_input("compile", NULL, path, CLI_WANT_PROGRAM)) return 1;
     ao.version = TRACC_VERSION;
 
     double t0 = now_ms();

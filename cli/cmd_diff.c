@@ -179,10 +179,13 @@ static void print_text(const DiffResult *r, const Model *a, const char *pa, cons
         fprintf(f, "  output: BEFORE agrees with the program at %s of %ld positions, AFTER at %s;\n"
                    "          AFTER gives BEFORE's answer at %s\n",
                 o1, in->out_n, o2, o3);
-        fprintf(f, "  attention change per head (total-variation distance per query row: mean, max)\n");
+        fprintf(f, "  attention change per head (total-variation distance per query row: mean, max;\n"
+                   "  share of rows whose most-attended key moved)\n");
         for (int i = 0; i < in->nheads; i++) {
             const DiffHeadStat *h = &in->heads[i];
-            fprintf(f, "    %-8.4f %-8.4f %s\n", h->mean_tv, h->max_tv, h->name);
+            char mv[32];
+            rep_pct(h->rows ? (double)h->argmax_moved / (double)h->rows : NAN, mv, sizeof mv);
+            fprintf(f, "    %-8.4f %-8.4f %-8s %s\n", h->mean_tv, h->max_tv, mv, h->name);
         }
     }
 }
@@ -256,15 +259,16 @@ int cmd_diff(int argc, char **argv)
         case 'j': json = 1; break;
         case 1000: check_only = 1; break;
         case 'h': usage(stdout); return 0;
-        case ':': return bad_usage("option '%s' needs a value", argv[optind - 1]);
-        default: return bad_usage("unknown option '%s'", argv[optind - 1]);
+        default: return cli_bad_option("diff", c, argv);
         }
     }
     if (argc - optind != 2) return bad_usage("expected two model files, BEFORE and AFTER%s", "");
     if ((len_s || at_s) && ninputs == 0) return bad_usage("--len and --at need --inputs N%s", "");
+    if ((c = cli_check_len_at("diff", len_s, at_s))) return c;
     if (check_only) return 0;
     if (svg && cli_check_output("diff", "--svg", svg)) return 1;   /* before any work */
     const char *pa = argv[optind], *pb = argv[optind + 1];
+    if (cli_check_input("diff", NULL, pa, CLI_WANT_MODEL) || cli_check_input("diff", NULL, pb, CLI_WANT_MODEL)) return 1;
 
     StrBuf err;
     sb_init(&err);
@@ -294,7 +298,6 @@ int cmd_diff(int argc, char **argv)
         (at_s && (nat = ro_parse_at(at_s, maxlen, at, &err)) < 0)) {
         fprintf(stderr, "tracc diff: %s\n", err.s);
         free(at);
-        rc = 2;
         goto done;
     }
     DiffOptions o = DIFF_OPTIONS_DEFAULT;

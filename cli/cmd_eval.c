@@ -25,10 +25,12 @@ static void usage(FILE *f)
             "\n"
             "Run the .rasp program FILE on inputs with the reference interpreter.\n"
             "TOKENS after FILE form one input; without them, every line of standard input\n"
-            "is one input (tokens separated by whitespace). Each token is matched against\n"
-            "the vocab by its text form. Prints one line per input: the output s-op's value\n"
-            "at every position, space-separated, None where it has no value.\n"
-            "A `--` after FILE is skipped, so the tokens after it may begin with '-'.\n"
+            "is one input (tokens separated by whitespace, or one JSON array with\n"
+            "--input-format json). Each token is matched against the vocab by its text form.\n"
+            "Prints one line per input: the output s-op's value at every position,\n"
+            "space-separated, None where it has no value.\n"
+            "Options may come anywhere; tokens that begin with '-' go after `--`\n"
+            "(tracc eval FILE -- -1 2).\n"
             "\n"
             "options:\n"
             "  --vocab LIST    override the file's vocab: comma-separated tokens, those that\n"
@@ -38,6 +40,11 @@ static void usage(FILE *f)
             "  --causal        evaluate as a causal program, every selector masked to keys at\n"
             "                  or before the query (default: as the file says)\n"
             "  --json          one JSON array per input, null for no value (default: text)\n"
+            "  --input-format text|json\n"
+            "                  how standard input gives the inputs: text, whitespace-separated\n"
+            "                  tokens; json, one JSON array of tokens per line, e.g.\n"
+            "                  [\"x y\", \"a\\\"b\"] or [1, 2] (strings are tokens as they are,\n"
+            "                  numbers stand for their text) (default: text)\n"
             "  --trace         every named s-op (and tokens, indices, length, the output)\n"
             "                  at every position, as a table; with --json one object per\n"
             "                  input: {\"input\": [...], \"output\": [...], \"sops\": {...}}\n"
@@ -46,15 +53,6 @@ static void usage(FILE *f)
             "\n"
             "Exit status: 0 ok, 1 error in the program or an input, 2 usage.\n",
             RASP_MAX_LEN);
-}
-
-static int usage_error(const char *fmt, const char *arg)
-{
-    fputs("tracc eval: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputs("\nusage: tracc eval [options] FILE [TOKENS...]  (tracc eval --help lists the options)\n",
-          stderr);
-    return 2;
 }
 
 /* A token or vocab entry as shown in a message: printable bytes as they are, the rest as
@@ -101,13 +99,6 @@ static void put_vocab(StrBuf *b, const RaspProgram *p)
     sb_putc(b, '}');
 }
 
-/* Where an input came from, for messages. */
-static void put_where(StrBuf *b, const InputReader *r)
-{
-    if (r->argv) sb_puts(b, "command-line input");
-    else sb_printf(b, "input line %d", r->lineno);
-}
-
 /* Turn one input's token texts into vocab indices; on a bad input print why and return -1. */
 static int read_tokens(const RaspProgram *p, const InputReader *r, char **toks, int ntoks,
                        int32_t *out)
@@ -115,13 +106,11 @@ static int read_tokens(const RaspProgram *p, const InputReader *r, char **toks, 
     StrBuf b;
     sb_init(&b);
     sb_puts(&b, "tracc eval: ");
-    put_where(&b, r);
+    input_where(r, &b);
     int rc = 0;
-    if (r->has_nul) {
-        sb_puts(&b, " holds a NUL byte");
-        rc = -1;
-    } else if (ntoks == 0) {
-        sb_puts(&b, " is empty");
+    const char *bad = input_problem(r, ntoks);
+    if (bad) {
+        sb_printf(&b, "%s%s", r->bad ? ": " : " ", bad);
         rc = -1;
     } else if (ntoks > p->max_len) {
         sb_printf(&b, ": %d tokens, longer than max_len %d", ntoks, p->max_len);
@@ -193,59 +182,24 @@ static void trace_json(const RaspProgram *p, const Interp *it, const int32_t *to
     fputs("}}\n", stdout);
 }
 
-/* A table: a header row of positions, then one row per traced s-op, labels left-aligned,
- * each column right-aligned to its widest cell (so no line has trailing blanks). */
+/* The trace as a table (cli/clio.h), the same printer as `tracc run --trace`. */
 static void trace_text(const RaspProgram *p, const Interp *it, int n, Value *row)
 {
-    int nrows = 1;
-    for (int s = 0; s < p->nsops; s++) nrows += traced(p, s);
-    char **cells = xcalloc((size_t)nrows * (size_t)n, sizeof *cells);
-    const char **labels = xcalloc((size_t)nrows, sizeof *labels);
-    int *width = xcalloc((size_t)n, sizeof *width);
-    StrBuf b;
-    sb_init(&b);
-    labels[0] = "";
-    for (int i = 0; i < n; i++) {
-        sb_clear(&b);
-        sb_printf(&b, "%d", i);
-        cells[i] = xstrdup(b.s);
-    }
-    int r = 1;
+    TraceTable t = {0};
+    for (int i = 0; i < n; i++) row[i] = val_int(i);
+    trace_table_row(&t, "", row, n);
     for (int s = 0; s < p->nsops; s++) {
         if (!traced(p, s)) continue;
-        labels[r] = p->sops[s].label;
         sop_row(p, it, s, n, row);
-        for (int i = 0; i < n; i++) {
-            sb_clear(&b);
-            val_format(row[i], &b);
-            cells[(size_t)r * (size_t)n + (size_t)i] = xstrdup(b.s);
-        }
-        r++;
+        trace_table_row(&t, p->sops[s].label, row, n);
     }
-    int lw = 0;
-    for (r = 0; r < nrows; r++) {
-        int l = (int)strlen(labels[r]);
-        if (l > lw) lw = l;
-        for (int i = 0; i < n; i++) {
-            int w = (int)strlen(cells[(size_t)r * (size_t)n + (size_t)i]);
-            if (w > width[i]) width[i] = w;
-        }
-    }
-    for (r = 0; r < nrows; r++) {
-        printf("%-*s", lw, labels[r]);
-        for (int i = 0; i < n; i++) printf("  %*s", width[i], cells[(size_t)r * (size_t)n + (size_t)i]);
-        putchar('\n');
-    }
-    for (size_t i = 0; i < (size_t)nrows * (size_t)n; i++) free(cells[i]);
-    free(cells);
-    free(labels);
-    free(width);
-    sb_free(&b);
+    trace_table_print(&t, stdout);
+    trace_table_free(&t);
 }
 
 int cmd_eval(int argc, char **argv)
 {
-    enum { OPT_VOCAB = 256, OPT_MAXLEN, OPT_CAUSAL, OPT_JSON, OPT_TRACE };
+    enum { OPT_VOCAB = 256, OPT_MAXLEN, OPT_CAUSAL, OPT_JSON, OPT_TRACE, OPT_INFMT };
     static const struct option longopts[] = {
         {"vocab", required_argument, NULL, OPT_VOCAB},
         {"table-budget", required_argument, NULL, CLI_TABLE_BUDGET_OPT},
@@ -253,64 +207,43 @@ int cmd_eval(int argc, char **argv)
         {"causal", no_argument, NULL, OPT_CAUSAL},
         {"json", no_argument, NULL, OPT_JSON},
         {"trace", no_argument, NULL, OPT_TRACE},
+        {"input-format", required_argument, NULL, OPT_INFMT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     FrontOptions fo = FRONT_OPTIONS_DEFAULT;
-    int json = 0, trace = 0;
+    int json = 0, trace = 0, injson = 0;
+    long v;
     opterr = 0;     /* our own messages, prefixed `tracc eval:` */
     optind = 1;
-    /* '+': stop at the first non-option (FILE), so tokens such as -1 after it are tokens;
-     * ':': report a missing option argument as ':' rather than '?'. */
+    /* options anywhere (getopt permutes); tokens that begin with '-' go after "--" */
     for (;;) {
-        int c = getopt_long(argc, argv, "+:h", longopts, NULL);
+        int c = getopt_long(argc, argv, ":h", longopts, NULL);
         if (c == -1) break;
         switch (c) {
-        case OPT_VOCAB:
-            fo.vocab = optarg;
-            break;
-        case OPT_MAXLEN: {
-            char *end;
-            errno = 0;
-            long v = strtol(optarg, &end, 10);
-            if (errno || end == optarg || *end || v < 1 || v > RASP_MAX_LEN) {
-                fprintf(stderr, "tracc eval: --max-len wants an integer in 1..%d, got '%s'\n",
-                        RASP_MAX_LEN, optarg);
-                return 2;
-            }
+        case OPT_VOCAB: fo.vocab = optarg; break;
+        case OPT_MAXLEN:
+            if (cli_parse_long(optarg, 1, RASP_MAX_LEN, &v))
+                return cli_usage_error("eval", "--max-len wants an integer in 1..%d, got '%s'", RASP_MAX_LEN, optarg);
             fo.max_len = (int)v;
             break;
-        }
         case CLI_TABLE_BUDGET_OPT:
             if (cli_table_budget("eval", optarg, &fo.table_budget)) return 2;
             break;
-        case OPT_CAUSAL:
-            fo.causal = 1;
+        case OPT_CAUSAL: fo.causal = 1; break;
+        case OPT_JSON: json = 1; break;
+        case OPT_TRACE: trace = 1; break;
+        case OPT_INFMT:
+            if ((injson = input_format_parse(optarg)) < 0)
+                return cli_usage_error("eval", "--input-format wants text or json, got '%s'", optarg);
             break;
-        case OPT_JSON:
-            json = 1;
-            break;
-        case OPT_TRACE:
-            trace = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case ':':
-            return usage_error("option '%s' needs an argument", argv[optind - 1]);
-        default:
-            if (optopt >= OPT_VOCAB)    /* a known long option given an `=value` */
-                return usage_error("option '%s' takes no argument", argv[optind - 1]);
-            if (optopt) {
-                char opt[3] = {'-', (char)optopt, 0};
-                return usage_error("unknown option '%s'", opt);
-            }
-            return usage_error("unknown option '%s'", argv[optind - 1]);
+        case 'h': usage(stdout); return 0;
+        default: return cli_bad_option("eval", c, argv);
         }
     }
-    if (optind >= argc) return usage_error("%s", "no FILE given");
+    if (optind >= argc) return cli_usage_error("eval", "%s", "no FILE given");
     const char *path = argv[optind++];
-    if (optind < argc && !strcmp(argv[optind], "--")) optind++;
+    if (cli_check_input("eval", NULL, path, CLI_WANT_PROGRAM)) return 1;
 
     Diag *d = diag_new();
     RaspProgram *p = rasp_load_file(path, &fo, d);
@@ -327,6 +260,7 @@ int cmd_eval(int argc, char **argv)
     Value *row = xmalloc((size_t)p->max_len * sizeof *row);
     InputReader r;
     input_init(&r, argc - optind, argv + optind, stdin);
+    r.json = injson;
     char **tt;
     int nt, rc = 0, count = 0;
     while (input_next(&r, &tt, &nt)) {
@@ -337,7 +271,7 @@ int cmd_eval(int argc, char **argv)
         if (interp_eval(it, toks, nt)) {
             StrBuf b;
             sb_init(&b);
-            put_where(&b, &r);
+            input_where(&r, &b);
             fflush(stdout);
             fprintf(stderr, "tracc eval: %s: %s\n", b.s, interp_error(it));
             sb_free(&b);

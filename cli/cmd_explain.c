@@ -23,7 +23,9 @@ static void usage(FILE *f)
             "whether the compiler proved it exact, its sizes, the label of every residual\n"
             "dimension grouped by s-op (and the s-ops fused into their readers), and for each\n"
             "block the heads and MLP neurons with the program operations they implement and\n"
-            "the margins the compiler recorded for them (docs/compiler.md, section 5).\n"
+            "the margins the compiler recorded for them (docs/compiler.md, section 5). An MLP\n"
+            "map's margin is the input error its reading tolerates divided by the error its\n"
+            "input can carry: above 1, the map reads every input exactly.\n"
             "\n"
             "options:\n"
             "  --json        one JSON object instead of text\n"
@@ -175,7 +177,7 @@ static void head_margin_line(StrBuf *b, const json_t *h)
     if (bound_text(h, "output_error", 1, t, sizeof t)) sb_printf(b, "%soutput error %s", sep, t);
 }
 
-/* "margin 50: tolerance 2.3e-03, input error 4.5e-04, output error 1.4e-04". No relation
+/* "margin 50 (...): tolerance 2.3e-03, input error 4.5e-04, output error 1.4e-04". No relation
  * sign: for a selector width's decoder the input error is relative to x = 1/(w+1) while the
  * tolerance is a gap of x, so only the recorded margin compares them. */
 static void mlp_margin_line(StrBuf *b, const json_t *o)
@@ -183,7 +185,8 @@ static void mlp_margin_line(StrBuf *b, const json_t *o)
     char t[64];
     sb_puts(b, "margin");
     if (bound_text(o, "margin", 0, t, sizeof t)) sb_printf(b, " %s", t);
-    sb_putc(b, ':');
+    /* docs/compiler.md section 5: what the map's reading tolerates over what its input can carry */
+    sb_puts(b, " (input error the map tolerates / input error it can get; exact above 1):");
     const char *sep = " ";
     if (bound_text(o, "tolerance", 1, t, sizeof t)) sb_printf(b, "%stolerance %s", sep, t), sep = ", ";
     if (bound_text(o, "input_error", 1, t, sizeof t)) sb_printf(b, "%sinput error %s", sep, t), sep = ", ";
@@ -560,22 +563,13 @@ int cmd_explain(int argc, char **argv)
         switch (c) {
         case 'j': json = 1; break;
         case 'h': usage(stdout); return 0;
-        default:
-            fprintf(stderr, "tracc explain: unknown option '%s'\n", argv[optind - 1]);
-            fprintf(stderr, "Try 'tracc explain --help'.\n");
-            return 2;
+        default: return cli_bad_option("explain", c, argv);
         }
     }
-    if (optind >= argc) {
-        fprintf(stderr, "tracc explain: no MODEL given\n");
-        usage(stderr);
-        return 2;
-    }
-    if (argc - optind > 1) {
-        fprintf(stderr, "tracc explain: expected one MODEL, got %d arguments\n", argc - optind);
-        return 2;
-    }
+    if (optind >= argc) return cli_usage_error("explain", "%s", "no MODEL given");
+    if (argc - optind > 1) return cli_usage_error("explain", "expected one MODEL, got also '%s'", argv[optind + 1]);
     const char *path = argv[optind];
+    if (cli_check_input("explain", NULL, path, CLI_WANT_MODEL)) return 1;
     StrBuf err;
     sb_init(&err);
     Model *m = model_load(path, &err);

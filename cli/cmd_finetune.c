@@ -292,6 +292,30 @@ static const char *json_text(json_t *v, char *buf, size_t cap)
     return buf;
 }
 
+/* One input sniffed (cli_check_input); a missing file is left to the loader, which runs
+ * after the outputs are checked and names it. */
+static int sniff(const char *what, const char *path, CliWant want)
+{
+    return path && cli_sniff(path) != CLI_FILE_MISSING && cli_check_input("finetune", what, path, want);
+}
+
+/* Every input file named by the configuration, sniffed before any loads: a model where a
+ * program is expected (or the reverse) is one line naming the file. */
+static int check_inputs(const FtConfig *cfg)
+{
+    const DataSpec *d = &cfg->data;
+    if (sniff(NULL, cfg->model, CLI_WANT_MODEL) || sniff("--task", d->task, CLI_WANT_PROGRAM) ||
+        sniff("--data", d->data, CLI_WANT_JSONL) || sniff("--spurious", d->spurious, CLI_WANT_PROGRAM))
+        return 1;
+    for (int i = 0; i < d->nmix; i++)
+        if (sniff("--mix", d->mix_path[i], CLI_WANT_PROGRAM)) return 1;
+    for (int i = 0; i < cfg->neval; i++)
+        if (sniff("--eval", cfg->evals[i].program, CLI_WANT_PROGRAM) ||
+            sniff("--eval", cfg->evals[i].spurious, CLI_WANT_PROGRAM))
+            return 1;
+    return 0;
+}
+
 int cmd_finetune(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -513,6 +537,10 @@ int cmd_finetune(int argc, char **argv)
     }
     if (check_only) {
         rc = 0;
+        goto out;
+    }
+    if (check_inputs(&cfg)) {
+        rc = 1;
         goto out;
     }
 

@@ -44,8 +44,7 @@ int cmd_plot(int argc, char **argv)
         case 'o': out = optarg; break;
         case 't': title = optarg; break;
         case 'h': usage(stdout); return 0;
-        case ':': return bad_usage("option '%s' needs a value", argv[optind - 1]);
-        default: return bad_usage("unknown option '%s'", argv[optind - 1]);
+        default: return cli_bad_option("plot", c, argv);
         }
     }
     if (optind >= argc) return bad_usage("expected at least one log file%s", "");
@@ -59,6 +58,7 @@ int cmd_plot(int argc, char **argv)
     sb_init(&doc);
     for (int i = 0; i < nlogs; i++) {
         const char *path = argv[optind + i];
+        if (cli_check_input("plot", NULL, path, CLI_WANT_JSONL)) goto done;
         size_t len;
         char *text = read_file(path, &len);
         if (!text) {

@@ -146,13 +146,16 @@ int cmd_probe(int argc, char **argv)
         case 'j': json = 1; break;
         case 1000: check_only = 1; break;
         case 'h': usage(stdout); return 0;
-        case ':': return bad_usage("option '%s' needs a value", argv[optind - 1]);
-        default: return bad_usage("unknown option '%s'", argv[optind - 1]);
+        default: return cli_bad_option("probe", c, argv);
         }
     }
     if (argc - optind != 1) return bad_usage("expected one model file%s", "");
+    if ((c = cli_check_len_at("probe", len_s, at_s))) return c;
     if (check_only) return 0;
     const char *path = argv[optind];
+    if (cli_check_input("probe", NULL, path, CLI_WANT_MODEL) ||
+        (prog_path && cli_check_input("probe", "--program", prog_path, CLI_WANT_PROGRAM)))
+        return 1;
     StrBuf err;
     sb_init(&err);
     int rc = 1;
@@ -170,7 +173,6 @@ int cmd_probe(int argc, char **argv)
     if ((len_s && ro_parse_len(len_s, maxlen, &o.len_min, &o.len_max, &err)) ||
         (at_s && (o.nat = ro_parse_at(at_s, maxlen, at, &err)) < 0)) {
         fprintf(stderr, "tracc probe: %s\n", err.s);
-        rc = 2;
         goto done;
     }
     o.at = at;

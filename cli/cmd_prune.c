@@ -193,8 +193,7 @@ int cmd_prune(int argc, char **argv)
             usage(stdout);
             rc = 0;
             goto out;
-        case ':': rc = bad_usage("option '%s' needs a value", argv[optind - 1]); goto out;
-        default: rc = bad_usage("unknown option '%s'", argv[optind - 1]); goto out;
+        default: rc = cli_bad_option("prune", c, argv); goto out;
         }
     }
     if (argc - optind != 1) {
@@ -240,6 +239,7 @@ int cmd_prune(int argc, char **argv)
     }
     o.ks = ks;
     o.nks = nks;
+    if ((rc = cli_check_len_at("prune", len_s, at_s))) goto out;
     if (check_only) {
         rc = 0;
         goto out;
@@ -249,6 +249,14 @@ int cmd_prune(int argc, char **argv)
     if (out && cli_check_output("prune", "-o", out)) goto out;   /* before any work */
     const char *path = argv[optind];
     Model *m = NULL, *orig = NULL;
+    if (cli_check_input("prune", NULL, path, CLI_WANT_MODEL) ||
+        (orig_path && cli_check_input("prune", "--rollback", orig_path, CLI_WANT_MODEL)) ||
+        cli_check_input("prune", "--task", o.task, CLI_WANT_PROGRAM))
+        goto out;
+    for (int i = 0; i < o.neval; i++)
+        if (cli_check_input("prune", "--eval", o.evals[i].program, CLI_WANT_PROGRAM) ||
+            (o.evals[i].spurious && cli_check_input("prune", "--eval", o.evals[i].spurious, CLI_WANT_PROGRAM)))
+            goto out;
     int *at = NULL;
     PruneResult r;
     memset(&r, 0, sizeof r);
@@ -263,7 +271,6 @@ int cmd_prune(int argc, char **argv)
     if ((len_s && ro_parse_len(len_s, maxlen, &o.len_min, &o.len_max, &err)) ||
         (at_s && (o.nat = ro_parse_at(at_s, maxlen, at, &err)) < 0)) {
         fprintf(stderr, "tracc prune: %s\n", err.s);
-        rc = 2;
         goto done;
     }
     if (!len_s) o.len_min = o.len_max = maxlen;

@@ -20,7 +20,8 @@ static void usage(FILE *f)
             "\n"
             "Run a model file (.safetensors written by tracc) on inputs. The tokens on the\n"
             "command line form one input; without them, each line of standard input is one\n"
-            "input (tokens separated by spaces). Prints the decoded output at every input\n"
+            "input (tokens separated by spaces, or one JSON array with --input-format json).\n"
+            "Prints the decoded output at every input\n"
             "position, one line per input: values separated by spaces, None for no value.\n"
             "BOS is added in front of every input; BOS and PAD cannot be given as tokens.\n"
             "\n"
@@ -34,13 +35,22 @@ static void usage(FILE *f)
             "                (default: softmax)\n"
             "  --blocks K    run only the first K blocks and decode the output there\n"
             "                (default: all blocks)\n"
+            "  --input-format text|json\n"
+            "                how standard input gives the inputs: text, whitespace-separated\n"
+            "                tokens; json, one JSON array of tokens per line, e.g.\n"
+            "                [\"x y\", \"a\\\"b\"] or [1, 2] (strings are tokens as they are,\n"
+            "                numbers stand for their text) (default: text)\n"
             "  -h, --help    show this help\n"
             "\n"
-            "Tokens that begin with '-' (negative integers) go after MODEL, or after '--'.\n");
+            "Options may come anywhere; tokens that begin with '-' (negative integers) go\n"
+            "after `--` (tracc run MODEL -- -1 2).\n"
+            "\n"
+            "Exit status: 0 ok, 1 error in the model or an input, 2 usage.\n");
 }
 
 typedef struct {
     int json, trace, hard, blocks;
+    int injson;         /* --input-format json */
 } RunOpts;
 
 /* One pending input: its tokens' rows (BOS first) and, for --trace, their text. */
@@ -61,85 +71,6 @@ typedef struct {
     Value *row;         /* (n_ctx) */
     int printed;        /* inputs printed so far (for the blank line between traces) */
 } Runner;
-
-/* ---------------------------------------------------------------- --trace tables */
-
-typedef struct {
-    char *label;        /* NULL for a section line */
-    char *section;
-    int n;
-    char **cells;
-} TRow;
-
-typedef struct {
-    TRow *rows;
-    int nrows;
-    size_t cap;
-} Table;
-
-static void table_row(Table *t, const char *label, const Value *vals, int n)
-{
-    XGROW(t->rows, t->cap, (size_t)t->nrows + 1);
-    TRow *r = &t->rows[t->nrows++];
-    memset(r, 0, sizeof *r);
-    r->label = xstrdup(label);
-    r->n = n;
-    r->cells = xcalloc((size_t)(n ? n : 1), sizeof(char *));
-    StrBuf b;
-    sb_init(&b);
-    for (int i = 0; i < n; i++) {
-        sb_clear(&b);
-        val_format(vals[i], &b);
-        r->cells[i] = xstrdup(b.s);
-    }
-    sb_free(&b);
-}
-
-static void table_section(Table *t, const char *text)
-{
-    XGROW(t->rows, t->cap, (size_t)t->nrows + 1);
-    TRow *r = &t->rows[t->nrows++];
-    memset(r, 0, sizeof *r);
-    r->section = xstrdup(text);
-}
-
-/* Labels left-aligned; every value column right-aligned to its widest cell. */
-static void table_print(Table *t, FILE *out)
-{
-    size_t lw = 0;
-    int ncol = 0;
-    for (int i = 0; i < t->nrows; i++) {
-        if (t->rows[i].label && strlen(t->rows[i].label) > lw) lw = strlen(t->rows[i].label);
-        if (t->rows[i].n > ncol) ncol = t->rows[i].n;
-    }
-    size_t *w = xcalloc((size_t)(ncol ? ncol : 1), sizeof *w);
-    for (int i = 0; i < t->nrows; i++)
-        for (int c = 0; c < t->rows[i].n; c++)
-            if (strlen(t->rows[i].cells[c]) > w[c]) w[c] = strlen(t->rows[i].cells[c]);
-    for (int i = 0; i < t->nrows; i++) {
-        TRow *r = &t->rows[i];
-        if (r->section) {
-            fprintf(out, "%s\n", r->section);
-            continue;
-        }
-        fprintf(out, "%-*s", (int)lw, r->label);
-        for (int c = 0; c < r->n; c++) fprintf(out, "  %*s", (int)w[c], r->cells[c]);
-        fputc('\n', out);
-    }
-    free(w);
-}
-
-static void table_free(Table *t)
-{
-    for (int i = 0; i < t->nrows; i++) {
-        free(t->rows[i].label);
-        free(t->rows[i].section);
-        for (int c = 0; c < t->rows[i].n; c++) free(t->rows[i].cells[c]);
-        free(t->rows[i].cells);
-    }
-    free(t->rows);
-    memset(t, 0, sizeof *t);
-}
 
 /* The typed value of a categorical label's value text, for --json --trace. Tokens and
  * the output take their types from the vocab and output values; other s-ops' values are
@@ -178,34 +109,34 @@ static Value typed_value(const Model *m, const DecSop *s, Value text)
 static void print_trace_text(Runner *r, int b, const Pending *p, Value *vals)
 {
     const Model *m = r->m;
-    Table t = {0};
+    TraceTable t = {0};
     for (int i = 0; i < p->n; i++) vals[i] = val_int(i);
-    table_row(&t, "", vals, p->n);
+    trace_table_row(&t, "", vals, p->n);
     for (int i = 0; i < p->n; i++) vals[i] = m->vocab[p->ids[i + 1]];
-    table_row(&t, "input", vals, p->n);
+    trace_table_row(&t, "input", vals, p->n);
     for (int k = 0; k <= r->fwd.n_blocks; k++) {
         char title[64];
         if (k == 0) snprintf(title, sizeof title, "after the embedding:");
         else snprintf(title, sizeof title, "after block %d:", k - 1);
-        table_section(&t, title);
+        trace_table_section(&t, title);
         const float *res = fwd_resid_stage(&r->fwd, 2 * k) + (size_t)b * r->fwd.T * m->cfg.d_model;
         for (int s = 0; s < r->layout.nsops; s++) {
             const DecSop *sop = &r->layout.sops[s];
             for (int i = 0; i < p->n; i++) vals[i] = dec_sop_value(sop, res + (size_t)(i + 1) * m->cfg.d_model);
             char label[256];
             snprintf(label, sizeof label, "  %s%s", sop->name, sop->isvirtual ? " (virtual)" : "");
-            table_row(&t, label, vals, p->n);
+            trace_table_row(&t, label, vals, p->n);
         }
     }
-    table_section(&t, "decoded:");
+    trace_table_section(&t, "decoded:");
     for (int i = 0; i < p->n; i++)
         vals[i] = dec_output(m, r->fwd.logits + ((size_t)b * r->fwd.T + i + 1) * m->cfg.d_vocab_out);
     char label[256];
     snprintf(label, sizeof label, "  %s (output)", m->output_name);
-    table_row(&t, label, vals, p->n);
+    trace_table_row(&t, label, vals, p->n);
     if (r->printed > 0) fputc('\n', stdout);
-    table_print(&t, stdout);
-    table_free(&t);
+    trace_table_print(&t, stdout);
+    trace_table_free(&t);
 }
 
 static void print_trace_json(Runner *r, int b, const Pending *p, Value *vals)
@@ -317,14 +248,20 @@ static int run_inputs(const Model *m, const RunOpts *o, int ntok, char **toks)
 
     InputReader in;
     input_init(&in, ntok, toks, stdin);
+    in.json = o->injson;
     char **t;
     int n, rc = 0;
     StrBuf err;
     sb_init(&err);
     while (!rc && input_next(&in, &t, &n)) {
-        if (n == 0 || in.has_nul) {
+        const char *bad = input_problem(&in, n);
+        if (bad) {
             rc = flush(&r);
-            if (!rc) fprintf(stderr, "tracc run: input line %d %s\n", in.lineno, in.has_nul ? "holds a NUL byte" : "is empty");
+            if (!rc) {
+                sb_clear(&err);
+                input_where(&in, &err);
+                fprintf(stderr, "tracc run: %s%s%s\n", err.s, in.bad ? ": " : " ", bad);
+            }
             rc = 1;
             break;
         }
@@ -362,46 +299,36 @@ int cmd_run(int argc, char **argv)
     static const struct option longopts[] = {
         {"json", no_argument, NULL, 'j'},  {"trace", no_argument, NULL, 't'},
         {"hard", no_argument, NULL, 'H'},  {"blocks", required_argument, NULL, 'b'},
+        {"input-format", required_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},  {NULL, 0, NULL, 0},
     };
-    RunOpts o = {0, 0, 0, -1};
-    const char *blocks_arg = NULL;
+    RunOpts o = {0, 0, 0, -1, 0};
+    long k;
     int c;
     optind = 0;
     opterr = 0;
-    /* '+': options only before MODEL, so that tokens such as -1 pass through. */
-    while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+    /* options anywhere (getopt permutes); tokens that begin with '-' go after "--" */
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
         case 'j': o.json = 1; break;
         case 't': o.trace = 1; break;
         case 'H': o.hard = 1; break;
-        case 'b': blocks_arg = optarg; break;
+        case 'b':
+            if (cli_parse_long(optarg, 0, 1000000, &k))
+                return cli_usage_error("run", "--blocks wants a number of blocks (0 or more), got '%s'", optarg);
+            o.blocks = (int)k;
+            break;
+        case 'I':
+            if ((o.injson = input_format_parse(optarg)) < 0)
+                return cli_usage_error("run", "--input-format wants text or json, got '%s'", optarg);
+            break;
         case 'h': usage(stdout); return 0;
-        case ':':
-            fprintf(stderr, "tracc run: option '%s' needs an argument\n", argv[optind - 1]);
-            return 2;
-        default:
-            fprintf(stderr, "tracc run: unknown option '%s'\n", argv[optind - 1]);
-            fprintf(stderr, "Try 'tracc run --help'.\n");
-            return 2;
+        default: return cli_bad_option("run", c, argv);
         }
     }
-    if (optind >= argc) {
-        fprintf(stderr, "tracc run: no MODEL given\n");
-        usage(stderr);
-        return 2;
-    }
+    if (optind >= argc) return cli_usage_error("run", "%s", "no MODEL given");
     const char *path = argv[optind++];
-    if (optind < argc && !strcmp(argv[optind], "--")) optind++;
-    if (blocks_arg) {
-        char *end;
-        long k = strtol(blocks_arg, &end, 10);
-        if (!*blocks_arg || *end || k < 0 || k > 1000000) {
-            fprintf(stderr, "tracc run: --blocks wants a number of blocks (0 or more), got '%s'\n", blocks_arg);
-            return 2;
-        }
-        o.blocks = (int)k;
-    }
+    if (cli_check_input("run", NULL, path, CLI_WANT_MODEL)) return 1;
     StrBuf err;
     sb_init(&err);
     Model *m = model_load(path, &err);
@@ -415,7 +342,7 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "tracc run: --blocks %d: the model has %d block%s\n", o.blocks, m->cfg.n_layers,
                 m->cfg.n_layers == 1 ? "" : "s");
         model_free(m);
-        return 2;
+        return 1;
     }
     int rc = run_inputs(m, &o, argc - optind, argv + optind);
     model_free(m);

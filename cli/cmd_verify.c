@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/clio.h"
 #include "compiler/back/assemble.h"
 #include "compiler/front/frontend.h"
 #include "compiler/back/verify.h"
@@ -20,7 +21,7 @@ static void usage(FILE *f)
             "\n"
             "Check a model against the reference interpreter at every position of every input\n"
             "(or of a seeded sample): a .rasp program is compiled in memory first; a model file\n"
-            "(anything not ending in .rasp) is checked against the program in its metadata.\n"
+            "(told apart by its first bytes) is checked against the program in its metadata.\n"
             "Positions where the interpreter has no value are \"don't care\".\n"
             "\n"
             "options:\n"
@@ -34,6 +35,13 @@ static void usage(FILE *f)
             "  --table-budget N entries all tables of the program may hold together (default: 2^25)\n"
             "  --causal         a program: compile a causal model (default: as the file says)\n"
             "  --no-fuse        a program: compile with --no-fuse\n"
+            "  --inputs FILE    check exactly the inputs in FILE ('-': standard input), one\n"
+            "                   per line (instead of every input or a sample)\n"
+            "  --input-format text|json\n"
+            "                   how --inputs gives them: text, whitespace-separated tokens;\n"
+            "                   json, one JSON array of tokens per line, e.g. [\"x y\", \"a\\\"b\"]\n"
+            "                   or [1, 2] (strings are tokens as they are, numbers stand for\n"
+            "                   their text) (default: text)\n"
             "  --json           print the report as one JSON object\n"
             "  -h, --help       show this help\n"
             "\n"
@@ -42,6 +50,71 @@ static void usage(FILE *f)
 }
 
 static int bad_usage(const char *msg, const char *arg) { return cli_usage_error("verify", msg, arg); }
+
+/* The inputs of --inputs, as vocab indices of the program. */
+typedef struct {
+    long n;
+    size_t cap, lcap;
+    int32_t **toks;
+    int *lens;
+} InputList;
+
+static void input_list_free(InputList *l)
+{
+    for (long i = 0; i < l->n; i++) free(l->toks[i]);
+    free(l->toks);
+    free(l->lens);
+}
+
+/* Returns 0, or 1 after a message naming the line. */
+static int read_inputs(const char *path, int json, const RaspProgram *p, InputList *l)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
+    if (!f) {
+        fprintf(stderr, "tracc verify: --inputs %s: cannot open: %s\n", path, strerror(errno));
+        return 1;
+    }
+    InputReader r;
+    input_init(&r, 0, NULL, f);
+    r.json = json;
+    char **t;
+    int n, rc = 0;
+    StrBuf b;
+    sb_init(&b);
+    while (!rc && input_next(&r, &t, &n)) {
+        const char *bad = input_problem(&r, n);
+        sb_clear(&b);
+        if (bad) {
+            sb_printf(&b, "%s%s", r.bad ? ": " : " ", bad);
+        } else if (n > p->max_len) {
+            sb_printf(&b, ": %d tokens, longer than max_len %d", n, p->max_len);
+        } else {
+            XGROW(l->toks, l->cap, (size_t)l->n + 1);
+            XGROW(l->lens, l->lcap, (size_t)l->n + 1);
+            int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)n);
+            for (int i = 0; i < n && !b.len; i++)
+                if ((ids[i] = rasp_token_index(p, t[i])) < 0) sb_printf(&b, ": token '%s' is not in the vocab", t[i]);
+            l->toks[l->n] = ids;
+            l->lens[l->n++] = n;
+        }
+        if (b.len) {
+            fprintf(stderr, "tracc verify: --inputs %s: input line %d%s\n", path, r.lineno, b.s);
+            rc = 1;
+        }
+    }
+    if (!rc && ferror(f)) {
+        fprintf(stderr, "tracc verify: --inputs %s: read error: %s\n", path, strerror(errno));
+        rc = 1;
+    }
+    if (!rc && l->n == 0) {
+        fprintf(stderr, "tracc verify: --inputs %s: no inputs\n", path);
+        rc = 1;
+    }
+    sb_free(&b);
+    input_free(&r);
+    if (f != stdin) fclose(f);
+    return rc;
+}
 
 int cmd_verify(int argc, char **argv)
 {
@@ -55,13 +128,16 @@ int cmd_verify(int argc, char **argv)
         {"causal", no_argument, NULL, 'c'},
         {"no-fuse", no_argument, NULL, 'F'},
         {"json", no_argument, NULL, 'j'},
+        {"inputs", required_argument, NULL, 'i'},
+        {"input-format", required_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     FrontOptions fo = FRONT_OPTIONS_DEFAULT;
     AsmOptions ao = ASM_OPTIONS_DEFAULT;
     VerifyOptions vo = VERIFY_OPTIONS_DEFAULT;
-    int json = 0, c, exhaustive = 0, sampled = 0, max_len = 0, prog_only = 0;
+    int json = 0, c, exhaustive = 0, sampled = 0, max_len = 0, prog_only = 0, injson = 0;
+    const char *inputs_path = NULL;
     long v;
     optind = 1;
     opterr = 0;
@@ -96,25 +172,37 @@ int cmd_verify(int argc, char **argv)
             break;
         case 'F': ao.fuse = 0; prog_only = 1; break;
         case 'j': json = 1; break;
+        case 'i': inputs_path = optarg; break;
+        case 'I':
+            if ((injson = input_format_parse(optarg)) < 0)
+                return bad_usage("--input-format wants text or json, got '%s'", optarg);
+            break;
         case 'h': usage(stdout); return 0;
-        case ':': return bad_usage("option '%s' needs a value", argv[optind - 1]);
-        default: return bad_usage("unknown option '%s'", argv[optind - 1]);
+        default: return cli_bad_option("verify", c, argv);
         }
     }
     if (optind >= argc) return bad_usage("%s", "no input file");
     if (optind != argc - 1) return bad_usage("expected one input file, got also '%s'", argv[optind + 1]);
     if (exhaustive && sampled) return bad_usage("%s", "--exhaustive and --samples exclude each other");
+    if (inputs_path && (exhaustive || sampled))
+        return bad_usage("--inputs and %s exclude each other", exhaustive ? "--exhaustive" : "--samples");
     vo.mode = exhaustive ? VERIFY_EXHAUSTIVE : sampled ? VERIFY_SAMPLE : VERIFY_AUTO;
     const char *path = argv[optind];
-    int is_prog = cli_ends_with(path, ".rasp");
-    if (!is_prog && prog_only)
-        return bad_usage("--vocab, --causal and --no-fuse apply to a .rasp program, not to the model '%s'", path);
+    CliFileKind kind = cli_sniff(path);
+    int is_prog = kind != CLI_FILE_MODEL;
+    if (is_prog && cli_check_input("verify", NULL, path, CLI_WANT_PROGRAM)) return 1;
+    if (!is_prog && prog_only) {
+        /* the file decides, so an input error (1) by the rule in cli.h */
+        fprintf(stderr, "tracc verify: --vocab, --causal and --no-fuse apply to a RASP program; %s is a model file\n", path);
+        return 1;
+    }
 
     StrBuf err;
     sb_init(&err);
     Diag *d = diag_new();
     RaspProgram *p = NULL;
     Model *m = NULL;
+    InputList list = {0};
     int rc = 1;
     if (is_prog) {
         if (max_len) fo.max_len = ao.max_len = max_len;
@@ -147,6 +235,10 @@ int cmd_verify(int argc, char **argv)
         }
         vo.max_n = max_len;
     }
+    if (inputs_path && read_inputs(inputs_path, injson, p, &list)) goto done;
+    vo.ninputs = list.n;
+    vo.inputs = (const int32_t *const *)list.toks;
+    vo.lens = list.lens;
     VerifyReport rep;
     if (verify_model(m, p, &vo, &rep, &err)) {
         fprintf(stderr, "tracc verify: %s: %s\n", path, err.s);
@@ -160,11 +252,16 @@ int cmd_verify(int argc, char **argv)
         free(s);
         json_decref(o);
     } else {
-        printf("%s: %s, lengths 1..%d: %ld inputs, %ld positions: %ld agree, %ld don't care, %ld "
+        StrBuf what;
+        sb_init(&what);
+        if (inputs_path) sb_printf(&what, "the inputs of --inputs %s", inputs_path);
+        else sb_printf(&what, "%s, lengths 1..%d", rep.exhaustive ? "every input" : "sample", rep.max_n);
+        printf("%s: %s: %ld inputs, %ld positions: %ld agree, %ld don't care, %ld "
                "disagree (%ld input%s)\n",
-               path, rep.exhaustive ? "every input" : "sample", rep.max_n, rep.inputs, rep.positions,
+               path, what.s, rep.inputs, rep.positions,
                rep.agree, rep.dontcare, rep.positions - rep.agree - rep.dontcare, rep.failed_inputs,
                rep.failed_inputs == 1 ? "" : "s");
+        sb_free(&what);
     }
     if (rep.failed_inputs) {
         fprintf(stderr, "tracc verify: %s: the model disagrees with the interpreter. First counterexample:\n", path);
@@ -173,6 +270,7 @@ int cmd_verify(int argc, char **argv)
     rc = rep.failed_inputs ? 1 : 0;
     verify_report_free(&rep);
 done:
+    input_list_free(&list);
     model_free(m);
     rasp_free(p);
     diag_free(d);

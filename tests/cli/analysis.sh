@@ -77,10 +77,10 @@ expect_err "diff: no provenance is a warning" 0 "has no training provenance nami
 expect_err "diff: wrong parent is a warning" 0 "was trained from a file with sha256" -- \
     $TRACC diff $T/tuned.safetensors $T/tuned.safetensors
 expect_err "diff: one file" 2 "expected two model files" -- $TRACC diff $T/ca.safetensors
-expect_err "diff: missing file" 1 "nope.safetensors: cannot open" -- $TRACC diff $T/ca.safetensors $T/nope.safetensors
+expect_err "diff: missing file" 1 "nope.safetensors: cannot read" -- $TRACC diff $T/ca.safetensors $T/nope.safetensors
 expect_err "diff: --at needs --inputs" 2 "--len and --at need --inputs N" -- \
     $TRACC diff --at 1 $T/ca.safetensors $T/tuned.safetensors
-expect_err "diff: bad --at" 2 "--at 10: indices must be in 0..9" -- \
+expect_err "diff: bad --at" 1 "--at 10: indices must be in 0..9" -- \
     $TRACC diff --inputs 5 --at 10 $T/ca.safetensors $T/tuned.safetensors
 expect_err "diff: bad --top" 2 "--top expects a positive count" -- $TRACC diff --top 0 $T/ca.safetensors $T/tuned.safetensors
 printf 'not a model' >$T/junk.safetensors
@@ -90,13 +90,13 @@ expect_err "diff: corrupt file" 1 "junk.safetensors" -- $TRACC diff $T/ca.safete
 expect_out "attn: the compiled Counter's block-0 pattern, with the program's selection" 0 \
 "block 0 head 0 (count_a = selector_width(bin_idx))
  $T/ca.safetensors
-        BOS    a    b    a    c    b
+        BOS  0:a  1:b  2:a  3:c  4:b
   BOS   100    .    .    .    .    .
-  a      25    .  25*    .  25*  25*
-  b      33  33*    .  33*    .    .
-  a     100    .    .    .    .    .
-  c     100    .    .    .    .    .
-  b     100    .    .    .    .    ." -- $TRACC attn --block 0 $T/ca.safetensors a b a c b
+  0:a    25    .  25*    .  25*  25*
+  1:b    33  33*    .  33*    .    .
+  2:a   100    .    .    .    .    .
+  3:c   100    .    .    .    .    .
+  4:b   100    .    .    .    .    ." -- $TRACC attn $T/ca.safetensors a b a c b --block 0
 $TRACC attn --svg $T/attn.svg $T/ca.safetensors $T/tuned.safetensors a b a c b >$T/attn.txt 2>&1 || bad "attn two models"
 if grep -qF "largest change" $T/attn.txt; then ok; else bad "attn: no change line"; cat $T/attn.txt; fi
 svg_ok "attn --svg" $T/attn.svg
@@ -115,6 +115,54 @@ expect_err "attn: block out of range" 1 "--block 5: the model has 2 blocks" -- $
 expect_err "attn: different structures" 1 "do not share their compiled structure" -- \
     $TRACC attn $T/ca.safetensors $T/cb.safetensors a
 expect_err "attn: no model" 2 "expected a model file" -- $TRACC attn
+expect_err "attn: no tokens on stdin" 2 "tracc attn: no input tokens" -- sh -c ': | "$1" attn "$2"' sh "$TRACC" $T/ca.safetensors
+expect_err "attn: a program as the model" 1 "count_a.rasp is a RASP program, not a model file (compile it first" -- \
+    $TRACC attn $EX/count_a.rasp a b
+expect_out "attn: options after the tokens" 0 "block 1 head 0 (out = aggregate(select_1, count_a))" -- \
+    sh -c '"$1" attn "$2" a b --block 1 | head -n 1' sh "$TRACC" $T/ca.safetensors
+if grep -qF '>0:a<' $T/attn.svg && grep -qF '>BOS<' $T/attn.svg; then ok; else bad "attn --svg: axes not labelled I:TOKEN"; fi
+
+# attn --inputs: per-head change over sampled inputs of the training length, the numbers of
+# diff --inputs (same sampler, same rows), plus the share of rows whose argmax key moved
+$TRACC attn --inputs 200 --json $T/ca.safetensors $T/tuned.safetensors >$T/attn_in.json 2>&1 || bad "attn --inputs"
+$TRACC diff --inputs 200 --json $T/ca.safetensors $T/tuned.safetensors >$T/diff_in.json 2>/dev/null || bad "diff --inputs 200"
+if command -v python3 >/dev/null 2>&1; then
+    if python3 -c '
+import json, sys
+a = json.load(open(sys.argv[1])); d = json.load(open(sys.argv[2]))
+dh = {(h["block"], h["head"]): h for h in d["inputs"]["heads"]}
+assert a["inputs"] == 200 and a["len_min"] == a["len_max"] == 10 and len(a["heads"]) == 2
+for h in a["heads"]:
+    g = dh[(h["block"], h["head"])]
+    assert abs(h["mean_tv"] - g["mean_tv"]) < 1e-9 and abs(h["max_tv"] - g["max_tv"]) < 1e-9, (h, g)
+    assert abs(h["argmax_moved"] - g["argmax_moved"]) < 1e-9 and h["rows"] == g["rows"] == 2000
+b0 = a["heads"][0]
+assert b0["block"] == 0 and b0["mean_tv"] > 0.001 and 0 < b0["argmax_moved"] < 1, b0
+assert a["heads"][1]["max_tv"] < 1e-3
+' $T/attn_in.json $T/diff_in.json; then ok; else bad "attn --inputs disagrees with diff --inputs"; cat $T/attn_in.json; fi
+fi
+$TRACC attn --inputs 200 --at 1 --json $T/ca.safetensors $T/tuned.safetensors >$T/attn_at.json 2>&1 || bad "attn --inputs --at"
+$TRACC diff --inputs 200 --at 1 --json $T/ca.safetensors $T/tuned.safetensors >$T/diff_at.json 2>/dev/null || bad "diff --inputs --at"
+if command -v python3 >/dev/null 2>&1; then
+    if python3 -c '
+import json, sys
+a = json.load(open(sys.argv[1])); d = json.load(open(sys.argv[2]))
+dh = {(h["block"], h["head"]): h for h in d["inputs"]["heads"]}
+assert a["at"] == [1]
+for h in a["heads"]:
+    g = dh[(h["block"], h["head"])]
+    assert h["rows"] == g["rows"] == 200 and h["mean_tv"] == g["mean_tv"] and h["argmax_moved"] == g["argmax_moved"], (h, g)
+' $T/attn_at.json $T/diff_at.json; then ok; else bad "attn --inputs --at 1 disagrees with diff --inputs --at 1"; cat $T/attn_at.json; fi
+fi
+$TRACC attn $T/ca.safetensors --inputs 50 $T/tuned.safetensors >$T/attn_in.txt 2>&1 || bad "attn --inputs text"
+if grep -qE '^  [0-9.]+ +[0-9.]+ +[0-9.]+% +block 0 head 0 \(count_a' $T/attn_in.txt; then ok; else bad "attn --inputs text"; cat $T/attn_in.txt; fi
+expect_err "attn --inputs needs two models" 2 "--inputs N compares two models" -- $TRACC attn --inputs 5 $T/ca.safetensors
+expect_err "attn --inputs takes no tokens" 2 "--inputs N compares two models" -- \
+    $TRACC attn --inputs 5 $T/ca.safetensors $T/tuned.safetensors a b
+expect_err "attn --len needs --inputs" 2 "--len, --at and --seed need --inputs N" -- $TRACC attn --len 3 $T/ca.safetensors a
+expect_err "attn --len beyond max_len" 1 "tracc attn:" -- $TRACC attn --inputs 5 --len 11 $T/ca.safetensors $T/tuned.safetensors
+expect_out "attn: one input that does not move says so" 0 " unchanged on this input (no attention weight moves by 0.01 points or more;" -- \
+    sh -c '"$1" attn --block 1 "$2" "$3" a | grep unchanged' sh "$TRACC" $T/ca.safetensors $T/tuned.safetensors
 
 # ---- plot --------------------------------------------------------------------------------
 expect_out "plot: the fine-tuning log" 0 "$T/curves.svg: 1 log, 30 training points, 2 evaluation curves" -- \

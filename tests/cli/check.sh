@@ -46,8 +46,8 @@ expect_err "missing declarations" 1 "len.rasp: error: missing \`vocab\` declarat
 expect_err "--causal rejects length" 1 "\`length\` needs to look ahead in a causal program" \
     -- "$TRACC" check --causal --vocab a,b --max-len 3 "$TMPD/len.rasp"
 expect_out "errors print nothing on stdout" 1 "" -- "$TRACC" check "$TMPD/len.rasp"
-expect_err "missing file" 1 "error: cannot read '$TMPD/nope.rasp': No such file or directory" -- "$TRACC" check "$TMPD/nope.rasp"
-expect_err "a folder" 1 "error: cannot read '$TMPD': Is a directory" -- "$TRACC" check "$TMPD"
+expect_err "missing file" 1 "tracc check: $TMPD/nope.rasp: cannot read: No such file or directory" -- "$TRACC" check "$TMPD/nope.rasp"
+expect_err "a folder" 1 "tracc check: $TMPD is a directory, not a RASP program" -- "$TRACC" check "$TMPD"
 
 # usage errors: status 2
 expect_err "no file" 2 "tracc check: no input file" -- "$TRACC" check

@@ -117,7 +117,7 @@ expect_err "bad --seed" 2 "--seed must be" -- "$TRACC" verify --seed x rasp_exam
 expect_err "unknown option" 2 "unknown option" -- "$TRACC" compile --frobnicate rasp_examples/length.rasp -o "$T/x.safetensors"
 expect_err "missing value" 2 "needs a value" -- "$TRACC" compile rasp_examples/length.rasp -o
 expect_err "exhaustive and samples" 2 "exclude each other" -- "$TRACC" verify --exhaustive --samples 5 rasp_examples/length.rasp
-expect_err "program options on a model" 2 "apply to a .rasp program" -- "$TRACC" verify --no-fuse "$T/count_a.safetensors"
+expect_err "program options on a model" 1 "apply to a RASP program; " -- "$TRACC" verify --no-fuse "$T/count_a.safetensors"
 expect_out "compile --help" 0 "$("$TRACC" compile --help)" -- "$TRACC" compile -h
 "$TRACC" verify --help | grep -q "usage: tracc verify" && ok || bad "verify --help"
 

@@ -78,7 +78,8 @@ expect_out "frac_prevs json floats" 0 "[1.0, 0.5, 0.6666666666666666, 0.5]" -- \
     "$TRACC" eval --json "$TMPD/frac.rasp" x a x a
 expect_out "no value prints None" 0 "None a b" -- "$TRACC" eval "$TMPD/prev.rasp" a b c
 expect_out "no value is null in json" 0 '[null, "a", "b"]' -- "$TRACC" eval --json "$TMPD/prev.rasp" a b c
-expect_out "negative tokens after FILE" 0 "1 0 -1" -- "$TRACC" eval "$TMPD/neg.rasp" -1 0 1
+expect_err "negative tokens need --" 2 "unknown option '-1' (tokens that begin with '-' go after '--')" -- "$TRACC" eval "$TMPD/neg.rasp" -1 0 1
+expect_out "negative tokens after --" 0 "1 0 -1" -- "$TRACC" eval "$TMPD/neg.rasp" -- -1 0 1
 expect_out "-- after FILE" 0 "1 -1" -- "$TRACC" eval "$TMPD/neg.rasp" -- -1 1
 expect_out "-- before FILE" 0 "[-1]" -- "$TRACC" eval --json -- "$TMPD/neg.rasp" 1
 expect_out "composite selector" 0 "1 1 2 2 3" -- "$TRACC" eval "$TMPD/prefix_hist.rasp" a b a b a
@@ -154,15 +155,15 @@ expect_err "semantic error" 1 "nosuchname" -- "$TRACC" eval "$TMPD/bad.rasp" a
 expect_err "semantic error position" 1 "bad.rasp:3:" -- "$TRACC" eval "$TMPD/bad.rasp" a
 expect_err "bad option" 2 "tracc eval: unknown option '--bogus'" -- "$TRACC" eval --bogus "$TMPD/reverse.rasp" a
 expect_err "bad short option" 2 "tracc eval: unknown option '-x'" -- "$TRACC" eval -x "$TMPD/reverse.rasp" a
-expect_err "flag given a value" 2 "option '--json=yes' takes no argument" -- \
+expect_err "flag given a value" 2 "option '--json=yes' takes no value" -- \
     "$TRACC" eval --json=yes "$TMPD/reverse.rasp" a
-expect_err "option without argument" 2 "option '--max-len' needs an argument" -- "$TRACC" eval --max-len
+expect_err "option without argument" 2 "option '--max-len' needs a value" -- "$TRACC" eval --max-len
 expect_err "bad --max-len" 2 "--max-len wants an integer in 1..4096, got 'ten'" -- \
     "$TRACC" eval --max-len ten "$TMPD/reverse.rasp" a
 expect_err "no arguments" 2 "no FILE given" -- "$TRACC" eval
-expect_err "only options" 2 "usage: tracc eval" -- "$TRACC" eval --json
+expect_err "only options" 2 "Try 'tracc eval --help'" -- "$TRACC" eval --json
 expect_out "help" 0 "usage: tracc eval [options] FILE [TOKENS...]" -- sh -c '"$1" eval --help | head -n 1' sh "$TRACC"
-for opt in --vocab --max-len --causal --json --trace --help; do
+for opt in --vocab --max-len --causal --json --trace --input-format --help; do
     expect_out "help lists $opt" 0 "1" -- sh -c '"$1" eval --help | grep -cE -- "^  (-h, )?$2( |$)"' sh "$TRACC" "$opt"
 done
 
@@ -191,5 +192,37 @@ EOF
 expect_out "aggregate default among an unsorted vocab" 0 "c a None None" -- "$TRACC" eval "$TMPD/agg_default_tok.rasp" a b a b
 "$TRACC" compile "$TMPD/agg_default.rasp" -o "$TMPD/agg_default.safetensors" >/dev/null 2>&1
 expect_out "the compiled aggregate keeps its default too" 0 "0 1 None None" -- "$TRACC" run "$TMPD/agg_default.safetensors" a b a b
+
+# ---- --input-format json: any vocab token on stdin, for eval, run and verify ----------------
+ODD=tests/programs/reverse_odd_tokens.rasp      # vocab {"x y", "a\"b", "c\\d"}
+printf '["x y", "a\\"b", "c\\\\d"]\n["c\\\\d"]\n' >"$TMPD/odd.jsonl"
+expect_out "json input: tokens with a space, a quote, a backslash" 0 '["c\\d", "a\"b", "x y"]
+["c\\d"]' -- sh -c '"$1" eval --json "$2" --input-format json <"$3"' sh "$TRACC" "$ODD" "$TMPD/odd.jsonl"
+"$TRACC" compile "$ODD" -o "$TMPD/odd.safetensors" >/dev/null 2>&1 || bad "compile $ODD"
+expect_out "json input: run agrees with eval" 0 '["c\\d", "a\"b", "x y"]
+["c\\d"]' -- sh -c '"$1" run --input-format json "$2" --json <"$3"' sh "$TRACC" "$TMPD/odd.safetensors" "$TMPD/odd.jsonl"
+expect_out "json input: verify checks exactly these inputs" 0 \
+    "$TMPD/odd.safetensors: the inputs of --inputs -: 2 inputs, 4 positions: 4 agree, 0 don't care, 0 disagree (0 inputs)" -- \
+    sh -c '"$1" verify --inputs - --input-format json "$2" <"$3"' sh "$TRACC" "$TMPD/odd.safetensors" "$TMPD/odd.jsonl"
+expect_out "json input: verify a program the same way" 0 "2" -- \
+    sh -c '"$1" verify --json --inputs "$3" --input-format json "$2" | "$4" -c "import json,sys; print(json.load(sys.stdin)[\"inputs\"])"' \
+    sh "$TRACC" "$ODD" "$TMPD/odd.jsonl" python3
+expect_out "json input: integers for an integer vocab" 0 "1 0 -1" -- \
+    sh -c 'echo "[-1, 0, \"1\"]" | "$1" eval --input-format json "$2"' sh "$TRACC" "$TMPD/neg.rasp"
+expect_err "json input: not JSON names line and column" 1 "tracc eval: input line 2: column 10: not JSON" -- \
+    sh -c 'printf "[\"x y\"]\n[\"x y\" \"c\"]\n" | "$1" eval --input-format json "$2"' sh "$TRACC" "$ODD"
+expect_err "json input: not an array" 1 "tracc eval: input line 1: expected a JSON array of tokens" -- \
+    sh -c 'echo "\"x y\"" | "$1" eval --input-format json "$2"' sh "$TRACC" "$ODD"
+expect_err "json input: an element that is no token" 1 "tracc run: input line 1: element 2: expected a token (a string or a number), got an array" -- \
+    sh -c 'echo "[\"x y\", [1]]" | "$1" run --input-format json "$2"' sh "$TRACC" "$TMPD/odd.safetensors"
+expect_err "json input: a token outside the vocab" 1 "tracc eval: input line 1: token 'x' is not in the vocab" -- \
+    sh -c 'echo "[\"x\"]" | "$1" eval --input-format json "$2"' sh "$TRACC" "$ODD"
+expect_err "json input: an empty array" 1 "tracc eval: input line 1 is empty" -- \
+    sh -c 'echo "[]" | "$1" eval --input-format json "$2"' sh "$TRACC" "$ODD"
+expect_err "json input: verify names the line" 1 "tracc verify: --inputs -: input line 2: token 'q' is not in the vocab" -- \
+    sh -c 'printf "[\"x y\"]\n[\"q\"]\n" | "$1" verify --inputs - --input-format json "$2"' sh "$TRACC" "$ODD"
+expect_err "bad --input-format" 2 "--input-format wants text or json, got 'csv'" -- "$TRACC" eval --input-format csv "$ODD"
+expect_err "text input splits at blanks (why json exists)" 1 "input line 1: token 'x' is not in the vocab" -- \
+    sh -c 'echo "x y" | "$1" eval "$2"' sh "$TRACC" "$ODD"
 
 finish

@@ -173,7 +173,7 @@ for f in rasp_examples/*.rasp; do
     hm=$(grep -cE '^            margin: c=[0-9.e+]+ score gap [0-9.e+-]+, BOS gap [0-9.e+-]+, leak [0-9.e+-]+' "$TMPD/ex/explain.txt")
     maps=$(grep -cE '^    [a-z_]+ -> ' "$TMPD/ex/explain.txt")
     cb=$(grep -cE '^    clean_bos -> ' "$TMPD/ex/explain.txt")
-    mm=$(grep -cE '^      margin ([0-9.e+]+|inf): tolerance [0-9.e+-]+, input error [0-9.e+-]+, output error [0-9.e+-]+$' "$TMPD/ex/explain.txt")
+    mm=$(grep -cE '^      margin ([0-9.e+]+|inf) \(input error the map tolerates / input error it can get; exact above 1\): tolerance [0-9.e+-]+, input error [0-9.e+-]+, output error [0-9.e+-]+$' "$TMPD/ex/explain.txt")
     if grep -qE '^exactness   (proved exact on every input|not proved exact by the bounds)' "$TMPD/ex/explain.txt" &&
        [ "$heads" -eq "$hm" ] && [ $((maps - cb)) -eq "$mm" ]; then ok
     else bad "explain margins: $prog: $heads heads, $hm head margin lines, $((maps - cb)) maps, $mm map margin lines"; cat "$TMPD/ex/explain.txt"; fi
@@ -276,21 +276,21 @@ expect_err "empty line" 1 "tracc run: input line 2 is empty" -- \
 expect_err "blank line" 1 "input line 1 is empty" -- sh -c 'printf "   \n" | "$1" run "$2"' sh "$TRACC" "$PREV"
 expect_err "NUL byte in a line" 1 "tracc run: input line 2 holds a NUL byte" -- \
     sh -c 'printf "a\nb\000c\n" | "$1" run "$2"' sh "$TRACC" "$PREV"
-expect_err "missing model" 1 "tracc run: $TMPD/nosuch.safetensors: cannot open" -- "$TRACC" run "$TMPD/nosuch.safetensors" a
+expect_err "missing model" 1 "tracc run: $TMPD/nosuch.safetensors: cannot read" -- "$TRACC" run "$TMPD/nosuch.safetensors" a
 head -c 200 "$PREV" >"$TMPD/truncated.safetensors"
 expect_err "truncated model" 1 "truncated.safetensors: header length: expected at most 192" -- \
     "$TRACC" run "$TMPD/truncated.safetensors" a
 printf 'vocab {a};\nmax_len 3;\noutput tokens;\n' >"$TMPD/prog.rasp"
-expect_err "a program is not a model" 1 "prog.rasp: header length" -- "$TRACC" run "$TMPD/prog.rasp" a
-expect_err "a folder is not a model" 1 "expected a regular file" -- "$TRACC" run "$TMPD" a
+expect_err "a program is not a model" 1 "tracc run: $TMPD/prog.rasp is a RASP program, not a model file (compile it first: tracc compile $TMPD/prog.rasp -o $TMPD/prog.safetensors)" -- "$TRACC" run "$TMPD/prog.rasp" a
+expect_err "a folder is not a model" 1 "tracc run: $TMPD is a directory, not a model file" -- "$TRACC" run "$TMPD" a
 expect_err "bad option" 2 "tracc run: unknown option '--bogus'" -- "$TRACC" run --bogus "$PREV" a
-expect_err "option without argument" 2 "tracc run: option '--blocks' needs an argument" -- "$TRACC" run --blocks
+expect_err "option without argument" 2 "tracc run: option '--blocks' needs a value" -- "$TRACC" run --blocks
 expect_err "bad --blocks" 2 "--blocks wants a number of blocks (0 or more), got 'two'" -- \
     "$TRACC" run --blocks two "$PREV" a
-expect_err "too many --blocks" 2 "tracc run: --blocks 2: the model has 1 block" -- "$TRACC" run --blocks 2 "$PREV" a
+expect_err "too many --blocks" 1 "tracc run: --blocks 2: the model has 1 block" -- "$TRACC" run --blocks 2 "$PREV" a
 expect_err "no arguments" 2 "no MODEL given" -- "$TRACC" run
 expect_out "help" 0 "usage: tracc run [options] MODEL [TOKENS...]" -- sh -c '"$1" run --help | head -n 1' sh "$TRACC"
-for opt in --json --trace --hard --blocks --help; do
+for opt in --json --trace --hard --blocks --input-format --help; do
     expect_out "run help lists $opt" 0 "1" -- sh -c '"$1" run --help | grep -cE -- "^  (-h, )?$2( |$)"' sh "$TRACC" "$opt"
 done
 
