@@ -766,6 +766,18 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
         sb_free(&pp);
         int same = old && olen == slen && !memcmp(old, sweep_text, slen);
         free(old);
+        if (same) {   /* the same file, not a copy elsewhere (its relative paths would differ) */
+            sb_init(&pp);
+            sb_printf(&pp, "%s/plan.json", dir);
+            StrBuf e2;
+            sb_init(&e2);
+            json_t *op = sw_read_json(pp.s, &e2);
+            const char *src = json_string_value(json_object_get(op, "source"));
+            same = src && !strcmp(src, spath);
+            json_decref(op);
+            sb_free(&e2);
+            sb_free(&pp);
+        }
         if (same) {
             free(sweep_text);
             if (!o->quiet) fprintf(stderr, "tracc sweep plan: %s is already planned from this sweep file; nothing to do\n", o->dir);
