@@ -39,19 +39,24 @@ cat >"$W/scale.json" <<EOF
 EOF
 "$TRACC" sweep plan "$W/scale.json" -o "$W/s1" --quiet >/dev/null
 "$TRACC" sweep plan "$W/scale.json" -o "$W/s2" --quiet >/dev/null
-t0=$(now); "$TRACC" sweep run "$W/s1" -j 1 --quiet; t1=$(now)
-"$TRACC" sweep run "$W/s2" -j 2 --quiet; t2=$(now)
-w1=$(secs "$t0" "$t1"); w2=$(secs "$t1" "$t2")
-job_sps=$(python3 -c "
+/usr/bin/time -f "%e %U %S" -o "$W/t1" "$TRACC" sweep run "$W/s1" -j 1 --quiet
+/usr/bin/time -f "%e %U %S" -o "$W/t2" "$TRACC" sweep run "$W/s2" -j 2 --quiet
+w1=$(cut -d' ' -f1 "$W/t1"); w2=$(cut -d' ' -f1 "$W/t2")
+c1=$(awk '{ print $2 + $3 }' "$W/t1"); c2=$(awk '{ print $2 + $3 }' "$W/t2")
+sps() { python3 -c "
 import json,glob
-v=[json.load(open(p))['finetune']['steps_per_second'] for p in glob.glob('$W/s1/runs/*/result.json')]
-print('%.1f' % (sum(v)/len(v)))")
+v=[json.load(open(p))['finetune']['steps_per_second'] for p in glob.glob('$1/runs/*/result.json')]
+print('%.1f' % (sum(v)/len(v)))"; }
+job_sps=$(sps "$W/s1"); job_sps2=$(sps "$W/s2")
 echo "scaling: 4 jobs x $STEPS steps (Counter max_len 46 --no-fuse, batch 96)"
 echo "  one job alone, steps/s inside finetune (mean of 4):  $job_sps"
 echo "  sweep run -j 1: wall $w1 s -> $(echo "4 * $STEPS / $w1" | bc -l | xargs printf '%.1f') steps/s"
 echo "  sweep run -j 2: wall $w2 s -> $(echo "4 * $STEPS / $w2" | bc -l | xargs printf '%.1f') steps/s"
 echo "  ratio (-j 2) / (2 x -j 1): $(echo "$w1 / $w2 / 2" | bc -l | xargs printf '%.3f')"
 echo "  ratio (-j 2) / (2 x one job's own steps/s): $(echo "4 * $STEPS / $w2 / (2 * $job_sps)" | bc -l | xargs printf '%.3f')"
+echo "  -j 1 against one job's own steps/s (the pool's and the job's overhead): $(echo "4 * $STEPS / $w1 / $job_sps" | bc -l | xargs printf '%.3f')"
+echo "  steps/s inside finetune with 2 jobs at once (mean of 4): $job_sps2 (alone: $job_sps)"
+echo "  CPU seconds (user + sys, every process): -j 1 $c1, -j 2 $c2; CPU/wall: -j 1 $(echo "$c1 / $w1" | bc -l | xargs printf '%.2f'), -j 2 $(echo "$c2 / $w2" | bc -l | xargs printf '%.2f')"
 
 cat >"$W/big.json" <<EOF
 {"name": "big",

@@ -47,6 +47,18 @@ static void file_sha(const char *path, char out[65])
     sb_free(&e);
 }
 
+/* The "output" of a stage file (NULL if unreadable: the stage then runs again). */
+static json_t *json_output_of(const char *path)
+{
+    StrBuf e;
+    sb_init(&e);
+    json_t *sj = sw_read_json(path, &e);
+    json_t *o = json_incref(json_object_get(sj, "output"));
+    json_decref(sj);
+    sb_free(&e);
+    return o;
+}
+
 /* Parse a command's stdout: one JSON value, or JSON lines (-> array). */
 static json_t *parse_output(const char *text)
 {
@@ -245,11 +257,7 @@ int sw_job(const char *dir, const char *id, int wait, int threads, int quiet, St
         snprintf(stage_path, sizeof stage_path, "%s/stage-%s.json", R, name);
         json_t *output = NULL;
         file_sha(stage_path, have);
-        if (!strcmp(have, sha)) {
-            json_t *sj = sw_read_json(stage_path, err);
-            output = json_incref(json_object_get(sj, "output"));
-            json_decref(sj);
-        }
+        if (!strcmp(have, sha)) output = json_output_of(stage_path);
         char shared_result[4096] = "";
         if (!output && shared) {
             /* a run shared by several jobs: one of them makes it, the others wait and read */
@@ -262,11 +270,7 @@ int sw_job(const char *dir, const char *id, int wait, int threads, int quiet, St
             while (flock(sharedfd, LOCK_EX) && errno == EINTR)
                 if (job_stop) break;
             snprintf(shared_result, sizeof shared_result, "%s/result.json", shared);
-            if (file_exists(shared_result)) {
-                json_t *sj = sw_read_json(shared_result, err);
-                output = json_incref(json_object_get(sj, "output"));
-                json_decref(sj);
-            }
+            if (file_exists(shared_result)) output = json_output_of(shared_result);
         }
         if (!output) {
             if (job_stop) break;

@@ -766,6 +766,18 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
         sb_free(&pp);
         int same = old && olen == slen && !memcmp(old, sweep_text, slen);
         free(old);
+        if (same) {   /* the same file, not a copy elsewhere (its relative paths would differ) */
+            sb_init(&pp);
+            sb_printf(&pp, "%s/plan.json", dir);
+            StrBuf e2;
+            sb_init(&e2);
+            json_t *op = sw_read_json(pp.s, &e2);
+            const char *src = json_string_value(json_object_get(op, "source"));
+            same = src && !strcmp(src, spath);
+            json_decref(op);
+            sb_free(&e2);
+            sb_free(&pp);
+        }
         if (same) {
             free(sweep_text);
             if (!o->quiet) fprintf(stderr, "tracc sweep plan: %s is already planned from this sweep file; nothing to do\n", o->dir);
@@ -859,6 +871,77 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
     int width = 4;
     for (size_t n = s.njobs; n >= 10000; n /= 10) width++;
     int has_scratch = json_object_get(s.after, "scratch") != NULL;
+    const char *kinds[2] = {"start", "scratch"};
+    /* every distinct start model, compiled several at a time (stdout, the --json summary,
+     * is not needed: the file's hash is what the jobs' configurations record) */
+    {
+        json_t *todo = json_object();   /* rel -> {argv, params} in plan order */
+        for (size_t j = 0; j < s.njobs; j++) {
+            job_indices(&s, j, idx);
+            JobCfg jc;
+            job_cfg(&s, idx, &jc);
+            for (int k = 0; k < 1 + has_scratch; k++) {
+                Args a = {0};
+                compile_args(&a, o->tracc, jc.compile, k ? json_string_value(json_object_get(jc.finetune, "task")) : NULL);
+                char *rel = model_name(kinds[k], &a);
+                if (!json_object_get(todo, rel))
+                    json_object_set_new(todo, rel, json_pack("{s:o, s:O}", "argv", args_json(&a), "params", jc.params));
+                free(rel);
+                args_free(&a);
+            }
+            job_cfg_free(&jc);
+        }
+        size_t nm = json_object_size(todo), mi = 0;
+        Args *runs = xcalloc(nm, sizeof *runs);
+        char ***argvs = xcalloc(nm, sizeof *argvs);
+        int *codes = xcalloc(nm, sizeof *codes);
+        StrBuf *cerr = xcalloc(nm, sizeof *cerr);
+        const char *rel;
+        json_t *m;
+        json_object_foreach(todo, rel, m) {
+            json_t *av = json_object_get(m, "argv");
+            for (size_t i = 0; i < json_array_size(av); i++) args_push(&runs[mi], json_string_value(json_array_get(av, i)));
+            char outp[PATH_MAX + 64];
+            snprintf(outp, sizeof outp, "%s/%s", tmpdir, rel);
+            args_push(&runs[mi], "-o");
+            args_push(&runs[mi], outp);
+            argvs[mi] = runs[mi].v;
+            sb_init(&cerr[mi]);
+            if (!o->quiet) fprintf(stderr, "tracc sweep plan: compiling %s\n", rel);
+            mi++;
+        }
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        sw_capture_many(argvs, nm, ncpu < 1 ? 1 : (int)ncpu, codes, cerr);
+        int failed = 0;
+        mi = 0;
+        json_object_foreach(todo, rel, m) {
+            char hex[65] = "", outp[PATH_MAX + 64];
+            snprintf(outp, sizeof outp, "%s/%s", tmpdir, rel);
+            if (!failed && codes[mi] == 0 && sha256_file(outp, hex, err)) failed = 1;
+            if (!failed && codes[mi] != 0) {
+                trim_message(cerr[mi].s);
+                char *ps = json_dumps(json_object_get(m, "params"), JSON_COMPACT);
+                sb_printf(err, "%s: compile (the %s model of the job with %s): `tracc compile` failed: %s", spath,
+                          strncmp(rel, "models/start", 12) ? "Scr.+FT control" : "start", ps, cerr[mi].s);
+                free(ps);
+                failed = 1;
+            }
+            if (!failed) json_object_set_new(models, rel, json_pack("{s:O, s:s}", "argv", json_object_get(m, "argv"), "sha256", hex));
+            args_free(&runs[mi]);
+            sb_free(&cerr[mi]);
+            mi++;
+        }
+        free(runs);
+        free(argvs);
+        free(codes);
+        free(cerr);
+        json_decref(todo);
+        if (failed) {
+            json_decref(models);
+            free(sweep_text);
+            goto out;
+        }
+    }
     for (size_t j = 0; j < s.njobs; j++) {
         job_indices(&s, j, idx);
         JobCfg jc;
@@ -866,48 +949,12 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
         char id[32], R[PATH_MAX], startp[PATH_MAX], sstartp[PATH_MAX] = "";
         snprintf(id, sizeof id, "%0*zu", width & 15, j + 1);
         snprintf(R, sizeof R, "%s/runs/%s", dir, id);
-        const char *kinds[2] = {"start", "scratch"};
         char *paths[2] = {startp, sstartp};
         for (int k = 0; k < 1 + has_scratch; k++) {
             Args a = {0};
             compile_args(&a, o->tracc, jc.compile, k ? json_string_value(json_object_get(jc.finetune, "task")) : NULL);
             char *rel = model_name(kinds[k], &a);
             snprintf(paths[k], PATH_MAX, "%s/%s", dir, rel);
-            if (!json_object_get(models, rel)) {
-                StrBuf outp, cout, cerr;
-                sb_init(&outp);
-                sb_init(&cout);
-                sb_init(&cerr);
-                sb_printf(&outp, "%s/%s", tmpdir, rel);
-                Args run = {0};
-                for (size_t i = 0; i < a.n; i++) args_push(&run, a.v[i]);
-                args_push(&run, "-o");
-                args_push(&run, outp.s);
-                if (!o->quiet) fprintf(stderr, "tracc sweep plan: compiling %s\n", rel);
-                int crc = sw_capture(run.v, NULL, &cout, &cerr, err);
-                char hex[65] = "";
-                if (crc == 0 && sha256_file(outp.s, hex, err)) crc = -1;
-                if (crc != 0) {
-                    trim_message(cerr.s);
-                    char *ps = json_dumps(jc.params, JSON_COMPACT);
-                    sb_printf(err, "%s: compile (the start model of the job with %s): `tracc compile` failed: %s", spath,
-                              ps, cerr.len ? cerr.s : "");
-                    free(ps);
-                }
-                args_free(&run);
-                sb_free(&outp);
-                sb_free(&cout);
-                sb_free(&cerr);
-                if (crc != 0) {
-                    free(rel);
-                    args_free(&a);
-                    job_cfg_free(&jc);
-                    json_decref(models);
-                    free(sweep_text);
-                    goto out;
-                }
-                json_object_set_new(models, rel, json_pack("{s:o, s:s}", "argv", args_json(&a), "sha256", hex));
-            }
             free(rel);
             args_free(&a);
         }
