@@ -80,14 +80,39 @@ static int get_num(json_t *o, const char *key, double *out)
     return 0;
 }
 
+/* The prefix every training line of `tracc finetune --log` starts with: what plot_read_thin
+ * recognises without parsing the line. */
+#define TRAIN_PREFIX "{\"type\":\"train\","
+
 int plot_read_log(PlotLog *log, const char *path, const char *text, size_t len, StrBuf *err)
+{
+    return plot_read_log_thin(log, path, text, len, 0, err);
+}
+
+int plot_read_log_thin(PlotLog *log, const char *path, const char *text, size_t len, int max_train, StrBuf *err)
 {
     memset(log, 0, sizeof *log);
     log->path = xstrdup(path);
     log->stop_step = NAN;
+    /* Thinning: keep every stride-th training line (counted among lines that start like
+     * the trainer's) and always the last one; the other lines are not parsed at all. */
+    long stride = 1, ntrain = 0;
+    size_t last_skipped = (size_t)-1;
+    long last_skipped_line = 0;
+    if (max_train > 0) {
+        long lines = 0;
+        for (const char *q = text; (q = memchr(q, '\n', len - (size_t)(q - text))) != NULL; q++) lines++;
+        stride = lines / max_train + 1;
+    }
     size_t pos = 0;
     long lineno = 0;
-    while (pos < len) {
+    int again = 0;   /* 1 while re-reading the last skipped training line at the end */
+    while (pos < len || (last_skipped != (size_t)-1 && !again)) {
+        if (pos >= len) {   /* the last training line was skipped: read it after all */
+            pos = last_skipped;
+            lineno = last_skipped_line - 1;
+            again = 1;
+        }
         size_t end = pos;
         while (end < len && text[end] != '\n') end++;
         lineno++;
@@ -96,6 +121,15 @@ int plot_read_log(PlotLog *log, const char *path, const char *text, size_t len, 
         while (a < b && (text[a] == ' ' || text[a] == '\t' || text[a] == '\r')) a++;
         while (b > a && (text[b - 1] == ' ' || text[b - 1] == '\t' || text[b - 1] == '\r')) b--;
         if (a == b) continue;
+        if (again) pos = len;
+        else if (stride > 1 && b - a > sizeof TRAIN_PREFIX && !memcmp(text + a, TRAIN_PREFIX, sizeof TRAIN_PREFIX - 1)) {
+            if (ntrain++ % stride != 0) {
+                last_skipped = a;
+                last_skipped_line = lineno;
+                continue;
+            }
+            last_skipped = (size_t)-1;
+        }
         json_error_t je;
         json_t *o = json_loadb(text + a, b - a, JSON_REJECT_DUPLICATES, &je);
         if (!o || !json_is_object(o)) {

@@ -23,6 +23,7 @@ static const Command commands[] = {
     {"probe", cmd_probe, "read an s-op from the residual stream: through its labels and by a linear probe"},
     {"attn", cmd_attn, "attention patterns of every head on one input (one or two models)"},
     {"plot", cmd_plot, "training curves from a fine-tuning log (JSONL) as SVG"},
+    {"report", cmd_report, "tables, pictures and JSON over sweep directories (tracc sweep)"},
 };
 
 static void usage(FILE *f)
