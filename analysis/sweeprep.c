@@ -1797,11 +1797,12 @@ static char *attn_svg(const SrepReport *r, const Cell *c, const char *title)
     hm.ylabel = "query";
     double pw, ph;
     hm.v = bef;
+    hm.title = "after (mean of 100 runs)";   /* the longest panel title sets the width */
     svg_heatmap_size(&hm, &pw, &ph);
     hm.diverging = 1;
     double pw2, ph2;
     svg_heatmap_size(&hm, &pw2, &ph2);
-    double rowh = fmax(ph, ph2) + 50;
+    double rowh = fmax(ph, ph2) + 70;
     Svg s;
     svg_begin(&s, 2 * pw + pw2 + 60, 40 + nh * rowh);
     svg_text(&s, 12, 24, "start", 15, 0, 1, "#000000", title);
@@ -1832,24 +1833,25 @@ static char *attn_svg(const SrepReport *r, const Cell *c, const char *title)
         double y = 40 + h * rowh;
         const char *hn = json_string_value(json_object_get(fh, "name"));
         char sub[160];
+        svg_text(&s, 12, y + 14, "start", 13, 0, 1, "#000000", hn ? hn : "head");
+        y += 22;
         hm.mark = mark;
         hm.mark_legend = "selected by the program";
         hm.diverging = 0;
         hm.vmax = 1;
         hm.scale_label = "attention weight";
         hm.v = bef;
-        hm.title = hn ? hn : "head";
-        hm.subtitle = "before (compiled)";
+        hm.title = "before (compiled)";
         svg_heatmap(&s, 10, y, &hm);
         if (na) {
-            snprintf(sub, sizeof sub, "after fine-tuning (mean of %d run%s)", na, na == 1 ? "" : "s");
+            snprintf(sub, sizeof sub, "after (mean of %d run%s)", na, na == 1 ? "" : "s");
             hm.v = aft;
-            hm.subtitle = sub;
+            hm.title = sub;
             svg_heatmap(&s, 30 + pw, y, &hm);
             hm.v = chg;
             hm.diverging = 1;
             hm.vmax = 0;
-            hm.subtitle = "change (after - before)";
+            hm.title = "change (after - before)";
             hm.scale_label = "change";
             svg_heatmap(&s, 50 + 2 * pw, y, &hm);
         }
