@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +22,7 @@ extern const char srep_paper_table3[];
 
 /* Training points read per log for the loss curve (plot_read_log_thin): enough for a picture,
  * few enough that a report over a thousand 10K-step logs stays fast. */
-#define MAX_TRAIN_POINTS 400
+#define MAX_TRAIN_POINTS 100
 /* Top entries shown per cell (diff, pruned weights). */
 #define TOP_ENTRIES 10
 
@@ -300,6 +301,7 @@ static int read_log(const char *rundir, json_t *name, const char *what, PlotLog 
         return -1;
     }
     int rc = plot_read_log_thin(log, p, text, len, MAX_TRAIN_POINTS, err);
+    if (rc) plot_log_free(log);
     free(text);
     free(p);
     return rc;
@@ -522,20 +524,11 @@ static int load_sweep(SrepReport *r, int si, const char *dir, StrBuf *err)
         }
         c->runs[c->nruns++] = r->nruns - 1;
         char *rp = path_join(u->dir, "result.json"), *fp = path_join(u->dir, "failed.json");
-        int bad = 0;
-        if (file_exists(rp)) {
-            u->status = RUN_DONE;
-            bad = load_result(u, rp, err);
-        } else if (file_exists(fp)) {
-            u->status = RUN_FAILED;
-            bad = load_failed(u, fp, err);
-        } else {
-            u->status = RUN_PENDING;
-            u->running = lock_held(u->dir);
-        }
+        if (file_exists(rp)) u->status = RUN_DONE;
+        else if (file_exists(fp)) u->status = RUN_FAILED;
+        else u->status = RUN_PENDING, u->running = lock_held(u->dir);
         free(rp);
         free(fp);
-        if (bad) goto out;
         s->njobs++;
         if (u->status == RUN_DONE) s->done++, c->done++;
         else if (u->status == RUN_FAILED) s->failed++, c->failed++;
@@ -544,6 +537,65 @@ static int load_sweep(SrepReport *r, int si, const char *dir, StrBuf *err)
     rc = 0;
 out:
     free(pp);
+    return rc;
+}
+
+/* Reading the finished and failed runs' files is most of a report's time and each run is
+ * independent: a few threads share them (jansson parses separate documents safely once its
+ * hash seed is set: the plan's objects have set it, json_object_seed makes sure). Each run keeps its own
+ * error; the first in plan order is reported, so messages do not depend on timing. */
+typedef struct {
+    SrepReport *r;
+    int next;                /* the next run to take */
+    pthread_mutex_t mu;
+    StrBuf *errs;            /* (nruns) */
+    char *failed;            /* (nruns) 1 if the run's files are bad */
+} Loader;
+
+static void *loader_main(void *arg)
+{
+    Loader *L = arg;
+    for (;;) {
+        pthread_mutex_lock(&L->mu);
+        int i = L->next++;
+        pthread_mutex_unlock(&L->mu);
+        if (i >= L->r->nruns) return NULL;
+        Run *u = &L->r->runs[i];
+        if (u->status == RUN_PENDING) continue;
+        char *p = path_join(u->dir, u->status == RUN_DONE ? "result.json" : "failed.json");
+        sb_init(&L->errs[i]);
+        L->failed[i] = (char)(u->status == RUN_DONE ? load_result(u, p, &L->errs[i]) : load_failed(u, p, &L->errs[i])) != 0;
+        free(p);
+    }
+}
+
+static int load_runs(SrepReport *r, StrBuf *err)
+{
+    Loader L = {.r = r};
+    pthread_mutex_init(&L.mu, NULL);
+    L.errs = xcalloc((size_t)r->nruns + 1, sizeof(StrBuf));
+    L.failed = xcalloc((size_t)r->nruns + 1, 1);
+    json_object_seed(0);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int nt = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int)ncpu;
+    if (nt > r->nruns / 16 + 1) nt = r->nruns / 16 + 1;   /* small sweeps: no threads */
+    pthread_t th[8];
+    int started[8] = {0};
+    for (int t = 1; t < nt; t++) started[t] = pthread_create(&th[t], NULL, loader_main, &L) == 0;
+    loader_main(&L);
+    for (int t = 1; t < nt; t++)
+        if (started[t]) pthread_join(th[t], NULL);
+    int rc = 0;
+    for (int i = 0; i < r->nruns; i++) {
+        if (L.failed[i] && !rc) {
+            sb_puts(err, L.errs[i].s);
+            rc = -1;
+        }
+        if (r->runs[i].status != RUN_PENDING) sb_free(&L.errs[i]);
+    }
+    free(L.errs);
+    free(L.failed);
+    pthread_mutex_destroy(&L.mu);
     return rc;
 }
 
@@ -602,6 +654,7 @@ SrepReport *srep_load(const char *const *dirs, int ndirs, const char *paper_tsv,
         r->nsw = i + 1;
         if (load_sweep(r, i, dirs[i], err)) goto fail;
     }
+    if (load_runs(r, err)) goto fail;
     classify(r);
     return r;
 fail:
