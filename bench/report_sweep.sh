@@ -63,16 +63,19 @@ exec 9>/tmp/tracc-bench.lock
 flock 9
 export OPENBLAS_NUM_THREADS=1
 "$TRACC" report --json "$D" >/dev/null
-timeit() {
+timeit() {   # best wall time of 3, with the CPU time (user + sys) of that run
     best=
     for i in 1 2 3; do
-        t0=$(date +%s.%N)
-        "$@" >/dev/null 2>&1 || { echo "report_sweep.sh: failed: $*" >&2; exit 1; }
-        t1=$(date +%s.%N)
-        best=$(awk -v a="$t0" -v b="$t1" -v best="$best" 'BEGIN { t = b - a; if (best == "" || t < best) best = t; printf "%.3f", best }')
+        /usr/bin/time -f "%e %U %S" -o "$W/time.txt" "$@" >/dev/null 2>"$W/err.txt" || { echo "report_sweep.sh: failed: $*" >&2; cat "$W/err.txt" >&2; exit 1; }
+        set -- "$@"
+        read -r wall user sys <"$W/time.txt"
+        best=$(awk -v w="$wall" -v u="$user" -v s="$sys" -v best="$best" 'BEGIN {
+            split(best, b, " "); if (best == "" || w < b[1]) printf "%s %.2f", w, u + s; else printf "%s", best }')
     done
-    echo "$best"
+    set -- $best
+    echo "wall $1 s, cpu $2 s"
 }
-echo "tracc report --json DIR >/dev/null: $(timeit "$TRACC" report --json "$D") s (best of 3)"
-echo "tracc report DIR -o OUT:            $(timeit "$TRACC" report "$D" -o "$W/out") s (best of 3; $(ls "$W/out" | wc -l) files)"
-echo "tracc report DIR (Markdown):        $(timeit "$TRACC" report "$D") s (best of 3)"
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "tracc report --json DIR >/dev/null: $(timeit "$TRACC" report --json "$D") (best of 3)"
+echo "tracc report DIR -o OUT:            $(timeit "$TRACC" report "$D" -o "$W/out") (best of 3; $(ls "$W/out" | wc -l) files)"
+echo "tracc report DIR (Markdown):        $(timeit "$TRACC" report "$D") (best of 3)"
