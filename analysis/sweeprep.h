@@ -4,7 +4,8 @@
  * `seed`), and aggregates over seeds: accuracies (mean, sample std, n, the per-run values),
  * Table 3 beside the paper's numbers with a regime per run, learning curves, pruning and
  * rollback, reverse fine-tuning against Scr.+FT, attention, the labelled diff and probes.
- * Output as JSON, Markdown (with SVG pictures) and one self-contained HTML page.
+ * Output as JSON, Markdown (with SVG pictures) and one self-contained HTML page
+ * (analysis/sweepdoc.c writes the documents).
  * (analysis/report.c is something else: helpers the analysis commands share.) */
 #ifndef TRACC_SWEEPREP_H
 #define TRACC_SWEEPREP_H
