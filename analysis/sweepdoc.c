@@ -761,9 +761,10 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
     if (any_cell(cells, "curves", NULL) && d->pictures) {
         d_h(d, 2, "Learning curves");
         d_p(d, "Per cell: training loss and the accuracy of every evaluation set against the step; the line is the "
-               "mean over the cell's runs, the band spans the lowest to the highest run (min–max). Training loss is "
-               "drawn from at most %d evenly spaced logged steps per run.",
-            MAX_TRAIN_POINTS);
+               "mean over the cell's runs, the band spans the lowest to the highest run (min–max). Each log is read "
+               "thinned: at most %d evenly spaced training and %d evaluation lines per run, the first and last "
+               "included (final accuracies come from result.json).",
+            MAX_TRAIN_POINTS, MAX_TRAIN_POINTS);
         for (int i = 0; i < r->ncells; i++) {
             json_t *cv = json_object_get(json_array_get(cells, (size_t)i), "curves");
             if (!cv) continue;

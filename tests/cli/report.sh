@@ -260,6 +260,24 @@ assert g[('jain2023-counter', 0.001, 0.0)] == 'collapsed' and g[('jain2023-max',
 assert g[('jain2023-counter', 0.01, 0.9)] == 'wrapper'   # 1.4 / 98.5 / 7.1 / 39.3: ft1 >= 90, ft0 and pt0 < 50
 " $T/p.json
 
+# ---- a real sweep, when this build has `tracc sweep` (helper code merged) --------------------------
+if $TRACC sweep --help >/dev/null 2>&1 && [ -f tests/sweep/tiny.json ]; then
+    if $TRACC sweep plan tests/sweep/tiny.json -o $T/tiny >/dev/null 2>$T/tiny.err &&
+        $TRACC sweep run $T/tiny -j 2 >/dev/null 2>>$T/tiny.err; then ok; else bad "tiny sweep"; cat $T/tiny.err; fi
+    $TRACC report --json $T/tiny >$T/tiny.json 2>$T/tiny.err || { bad "report on the tiny sweep"; cat $T/tiny.err; }
+    py "the tiny sweep: every job aggregated, values from result.json, every analysis section" "
+d = json.load(open(sys.argv[1])); D = sys.argv[2]
+assert d['jobs']['done'] == len(json.load(open(D + '/plan.json'))['jobs']) and d['jobs']['failed'] == 0
+for c in d['cells']:
+    res = [json.load(open('%s/runs/%s/result.json' % (D, i))) for i in c['done_jobs']]
+    for k, e in c['evals'].items(): assert e['values'] == [r['finetune']['eval'][k]['acc'] for r in res]
+    for key in ('curves', 'prune', 'rollback', 'reft', 'scratch', 'attn', 'diff', 'probe'): assert key in c, key
+    assert c['regime'] is not None
+" $T/tiny.json $T/tiny
+else
+    echo "report.sh: this build has no \`tracc sweep\`: the real-sweep checks are skipped (fixtures only)"
+fi
+
 # ---- bad inputs: exit 1, a message naming the file, nothing on stdout, no OUTDIR -----------------
 bad_case() {   # bad_case NAME PATTERN DIR
     name=$1; pat=$2; dir=$3
