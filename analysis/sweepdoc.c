@@ -634,33 +634,10 @@ static void cell_title(const SrepReport *r, int i, char *buf, size_t cap)
     snprintf(buf, cap, "%s: %s", r->sw[r->cells[i].sweep].name, r->cells[i].label);
 }
 
-static void build_doc(const SrepReport *r, json_t *j, Doc *d)
+/* Failed jobs: who, where, and the last line of stderr. */
+static void doc_failed(Doc *d, const SrepReport *r, json_t *cells)
 {
-    json_t *cells = json_object_get(j, "cells");
-    StrBuf t;
-    sb_init(&t);
-    for (int i = 0; i < r->nsw; i++) sb_printf(&t, "%s%s", i ? ", " : "", r->sw[i].name);
-    StrBuf h;
-    sb_init(&h);
-    sb_printf(&h, "Sweep report: %s", t.s);
-    d_h(d, 1, h.s);
-    sb_free(&h);
-    sb_free(&t);
-    d_table(d, 7);
-    d_c(d, "sweep"), d_c(d, "directory"), d_c(d, "paper table"), d_c(d, "jobs"), d_c(d, "done"), d_c(d, "failed");
-    d_c(d, "pending (running)");
-    for (int i = 0; i < r->nsw; i++) {
-        const Sweep *s = &r->sw[i];
-        d_c(d, "%s", s->name), d_c(d, "%s", s->dir), d_c(d, "%s", s->paper ? s->paper : "none");
-        d_c(d, "%d", s->njobs), d_c(d, "%d", s->done), d_c(d, "%d", s->failed), d_c(d, "%d (%d)", s->pending, s->running);
-    }
-    d_p(d, "Aggregates are over the finished runs of a cell (its grid parameters without the seed): mean ± sample "
-           "standard deviation (divisor n − 1) (n runs); accuracies in percent. \"argmax\" accuracy counts the "
-           "largest logit as the answer (what `tracc finetune --eval` reports as acc); \"decoded\" accuracy counts "
-           "no answer when the top logit is ≤ 0.5 (as `tracc run` decodes). Every number and the per-run values it "
-           "came from are in report.json.");
-
-    /* failed jobs */
+    (void)cells;   /* from the runs: failed jobs have no aggregates */
     int nfail = 0;
     for (int i = 0; i < r->nruns; i++) nfail += r->runs[i].status == RUN_FAILED;
     if (nfail) {
@@ -683,8 +660,11 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
             else d_c(d, "–");
         }
     }
+}
 
-    /* Table 3, per sweep */
+/* Table 3, per sweep (when its cells have the four evaluation sets). */
+static void doc_table3(Doc *d, const SrepReport *r, json_t *cells)
+{
     for (int si = 0; si < r->nsw; si++) {
         int has = 0, dec = 0;
         for (int i = 0; i < r->ncells; i++) {
@@ -716,8 +696,11 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
             table3(d, r, cells, si, 1);
         }
     }
+}
 
-    /* every cell: jobs, training loss, the evaluation sets outside Table 3 */
+/* Every cell: jobs, training loss, the evaluation sets outside table 3 */
+static void doc_cells(Doc *d, const SrepReport *r, json_t *cells)
+{
     Names other = {0};
     for (int i = 0; i < r->ncells; i++) {
         const char *name;
@@ -755,9 +738,12 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
         }
     }
     free(other.v);
+}
 
+/* Learning curves */
+static void doc_curves(Doc *d, const SrepReport *r, json_t *cells)
+{
     char file[64], title[600];
-    /* learning curves */
     if (any_cell(cells, "curves", NULL) && d->pictures) {
         d_h(d, 2, "Learning curves");
         d_p(d, "Per cell: training loss and the accuracy of every evaluation set against the step; the line is the "
@@ -776,8 +762,12 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
             d_img(d, file, title, curves_svg(cv, title));
         }
     }
+}
 
-    /* pruning and rollback */
+/* Pruning and rollback */
+static void doc_prune(Doc *d, const SrepReport *r, json_t *cells)
+{
+    char file[64], title[600];
     if (any_cell(cells, "prune", "rollback")) {
         d_h(d, 2, "Pruning and rollback (Fig. 55/57)");
         d_p(d, "Pretraining-task accuracy (the prune run's --task) after zeroing the top K weights by gradient × "
@@ -868,8 +858,12 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
             }
         }
     }
+}
 
-    /* reverse fine-tuning vs Scr.+FT */
+/* Reverse fine-tuning vs scr.+ft */
+static void doc_refit(Doc *d, const SrepReport *r, json_t *cells)
+{
+    char file[64], title[600];
     if (any_cell(cells, "reft", "scratch")) {
         d_h(d, 2, "Reverse fine-tuning vs Scr.+FT (Fig. 27)");
         d_p(d, "Steps until the --stop-when target held (runs that reached it; mean ± std (n)), \"reached\" = runs "
@@ -908,8 +902,12 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
             d_img(d, file, title, refit_svg(a, b, title));
         }
     }
+}
 
-    /* attention */
+/* Attention */
+static void doc_attn(Doc *d, const SrepReport *r, json_t *cells)
+{
+    char file[64], title[600];
     if (any_cell(cells, "attn", NULL)) {
         d_h(d, 2, "Attention before and after (Fig. 10/45)");
         d_p(d, "Each head's attention on the sweep's attention input: the share of attention on the keys the "
@@ -941,8 +939,12 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
             }
         }
     }
+}
 
-    /* the labelled diff */
+/* The labelled diff */
+static void doc_diff(Doc *d, const SrepReport *r, json_t *cells)
+{
+    char title[600];
     if (any_cell(cells, "diff", NULL)) {
         d_h(d, 2, "What fine-tuning changed (labelled diff)");
         d_p(d, "The largest changed entries named in the program's terms (`tracc diff`), grouped over runs and ranked "
@@ -967,8 +969,12 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
             }
         }
     }
+}
 
-    /* probes */
+/* Probes */
+static void doc_probe(Doc *d, const SrepReport *r, json_t *cells)
+{
+    char title[600];
     if (any_cell(cells, "probe", NULL)) {
         d_h(d, 2, "Probes");
         d_p(d, "Is each s-op still computed? Accuracy (%%) of reading it at each residual stage directly through its "
@@ -993,6 +999,42 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
             }
         }
     }
+}
+
+static void build_doc(const SrepReport *r, json_t *j, Doc *d)
+{
+    json_t *cells = json_object_get(j, "cells");
+    StrBuf t;
+    sb_init(&t);
+    for (int i = 0; i < r->nsw; i++) sb_printf(&t, "%s%s", i ? ", " : "", r->sw[i].name);
+    StrBuf h;
+    sb_init(&h);
+    sb_printf(&h, "Sweep report: %s", t.s);
+    d_h(d, 1, h.s);
+    sb_free(&h);
+    sb_free(&t);
+    d_table(d, 7);
+    d_c(d, "sweep"), d_c(d, "directory"), d_c(d, "paper table"), d_c(d, "jobs"), d_c(d, "done"), d_c(d, "failed");
+    d_c(d, "pending (running)");
+    for (int i = 0; i < r->nsw; i++) {
+        const Sweep *s = &r->sw[i];
+        d_c(d, "%s", s->name), d_c(d, "%s", s->dir), d_c(d, "%s", s->paper ? s->paper : "none");
+        d_c(d, "%d", s->njobs), d_c(d, "%d", s->done), d_c(d, "%d", s->failed), d_c(d, "%d (%d)", s->pending, s->running);
+    }
+    d_p(d, "Aggregates are over the finished runs of a cell (its grid parameters without the seed): mean ± sample "
+           "standard deviation (divisor n − 1) (n runs); accuracies in percent. \"argmax\" accuracy counts the "
+           "largest logit as the answer (what `tracc finetune --eval` reports as acc); \"decoded\" accuracy counts "
+           "no answer when the top logit is ≤ 0.5 (as `tracc run` decodes). Every number and the per-run values it "
+           "came from are in report.json.");
+    doc_failed(d, r, cells);
+    doc_table3(d, r, cells);
+    doc_cells(d, r, cells);
+    doc_curves(d, r, cells);
+    doc_prune(d, r, cells);
+    doc_refit(d, r, cells);
+    doc_attn(d, r, cells);
+    doc_diff(d, r, cells);
+    doc_probe(d, r, cells);
 }
 
 void srep_markdown(const SrepReport *r, StrBuf *out)
