@@ -340,6 +340,13 @@ static int lock_held(const char *dir)
     return held;
 }
 
+/* The grid key of the fine-tuning seed: "seed", or "finetune.seed" when the sweep file had to
+ * say which command's seed it varies (a compile seed changes the model: it makes cells). */
+static int is_seed_key(const char *k)
+{
+    return !strcmp(k, "seed") || !strcmp(k, "finetune.seed");
+}
+
 static int cell_of(SrepReport *r, int sweep, json_t *params, const char *plan_path, StrBuf *err)
 {
     (void)plan_path;
@@ -347,7 +354,7 @@ static int cell_of(SrepReport *r, int sweep, json_t *params, const char *plan_pa
     json_t *p = json_object();
     const char *k;
     json_t *v;
-    json_object_foreach(params, k, v) if (strcmp(k, "seed")) json_object_set(p, k, v);
+    json_object_foreach(params, k, v) if (!is_seed_key(k)) json_object_set(p, k, v);
     char *key = json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
     for (int i = r->ncells - 1; i >= 0; i--)
         if (r->cells[i].sweep == sweep && !strcmp(r->cells[i].key, key)) {
@@ -452,6 +459,7 @@ static int load_sweep(SrepReport *r, int si, const char *dir, StrBuf *err)
         u->id = json_string_value(id);
         u->params = params;
         u->seed = json_object_get(params, "seed");
+        if (!u->seed) u->seed = json_object_get(params, "finetune.seed");
         u->dir = srep_path_join(dir, json_string_value(jd));
         u->cell = cell_of(r, si, params, pp, err);
         Cell *c = &r->cells[u->cell];
