@@ -347,10 +347,8 @@ static int is_seed_key(const char *k)
     return !strcmp(k, "seed") || !strcmp(k, "finetune.seed");
 }
 
-static int cell_of(SrepReport *r, int sweep, json_t *params, const char *plan_path, StrBuf *err)
+static int cell_of(SrepReport *r, int sweep, json_t *params)
 {
-    (void)plan_path;
-    (void)err;
     json_t *p = json_object();
     const char *k;
     json_t *v;
@@ -461,7 +459,7 @@ static int load_sweep(SrepReport *r, int si, const char *dir, StrBuf *err)
         u->seed = json_object_get(params, "seed");
         if (!u->seed) u->seed = json_object_get(params, "finetune.seed");
         u->dir = srep_path_join(dir, json_string_value(jd));
-        u->cell = cell_of(r, si, params, pp, err);
+        u->cell = cell_of(r, si, params);
         Cell *c = &r->cells[u->cell];
         if (c->nruns == c->cap) {
             c->cap = c->cap ? 2 * c->cap : 4;
@@ -469,9 +467,12 @@ static int load_sweep(SrepReport *r, int si, const char *dir, StrBuf *err)
         }
         c->runs[c->nruns++] = r->nruns - 1;
         char *rp = srep_path_join(u->dir, "result.json"), *fp = srep_path_join(u->dir, "failed.json");
+        /* as `tracc sweep status` decides: a held lock means running, even over an old
+         * failed.json (the job is being retried) */
         if (file_exists(rp)) u->status = RUN_DONE;
+        else if (lock_held(u->dir)) u->status = RUN_PENDING, u->running = 1;
         else if (file_exists(fp)) u->status = RUN_FAILED;
-        else u->status = RUN_PENDING, u->running = lock_held(u->dir);
+        else u->status = RUN_PENDING;
         free(rp);
         free(fp);
         s->njobs++;

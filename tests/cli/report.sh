@@ -195,14 +195,17 @@ cp -r $FX $T/fx2
 mkdir -p $T/fx2/runs/0008
 # hold the lock as a running job would (one process, so killing it releases the lock)
 python3 -c "import fcntl, sys, time
-f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); open(sys.argv[2], 'w').close(); time.sleep(30)" \
-    $T/fx2/runs/0008/lock $T/locked >/dev/null 2>&1 &
+fs = [open(p, 'w') for p in sys.argv[2:]]
+for f in fs: fcntl.flock(f, fcntl.LOCK_EX)
+open(sys.argv[1], 'w').close(); time.sleep(30)" \
+    $T/locked $T/fx2/runs/0008/lock $T/fx2/runs/0005/lock >/dev/null 2>&1 &
 lockpid=$!
 for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do [ -e $T/locked ] && break; sleep 0.1; done
 $TRACC report --json $T/fx2 >$T/run.json 2>/dev/null
 kill $lockpid 2>/dev/null; wait $lockpid 2>/dev/null
-py "a job whose lock is held counts as running (and pending)" "
-d = json.load(open(sys.argv[1])); assert d['jobs'] == {'done': 8, 'failed': 2, 'pending': 2, 'running': 1}, d['jobs']" $T/run.json
+py "a job whose lock is held counts as running (and pending), also over an old failed.json (a retry)" "
+d = json.load(open(sys.argv[1])); assert d['jobs'] == {'done': 8, 'failed': 1, 'pending': 3, 'running': 2}, d['jobs']" $T/run.json
+rm -f $T/fx2/runs/0005/lock
 py "inject acc_decoded (as the new finetune --eval reports it)" "
 import glob
 for p in glob.glob(sys.argv[1] + '/runs/*/result.json'):
