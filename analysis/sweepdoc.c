@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "analysis/svg.h"
 #include "analysis/sweeprep_int.h"
@@ -1077,6 +1079,39 @@ static int write_text(const char *dir, const char *name, const char *text, StrBu
     return rc;
 }
 
+/* A picture name this report writes: curves_NNN.svg, prune_NNN.svg, reft_NNN.svg, attn_NNN.svg. */
+static int is_picture_name(const char *n)
+{
+    static const char *const kinds[] = {"curves_", "prune_", "reft_", "attn_"};
+    for (size_t k = 0; k < ARRAY_LEN(kinds); k++) {
+        size_t l = strlen(kinds[k]);
+        if (strncmp(n, kinds[k], l)) continue;
+        const char *q = n + l;
+        while (*q >= '0' && *q <= '9') q++;
+        if (q - (n + l) >= 3 && !strcmp(q, ".svg")) return 1;
+    }
+    return 0;
+}
+
+/* Pictures of an earlier report in OUTDIR that this one did not write (it had more cells):
+ * removed, so OUTDIR holds exactly what report.md links. */
+static void remove_stale_pictures(const char *outdir, const Doc *d)
+{
+    DIR *dir = opendir(outdir);
+    if (!dir) return;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        if (!is_picture_name(e->d_name)) continue;
+        int ours = 0;
+        for (int i = 0; i < d->n && !ours; i++) ours = d->b[i].k == D_IMG && !strcmp(d->b[i].file, e->d_name);
+        if (ours) continue;
+        char *p = srep_path_join(outdir, e->d_name);
+        unlink(p);
+        free(p);
+    }
+    closedir(dir);
+}
+
 int srep_write(const SrepReport *r, const char *outdir, StrBuf *err)
 {
     if (mkdir_p(outdir, err)) return -1;
@@ -1106,6 +1141,7 @@ int srep_write(const SrepReport *r, const char *outdir, StrBuf *err)
         free(s);
         rc = write_text(outdir, "report.json", o.s, err);
     }
+    if (!rc) remove_stale_pictures(outdir, &d);
     sb_free(&o);
     d_free(&d);
     json_decref(j);

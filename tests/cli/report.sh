@@ -188,7 +188,9 @@ h = open(sys.argv[2] + '/report.html').read()
 assert h.count('<svg') == 16 and '<?xml' not in h and 'src=' not in h and 'href=\"http' not in h
 assert not [f for f in os.listdir(sys.argv[2]) if '.tmp' in f]
 " $T/r.json $T/rep
+touch $T/rep/curves_099.svg $T/rep/mine.svg
 $TRACC report $FX -o $T/rep --json >$T/o2.json 2>/dev/null && cmp -s $T/o2.json $T/r.json && ok || bad "-o with --json prints the same JSON"
+if [ ! -e $T/rep/curves_099.svg ] && [ -e $T/rep/mine.svg ]; then ok; else bad "-o again: an old report's picture stays, or another file went"; fi
 
 # ---- a running job (its lock held) and decoded accuracy -------------------------------------------
 cp -r $FX $T/fx2
