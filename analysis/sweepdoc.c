@@ -57,7 +57,7 @@ static void d_p(Doc *d, const char *fmt, ...)
     va_start(ap, fmt);
     sb_vprintf(&s, fmt, ap);
     va_end(ap);
-    d_new(d, D_P)->text = sb_steal(&s);
+    d_new(d, D_P)->text = srep_take(&s);
 }
 
 /* A table with ncol columns; the cells follow with d_c, header first. */
@@ -77,7 +77,7 @@ static void d_c(Doc *d, const char *fmt, ...)
     sb_vprintf(&s, fmt, ap);
     va_end(ap);
     b->cells = xrealloc(b->cells, sizeof(char *) * (size_t)(b->ncells + 1));
-    b->cells[b->ncells++] = sb_steal(&s);
+    b->cells[b->ncells++] = srep_take(&s);
 }
 
 /* Takes the SVG text. */
@@ -282,7 +282,7 @@ static void ss_free(SeriesSet *ss)
 static char *svg_done(Svg *s)
 {
     svg_end(s);
-    return sb_steal(&s->b);
+    return srep_take(&s->b);
 }
 
 /* Training loss and every evaluation accuracy against the step: the mean over runs, shaded

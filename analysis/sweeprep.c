@@ -24,13 +24,20 @@ const char *const srep_regimes[NREG] = {"learned", "learning", "wrapper", "uncha
 
 /* ================================================================ small helpers */
 
+char *srep_take(StrBuf *b)
+{
+    char *s = sb_steal(b);
+    sb_free(b);   /* sb_steal leaves b re-initialized, with a buffer of its own */
+    return s;
+}
+
 char *srep_path_join(const char *a, const char *b)
 {
     StrBuf s;
     sb_init(&s);
     if (b[0] == '/' || !a[0]) sb_puts(&s, b);
     else sb_printf(&s, "%s%s%s", a, a[strlen(a) - 1] == '/' ? "" : "/", b);
-    return sb_steal(&s);
+    return srep_take(&s);
 }
 
 static int file_exists(const char *p)
@@ -374,7 +381,7 @@ static int cell_of(SrepReport *r, int sweep, json_t *params)
         srep_scalar_text(v, &l);
     }
     if (!l.len) sb_puts(&l, "(all jobs)");
-    c->label = sb_steal(&l);
+    c->label = srep_take(&l);
     json_t *lr = json_object_get(p, "lr"), *ctr = json_object_get(p, "spurious-rate");
     if (json_is_number(lr) && json_is_number(ctr)) {
         c->has_lrctr = 1;
