@@ -693,6 +693,22 @@ static void doc_table3(Doc *d, const SrepReport *r, json_t *cells)
                "is that of most of its runs (\"mixed\" on a tie); the paper's regime applies the same rule to its "
                "numbers.");
         table3(d, r, cells, si, 0);
+        if (r->sw[si].paper) {
+            int compared = 0, same = 0;
+            StrBuf diff;
+            sb_init(&diff);
+            for (int i = 0; i < r->ncells; i++) {
+                const Cell *c = &r->cells[i];
+                if (c->sweep != si || !c->paper || !c->regime) continue;
+                compared++;
+                if (!strcmp(c->regime, c->paper_regime)) same++;
+                else sb_printf(&diff, "%s%s (%s here, %s in the paper)", diff.len ? "; " : "", c->label, c->regime,
+                               c->paper_regime);
+            }
+            d_p(d, "Same regime as the paper in %d of %d cells compared.%s%s", same, compared,
+                diff.len ? " Different: " : "", diff.s);
+            sb_free(&diff);
+        }
         if (dec) {
             d_p(d, "Decoded accuracy (%%), mean ± std (n): no answer when the top logit is ≤ 0.5.");
             table3(d, r, cells, si, 1);

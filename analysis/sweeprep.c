@@ -1341,6 +1341,16 @@ json_t *srep_json(const SrepReport *r)
             sweeps, json_pack("{s:s, s:s, s:s?, s:O?, s:{s:i, s:i, s:i, s:i, s:i}}", "name", s->name, "dir", s->dir,
                               "paper", s->paper, "grid", json_object_get(s->plan, "grid"), "jobs", "total", s->njobs,
                               "done", s->done, "failed", s->failed, "pending", s->pending, "running", s->running));
+        /* how many cells compared with the paper have its regime */
+        int compared = 0, same = 0;
+        for (int c = 0; c < r->ncells; c++) {
+            const Cell *cl = &r->cells[c];
+            if (cl->sweep != i || !cl->paper || !cl->regime) continue;
+            compared++;
+            same += !strcmp(cl->regime, cl->paper_regime);
+        }
+        json_object_set_new(json_array_get(sweeps, (size_t)i), "paper_regimes",
+                            json_pack("{s:i, s:i}", "compared", compared, "same", same));
         done += s->done, failed += s->failed, pending += s->pending, running += s->running;
     }
     json_t *sweep = r->nsw == 1 ? json_incref(json_array_get(sweeps, 0)) : json_incref(sweeps);

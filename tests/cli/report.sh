@@ -152,13 +152,14 @@ assert 'the gradient is not finite' in c2['failed'][0]['message']
 c4 = d['cells'][3]
 assert c4['failed'][0]['stage'] == 'prune' and c4['failed'][0]['diverged'] is False and c4['failed'][0]['exit'] == 1
 assert [c['paper_regime'] for c in d['cells']] == ['learned', 'wrapper', 'learned', 'wrapper']
+assert d['sweep']['paper_regimes'] == {'compared': 4, 'same': sum(c['matches'] is True for c in d['cells'])}
 " $T/r.json $TSV
 
 # ---- Markdown on stdout ---------------------------------------------------------------------------
 $TRACC report $FX >$T/r.md 2>$T/r.err || bad "report (Markdown): status"
 for pat in "# Sweep report: fixture-counter" "## Failed jobs" "## Table 3: fixture-counter" \
     "| 0.1 | 0 | 59.8 ± 12.7 (3) | 0.0 | 7.7 ± 12.8 (3) | 100.0 | 34.2 ± 9.3 (3) | 0.0 | 41.2 ± 3.5 (3) | 100.0 | collapsed 3/3 | learned | no | 3/0/0 |" \
-    "collapsed 2/3, diverged 1/3" "sample standard deviation (divisor n − 1)" "## Pruning and rollback" \
+    "collapsed 2/3, diverged 1/3" "Same regime as the paper in 0 of 4 cells compared. Different: lr=0.1 spurious-rate=0 (collapsed here, learned in the paper);" "sample standard deviation (divisor n − 1)" "## Pruning and rollback" \
     "## Reverse fine-tuning vs Scr.+FT" "## Attention before and after" "## What fine-tuning changed" "## Probes" \
     "| 0012 | lr=0.01 spurious-rate=1 | prune | 1 |"; do
     if grep -qF -- "$pat" $T/r.md; then ok; else bad "Markdown lacks '$pat'"; fi
@@ -244,6 +245,7 @@ py "56 cells, each run's regime is the paper's and matches; both tables in one r
 d = json.load(open(sys.argv[1]))
 assert isinstance(d['sweep'], list) and [s['name'] for s in d['sweep']] == ['jain2023-counter', 'jain2023-max']
 assert len(d['cells']) == 56 and d['jobs']['done'] == 56
+assert [s['paper_regimes'] for s in d['sweep']] == [{'compared': 28, 'same': 28}] * 2
 for c in d['cells']:
     assert c['regime'] == c['paper_regime'] and c['matches'] is True, c['params']
     assert c['paper']['table'] == c['sweep']
