@@ -520,12 +520,14 @@ static void agg_text(json_t *agg, double scale, int digits, char *buf, size_t ca
     free(v);
 }
 
-static int cell_has_t3(json_t *cj)
+/* A row of Table 3: the cell's runs have the four evaluation sets, or the paper has the cell
+ * (then its numbers show before any run has finished). */
+static int cell_in_t3(const Cell *c, json_t *cj)
 {
     json_t *ev = json_object_get(cj, "evals");
-    for (int k = 0; k < 4; k++)
-        if (!json_object_get(ev, srep_t3[k])) return 0;
-    return 1;
+    int all = 1;
+    for (int k = 0; k < 4; k++) all &= json_object_get(ev, srep_t3[k]) != NULL;
+    return all || c->paper;
 }
 
 static void regime_text(const Cell *c, StrBuf *o)
@@ -560,7 +562,7 @@ static void table3(Doc *d, const SrepReport *r, json_t *cells, int si, int decod
     int any_other = 0, any_paper = 0;
     for (int i = 0; i < r->ncells; i++) {
         const Cell *c = &r->cells[i];
-        if (c->sweep != si || !cell_has_t3(json_array_get(cells, (size_t)i))) continue;
+        if (c->sweep != si || !cell_in_t3(c, json_array_get(cells, (size_t)i))) continue;
         StrBuf o;
         sb_init(&o);
         other_params(c, &o);
@@ -587,7 +589,7 @@ static void table3(Doc *d, const SrepReport *r, json_t *cells, int si, int decod
     for (int i = 0; i < r->ncells; i++) {
         const Cell *c = &r->cells[i];
         json_t *cj = json_array_get(cells, (size_t)i);
-        if (c->sweep != si || !cell_has_t3(cj)) continue;
+        if (c->sweep != si || !cell_in_t3(c, cj)) continue;
         StrBuf o;
         sb_init(&o);
         if (c->has_lrctr) d_c(d, "%g", c->lr), d_c(d, "%g", c->ctr);
@@ -671,7 +673,7 @@ static void doc_table3(Doc *d, const SrepReport *r, json_t *cells)
         int has = 0, dec = 0;
         for (int i = 0; i < r->ncells; i++) {
             json_t *cj = json_array_get(cells, (size_t)i);
-            if (r->cells[i].sweep != si || !cell_has_t3(cj)) continue;
+            if (r->cells[i].sweep != si || !cell_in_t3(&r->cells[i], cj)) continue;
             has = 1;
             dec |= json_object_get(json_object_get(json_object_get(cj, "evals"), "pt1"), "decoded") != NULL;
         }

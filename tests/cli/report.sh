@@ -224,6 +224,18 @@ for c in d['cells']:
 " $T/dec.json
 $TRACC report $T/fx2 2>/dev/null | grep -qF "Decoded accuracy (%), mean ± std (n)" && ok || bad "Markdown lacks the decoded table"
 
+# ---- nothing finished yet: the paper's numbers are there, the aggregates empty ----------------------
+cp -r $FX $T/fx3
+rm -f $T/fx3/runs/*/result.json $T/fx3/runs/*/failed.json
+$TRACC report $T/fx3 >$T/p3.md 2>$T/p3.err || { bad "report on an unstarted sweep"; cat $T/p3.err; }
+if grep -qF "| 0.1 | 1 | – | 0.0 | – | 100.0 | – | 35.8 | – | 0.7 | – | wrapper | – | 0/0/3 |" $T/p3.md; then ok; else bad "unstarted sweep: Table 3 lacks the paper's row"; cat $T/p3.md; fi
+$TRACC report --json $T/fx3 >$T/p3.json 2>/dev/null
+py "unstarted sweep: no values, null means, 12 pending" "
+d = json.load(open(sys.argv[1]))
+assert d['jobs'] == {'done': 0, 'failed': 0, 'pending': 12, 'running': 0}
+for c in d['cells']: assert c['evals'] == {} and c['finetune']['train_loss'] == {'mean': None, 'std': None, 'n': 0, 'values': []} and c['regime'] is None and c['matches'] is None
+" $T/p3.json
+
 # ---- known inputs: sweeps whose runs end at the paper's numbers (both tables, one report) ---------
 py "make two sweeps, one per paper table, each run at the paper's numbers" "
 rows = [l.rstrip('\n').split('\t') for l in open(sys.argv[1]) if not l.startswith('#') and not l.startswith('table\t')]
