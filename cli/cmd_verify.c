@@ -26,8 +26,13 @@ static void usage(FILE *f)
             "options:\n"
             "  --exhaustive     every input of lengths 1..max_len (default: every input when\n"
             "                   there are at most 100000, else a sample)\n"
-            "  --samples N      check a sample of N inputs (default: 10000 when sampling)\n"
+            "  --samples N      check a sample of exactly N inputs (default when sampling:\n"
+            "                   10000, or fewer when --verify-seconds runs out; at least %d)\n"
+            "  --verify-seconds S  time budget of the default sample: no new round of inputs\n"
+            "                   starts after S seconds; 0: none (default: %g)\n"
             "  --seed S         sample seed (default: 1)\n"
+            "  --threads N      worker threads; the report does not depend on it (default:\n"
+            "                   the number of CPUs, at most 8)\n"
             "  --max-len N      a program: compile with this max_len (1..%d); a model: check\n"
             "                   inputs up to N tokens (default: the program's / model's)\n"
             "  --vocab A,B,C    a program: override its vocab (default: the file's)\n"
@@ -38,7 +43,7 @@ static void usage(FILE *f)
             "  -h, --help       show this help\n"
             "\n"
             "Exit status: 0 every checked position agrees, 1 a disagreement or an error, 2 usage.\n",
-            RASP_MAX_LEN);
+            VERIFY_MIN_SAMPLES, CLI_VERIFY_SECONDS, RASP_MAX_LEN);
 }
 
 static int bad_usage(const char *msg, const char *arg) { return cli_usage_error("verify", msg, arg); }
@@ -49,6 +54,8 @@ int cmd_verify(int argc, char **argv)
         {"exhaustive", no_argument, NULL, 'E'},
         {"samples", required_argument, NULL, 'n'},
         {"seed", required_argument, NULL, 's'},
+        {"verify-seconds", required_argument, NULL, 'B'},
+        {"threads", required_argument, NULL, 'T'},
         {"table-budget", required_argument, NULL, CLI_TABLE_BUDGET_OPT},
         {"max-len", required_argument, NULL, 'm'},
         {"vocab", required_argument, NULL, 'v'},
@@ -61,7 +68,9 @@ int cmd_verify(int argc, char **argv)
     FrontOptions fo = FRONT_OPTIONS_DEFAULT;
     AsmOptions ao = ASM_OPTIONS_DEFAULT;
     VerifyOptions vo = VERIFY_OPTIONS_DEFAULT;
-    int json = 0, c, exhaustive = 0, sampled = 0, max_len = 0, prog_only = 0;
+    int json = 0, c, exhaustive = 0, sampled = 0, max_len = 0, prog_only = 0, budget_given = 0;
+    vo.threads = 0;
+    vo.seconds = CLI_VERIFY_SECONDS;
     long v;
     optind = 1;
     opterr = 0;
@@ -83,6 +92,14 @@ int cmd_verify(int argc, char **argv)
             vo.seed = s;
             break;
         }
+        case 'B':
+            if (cli_verify_seconds("verify", optarg, &vo.seconds)) return 2;
+            budget_given = 1;
+            break;
+        case 'T':
+            if (cli_parse_long(optarg, 1, 64, &v)) return bad_usage("--threads must be an integer from 1 to 64, got '%s'", optarg);
+            vo.threads = (int)v;
+            break;
         case 'm':
             if (cli_parse_long(optarg, 1, RASP_MAX_LEN, &v))
                 return bad_usage("--max-len must be an integer from 1 to 4096, got '%s'", optarg);
@@ -104,6 +121,8 @@ int cmd_verify(int argc, char **argv)
     if (optind >= argc) return bad_usage("%s", "no input file");
     if (optind != argc - 1) return bad_usage("expected one input file, got also '%s'", argv[optind + 1]);
     if (exhaustive && sampled) return bad_usage("%s", "--exhaustive and --samples exclude each other");
+    if (budget_given && sampled) return bad_usage("%s", "--samples N checks exactly N inputs: drop --verify-seconds");
+    if (sampled) vo.seconds = 0;
     vo.mode = exhaustive ? VERIFY_EXHAUSTIVE : sampled ? VERIFY_SAMPLE : VERIFY_AUTO;
     const char *path = argv[optind];
     int is_prog = cli_ends_with(path, ".rasp");
@@ -160,14 +179,17 @@ int cmd_verify(int argc, char **argv)
         free(s);
         json_decref(o);
     } else {
+        char note[128];
+        cli_verify_sample_note(note, sizeof note, &rep);
         printf("%s: %s, lengths 1..%d: %ld inputs, %ld positions: %ld agree, %ld don't care, %ld "
-               "disagree (%ld input%s)\n",
+               "disagree (%ld input%s)%s%s\n",
                path, rep.exhaustive ? "every input" : "sample", rep.max_n, rep.inputs, rep.positions,
                rep.agree, rep.dontcare, rep.positions - rep.agree - rep.dontcare, rep.failed_inputs,
-               rep.failed_inputs == 1 ? "" : "s");
+               rep.failed_inputs == 1 ? "" : "s", rep.exhaustive ? "" : "; sample", note);
     }
     if (rep.failed_inputs) {
-        fprintf(stderr, "tracc verify: %s: the model disagrees with the interpreter. First counterexample:\n", path);
+        fprintf(stderr, "tracc verify: %s: the model disagrees with the interpreter at input %ld of the check "
+                        "(it stops at the first disagreement). Counterexample:\n", path, rep.inputs);
         cli_print_counterexample(stderr, &rep);
     }
     rc = rep.failed_inputs ? 1 : 0;
