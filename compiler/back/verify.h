@@ -28,7 +28,7 @@
 #include "runtime/model.h"
 
 #define VERIFY_NUM_TOL DEC_NUM_TOL
-#define VERIFY_MIN_SAMPLES 100      /* a time-budgeted sample checks at least this many */
+#define VERIFY_MIN_SAMPLES 32       /* a time-budgeted sample checks at least this many */
 #define VERIFY_ROUND_BATCHES 8      /* a sample's round (sorted by length): batches */
 #define VERIFY_BATCH_FLOATS ((size_t)1 << 22)  /* a batch's residual + logits, in floats */
 #define VERIFY_MAX_THREADS 64
