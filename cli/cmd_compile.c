@@ -114,7 +114,6 @@ json_t *cli_verify_json(const VerifyReport *r)
         json_object_set_new(o, "time_budget_s", r->budget > 0 ? json_real(r->budget) : json_null());
         json_object_set_new(o, "budget_cut", json_boolean(r->budget_cut));
     }
-    json_object_set_new(o, "seconds", json_real(r->seconds));
     if (r->failed_inputs) {
         json_t *in = json_array();
         for (int i = 0; i < r->cx_n; i++) json_array_append_new(in, json_string(r->cx_tokens[i]));
@@ -268,7 +267,7 @@ int cmd_compile(int argc, char **argv)
         } else if (rep.failed_inputs) {
             fprintf(stderr, "tracc compile: %s: the compiled model disagrees with the interpreter at "
                             "input %ld of the check (it stops at the first disagreement); nothing "
-                            "written. Counterexample:\n",
+                            "written. First counterexample:\n",
                     path, rep.inputs);
             cli_print_counterexample(stderr, &rep);
             rc = 1;

@@ -189,7 +189,7 @@ int cmd_verify(int argc, char **argv)
     }
     if (rep.failed_inputs) {
         fprintf(stderr, "tracc verify: %s: the model disagrees with the interpreter at input %ld of the check "
-                        "(it stops at the first disagreement). Counterexample:\n", path, rep.inputs);
+                        "(it stops at the first disagreement). First counterexample:\n", path, rep.inputs);
         cli_print_counterexample(stderr, &rep);
     }
     rc = rep.failed_inputs ? 1 : 0;
