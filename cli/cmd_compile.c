@@ -42,13 +42,18 @@ static void usage(FILE *f)
             "                       docs/compiler.md section 10) (default: tracr)\n"
             "  --verify MODE        auto: every input when there are at most 100000, else a\n"
             "                       sample; exhaustive; sample; none (default: auto)\n"
-            "  --samples N          sample size (default: 10000)\n"
+            "  --samples N          sample exactly N inputs (default: 10000, or fewer when\n"
+            "                       --verify-seconds runs out; at least %d)\n"
+            "  --verify-seconds S   time budget of the default sample: no new round of inputs\n"
+            "                       starts after S seconds; 0: none (default: %g)\n"
             "  --seed S             sample seed (default: 1)\n"
+            "  --threads N          verification threads; the report does not depend on it\n"
+            "                       (default: the number of CPUs, at most 8)\n"
             "  --json               print the summary as one JSON object\n"
             "  -h, --help           show this help\n"
             "\n"
             "Exit status: 0 written, 1 error or disagreement (nothing written), 2 usage.\n",
-            RASP_MAX_LEN);
+            RASP_MAX_LEN, VERIFY_MIN_SAMPLES, CLI_VERIFY_SECONDS);
 }
 
 static int bad_usage(const char *msg, const char *arg) { return cli_usage_error("compile", msg, arg); }
@@ -70,6 +75,33 @@ void cli_print_counterexample(FILE *f, const VerifyReport *r)
     else fprintf(f, "  first wrong s-op: (every labelled s-op in the residual holds the right value)\n");
 }
 
+/* A seed as JSON: an integer, or its decimal text above what a JSON integer here holds. */
+static json_t *seed_json(uint64_t s)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)s);
+    return s <= (uint64_t)INT64_MAX ? json_integer((json_int_t)s) : json_string(buf);
+}
+
+int cli_verify_seconds(const char *cmd, const char *arg, double *out)
+{
+    char *end;
+    double x = strtod(arg, &end);
+    if (!*arg || *end || !(x >= 0) || x > 1e9)
+        return cli_usage_error(cmd, "--verify-seconds must be a number of seconds, 0 or more, got '%s'", arg);
+    *out = x;
+    return 0;
+}
+
+void cli_verify_sample_note(char *buf, size_t n, const VerifyReport *r)
+{
+    if (r->exhaustive) snprintf(buf, n, "%s", "");
+    else if (r->budget_cut)
+        snprintf(buf, n, " in %.0f s (time budget %g s; seed %llu)", r->seconds, r->budget,
+                 (unsigned long long)r->seed);
+    else snprintf(buf, n, " (seed %llu)", (unsigned long long)r->seed);
+}
+
 json_t *cli_verify_json(const VerifyReport *r)
 {
     json_t *o = json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:b}", "mode",
@@ -77,6 +109,11 @@ json_t *cli_verify_json(const VerifyReport *r)
                           (json_int_t)r->inputs, "positions", (json_int_t)r->positions, "agree",
                           (json_int_t)r->agree, "dont_care", (json_int_t)r->dontcare, "failed_inputs",
                           (json_int_t)r->failed_inputs, "ok", r->failed_inputs == 0);
+    if (!r->exhaustive) {
+        json_object_set_new(o, "seed", seed_json(r->seed));
+        json_object_set_new(o, "time_budget_s", r->budget > 0 ? json_real(r->budget) : json_null());
+        json_object_set_new(o, "budget_cut", json_boolean(r->budget_cut));
+    }
     if (r->failed_inputs) {
         json_t *in = json_array();
         for (int i = 0; i < r->cx_n; i++) json_array_append_new(in, json_string(r->cx_tokens[i]));
@@ -101,6 +138,8 @@ int cmd_compile(int argc, char **argv)
         {"verify", required_argument, NULL, 'V'},
         {"samples", required_argument, NULL, 'n'},
         {"seed", required_argument, NULL, 's'},
+        {"verify-seconds", required_argument, NULL, 'B'},
+        {"threads", required_argument, NULL, 'T'},
         {"json", no_argument, NULL, 'j'},
         /* testing only: force every head's sharpness (a small value makes a wrong model) */
         {"sharpness", required_argument, NULL, 'S'},
@@ -111,7 +150,9 @@ int cmd_compile(int argc, char **argv)
     AsmOptions ao = ASM_OPTIONS_DEFAULT;
     VerifyOptions vo = VERIFY_OPTIONS_DEFAULT;
     const char *out = NULL;
-    int json = 0, vnone = 0, c;
+    int json = 0, vnone = 0, c, budget_given = 0, samples_given = 0;
+    vo.threads = 0;
+    vo.seconds = CLI_VERIFY_SECONDS;
     long v;
     optind = 1;
     opterr = 0;
@@ -145,6 +186,15 @@ int cmd_compile(int argc, char **argv)
             if (cli_parse_long(optarg, 1, 1000000000L, &v))
                 return bad_usage("--samples must be a positive integer, got '%s'", optarg);
             vo.samples = v;
+            samples_given = 1;
+            break;
+        case 'B':
+            if (cli_verify_seconds("compile", optarg, &vo.seconds)) return 2;
+            budget_given = 1;
+            break;
+        case 'T':
+            if (cli_parse_long(optarg, 1, 64, &v)) return bad_usage("--threads must be an integer from 1 to 64, got '%s'", optarg);
+            vo.threads = (int)v;
             break;
         case 's':
             if (cli_parse_u64(optarg, &vo.seed)) return bad_usage("--seed must be a non-negative integer, got '%s'", optarg);
@@ -164,6 +214,9 @@ int cmd_compile(int argc, char **argv)
     if (optind >= argc) return bad_usage("%s", "no input file");
     if (optind != argc - 1) return bad_usage("expected one input file, got also '%s'", argv[optind + 1]);
     if (!out) return bad_usage("%s", "no output file: give -o OUT.safetensors");
+    if (budget_given && samples_given)
+        return bad_usage("%s", "--samples N checks exactly N inputs: drop --verify-seconds");
+    if (samples_given) vo.seconds = 0;   /* an explicit sample size is exact */
     if (cli_check_output("compile", "-o", out)) return 1;   /* before any work */
     if (of_same_file(out, argv[optind])) {
         fprintf(stderr, "tracc compile: -o %s: is the input program; give the model another name\n", out);
@@ -212,13 +265,26 @@ int cmd_compile(int argc, char **argv)
             fprintf(stderr, "tracc compile: %s: cannot check the model: %s\n", path, err.s);
             rc = 1;
         } else if (rep.failed_inputs) {
-            fprintf(stderr, "tracc compile: %s: the compiled model disagrees with the interpreter on "
-                            "%ld of %ld inputs; nothing written. First counterexample:\n",
-                    path, rep.failed_inputs, rep.inputs);
+            fprintf(stderr, "tracc compile: %s: the compiled model disagrees with the interpreter at "
+                            "input %ld of the check (it stops at the first disagreement); nothing "
+                            "written. First counterexample:\n",
+                    path, rep.inputs);
             cli_print_counterexample(stderr, &rep);
             rc = 1;
         }
         t2 = now_ms();
+    }
+    if (!rc && json_is_object(m->compiler)) {
+        /* what was checked, so that `tracc verify --samples N --seed S` checks it again */
+        json_t *vj = vnone ? json_pack("{s:s}", "mode", "none")
+                           : json_pack("{s:s, s:i, s:I}", "mode", rep.exhaustive ? "exhaustive" : "sample",
+                                       "max_len", rep.max_n, "inputs", (json_int_t)rep.inputs);
+        if (!vnone && !rep.exhaustive) {
+            json_object_set_new(vj, "seed", seed_json(vo.seed));
+            json_object_set_new(vj, "time_budget_s", rep.budget > 0 ? json_real(rep.budget) : json_null());
+            json_object_set_new(vj, "budget_cut", json_boolean(rep.budget_cut));
+        }
+        json_object_set_new(m->compiler, "verification", vj);
     }
     if (!rc && model_save(m, out, &err)) {
         fprintf(stderr, "tracc compile: %s\n", err.s);
@@ -246,9 +312,13 @@ int cmd_compile(int argc, char **argv)
                    out, sum.n_layers, sum.n_layers == 1 ? "" : "s", sum.d_model, sum.n_heads,
                    sum.n_heads == 1 ? "" : "s", sum.d_head, sum.d_mlp, sum.params, sum.nonzero);
             if (vnone) printf("; not verified\n");
-            else printf("; verified %s: %ld inputs, %ld positions agree (%ld don't care)\n",
-                        rep.exhaustive ? "on every input" : "on a sample", rep.inputs, rep.agree,
-                        rep.dontcare);
+            else {
+                char note[128];
+                cli_verify_sample_note(note, sizeof note, &rep);
+                printf("; verified %s: %ld inputs%s, %ld positions agree (%ld don't care)\n",
+                       rep.exhaustive ? "on every input" : "on a sample", rep.inputs, note, rep.agree,
+                       rep.dontcare);
+            }
         }
     }
     verify_report_free(&rep);

@@ -27,8 +27,13 @@ static void usage(FILE *f)
             "options:\n"
             "  --exhaustive     every input of lengths 1..max_len (default: every input when\n"
             "                   there are at most 100000, else a sample)\n"
-            "  --samples N      check a sample of N inputs (default: 10000 when sampling)\n"
+            "  --samples N      check a sample of exactly N inputs (default when sampling:\n"
+            "                   10000, or fewer when --verify-seconds runs out; at least %d)\n"
+            "  --verify-seconds S  time budget of the default sample: no new round of inputs\n"
+            "                   starts after S seconds; 0: none (default: %g)\n"
             "  --seed S         sample seed (default: 1)\n"
+            "  --threads N      worker threads; the report does not depend on it (default:\n"
+            "                   the number of CPUs, at most 8)\n"
             "  --max-len N      a program: compile with this max_len (1..%d); a model: check\n"
             "                   inputs up to N tokens (default: the program's / model's)\n"
             "  --vocab A,B,C    a program: override its vocab (default: the file's)\n"
@@ -46,7 +51,7 @@ static void usage(FILE *f)
             "  -h, --help       show this help\n"
             "\n"
             "Exit status: 0 every checked position agrees, 1 a disagreement or an error, 2 usage.\n",
-            RASP_MAX_LEN);
+            VERIFY_MIN_SAMPLES, CLI_VERIFY_SECONDS, RASP_MAX_LEN);
 }
 
 static int bad_usage(const char *msg, const char *arg) { return cli_usage_error("verify", msg, arg); }
@@ -122,6 +127,8 @@ int cmd_verify(int argc, char **argv)
         {"exhaustive", no_argument, NULL, 'E'},
         {"samples", required_argument, NULL, 'n'},
         {"seed", required_argument, NULL, 's'},
+        {"verify-seconds", required_argument, NULL, 'B'},
+        {"threads", required_argument, NULL, 'T'},
         {"table-budget", required_argument, NULL, CLI_TABLE_BUDGET_OPT},
         {"max-len", required_argument, NULL, 'm'},
         {"vocab", required_argument, NULL, 'v'},
@@ -136,8 +143,10 @@ int cmd_verify(int argc, char **argv)
     FrontOptions fo = FRONT_OPTIONS_DEFAULT;
     AsmOptions ao = ASM_OPTIONS_DEFAULT;
     VerifyOptions vo = VERIFY_OPTIONS_DEFAULT;
-    int json = 0, c, exhaustive = 0, sampled = 0, max_len = 0, prog_only = 0, injson = 0;
+    int json = 0, c, exhaustive = 0, sampled = 0, max_len = 0, prog_only = 0, injson = 0, budget_given = 0;
     const char *inputs_path = NULL;
+    vo.threads = 0;
+    vo.seconds = CLI_VERIFY_SECONDS;
     long v;
     optind = 1;
     opterr = 0;
@@ -159,6 +168,14 @@ int cmd_verify(int argc, char **argv)
             vo.seed = s;
             break;
         }
+        case 'B':
+            if (cli_verify_seconds("verify", optarg, &vo.seconds)) return 2;
+            budget_given = 1;
+            break;
+        case 'T':
+            if (cli_parse_long(optarg, 1, 64, &v)) return bad_usage("--threads must be an integer from 1 to 64, got '%s'", optarg);
+            vo.threads = (int)v;
+            break;
         case 'm':
             if (cli_parse_long(optarg, 1, RASP_MAX_LEN, &v))
                 return bad_usage("--max-len must be an integer from 1 to 4096, got '%s'", optarg);
@@ -186,6 +203,8 @@ int cmd_verify(int argc, char **argv)
     if (exhaustive && sampled) return bad_usage("%s", "--exhaustive and --samples exclude each other");
     if (inputs_path && (exhaustive || sampled))
         return bad_usage("--inputs and %s exclude each other", exhaustive ? "--exhaustive" : "--samples");
+    if (budget_given && sampled) return bad_usage("%s", "--samples N checks exactly N inputs: drop --verify-seconds");
+    if (sampled) vo.seconds = 0;
     vo.mode = exhaustive ? VERIFY_EXHAUSTIVE : sampled ? VERIFY_SAMPLE : VERIFY_AUTO;
     const char *path = argv[optind];
     CliFileKind kind = cli_sniff(path);
@@ -254,17 +273,22 @@ int cmd_verify(int argc, char **argv)
     } else {
         StrBuf what;
         sb_init(&what);
+        char note[128] = "";
         if (inputs_path) sb_printf(&what, "the inputs of --inputs %s", inputs_path);
-        else sb_printf(&what, "%s, lengths 1..%d", rep.exhaustive ? "every input" : "sample", rep.max_n);
+        else {
+            sb_printf(&what, "%s, lengths 1..%d", rep.exhaustive ? "every input" : "sample", rep.max_n);
+            cli_verify_sample_note(note, sizeof note, &rep);
+        }
         printf("%s: %s: %ld inputs, %ld positions: %ld agree, %ld don't care, %ld "
-               "disagree (%ld input%s)\n",
+               "disagree (%ld input%s)%s%s\n",
                path, what.s, rep.inputs, rep.positions,
                rep.agree, rep.dontcare, rep.positions - rep.agree - rep.dontcare, rep.failed_inputs,
-               rep.failed_inputs == 1 ? "" : "s");
+               rep.failed_inputs == 1 ? "" : "s", rep.exhaustive || inputs_path ? "" : "; sample", note);
         sb_free(&what);
     }
     if (rep.failed_inputs) {
-        fprintf(stderr, "tracc verify: %s: the model disagrees with the interpreter. First counterexample:\n", path);
+        fprintf(stderr, "tracc verify: %s: the model disagrees with the interpreter at input %ld of the check "
+                        "(it stops at the first disagreement). First counterexample:\n", path, rep.inputs);
         cli_print_counterexample(stderr, &rep);
     }
     rc = rep.failed_inputs ? 1 : 0;
