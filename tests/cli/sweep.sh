@@ -243,6 +243,16 @@ expect_err "plan: missing sweep file" 1 "nope.json" -- $S plan "$TMPD/nope.json"
 expect_err "plan without -o" 2 "-o DIR is required" -- $S plan tests/sweep/tiny.json
 expect_err "run without a plan" 1 "plan.json" -- $S run "$TMPD"
 expect_err "bad -j" 2 "--jobs must be" -- $S run "$D" -j 0
+# --check-only (what plan runs): options checked, nothing loaded or written
+for c in "finetune $TMPD/none.safetensors --task none.rasp -o $TMPD/co.safetensors --lr 0.1" \
+         "prune $TMPD/none.safetensors --task none.rasp --top 1,2" "diff --top 3 $TMPD/a.safetensors $TMPD/b.safetensors" \
+         "attn --block 0 $TMPD/a.safetensors a b" "probe --steps 10 $TMPD/a.safetensors"; do
+    if $TRACC $c --check-only >/dev/null 2>&1 || $TRACC ${c%% *} --check-only ${c#* } >/dev/null 2>&1; then ok; else bad "--check-only: $c"; fi
+done
+if [ -e "$TMPD/co.safetensors" ]; then bad "finetune --check-only wrote its output"; else ok; fi
+expect_err "finetune --check-only rejects" 2 "--lr must be a number" -- $TRACC finetune --check-only m.safetensors --task t.rasp -o o.safetensors --lr x
+expect_err "prune --check-only rejects" 2 "--top" -- $TRACC prune --check-only m.safetensors --task t.rasp --top zz
+expect_err "probe --check-only rejects" 2 "--steps" -- $TRACC probe --check-only --steps many m.safetensors
 expect_err "bad --slurm-time" 2 "--slurm-time must be" -- $S plan tests/sweep/tiny.json -o "$TMPD/b1" --slurm-time "1 hour"
 expect_err "bad --slurm-mem" 2 "--slurm-mem must be" -- $S plan tests/sweep/tiny.json -o "$TMPD/b1" --slurm-mem 2GB
 expect_err "bad --slurm-partition" 2 "--slurm-partition must be" -- $S plan tests/sweep/tiny.json -o "$TMPD/b1" --slurm-partition 'a b'

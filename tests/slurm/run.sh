@@ -27,10 +27,11 @@ mkdir -p "$W/state" "$W/spool" "$W/munge" "$W/log"
 chmod 700 "$W/munge"
 HOST=$(hostname -s)
 PIDS=""
-cleanup() {
+cleanup() {   # the daemons run in the foreground as our children: stop them and reap them
     for p in $PIDS; do kill "$p" 2>/dev/null; done
     sleep 1
     for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
+    wait 2>/dev/null
     rm -rf "$TMPD"
 }
 trap cleanup EXIT
@@ -39,11 +40,11 @@ trap cleanup EXIT
 mungekey --create --keyfile="$W/munge/munge.key" --force >/dev/null 2>&1 ||
     dd if=/dev/urandom of="$W/munge/munge.key" bs=1024 count=1 2>/dev/null
 chmod 400 "$W/munge/munge.key"
-munged --key-file="$W/munge/munge.key" --socket="$W/munge/munge.socket" --pid-file="$W/munge/munged.pid" \
-    --log-file="$W/log/munged.log" --seed-file="$W/munge/seed" --force >/dev/null 2>&1 ||
-    { bad "munged did not start"; cat "$W/log/munged.log"; finish; exit 1; }
-sleep 0.5
-PIDS="$PIDS $(cat "$W/munge/munged.pid")"
+munged --foreground --key-file="$W/munge/munge.key" --socket="$W/munge/munge.socket" \
+    --pid-file="$W/munge/munged.pid" --log-file="$W/log/munged.log" --seed-file="$W/munge/seed" --force >/dev/null 2>&1 &
+PIDS="$PIDS $!"
+sleep 1
+[ -S "$W/munge/munge.socket" ] || { bad "munged did not start"; cat "$W/log/munged.log"; finish; exit 1; }
 
 CPUS=$(nproc)
 MEM=$(awk '/^MemTotal/ { print int($2 / 1024) - 256 }' /proc/meminfo)
@@ -79,12 +80,12 @@ NodeName=$HOST CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
 PartitionName=tracctest Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 EOF
 export SLURM_CONF="$W/slurm.conf"
-slurmctld -f "$SLURM_CONF" || { bad "slurmctld did not start"; cat "$W/log/slurmctld.log"; finish; exit 1; }
+slurmctld -D -f "$SLURM_CONF" >/dev/null 2>&1 &
+PIDS="$PIDS $!"
 sleep 1
-[ -f "$W/slurmctld.pid" ] && PIDS="$PIDS $(cat "$W/slurmctld.pid")"
-slurmd -f "$SLURM_CONF" || { bad "slurmd did not start"; cat "$W/log/slurmd.log"; finish; exit 1; }
+slurmd -D -f "$SLURM_CONF" >/dev/null 2>&1 &
+PIDS="$PIDS $!"
 sleep 1
-[ -f "$W/slurmd.pid" ] && PIDS="$PIDS $(cat "$W/slurmd.pid")"
 i=0
 while ! sinfo -h -o %T 2>/dev/null | grep -q idle && [ $i -lt 30 ]; do sleep 1; i=$((i + 1)); done
 if sinfo -h -o %T | grep -q idle; then ok; else bad "the node never became idle"; sinfo; tail -20 "$W/log/slurmctld.log" "$W/log/slurmd.log"; finish; exit 1; fi
