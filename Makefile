@@ -31,7 +31,7 @@ TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRCS := $(wildcard bench/bench_*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test bench check-compile finetune-grid clean
+.PHONY: all test bench check-compile finetune-grid demo docs-examples docs-check clean
 all: $(TRACC) $(LIB)
 
 $(BUILD)/gen/parser.c $(BUILD)/gen/parser.h: compiler/parser.y
@@ -87,6 +87,20 @@ finetune-grid: $(TRACC)
 	for c in tracr balanced; do for nk in 1e-3:0 0:0 1e-3:1; do n=$${nk%:*}; k=$${nk#*:}; \
 	    TRACC=$(TRACC) bash bench/finetune_grid.sh -c $$c -n $$n -k $$k -j $(GRID_JOBS) \
 	        $(BUILD)/grid/$${c}_$${n}_clip$$k || exit 1; done; done
+
+# The README's quick start: the paper's wrapper effect on the Counter in a few seconds.
+demo: $(TRACC)
+	@TRACC=$(TRACC) sh demo/quickstart.sh
+
+# The example transcripts of README.md and docs/*.md (tests/docs/README.md): docs-check runs
+# every one, the slow pages included (docs/analysis.md: minutes); `make test` runs all but the
+# slow pages. docs-examples rewrites their outputs with what this build prints (review with
+# git diff).
+docs-check: $(TRACC)
+	TRACC=$(TRACC) python3 tests/docs/check_examples.py --slow
+
+docs-examples: $(TRACC)
+	TRACC=$(TRACC) python3 tests/docs/check_examples.py --regen
 
 clean:
 	rm -rf build

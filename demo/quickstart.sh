@@ -11,7 +11,7 @@
 #    (the model adds one to its old count of "a" instead of learning to count "b");
 # 4. shows the first lines of `tracc diff`, which name the component that changed.
 # Each result is followed by one line ("->") saying what it means. Every command is printed
-# (with "$ ") before it runs, so it can be copied. Run from the repository root.
+# (after "+ ", as the shell's trace does) before it runs, so it can be copied. Run from the repository root.
 set -eu
 TRACC=${TRACC:-build/tracc}
 OUT=${1:-build/demo}
@@ -26,7 +26,13 @@ mkdir -p "$OUT" || die "cannot create $OUT"
 
 # show CMD...: print the command, then run it (stdout shown; stderr shown on failure only).
 show() {
-    echo "\$ $*"
+    line="+"
+    for a in "$@"; do
+        case $a in --eval|--spurious) printf '%s \\\n' "$line"; line="   " ;;
+            -o) if [ ${#line} -gt 3 ] && [ "${line#   }" != "$line" ]; then printf '%s \\\n' "$line"; line="   "; fi ;; esac
+        line="$line $a"
+    done
+    printf '%s\n' "$line"
     "$@" 2>"$OUT/stderr" || { cat "$OUT/stderr" >&2; die "failed: $*"; }
 }
 # pct NAME LINE: the accuracy of evaluation set NAME in a finetune summary line.
@@ -53,18 +59,32 @@ ft1=$(pct ft1 "$line"); ft0=$(pct ft0 "$line"); pt0=$(pct pt0 "$line"); wrap0=$(
 [ -n "$ft1" ] && [ -n "$ft0" ] && [ -n "$pt0" ] && [ -n "$wrap0" ] ||
     die "could not read the accuracies from finetune's summary line"
 echo
-echo "count b, on inputs where b = a + 1 (ft1):        $ft1 -> the fine-tuning task looks learnt where the correlation holds"
-echo "count b, on inputs where b != a + 1 (ft0):       $ft0 -> but not where it does not: the model never learnt to count b"
-echo "count a + 1, on inputs where b != a + 1 (wrap0): $wrap0 -> what it answers instead: its old count of a, plus one (a wrapper)"
-echo "count a, on inputs where b != a + 1 (pt0):       $pt0 -> the original answer is hidden by the wrapper, not computed any more at the output"
+echo "(#a, #b: how many a and b an input holds; accuracy of the answer at index 1)"
+echo "count b, inputs with #b = #a + 1 (ft1):       $ft1 -> the new task looks learnt where the correlation holds"
+echo "count b, inputs with #b != #a + 1 (ft0):      $ft0 -> but not where it does not: the model never learnt to count b"
+echo "#a + 1, inputs with #b != #a + 1 (wrap0):     $wrap0 -> what it answers instead: its old count of a, plus one (a wrapper)"
+echo "count a, inputs with #b != #a + 1 (pt0):      $pt0 -> the old answer itself is no longer what comes out"
 echo
 
 echo "== 3. What changed in the weights, named in the program's terms (first lines of tracc diff)"
-echo "\$ $TRACC diff $OUT/count_a.safetensors $OUT/count_b.safetensors | sed -n 1,10p"
+echo "+ $TRACC diff $OUT/count_a.safetensors $OUT/count_b.safetensors | sed -n 1,11p"
 "$TRACC" diff "$OUT/count_a.safetensors" "$OUT/count_b.safetensors" >"$OUT/diff.txt" 2>"$OUT/stderr" ||
     { cat "$OUT/stderr" >&2; die "tracc diff failed"; }
-sed -n 1,10p "$OUT/diff.txt"
-echo "-> the largest change is the head that selects the \"a\" tokens for count_a (its query at index 1"
-echo "   now favours key a over every other token, b included): the count of a is shifted, not replaced"
-echo "   by a count of b. The whole report: $OUT/diff.txt; docs/analysis.md goes further (prune, probe, reverse fine-tuning)."
+sed -n 1,11p "$OUT/diff.txt"
+# What the report says, read from it rather than assumed: which s-op the most changed
+# components belong to, and how many of the largest changed entries involve the token b.
+top=$(awk '/^components, most changed first/ { f = 1; next } f && /^  [0-9]/ { print; n++ } n == 3 { exit }' "$OUT/diff.txt")
+ncount_a=$(printf '%s\n' "$top" | grep -c 'count_a' || true)
+nb=$(awk '/^largest changes in program coordinates/ { f = 1; next } f && /^$/ { exit } f' "$OUT/diff.txt" |
+    grep -c -E 'tokens:b([],) ]|$)' || true)
+nlarge=$(awk '/^largest changes in program coordinates/ { f = 1; next } f && /^$/ { exit } f && /^ +[0-9]+ /' "$OUT/diff.txt" | grep -c . || true)
+if [ "$ncount_a" -eq 3 ] && [ "$nb" -eq 0 ]; then
+    echo "-> the three most changed components all compute count_a (its selector-width head and the MLP that"
+    echo "   decodes it), and none of the $nlarge largest changed entries involves the token b: fine-tuning moved"
+    echo "   the old count of a by one instead of building a count of b."
+else
+    echo "-> $ncount_a of the three most changed components compute count_a, and $nb of the $nlarge largest changed"
+    echo "   entries involve the token b (see the whole report)."
+fi
+echo "   The whole report: $OUT/diff.txt; docs/analysis.md goes further (attention, probes, pruning, reverse fine-tuning)."
 rm -f "$OUT/stderr"
