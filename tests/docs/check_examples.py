@@ -149,18 +149,24 @@ def regen_lines(want, got, scratch):
             if not seg:
                 loose.append(len(got) if i == len(segs) - 1 else pos)
                 continue
-            first = shape(normalise(seg[0], None))
-            p = pos if i else 0
-            while p < len(n) and shape(n[p]) != first:
-                p += 1
-            if p >= len(n) or (i == 0 and p != 0):
-                return want, False
+            if i == 0:              # a head: the first lines, whatever they now say
+                p = 0
+            elif i == len(segs) - 1:  # a tail: the last lines
+                p = max(pos, len(n) - len(seg))
+            else:                   # a middle part: found again by its first line
+                first = shape(normalise(seg[0], None))
+                p = pos
+                while p < len(n) and shape(n[p]) != first:
+                    p += 1
+                if p >= len(n):
+                    return want, False
             loose.append(p)
             pos = p + len(seg)
+    cuts = [ln for ln in want if ln.strip() == ELLIPSIS]   # kept as written (indentation)
     out = []
     for i, (seg, p) in enumerate(zip(segments(want), loose)):
         if i:
-            out.append(ELLIPSIS)
+            out.append(cuts[i - 1])
         out.extend(got[p:p + len(seg)])
     return out, True
 
