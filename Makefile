@@ -33,7 +33,7 @@ TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRCS := $(wildcard bench/bench_*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test bench check-compile finetune-grid clean test-slurm bench-sweep
+.PHONY: all test bench check-compile finetune-grid clean test-slurm bench-sweep demo docs-examples docs-check
 all: $(TRACC) $(LIB)
 
 $(BUILD)/gen/parser.c $(BUILD)/gen/parser.h: compiler/front/parser.y
@@ -123,6 +123,20 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/libtracc.a
 	    -fno-sanitize-recover=all -o $@ $< build/fuzz/libtracc.a $(LDLIBS)
 fuzz: fuzz-build
 	sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_NAMES)
+
+# The README's quick start: the paper's wrapper effect on the Counter in a few seconds.
+demo: $(TRACC)
+	@TRACC=$(TRACC) sh demo/quickstart.sh
+
+# The example transcripts of README.md and docs/*.md (tests/docs/README.md): docs-check runs
+# every one, the slow pages included (docs/analysis.md: minutes); `make test` runs all but the
+# slow pages. docs-examples rewrites their outputs with what this build prints (review with
+# git diff).
+docs-check: $(TRACC)
+	TRACC=$(TRACC) python3 tests/docs/check_examples.py --slow
+
+docs-examples: $(TRACC)
+	TRACC=$(TRACC) python3 tests/docs/check_examples.py --regen
 
 clean:
 	rm -rf build

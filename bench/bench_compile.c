@@ -3,8 +3,9 @@
  *
  *   build/bench/bench_compile [FILE.rasp VOCAB MAX_LEN]...
  *
- * Without arguments it times Tracr's library programs at the configurations of
- * ../shared/reference/tracr_sizes.tsv (the same list as bench/compile_sizes.sh). */
+ * Without arguments it times Tracr's library programs at configurations listed in
+ * tests/data/tracr_sizes.tsv, Tracr's own sizes and compile times (the same list as
+ * bench/compile_sizes.sh; provenance in tests/data/README.md). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -194,7 +194,7 @@ int main(void)
         fwd_free(&fs);
     }
 
-    printf("anchor (shared/reference/pytorch-anchor.md, Tracr's 3-block Counter, idle machine): 68 ms/step\n");
+    printf("anchor (PyTorch replica of the paper's protocol on Tracr's 3-block Counter, idle 2-core machine): 68 ms/step\n");
     /* PyTorch on the same model, same machine, now */
     const char *py = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
     char cmd[512];

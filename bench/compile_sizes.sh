@@ -1,9 +1,9 @@
 #!/bin/sh
 # compile_sizes.sh — our compiled models next to Tracr's, for every `main` and `notebook` row
-# of ../shared/reference/tracr_sizes.tsv (and the paper's two programs), at the same vocab
+# of tests/data/tracr_sizes.tsv (Tracr's sizes; see tests/data/README.md) and the paper's two programs, at the same vocab
 # and max_len. Writes a Markdown table to stdout (docs/benchmarks.md has a copy).
 #
-#   sh bench/compile_sizes.sh [TRACC] [TSV]     (defaults: build/tracc, ../shared/reference/tracr_sizes.tsv)
+#   sh bench/compile_sizes.sh [TRACC] [TSV]     (defaults: build/tracc, tests/data/tracr_sizes.tsv)
 #
 # Columns, ours / Tracr's:
 #   layers, residual width (d_model), parameters and nonzero parameters — ours without the
@@ -15,7 +15,7 @@
 #   at most 10^5, else 10^4 samples), from `tracc compile --json`.
 set -u
 TRACC=${1:-build/tracc}
-TSV=${2:-../shared/reference/tracr_sizes.tsv}
+TSV=${2:-tests/data/tracr_sizes.tsv}
 export OPENBLAS_NUM_THREADS=1
 [ -x "$TRACC" ] || { echo "compile_sizes.sh: no tracc binary at $TRACC (run make)" >&2; exit 1; }
 [ -r "$TSV" ] || { echo "compile_sizes.sh: cannot read $TSV" >&2; exit 1; }

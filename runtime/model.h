@@ -1,4 +1,4 @@
-/* model.h — a model file (spec/model-format.md, docs/model-format.md) in memory.
+/* model.h — a model file (docs/model-format.md) in memory.
  *
  * As in llm.c, every parameter lives in one contiguous float block, with a fixed table of
  * named tensors (TransformerLens names) pointing into it; the same layout serves for

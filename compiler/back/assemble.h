@@ -1,5 +1,5 @@
 /* assemble.h — the residual layout, and the lowered, crafted program as a model file
- * (spec/model-format.md): uniform tensors, embeddings, BOS discipline, unembed, metadata.
+ * (docs/model-format.md): uniform tensors, embeddings, BOS discipline, unembed, metadata.
  * asm_compile runs the whole compiler: lower, lay out, craft, assemble. */
 #ifndef TRACC_ASSEMBLE_H
 #define TRACC_ASSEMBLE_H

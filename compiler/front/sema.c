@@ -1,5 +1,5 @@
 /* sema.c — the semantic pass: from parsed files to a checked RaspProgram (see rasp.h and
- * spec/language.md, Decisions 1-18).
+ * docs/language.md §15, Decisions).
  *
  * One walk over the statements in order. Every expression evaluates to an RVal: an s-op,
  * a selector, a compile-time constant, or an error placeholder (so one mistake reports

@@ -415,7 +415,8 @@ static void test_model_builder_rejects_bad_config_and_unset_metadata(void **stat
 static void test_model_layout_matches_tracr_parameter_count(void **state)
 {
     (void)state;
-    /* The paper's Counter at N = 46 (tracr-notes: 187,334 parameters without an unembed). */
+    /* The paper's Counter at N = 46 (Tracr compiles it to 187,334 parameters without an unembed:
+     * tests/data/tracr_sizes.tsv, row jain_countA 46). */
     ModelConfig c = {.n_layers = 3, .d_model = 155, .d_head = 48, .n_heads = 1, .d_mlp = 94,
                      .d_vocab = 11, .d_vocab_out = 47, .n_ctx = 47, .attn_scale = 1};
     size_t n = model_layout(&c, NULL);

@@ -1,6 +1,6 @@
 /* test_tracr_io.c — Tracr's reference evaluator against our example programs.
  *
- * shared/reference/tracr_io.jsonl holds, for Tracr's library programs at max_seq_len 5
+ * tests/data/tracr_io.jsonl holds, for Tracr's library programs at max_seq_len 5
  * and 10 and the paper's Counter at 10 and 46, inputs with the output of Tracr's
  * `rasp.evaluate`. Every row is run through the matching rasp_examples/ program, loaded
  * with the row's vocab and max_len as overrides (as `--vocab` / `--max-len` would), and
@@ -16,9 +16,9 @@
  * aggregates disagreeing values on the reference inputs. Should a future row hit such a
  * case, it must be listed here, not hidden by a weaker comparison.
  *
- * The file lives outside the repository: $TRACC_SHARED/reference/tracr_io.jsonl, by
- * default ../shared/reference/tracr_io.jsonl from the repository root (CI clones shared/
- * beside the repository). A missing file is a failure, never a skip. */
+ * The file is test data in the repository (its provenance: tests/data/README.md), read
+ * from the repository root, which is `make test`'s working directory; TRACC_TRACR_IO names
+ * another copy. A missing file is a failure, never a skip. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -78,13 +78,8 @@ static State S;
 
 static char *jsonl_path(void)
 {
-    const char *shared = getenv("TRACC_SHARED");
-    StrBuf b;
-    sb_init(&b);
-    sb_printf(&b, "%s/reference/tracr_io.jsonl", shared && *shared ? shared : "../shared");
-    char *path = sb_steal(&b);
-    sb_free(&b);   /* sb_steal leaves b initialised */
-    return path;
+    const char *env = getenv("TRACC_TRACR_IO");
+    return xstrdup(env && *env ? env : "tests/data/tracr_io.jsonl");
 }
 
 static int setup(void **state)
@@ -97,8 +92,8 @@ static int setup(void **state)
     if (!text) {
         StrBuf b;
         sb_init(&b);
-        sb_printf(&b, "cannot read %s: %s (set TRACC_SHARED to the folder holding "
-                  "reference/tracr_io.jsonl)", S.path, strerror(errno));
+        sb_printf(&b, "cannot read %s: %s (run from the repository root, or set "
+                  "TRACC_TRACR_IO to the file)", S.path, strerror(errno));
         S.load_error = sb_steal(&b);
         sb_free(&b);
         return 0;   /* every test then fails with this message */
