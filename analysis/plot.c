@@ -80,90 +80,151 @@ static int get_num(json_t *o, const char *key, double *out)
     return 0;
 }
 
+/* The prefixes the trainer's training and evaluation lines start with: what
+ * plot_read_log_thin recognises without parsing a line. */
+static const char *const KIND_PREFIX[2] = {"{\"type\":\"train\",", "{\"type\":\"eval\","};
+
 int plot_read_log(PlotLog *log, const char *path, const char *text, size_t len, StrBuf *err)
+{
+    return plot_read_log_thin(log, path, text, len, 0, err);
+}
+
+/* One JSON line of a log: 0, or -1 with a message. */
+static int read_line(PlotLog *log, const char *path, long lineno, const char *t, size_t n, StrBuf *err)
+{
+    json_error_t je;
+    json_t *o = json_loadb(t, n, JSON_REJECT_DUPLICATES, &je);
+    if (!o || !json_is_object(o)) {
+        sb_printf(err, "%s:%ld: not a JSON object%s%s", path, lineno, o ? "" : ": ", o ? "" : je.text);
+        json_decref(o);
+        return -1;
+    }
+    log->lines++;
+    const char *type = json_string_value(json_object_get(o, "type"));
+    double step;
+    int has_step = get_num(o, "step", &step);
+    if (has_step < 0 || (has_step == 0 && !isfinite(step))) {
+        sb_printf(err, "%s:%ld: \"step\" must be a number", path, lineno);
+        json_decref(o);
+        return -1;
+    }
+    if (type && !strcmp(type, "stop")) {
+        if (has_step == 0) {
+            log->stop_step = step;
+            free(log->stop_label);
+            const char *what = json_string_value(json_object_get(o, "reason"));
+            log->stop_label = xstrdup(what ? what : "stopped");
+        }
+        json_decref(o);
+        return 0;
+    }
+    if (has_step != 0 || (type && strcmp(type, "train") && strcmp(type, "eval"))) {
+        json_decref(o);   /* start, done, resume, ... or a line without a step */
+        return 0;
+    }
+    if (!type || !strcmp(type, "train")) {
+        double loss, lr;
+        int hl = get_num(o, "loss", &loss), hr = get_num(o, "lr", &lr);
+        if (hl < 0 || hr < 0) {
+            sb_printf(err, "%s:%ld: \"%s\" must be a number", path, lineno, hl < 0 ? "loss" : "lr");
+            json_decref(o);
+            return -1;
+        }
+        if (hl == 0) series_push(&log->loss, step, loss);
+        if (hr == 0) series_push(&log->lr, step, lr);
+    }
+    json_t *ev = json_object_get(o, "eval");
+    if (ev && (!type || !strcmp(type, "eval"))) {
+        if (!json_is_object(ev)) {
+            sb_printf(err, "%s:%ld: \"eval\" must be an object of evaluation sets", path, lineno);
+            json_decref(o);
+            return -1;
+        }
+        const char *name;
+        json_t *set;
+        json_object_foreach(ev, name, set)
+        {
+            double acc, loss;
+            int ha = json_is_object(set) ? get_num(set, "acc", &acc) : -1;
+            int hl = json_is_object(set) ? get_num(set, "loss", &loss) : -1;
+            if (ha < 0 || hl < 0) {
+                sb_printf(err, "%s:%ld: eval \"%s\" must be an object with numbers \"acc\" and \"loss\"", path, lineno,
+                          name);
+                json_decref(o);
+                return -1;
+            }
+            int i = eval_index(log, name);
+            if (ha == 0) series_push(&log->eval_acc[i], step, acc);
+            if (hl == 0) series_push(&log->eval_loss[i], step, loss);
+        }
+    }
+    json_decref(o);
+    return 0;
+}
+
+/* The line at text + pos: [*a, *b) without surrounding blanks; returns the next line's start. */
+static size_t line_at(const char *text, size_t len, size_t pos, size_t *a, size_t *b)
+{
+    const char *nl = memchr(text + pos, '\n', len - pos);
+    size_t end = nl ? (size_t)(nl - text) : len;
+    *a = pos;
+    *b = end;
+    while (*a < *b && (text[*a] == ' ' || text[*a] == '\t' || text[*a] == '\r')) (*a)++;
+    while (*b > *a && (text[*b - 1] == ' ' || text[*b - 1] == '\t' || text[*b - 1] == '\r')) (*b)--;
+    return end + 1;
+}
+
+/* 0 (training) or 1 (evaluation) for a line that starts like the trainer's, else -1. */
+static int line_kind(const char *t, size_t n)
+{
+    for (int k = 0; k < 2; k++) {
+        size_t pl = strlen(KIND_PREFIX[k]);
+        if (n > pl && !memcmp(t, KIND_PREFIX[k], pl)) return k;
+    }
+    return -1;
+}
+
+int plot_read_log_thin(PlotLog *log, const char *path, const char *text, size_t len, int max_points, StrBuf *err)
 {
     memset(log, 0, sizeof *log);
     log->path = xstrdup(path);
     log->stop_step = NAN;
-    size_t pos = 0;
-    long lineno = 0;
-    while (pos < len) {
-        size_t end = pos;
-        while (end < len && text[end] != '\n') end++;
-        lineno++;
-        size_t a = pos, b = end;
-        pos = end + 1;
-        while (a < b && (text[a] == ' ' || text[a] == '\t' || text[a] == '\r')) a++;
-        while (b > a && (text[b - 1] == ' ' || text[b - 1] == '\t' || text[b - 1] == '\r')) b--;
-        if (a == b) continue;
-        json_error_t je;
-        json_t *o = json_loadb(text + a, b - a, JSON_REJECT_DUPLICATES, &je);
-        if (!o || !json_is_object(o)) {
-            sb_printf(err, "%s:%ld: not a JSON object%s%s", path, lineno, o ? "" : ": ", o ? "" : je.text);
-            json_decref(o);
-            return -1;
+    /* Thinning: of the lines that start like the trainer's training (evaluation) lines, keep
+     * every stride-th and always the last; the others are not parsed at all. */
+    long stride[2] = {1, 1}, seen[2] = {0, 0}, skipped_line[2] = {0, 0};
+    size_t skipped[2] = {(size_t)-1, (size_t)-1};
+    size_t pos, a, b;
+    if (max_points > 0) {
+        long count[2] = {0, 0};
+        for (pos = 0; pos < len;) {
+            pos = line_at(text, len, pos, &a, &b);
+            int k = line_kind(text + a, b - a);
+            if (k >= 0) count[k]++;
         }
-        log->lines++;
-        const char *type = json_string_value(json_object_get(o, "type"));
-        double step;
-        int has_step = get_num(o, "step", &step);
-        if (has_step < 0 || (has_step == 0 && !isfinite(step))) {
-            sb_printf(err, "%s:%ld: \"step\" must be a number", path, lineno);
-            json_decref(o);
-            return -1;
-        }
-        if (type && !strcmp(type, "stop")) {
-            if (has_step == 0) {
-                log->stop_step = step;
-                free(log->stop_label);
-                const char *what = json_string_value(json_object_get(o, "reason"));
-                log->stop_label = xstrdup(what ? what : "stopped");
-            }
-            json_decref(o);
-            continue;
-        }
-        if (has_step != 0 || (type && strcmp(type, "train") && strcmp(type, "eval"))) {
-            json_decref(o);   /* start, done, resume, ... or a line without a step */
-            continue;
-        }
-        if (!type || !strcmp(type, "train")) {
-            double loss, lr;
-            int hl = get_num(o, "loss", &loss), hr = get_num(o, "lr", &lr);
-            if (hl < 0 || hr < 0) {
-                sb_printf(err, "%s:%ld: \"%s\" must be a number", path, lineno, hl < 0 ? "loss" : "lr");
-                json_decref(o);
-                return -1;
-            }
-            if (hl == 0) series_push(&log->loss, step, loss);
-            if (hr == 0) series_push(&log->lr, step, lr);
-        }
-        json_t *ev = json_object_get(o, "eval");
-        if (ev && (!type || !strcmp(type, "eval"))) {
-            if (!json_is_object(ev)) {
-                sb_printf(err, "%s:%ld: \"eval\" must be an object of evaluation sets", path, lineno);
-                json_decref(o);
-                return -1;
-            }
-            const char *name;
-            json_t *set;
-            json_object_foreach(ev, name, set)
-            {
-                double acc, loss;
-                int ha = json_is_object(set) ? get_num(set, "acc", &acc) : -1;
-                int hl = json_is_object(set) ? get_num(set, "loss", &loss) : -1;
-                if (ha < 0 || hl < 0) {
-                    sb_printf(err, "%s:%ld: eval \"%s\" must be an object with numbers \"acc\" and \"loss\"", path,
-                              lineno, name);
-                    json_decref(o);
-                    return -1;
-                }
-                int i = eval_index(log, name);
-                if (ha == 0) series_push(&log->eval_acc[i], step, acc);
-                if (hl == 0) series_push(&log->eval_loss[i], step, loss);
-            }
-        }
-        json_decref(o);
+        for (int k = 0; k < 2; k++) stride[k] = (count[k] + max_points - 1) / max_points;
+        for (int k = 0; k < 2; k++) if (stride[k] < 1) stride[k] = 1;
     }
+    long lineno = 0;
+    for (pos = 0; pos < len;) {
+        pos = line_at(text, len, pos, &a, &b);
+        lineno++;
+        if (a == b) continue;
+        int k = stride[0] > 1 || stride[1] > 1 ? line_kind(text + a, b - a) : -1;
+        if (k >= 0 && stride[k] > 1) {
+            if (seen[k]++ % stride[k] != 0) {
+                skipped[k] = a;
+                skipped_line[k] = lineno;
+                continue;
+            }
+            skipped[k] = (size_t)-1;
+        }
+        if (read_line(log, path, lineno, text + a, b - a, err)) return -1;
+    }
+    for (int k = 0; k < 2; k++)   /* the last line of each kind, if it was skipped */
+        if (skipped[k] != (size_t)-1) {
+            line_at(text, len, skipped[k], &a, &b);
+            if (read_line(log, path, skipped_line[k], text + a, b - a, err)) return -1;
+        }
     series_tidy(&log->loss);
     series_tidy(&log->lr);
     for (int i = 0; i < log->neval; i++) {

@@ -32,6 +32,11 @@ typedef struct {
  * with a message (a line that is not a JSON object, a step that is not a number, a log with
  * no data point). */
 int plot_read_log(PlotLog *log, const char *path, const char *text, size_t len, StrBuf *err);
+/* The same, reading at most about max_points training points and as many evaluation points
+ * (evenly spaced lines of each kind, and always the last): the lines in between are skipped
+ * unparsed, which is what makes a report over thousands of long logs fast. max_points <= 0:
+ * every line (plot_read_log). */
+int plot_read_log_thin(PlotLog *log, const char *path, const char *text, size_t len, int max_points, StrBuf *err);
 void plot_log_free(PlotLog *log);
 
 /* The curves of nlogs logs as one SVG (series of several logs are named "SET (file)"). */

@@ -194,6 +194,16 @@ void svg_circle(Svg *s, double x, double y, double r, const char *fill, const ch
     sb_puts(&s->b, "/>\n");
 }
 
+void svg_polygon(Svg *s, const double *xs, const double *ys, int n, const char *fill, double opacity)
+{
+    if (n <= 0) return;
+    sb_puts(&s->b, "<polygon points=\"");
+    for (int i = 0; i < n; i++) sb_printf(&s->b, "%s%.2f,%.2f", i ? " " : "", xs[i], ys[i]);
+    sb_puts(&s->b, "\" fill=\"");
+    svg_escape(&s->b, col(fill));
+    sb_printf(&s->b, "\" fill-opacity=\"%.2f\" stroke=\"none\"/>\n", opacity);
+}
+
 /* ---------------------------------------------------------------- colours */
 
 static void rgb(double r, double g, double b, char out[8])
@@ -423,6 +433,14 @@ void svg_chart(Svg *s, double x, double y, double w, double h, const SvgChart *c
             double yy = c->logy ? log10(yv) : yv;
             y0 = fmin(y0, yy);
             y1 = fmax(y1, yy);
+            const SvgBand *bd = c->bands ? c->bands[i] : NULL;
+            for (int e = 0; bd && e < 2; e++) {
+                double bv = e ? bd->hi[k] : bd->lo[k];
+                if (!isfinite(bv) || (c->logy && bv <= 0)) continue;
+                bv = c->logy ? log10(bv) : bv;
+                y0 = fmin(y0, bv);
+                y1 = fmax(y1, bv);
+            }
         }
     if (c->ymin < c->ymax) {
         y0 = c->logy ? log10(c->ymin) : c->ymin;
@@ -495,12 +513,44 @@ void svg_chart(Svg *s, double x, double y, double w, double h, const SvgChart *c
         if (c->vline_label) svg_text(s, tx + 3, py + 11, "start", 9, 0, 0, "#444444", c->vline_label);
     }
 
-    /* series: a polyline per finite run; single points as dots */
     double *xs_ = NULL, *ys_ = NULL;
     size_t cap = 0;
+    /* bands first, under every line: one polygon per finite run (lo forwards, hi back) */
+    for (int i = 0; c->bands && i < c->nseries; i++) {
+        const SvgSeries *se = &c->series[i];
+        const SvgBand *bd = c->bands[i];
+        if (!bd) continue;
+        int k = 0;
+        while (k < se->n) {
+            size_t n = 0;
+            int start = k;
+            while (k < se->n) {
+                double xv = se->x[k], lo = bd->lo[k], hi = bd->hi[k];
+                int ok = isfinite(xv) && isfinite(lo) && isfinite(hi) && !(c->logy && (lo <= 0 || hi <= 0));
+                k++;
+                if (!ok) break;
+                n++;
+            }
+            if (n < 2) continue;
+            if (2 * n > cap) {
+                cap = 2 * n;
+                xs_ = xrealloc(xs_, sizeof *xs_ * cap);
+                ys_ = xrealloc(ys_, sizeof *ys_ * cap);
+            }
+            for (size_t q = 0; q < n; q++) {
+                int kk = start + (int)q;
+                double lo = c->logy ? log10(bd->lo[kk]) : bd->lo[kk], hi = c->logy ? log10(bd->hi[kk]) : bd->hi[kk];
+                xs_[q] = xs_[2 * n - 1 - q] = MAPX(se->x[kk]);
+                ys_[q] = MAPY(fmin(fmax(lo, y0), y1));
+                ys_[2 * n - 1 - q] = MAPY(fmin(fmax(hi, y0), y1));
+            }
+            svg_polygon(s, xs_, ys_, (int)(2 * n), svg_palette(c->color_of ? c->color_of[i] : i), 0.18);
+        }
+    }
+    /* series: a polyline per finite run; single points as dots */
     for (int i = 0; i < c->nseries; i++) {
         const SvgSeries *se = &c->series[i];
-        const char *color = svg_palette(i);
+        const char *color = svg_palette(c->color_of ? c->color_of[i] : i);
         int k = 0;
         while (k < se->n) {
             size_t n = 0;
@@ -530,7 +580,8 @@ void svg_chart(Svg *s, double x, double y, double w, double h, const SvgChart *c
     /* legend */
     for (int i = 0; i < c->nseries; i++) {
         double lx = px + (i % 3) * (pw / 3), ly = py + ph + 46 + (i / 3) * 15;
-        svg_line(s, lx, ly - 4, lx + 18, ly - 4, svg_palette(i), 2, c->series[i].dashed ? "5,3" : NULL);
+        svg_line(s, lx, ly - 4, lx + 18, ly - 4, svg_palette(c->color_of ? c->color_of[i] : i), 2,
+                 c->series[i].dashed ? "5,3" : NULL);
         svg_text(s, lx + 22, ly, "start", 10, 0, 0, "#000000", c->series[i].name ? c->series[i].name : "");
     }
 #undef MAPX

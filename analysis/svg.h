@@ -36,6 +36,8 @@ void svg_text(Svg *s, double x, double y, const char *anchor, double size, doubl
 void svg_polyline(Svg *s, const double *xs, const double *ys, int n, const char *stroke, double width,
                   const char *dash);
 void svg_circle(Svg *s, double x, double y, double r, const char *fill, const char *stroke);
+/* A closed filled polygon (no stroke), fill at the given opacity (0..1). */
+void svg_polygon(Svg *s, const double *xs, const double *ys, int n, const char *fill, double opacity);
 
 /* Colour scales, written as "#rrggbb" into out[8].
  * svg_color_seq: t in [0, 1], white to dark blue (0 is exactly white).
@@ -84,7 +86,17 @@ typedef struct {
     const SvgSeries *series;
     double vline;                   /* draw a dashed vertical marker at this x when finite */
     const char *vline_label;
+    /* Optional (added for `tracc report`): a shaded band per series, e.g. min..max over seeds.
+     * bands[i] NULL or bands NULL: none; else bands[i]->lo/hi hold series i's n points. */
+    const struct SvgBand *const *bands;
+    /* Optional: series i is drawn in svg_palette(color_of[i]) instead of svg_palette(i) (so a
+     * dashed series can share its partner's colour). NULL: svg_palette(i). */
+    const int *color_of;
 } SvgChart;
+
+typedef struct SvgBand {
+    const double *lo, *hi;          /* (n of its series); non-finite points break the band */
+} SvgBand;
 
 void svg_chart(Svg *s, double x, double y, double w, double h, const SvgChart *c);
 

@@ -25,6 +25,7 @@ static const Command commands[] = {
     {"attn", cmd_attn, "attention patterns of every head on one input (one or two models)"},
     {"plot", cmd_plot, "training curves from a fine-tuning log (JSONL) as SVG"},
     {"sweep", cmd_sweep, "plan and run grids of fine-tuning and analysis runs (local, GNU parallel, Slurm)"},
+    {"report", cmd_report, "tables, pictures and JSON over sweep directories (tracc sweep)"},
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,1071 @@
+/* sweepdoc.c — the sweep report as a document: Markdown, HTML and the SVG pictures, built
+ * from the report's JSON (analysis/sweeprep.c) so every number shown is one it holds. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "analysis/svg.h"
+#include "analysis/sweeprep_int.h"
+
+/* ================================================================ the document (Markdown and HTML) */
+
+/* One list of blocks rendered both ways, so report.md and report.html say the same. */
+typedef enum { D_H, D_P, D_TABLE, D_IMG } DKind;
+
+typedef struct {
+    DKind k;
+    int level, ncol, ncells;
+    char *text;       /* heading, paragraph; picture: its alt text */
+    char **cells;     /* table: row-major, the first row is the header */
+    char *file, *svg; /* picture */
+} DBlock;
+
+typedef struct {
+    DBlock *b;
+    int n;
+    int pictures;     /* 0: leave pictures out (stdout) */
+} Doc;
+
+static DBlock *d_new(Doc *d, DKind k)
+{
+    d->b = xrealloc(d->b, sizeof(DBlock) * (size_t)(d->n + 1));
+    DBlock *b = &d->b[d->n++];
+    memset(b, 0, sizeof *b);
+    b->k = k;
+    return b;
+}
+
+static void d_h(Doc *d, int level, const char *text)
+{
+    DBlock *b = d_new(d, D_H);
+    b->level = level;
+    b->text = xstrdup(text);
+}
+
+static void d_p(Doc *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void d_p(Doc *d, const char *fmt, ...)
+{
+    StrBuf s;
+    sb_init(&s);
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vprintf(&s, fmt, ap);
+    va_end(ap);
+    d_new(d, D_P)->text = sb_steal(&s);
+}
+
+/* A table with ncol columns; the cells follow with d_c, header first. */
+static void d_table(Doc *d, int ncol)
+{
+    d_new(d, D_TABLE)->ncol = ncol;
+}
+
+static void d_c(Doc *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void d_c(Doc *d, const char *fmt, ...)
+{
+    DBlock *b = &d->b[d->n - 1];
+    StrBuf s;
+    sb_init(&s);
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vprintf(&s, fmt, ap);
+    va_end(ap);
+    b->cells = xrealloc(b->cells, sizeof(char *) * (size_t)(b->ncells + 1));
+    b->cells[b->ncells++] = sb_steal(&s);
+}
+
+/* Takes the SVG text. */
+static void d_img(Doc *d, const char *file, const char *alt, char *svg)
+{
+    if (!d->pictures) {
+        free(svg);
+        return;
+    }
+    DBlock *b = d_new(d, D_IMG);
+    b->file = xstrdup(file);
+    b->text = xstrdup(alt);
+    b->svg = svg;
+}
+
+static void d_free(Doc *d)
+{
+    for (int i = 0; i < d->n; i++) {
+        DBlock *b = &d->b[i];
+        free(b->text);
+        free(b->file);
+        free(b->svg);
+        for (int c = 0; c < b->ncells; c++) free(b->cells[c]);
+        free(b->cells);
+    }
+    free(d->b);
+}
+
+static void md_cell(StrBuf *o, const char *t)
+{
+    for (; *t; t++) {
+        if (*t == '|') sb_puts(o, "\\|");
+        else if (*t == '\n') sb_putc(o, ' ');
+        else sb_putc(o, *t);
+    }
+}
+
+static void d_markdown(const Doc *d, StrBuf *o)
+{
+    for (int i = 0; i < d->n; i++) {
+        const DBlock *b = &d->b[i];
+        switch (b->k) {
+        case D_H:
+            for (int l = 0; l < b->level; l++) sb_putc(o, '#');
+            sb_printf(o, " %s\n\n", b->text);
+            break;
+        case D_P: sb_printf(o, "%s\n\n", b->text); break;
+        case D_IMG: sb_printf(o, "![%s](%s)\n\n", b->text, b->file); break;
+        case D_TABLE:
+            for (int c = 0; c < b->ncells; c++) {
+                sb_puts(o, c % b->ncol ? " | " : "| ");
+                md_cell(o, b->cells[c]);
+                if (c % b->ncol == b->ncol - 1) {
+                    sb_puts(o, " |\n");
+                    if (c == b->ncol - 1) {
+                        for (int k = 0; k < b->ncol; k++) sb_puts(o, "|---");
+                        sb_puts(o, "|\n");
+                    }
+                }
+            }
+            sb_putc(o, '\n');
+            break;
+        }
+    }
+}
+
+static void html_text(StrBuf *o, const char *t)
+{
+    for (; *t; t++) {
+        if (*t == '&') sb_puts(o, "&amp;");
+        else if (*t == '<') sb_puts(o, "&lt;");
+        else if (*t == '>') sb_puts(o, "&gt;");
+        else if (*t == '"') sb_puts(o, "&quot;");
+        else sb_putc(o, *t);
+    }
+}
+
+static void d_html(const Doc *d, const char *title, StrBuf *o)
+{
+    sb_puts(o, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>");
+    html_text(o, title);
+    sb_puts(o, "</title>\n<style>\n"
+               "body{font-family:'DejaVu Sans',Helvetica,Arial,sans-serif;margin:24px;color:#111;max-width:1400px}\n"
+               "table{border-collapse:collapse;margin:8px 0 18px 0;font-size:13px}\n"
+               "th,td{border:1px solid #bbb;padding:3px 7px;text-align:left;vertical-align:top}\n"
+               "th{background:#eef2f7}\ntr:nth-child(even) td{background:#fafafa}\n"
+               "h1{font-size:24px}h2{font-size:20px;border-bottom:1px solid #ccc;margin-top:32px}h3{font-size:16px}\n"
+               "figure{margin:6px 0 18px 0;overflow-x:auto}svg{max-width:100%;height:auto}\n"
+               "</style>\n</head>\n<body>\n");
+    for (int i = 0; i < d->n; i++) {
+        const DBlock *b = &d->b[i];
+        switch (b->k) {
+        case D_H:
+            sb_printf(o, "<h%d>", b->level);
+            html_text(o, b->text);
+            sb_printf(o, "</h%d>\n", b->level);
+            break;
+        case D_P:
+            sb_puts(o, "<p>");
+            html_text(o, b->text);
+            sb_puts(o, "</p>\n");
+            break;
+        case D_IMG: {
+            /* inline: drop the XML declaration, keep the <svg> element */
+            const char *s = strstr(b->svg, "<svg");
+            sb_puts(o, "<figure>\n");
+            sb_puts(o, s ? s : "");
+            sb_puts(o, "</figure>\n");
+            break;
+        }
+        case D_TABLE:
+            sb_puts(o, "<table>\n");
+            for (int c = 0; c < b->ncells; c++) {
+                int head = c < b->ncol;
+                if (c % b->ncol == 0) sb_puts(o, "<tr>");
+                sb_puts(o, head ? "<th>" : "<td>");
+                html_text(o, b->cells[c]);
+                sb_puts(o, head ? "</th>" : "</td>");
+                if (c % b->ncol == b->ncol - 1) sb_puts(o, "</tr>\n");
+            }
+            sb_puts(o, "</table>\n");
+            break;
+        }
+    }
+    sb_puts(o, "</body>\n</html>\n");
+}
+
+/* ================================================================ pictures */
+
+/* A JSON array of numbers (null: NaN) as doubles; returns the length. */
+static int jarr(json_t *a, double **out)
+{
+    int n = (int)json_array_size(a);
+    *out = xmalloc(sizeof(double) * (size_t)(n ? n : 1));
+    for (int i = 0; i < n; i++) (*out)[i] = srep_num(json_array_get(a, (size_t)i));
+    return n;
+}
+
+/* Series built from JSON curves, owning their arrays. */
+typedef struct {
+    SvgSeries *s;
+    SvgBand *bands;
+    const SvgBand **bp;
+    int *color;
+    char **names;
+    double **arrs;
+    int n, narr;
+} SeriesSet;
+
+static double *ss_keep(SeriesSet *ss, double *a)
+{
+    ss->arrs = xrealloc(ss->arrs, sizeof(double *) * (size_t)(ss->narr + 1));
+    return ss->arrs[ss->narr++] = a;
+}
+
+/* Add a series: a curve object {"step", "mean", "min", "max"}. */
+static void ss_add_curve(SeriesSet *ss, json_t *curve, const char *name, int color, int dashed)
+{
+    if (!curve) return;
+    double *x, *m, *lo, *hi;
+    int n = jarr(json_object_get(curve, "step"), &x);
+    jarr(json_object_get(curve, "mean"), &m);
+    jarr(json_object_get(curve, "min"), &lo);
+    jarr(json_object_get(curve, "max"), &hi);
+    ss_keep(ss, x), ss_keep(ss, m), ss_keep(ss, lo), ss_keep(ss, hi);
+    int i = ss->n++;
+    ss->s = xrealloc(ss->s, sizeof(SvgSeries) * (size_t)ss->n);
+    ss->bands = xrealloc(ss->bands, sizeof(SvgBand) * (size_t)ss->n);
+    ss->color = xrealloc(ss->color, sizeof(int) * (size_t)ss->n);
+    ss->names = xrealloc(ss->names, sizeof(char *) * (size_t)ss->n);
+    ss->names[i] = xstrdup(name);
+    ss->s[i] = (SvgSeries){ss->names[i], n, x, m, dashed};
+    ss->bands[i] = (SvgBand){lo, hi};
+    ss->color[i] = color;
+}
+
+/* Pointers into bands are taken once the set is complete (it reallocates while growing). */
+static void ss_chart(SeriesSet *ss, SvgChart *c)
+{
+    free(ss->bp);
+    ss->bp = xmalloc(sizeof(SvgBand *) * (size_t)(ss->n ? ss->n : 1));
+    for (int i = 0; i < ss->n; i++) ss->bp[i] = &ss->bands[i];
+    c->nseries = ss->n;
+    c->series = ss->s;
+    c->bands = ss->bp;
+    c->color_of = ss->color;
+}
+
+static void ss_free(SeriesSet *ss)
+{
+    for (int i = 0; i < ss->narr; i++) free(ss->arrs[i]);
+    for (int i = 0; i < ss->n; i++) free(ss->names[i]);
+    free(ss->arrs);
+    free(ss->names);
+    free(ss->s);
+    free(ss->bands);
+    free(ss->bp);
+    free(ss->color);
+    memset(ss, 0, sizeof *ss);
+}
+
+static char *svg_done(Svg *s)
+{
+    svg_end(s);
+    return sb_steal(&s->b);
+}
+
+/* Training loss and every evaluation accuracy against the step: the mean over runs, shaded
+ * from the lowest to the highest run. */
+static char *curves_svg(json_t *cv, const char *title)
+{
+    double pw = 520, ph = 330;
+    json_t *ev = json_object_get(cv, "eval");
+    int rows = ((int)json_object_size(ev) + 2) / 3;
+    Svg s;
+    svg_begin(&s, 2 * pw + 30, 40 + ph + rows * 15 + 10);
+    svg_text(&s, 12, 24, "start", 15, 0, 1, "#000000", title);
+    SvgChart c;
+    memset(&c, 0, sizeof c);
+    c.vline = NAN;
+    c.xlabel = "step";
+    SeriesSet a = {0}, b = {0};
+    ss_add_curve(&a, json_object_get(cv, "loss"), "training loss (mean, band min-max)", 0, 0);
+    ss_chart(&a, &c);
+    c.title = "training loss";
+    c.ylabel = "loss";
+    c.logy = 1;
+    svg_chart(&s, 10, 40, pw, ph + rows * 15, &c);
+    const char *name;
+    json_t *v;
+    int i = 0;
+    json_object_foreach(ev, name, v) ss_add_curve(&b, v, name, i++, 0);
+    ss_chart(&b, &c);
+    c.title = "evaluation accuracy (argmax; mean, band min-max)";
+    c.ylabel = "accuracy";
+    c.logy = 0;
+    c.ymin = 0;
+    c.ymax = 1;
+    svg_chart(&s, 20 + pw, 40, pw, ph + rows * 15, &c);
+    ss_free(&a);
+    ss_free(&b);
+    return svg_done(&s);
+}
+
+/* A curve object from per-K aggregates: mean, min and max of each one's values. */
+static json_t *agg_list_curve(json_t *k, json_t *aggs)
+{
+    json_t *st = json_array(), *m = json_array(), *lo = json_array(), *hi = json_array();
+    for (size_t i = 0; i < json_array_size(aggs); i++) {
+        json_t *a = json_array_get(aggs, i), *vals = json_object_get(a, "values"), *x;
+        double mn = INFINITY, mx = -INFINITY;
+        size_t j;
+        json_array_foreach(vals, j, x) mn = fmin(mn, srep_num(x)), mx = fmax(mx, srep_num(x));
+        json_array_append(st, json_array_get(k, i));
+        json_array_append(m, json_object_get(a, "mean"));
+        json_array_append_new(lo, srep_num_json(mn));
+        json_array_append_new(hi, srep_num_json(mx));
+    }
+    return json_pack("{s:o, s:o, s:o, s:o}", "step", st, "mean", m, "min", lo, "max", hi);
+}
+
+/* One accuracy chart (0..1) of the series in ss under a picture title; frees ss. */
+static char *accuracy_svg(SeriesSet *ss, const char *title, const char *chart_title, const char *xlabel)
+{
+    double w = 640, h = 380 + ((ss->n + 2) / 3) * 15;
+    Svg s;
+    svg_begin(&s, w + 20, h + 40);
+    svg_text(&s, 12, 24, "start", 15, 0, 1, "#000000", title);
+    SvgChart c;
+    memset(&c, 0, sizeof c);
+    c.vline = NAN;
+    c.title = chart_title;
+    c.xlabel = xlabel;
+    c.ylabel = "accuracy";
+    c.ymin = 0;
+    c.ymax = 1;
+    ss_chart(ss, &c);
+    svg_chart(&s, 10, 40, w, h, &c);
+    ss_free(ss);
+    return svg_done(&s);
+}
+
+static char *prune_svg(json_t *pr, json_t *rb, const char *title)
+{
+    SeriesSet ss = {0};
+    int col = 0, nt = 0;
+    json_t *tmp[64];
+    if (pr) {
+        tmp[nt] = agg_list_curve(json_object_get(pr, "k"), json_object_get(pr, "task"));
+        ss_add_curve(&ss, tmp[nt++], "pruned: pretraining task", col++, 0);
+        const char *name;
+        json_t *v;
+        json_object_foreach(json_object_get(pr, "evals"), name, v)
+        {
+            if (nt == 63) break;
+            char lab[200];
+            snprintf(lab, sizeof lab, "pruned: %s", name);
+            tmp[nt] = agg_list_curve(json_object_get(pr, "k"), v);
+            ss_add_curve(&ss, tmp[nt++], lab, col++, 0);
+        }
+    }
+    if (rb) {
+        tmp[nt] = agg_list_curve(json_object_get(rb, "k"), json_object_get(rb, "task"));
+        ss_add_curve(&ss, tmp[nt++], "rolled back: pretraining task", 0, 1);
+    }
+    char *svg = accuracy_svg(&ss, title, "accuracy vs weights pruned / rolled back (mean, band min-max over runs)",
+                             "number of weights K");
+    for (int i = 0; i < nt; i++) json_decref(tmp[i]);
+    return svg;
+}
+
+static char *refit_svg(json_t *reft, json_t *scr, const char *title)
+{
+    json_t *re = json_object_get(json_object_get(reft, "curves"), "eval");
+    json_t *se = json_object_get(json_object_get(scr, "curves"), "eval");
+    SeriesSet ss = {0};
+    Names nn = {0};
+    const char *name;
+    json_t *v;
+    json_object_foreach(re, name, v) srep_names_add(&nn, name);
+    json_object_foreach(se, name, v) srep_names_add(&nn, name);
+    for (int i = 0; i < nn.n; i++) {
+        char lab[200];
+        snprintf(lab, sizeof lab, "reFT: %s", nn.v[i]);
+        ss_add_curve(&ss, json_object_get(re, nn.v[i]), lab, i, 0);
+        snprintf(lab, sizeof lab, "Scr.+FT: %s", nn.v[i]);
+        ss_add_curve(&ss, json_object_get(se, nn.v[i]), lab, i, 1);
+    }
+    free(nn.v);
+    return accuracy_svg(&ss, title, "reverse fine-tuning (solid) vs Scr.+FT (dashed): accuracy (mean, band min-max)",
+                        "step");
+}
+
+/* Attention of every head on the sweep's input: before (the first run's first model), after
+ * (the mean over runs of the last model) and the change, program selections outlined. */
+static char *attn_svg(const SrepReport *r, const Cell *c, const char *title)
+{
+    json_t *first = NULL;
+    for (int k = 0; k < c->nruns && !first; k++) {
+        const Run *u = &r->runs[c->runs[k]];
+        json_t *o = u->status == RUN_DONE ? srep_after(u, "attn", 0) : NULL;
+        if (json_is_object(o)) first = o;
+    }
+    json_t *pos = json_object_get(first, "positions"), *heads = json_object_get(first, "heads");
+    int np = (int)json_array_size(pos), nh = (int)json_array_size(heads);
+    if (!np || !nh) return NULL;
+    const char **labels = xmalloc(sizeof(char *) * (size_t)np);
+    for (int i = 0; i < np; i++) {
+        const char *t = json_string_value(json_array_get(pos, (size_t)i));
+        labels[i] = t ? t : "?";
+    }
+    size_t nn = (size_t)np * (size_t)np;
+    double *bef = xmalloc(sizeof(double) * nn), *aft = xmalloc(sizeof(double) * nn), *chg = xmalloc(sizeof(double) * nn);
+    unsigned char *mark = xmalloc(nn);
+    double cell = np > 30 ? 7 : np > 16 ? 11 : 16;
+    SvgHeatmap hm;
+    memset(&hm, 0, sizeof hm);
+    hm.rows = hm.cols = np;
+    hm.row_labels = hm.col_labels = labels;
+    hm.cell = cell;
+    hm.xlabel = "key";
+    hm.ylabel = "query";
+    double pw, ph;
+    hm.v = bef;
+    hm.title = "after (mean of 100 runs)";   /* the longest panel title sets the width */
+    svg_heatmap_size(&hm, &pw, &ph);
+    hm.diverging = 1;
+    double pw2, ph2;
+    svg_heatmap_size(&hm, &pw2, &ph2);
+    double rowh = fmax(ph, ph2) + 70;
+    Svg s;
+    svg_begin(&s, 2 * pw + pw2 + 60, 40 + nh * rowh);
+    svg_text(&s, 12, 24, "start", 15, 0, 1, "#000000", title);
+    for (int h = 0; h < nh; h++) {
+        json_t *fh = json_array_get(heads, (size_t)h);
+        json_t *sel = json_object_get(fh, "program_selects");
+        int na = 0;
+        memset(aft, 0, sizeof(double) * nn);
+        json_t *p0 = json_array_get(json_object_get(fh, "pattern"), 0);   /* pattern[model][query][key] */
+        for (size_t q = 0; q < nn; q++) {
+            bef[q] = srep_num(json_array_get(json_array_get(p0, q / (size_t)np), q % (size_t)np));
+            mark[q] = json_is_true(json_array_get(json_array_get(sel, q / (size_t)np), q % (size_t)np));
+        }
+        for (int k = 0; k < c->nruns; k++) {
+            const Run *u = &r->runs[c->runs[k]];
+            json_t *o = u->status == RUN_DONE ? srep_after(u, "attn", 0) : NULL;
+            json_t *pat = json_object_get(json_array_get(json_object_get(o, "heads"), (size_t)h), "pattern");
+            size_t nm = json_array_size(pat);
+            json_t *last = json_array_get(pat, nm ? nm - 1 : 0);
+            if (nm < 2 || (int)json_array_size(last) != np) continue;
+            for (size_t q = 0; q < nn; q++) aft[q] += srep_num(json_array_get(json_array_get(last, q / (size_t)np), q % (size_t)np));
+            na++;
+        }
+        for (size_t q = 0; q < nn; q++) {
+            aft[q] = na ? aft[q] / na : NAN;
+            chg[q] = aft[q] - bef[q];
+        }
+        double y = 40 + h * rowh;
+        const char *hn = json_string_value(json_object_get(fh, "name"));
+        char sub[160];
+        svg_text(&s, 12, y + 14, "start", 13, 0, 1, "#000000", hn ? hn : "head");
+        y += 22;
+        hm.mark = mark;
+        hm.mark_legend = "selected by the program";
+        hm.diverging = 0;
+        hm.vmax = 1;
+        hm.scale_label = "attention weight";
+        hm.v = bef;
+        hm.title = "before (compiled)";
+        svg_heatmap(&s, 10, y, &hm);
+        if (na) {
+            snprintf(sub, sizeof sub, "after (mean of %d run%s)", na, na == 1 ? "" : "s");
+            hm.v = aft;
+            hm.title = sub;
+            svg_heatmap(&s, 30 + pw, y, &hm);
+            hm.v = chg;
+            hm.diverging = 1;
+            hm.vmax = 0;
+            hm.title = "change (after - before)";
+            hm.scale_label = "change";
+            svg_heatmap(&s, 50 + 2 * pw, y, &hm);
+        }
+    }
+    free(labels);
+    free(bef);
+    free(aft);
+    free(chg);
+    free(mark);
+    return svg_done(&s);
+}
+
+/* ================================================================ the sections */
+
+/* An aggregate {"values"} as "12.3 ± 1.2 (3)" (scale 100: percent). */
+static void agg_text(json_t *agg, double scale, int digits, char *buf, size_t cap)
+{
+    double *v;
+    int n = jarr(json_object_get(agg, "values"), &v);
+    srep_fmt_agg(buf, cap, v, n, scale, digits);
+    free(v);
+}
+
+static int cell_has_t3(json_t *cj)
+{
+    json_t *ev = json_object_get(cj, "evals");
+    for (int k = 0; k < 4; k++)
+        if (!json_object_get(ev, srep_t3[k])) return 0;
+    return 1;
+}
+
+static void regime_text(const Cell *c, StrBuf *o)
+{
+    if (!c->reg_n) {
+        sb_puts(o, "–");
+        return;
+    }
+    int first = 1;
+    for (int g = 0; g < NREG; g++)
+        if (c->reg_count[g]) {
+            sb_printf(o, "%s%s %d/%d", first ? "" : ", ", srep_regimes[g], c->reg_count[g], c->reg_n);
+            first = 0;
+        }
+}
+
+/* The cell's grid parameters other than lr and spurious-rate, as "k=v ...", or "". */
+static void other_params(const Cell *c, StrBuf *o)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(c->params, k, v)
+    {
+        if (!strcmp(k, "lr") || !strcmp(k, "spurious-rate")) continue;
+        sb_printf(o, "%s%s=", o->len ? " " : "", k);
+        srep_scalar_text(v, o);
+    }
+}
+
+static void table3(Doc *d, const SrepReport *r, json_t *cells, int si, int decoded)
+{
+    int any_other = 0, any_paper = 0;
+    for (int i = 0; i < r->ncells; i++) {
+        const Cell *c = &r->cells[i];
+        if (c->sweep != si || !cell_has_t3(json_array_get(cells, (size_t)i))) continue;
+        StrBuf o;
+        sb_init(&o);
+        other_params(c, &o);
+        any_other |= o.len > 0;
+        any_paper |= c->paper != NULL;
+        sb_free(&o);
+    }
+    int ncol = 2 + any_other + 4 * (1 + (any_paper && !decoded)) + (decoded ? 0 : 2 + 2 * any_paper);
+    d_table(d, ncol);
+    d_c(d, "η (lr)");
+    d_c(d, "C_Tr");
+    if (any_other) d_c(d, "other");
+    static const char *const head[4] = {"pt1: O_PT, C_Te=1", "ft1: O_FT, C_Te=1", "pt0: O_PT, C_Te=0",
+                                        "ft0: O_FT, C_Te=0"};
+    for (int k = 0; k < 4; k++) {
+        d_c(d, "%s", head[k]);
+        if (any_paper && !decoded) d_c(d, "paper");
+    }
+    if (!decoded) {
+        d_c(d, "regime (runs)");
+        if (any_paper) d_c(d, "paper's regime"), d_c(d, "same?");
+        d_c(d, "jobs done/failed/pending");
+    }
+    for (int i = 0; i < r->ncells; i++) {
+        const Cell *c = &r->cells[i];
+        json_t *cj = json_array_get(cells, (size_t)i);
+        if (c->sweep != si || !cell_has_t3(cj)) continue;
+        StrBuf o;
+        sb_init(&o);
+        if (c->has_lrctr) d_c(d, "%g", c->lr), d_c(d, "%g", c->ctr);
+        else d_c(d, "–"), d_c(d, "–");
+        if (any_other) {
+            other_params(c, &o);
+            d_c(d, "%s", o.s);
+        }
+        for (int k = 0; k < 4; k++) {
+            json_t *e = json_object_get(json_object_get(cj, "evals"), srep_t3[k]);
+            char buf[80];
+            agg_text(decoded ? json_object_get(e, "decoded") : e, 100, 1, buf, sizeof buf);
+            d_c(d, "%s", buf);
+            if (any_paper && !decoded) {
+                if (c->paper) d_c(d, "%.1f", c->paper->v[k]);
+                else d_c(d, "–");
+            }
+        }
+        if (!decoded) {
+            sb_clear(&o);
+            regime_text(c, &o);
+            d_c(d, "%s", o.s);
+            if (any_paper) {
+                d_c(d, "%s", c->paper_regime ? c->paper_regime : "–");
+                d_c(d, "%s", !c->paper || !c->regime ? "–" : !strcmp(c->regime, c->paper_regime) ? "yes" : "no");
+            }
+            d_c(d, "%d/%d/%d", c->done, c->failed, c->pending);
+        }
+        sb_free(&o);
+    }
+}
+
+/* 1 if some cell of the report JSON has key k1 (or k2). */
+static int any_cell(json_t *cells, const char *k1, const char *k2)
+{
+    for (size_t i = 0; i < json_array_size(cells); i++) {
+        json_t *cj = json_array_get(cells, i);
+        if (json_object_get(cj, k1) || (k2 && json_object_get(cj, k2))) return 1;
+    }
+    return 0;
+}
+
+/* "sweep: cell label", the heading of a cell's part of a section. */
+static void cell_title(const SrepReport *r, int i, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s: %s", r->sw[r->cells[i].sweep].name, r->cells[i].label);
+}
+
+static void build_doc(const SrepReport *r, json_t *j, Doc *d)
+{
+    json_t *cells = json_object_get(j, "cells");
+    StrBuf t;
+    sb_init(&t);
+    for (int i = 0; i < r->nsw; i++) sb_printf(&t, "%s%s", i ? ", " : "", r->sw[i].name);
+    StrBuf h;
+    sb_init(&h);
+    sb_printf(&h, "Sweep report: %s", t.s);
+    d_h(d, 1, h.s);
+    sb_free(&h);
+    sb_free(&t);
+    d_table(d, 7);
+    d_c(d, "sweep"), d_c(d, "directory"), d_c(d, "paper table"), d_c(d, "jobs"), d_c(d, "done"), d_c(d, "failed");
+    d_c(d, "pending (running)");
+    for (int i = 0; i < r->nsw; i++) {
+        const Sweep *s = &r->sw[i];
+        d_c(d, "%s", s->name), d_c(d, "%s", s->dir), d_c(d, "%s", s->paper ? s->paper : "none");
+        d_c(d, "%d", s->njobs), d_c(d, "%d", s->done), d_c(d, "%d", s->failed), d_c(d, "%d (%d)", s->pending, s->running);
+    }
+    d_p(d, "Aggregates are over the finished runs of a cell (its grid parameters without the seed): mean ± sample "
+           "standard deviation (divisor n − 1) (n runs); accuracies in percent. \"argmax\" accuracy counts the "
+           "largest logit as the answer (what `tracc finetune --eval` reports as acc); \"decoded\" accuracy counts "
+           "no answer when the top logit is ≤ 0.5 (as `tracc run` decodes). Every number and the per-run values it "
+           "came from are in report.json.");
+
+    /* failed jobs */
+    int nfail = 0;
+    for (int i = 0; i < r->nruns; i++) nfail += r->runs[i].status == RUN_FAILED;
+    if (nfail) {
+        d_h(d, 2, "Failed jobs");
+        d_table(d, 6);
+        d_c(d, "job"), d_c(d, "cell"), d_c(d, "stage"), d_c(d, "exit"), d_c(d, "message (last line of stderr)");
+        d_c(d, "stderr");
+        for (int i = 0; i < r->nruns; i++) {
+            const Run *u = &r->runs[i];
+            if (u->status != RUN_FAILED) continue;
+            const char *stage = json_string_value(json_object_get(u->failed, "stage"));
+            json_t *ex = json_object_get(u->failed, "exit");
+            json_t *se = json_object_get(u->failed, "stderr");
+            d_c(d, "%s", u->id), d_c(d, "%s", r->cells[u->cell].label), d_c(d, "%s%s", stage ? stage : "?",
+                                                                            u->diverged ? " (diverged)" : "");
+            if (json_is_integer(ex)) d_c(d, "%lld", (long long)json_integer_value(ex));
+            else d_c(d, "?");
+            d_c(d, "%s", u->err_line ? u->err_line : "");
+            if (json_is_string(se)) d_c(d, "%s/%s", u->dir, json_string_value(se));
+            else d_c(d, "–");
+        }
+    }
+
+    /* Table 3, per sweep */
+    for (int si = 0; si < r->nsw; si++) {
+        int has = 0, dec = 0;
+        for (int i = 0; i < r->ncells; i++) {
+            json_t *cj = json_array_get(cells, (size_t)i);
+            if (r->cells[i].sweep != si || !cell_has_t3(cj)) continue;
+            has = 1;
+            dec |= json_object_get(json_object_get(json_object_get(cj, "evals"), "pt1"), "decoded") != NULL;
+        }
+        if (!has) continue;
+        StrBuf hh;
+        sb_init(&hh);
+        sb_printf(&hh, "Table 3: %s", r->sw[si].name);
+        d_h(d, 2, hh.s);
+        sb_free(&hh);
+        if (r->sw[si].paper)
+            d_p(d, "Paper: Jain et al., ICLR 2024 (arXiv 2311.12786), Table 3, rows \"%s\" (one run per cell, no "
+                   "error bars; from paper/jain2023_table3.tsv).",
+                r->sw[si].paper);
+        else d_p(d, "This sweep names no paper table (plan.json \"paper\": null).");
+        d_p(d, "Argmax accuracy (%%), mean ± std (n) over runs. Regime of each run from its four final accuracies, "
+               "in this order: diverged (the loss became non-finite); learned (ft0 ≥ 90); unchanged (pt0 ≥ 90); "
+               "wrapper (ft1 ≥ 90, ft0 < 50, pt0 < 50: it answers the pretraining answer shifted by the "
+               "correlation); learning (ft0 ≥ 50); partly-a (pt0 ≥ 50); collapsed (none of these). A cell's regime "
+               "is that of most of its runs (\"mixed\" on a tie); the paper's regime applies the same rule to its "
+               "numbers.");
+        table3(d, r, cells, si, 0);
+        if (dec) {
+            d_p(d, "Decoded accuracy (%%), mean ± std (n): no answer when the top logit is ≤ 0.5.");
+            table3(d, r, cells, si, 1);
+        }
+    }
+
+    /* every cell: jobs, training loss, the evaluation sets outside Table 3 */
+    Names other = {0};
+    for (int i = 0; i < r->ncells; i++) {
+        const char *name;
+        json_t *v;
+        json_object_foreach(json_object_get(json_array_get(cells, (size_t)i), "evals"), name, v)
+        {
+            int t3 = 0;
+            for (int k = 0; k < 4; k++) t3 |= !strcmp(name, srep_t3[k]);
+            if (!t3) srep_names_add(&other, name);
+        }
+    }
+    d_h(d, 2, "Cells");
+    d_p(d, "Final training loss and the evaluation sets not in Table 3 (argmax accuracy, %%; decoded in brackets "
+           "when the runs report it), mean ± std (n).");
+    d_table(d, 5 + other.n);
+    d_c(d, "sweep"), d_c(d, "cell"), d_c(d, "jobs done/failed/pending"), d_c(d, "training loss"), d_c(d, "steps");
+    for (int e = 0; e < other.n; e++) d_c(d, "%s", other.v[e]);
+    for (int i = 0; i < r->ncells; i++) {
+        const Cell *c = &r->cells[i];
+        json_t *cj = json_array_get(cells, (size_t)i);
+        char buf[120], buf2[80];
+        d_c(d, "%s", r->sw[c->sweep].name), d_c(d, "%s", c->label), d_c(d, "%d/%d/%d", c->done, c->failed, c->pending);
+        json_t *ft = json_object_get(cj, "finetune");
+        agg_text(json_object_get(ft, "train_loss"), 1, 4, buf, sizeof buf);
+        d_c(d, "%s", buf);
+        agg_text(json_object_get(ft, "steps"), 1, 0, buf, sizeof buf);
+        d_c(d, "%s", buf);
+        for (int e = 0; e < other.n; e++) {
+            json_t *ev = json_object_get(json_object_get(cj, "evals"), other.v[e]);
+            agg_text(ev, 100, 1, buf, sizeof buf);
+            if (json_object_get(ev, "decoded")) {
+                agg_text(json_object_get(ev, "decoded"), 100, 1, buf2, sizeof buf2);
+                d_c(d, "%s [%s]", buf, buf2);
+            } else d_c(d, "%s", buf);
+        }
+    }
+    free(other.v);
+
+    char file[64], title[600];
+    /* learning curves */
+    if (any_cell(cells, "curves", NULL) && d->pictures) {
+        d_h(d, 2, "Learning curves");
+        d_p(d, "Per cell: training loss and the accuracy of every evaluation set against the step; the line is the "
+               "mean over the cell's runs, the band spans the lowest to the highest run (min–max). Each log is read "
+               "thinned: at most %d evenly spaced training and %d evaluation lines per run, the first and last "
+               "included (final accuracies come from result.json).",
+            MAX_TRAIN_POINTS, MAX_TRAIN_POINTS);
+        for (int i = 0; i < r->ncells; i++) {
+            json_t *cv = json_object_get(json_array_get(cells, (size_t)i), "curves");
+            if (!cv) continue;
+            snprintf(file, sizeof file, "curves_%03d.svg", i + 1);
+            int nr = (int)json_integer_value(json_object_get(cv, "runs"));
+            snprintf(title, sizeof title, "%s: %s (%d run%s)", r->sw[r->cells[i].sweep].name, r->cells[i].label, nr,
+                     nr == 1 ? "" : "s");
+            d_h(d, 3, title);
+            d_img(d, file, title, curves_svg(cv, title));
+        }
+    }
+
+    /* pruning and rollback */
+    if (any_cell(cells, "prune", "rollback")) {
+        d_h(d, 2, "Pruning and rollback (Fig. 55/57)");
+        d_p(d, "Pretraining-task accuracy (the prune run's --task) after zeroing the top K weights by gradient × "
+               "weight of that task's loss (pruned), and after resetting the K weights fine-tuning moved most to "
+               "their compiled values (rolled back); mean ± std (n) over runs. Weights are named in the program's "
+               "terms; \"runs\" counts the runs that ranked the weight within the top K, \"ranks\" its rank in each.");
+        for (int i = 0; i < r->ncells; i++) {
+            json_t *cj = json_array_get(cells, (size_t)i);
+            json_t *pr = json_object_get(cj, "prune"), *rb = json_object_get(cj, "rollback");
+            if (!pr && !rb) continue;
+            cell_title(r, i, title, sizeof title);
+            d_h(d, 3, title);
+            snprintf(file, sizeof file, "prune_%03d.svg", i + 1);
+            d_img(d, file, title, prune_svg(pr, rb, title));
+            Vals ks = {0};
+            for (int w = 0; w < 2; w++) {
+                json_t *o = w ? rb : pr, *x;
+                size_t q;
+                json_array_foreach(json_object_get(o, "k"), q, x)
+                {
+                    double kv = srep_num(x);
+                    int seen = 0;
+                    for (int z = 0; z < ks.n; z++) seen |= ks.v[z] == kv;
+                    if (!seen) srep_vals_push(&ks, kv);
+                }
+            }
+            qsort(ks.v, (size_t)ks.n, sizeof(double), srep_cmp_double);
+            Names en = {0};
+            const char *name;
+            json_t *v;
+            json_object_foreach(json_object_get(pr, "evals"), name, v) srep_names_add(&en, name);
+            d_table(d, 2 + en.n + 1);
+            d_c(d, "K"), d_c(d, "pruned: task");
+            for (int e = 0; e < en.n; e++) d_c(d, "pruned: %s", en.v[e]);
+            d_c(d, "rolled back: task");
+            for (int q = 0; q < ks.n; q++) {
+                d_c(d, "%g", ks.v[q]);
+                char buf[80];
+                for (int w = 0; w < 2 + en.n; w++) {
+                    json_t *o = w == 1 + en.n ? rb : pr, *x, *aggs;
+                    aggs = w == 0 || w == 1 + en.n ? json_object_get(o, "task")
+                                                   : json_object_get(json_object_get(pr, "evals"), en.v[w - 1]);
+                    json_t *found = NULL;
+                    size_t z;
+                    json_array_foreach(json_object_get(o, "k"), z, x) if (srep_num(x) == ks.v[q]) found =
+                        json_array_get(aggs, z);
+                    if (found) agg_text(found, 100, 1, buf, sizeof buf);
+                    else snprintf(buf, sizeof buf, "–");
+                    d_c(d, "%s", buf);
+                }
+            }
+            free(ks.v);
+            free(en.v);
+            if (rb) {
+                char fk[80], orig[80];
+                agg_text(json_object_get(rb, "found_k"), 1, 1, fk, sizeof fk);
+                agg_text(json_object_get(rb, "original_task"), 100, 1, orig, sizeof orig);
+                d_p(d, "Rollback: weights needed to bring the task back to the target accuracy %g: %s, found in %d of "
+                       "%d runs (the compiled model's task accuracy, %%: %s).",
+                    srep_num(json_object_get(rb, "target")), fk, (int)json_integer_value(json_object_get(rb, "found")),
+                    (int)json_integer_value(json_object_get(rb, "runs")), orig);
+            }
+            for (int w = 0; w < 2; w++) {
+                json_t *o = w ? rb : pr, *x;
+                json_t *ws = json_object_get(o, "weights");
+                if (!json_array_size(ws)) continue;
+                d_p(d, "%s weights (top %d of each run):", w ? "Rolled-back" : "Pruned",
+                    (int)json_integer_value(json_object_get(o, "weights_top")));
+                d_table(d, 4);
+                d_c(d, "weight"), d_c(d, "in the program's terms"), d_c(d, "runs"), d_c(d, "ranks");
+                size_t q;
+                json_array_foreach(ws, q, x)
+                {
+                    StrBuf rk;
+                    sb_init(&rk);
+                    json_t *y;
+                    size_t z;
+                    json_array_foreach(json_object_get(x, "ranks"), z, y) sb_printf(&rk, "%s%lld", z ? ", " : "",
+                                                                                    (long long)json_integer_value(y));
+                    const char *mn = json_string_value(json_object_get(x, "meaning"));
+                    d_c(d, "%s", json_string_value(json_object_get(x, "param")));
+                    d_c(d, "%s", mn ? mn : "");
+                    d_c(d, "%lld/%lld", (long long)json_integer_value(json_object_get(x, "runs")),
+                        (long long)json_integer_value(json_object_get(o, "runs")));
+                    d_c(d, "%s", rk.s);
+                    sb_free(&rk);
+                }
+            }
+        }
+    }
+
+    /* reverse fine-tuning vs Scr.+FT */
+    if (any_cell(cells, "reft", "scratch")) {
+        d_h(d, 2, "Reverse fine-tuning vs Scr.+FT (Fig. 27)");
+        d_p(d, "Steps until the --stop-when target held (runs that reached it; mean ± std (n)), \"reached\" = runs "
+               "that reached it of the runs that ran the stage. reFT fine-tunes the fine-tuned model back on the "
+               "pretraining task; Scr.+FT fine-tunes a model compiled for the fine-tuning task on the pretraining "
+               "task (the control).");
+        d_table(d, 6);
+        d_c(d, "cell"), d_c(d, "target"), d_c(d, "reFT: steps to target"), d_c(d, "reFT: reached");
+        d_c(d, "Scr.+FT: steps to target"), d_c(d, "Scr.+FT: reached");
+        for (int i = 0; i < r->ncells; i++) {
+            json_t *cj = json_array_get(cells, (size_t)i);
+            json_t *a = json_object_get(cj, "reft"), *b = json_object_get(cj, "scratch");
+            if (!a && !b) continue;
+            const char *sw = json_string_value(json_object_get(a ? a : b, "stop_when"));
+            d_c(d, "%s: %s", r->sw[r->cells[i].sweep].name, r->cells[i].label), d_c(d, "%s", sw ? sw : "–");
+            for (int w = 0; w < 2; w++) {
+                json_t *o = w ? b : a;
+                char buf[80];
+                if (!o) {
+                    d_c(d, "–"), d_c(d, "–");
+                    continue;
+                }
+                agg_text(json_object_get(o, "stopped_at"), 1, 0, buf, sizeof buf);
+                d_c(d, "%s", buf);
+                d_c(d, "%lld/%lld", (long long)json_integer_value(json_object_get(o, "reached")),
+                    (long long)json_integer_value(json_object_get(o, "runs")));
+            }
+        }
+        for (int i = 0; i < r->ncells && d->pictures; i++) {
+            json_t *cj = json_array_get(cells, (size_t)i);
+            json_t *a = json_object_get(cj, "reft"), *b = json_object_get(cj, "scratch");
+            if (!json_object_get(a, "curves") && !json_object_get(b, "curves")) continue;
+            cell_title(r, i, title, sizeof title);
+            d_h(d, 3, title);
+            snprintf(file, sizeof file, "reft_%03d.svg", i + 1);
+            d_img(d, file, title, refit_svg(a, b, title));
+        }
+    }
+
+    /* attention */
+    if (any_cell(cells, "attn", NULL)) {
+        d_h(d, 2, "Attention before and after (Fig. 10/45)");
+        d_p(d, "Each head's attention on the sweep's attention input: the share of attention on the keys the "
+               "program's selector selects (averaged over the queries that select any), before and after "
+               "fine-tuning, and the mean absolute change of the pattern; mean ± std (n) over runs, in percent.");
+        for (int i = 0; i < r->ncells; i++) {
+            json_t *at = json_object_get(json_array_get(cells, (size_t)i), "attn");
+            if (!at) continue;
+            cell_title(r, i, title, sizeof title);
+            d_h(d, 3, title);
+            d_table(d, 4);
+            d_c(d, "head"), d_c(d, "on selected keys: before"), d_c(d, "on selected keys: after");
+            d_c(d, "mean |change|");
+            json_t *hd;
+            size_t q;
+            json_array_foreach(json_object_get(at, "heads"), q, hd)
+            {
+                char b1[80], b2[80], b3[80];
+                const char *hn = json_string_value(json_object_get(hd, "name"));
+                agg_text(json_object_get(hd, "selected_before"), 100, 1, b1, sizeof b1);
+                agg_text(json_object_get(hd, "selected_after"), 100, 1, b2, sizeof b2);
+                agg_text(json_object_get(hd, "mean_abs_change"), 100, 2, b3, sizeof b3);
+                d_c(d, "%s", hn ? hn : "?"), d_c(d, "%s", b1), d_c(d, "%s", b2), d_c(d, "%s", b3);
+            }
+            if (d->pictures) {
+                snprintf(file, sizeof file, "attn_%03d.svg", i + 1);
+                char *svg = attn_svg(r, &r->cells[i], title);
+                if (svg) d_img(d, file, title, svg);
+            }
+        }
+    }
+
+    /* the labelled diff */
+    if (any_cell(cells, "diff", NULL)) {
+        d_h(d, 2, "What fine-tuning changed (labelled diff)");
+        d_p(d, "The largest changed entries named in the program's terms (`tracc diff`), grouped over runs and ranked "
+               "by the mean |change| over all the cell's runs (a run that does not list an entry among its largest "
+               "counts 0); the change as mean ± std (n runs that list it).");
+        for (int i = 0; i < r->ncells; i++) {
+            json_t *df = json_object_get(json_array_get(cells, (size_t)i), "diff");
+            if (!df) continue;
+            cell_title(r, i, title, sizeof title);
+            d_h(d, 3, title);
+            char buf[80];
+            agg_text(json_object_get(df, "relative"), 1, 5, buf, sizeof buf);
+            d_p(d, "Relative size of the change (|Δθ| / |θ|): %s.", buf);
+            d_table(d, 2);
+            d_c(d, "entry"), d_c(d, "change");
+            json_t *x;
+            size_t q;
+            json_array_foreach(json_object_get(df, "largest_changes"), q, x)
+            {
+                agg_text(x, 1, 4, buf, sizeof buf);
+                d_c(d, "%s", json_string_value(json_object_get(x, "name"))), d_c(d, "%s", buf);
+            }
+        }
+    }
+
+    /* probes */
+    if (any_cell(cells, "probe", NULL)) {
+        d_h(d, 2, "Probes");
+        d_p(d, "Is each s-op still computed? Accuracy (%%) of reading it at each residual stage directly through its "
+               "labels and by a linear probe (test inputs), mean ± std (n) over runs (`tracc probe`).");
+        for (int i = 0; i < r->ncells; i++) {
+            json_t *pb = json_object_get(json_array_get(cells, (size_t)i), "probe");
+            if (!pb) continue;
+            cell_title(r, i, title, sizeof title);
+            d_h(d, 3, title);
+            d_table(d, 4);
+            d_c(d, "s-op"), d_c(d, "stage"), d_c(d, "direct read"), d_c(d, "linear probe (test)");
+            json_t *s, *st;
+            size_t q, z;
+            json_array_foreach(json_object_get(pb, "sops"), q, s) json_array_foreach(json_object_get(s, "stages"), z, st)
+            {
+                char b1[80], b2[80];
+                agg_text(json_object_get(st, "direct"), 100, 1, b1, sizeof b1);
+                agg_text(json_object_get(st, "linear_test"), 100, 1, b2, sizeof b2);
+                d_c(d, "%s", json_string_value(json_object_get(s, "sop")));
+                d_c(d, "%s", json_string_value(json_object_get(st, "where")));
+                d_c(d, "%s", b1), d_c(d, "%s", b2);
+            }
+        }
+    }
+}
+
+void srep_markdown(const SrepReport *r, StrBuf *out)
+{
+    json_t *j = srep_json(r);
+    Doc d = {0};
+    build_doc(r, j, &d);
+    d_markdown(&d, out);
+    d_free(&d);
+    json_decref(j);
+}
+
+static int mkdir_p(const char *path, StrBuf *err)
+{
+    char *p = xstrdup(path);
+    for (char *s = p + 1;; s++) {
+        char ch = *s;
+        if (ch != '/' && ch) continue;
+        *s = 0;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            sb_printf(err, "%s: cannot create the directory: %s", p, strerror(errno));
+            free(p);
+            return -1;
+        }
+        *s = ch;
+        if (!ch) break;
+    }
+    struct stat st;
+    int ok = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    if (!ok) sb_printf(err, "%s: not a directory", path);
+    free(p);
+    return ok ? 0 : -1;
+}
+
+static int write_text(const char *dir, const char *name, const char *text, StrBuf *err)
+{
+    char *p = srep_path_join(dir, name);
+    int rc = write_file_atomic(p, text, strlen(text), err);
+    free(p);
+    return rc;
+}
+
+int srep_write(const SrepReport *r, const char *outdir, StrBuf *err)
+{
+    if (mkdir_p(outdir, err)) return -1;
+    json_t *j = srep_json(r);
+    Doc d = {0};
+    d.pictures = 1;
+    build_doc(r, j, &d);
+    int rc = 0;
+    for (int i = 0; i < d.n && !rc; i++)
+        if (d.b[i].k == D_IMG) rc = write_text(outdir, d.b[i].file, d.b[i].svg, err);
+    StrBuf o;
+    sb_init(&o);
+    if (!rc) {
+        d_markdown(&d, &o);
+        rc = write_text(outdir, "report.md", o.s, err);
+    }
+    if (!rc) {
+        sb_clear(&o);
+        d_html(&d, d.b[0].text, &o);
+        rc = write_text(outdir, "report.html", o.s, err);
+    }
+    if (!rc) {
+        char *s = json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+        sb_clear(&o);
+        sb_puts(&o, s);
+        sb_putc(&o, '\n');
+        free(s);
+        rc = write_text(outdir, "report.json", o.s, err);
+    }
+    sb_free(&o);
+    d_free(&d);
+    json_decref(j);
+    return rc;
+}

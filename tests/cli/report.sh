@@ -1,0 +1,327 @@
+# report.sh — tracc report on sweep directories: the hand-made partial sweep in
+# tests/report_fixtures/partial (real tracc outputs; 8 done, 2 failed, 2 pending: see
+# tests/report_fixtures/make.sh) and, made here, one sweep per paper table whose runs end
+# exactly at the paper's numbers. Every mean and std is recomputed from the raw per-run
+# values, the values from the runs' result.json files, the paper's numbers from
+# paper/jain2023_table3.tsv, the regimes with bench/finetune_grid.sh's own awk rule.
+. tests/lib.sh
+
+T=$TMPD
+FX=tests/report_fixtures/partial
+TSV=paper/jain2023_table3.tsv
+
+# py NAME CODE ARGS...: python code with sys.argv[1:] = ARGS; must exit 0.
+py() {
+    name=$1; code=$2; shift 2
+    if ! command -v python3 >/dev/null 2>&1; then ok; return; fi
+    if ! python3 -c "import json, sys, math, os
+$code" "$@" 2>"$T/pyerr"; then bad "$name"; cat "$T/pyerr"; return; fi
+    ok
+}
+
+# ---- usage -------------------------------------------------------------------------------------
+expect_out "help" 0 "usage: tracc report [options] DIR [DIR2 ...]" -- sh -c "$TRACC report --help | head -n 1"
+expect_err "no DIR" 2 "expected a sweep directory" -- $TRACC report
+expect_err "unknown option" 2 "unknown option '--bogus'" -- $TRACC report --bogus $FX
+expect_err "-o without value" 2 "needs a value" -- $TRACC report $FX -o
+
+# ---- the partial sweep: --json ------------------------------------------------------------------
+$TRACC report --json $FX >$T/r.json 2>$T/r.err
+if [ $? -ne 0 ]; then bad "report --json: status"; cat $T/r.err; else ok; fi
+if [ -s $T/r.err ]; then bad "report --json writes to stderr"; cat $T/r.err; else ok; fi
+
+py "jobs counted: 8 done, 2 failed, 2 pending; 4 cells without seed" "
+d = json.load(open(sys.argv[1]))
+assert d['jobs'] == {'done': 8, 'failed': 2, 'pending': 2, 'running': 0}, d['jobs']
+assert d['sweep']['name'] == 'fixture-counter' and d['sweep']['paper'] == 'jain2023-counter'
+assert len(d['cells']) == 4
+for c in d['cells']: assert 'seed' not in c['params'] and set(c['params']) == {'lr', 'spurious-rate'}
+assert [(c['jobs']['done'], c['jobs']['failed'], c['jobs']['pending']) for c in d['cells']] == [(3,0,0), (2,1,0), (1,0,2), (2,1,0)]
+" $T/r.json
+
+py "every aggregate: mean and sample std (n-1) recomputed from its values" "
+d = json.load(open(sys.argv[1]))
+count = 0
+def check(a, where):
+    global count
+    v = a['values']; n = len(v)
+    assert a['n'] == n, where
+    if n == 0: assert a['mean'] is None, where; return
+    m = sum(v) / n
+    assert abs(a['mean'] - m) <= 1e-12 * max(1, abs(m)), (where, a['mean'], m)
+    if n < 2: assert a['std'] is None, where
+    else:
+        s = math.sqrt(sum((x - m) ** 2 for x in v) / (n - 1))
+        assert abs(a['std'] - s) <= 1e-12 * max(1, s), (where, a['std'], s)
+    count += 1
+def walk(o, where):
+    if isinstance(o, dict):
+        if 'values' in o and 'mean' in o and 'std' in o and 'n' in o: check(o, where)
+        for k, v in o.items(): walk(v, where + '.' + k)
+    elif isinstance(o, list):
+        for i, v in enumerate(o): walk(v, where + '[%d]' % i)
+walk(d, 'report')
+assert count > 200, count
+" $T/r.json
+
+py "values are the runs' own numbers (result.json), in done_jobs order; argmax labelled" "
+d = json.load(open(sys.argv[1])); fx = sys.argv[2]
+plan = json.load(open(os.path.join(fx, 'plan.json')))
+res = {}
+for j in plan['jobs']:
+    p = os.path.join(fx, j['dir'], 'result.json')
+    if os.path.exists(p): res[j['id']] = json.load(open(p))
+for c in d['cells']:
+    ids = c['done_jobs']
+    mine = [j['id'] for j in plan['jobs'] if j['id'] in res and all(j['params'][k] == v for k, v in c['params'].items())]
+    assert ids == mine, (ids, mine)
+    assert c['seeds'] == [res[i]['params']['seed'] for i in ids]
+    for name, e in c['evals'].items():
+        assert e['accuracy'] == 'argmax'
+        assert e['values'] == [res[i]['finetune']['eval'][name]['acc'] for i in ids], name
+        assert e['loss']['values'] == [res[i]['finetune']['eval'][name]['loss'] for i in ids]
+    assert c['finetune']['train_loss']['values'] == [res[i]['finetune']['train_loss'] for i in ids]
+    # reFT / Scr.+FT: steps to the target over the runs that reached it
+    for key in ('reft', 'scratch'):
+        st = [res[i]['after'][key]['stopped_at'] for i in ids]
+        assert c[key]['stopped_at']['values'] == [s for s in st if s is not None], key
+        assert c[key]['reached'] == sum(s is not None for s in st) and c[key]['runs'] == len(ids)
+    # pruning: task accuracy at each K over the runs
+    for q, k in enumerate(c['prune']['k']):
+        want = []
+        for i in ids:
+            pr = res[i]['after']['prune']
+            row = [r for r in [pr['base']] + pr['rows'] if r['k'] == k][0]
+            want.append(row['acc']['task'])
+        assert c['prune']['task'][q]['values'] == want, (k, want)
+    assert c['prune']['k'] == [0, 1, 2, 4, 8]
+    w0 = c['prune']['weights'][0]
+    assert w0['param'] and w0['meaning'] and w0['runs'] >= 1 and len(w0['ranks']) == w0['runs']
+    assert c['rollback']['found'] == sum(res[i]['after']['rollback']['found_k'] is not None for i in ids)
+    assert len(c['attn']['heads']) == 2 and c['attn']['runs'] == len(ids)
+    assert c['diff']['runs'] == len(ids) and c['diff']['relative']['values'] == [res[i]['after']['diff']['relative'] for i in ids]
+    assert c['probe']['sops'][0]['sop'] == 'count_a'
+    assert set(c['curves']['eval']) == {'pt1', 'ft1', 'pt0', 'ft0'} and c['curves']['band'] == 'min-max over runs'
+    cv = c['curves']['eval']['pt0']
+    assert all(lo <= m + 1e-12 and m <= hi + 1e-12 for m, lo, hi in zip(cv['mean'], cv['min'], cv['max']))
+    assert cv['step'][0] == 0 and cv['step'][-1] == 60 and cv['n'][-1] == len(ids)
+" $T/r.json $FX
+
+# The regime rule, as bench/finetune_grid.sh states it (its awk function, read from the script).
+sed -n "/^REGIME_AWK='/,/}'$/p" bench/finetune_grid.sh | sed "1s/^REGIME_AWK='//; \$s/'\$//" >$T/regime.awk
+if grep -q 'return "collapsed"' $T/regime.awk; then ok; else bad "could not read the regime rule from bench/finetune_grid.sh"; fi
+# awk_regimes FILE: lines "KEY P1 F1 P0 F0 STATUS" (percent) -> "KEY REGIME"
+echo '{ print $1, regime($2, $3, $4, $5, $6) }' >>$T/regime.awk
+awk_regimes() { awk -f $T/regime.awk "$1"; }
+
+py "per-run regimes and the paper's: table lines for the awk rule" "
+d = json.load(open(sys.argv[1])); fx = sys.argv[2]
+plan = json.load(open(os.path.join(fx, 'plan.json')))
+out = open(sys.argv[3], 'w'); want = open(sys.argv[4], 'w')
+for c in d['cells']:
+    for r in c['run_regimes']:
+        p = os.path.join(fx, 'runs', r['job'], 'result.json')
+        if os.path.exists(p):
+            ev = json.load(open(p))['finetune']['eval']
+            out.write('%s %r %r %r %r ok\n' % (r['job'], *(100 * ev[k]['acc'] for k in ('pt1', 'ft1', 'pt0', 'ft0'))))
+        else:
+            out.write('%s 0 0 0 0 nan\n' % r['job'])
+        want.write('%s %s\n' % (r['job'], r['regime']))
+" $T/r.json $FX $T/runs.txt $T/runs.want
+awk_regimes $T/runs.txt >$T/runs.got
+if cmp -s $T/runs.got $T/runs.want && [ "$(wc -l <$T/runs.want)" -eq 9 ]; then ok; else bad "run regimes differ from bench/finetune_grid.sh's rule"; diff $T/runs.got $T/runs.want; fi
+
+py "paper numbers from the data file; the diverged run; the failed prune job; cell regimes" "
+d = json.load(open(sys.argv[1]))
+rows = {}
+for line in open(sys.argv[2]):
+    if line.startswith('#') or line.startswith('table\t'): continue
+    f = line.rstrip('\n').split('\t')
+    rows[(f[0], float(f[1]), float(f[2]))] = [float(x) for x in f[3:7]]
+assert len(rows) == 56
+for c in d['cells']:
+    p = rows[('jain2023-counter', c['params']['lr'], float(c['params']['spurious-rate']))]
+    assert [round(100 * c['paper'][k], 9) for k in ('pt1', 'ft1', 'pt0', 'ft0')] == p, (c['params'], p)
+    assert c['paper']['table'] == 'jain2023-counter'
+    assert c['matches'] == (c['regime'] == c['paper_regime'])
+rr = {r['job']: r['regime'] for c in d['cells'] for r in c['run_regimes']}
+assert rr['0005'] == 'diverged' and '0012' not in rr and '0008' not in rr
+c2 = d['cells'][1]
+assert c2['regimes'].get('diverged') == 1 and c2['failed'][0]['job'] == '0005' and c2['failed'][0]['diverged'] is True
+assert 'the gradient is not finite' in c2['failed'][0]['message']
+c4 = d['cells'][3]
+assert c4['failed'][0]['stage'] == 'prune' and c4['failed'][0]['diverged'] is False and c4['failed'][0]['exit'] == 1
+assert [c['paper_regime'] for c in d['cells']] == ['learned', 'wrapper', 'learned', 'wrapper']
+" $T/r.json $TSV
+
+# ---- Markdown on stdout ---------------------------------------------------------------------------
+$TRACC report $FX >$T/r.md 2>$T/r.err || bad "report (Markdown): status"
+for pat in "# Sweep report: fixture-counter" "## Failed jobs" "## Table 3: fixture-counter" \
+    "| 0.1 | 0 | 59.8 ± 12.7 (3) | 0.0 | 7.7 ± 12.8 (3) | 100.0 | 34.2 ± 9.3 (3) | 0.0 | 41.2 ± 3.5 (3) | 100.0 | collapsed 3/3 | learned | no | 3/0/0 |" \
+    "collapsed 2/3, diverged 1/3" "sample standard deviation (divisor n − 1)" "## Pruning and rollback" \
+    "## Reverse fine-tuning vs Scr.+FT" "## Attention before and after" "## What fine-tuning changed" "## Probes" \
+    "| 0012 | lr=0.01 spurious-rate=1 | prune | 1 |"; do
+    if grep -qF -- "$pat" $T/r.md; then ok; else bad "Markdown lacks '$pat'"; fi
+done
+if grep -q '!\[' $T/r.md; then bad "Markdown on stdout links pictures"; else ok; fi
+
+# ---- -o OUTDIR: Markdown + SVG, HTML, JSON --------------------------------------------------------
+$TRACC report $FX -o $T/rep >$T/o.out 2>$T/o.err
+if [ $? -ne 0 ]; then bad "report -o: status"; cat $T/o.err; else ok; fi
+if [ -s $T/o.out ]; then bad "report -o prints on stdout"; else ok; fi
+for f in report.md report.html report.json curves_001.svg prune_001.svg reft_001.svg attn_001.svg; do
+    if [ -s $T/rep/$f ]; then ok; else bad "-o: $f missing"; fi
+done
+py "report.json is the --json object; every picture linked exists and parses; the HTML inlines them" "
+import xml.etree.ElementTree as E, re
+a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2] + '/report.json'))
+assert a == b
+md = open(sys.argv[2] + '/report.md').read()
+links = re.findall(r'!\[[^]]*\]\(([^)]+)\)', md)
+assert len(links) == 16, links
+for l in links:
+    assert os.path.exists(os.path.join(sys.argv[2], l)), l
+    assert E.parse(os.path.join(sys.argv[2], l)).getroot().tag == '{http://www.w3.org/2000/svg}svg'
+svgs = [f for f in os.listdir(sys.argv[2]) if f.endswith('.svg')]
+assert sorted(svgs) == sorted(links)
+h = open(sys.argv[2] + '/report.html').read()
+assert h.count('<svg') == 16 and '<?xml' not in h and 'src=' not in h and 'href=\"http' not in h
+assert not [f for f in os.listdir(sys.argv[2]) if '.tmp' in f]
+" $T/r.json $T/rep
+$TRACC report $FX -o $T/rep --json >$T/o2.json 2>/dev/null && cmp -s $T/o2.json $T/r.json && ok || bad "-o with --json prints the same JSON"
+
+# ---- a running job (its lock held) and decoded accuracy -------------------------------------------
+cp -r $FX $T/fx2
+mkdir -p $T/fx2/runs/0008
+# hold the lock as a running job would (one process, so killing it releases the lock)
+python3 -c "import fcntl, sys, time
+f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); open(sys.argv[2], 'w').close(); time.sleep(30)" \
+    $T/fx2/runs/0008/lock $T/locked >/dev/null 2>&1 &
+lockpid=$!
+for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do [ -e $T/locked ] && break; sleep 0.1; done
+$TRACC report --json $T/fx2 >$T/run.json 2>/dev/null
+kill $lockpid 2>/dev/null; wait $lockpid 2>/dev/null
+py "a job whose lock is held counts as running (and pending)" "
+d = json.load(open(sys.argv[1])); assert d['jobs'] == {'done': 8, 'failed': 2, 'pending': 2, 'running': 1}, d['jobs']" $T/run.json
+py "inject acc_decoded (as the new finetune --eval reports it)" "
+import glob
+for p in glob.glob(sys.argv[1] + '/runs/*/result.json'):
+    r = json.load(open(p))
+    for k, e in r['finetune']['eval'].items(): e['acc_decoded'] = e['acc'] / 2
+    json.dump(r, open(p, 'w'))
+" $T/fx2
+$TRACC report --json $T/fx2 >$T/dec.json 2>/dev/null || bad "report with acc_decoded: status"
+py "decoded accuracy aggregated beside argmax" "
+d = json.load(open(sys.argv[1]))
+for c in d['cells']:
+    for k, e in c['evals'].items(): assert e['decoded']['values'] == [v / 2 for v in e['values']] and e['accuracy'] == 'argmax'
+" $T/dec.json
+$TRACC report $T/fx2 2>/dev/null | grep -qF "Decoded accuracy (%), mean ± std (n)" && ok || bad "Markdown lacks the decoded table"
+
+# ---- known inputs: sweeps whose runs end at the paper's numbers (both tables, one report) ---------
+py "make two sweeps, one per paper table, each run at the paper's numbers" "
+rows = [l.rstrip('\n').split('\t') for l in open(sys.argv[1]) if not l.startswith('#') and not l.startswith('table\t')]
+for tab in ('jain2023-counter', 'jain2023-max'):
+    D = os.path.join(sys.argv[2], tab)
+    jobs = []
+    for i, f in enumerate(r for r in rows if r[0] == tab):
+        jid = '%04d' % (i + 1)
+        params = {'lr': float(f[1]), 'spurious-rate': float(f[2]), 'seed': 1}
+        jobs.append({'id': jid, 'params': params, 'dir': 'runs/' + jid, 'cmd': 'true'})
+        os.makedirs(os.path.join(D, 'runs', jid))
+        ev = {k: {'acc': float(v) / 100, 'loss': 1.0, 'n': 1000} for k, v in zip(('pt1', 'ft1', 'pt0', 'ft0'), f[3:7])}
+        json.dump({'id': jid, 'params': params, 'finetune': {'steps': 10, 'train_loss': 0.5, 'eval': ev}},
+                  open(os.path.join(D, 'runs', jid, 'result.json'), 'w'))
+    json.dump({'tracc_sweep': 1, 'name': tab, 'paper': tab, 'grid': {}, 'jobs': jobs}, open(os.path.join(D, 'plan.json'), 'w'))
+" $TSV $T
+$TRACC report --json $T/jain2023-counter $T/jain2023-max >$T/p.json 2>$T/p.err || { bad "report on two sweeps"; cat $T/p.err; }
+py "56 cells, each run's regime is the paper's and matches; both tables in one report" "
+d = json.load(open(sys.argv[1]))
+assert isinstance(d['sweep'], list) and [s['name'] for s in d['sweep']] == ['jain2023-counter', 'jain2023-max']
+assert len(d['cells']) == 56 and d['jobs']['done'] == 56
+for c in d['cells']:
+    assert c['regime'] == c['paper_regime'] and c['matches'] is True, c['params']
+    assert c['paper']['table'] == c['sweep']
+out = open(sys.argv[2], 'w')
+for i, c in enumerate(d['cells']):
+    out.write('%d %r %r %r %r ok\n' % (i, *(100 * c['paper'][k] for k in ('pt1', 'ft1', 'pt0', 'ft0'))))
+open(sys.argv[3], 'w').write(''.join('%d %s\n' % (i, c['paper_regime']) for i, c in enumerate(d['cells'])))
+regs = sorted(set(c['regime'] for c in d['cells']))
+assert regs == ['collapsed', 'learned', 'learning', 'wrapper'], regs
+" $T/p.json $T/paper.txt $T/paper.want
+awk_regimes $T/paper.txt >$T/paper.got
+if cmp -s $T/paper.got $T/paper.want; then ok; else bad "paper regimes differ from bench/finetune_grid.sh's rule"; diff $T/paper.got $T/paper.want; fi
+# a few by hand (Counter): eta 1e-2, C_Tr 1 = 0.3/98.3/4.2/0.2 is the wrapper; 1e-1, 0 learned; 1e-3, 0 collapsed
+py "known regimes" "
+d = json.load(open(sys.argv[1]))
+g = {(c['sweep'], c['params']['lr'], c['params']['spurious-rate']): c['regime'] for c in d['cells']}
+assert g[('jain2023-counter', 0.01, 1.0)] == 'wrapper' and g[('jain2023-counter', 0.1, 0.0)] == 'learned'
+assert g[('jain2023-counter', 0.001, 0.0)] == 'collapsed' and g[('jain2023-max', 0.0001, 0.0)] == 'learned'
+assert g[('jain2023-counter', 0.01, 0.9)] == 'wrapper'   # 1.4 / 98.5 / 7.1 / 39.3: ft1 >= 90, ft0 and pt0 < 50
+" $T/p.json
+
+# ---- a real sweep, when this build has `tracc sweep` (helper code merged) --------------------------
+if $TRACC sweep --help >/dev/null 2>&1 && [ -f tests/sweep/tiny.json ]; then
+    if $TRACC sweep plan tests/sweep/tiny.json -o $T/tiny >/dev/null 2>$T/tiny.err &&
+        $TRACC sweep run $T/tiny -j 2 >/dev/null 2>>$T/tiny.err; then ok; else bad "tiny sweep"; cat $T/tiny.err; fi
+    $TRACC report --json $T/tiny >$T/tiny.json 2>$T/tiny.err || { bad "report on the tiny sweep"; cat $T/tiny.err; }
+    py "the tiny sweep: every job aggregated, values from result.json, every analysis section" "
+d = json.load(open(sys.argv[1])); D = sys.argv[2]
+assert d['jobs']['done'] == len(json.load(open(D + '/plan.json'))['jobs']) and d['jobs']['failed'] == 0
+for c in d['cells']:
+    res = [json.load(open('%s/runs/%s/result.json' % (D, i))) for i in c['done_jobs']]
+    for k, e in c['evals'].items(): assert e['values'] == [r['finetune']['eval'][k]['acc'] for r in res]
+    for key in ('curves', 'prune', 'rollback', 'reft', 'scratch', 'attn', 'diff', 'probe'): assert key in c, key
+    assert c['regime'] is not None
+" $T/tiny.json $T/tiny
+else
+    echo "report.sh: this build has no \`tracc sweep\`: the real-sweep checks are skipped (fixtures only)"
+fi
+
+# ---- bad inputs: exit 1, a message naming the file, nothing on stdout, no OUTDIR -----------------
+bad_case() {   # bad_case NAME PATTERN DIR
+    name=$1; pat=$2; dir=$3
+    $TRACC report "$dir" -o $T/never >$T/b.out 2>$T/b.err; rc=$?
+    if [ $rc -ne 1 ]; then bad "$name: status $rc, wanted 1"; cat $T/b.err; return; fi
+    if ! grep -qF -- "$pat" $T/b.err; then bad "$name: stderr lacks '$pat'"; cat $T/b.err; return; fi
+    if [ -s $T/b.out ] || [ -e $T/never ]; then bad "$name: stray output"; return; fi
+    ok
+}
+mkdir -p $T/empty
+bad_case "no plan.json" "$T/empty: no plan.json: not a sweep directory" $T/empty
+bad_case "missing DIR" "$T/nowhere: No such file or directory" $T/nowhere
+bad_case "DIR is a file" "not a directory" $TSV
+mk() { rm -rf $T/bad; cp -r $FX $T/bad; }
+mk; printf '{"tracc_sweep": 1, "jobs": [' >$T/bad/plan.json
+bad_case "truncated plan.json" "$T/bad/plan.json:1:" $T/bad
+mk; echo '{"name": "x"}' >$T/bad/plan.json
+bad_case "not a plan" "not a sweep plan (no \"tracc_sweep\": 1)" $T/bad
+mk; echo '{"tracc_sweep": 1, "jobs": [{"id": "0001"}]}' >$T/bad/plan.json
+bad_case "job without params" "jobs[0] must be an object with \"id\"" $T/bad
+mk; sed -i 's/"paper": "jain2023-counter"/"paper": "jain2099"/' $T/bad/plan.json
+bad_case "unknown paper table" "\"paper\": no table \"jain2099\" in the paper data (known: jain2023-counter, jain2023-max)" $T/bad
+mk; head -c 300 $FX/runs/0002/result.json >$T/bad/runs/0002/result.json
+bad_case "truncated result.json" "$T/bad/runs/0002/result.json:1:" $T/bad
+mk; printf '\010\000\000\000\000\000\000\000{"a":1}' >$T/bad/runs/0002/result.json
+bad_case "result.json of the wrong kind (binary)" "$T/bad/runs/0002/result.json:" $T/bad
+mk; echo '[1, 2]' >$T/bad/runs/0002/result.json
+bad_case "result.json not an object" "$T/bad/runs/0002/result.json: not a JSON object" $T/bad
+mk; rm $T/bad/runs/0002/result.json; mkdir $T/bad/runs/0002/result.json
+bad_case "result.json a directory" "$T/bad/runs/0002/result.json: not a regular file" $T/bad
+mk; sed -i 's/"id":"0002"/"id":"0003"/' $T/bad/runs/0002/result.json
+bad_case "result.json of another job" "\"id\" must be this job's id \"0002\"" $T/bad
+mk; sed -i 's/"eval":{"pt1":{"acc":[0-9.e-]*/"eval":{"pt1":{"acc":"high"/' $T/bad/runs/0002/result.json
+bad_case "an accuracy that is not a number" "finetune.eval.pt1 must be an object with a number \"acc\"" $T/bad
+mk; rm $T/bad/runs/0002/log.jsonl
+bad_case "missing log" "$T/bad/runs/0002/log.jsonl: cannot read log" $T/bad
+mk; echo 'not json' >>$T/bad/runs/0002/log.jsonl
+bad_case "malformed log" "$T/bad/runs/0002/log.jsonl:" $T/bad
+mk; echo '{"id": "0005", "exit": 1' >$T/bad/runs/0005/failed.json
+bad_case "truncated failed.json" "$T/bad/runs/0005/failed.json:" $T/bad
+printf 'table\tlr\n' >$T/p.tsv; printf 'jain2023-counter\t0.1\t0\t1\t2\n' >>$T/p.tsv
+expect_err "bad --paper-table" 1 "$T/p.tsv:2: expected 7 tab-separated fields" -- $TRACC report --paper-table $T/p.tsv $FX
+expect_err "missing --paper-table" 1 "cannot read" -- $TRACC report --paper-table $T/none.tsv $FX
+touch $T/afile
+expect_err "-o onto a file" 1 "$T/afile" -- $TRACC report $FX -o $T/afile
+
+finish
