@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "analysis/svg.h"
 #include "analysis/sweeprep_int.h"
@@ -55,7 +57,7 @@ static void d_p(Doc *d, const char *fmt, ...)
     va_start(ap, fmt);
     sb_vprintf(&s, fmt, ap);
     va_end(ap);
-    d_new(d, D_P)->text = sb_steal(&s);
+    d_new(d, D_P)->text = srep_take(&s);
 }
 
 /* A table with ncol columns; the cells follow with d_c, header first. */
@@ -75,7 +77,7 @@ static void d_c(Doc *d, const char *fmt, ...)
     sb_vprintf(&s, fmt, ap);
     va_end(ap);
     b->cells = xrealloc(b->cells, sizeof(char *) * (size_t)(b->ncells + 1));
-    b->cells[b->ncells++] = sb_steal(&s);
+    b->cells[b->ncells++] = srep_take(&s);
 }
 
 /* Takes the SVG text. */
@@ -280,7 +282,7 @@ static void ss_free(SeriesSet *ss)
 static char *svg_done(Svg *s)
 {
     svg_end(s);
-    return sb_steal(&s->b);
+    return srep_take(&s->b);
 }
 
 /* Training loss and every evaluation accuracy against the step: the mean over runs, shaded
@@ -518,12 +520,14 @@ static void agg_text(json_t *agg, double scale, int digits, char *buf, size_t ca
     free(v);
 }
 
-static int cell_has_t3(json_t *cj)
+/* A row of Table 3: the cell's runs have the four evaluation sets, or the paper has the cell
+ * (then its numbers show before any run has finished). */
+static int cell_in_t3(const Cell *c, json_t *cj)
 {
     json_t *ev = json_object_get(cj, "evals");
-    for (int k = 0; k < 4; k++)
-        if (!json_object_get(ev, srep_t3[k])) return 0;
-    return 1;
+    int all = 1;
+    for (int k = 0; k < 4; k++) all &= json_object_get(ev, srep_t3[k]) != NULL;
+    return all || c->paper;
 }
 
 static void regime_text(const Cell *c, StrBuf *o)
@@ -558,7 +562,7 @@ static void table3(Doc *d, const SrepReport *r, json_t *cells, int si, int decod
     int any_other = 0, any_paper = 0;
     for (int i = 0; i < r->ncells; i++) {
         const Cell *c = &r->cells[i];
-        if (c->sweep != si || !cell_has_t3(json_array_get(cells, (size_t)i))) continue;
+        if (c->sweep != si || !cell_in_t3(c, json_array_get(cells, (size_t)i))) continue;
         StrBuf o;
         sb_init(&o);
         other_params(c, &o);
@@ -585,7 +589,7 @@ static void table3(Doc *d, const SrepReport *r, json_t *cells, int si, int decod
     for (int i = 0; i < r->ncells; i++) {
         const Cell *c = &r->cells[i];
         json_t *cj = json_array_get(cells, (size_t)i);
-        if (c->sweep != si || !cell_has_t3(cj)) continue;
+        if (c->sweep != si || !cell_in_t3(c, cj)) continue;
         StrBuf o;
         sb_init(&o);
         if (c->has_lrctr) d_c(d, "%g", c->lr), d_c(d, "%g", c->ctr);
@@ -634,33 +638,10 @@ static void cell_title(const SrepReport *r, int i, char *buf, size_t cap)
     snprintf(buf, cap, "%s: %s", r->sw[r->cells[i].sweep].name, r->cells[i].label);
 }
 
-static void build_doc(const SrepReport *r, json_t *j, Doc *d)
+/* Failed jobs: who, where, and the last line of stderr. */
+static void doc_failed(Doc *d, const SrepReport *r, json_t *cells)
 {
-    json_t *cells = json_object_get(j, "cells");
-    StrBuf t;
-    sb_init(&t);
-    for (int i = 0; i < r->nsw; i++) sb_printf(&t, "%s%s", i ? ", " : "", r->sw[i].name);
-    StrBuf h;
-    sb_init(&h);
-    sb_printf(&h, "Sweep report: %s", t.s);
-    d_h(d, 1, h.s);
-    sb_free(&h);
-    sb_free(&t);
-    d_table(d, 7);
-    d_c(d, "sweep"), d_c(d, "directory"), d_c(d, "paper table"), d_c(d, "jobs"), d_c(d, "done"), d_c(d, "failed");
-    d_c(d, "pending (running)");
-    for (int i = 0; i < r->nsw; i++) {
-        const Sweep *s = &r->sw[i];
-        d_c(d, "%s", s->name), d_c(d, "%s", s->dir), d_c(d, "%s", s->paper ? s->paper : "none");
-        d_c(d, "%d", s->njobs), d_c(d, "%d", s->done), d_c(d, "%d", s->failed), d_c(d, "%d (%d)", s->pending, s->running);
-    }
-    d_p(d, "Aggregates are over the finished runs of a cell (its grid parameters without the seed): mean ± sample "
-           "standard deviation (divisor n − 1) (n runs); accuracies in percent. \"argmax\" accuracy counts the "
-           "largest logit as the answer (what `tracc finetune --eval` reports as acc); \"decoded\" accuracy counts "
-           "no answer when the top logit is ≤ 0.5 (as `tracc run` decodes). Every number and the per-run values it "
-           "came from are in report.json.");
-
-    /* failed jobs */
+    (void)cells;   /* from the runs: failed jobs have no aggregates */
     int nfail = 0;
     for (int i = 0; i < r->nruns; i++) nfail += r->runs[i].status == RUN_FAILED;
     if (nfail) {
@@ -683,13 +664,16 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
             else d_c(d, "–");
         }
     }
+}
 
-    /* Table 3, per sweep */
+/* Table 3, per sweep (when its cells have the four evaluation sets). */
+static void doc_table3(Doc *d, const SrepReport *r, json_t *cells)
+{
     for (int si = 0; si < r->nsw; si++) {
         int has = 0, dec = 0;
         for (int i = 0; i < r->ncells; i++) {
             json_t *cj = json_array_get(cells, (size_t)i);
-            if (r->cells[i].sweep != si || !cell_has_t3(cj)) continue;
+            if (r->cells[i].sweep != si || !cell_in_t3(&r->cells[i], cj)) continue;
             has = 1;
             dec |= json_object_get(json_object_get(json_object_get(cj, "evals"), "pt1"), "decoded") != NULL;
         }
@@ -711,13 +695,32 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
                "is that of most of its runs (\"mixed\" on a tie); the paper's regime applies the same rule to its "
                "numbers.");
         table3(d, r, cells, si, 0);
+        if (r->sw[si].paper) {
+            int compared = 0, same = 0;
+            StrBuf diff;
+            sb_init(&diff);
+            for (int i = 0; i < r->ncells; i++) {
+                const Cell *c = &r->cells[i];
+                if (c->sweep != si || !c->paper || !c->regime) continue;
+                compared++;
+                if (!strcmp(c->regime, c->paper_regime)) same++;
+                else sb_printf(&diff, "%s%s (%s here, %s in the paper)", diff.len ? "; " : "", c->label, c->regime,
+                               c->paper_regime);
+            }
+            d_p(d, "Same regime as the paper in %d of %d cells compared.%s%s", same, compared,
+                diff.len ? " Different: " : "", diff.s);
+            sb_free(&diff);
+        }
         if (dec) {
             d_p(d, "Decoded accuracy (%%), mean ± std (n): no answer when the top logit is ≤ 0.5.");
             table3(d, r, cells, si, 1);
         }
     }
+}
 
-    /* every cell: jobs, training loss, the evaluation sets outside Table 3 */
+/* Every cell: jobs, training loss, the evaluation sets outside table 3 */
+static void doc_cells(Doc *d, const SrepReport *r, json_t *cells)
+{
     Names other = {0};
     for (int i = 0; i < r->ncells; i++) {
         const char *name;
@@ -755,9 +758,12 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
         }
     }
     free(other.v);
+}
 
+/* Learning curves */
+static void doc_curves(Doc *d, const SrepReport *r, json_t *cells)
+{
     char file[64], title[600];
-    /* learning curves */
     if (any_cell(cells, "curves", NULL) && d->pictures) {
         d_h(d, 2, "Learning curves");
         d_p(d, "Per cell: training loss and the accuracy of every evaluation set against the step; the line is the "
@@ -776,8 +782,12 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
             d_img(d, file, title, curves_svg(cv, title));
         }
     }
+}
 
-    /* pruning and rollback */
+/* Pruning and rollback */
+static void doc_prune(Doc *d, const SrepReport *r, json_t *cells)
+{
+    char file[64], title[600];
     if (any_cell(cells, "prune", "rollback")) {
         d_h(d, 2, "Pruning and rollback (Fig. 55/57)");
         d_p(d, "Pretraining-task accuracy (the prune run's --task) after zeroing the top K weights by gradient × "
@@ -868,8 +878,12 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
             }
         }
     }
+}
 
-    /* reverse fine-tuning vs Scr.+FT */
+/* Reverse fine-tuning vs scr.+ft */
+static void doc_refit(Doc *d, const SrepReport *r, json_t *cells)
+{
+    char file[64], title[600];
     if (any_cell(cells, "reft", "scratch")) {
         d_h(d, 2, "Reverse fine-tuning vs Scr.+FT (Fig. 27)");
         d_p(d, "Steps until the --stop-when target held (runs that reached it; mean ± std (n)), \"reached\" = runs "
@@ -908,8 +922,12 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
             d_img(d, file, title, refit_svg(a, b, title));
         }
     }
+}
 
-    /* attention */
+/* Attention */
+static void doc_attn(Doc *d, const SrepReport *r, json_t *cells)
+{
+    char file[64], title[600];
     if (any_cell(cells, "attn", NULL)) {
         d_h(d, 2, "Attention before and after (Fig. 10/45)");
         d_p(d, "Each head's attention on the sweep's attention input: the share of attention on the keys the "
@@ -941,8 +959,12 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
             }
         }
     }
+}
 
-    /* the labelled diff */
+/* The labelled diff */
+static void doc_diff(Doc *d, const SrepReport *r, json_t *cells)
+{
+    char title[600];
     if (any_cell(cells, "diff", NULL)) {
         d_h(d, 2, "What fine-tuning changed (labelled diff)");
         d_p(d, "The largest changed entries named in the program's terms (`tracc diff`), grouped over runs and ranked "
@@ -967,8 +989,12 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
             }
         }
     }
+}
 
-    /* probes */
+/* Probes */
+static void doc_probe(Doc *d, const SrepReport *r, json_t *cells)
+{
+    char title[600];
     if (any_cell(cells, "probe", NULL)) {
         d_h(d, 2, "Probes");
         d_p(d, "Is each s-op still computed? Accuracy (%%) of reading it at each residual stage directly through its "
@@ -993,6 +1019,42 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
             }
         }
     }
+}
+
+static void build_doc(const SrepReport *r, json_t *j, Doc *d)
+{
+    json_t *cells = json_object_get(j, "cells");
+    StrBuf t;
+    sb_init(&t);
+    for (int i = 0; i < r->nsw; i++) sb_printf(&t, "%s%s", i ? ", " : "", r->sw[i].name);
+    StrBuf h;
+    sb_init(&h);
+    sb_printf(&h, "Sweep report: %s", t.s);
+    d_h(d, 1, h.s);
+    sb_free(&h);
+    sb_free(&t);
+    d_table(d, 7);
+    d_c(d, "sweep"), d_c(d, "directory"), d_c(d, "paper table"), d_c(d, "jobs"), d_c(d, "done"), d_c(d, "failed");
+    d_c(d, "pending (running)");
+    for (int i = 0; i < r->nsw; i++) {
+        const Sweep *s = &r->sw[i];
+        d_c(d, "%s", s->name), d_c(d, "%s", s->dir), d_c(d, "%s", s->paper ? s->paper : "none");
+        d_c(d, "%d", s->njobs), d_c(d, "%d", s->done), d_c(d, "%d", s->failed), d_c(d, "%d (%d)", s->pending, s->running);
+    }
+    d_p(d, "Aggregates are over the finished runs of a cell (its grid parameters without the seed): mean ± sample "
+           "standard deviation (divisor n − 1) (n runs); accuracies in percent. \"argmax\" accuracy counts the "
+           "largest logit as the answer (what `tracc finetune --eval` reports as acc); \"decoded\" accuracy counts "
+           "no answer when the top logit is ≤ 0.5 (as `tracc run` decodes). Every number and the per-run values it "
+           "came from are in report.json.");
+    doc_failed(d, r, cells);
+    doc_table3(d, r, cells);
+    doc_cells(d, r, cells);
+    doc_curves(d, r, cells);
+    doc_prune(d, r, cells);
+    doc_refit(d, r, cells);
+    doc_attn(d, r, cells);
+    doc_diff(d, r, cells);
+    doc_probe(d, r, cells);
 }
 
 void srep_markdown(const SrepReport *r, StrBuf *out)
@@ -1035,6 +1097,39 @@ static int write_text(const char *dir, const char *name, const char *text, StrBu
     return rc;
 }
 
+/* A picture name this report writes: curves_NNN.svg, prune_NNN.svg, reft_NNN.svg, attn_NNN.svg. */
+static int is_picture_name(const char *n)
+{
+    static const char *const kinds[] = {"curves_", "prune_", "reft_", "attn_"};
+    for (size_t k = 0; k < ARRAY_LEN(kinds); k++) {
+        size_t l = strlen(kinds[k]);
+        if (strncmp(n, kinds[k], l)) continue;
+        const char *q = n + l;
+        while (*q >= '0' && *q <= '9') q++;
+        if (q - (n + l) >= 3 && !strcmp(q, ".svg")) return 1;
+    }
+    return 0;
+}
+
+/* Pictures of an earlier report in OUTDIR that this one did not write (it had more cells):
+ * removed, so OUTDIR holds exactly what report.md links. */
+static void remove_stale_pictures(const char *outdir, const Doc *d)
+{
+    DIR *dir = opendir(outdir);
+    if (!dir) return;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        if (!is_picture_name(e->d_name)) continue;
+        int ours = 0;
+        for (int i = 0; i < d->n && !ours; i++) ours = d->b[i].k == D_IMG && !strcmp(d->b[i].file, e->d_name);
+        if (ours) continue;
+        char *p = srep_path_join(outdir, e->d_name);
+        unlink(p);
+        free(p);
+    }
+    closedir(dir);
+}
+
 int srep_write(const SrepReport *r, const char *outdir, StrBuf *err)
 {
     if (mkdir_p(outdir, err)) return -1;
@@ -1064,6 +1159,7 @@ int srep_write(const SrepReport *r, const char *outdir, StrBuf *err)
         free(s);
         rc = write_text(outdir, "report.json", o.s, err);
     }
+    if (!rc) remove_stale_pictures(outdir, &d);
     sb_free(&o);
     d_free(&d);
     json_decref(j);

@@ -24,13 +24,20 @@ const char *const srep_regimes[NREG] = {"learned", "learning", "wrapper", "uncha
 
 /* ================================================================ small helpers */
 
+char *srep_take(StrBuf *b)
+{
+    char *s = sb_steal(b);
+    sb_free(b);   /* sb_steal leaves b re-initialized, with a buffer of its own */
+    return s;
+}
+
 char *srep_path_join(const char *a, const char *b)
 {
     StrBuf s;
     sb_init(&s);
     if (b[0] == '/' || !a[0]) sb_puts(&s, b);
     else sb_printf(&s, "%s%s%s", a, a[strlen(a) - 1] == '/' ? "" : "/", b);
-    return sb_steal(&s);
+    return srep_take(&s);
 }
 
 static int file_exists(const char *p)
@@ -340,14 +347,19 @@ static int lock_held(const char *dir)
     return held;
 }
 
-static int cell_of(SrepReport *r, int sweep, json_t *params, const char *plan_path, StrBuf *err)
+/* The grid key of the fine-tuning seed: "seed", or "finetune.seed" when the sweep file had to
+ * say which command's seed it varies (a compile seed changes the model: it makes cells). */
+static int is_seed_key(const char *k)
 {
-    (void)plan_path;
-    (void)err;
+    return !strcmp(k, "seed") || !strcmp(k, "finetune.seed");
+}
+
+static int cell_of(SrepReport *r, int sweep, json_t *params)
+{
     json_t *p = json_object();
     const char *k;
     json_t *v;
-    json_object_foreach(params, k, v) if (strcmp(k, "seed")) json_object_set(p, k, v);
+    json_object_foreach(params, k, v) if (!is_seed_key(k)) json_object_set(p, k, v);
     char *key = json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
     for (int i = r->ncells - 1; i >= 0; i--)
         if (r->cells[i].sweep == sweep && !strcmp(r->cells[i].key, key)) {
@@ -369,7 +381,7 @@ static int cell_of(SrepReport *r, int sweep, json_t *params, const char *plan_pa
         srep_scalar_text(v, &l);
     }
     if (!l.len) sb_puts(&l, "(all jobs)");
-    c->label = sb_steal(&l);
+    c->label = srep_take(&l);
     json_t *lr = json_object_get(p, "lr"), *ctr = json_object_get(p, "spurious-rate");
     if (json_is_number(lr) && json_is_number(ctr)) {
         c->has_lrctr = 1;
@@ -452,8 +464,9 @@ static int load_sweep(SrepReport *r, int si, const char *dir, StrBuf *err)
         u->id = json_string_value(id);
         u->params = params;
         u->seed = json_object_get(params, "seed");
+        if (!u->seed) u->seed = json_object_get(params, "finetune.seed");
         u->dir = srep_path_join(dir, json_string_value(jd));
-        u->cell = cell_of(r, si, params, pp, err);
+        u->cell = cell_of(r, si, params);
         Cell *c = &r->cells[u->cell];
         if (c->nruns == c->cap) {
             c->cap = c->cap ? 2 * c->cap : 4;
@@ -461,9 +474,12 @@ static int load_sweep(SrepReport *r, int si, const char *dir, StrBuf *err)
         }
         c->runs[c->nruns++] = r->nruns - 1;
         char *rp = srep_path_join(u->dir, "result.json"), *fp = srep_path_join(u->dir, "failed.json");
+        /* as `tracc sweep status` decides: a held lock means running, even over an old
+         * failed.json (the job is being retried) */
         if (file_exists(rp)) u->status = RUN_DONE;
+        else if (lock_held(u->dir)) u->status = RUN_PENDING, u->running = 1;
         else if (file_exists(fp)) u->status = RUN_FAILED;
-        else u->status = RUN_PENDING, u->running = lock_held(u->dir);
+        else u->status = RUN_PENDING;
         free(rp);
         free(fp);
         s->njobs++;
@@ -1325,6 +1341,16 @@ json_t *srep_json(const SrepReport *r)
             sweeps, json_pack("{s:s, s:s, s:s?, s:O?, s:{s:i, s:i, s:i, s:i, s:i}}", "name", s->name, "dir", s->dir,
                               "paper", s->paper, "grid", json_object_get(s->plan, "grid"), "jobs", "total", s->njobs,
                               "done", s->done, "failed", s->failed, "pending", s->pending, "running", s->running));
+        /* how many cells compared with the paper have its regime */
+        int compared = 0, same = 0;
+        for (int c = 0; c < r->ncells; c++) {
+            const Cell *cl = &r->cells[c];
+            if (cl->sweep != i || !cl->paper || !cl->regime) continue;
+            compared++;
+            same += !strcmp(cl->regime, cl->paper_regime);
+        }
+        json_object_set_new(json_array_get(sweeps, (size_t)i), "paper_regimes",
+                            json_pack("{s:i, s:i}", "compared", compared, "same", same));
         done += s->done, failed += s->failed, pending += s->pending, running += s->running;
     }
     json_t *sweep = r->nsw == 1 ? json_incref(json_array_get(sweeps, 0)) : json_incref(sweeps);

@@ -82,6 +82,8 @@ typedef struct {
     int n;
 } Names;
 
+/* The buffer's string, and b freed (sb_steal alone leaves b holding a new buffer). */
+char *srep_take(StrBuf *b);
 char *srep_path_join(const char *a, const char *b);
 /* A JSON number as a double, NaN for anything else. */
 double srep_num(json_t *v);

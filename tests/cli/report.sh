@@ -152,13 +152,14 @@ assert 'the gradient is not finite' in c2['failed'][0]['message']
 c4 = d['cells'][3]
 assert c4['failed'][0]['stage'] == 'prune' and c4['failed'][0]['diverged'] is False and c4['failed'][0]['exit'] == 1
 assert [c['paper_regime'] for c in d['cells']] == ['learned', 'wrapper', 'learned', 'wrapper']
+assert d['sweep']['paper_regimes'] == {'compared': 4, 'same': sum(c['matches'] is True for c in d['cells'])}
 " $T/r.json $TSV
 
 # ---- Markdown on stdout ---------------------------------------------------------------------------
 $TRACC report $FX >$T/r.md 2>$T/r.err || bad "report (Markdown): status"
 for pat in "# Sweep report: fixture-counter" "## Failed jobs" "## Table 3: fixture-counter" \
     "| 0.1 | 0 | 59.8 ± 12.7 (3) | 0.0 | 7.7 ± 12.8 (3) | 100.0 | 34.2 ± 9.3 (3) | 0.0 | 41.2 ± 3.5 (3) | 100.0 | collapsed 3/3 | learned | no | 3/0/0 |" \
-    "collapsed 2/3, diverged 1/3" "sample standard deviation (divisor n − 1)" "## Pruning and rollback" \
+    "collapsed 2/3, diverged 1/3" "Same regime as the paper in 0 of 4 cells compared. Different: lr=0.1 spurious-rate=0 (collapsed here, learned in the paper);" "sample standard deviation (divisor n − 1)" "## Pruning and rollback" \
     "## Reverse fine-tuning vs Scr.+FT" "## Attention before and after" "## What fine-tuning changed" "## Probes" \
     "| 0012 | lr=0.01 spurious-rate=1 | prune | 1 |"; do
     if grep -qF -- "$pat" $T/r.md; then ok; else bad "Markdown lacks '$pat'"; fi
@@ -188,21 +189,26 @@ h = open(sys.argv[2] + '/report.html').read()
 assert h.count('<svg') == 16 and '<?xml' not in h and 'src=' not in h and 'href=\"http' not in h
 assert not [f for f in os.listdir(sys.argv[2]) if '.tmp' in f]
 " $T/r.json $T/rep
+touch $T/rep/curves_099.svg $T/rep/mine.svg
 $TRACC report $FX -o $T/rep --json >$T/o2.json 2>/dev/null && cmp -s $T/o2.json $T/r.json && ok || bad "-o with --json prints the same JSON"
+if [ ! -e $T/rep/curves_099.svg ] && [ -e $T/rep/mine.svg ]; then ok; else bad "-o again: an old report's picture stays, or another file went"; fi
 
 # ---- a running job (its lock held) and decoded accuracy -------------------------------------------
 cp -r $FX $T/fx2
 mkdir -p $T/fx2/runs/0008
 # hold the lock as a running job would (one process, so killing it releases the lock)
 python3 -c "import fcntl, sys, time
-f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); open(sys.argv[2], 'w').close(); time.sleep(30)" \
-    $T/fx2/runs/0008/lock $T/locked >/dev/null 2>&1 &
+fs = [open(p, 'w') for p in sys.argv[2:]]
+for f in fs: fcntl.flock(f, fcntl.LOCK_EX)
+open(sys.argv[1], 'w').close(); time.sleep(30)" \
+    $T/locked $T/fx2/runs/0008/lock $T/fx2/runs/0005/lock >/dev/null 2>&1 &
 lockpid=$!
 for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do [ -e $T/locked ] && break; sleep 0.1; done
 $TRACC report --json $T/fx2 >$T/run.json 2>/dev/null
 kill $lockpid 2>/dev/null; wait $lockpid 2>/dev/null
-py "a job whose lock is held counts as running (and pending)" "
-d = json.load(open(sys.argv[1])); assert d['jobs'] == {'done': 8, 'failed': 2, 'pending': 2, 'running': 1}, d['jobs']" $T/run.json
+py "a job whose lock is held counts as running (and pending), also over an old failed.json (a retry)" "
+d = json.load(open(sys.argv[1])); assert d['jobs'] == {'done': 8, 'failed': 1, 'pending': 3, 'running': 2}, d['jobs']" $T/run.json
+rm -f $T/fx2/runs/0005/lock
 py "inject acc_decoded (as the new finetune --eval reports it)" "
 import glob
 for p in glob.glob(sys.argv[1] + '/runs/*/result.json'):
@@ -217,6 +223,18 @@ for c in d['cells']:
     for k, e in c['evals'].items(): assert e['decoded']['values'] == [v / 2 for v in e['values']] and e['accuracy'] == 'argmax'
 " $T/dec.json
 $TRACC report $T/fx2 2>/dev/null | grep -qF "Decoded accuracy (%), mean ± std (n)" && ok || bad "Markdown lacks the decoded table"
+
+# ---- nothing finished yet: the paper's numbers are there, the aggregates empty ----------------------
+cp -r $FX $T/fx3
+rm -f $T/fx3/runs/*/result.json $T/fx3/runs/*/failed.json
+$TRACC report $T/fx3 >$T/p3.md 2>$T/p3.err || { bad "report on an unstarted sweep"; cat $T/p3.err; }
+if grep -qF "| 0.1 | 1 | – | 0.0 | – | 100.0 | – | 35.8 | – | 0.7 | – | wrapper | – | 0/0/3 |" $T/p3.md; then ok; else bad "unstarted sweep: Table 3 lacks the paper's row"; cat $T/p3.md; fi
+$TRACC report --json $T/fx3 >$T/p3.json 2>/dev/null
+py "unstarted sweep: no values, null means, 12 pending" "
+d = json.load(open(sys.argv[1]))
+assert d['jobs'] == {'done': 0, 'failed': 0, 'pending': 12, 'running': 0}
+for c in d['cells']: assert c['evals'] == {} and c['finetune']['train_loss'] == {'mean': None, 'std': None, 'n': 0, 'values': []} and c['regime'] is None and c['matches'] is None
+" $T/p3.json
 
 # ---- known inputs: sweeps whose runs end at the paper's numbers (both tables, one report) ---------
 py "make two sweeps, one per paper table, each run at the paper's numbers" "
@@ -239,6 +257,7 @@ py "56 cells, each run's regime is the paper's and matches; both tables in one r
 d = json.load(open(sys.argv[1]))
 assert isinstance(d['sweep'], list) and [s['name'] for s in d['sweep']] == ['jain2023-counter', 'jain2023-max']
 assert len(d['cells']) == 56 and d['jobs']['done'] == 56
+assert [s['paper_regimes'] for s in d['sweep']] == [{'compared': 28, 'same': 28}] * 2
 for c in d['cells']:
     assert c['regime'] == c['paper_regime'] and c['matches'] is True, c['params']
     assert c['paper']['table'] == c['sweep']

@@ -46,7 +46,9 @@ static char *make_log(size_t *len)
     }
     sb_puts(&b, "{\"type\":\"done\",\"step\":10000}\n");
     *len = b.len;
-    return sb_steal(&b);
+    char *t = sb_steal(&b);
+    sb_free(&b);
+    return t;
 }
 
 static void assert_subset(const PlotSeries *thin, const PlotSeries *full)
