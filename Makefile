@@ -33,7 +33,7 @@ TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRCS := $(wildcard bench/bench_*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test bench check-compile finetune-grid clean test-slurm bench-sweep demo docs-examples docs-check
+.PHONY: all test bench check-compile finetune-grid clean test-slurm bench-sweep demo docs-examples docs-check paper paper-quick
 all: $(TRACC) $(LIB)
 
 $(BUILD)/gen/parser.c $(BUILD)/gen/parser.h: compiler/front/parser.y
@@ -100,6 +100,16 @@ check-compile: $(TRACC)
 # the paper's protocol"): both conditionings; unclipped with the paper's init noise and without,
 # and clipped with it. 6 x 55 short runs, about 40 minutes on 2 cores.
 GRID_JOBS ?= 2
+# The paper's Tracr experiments (paper/README.md, docs/reproduction.md): plan, run here with
+# PAPER_JOBS jobs at a time, one report. OUT=DIR puts the sweeps under DIR and the report at
+# DIR/report.{md,html,json}.
+PAPER_JOBS ?= 2
+paper: $(TRACC)
+	sh paper/run.sh full $(or $(OUT),runs/paper) $(PAPER_JOBS)
+
+paper-quick: $(TRACC)
+	sh paper/run.sh quick $(or $(OUT),runs/paper-quick) $(PAPER_JOBS)
+
 finetune-grid: $(TRACC)
 	for c in tracr balanced; do for nk in 1e-3:0 0:0 1e-3:1; do n=$${nk%:*}; k=$${nk#*:}; \
 	    TRACC=$(TRACC) bash bench/finetune_grid.sh -c $$c -n $$n -k $$k -j $(GRID_JOBS) \

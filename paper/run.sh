@@ -1,0 +1,42 @@
+#!/bin/sh
+# paper/run.sh — `make paper` and `make paper-quick`: plan the paper's sweeps (paper/*.json or
+# paper/quick/*.json) under OUT, run every job here, then one `tracc report` over all of them.
+#
+#   sh paper/run.sh full|quick OUT [JOBS]
+#
+# OUT/<sweep name>/ is each sweep's directory (tracc sweep plan; planning into it again does
+# nothing, so an interrupted run continues where it stopped), OUT/report.md, OUT/report.html,
+# OUT/report.json and the report's SVGs beside them. JOBS (default 2) jobs run at a time, one
+# core each. Exit 1 if a sweep had failed jobs (the report is still written and lists them).
+set -u
+MODE=${1:-}
+OUT=${2:-}
+JOBS=${3:-2}
+TRACC=${TRACC:-build/tracc}
+HERE=$(dirname "$0")
+case $MODE in
+    full) SWEEPS="$HERE/jain2023-counter.json $HERE/jain2023-counter-balanced.json $HERE/jain2023-counter-fused.json $HERE/jain2023-max.json" ;;
+    quick) SWEEPS="$HERE/quick/counter.json $HERE/quick/counter-fused.json $HERE/quick/max.json" ;;
+    *) echo "usage: sh paper/run.sh full|quick OUT [JOBS]" >&2; exit 2 ;;
+esac
+[ -n "$OUT" ] || { echo "usage: sh paper/run.sh full|quick OUT [JOBS]" >&2; exit 2; }
+[ -x "$TRACC" ] || { echo "paper/run.sh: no tracc binary at $TRACC (run make)" >&2; exit 1; }
+mkdir -p "$OUT" || exit 1
+DIRS=
+for f in $SWEEPS; do
+    name=$(basename "$f" .json)
+    [ "$MODE" = quick ] && name=quick-$name
+    d=$OUT/$name
+    "$TRACC" sweep plan "$f" -o "$d" >/dev/null || exit 1
+    DIRS="$DIRS $d"
+done
+status=0
+for d in $DIRS; do
+    echo "paper/run.sh: running $d" >&2
+    "$TRACC" sweep run "$d" -j "$JOBS" || status=1
+done
+# shellcheck disable=SC2086
+"$TRACC" report $DIRS -o "$OUT" >/dev/null || exit 1
+echo "paper/run.sh: report in $OUT/report.md, $OUT/report.html, $OUT/report.json" >&2
+[ $status -eq 0 ] || echo "paper/run.sh: some jobs failed (listed in the report; \`tracc sweep run DIR\` retries them)" >&2
+exit $status

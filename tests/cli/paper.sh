@@ -1,0 +1,101 @@
+#!/bin/sh
+# tests/cli/paper.sh — the paper's sweeps (paper/*.json, paper/quick/*.json) plan: every
+# file passes `tracc sweep plan`'s checks (options of every stage through the real parsers,
+# paths, the grid), has the job count docs/reproduction.md states, names its paper table,
+# defines the four eval sets Table 3 needs, and puts the program into every job's params.
+# Nothing is run. The copies differ from the files only in compile.verify = "none" (the
+# compile-time check against the interpreter is what makes planning slow; it is tested
+# elsewhere) and in absolute paths (the copies live in a temporary folder).
+. tests/lib.sh
+export OPENBLAS_NUM_THREADS=1
+R=$(pwd)
+
+# name  file  jobs  paper table  program
+while read -r sw file jobs table prog; do
+    copy="$TMPD/$sw.json"
+    if python3 - "$R/$file" "$copy" <<'PY'
+import json, os, sys
+src, dst = sys.argv[1], sys.argv[2]
+d = json.load(open(src))
+base = os.path.dirname(src)
+def absp(v):
+    if isinstance(v, list):
+        return [absp(x) for x in v]
+    if not isinstance(v, str):
+        return v
+    parts = []
+    for tok in v.split(","):
+        k, eq, p = tok.rpartition("=")
+        if p.endswith(".rasp"):
+            p = os.path.normpath(os.path.join(base, p))
+        parts.append(k + eq + p)
+    return ",".join(parts)
+for sec in ("compile", "finetune", "grid"):
+    for k in d[sec]:
+        d[sec][k] = absp(d[sec][k])
+d["compile"]["verify"] = "none"
+json.dump(d, open(dst, "w"), indent=1)
+PY
+    then ok; else bad "$file: could not be read as JSON"; continue; fi
+    expect_err "plan $file" 0 "$jobs jobs" -- "$TRACC" sweep plan "$copy" -o "$TMPD/$sw"
+    if python3 - "$TMPD/$sw" "$jobs" "$table" "$prog" "$R/$file" <<'PY'
+import json, os, sys
+d, jobs, table, prog, src = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+plan = json.load(open(os.path.join(d, "plan.json")))
+assert plan["paper"] == table, plan["paper"]
+assert len(plan["jobs"]) == jobs, len(plan["jobs"])
+assert len(open(os.path.join(d, "jobs.txt")).read().splitlines()) == jobs
+orig = json.load(open(src))
+assert isinstance(orig.get("comment"), str) and orig["comment"], "no comment"
+assert orig["finetune"]["preset"] == "jain2023"
+names = sorted(e.split("=", 1)[0] for e in orig["finetune"]["eval"])
+assert names == ["ft0", "ft1", "pt0", "pt1"], names
+seeds = set()
+cells = set()
+for j in plan["jobs"]:
+    p = j["params"]
+    assert os.path.basename(p["program"]) == prog, p
+    assert "lr" in p and "spurious-rate" in p and "seed" in p, p
+    seeds.add(p["seed"])
+    cells.add(tuple(sorted((k, str(v)) for k, v in p.items() if k != "seed")))
+    stages = [s["name"] for s in j["stages"]]
+    assert stages[0] == "finetune" and {"prune", "rollback", "reft", "scratch", "attn", "diff", "probe"} <= set(stages), stages
+    argv = j["stages"][0]["argv"]
+    assert "--preset" in argv and argv[argv.index("--preset") + 1] == "jain2023"
+assert len(cells) * len(seeds) == jobs, (len(cells), len(seeds))
+PY
+    then ok; else bad "$file: plan.json not as expected"; fi
+done <<EOF2
+counter paper/jain2023-counter.json 84 jain2023-counter count_a.rasp
+counterb paper/jain2023-counter-balanced.json 42 jain2023-counter count_a.rasp
+counterf paper/jain2023-counter-fused.json 84 jain2023-counter count_a.rasp
+max paper/jain2023-max.json 84 jain2023-max max_identifier.rasp
+qcounter paper/quick/counter.json 12 jain2023-counter count_a.rasp
+qcounterf paper/quick/counter-fused.json 8 jain2023-counter count_a.rasp
+qmax paper/quick/max.json 12 jain2023-max max_identifier.rasp
+EOF2
+
+# The full Counter sweep is the paper's whole grid: 4 learning rates x 7 C_Tr x 3 seeds,
+# compiled as Tracr compiles it (--no-fuse); the variants cover eta 1e-1 and 1e-2.
+if python3 - "$TMPD" <<'PY'
+import json, os, sys
+t = sys.argv[1]
+g = json.load(open(os.path.join(t, "counter", "plan.json")))["grid"]
+assert g["lr"] == [0.1, 0.01, 0.001, 0.0001] and g["spurious-rate"] == [0, 0.2, 0.5, 0.6, 0.8, 0.9, 1] and g["seed"] == [1, 2, 3]
+m = json.load(open(os.path.join(t, "max", "plan.json")))["grid"]
+assert m["lr"] == g["lr"] and m["spurious-rate"] == g["spurious-rate"] and m["seed"] == g["seed"]
+f = json.load(open(os.path.join(t, "counterf", "plan.json")))["grid"]
+assert f["lr"] == [0.1, 0.01] and f["no-fuse"] == [False] and f["conditioning"] == ["tracr", "balanced"]
+b = json.load(open(os.path.join(t, "counterb", "plan.json")))["grid"]
+assert b["lr"] == [0.1, 0.01] and b["no-fuse"] == [True] and b["conditioning"] == ["balanced"]
+q = json.load(open(os.path.join(t, "qcounter", "plan.json")))["grid"]
+assert q["lr"] == [0.1, 0.01, 0.001] and q["spurious-rate"] == [0, 1]
+qm = json.load(open(os.path.join(t, "qmax", "plan.json")))["grid"]
+assert qm["lr"] == [0.01, 0.0001] and qm["spurious-rate"] == [0, 1]
+PY
+then ok; else bad "the paper sweeps' grids are not the paper's"; fi
+
+# make paper/paper-quick refuse a bad mode and a missing OUT (usage, exit 2)
+expect_err "run.sh without a mode" 2 "usage" -- sh paper/run.sh
+expect_err "run.sh without OUT" 2 "usage" -- sh paper/run.sh quick
+finish
