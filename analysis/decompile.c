@@ -235,8 +235,7 @@ static int check_structure(Dc *dc, StrBuf *err)
     for (int i = 0; i < p->nsops; i++) {
         const RaspSop *s = &p->sops[i];
         if (!s->used || s->op == SOP_TOKENS || s->op == SOP_INDICES || s->op == SOP_CONST) continue;
-        const RoSop *rs = ro_layout_find(&dc->lay, s->label);
-        if (rs && rs->readable) {
+        if (ro_find(&dc->lay, s)) {
             /* a residual s-op must have the original's encoding */
             continue;
         }
@@ -287,6 +286,13 @@ const char *dc_op_name(const RaspSop *s)
     case SOP_SELWIDTH: return "selector_width";
     }
     return "?";
+}
+
+const DecSop *dc_sop(const Dc *dc, const char *label)
+{
+    for (int i = 0; i < dc->p->nsops; i++)
+        if (!strcmp(dc->p->sops[i].label, label)) return ro_find(&dc->lay, &dc->p->sops[i]);
+    return NULL;
 }
 
 /* ---------- sampling ---------- */
@@ -403,18 +409,6 @@ static int sample_training(Dc *dc, const DcOptions *o, const int32_t *prog_of_ro
 
 /* ---------- running the model ---------- */
 
-static int decode_cat(const RoSop *rs, const float *row)
-{
-    int best = -1;
-    float bv = 0;
-    for (int f = 0; f < rs->nforms; f++) {
-        float v = 0;
-        for (int t = rs->form_start[f]; t < rs->form_start[f + 1]; t++) v += rs->terms[t].coef * row[rs->terms[t].dim];
-        if (best < 0 || v > bv) best = f, bv = v;
-    }
-    return best >= 0 && bv > DEC_NONE_BELOW ? best : -1;
-}
-
 static int cmp_desc(const void *a, const void *b)
 {
     float x = *(const float *)a, y = *(const float *)b;
@@ -429,8 +423,7 @@ static int observe(Dc *dc, StrBuf *err)
     dc->dec = xmalloc(sizeof(int32_t *) * (size_t)p->nsops);
     for (int s = 0; s < p->nsops; s++) {
         dc->dec[s] = NULL;
-        const RoSop *rs = ro_layout_find(&dc->lay, p->sops[s].label);
-        if (!p->sops[s].used || !rs || !rs->readable || p->sops[s].op == SOP_TOKENS || p->sops[s].op == SOP_INDICES)
+        if (!p->sops[s].used || !ro_find(&dc->lay, &p->sops[s]) || p->sops[s].op == SOP_TOKENS || p->sops[s].op == SOP_INDICES)
             continue;
         dc->dec[s] = xmalloc(sizeof(int32_t) * (size_t)(dc->npos + 1));
     }
@@ -460,22 +453,18 @@ static int observe(Dc *dc, StrBuf *err)
     const int B = 64;
     float *sorted = xmalloc(sizeof(float) * (size_t)(p->max_len + 2));
     int32_t *rows = xmalloc(sizeof(int32_t) * (size_t)B * (size_t)(p->max_len + 1));
+    int32_t *toks = xmalloc(sizeof(int32_t) * (size_t)B * (size_t)(p->max_len + 1));
     int lens[64];
     int rc = 0;
     StrBuf tb;
     sb_init(&tb);
     for (int k0 = 0; k0 < dc->nsamples && !rc; k0 += B) {
-        int nb = dc->nsamples - k0 < B ? dc->nsamples - k0 : B, T = 1;
+        int nb = dc->nsamples - k0 < B ? dc->nsamples - k0 : B;
+        /* the samples are stored end to end: lay them out at a fixed stride to pack */
         for (int k = 0; k < nb; k++)
-            if (dc->sample_len[k0 + k] + 1 > T) T = dc->sample_len[k0 + k] + 1;
-        for (int k = 0; k < nb; k++) {
-            int n = dc->sample_len[k0 + k];
-            const int32_t *tk = dc->tok + dc->sample_off[k0 + k];
-            int32_t *rw = rows + (size_t)k * T;
-            rw[0] = m->bos;
-            for (int i = 0; i < T - 1; i++) rw[i + 1] = i < n ? row_of[tk[i]] : m->pad;
-            lens[k] = n + 1;
-        }
+            memcpy(toks + (size_t)k * p->max_len, dc->tok + dc->sample_off[k0 + k],
+                   sizeof(int32_t) * (size_t)dc->sample_len[k0 + k]);
+        int T = dec_pack_batch(m, row_of, toks, (size_t)p->max_len, dc->sample_len + k0, nb, rows, lens);
         if (fwd_forward(&fs, m, rows, lens, nb, T, &fo, err)) {
             rc = -1;
             break;
@@ -485,24 +474,21 @@ static int observe(Dc *dc, StrBuf *err)
             long off = dc->sample_off[smp];
             for (int s = 0; s < p->nsops; s++) {
                 if (!dc->dec[s]) continue;
-                const RoSop *rs = ro_layout_find(&dc->lay, p->sops[s].label);
+                const DecSop *rs = ro_find(&dc->lay, &p->sops[s]);
                 const float *res = fwd_resid_stage(&fs, rs->stage);
                 for (int i = 0; i < n; i++) {
                     const float *row = res + ((size_t)k * T + (size_t)i + 1) * (size_t)C;
                     int32_t v;
                     if (rs->categorical) {
-                        int f = decode_cat(rs, row);
+                        int f = dec_categorical(rs, row);
                         if (f < 0) v = RASP_NONE;
-                        else if (!rs->isvirtual) {
-                            const char *lab = m->residual[rs->terms[rs->form_start[f]].dim];
-                            v = dc_dict_add(&dc->dict[s], lab + strlen(rs->name) + 1, &dc->arena);
-                        } else v = rs->form_val[f] >= 0 ? rs->form_val[f] : DC_UNREAD;
-                    } else {
-                        float x = 0;
-                        for (int t = rs->form_start[0]; t < rs->form_start[1]; t++)
-                            x += rs->terms[t].coef * row[rs->terms[t].dim];
-                        v = dict_number(&dc->dict[s], x, &dc->arena);
-                    }
+                        else if (!rs->isvirtual) v = dc_dict_add(&dc->dict[s], rs->values[f], &dc->arena);
+                        else {
+                            /* a fused form's values are the compiler's: only the program's own */
+                            v = dc_dict_find(&dc->dict[s], rs->values[f]);
+                            if (v < 0 || v >= dc->dict[s].n0) v = DC_UNREAD;
+                        }
+                    } else v = dict_number(&dc->dict[s], dec_numerical(rs, row), &dc->arena);
                     dc->dec[s][off + i] = v;
                 }
             }
@@ -555,6 +541,7 @@ static int observe(Dc *dc, StrBuf *err)
     sb_free(&tb);
     free(sorted);
     free(rows);
+    free(toks);
     free(row_of);
     fwd_free(&fs);
     return rc;
@@ -577,8 +564,8 @@ static int fidelity(Dc *dc, const RaspProgram *q, StrBuf *err)
     int *qid = xmalloc(sizeof(int) * (size_t)(p->nsops + 1));
     for (int s = 0; s < p->nsops; s++) {
         qid[s] = -1;
-        if (!dc->dec[s] || dc->lay.sops == NULL) continue;
-        const RoSop *rs = ro_layout_find(&dc->lay, p->sops[s].label);
+        if (!dc->dec[s]) continue;
+        const DecSop *rs = ro_find(&dc->lay, &p->sops[s]);
         if (!rs || rs->isvirtual) continue;
         for (int t = 0; t < q->nsops; t++)
             if (!strcmp(q->sops[t].label, p->sops[s].label)) qid[s] = t;
@@ -776,7 +763,7 @@ static void dc_free(Dc *dc)
         free(dc->fid[i].sop_agree);
         free(dc->fid[i].sop_dontcare);
     }
-    ro_layout_free(&dc->lay);
+    dec_layout_free(&dc->lay);
     arena_free(&dc->arena);
     if (dc->p) rasp_free(dc->p);
 }
@@ -842,7 +829,7 @@ int dc_decompile(const Model *m, const DcOptions *o, DcResult *r, StrBuf *err)
             return -1;
         }
     }
-    ro_layout_init(&dc.lay, m, p);
+    ro_layout_init(&dc.lay, m);
     find_heads(&dc);
     int rc = check_structure(&dc, err);
     int32_t *prog_of_row = NULL, *row_of = NULL;

@@ -86,7 +86,7 @@ typedef struct {
     RaspProgram *p;
     const char *src;
     Arena arena;
-    RoLayout lay;
+    DecLayout lay;          /* ro_layout_init: the model's residual and fused s-ops */
     DcDict *dict;           /* (nsops) */
     DcDict out_dict;        /* the model's output values as decoded */
 
@@ -126,6 +126,9 @@ typedef struct {
 } Dc;
 
 const char *dc_op_name(const RaspSop *s);
+/* The model's decoder for the program's s-op `label` (ro_find), or NULL when the program has
+ * no such s-op or the model cannot read it. */
+const DecSop *dc_sop(const Dc *dc, const char *label);
 /* The buffer's string; the buffer is released (decompile_diff.c). */
 char *dc_take(StrBuf *b);
 /* text read with the model's max_len and direction, and `vocab` ("a,b,c") or NULL */

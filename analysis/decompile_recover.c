@@ -86,7 +86,7 @@ static int obs_of(const Dc *dc, int s, long pos)
 
 static int is_residual(const Dc *dc, int s)
 {
-    const RoSop *rs = ro_layout_find(&dc->lay, dc->p->sops[s].label);
+    const DecSop *rs = ro_find(&dc->lay, &dc->p->sops[s]);
     return dc->dec[s] && rs && !rs->isvirtual;
 }
 
@@ -166,8 +166,8 @@ static void scan_rows(const Dc *dc, const float *w, int C, int stride, int col0,
         char nm[256];
         name_of_label(lab, nm, sizeof nm);
         /* a label written at or after this sub-layer holds nothing when it reads */
-        const RoSop *rs = ro_layout_find(&dc->lay, nm);
-        if (rs && rs->readable && !rs->isvirtual && rs->stage >= stage) continue;
+        const DecSop *rs = dc_sop(dc, nm);
+        if (rs && !rs->isvirtual && rs->stage >= stage) continue;
         add_name(&r->reads, &r->nreads, nm);
     }
     free(norm);
@@ -337,11 +337,11 @@ static int32_t *driven_table(Dc *dc, int s, int nA, int nB)
     const Model *m = dc->m;
     const RaspSop *ps = &dc->p->sops[s];
     int l = mlp_block(m, ps->label);
-    const RoSop *rs = ro_layout_find(&dc->lay, ps->label);
-    const RoSop *ra = ro_layout_find(&dc->lay, dc->p->sops[ps->a].label);
-    const RoSop *rb = ps->op == SOP_SEQMAP ? ro_layout_find(&dc->lay, dc->p->sops[ps->b].label) : NULL;
-    if (l < 0 || !rs || !rs->readable || rs->isvirtual || !rs->categorical || !ra || !ra->readable || ra->isvirtual ||
-        !ra->categorical || (ps->op == SOP_SEQMAP && (!rb || !rb->readable || rb->isvirtual || !rb->categorical)) ||
+    const DecSop *rs = ro_find(&dc->lay, ps);
+    const DecSop *ra = ro_find(&dc->lay, &dc->p->sops[ps->a]);
+    const DecSop *rb = ps->op == SOP_SEQMAP ? ro_find(&dc->lay, &dc->p->sops[ps->b]) : NULL;
+    if (l < 0 || !rs || rs->isvirtual || !rs->categorical || !ra || ra->isvirtual || !ra->categorical ||
+        (ps->op == SOP_SEQMAP && (!rb || rb->isvirtual || !rb->categorical)) ||
         (long)nA * nB > 100000)
         return NULL;
     int C = m->cfg.d_model, M = m->cfg.d_mlp;
@@ -354,12 +354,11 @@ static int32_t *driven_table(Dc *dc, int s, int nA, int nB)
     for (int i = 0; i < nA; i++) dimA[i] = -1;
     for (int i = 0; i < nB; i++) dimB[i] = -1;
     for (int side = 0; side < (rb ? 2 : 1); side++) {
-        const RoSop *r = side ? rb : ra;
+        const DecSop *r = side ? rb : ra;
         const DcDict *d = &dc->dict[side ? ps->b : ps->a];
-        for (int f = 0; f < r->nforms; f++) {
-            int dim = r->terms[r->form_start[f]].dim;
-            int idx = dc_dict_find(d, m->residual[dim] + strlen(r->name) + 1);
-            if (idx >= 0 && idx < (side ? nB : nA)) (side ? dimB : dimA)[idx] = dim;
+        for (int f = 0; f < r->ndims; f++) {
+            int idx = dc_dict_find(d, r->values[f]);
+            if (idx >= 0 && idx < (side ? nB : nA)) (side ? dimB : dimA)[idx] = r->dims[f];
         }
     }
     const float *W_in = m->params.W_in + (size_t)l * C * M, *b_in = m->params.b_in + (size_t)l * M;
@@ -384,18 +383,16 @@ static int32_t *driven_table(Dc *dc, int s, int nA, int nB)
             }
             int best = -1;
             double bv = 0;
-            for (int f = 0; f < rs->nforms; f++) {
-                int dim = rs->terms[rs->form_start[f]].dim;
+            for (int f = 0; f < rs->ndims; f++) {
+                int dim = rs->dims[f];
                 double y = b_out[dim];
                 for (int k = 0; k < 3; k++)
                     if (dims[k] == dim) y += val[k];
                 for (int j = 0; j < M; j++) y += h[j] * W_out[(size_t)j * C + dim];
                 if (best < 0 || y > bv) best = f, bv = y;
             }
-            if (best >= 0 && bv > 0.5) {
-                int dim = rs->terms[rs->form_start[best]].dim;
-                *out = dc_dict_add(&dc->dict[s], m->residual[dim] + strlen(rs->name) + 1, &dc->arena);
-            } else *out = RASP_NONE;
+            if (best >= 0 && bv > DEC_NONE_BELOW) *out = dc_dict_add(&dc->dict[s], rs->values[best], &dc->arena);
+            else *out = RASP_NONE;
         }
     free(h);
     free(dimA);
@@ -410,10 +407,9 @@ static int32_t *driven_ov(Dc *dc, int s, int nA)
 {
     const Model *m = dc->m;
     const RaspSop *ps = &dc->p->sops[s];
-    const RoSop *rs = ro_layout_find(&dc->lay, ps->label);
-    const RoSop *ra = ro_layout_find(&dc->lay, dc->p->sops[ps->a].label);
-    if (!rs || !rs->readable || rs->isvirtual || !rs->categorical || !ra || !ra->readable || ra->isvirtual ||
-        !ra->categorical)
+    const DecSop *rs = ro_find(&dc->lay, ps);
+    const DecSop *ra = ro_find(&dc->lay, &dc->p->sops[ps->a]);
+    if (!rs || rs->isvirtual || !rs->categorical || !ra || ra->isvirtual || !ra->categorical)
         return NULL;
     int blk = -1, head = -1;
     size_t nl = json_array_size(m->layers);
@@ -443,9 +439,9 @@ static int32_t *driven_ov(Dc *dc, int s, int nA)
     int32_t *t = xmalloc(sizeof(int32_t) * (size_t)(nA + 1));
     double *z = xmalloc(sizeof(double) * (size_t)(HD + 1));
     for (int a = 0; a < nA; a++) t[a] = DC_UNSET;
-    for (int f = 0; f < ra->nforms; f++) {
-        int dim = ra->terms[ra->form_start[f]].dim;
-        int a = dc_dict_find(&dc->dict[ps->a], m->residual[dim] + strlen(ra->name) + 1);
+    for (int f = 0; f < ra->ndims; f++) {
+        int dim = ra->dims[f];
+        int a = dc_dict_find(&dc->dict[ps->a], ra->values[f]);
         if (a < 0 || a >= nA) continue;
         for (int k = 0; k < HD; k++) {
             z[k] = b_V[k] + va * W_V[(size_t)dim * HD + k];
@@ -453,16 +449,14 @@ static int32_t *driven_ov(Dc *dc, int s, int nA)
         }
         int best = -1;
         double bv = 0;
-        for (int g = 0; g < rs->nforms; g++) {
-            int od = rs->terms[rs->form_start[g]].dim;
+        for (int g = 0; g < rs->ndims; g++) {
+            int od = rs->dims[g];
             double y = b_O[od];
             for (int k = 0; k < HD; k++) y += z[k] * W_O[(size_t)k * C + od];
             if (best < 0 || y > bv) best = g, bv = y;
         }
-        if (best >= 0 && bv > 0.5) {
-            int od = rs->terms[rs->form_start[best]].dim;
-            t[a] = dc_dict_add(&dc->dict[s], m->residual[od] + strlen(rs->name) + 1, &dc->arena);
-        } else t[a] = RASP_NONE;
+        if (best >= 0 && bv > DEC_NONE_BELOW) t[a] = dc_dict_add(&dc->dict[s], rs->values[best], &dc->arena);
+        else t[a] = RASP_NONE;
     }
     free(z);
     return t;

@@ -3,6 +3,7 @@
  * table (decompile.h), so an unchanged op keeps its text, its comments and its layout, and
  * the diff against the original shows exactly the ops that changed. */
 #include "analysis/decompile_int.h"
+#include "compiler/front/valops.h"
 
 #include <ctype.h>
 #include <math.h>
