@@ -321,11 +321,11 @@ static int mlp_block(const Model *m, const char *label)
     return -1;
 }
 
-static int label_dim(const Model *m, const char *label)
+/* The residual dimension of `one`, or -1. */
+static int one_dim(const Dc *dc)
 {
-    for (int d = 0; d < m->cfg.d_model; d++)
-        if (!strcmp(m->residual[d], label)) return d;
-    return -1;
+    const DecSop *o = dec_layout_find(&dc->lay, "one");
+    return o && !o->isvirtual && o->ndims == 1 ? o->dims[0] : -1;
 }
 
 /* For a map or sequence map whose operands and result have residual dimensions: the table
@@ -348,7 +348,7 @@ static int32_t *driven_table(Dc *dc, int s, int nA, int nB)
     double gain = 1;
     json_t *o = json_is_object(m->compiler) ? json_object_get(m->compiler, "options") : NULL;
     if (o && json_is_number(json_object_get(o, "embed_gain"))) gain = json_number_value(json_object_get(o, "embed_gain"));
-    int one = label_dim(m, "one");
+    int one = one_dim(dc);
     /* each dictionary value's dimension, for the operands */
     int *dimA = xmalloc(sizeof(int) * (size_t)(nA + 1)), *dimB = xmalloc(sizeof(int) * (size_t)(nB + 1));
     for (int i = 0; i < nA; i++) dimA[i] = -1;
@@ -430,7 +430,7 @@ static int32_t *driven_ov(Dc *dc, int s, int nA)
     double gain = 1;
     json_t *o = json_is_object(m->compiler) ? json_object_get(m->compiler, "options") : NULL;
     if (o && json_is_number(json_object_get(o, "embed_gain"))) gain = json_number_value(json_object_get(o, "embed_gain"));
-    int one = label_dim(m, "one");
+    int one = one_dim(dc);
     const RaspSop *pa = &dc->p->sops[ps->a];
     double va = pa->op == SOP_TOKENS || pa->op == SOP_INDICES ? gain : 1;
     size_t hb = ((size_t)blk * NH + (size_t)head);
