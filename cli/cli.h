@@ -20,6 +20,7 @@ int cmd_attn(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_decompile(int argc, char **argv);
 
 /* Shared by `tracc compile` and `tracc verify` (defined in cli/cmd_compile.c): the first
  * counterexample of a failed check as text, and a check's report as JSON. */
