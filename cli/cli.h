@@ -18,6 +18,7 @@ int cmd_prune(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_attn(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_decompile(int argc, char **argv);
 
 /* Shared by `tracc compile` and `tracc verify` (defined in cli/cmd_compile.c): the first
  * counterexample of a failed check as text, and a check's report as JSON. */

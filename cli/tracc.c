@@ -19,6 +19,7 @@ static const Command commands[] = {
     {"finetune", cmd_finetune, "fine-tune a model file on a target written as a .rasp program"},
     {"explain", cmd_explain, "describe a model file: blocks, heads, neurons, residual layout"},
     {"diff", cmd_diff, "what fine-tuning changed between two models, in the program's terms"},
+    {"decompile", cmd_decompile, "read a model back as a .rasp program, with its measured fidelity"},
     {"prune", cmd_prune, "prune (or roll back) the weights that a task's gradient points at"},
     {"probe", cmd_probe, "read an s-op from the residual stream: through its labels and by a linear probe"},
     {"attn", cmd_attn, "attention patterns of every head on one input (one or two models)"},

@@ -1,0 +1,942 @@
+/* decompile.c — see decompile.h. Steps: load the original program against the model
+ * (dc_load), sample inputs and run the model once (observe: decoded s-ops and the heads'
+ * selections per position), recover each op's table in program order (decompile_recover.c),
+ * write the program (decompile_text.c), run it against the model again (fidelity). */
+#include "analysis/decompile_int.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compiler/frontend.h"
+#include "runtime/decode.h"
+#include "runtime/forward.h"
+#include "train/data.h"
+
+/* ---------- value dictionaries ---------- */
+
+static uint64_t str_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static void dict_rehash(DcDict *d)
+{
+    size_t ns = d->nslots ? d->nslots * 2 : 64;
+    while (ns < (size_t)d->n * 2 + 2) ns *= 2;
+    free(d->slots);
+    d->slots = xmalloc(sizeof(int32_t) * ns);
+    for (size_t i = 0; i < ns; i++) d->slots[i] = -1;
+    d->nslots = ns;
+    for (int i = 0; i < d->n; i++) {
+        size_t h = str_hash(d->txt[i]) & (ns - 1);
+        while (d->slots[h] >= 0) h = (h + 1) & (ns - 1);
+        d->slots[h] = i;
+    }
+}
+
+int dc_dict_find(const DcDict *d, const char *text)
+{
+    if (!d->nslots) return -1;
+    size_t h = str_hash(text) & (d->nslots - 1);
+    while (d->slots[h] >= 0) {
+        if (!strcmp(d->txt[d->slots[h]], text)) return d->slots[h];
+        h = (h + 1) & (d->nslots - 1);
+    }
+    return -1;
+}
+
+/* The Value a label's text stands for, typed like the s-op's original values. */
+static Value parse_like(const DcDict *d, const char *text, Arena *a)
+{
+    char *end;
+    switch (d->kind) {
+    case VAL_BOOL:
+        if (!strcmp(text, "true")) return val_bool(1);
+        if (!strcmp(text, "false")) return val_bool(0);
+        break;
+    case VAL_INT: {
+        long long x = strtoll(text, &end, 10);
+        if (*text && !*end) return val_int(x);
+        break;
+    }
+    case VAL_FLOAT: {
+        double x = strtod(text, &end);
+        if (*text && !*end) return val_float(x);
+        break;
+    }
+    default: break;
+    }
+    return val_str(arena_strdup(a, text));
+}
+
+int dc_dict_add(DcDict *d, const char *text, Arena *a)
+{
+    int i = dc_dict_find(d, text);
+    if (i >= 0) return i;
+    if (d->n == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 16;
+        d->txt = xrealloc(d->txt, sizeof(char *) * (size_t)d->cap);
+        d->val = xrealloc(d->val, sizeof(Value) * (size_t)d->cap);
+    }
+    d->txt[d->n] = arena_strdup(a, text);
+    d->val[d->n] = parse_like(d, text, a);
+    d->n++;
+    if ((size_t)d->n * 2 + 2 > d->nslots) dict_rehash(d);
+    else {
+        size_t h = str_hash(text) & (d->nslots - 1);
+        while (d->slots[h] >= 0) h = (h + 1) & (d->nslots - 1);
+        d->slots[h] = d->n - 1;
+    }
+    return d->n - 1;
+}
+
+/* A numerical s-op's decoded number as a dictionary entry: the original value within
+ * DC_NUM_TOL, else a value seen before within it, else a new one. */
+static int dict_number(DcDict *d, double x, Arena *a)
+{
+    int lo = 0, hi = d->n0 - 1;
+    while (lo <= hi) {   /* the original values are ascending */
+        int mid = (lo + hi) / 2;
+        double v = val_as_double(d->val[mid]);
+        if (fabs(v - x) <= DC_NUM_TOL * fmax(1, fabs(v))) return mid;
+        if (v < x) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    for (int i = d->n0; i < d->n; i++) {
+        double v = val_as_double(d->val[i]);
+        if (fabs(v - x) <= DC_NUM_TOL * fmax(1, fabs(v))) return i;
+    }
+    if (d->n - d->n0 >= DC_MAX_EXTRA) return DC_UNREAD;
+    StrBuf b;
+    sb_init(&b);
+    val_format(dec_float((float)x), &b);
+    int i = dc_dict_add(d, b.s, a);
+    sb_free(&b);
+    return i;
+}
+
+static void dict_free(DcDict *d)
+{
+    free(d->txt);
+    free(d->val);
+    free(d->slots);
+}
+
+/* ---------- loading ---------- */
+
+static FrontOptions front_options(const Model *m, StrBuf *vocab)
+{
+    FrontOptions fo = FRONT_OPTIONS_DEFAULT;
+    fo.max_len = m->cfg.n_ctx - 1;
+    json_t *opts = json_is_object(m->compiler) ? json_object_get(m->compiler, "options") : NULL;
+    json_t *v = opts ? json_object_get(opts, "vocab") : NULL;
+    if (v && !json_is_null(v)) {
+        /* the model's rows, as compile --vocab gave them */
+        for (int r = 0; r < m->cfg.d_vocab; r++) {
+            if (r == m->bos || r == m->pad) continue;
+            if (vocab->len) sb_putc(vocab, ',');
+            val_format(m->vocab[r], vocab);
+        }
+        fo.vocab = vocab->s;
+    }
+    return fo;
+}
+
+/* The source a Diag collected, as one string: its errors. */
+static void diag_message(Diag *d, StrBuf *err)
+{
+    char *t = diag_render(d);
+    size_t n = strlen(t);
+    while (n && t[n - 1] == '\n') n--;
+    sb_putn(err, t, n);
+    free(t);
+}
+
+RaspProgram *dc_parse(const Model *m, const char *name, const char *text, StrBuf *err)
+{
+    StrBuf vocab;
+    sb_init(&vocab);
+    FrontOptions fo = front_options(m, &vocab);
+    Diag *d = diag_new();
+    RaspProgram *p = rasp_load_text(name, text, strlen(text), &fo, d);
+    if (!p) diag_message(d, err);
+    diag_free(d);
+    sb_free(&vocab);
+    return p;
+}
+
+/* ---------- the model's heads ---------- */
+
+static void find_heads(Dc *dc)
+{
+    const Model *m = dc->m;
+    dc->sel_head = xmalloc(sizeof(int) * (size_t)(dc->p->nsels + 1));
+    for (int s = 0; s < dc->p->nsels; s++) dc->sel_head[s] = -1;
+    size_t nl = json_array_size(m->layers);
+    for (size_t l = 0; l < nl; l++) {
+        json_t *attn = json_object_get(json_array_get(m->layers, l), "attn");
+        for (size_t i = 0; i < json_array_size(attn); i++) {
+            json_t *h = json_array_get(attn, i);
+            const char *sel = json_string_value(json_object_get(h, "selector"));
+            const char *cons = json_string_value(json_object_get(h, "construction"));
+            json_t *hd = json_object_get(h, "head");
+            if (!sel || !json_is_integer(hd) || (cons && !strcmp(cons, "uniform"))) continue;
+            for (int s = 0; s < dc->p->nsels; s++)
+                if (dc->sel_head[s] < 0 && !strcmp(dc->p->sels[s].label, sel))
+                    dc->sel_head[s] = (int)l * m->cfg.n_heads + (int)json_integer_value(hd);
+        }
+    }
+    dc->nhead_used = 0;
+    dc->head_slot = xmalloc(sizeof(int) * (size_t)(m->cfg.n_layers * m->cfg.n_heads + 1));
+    for (int h = 0; h < m->cfg.n_layers * m->cfg.n_heads; h++) dc->head_slot[h] = -1;
+    for (int s = 0; s < dc->p->nsels; s++)
+        if (dc->sel_head[s] >= 0 && dc->head_slot[dc->sel_head[s]] < 0)
+            dc->head_slot[dc->sel_head[s]] = dc->nhead_used++;
+}
+
+/* 1 if some layer entry names `label` (as the s-op it computes). */
+static int layers_mention(const Model *m, const char *label)
+{
+    size_t nl = json_array_size(m->layers);
+    for (size_t l = 0; l < nl; l++) {
+        json_t *b = json_array_get(m->layers, l);
+        const char *part[2] = {"attn", "mlp"};
+        for (int k = 0; k < 2; k++) {
+            json_t *arr = json_object_get(b, part[k]);
+            for (size_t i = 0; i < json_array_size(arr); i++) {
+                json_t *e = json_array_get(arr, i);
+                const char *lb = json_string_value(json_object_get(e, "label"));
+                if (lb && !strcmp(lb, label)) return 1;
+                json_t *fused = json_object_get(e, "fused");
+                for (size_t j = 0; j < json_array_size(fused); j++) {
+                    const char *f = json_string_value(json_array_get(fused, j));
+                    if (f && !strcmp(f, label)) return 1;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* The structure check: every op the output needs is computed somewhere in the model. */
+static int check_structure(Dc *dc, StrBuf *err)
+{
+    const RaspProgram *p = dc->p;
+    const Model *m = dc->m;
+    if (json_array_size(m->layers) == 0) {
+        sb_printf(err, "the model has no layer detail (`layers` metadata): it cannot be read as a program");
+        return -1;
+    }
+    const RaspSop *out = &p->sops[p->output];
+    if ((out->enc == ENC_NUMERICAL) != (m->output_numerical != 0)) {
+        sb_printf(err, "the program's output '%s' is %s, the model's output '%s' is %s", out->label,
+                  out->enc == ENC_NUMERICAL ? "numerical" : "categorical", m->output_name,
+                  m->output_numerical ? "numerical" : "categorical");
+        return -1;
+    }
+    for (int i = 0; i < p->nsops; i++) {
+        const RaspSop *s = &p->sops[i];
+        if (!s->used || s->op == SOP_TOKENS || s->op == SOP_INDICES || s->op == SOP_CONST) continue;
+        const RoSop *rs = ro_layout_find(&dc->lay, s->label);
+        if (rs && rs->readable) {
+            /* a residual s-op must have the original's encoding */
+            continue;
+        }
+        if (layers_mention(m, s->label)) continue;
+        /* a numerical s-op stored under another encoding, or a categorical one */
+        int other = 0;
+        size_t n = strlen(s->label);
+        for (int d = 0; d < m->cfg.d_model && !other; d++)
+            other = !strncmp(m->residual[d], s->label, n) && (m->residual[d][n] == ':' || !m->residual[d][n]);
+        sb_printf(err, "the model does not have the program's structure: s-op '%s' (line %d, %s) %s", s->label,
+                  s->span.line, dc_op_name(s),
+                  other ? "is stored with another encoding" : "has no residual dimensions, no fused form and no layer entry");
+        return -1;
+    }
+    for (int i = 0; i < p->nsels; i++) {
+        const RaspSel *s = &p->sels[i];
+        if (!s->used || s->op != SEL_SELECT) continue;
+        int found = dc->sel_head[i] >= 0;
+        size_t nl = json_array_size(m->layers);
+        for (size_t l = 0; l < nl && !found; l++) {
+            json_t *attn = json_object_get(json_array_get(m->layers, l), "attn");
+            for (size_t h = 0; h < json_array_size(attn) && !found; h++) {
+                const char *sel = json_string_value(json_object_get(json_array_get(attn, h), "selector"));
+                found = sel && !strcmp(sel, s->label);
+            }
+        }
+        /* a select inside a combination is implemented by the combination's head */
+        for (int j = 0; j < p->nsels && !found; j++)
+            if (p->sels[j].op != SEL_SELECT && (p->sels[j].a == i || p->sels[j].b == i)) found = 1;
+        if (!found) {
+            sb_printf(err, "the model does not have the program's structure: selector '%s' (line %d) has no attention head",
+                      s->label, s->span.line);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+const char *dc_op_name(const RaspSop *s)
+{
+    switch (s->op) {
+    case SOP_TOKENS: return "tokens";
+    case SOP_INDICES: return "indices";
+    case SOP_CONST: return "constant";
+    case SOP_MAP: return "map";
+    case SOP_SEQMAP: return "sequence_map";
+    case SOP_AGGREGATE: return "aggregate";
+    case SOP_SELWIDTH: return "selector_width";
+    }
+    return "?";
+}
+
+/* ---------- sampling ---------- */
+
+static void add_sample(Dc *dc, int set, const int32_t *toks, int n)
+{
+    if (dc->nsamples == dc->cap_samples) {
+        dc->cap_samples = dc->cap_samples ? dc->cap_samples * 2 : 256;
+        dc->sample_set = xrealloc(dc->sample_set, sizeof(int) * (size_t)dc->cap_samples);
+        dc->sample_len = xrealloc(dc->sample_len, sizeof(int) * (size_t)dc->cap_samples);
+        dc->sample_off = xrealloc(dc->sample_off, sizeof(long) * (size_t)(dc->cap_samples + 1));
+    }
+    long off = dc->nsamples ? dc->sample_off[dc->nsamples - 1] + dc->sample_len[dc->nsamples - 1] : 0;
+    if ((size_t)(off + n) > dc->cap_tok) {
+        dc->cap_tok = (size_t)(off + n) * 2;
+        dc->tok = xrealloc(dc->tok, sizeof(int32_t) * dc->cap_tok);
+    }
+    memcpy(dc->tok + off, toks, sizeof(int32_t) * (size_t)n);
+    dc->sample_set[dc->nsamples] = set;
+    dc->sample_len[dc->nsamples] = n;
+    dc->sample_off[dc->nsamples] = off;
+    dc->nsamples++;
+    dc->npos = off + n;
+}
+
+static int json_len_range(json_t *len, int max_len, int *lo, int *hi)
+{
+    *lo = 1;
+    *hi = max_len;
+    if (json_is_integer(len)) *lo = *hi = (int)json_integer_value(len);
+    else if (json_is_string(len)) {
+        StrBuf e;
+        sb_init(&e);
+        int bad = ro_parse_len(json_string_value(len), max_len, lo, hi, &e);
+        sb_free(&e);
+        if (bad) return -1;
+    }
+    return *lo >= 1 && *hi >= *lo && *hi <= max_len ? 0 : -1;
+}
+
+/* The training distribution from the model's provenance (its task, spurious predicate and
+ * rate, lengths, no-repeat, answer positions), when the files it names can be read. */
+static int sample_training(Dc *dc, const DcOptions *o, const int32_t *prog_of_row, StrBuf *note)
+{
+    const Model *m = dc->m;
+    json_t *cfg = json_is_object(m->provenance) ? json_object_get(m->provenance, "config") : NULL;
+    if (!cfg) return 0;
+    const char *task = json_string_value(json_object_get(cfg, "task"));
+    if (!task) return 0;
+    DataSpec spec;
+    memset(&spec, 0, sizeof spec);
+    spec.task = task;
+    spec.spurious = json_string_value(json_object_get(cfg, "spurious"));
+    json_t *rate = json_object_get(cfg, "spurious_rate");
+    spec.spurious_rate = json_is_number(rate) ? json_number_value(rate) : 0;
+    if (json_len_range(json_object_get(cfg, "len"), dc->p->max_len, &spec.len_min, &spec.len_max)) return 0;
+    spec.no_repeat = json_is_true(json_object_get(cfg, "no_repeat"));
+    json_t *at = json_object_get(cfg, "at");
+    int *ats = xmalloc(sizeof(int) * (json_array_size(at) + 1));
+    int nat = 0;
+    for (size_t i = 0; i < json_array_size(at); i++)
+        if (json_is_integer(json_array_get(at, i))) ats[nat++] = (int)json_integer_value(json_array_get(at, i));
+    spec.nat = nat;
+    spec.at = ats;
+    spec.max_tries = DATA_DEFAULT_MAX_TRIES;
+    spec.task_flag = "provenance task";
+    StrBuf e;
+    sb_init(&e);
+    DataGen *g = data_gen_new(&spec, m, &e);
+    if (!g) {
+        sb_printf(note, "training distribution not reproduced (%s); sampled uniformly instead", e.s ? e.s : "");
+        sb_free(&e);
+        free(ats);
+        return 0;
+    }
+    DataBatch b;
+    memset(&b, 0, sizeof b);
+    int32_t *toks = xmalloc(sizeof(int32_t) * (size_t)(dc->p->max_len + 1));
+    int ok = 1;
+    for (long done = 0; done < o->n && ok;) {
+        int nb = (int)(o->n - done < 64 ? o->n - done : 64);
+        if (data_gen_batch(g, o->seed, (uint64_t)(done / 64), nb, &b, &e)) {
+            ok = 0;
+            break;
+        }
+        for (int k = 0; k < b.B; k++) {
+            int n = b.lens[k] - 1;
+            for (int i = 0; i < n; i++) toks[i] = prog_of_row[b.tokens[(size_t)k * b.T + i + 1]];
+            add_sample(dc, DC_SET_TRAIN, toks, n);
+        }
+        done += nb;
+    }
+    data_batch_free(&b);
+    data_gen_free(g);
+    free(toks);
+    if (!ok) {
+        sb_printf(note, "training distribution not reproduced (%s); sampled uniformly instead", e.s ? e.s : "");
+        sb_free(&e);
+        free(ats);
+        /* drop what was drawn */
+        dc->nsamples = 0;
+        dc->npos = 0;
+        return 0;
+    }
+    sb_free(&e);
+    dc->nat = nat;
+    dc->at = ats;
+    dc->train_len_min = spec.len_min;
+    dc->train_len_max = spec.len_max;
+    dc->train_desc = xstrdup(spec.spurious ? "the training distribution (task, spurious predicate and rate from provenance)"
+                                           : "the training distribution (task and lengths from provenance)");
+    return 1;
+}
+
+/* ---------- running the model ---------- */
+
+static int decode_cat(const RoSop *rs, const float *row)
+{
+    int best = -1;
+    float bv = 0;
+    for (int f = 0; f < rs->nforms; f++) {
+        float v = 0;
+        for (int t = rs->form_start[f]; t < rs->form_start[f + 1]; t++) v += rs->terms[t].coef * row[rs->terms[t].dim];
+        if (best < 0 || v > bv) best = f, bv = v;
+    }
+    return best >= 0 && bv > DEC_NONE_BELOW ? best : -1;
+}
+
+static int observe(Dc *dc, StrBuf *err)
+{
+    const Model *m = dc->m;
+    const RaspProgram *p = dc->p;
+    int C = m->cfg.d_model, NH = m->cfg.n_heads, VO = m->cfg.d_vocab_out;
+    dc->dec = xmalloc(sizeof(int32_t *) * (size_t)p->nsops);
+    for (int s = 0; s < p->nsops; s++) {
+        dc->dec[s] = NULL;
+        const RoSop *rs = ro_layout_find(&dc->lay, p->sops[s].label);
+        if (!p->sops[s].used || !rs || !rs->readable || p->sops[s].op == SOP_TOKENS || p->sops[s].op == SOP_INDICES)
+            continue;
+        dc->dec[s] = xmalloc(sizeof(int32_t) * (size_t)(dc->npos + 1));
+    }
+    dc->out_dec = xmalloc(sizeof(int32_t) * (size_t)(dc->npos + 1));
+    dc->out_num = xmalloc(sizeof(double) * (size_t)(dc->npos + 1));
+    /* selection masks per used head: for each sample, len x len */
+    dc->mask_off = xmalloc(sizeof(size_t) * (size_t)(dc->nsamples + 1));
+    size_t tot = 0;
+    for (int k = 0; k < dc->nsamples; k++) {
+        dc->mask_off[k] = tot;
+        tot += (size_t)dc->sample_len[k] * (size_t)dc->sample_len[k];
+    }
+    dc->mask_off[dc->nsamples] = tot;
+    dc->mask = xmalloc(sizeof(uint8_t *) * (size_t)(dc->nhead_used + 1));
+    for (int h = 0; h < dc->nhead_used; h++) dc->mask[h] = xcalloc(tot + 1, 1);
+
+    int32_t *row_of = xmalloc(sizeof(int32_t) * (size_t)(p->nvocab + 1));
+    if (ro_vocab_rows(m, p, row_of, err)) {
+        free(row_of);
+        return -1;
+    }
+    FwdState fs;
+    fwd_init(&fs);
+    FwdOptions fo = FWD_OPTIONS_DEFAULT;
+    fo.record_resid = 1;
+    fo.record_attn = dc->nhead_used > 0;
+    const int B = 64;
+    int32_t *rows = xmalloc(sizeof(int32_t) * (size_t)B * (size_t)(p->max_len + 1));
+    int lens[64];
+    int rc = 0;
+    StrBuf tb;
+    sb_init(&tb);
+    for (int k0 = 0; k0 < dc->nsamples && !rc; k0 += B) {
+        int nb = dc->nsamples - k0 < B ? dc->nsamples - k0 : B, T = 1;
+        for (int k = 0; k < nb; k++)
+            if (dc->sample_len[k0 + k] + 1 > T) T = dc->sample_len[k0 + k] + 1;
+        for (int k = 0; k < nb; k++) {
+            int n = dc->sample_len[k0 + k];
+            const int32_t *tk = dc->tok + dc->sample_off[k0 + k];
+            int32_t *rw = rows + (size_t)k * T;
+            rw[0] = m->bos;
+            for (int i = 0; i < T - 1; i++) rw[i + 1] = i < n ? row_of[tk[i]] : m->pad;
+            lens[k] = n + 1;
+        }
+        if (fwd_forward(&fs, m, rows, lens, nb, T, &fo, err)) {
+            rc = -1;
+            break;
+        }
+        for (int k = 0; k < nb; k++) {
+            int smp = k0 + k, n = dc->sample_len[smp];
+            long off = dc->sample_off[smp];
+            for (int s = 0; s < p->nsops; s++) {
+                if (!dc->dec[s]) continue;
+                const RoSop *rs = ro_layout_find(&dc->lay, p->sops[s].label);
+                const float *res = fwd_resid_stage(&fs, rs->stage);
+                for (int i = 0; i < n; i++) {
+                    const float *row = res + ((size_t)k * T + (size_t)i + 1) * (size_t)C;
+                    int32_t v;
+                    if (rs->categorical) {
+                        int f = decode_cat(rs, row);
+                        if (f < 0) v = RASP_NONE;
+                        else if (!rs->isvirtual) {
+                            const char *lab = m->residual[rs->terms[rs->form_start[f]].dim];
+                            v = dc_dict_add(&dc->dict[s], lab + strlen(rs->name) + 1, &dc->arena);
+                        } else v = rs->form_val[f] >= 0 ? rs->form_val[f] : DC_UNREAD;
+                    } else {
+                        float x = 0;
+                        for (int t = rs->form_start[0]; t < rs->form_start[1]; t++)
+                            x += rs->terms[t].coef * row[rs->terms[t].dim];
+                        v = dict_number(&dc->dict[s], x, &dc->arena);
+                    }
+                    dc->dec[s][off + i] = v;
+                }
+            }
+            for (int i = 0; i < n; i++) {
+                const float *lg = fs.logits + ((size_t)k * T + (size_t)i + 1) * (size_t)VO;
+                Value v = dec_output(m, lg);
+                if (m->output_numerical) {
+                    dc->out_num[off + i] = val_as_double(v);
+                    dc->out_dec[off + i] = 0;
+                } else if (v.kind == VAL_NONE) dc->out_dec[off + i] = RASP_NONE;
+                else {
+                    sb_clear(&tb);
+                    val_format(v, &tb);
+                    dc->out_dec[off + i] = dc_dict_add(&dc->out_dict, tb.s, &dc->arena);
+                }
+            }
+            /* selections: key j selected by query i when its weight is above half the
+             * uniform share (BOS is position 0 and never a key of the program) */
+            for (int h = 0; h < m->cfg.n_layers * NH; h++) {
+                int slot = dc->head_slot[h];
+                if (slot < 0) continue;
+                int l = h / NH, hh = h % NH;
+                const float *pat = fs.attn + ((((size_t)l * NH + (size_t)hh) * (size_t)nb + (size_t)k) * (size_t)T) * (size_t)T;
+                uint8_t *mk = dc->mask[slot] + dc->mask_off[smp];
+                float thr = 0.5f / (float)(n + 1);
+                for (int i = 0; i < n; i++)
+                    for (int j = 0; j < n; j++) mk[(size_t)i * n + j] = pat[(size_t)(i + 1) * T + (size_t)(j + 1)] > thr;
+            }
+        }
+    }
+    sb_free(&tb);
+    free(rows);
+    free(row_of);
+    fwd_free(&fs);
+    return rc;
+}
+
+/* ---------- fidelity ---------- */
+
+static const char *set_name(int set)
+{
+    return set == DC_SET_TRAIN ? "training" : "uniform";
+}
+
+/* Run the decompiled program q by the interpreter on every sample and compare with what
+ * the model decoded: per s-op present in both (residual s-ops only: a fused s-op's form in
+ * the metadata is the compiler's, not the fine-tuned weights'), and at the output. */
+static int fidelity(Dc *dc, const RaspProgram *q, StrBuf *err)
+{
+    const RaspProgram *p = dc->p;
+    Interp *it = interp_new(q, 1);
+    int *qid = xmalloc(sizeof(int) * (size_t)(p->nsops + 1));
+    for (int s = 0; s < p->nsops; s++) {
+        qid[s] = -1;
+        if (!dc->dec[s] || dc->lay.sops == NULL) continue;
+        const RoSop *rs = ro_layout_find(&dc->lay, p->sops[s].label);
+        if (!rs || rs->isvirtual) continue;
+        for (int t = 0; t < q->nsops; t++)
+            if (!strcmp(q->sops[t].label, p->sops[s].label)) qid[s] = t;
+    }
+    /* text of every value of q's s-ops, for comparing with dictionary texts */
+    StrBuf tb;
+    sb_init(&tb);
+    int rc = 0;
+    for (int k = 0; k < dc->nsamples && !rc; k++) {
+        int n = dc->sample_len[k], set = dc->sample_set[k];
+        long off = dc->sample_off[k];
+        if (interp_eval(it, dc->tok + off, n)) {
+            sb_printf(err, "the interpreter failed on the decompiled program: %s", interp_error(it));
+            rc = -1;
+            break;
+        }
+        for (int s = 0; s < p->nsops; s++) {
+            if (qid[s] < 0) continue;
+            const RaspSop *qs = &q->sops[qid[s]];
+            const int32_t *v = interp_values(it, qid[s]);
+            if (!v) continue;
+            for (int i = 0; i < n; i++) {
+                int32_t d = dc->dec[s][off + i];
+                int agree;
+                if (v[i] < 0) {
+                    dc->fid[set].sop_dontcare[s]++;   /* no value: don't care, as tracc verify */
+                    continue;
+                }
+                if (d < 0) agree = 0;
+                else if (qs->enc == ENC_NUMERICAL) {
+                    double x = val_as_double(qs->vals[v[i]]), y = val_as_double(dc->dict[s].val[d]);
+                    agree = fabs(x - y) <= 1e-3 * fmax(1, fabs(x));
+                } else {
+                    sb_clear(&tb);
+                    val_format(qs->vals[v[i]], &tb);
+                    agree = !strcmp(tb.s, dc->dict[s].txt[d]);
+                }
+                dc->fid[set].sop_n[s]++;
+                dc->fid[set].sop_agree[s] += agree;
+            }
+        }
+        const RaspSop *qo = &q->sops[q->output];
+        const int32_t *v = interp_values(it, q->output);
+        for (int i = 0; i < n; i++) {
+            int agree;
+            if (v[i] < 0) {
+                dc->fid[set].out_dontcare++;
+                continue;
+            }
+            if (dc->m->output_numerical) {
+                {
+                    double x = val_as_double(qo->vals[v[i]]);
+                    agree = fabs(x - dc->out_num[off + i]) <= 1e-3 * fmax(1, fabs(x));
+                }
+            } else if (dc->out_dec[off + i] < 0) agree = 0;
+            else {
+                sb_clear(&tb);
+                val_format(qo->vals[v[i]], &tb);
+                agree = !strcmp(tb.s, dc->out_dict.txt[dc->out_dec[off + i]]);
+            }
+            dc->fid[set].out_n++;
+            dc->fid[set].out_agree += agree;
+            int counted = 0;
+            for (int a = 0; a < dc->nat; a++) counted |= dc->at[a] == i;
+            if (counted) {
+                dc->fid[set].at_n++;
+                dc->fid[set].at_agree += agree;
+            }
+        }
+    }
+    sb_free(&tb);
+    free(qid);
+    interp_free(it);
+    return rc;
+}
+
+static double frac(long a, long n)
+{
+    return n ? (double)a / (double)n : 1.0;
+}
+
+static json_t *fid_json(const Dc *dc, int set)
+{
+    const DcFid *f = &dc->fid[set];
+    json_t *o = json_object();
+    json_object_set_new(o, "inputs", json_integer(dc->set_count[set]));
+    json_object_set_new(o, "output", json_real(frac(f->out_agree, f->out_n)));
+    json_object_set_new(o, "positions", json_integer(f->out_n));
+    json_object_set_new(o, "dont_care", json_integer(f->out_dontcare));
+    if (dc->nat) json_object_set_new(o, "output_at", json_real(frac(f->at_agree, f->at_n)));
+    json_t *s = json_object();
+    for (int i = 0; i < dc->p->nsops; i++)
+        if (f->sop_n[i]) json_object_set_new(s, dc->p->sops[i].label, json_real(frac(f->sop_agree[i], f->sop_n[i])));
+    json_object_set_new(o, "sops", s);
+    return o;
+}
+
+static void pct(StrBuf *b, long a, long n)
+{
+    double x = 100.0 * frac(a, n);
+    if (a != n && x > 99.95) sb_puts(b, ">99.9%");
+    else if (a != n && x == 0) sb_puts(b, "0%");
+    else sb_printf(b, "%.1f%%", x);
+}
+
+/* ---------- the whole run ---------- */
+
+static void dc_free(Dc *dc)
+{
+    if (dc->dict)
+        for (int s = 0; s < dc->p->nsops; s++) dict_free(&dc->dict[s]);
+    dict_free(&dc->out_dict);
+    free(dc->dict);
+    if (dc->dec)
+        for (int s = 0; s < dc->p->nsops; s++) free(dc->dec[s]);
+    free(dc->dec);
+    if (dc->val)
+        for (int s = 0; s < dc->p->nsops; s++) free(dc->val[s]);
+    free(dc->val);
+    if (dc->mask)
+        for (int h = 0; h < dc->nhead_used; h++) free(dc->mask[h]);
+    free(dc->mask);
+    free(dc->mask_off);
+    free(dc->out_dec);
+    free(dc->out_num);
+    free(dc->tok);
+    free(dc->sample_set);
+    free(dc->sample_len);
+    free(dc->sample_off);
+    free(dc->sel_head);
+    free(dc->head_slot);
+    free(dc->at);
+    free(dc->train_desc);
+    for (int s = 0; dc->rec && s < dc->p->nsops; s++) dc_rec_free(&dc->rec[s]);
+    free(dc->rec);
+    for (int s = 0; dc->srec && s < dc->p->nsels; s++) free(dc->srec[s].pred);
+    free(dc->srec);
+    for (int i = 0; i < 2; i++) {
+        free(dc->fid[i].sop_n);
+        free(dc->fid[i].sop_agree);
+        free(dc->fid[i].sop_dontcare);
+    }
+    ro_layout_free(&dc->lay);
+    arena_free(&dc->arena);
+    if (dc->p) rasp_free(dc->p);
+}
+
+int dc_decompile(const Model *m, const DcOptions *o, DcResult *r, StrBuf *err)
+{
+    memset(r, 0, sizeof *r);
+    Dc dc;
+    memset(&dc, 0, sizeof dc);
+    dc.m = m;
+    arena_init(&dc.arena);
+    char *src = NULL;
+    if (o->program_path) {
+        StrBuf vocab;
+        sb_init(&vocab);
+        FrontOptions fo = front_options(m, &vocab);
+        Diag *d = diag_new();
+        RaspProgram *p0 = rasp_load_file(o->program_path, &fo, d);
+        if (!p0) diag_message(d, err);
+        diag_free(d);
+        sb_free(&vocab);
+        if (!p0) {
+            arena_free(&dc.arena);
+            return -1;
+        }
+        src = xstrdup(p0->source);
+        rasp_free(p0);
+    } else {
+        if (!m->program || !*m->program) {
+            sb_printf(err, "the model has no program in its metadata: give the program it was compiled from with --program ORIG.rasp");
+            arena_free(&dc.arena);
+            return -1;
+        }
+        src = xstrdup(m->program);
+    }
+    const char *pname = o->program_path ? o->program_path : "program (model metadata)";
+    StrBuf e2;
+    sb_init(&e2);
+    dc.p = dc_parse(m, pname, src, &e2);
+    if (!dc.p) {
+        sb_printf(err, "the model's program does not check: %s", e2.s ? e2.s : "");
+        sb_free(&e2);
+        free(src);
+        arena_free(&dc.arena);
+        return -1;
+    }
+    sb_free(&e2);
+    dc.src = src;
+    const RaspProgram *p = dc.p;
+    ro_layout_init(&dc.lay, m, p);
+    find_heads(&dc);
+    int rc = check_structure(&dc, err);
+    int32_t *prog_of_row = NULL, *row_of = NULL;
+    if (!rc) {
+        row_of = xmalloc(sizeof(int32_t) * (size_t)(p->nvocab + 1));
+        if (ro_vocab_rows(m, p, row_of, err)) rc = -1;
+    }
+    StrBuf note;
+    sb_init(&note);
+    if (!rc) {
+        /* dictionaries start with the original value sets */
+        dc.dict = xcalloc((size_t)p->nsops + 1, sizeof(DcDict));
+        for (int s = 0; s < p->nsops; s++) {
+            const RaspSop *ps = &p->sops[s];
+            DcDict *d = &dc.dict[s];
+            d->kind = ps->nvals ? ps->vals[0].kind : VAL_STR;
+            if (ps->op == SOP_TOKENS) d->kind = VAL_STR;
+            StrBuf b;
+            sb_init(&b);
+            for (int v = 0; v < ps->nvals; v++) {
+                sb_clear(&b);
+                val_format(ps->vals[v], &b);
+                int idx = dc_dict_add(d, b.s, &dc.arena);
+                d->val[idx] = ps->vals[v];
+                if (idx != v) d->dup = 1;   /* two values with one text: never in practice */
+            }
+            sb_free(&b);
+            d->n0 = d->n;
+        }
+        dc.out_dict.kind = VAL_STR;
+        prog_of_row = xmalloc(sizeof(int32_t) * (size_t)(m->cfg.d_vocab + 1));
+        for (int rr = 0; rr < m->cfg.d_vocab; rr++) prog_of_row[rr] = 0;
+        for (int v = 0; v < p->nvocab; v++) prog_of_row[row_of[v]] = v;
+        Rng rng;
+        rng_seed(&rng, o->seed);
+        int trained = sample_training(&dc, o, prog_of_row, &note);
+        dc.set_count[DC_SET_TRAIN] = trained ? dc.nsamples : 0;
+        int lo = trained ? dc.train_len_min : 1, hi = trained ? dc.train_len_max : p->max_len;
+        int32_t *tk = xmalloc(sizeof(int32_t) * (size_t)(p->max_len + 1));
+        for (long k = 0; k < o->n; k++) {
+            int n = ro_sample(&rng, p->nvocab, lo, hi, tk);
+            add_sample(&dc, DC_SET_UNIFORM, tk, n);
+        }
+        free(tk);
+        dc.set_count[DC_SET_UNIFORM] = (int)o->n;
+        rc = observe(&dc, err);
+    }
+    free(prog_of_row);
+    free(row_of);
+    RaspProgram *q = NULL;
+    if (!rc) {
+        dc_recover(&dc);
+        char *text = dc_write_program(&dc);
+        StrBuf pe;
+        sb_init(&pe);
+        q = dc_parse(m, "decompiled", text, &pe);
+        if (!q) {
+            sb_printf(err, "internal error: the decompiled program does not check:\n%s\n--- the program:\n%s", pe.s ? pe.s : "", text);
+            rc = -1;
+            free(text);
+        } else r->program = text;
+        sb_free(&pe);
+    }
+    if (!rc) {
+        for (int i = 0; i < 2; i++) {
+            dc.fid[i].sop_n = xcalloc((size_t)p->nsops + 1, sizeof(long));
+            dc.fid[i].sop_agree = xcalloc((size_t)p->nsops + 1, sizeof(long));
+            dc.fid[i].sop_dontcare = xcalloc((size_t)p->nsops + 1, sizeof(long));
+        }
+        rc = fidelity(&dc, q, err);
+    }
+    if (!rc) {
+        r->original = xstrdup(src);
+        r->diff = dc_unified_diff(src, r->program, "original", "decompiled");
+        int sets[2], ns = 0;
+        if (dc.set_count[DC_SET_TRAIN]) sets[ns++] = DC_SET_TRAIN;
+        sets[ns++] = DC_SET_UNIFORM;
+        r->reproduces = 1;
+        for (int i = 0; i < ns; i++)
+            if (dc.fid[sets[i]].out_agree != dc.fid[sets[i]].out_n) r->reproduces = 0;
+        /* comments */
+        StrBuf c;
+        sb_init(&c);
+        sb_printf(&c, "# decompiled by tracc %s from a model of %d block%s (d_model %d)\n", "decompile", m->cfg.n_layers,
+                  m->cfg.n_layers == 1 ? "" : "s", m->cfg.d_model);
+        if (m->cfg.n_ctx - 1 != p->max_len || 1)
+            sb_printf(&c, "# the model's max_len is %d (compile this file with --max-len %d)\n", m->cfg.n_ctx - 1,
+                      m->cfg.n_ctx - 1);
+        if (note.len) sb_printf(&c, "# note: %s\n", note.s);
+        for (int i = 0; i < ns; i++) {
+            int st = sets[i];
+            const DcFid *f = &dc.fid[st];
+            sb_printf(&c, "# fidelity on %ld %s inputs: output ", (long)dc.set_count[st],
+                      st == DC_SET_TRAIN ? "training-distribution" : "uniform");
+            pct(&c, f->out_agree, f->out_n);
+            sb_printf(&c, " of %ld positions", f->out_n);
+            if (f->out_dontcare) sb_printf(&c, " (%ld more where the program has no value: don't care)", f->out_dontcare);
+            if (dc.nat) {
+                sb_puts(&c, ", at the trained positions ");
+                pct(&c, f->at_agree, f->at_n);
+            }
+            sb_puts(&c, "\n");
+        }
+        sb_puts(&c, r->reproduces ? "# the program reproduces the model on every sampled position\n"
+                                  : "# WARNING: the program does NOT reproduce the model on every sampled position\n");
+        json_t *sops = json_object();
+        for (int s = 0; s < p->nsops; s++) {
+            const RaspSop *ps = &p->sops[s];
+            if (!ps->used || ps->op == SOP_TOKENS || ps->op == SOP_INDICES || ps->op == SOP_CONST) continue;
+            const DcRec *rc2 = &dc.rec[s];
+            json_t *j = json_object();
+            json_object_set_new(j, "op", json_string(dc_op_name(ps)));
+            json_object_set_new(j, "form", json_string(rc2->form ? rc2->form : ""));
+            json_object_set_new(j, "changed", json_boolean(rc2->changed));
+            json_object_set_new(j, "explained", rc2->nobs ? json_real(frac(rc2->nexpl, rc2->nobs)) : json_null());
+            json_object_set_new(j, "observations", json_integer(rc2->nobs));
+            long fn = 0, fa = 0;
+            for (int i = 0; i < ns; i++) {
+                fn += dc.fid[sets[i]].sop_n[s];
+                fa += dc.fid[sets[i]].sop_agree[s];
+            }
+            json_object_set_new(j, "fidelity", fn ? json_real(frac(fa, fn)) : json_null());
+            json_t *reads = json_array(), *news = json_array();
+            for (int k = 0; k < rc2->nreads; k++) json_array_append_new(reads, json_string(rc2->reads[k]));
+            for (int k = 0; k < rc2->nnew; k++) json_array_append_new(news, json_string(rc2->newreads[k]));
+            json_object_set_new(j, "reads", reads);
+            json_object_set_new(j, "new_reads", news);
+            if (rc2->note) json_object_set_new(j, "note", json_string(rc2->note));
+            json_object_set_new(sops, ps->label, j);
+            /* comment line */
+            sb_printf(&c, "# %s (%s): %s", ps->label, dc_op_name(ps), rc2->changed ? "CHANGED" : "unchanged");
+            if (rc2->nobs) {
+                sb_puts(&c, ", table explains ");
+                pct(&c, rc2->nexpl, rc2->nobs);
+                sb_printf(&c, " of %ld observations", rc2->nobs);
+            }
+            if (fn) {
+                sb_puts(&c, ", fidelity ");
+                pct(&c, fa, fn);
+            }
+            if (rc2->nnew) {
+                sb_puts(&c, ", now also reads");
+                for (int k = 0; k < rc2->nnew; k++) sb_printf(&c, " %s", rc2->newreads[k]);
+            }
+            if (rc2->note) sb_printf(&c, "; %s", rc2->note);
+            sb_puts(&c, "\n");
+        }
+        r->comments = sb_steal(&c);
+        json_t *rep = json_object();
+        json_object_set_new(rep, "program", json_string(r->program));
+        json_object_set_new(rep, "diff", json_string(r->diff));
+        json_t *fj = fid_json(&dc, sets[0]);
+        json_object_set_new(fj, "distribution", json_string(set_name(sets[0])));
+        json_object_set_new(rep, "fidelity", fj);
+        if (ns > 1) {
+            json_t *fu = fid_json(&dc, DC_SET_UNIFORM);
+            json_object_set_new(fu, "distribution", json_string("uniform"));
+            json_object_set_new(rep, "fidelity_uniform", fu);
+        }
+        json_object_set_new(rep, "reproduces", json_boolean(r->reproduces));
+        json_object_set_new(rep, "changed", json_boolean(*r->diff != 0));
+        if (dc.nat) {
+            json_t *at = json_array();
+            for (int i = 0; i < dc.nat; i++) json_array_append_new(at, json_integer(dc.at[i]));
+            json_object_set_new(rep, "at", at);
+        }
+        if (note.len) json_object_set_new(rep, "note", json_string(note.s));
+        json_object_set_new(rep, "sops", sops);
+        r->report = rep;
+    } else {
+        free(r->program);
+        r->program = NULL;
+    }
+    sb_free(&note);
+    if (q) rasp_free(q);
+    dc_free(&dc);
+    free(src);
+    return rc;
+}
+
+void dc_result_free(DcResult *r)
+{
+    free(r->original);
+    free(r->program);
+    free(r->diff);
+    free(r->comments);
+    if (r->report) json_decref(r->report);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,118 @@
+/* decompile_int.h — internal to analysis/decompile*.c: the state of one decompilation. */
+#ifndef TRACC_DECOMPILE_INT_H
+#define TRACC_DECOMPILE_INT_H
+
+#include <stdint.h>
+
+#include "analysis/decompile.h"
+#include "analysis/readout.h"
+#include "compiler/interp.h"
+#include "compiler/rasp.h"
+
+#define DC_UNREAD (-3)      /* a position where an s-op could not be read */
+#define DC_UNSET (-4)       /* a table entry neither observed nor in the original */
+#define DC_NUM_TOL 1e-4     /* numerical values within this (relative) are one value */
+#define DC_MAX_EXTRA 4096   /* new values one s-op may take beyond its original set */
+#define DC_READ_FRAC 0.05   /* a residual label is "read" by an op when its weight row has
+                               at least this fraction of the largest row's norm */
+
+enum { DC_SET_TRAIN = 0, DC_SET_UNIFORM = 1 };
+
+/* The values one s-op takes in the model: its original values first (same indices as the
+ * program's value set), then values the model decodes that the program does not have. */
+typedef struct {
+    int n, cap, n0;
+    char **txt;
+    Value *val;
+    int32_t *slots;
+    size_t nslots;
+    ValKind kind;       /* how a new label's text is read: like the original values */
+    int dup;
+} DcDict;
+
+int dc_dict_find(const DcDict *d, const char *text);
+int dc_dict_add(DcDict *d, const char *text, Arena *a);
+
+/* What was recovered for one s-op. */
+typedef struct {
+    int changed;        /* the recovered behaviour differs from the original on some
+                           observed input */
+    const char *form;   /* "unchanged", "comparison", "x + k", "constant", "lookup", ... */
+    char *expr;         /* the new expression text (changed and rewritable), else NULL */
+    long nobs, nexpl;   /* observations, and how many the recovered table explains */
+    int32_t *table;     /* MAP: (nA) SEQMAP: (nA * nB) AGGREGATE: value map (nA)
+                           SELWIDTH: (max_len + 1); entries are dictionary indices of the
+                           s-op, RASP_NONE, or DC_UNSET */
+    int ntable, nb;     /* entries; SEQMAP: nB */
+    int deflt;          /* AGGREGATE: dictionary index of the default, or RASP_NONE */
+    int nreads, nnew;
+    char **reads, **newreads;
+    const char *note;
+} DcRec;
+
+void dc_rec_free(DcRec *r);
+
+typedef struct {
+    uint8_t *pred;      /* (nK * nQ) over the dictionaries of keys and queries */
+    int nk, nq;
+    int observed, changed;
+    long nobs, nexpl;
+    char *expr;
+    const char *form;
+} DcSelRec;
+
+typedef struct {
+    long *sop_n, *sop_agree, *sop_dontcare;   /* positions compared, agreeing, skipped */
+    long out_n, out_agree, out_dontcare, at_n, at_agree;
+} DcFid;
+
+typedef struct {
+    const Model *m;
+    RaspProgram *p;
+    const char *src;
+    Arena arena;
+    RoLayout lay;
+    DcDict *dict;           /* (nsops) */
+    DcDict out_dict;        /* the model's output values as decoded */
+
+    /* samples: tokens as program vocab indices, concatenated */
+    int nsamples, cap_samples;
+    int *sample_set, *sample_len;
+    long *sample_off;
+    int32_t *tok;
+    size_t cap_tok;
+    long npos;
+    int set_count[2];
+    int nat, *at;           /* the trained positions (RASP indices), from provenance */
+    int train_len_min, train_len_max;
+    char *train_desc;
+
+    /* what the model computes, per position (index sample_off[k] + i) */
+    int32_t **dec;          /* (nsops) decoded dictionary index, RASP_NONE, DC_UNREAD; NULL
+                               when the s-op has no residual dimensions nor a fused form */
+    int32_t *out_dec;       /* output (categorical): out_dict index or RASP_NONE */
+    double *out_num;        /* output (numerical) */
+    int *sel_head;          /* (nsels) block * n_heads + head of the head implementing it, or -1 */
+    int *head_slot;         /* (L * NH) index into mask, or -1 */
+    int nhead_used;
+    uint8_t **mask;         /* per used head: [sample] len x len, [query][key] selected */
+    size_t *mask_off;
+
+    /* recovery */
+    int32_t **val;          /* (nsops) the value the decompiled op has at each position:
+                               decoded for residual s-ops, computed for the others */
+    DcRec *rec;             /* (nsops) */
+    DcSelRec *srec;         /* (nsels) */
+    DcFid fid[2];
+} Dc;
+
+const char *dc_op_name(const RaspSop *s);
+RaspProgram *dc_parse(const Model *m, const char *name, const char *text, StrBuf *err);
+/* decompile_recover.c: fill val, rec and srec in program order. */
+void dc_recover(Dc *dc);
+/* 1 if query position i selects key position j of sample k under the recovered selector. */
+int dc_selects(const Dc *dc, int sel, int k, int i, int j);
+/* decompile_text.c: the program with every changed op rewritten (heap string). */
+char *dc_write_program(Dc *dc);
+
+#endif

@@ -1,0 +1,628 @@
+/* decompile_recover.c — what each op of the program computes in the model, tabulated on
+ * its finite domain from the observations of decompile.c (see decompile.h). Ops are visited
+ * in program order, so each op's operands already have the values the decompiled program
+ * gives them (`val`): decoded from the residual where the s-op has dimensions, else
+ * computed through the operand's recovered table. */
+#include "analysis/decompile_int.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void dc_rec_free(DcRec *r)
+{
+    free(r->expr);
+    free(r->table);
+    for (int i = 0; i < r->nreads; i++) free(r->reads[i]);
+    for (int i = 0; i < r->nnew; i++) free(r->newreads[i]);
+    free(r->reads);
+    free(r->newreads);
+}
+
+/* ---------- tallies: for each input key, the most frequent output ---------- */
+
+typedef struct {
+    int64_t in;
+    int32_t out;
+} Obs;
+
+typedef struct {
+    Obs *o;
+    long n, cap;
+} ObsList;
+
+static void obs_add(ObsList *l, int64_t in, int32_t out)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 1024;
+        l->o = xrealloc(l->o, sizeof(Obs) * (size_t)l->cap);
+    }
+    l->o[l->n].in = in;
+    l->o[l->n++].out = out;
+}
+
+static int obs_cmp(const void *a, const void *b)
+{
+    const Obs *x = a, *y = b;
+    if (x->in != y->in) return x->in < y->in ? -1 : 1;
+    return (x->out > y->out) - (x->out < y->out);
+}
+
+/* For every observed input key: best[in] = its most frequent output (ties: the smaller);
+ * returns the number of observations the best outputs explain. best has nin entries and
+ * is left alone for keys never observed. */
+static long obs_best(ObsList *l, int32_t *best, long nin, const int32_t *prefer)
+{
+    qsort(l->o, (size_t)l->n, sizeof(Obs), obs_cmp);
+    long expl = 0;
+    for (long i = 0; i < l->n;) {
+        long j = i, bestc = 0;
+        int32_t bo = 0;
+        while (j < l->n && l->o[j].in == l->o[i].in) {
+            long k = j;
+            while (k < l->n && l->o[k].in == l->o[j].in && l->o[k].out == l->o[j].out) k++;
+            long c = k - j;
+            /* on a tie, keep the original behaviour */
+            int pref = prefer && l->o[j].in < nin && prefer[l->o[j].in] == l->o[j].out;
+            if (c > bestc || (c == bestc && pref)) bestc = c, bo = l->o[j].out;
+            j = k;
+        }
+        if (l->o[i].in < nin) best[l->o[i].in] = bo;
+        expl += bestc;
+        i = j;
+    }
+    return expl;
+}
+
+/* ---------- helpers ---------- */
+
+static int obs_of(const Dc *dc, int s, long pos)
+{
+    return dc->dec[s] ? dc->dec[s][pos] : DC_UNREAD;
+}
+
+static int is_residual(const Dc *dc, int s)
+{
+    const RoSop *rs = ro_layout_find(&dc->lay, dc->p->sops[s].label);
+    return dc->dec[s] && rs && !rs->isvirtual;
+}
+
+int dc_selects(const Dc *dc, int sel, int k, int i, int j)
+{
+    const RaspSel *s = &dc->p->sels[sel];
+    if (dc->p->causal && j > i) return 0;
+    long off = dc->sample_off[k];
+    switch (s->op) {
+    case SEL_SELECT: {
+        int32_t kv = dc->val[s->keys][off + j], qv = dc->val[s->queries][off + i];
+        if (kv < 0 || qv < 0) return 0;
+        const DcSelRec *r = &dc->srec[sel];
+        if (kv >= r->nk || qv >= r->nq) return 0;
+        return r->pred[(size_t)kv * r->nq + qv];
+    }
+    case SEL_AND: return dc_selects(dc, s->a, k, i, j) && dc_selects(dc, s->b, k, i, j);
+    case SEL_OR: return dc_selects(dc, s->a, k, i, j) || dc_selects(dc, s->b, k, i, j);
+    case SEL_NOT: return !dc_selects(dc, s->a, k, i, j);
+    }
+    return 0;
+}
+
+static int same_value(const DcDict *a, int ia, const DcDict *b, int ib)
+{
+    Value x = a->val[ia], y = b->val[ib];
+    if (val_is_number(x) && val_is_number(y) && x.kind != VAL_BOOL && y.kind != VAL_BOOL)
+        return fabs(val_as_double(x) - val_as_double(y)) <= DC_NUM_TOL * fmax(1, fabs(val_as_double(x)));
+    return !strcmp(a->txt[ia], b->txt[ib]);
+}
+
+/* Dictionary index in d of the value of entry i of dictionary a (added if new). */
+static int32_t carry(Dc *dc, DcDict *d, const DcDict *a, int i)
+{
+    for (int k = 0; k < d->n; k++)
+        if (same_value(a, i, d, k)) return k;
+    return dc_dict_add(d, a->txt[i], &dc->arena);
+}
+
+/* ---------- the labels an op reads, from its weights ---------- */
+
+static void add_name(char ***arr, int *n, const char *name)
+{
+    for (int i = 0; i < *n; i++)
+        if (!strcmp((*arr)[i], name)) return;
+    *arr = xrealloc(*arr, sizeof(char *) * (size_t)(*n + 1));
+    (*arr)[(*n)++] = xstrdup(name);
+}
+
+static void name_of_label(const char *lab, char *buf, size_t cap)
+{
+    size_t n = strcspn(lab, ":");
+    if (n >= cap) n = cap - 1;
+    memcpy(buf, lab, n);
+    buf[n] = 0;
+}
+
+/* rows (C x ncols, row stride `stride`, first column col0): add each row's s-op name
+ * when the row's norm is at least DC_READ_FRAC of the largest */
+static void scan_rows(const Dc *dc, const float *w, int C, int stride, int col0, int ncols, DcRec *r)
+{
+    double *norm = xcalloc((size_t)C, sizeof(double));
+    double mx = 0;
+    for (int d = 0; d < C; d++) {
+        double s = 0;
+        for (int c = 0; c < ncols; c++) {
+            double x = w[(size_t)d * stride + col0 + c];
+            s += x * x;
+        }
+        norm[d] = sqrt(s);
+        if (norm[d] > mx) mx = norm[d];
+    }
+    for (int d = 0; d < C && mx > 0; d++) {
+        if (norm[d] < DC_READ_FRAC * mx) continue;
+        const char *lab = dc->m->residual[d];
+        if (!strcmp(lab, "one") || !strcmp(lab, "tokens:BOS")) continue;
+        char nm[256];
+        name_of_label(lab, nm, sizeof nm);
+        add_name(&r->reads, &r->nreads, nm);
+    }
+    free(norm);
+}
+
+static void declared(json_t *e, const char *field, char ***arr, int *n)
+{
+    json_t *a = json_object_get(e, field);
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        const char *s = json_string_value(json_array_get(a, i));
+        if (s) add_name(arr, n, s);
+    }
+}
+
+static void find_reads(const Dc *dc, const char *label, const char *selector, DcRec *r)
+{
+    const Model *m = dc->m;
+    int C = m->cfg.d_model, NH = m->cfg.n_heads, HD = m->cfg.d_head, M = m->cfg.d_mlp;
+    char **decl = NULL;
+    int ndecl = 0;
+    size_t nl = json_array_size(m->layers);
+    for (size_t l = 0; l < nl; l++) {
+        json_t *b = json_array_get(m->layers, l);
+        json_t *attn = json_object_get(b, "attn");
+        for (size_t i = 0; i < json_array_size(attn); i++) {
+            json_t *e = json_array_get(attn, i);
+            const char *lb = json_string_value(json_object_get(e, "label"));
+            const char *sl = json_string_value(json_object_get(e, "selector"));
+            int mine = (lb && !strcmp(lb, label)) || (selector && sl && !strcmp(sl, selector));
+            json_t *hd = json_object_get(e, "head");
+            if (!mine || !json_is_integer(hd)) continue;
+            int h = (int)json_integer_value(hd);
+            if (h < 0 || h >= NH) continue;
+            size_t base = ((size_t)l * NH + (size_t)h) * (size_t)C * (size_t)HD;
+            scan_rows(dc, m->params.W_Q + base, C, HD, 0, HD, r);
+            scan_rows(dc, m->params.W_K + base, C, HD, 0, HD, r);
+            if (!selector || (lb && !strcmp(lb, label))) scan_rows(dc, m->params.W_V + base, C, HD, 0, HD, r);
+            declared(e, "query", &decl, &ndecl);
+            declared(e, "key", &decl, &ndecl);
+            declared(e, "value", &decl, &ndecl);
+        }
+        json_t *mlp = json_object_get(b, "mlp");
+        for (size_t i = 0; i < json_array_size(mlp); i++) {
+            json_t *e = json_array_get(mlp, i);
+            const char *lb = json_string_value(json_object_get(e, "label"));
+            json_t *nr = json_object_get(e, "neurons");
+            if (!lb || strcmp(lb, label) || json_array_size(nr) != 2) continue;
+            int a = (int)json_integer_value(json_array_get(nr, 0)), z = (int)json_integer_value(json_array_get(nr, 1));
+            if (a < 0 || z > M || a >= z) continue;
+            scan_rows(dc, m->params.W_in + (size_t)l * C * M, C, M, a, z - a, r);
+            declared(e, "inputs", &decl, &ndecl);
+        }
+    }
+    for (int i = 0; i < r->nreads; i++) {
+        int known = 0;
+        for (int k = 0; k < ndecl && !known; k++) known = !strcmp(decl[k], r->reads[i]);
+        if (!known) add_name(&r->newreads, &r->nnew, r->reads[i]);
+    }
+    for (int k = 0; k < ndecl; k++) free(decl[k]);
+    free(decl);
+}
+
+/* ---------- per op ---------- */
+
+static void fill_val_from_table(Dc *dc, int s)
+{
+    const RaspSop *ps = &dc->p->sops[s];
+    DcRec *r = &dc->rec[s];
+    int32_t *v = dc->val[s];
+    for (long pos = 0; pos < dc->npos; pos++) {
+        int32_t a = dc->val[ps->a][pos], out = RASP_NONE;
+        if (ps->op == SOP_MAP) {
+            if (a >= 0 && a < r->ntable) out = r->table[a];
+        } else {
+            int32_t b = dc->val[ps->b][pos];
+            if (a >= 0 && b >= 0 && b < r->nb && (long)a * r->nb + b < r->ntable) out = r->table[(size_t)a * r->nb + b];
+        }
+        v[pos] = out < 0 ? RASP_NONE : out;
+    }
+}
+
+static void recover_map(Dc *dc, int s)
+{
+    const RaspProgram *p = dc->p;
+    const RaspSop *ps = &p->sops[s];
+    DcRec *r = &dc->rec[s];
+    int nA = dc->dict[ps->a].n, nA0 = p->sops[ps->a].nvals;
+    int nB = ps->op == SOP_SEQMAP ? dc->dict[ps->b].n : 1, nB0 = ps->op == SOP_SEQMAP ? p->sops[ps->b].nvals : 1;
+    if ((long)nA * nB > RASP_MAX_TABLE) {
+        r->note = "domain too large to tabulate: kept as written";
+        r->form = "unchanged";
+        r->ntable = nA0 * nB0;
+        r->nb = nB0;
+        r->table = xmalloc(sizeof(int32_t) * (size_t)(r->ntable + 1));
+        for (int i = 0; i < r->ntable; i++) r->table[i] = ps->table[i] < 0 ? RASP_NONE : ps->table[i];
+        fill_val_from_table(dc, s);
+        return;
+    }
+    r->ntable = nA * nB;
+    r->nb = nB;
+    r->table = xmalloc(sizeof(int32_t) * (size_t)(r->ntable + 1));
+    int32_t *orig = xmalloc(sizeof(int32_t) * (size_t)(r->ntable + 1));
+    for (int a = 0; a < nA; a++)
+        for (int b = 0; b < nB; b++) {
+            int32_t o = DC_UNSET;
+            if (a < nA0 && b < nB0) {
+                o = ps->table[(size_t)a * nB0 + b];
+                if (o == RASP_IMPOSSIBLE) o = DC_UNSET;
+            }
+            orig[(size_t)a * nB + b] = o;
+            r->table[(size_t)a * nB + b] = o;
+        }
+    ObsList l = {0};
+    if (dc->dec[s]) {
+        for (long pos = 0; pos < dc->npos; pos++) {
+            int32_t a = dc->val[ps->a][pos], b = ps->op == SOP_SEQMAP ? dc->val[ps->b][pos] : 0;
+            int32_t y = obs_of(dc, s, pos);
+            if (a < 0 || b < 0 || y == DC_UNREAD) continue;
+            obs_add(&l, (int64_t)a * nB + b, y);
+        }
+    } else {
+        r->note = "no residual dimensions (folded into its reader): kept as written";
+    }
+    int32_t *best = xmalloc(sizeof(int32_t) * (size_t)(r->ntable + 1));
+    for (int i = 0; i < r->ntable; i++) best[i] = DC_UNSET;
+    r->nobs = l.n;
+    r->nexpl = obs_best(&l, best, r->ntable, orig);
+    for (int i = 0; i < r->ntable; i++) {
+        if (best[i] == DC_UNSET) continue;
+        if (best[i] == RASP_NONE && orig[i] != RASP_NONE && orig[i] != DC_UNSET) {
+            /* a map cannot write "no value" for a value: keep the original entry */
+            continue;
+        }
+        if (best[i] != orig[i]) r->changed = 1;
+        r->table[i] = best[i];
+    }
+    free(best);
+    free(orig);
+    free(l.o);
+    fill_val_from_table(dc, s);
+    if (is_residual(dc, s))
+        for (long pos = 0; pos < dc->npos; pos++) dc->val[s][pos] = dc->dec[s][pos] == DC_UNREAD ? RASP_NONE : dc->dec[s][pos];
+}
+
+static void recover_select(Dc *dc, int sel)
+{
+    const RaspProgram *p = dc->p;
+    const RaspSel *ps = &p->sels[sel];
+    DcSelRec *r = &dc->srec[sel];
+    if (ps->op != SEL_SELECT) return;
+    int K = ps->keys, Q = ps->queries;
+    int nK = dc->dict[K].n, nQ = dc->dict[Q].n, nK0 = p->sops[K].nvals, nQ0 = p->sops[Q].nvals;
+    r->nk = nK;
+    r->nq = nQ;
+    r->pred = xcalloc((size_t)nK * (size_t)nQ + 1, 1);
+    for (int k = 0; k < nK0; k++)
+        for (int q = 0; q < nQ0; q++) r->pred[(size_t)k * nQ + q] = ps->pred[(size_t)k * nQ0 + q];
+    r->form = "unchanged";
+    int h = dc->sel_head[sel];
+    if (h < 0) return;
+    int slot = dc->head_slot[h];
+    r->observed = 1;
+    long *cs = xcalloc((size_t)nK * (size_t)nQ + 1, sizeof(long)), *ct = xcalloc((size_t)nK * (size_t)nQ + 1, sizeof(long));
+    /* the keys' source, when the key s-op is a map the compiler fused into this head (its
+     * table may have moved into the head's key weights) */
+    const RaspSop *ks = &p->sops[K];
+    int fuse = ks->op == SOP_MAP && !is_residual(dc, K);
+    int X = fuse ? ks->a : -1, nX = fuse ? dc->dict[X].n : 0;
+    long *xs = fuse ? xcalloc((size_t)nX * (size_t)nQ + 1, sizeof(long)) : NULL;
+    long *xt = fuse ? xcalloc((size_t)nX * (size_t)nQ + 1, sizeof(long)) : NULL;
+    for (int k = 0; k < dc->nsamples; k++) {
+        int n = dc->sample_len[k];
+        long off = dc->sample_off[k];
+        const uint8_t *mk = dc->mask[slot] + dc->mask_off[k];
+        for (int i = 0; i < n; i++) {
+            int32_t qv = dc->val[Q][off + i];
+            if (qv < 0) continue;
+            for (int j = 0; j < n; j++) {
+                if (p->causal && j > i) continue;
+                int o = mk[(size_t)i * n + j];
+                int32_t kv = dc->val[K][off + j];
+                if (kv >= 0) {
+                    cs[(size_t)kv * nQ + qv] += o;
+                    ct[(size_t)kv * nQ + qv]++;
+                }
+                if (fuse) {
+                    int32_t xv = dc->val[X][off + j];
+                    if (xv >= 0) {
+                        xs[(size_t)xv * nQ + qv] += o;
+                        xt[(size_t)xv * nQ + qv]++;
+                    }
+                }
+            }
+        }
+    }
+    long tot = 0, expl = 0;
+    uint8_t *pred = xmalloc((size_t)nK * (size_t)nQ + 1);
+    memcpy(pred, r->pred, (size_t)nK * nQ);
+    for (size_t c = 0; c < (size_t)nK * nQ; c++) {
+        if (!ct[c]) continue;
+        tot += ct[c];
+        int sel1 = 2 * cs[c] > ct[c] || (2 * cs[c] == ct[c] && r->pred[c]);
+        expl += sel1 ? cs[c] : ct[c] - cs[c];
+        pred[c] = (uint8_t)sel1;
+    }
+    int adopt_factor = 0;
+    int32_t *newmap = NULL;
+    long fexpl = 0;
+    if (fuse && expl < tot) {
+        /* read the head as (new map of X) then the predicate as written: each key source
+         * value takes the key value whose predicate row agrees best with what it does */
+        newmap = xmalloc(sizeof(int32_t) * (size_t)(nX + 1));
+        for (int x = 0; x < nX; x++) {
+            long bestv = -1;
+            newmap[x] = DC_UNSET;
+            for (int kv = 0; kv < nK0; kv++) {
+                long agree = 0;
+                for (int q = 0; q < nQ; q++) {
+                    size_t c = (size_t)x * nQ + q;
+                    agree += r->pred[(size_t)kv * nQ + q] ? xs[c] : xt[c] - xs[c];
+                }
+                if (agree > bestv) bestv = agree, newmap[x] = kv;
+            }
+            long any = 0;
+            for (int q = 0; q < nQ; q++) any += xt[(size_t)x * nQ + q];
+            if (!any) newmap[x] = DC_UNSET;
+            else fexpl += bestv;
+        }
+        adopt_factor = fexpl > expl;
+    }
+    if (adopt_factor) {
+        DcRec *kr = &dc->rec[K];
+        for (int x = 0; x < nX && x < kr->ntable; x++) {
+            if (newmap[x] == DC_UNSET) continue;
+            if (kr->table[x] != newmap[x]) kr->changed = 1;
+            kr->table[x] = newmap[x];
+        }
+        kr->note = "recovered from the head that reads it (fused into its reader)";
+        fill_val_from_table(dc, K);
+        r->nobs = tot;
+        r->nexpl = fexpl;
+    } else {
+        memcpy(r->pred, pred, (size_t)nK * nQ);
+        r->nobs = tot;
+        r->nexpl = expl;
+        for (int k = 0; k < nK; k++)
+            for (int q = 0; q < nQ; q++) {
+                int o = k < nK0 && q < nQ0 ? ps->pred[(size_t)k * nQ0 + q] : 0;
+                if (ct[(size_t)k * nQ + q] && r->pred[(size_t)k * nQ + q] != o) r->changed = 1;
+            }
+    }
+    free(newmap);
+    free(pred);
+    free(cs);
+    free(ct);
+    free(xs);
+    free(xt);
+}
+
+static void recover_aggregate(Dc *dc, int s)
+{
+    const RaspProgram *p = dc->p;
+    const RaspSop *ps = &p->sops[s];
+    DcRec *r = &dc->rec[s];
+    int A = ps->a;
+    DcDict *dA = &dc->dict[A], *dS = &dc->dict[s];
+    int nA = dA->n;
+    r->ntable = nA;
+    r->table = xmalloc(sizeof(int32_t) * (size_t)(nA + 1));
+    int32_t *ident = xmalloc(sizeof(int32_t) * (size_t)(nA + 1));
+    int numerical = ps->enc == ENC_NUMERICAL;
+    for (int a = 0; a < nA; a++) ident[a] = r->table[a] = numerical ? DC_UNSET : carry(dc, dS, dA, a);
+    r->deflt = ps->deflt;
+    ObsList l = {0};
+    long nnum = 0, num_ok = 0;
+    for (int k = 0; k < dc->nsamples; k++) {
+        int n = dc->sample_len[k];
+        long off = dc->sample_off[k];
+        for (int i = 0; i < n; i++) {
+            int32_t y = obs_of(dc, s, off + i);
+            int cnt = 0, same = 1;
+            int32_t v0 = RASP_NONE;
+            double sum = 0;
+            for (int j = 0; j < n; j++) {
+                if (!dc_selects(dc, ps->sel, k, i, j)) continue;
+                int32_t v = dc->val[A][off + j];
+                if (numerical) sum += v >= 0 ? val_as_double(dA->val[v]) : 0;
+                if (cnt == 0) v0 = v;
+                else if (v != v0) same = 0;
+                cnt++;
+            }
+            int32_t cv;   /* computed value */
+            if (numerical) {
+                double mean = cnt ? sum / cnt : (ps->deflt >= 0 ? val_as_double(ps->vals[ps->deflt]) : 0);
+                if (y >= 0) {
+                    nnum++;
+                    double yv = val_as_double(dS->val[y]);
+                    num_ok += fabs(yv - mean) <= 1e-3 * fmax(1, fabs(mean));
+                }
+                continue;
+            }
+            if (cnt == 0) cv = r->deflt;
+            else cv = same && v0 >= 0 ? r->table[v0] : RASP_NONE;
+            (void)cv;
+            if (y == DC_UNREAD) continue;
+            if (cnt == 0) obs_add(&l, nA, y);           /* the default */
+            else if (same && v0 >= 0) obs_add(&l, v0, y);
+        }
+    }
+    if (numerical) {
+        r->nobs = nnum;
+        r->nexpl = num_ok;
+        r->form = "unchanged";
+        if (num_ok < nnum) r->note = "a numerical aggregate is checked, not re-tabulated: kept as written";
+    } else if (dc->dec[s]) {
+        int32_t *best = xmalloc(sizeof(int32_t) * (size_t)(nA + 2));
+        for (int a = 0; a <= nA; a++) best[a] = DC_UNSET;
+        int32_t *pref = xmalloc(sizeof(int32_t) * (size_t)(nA + 2));
+        memcpy(pref, ident, sizeof(int32_t) * (size_t)nA);
+        pref[nA] = r->deflt;
+        r->nobs = l.n;
+        r->nexpl = obs_best(&l, best, nA + 1, pref);
+        for (int a = 0; a < nA; a++) {
+            if (best[a] == DC_UNSET || best[a] == RASP_NONE) continue;
+            if (best[a] != ident[a]) r->changed = 1;
+            r->table[a] = best[a];
+        }
+        if (best[nA] != DC_UNSET && best[nA] != r->deflt) {
+            r->changed = 1;
+            r->deflt = best[nA];
+        }
+        free(best);
+        free(pref);
+    } else r->note = "not readable: kept as written";
+    free(l.o);
+    free(ident);
+    /* values */
+    if (is_residual(dc, s)) {
+        for (long pos = 0; pos < dc->npos; pos++) dc->val[s][pos] = dc->dec[s][pos] == DC_UNREAD ? RASP_NONE : dc->dec[s][pos];
+        return;
+    }
+    for (int k = 0; k < dc->nsamples; k++) {
+        int n = dc->sample_len[k];
+        long off = dc->sample_off[k];
+        for (int i = 0; i < n; i++) {
+            int cnt = 0, same = 1;
+            int32_t v0 = RASP_NONE;
+            for (int j = 0; j < n; j++) {
+                if (!dc_selects(dc, ps->sel, k, i, j)) continue;
+                int32_t v = dc->val[A][off + j];
+                if (cnt == 0) v0 = v;
+                else if (v != v0) same = 0;
+                cnt++;
+            }
+            int32_t cv = cnt == 0 ? r->deflt : (same && v0 >= 0 && !numerical ? r->table[v0] : RASP_NONE);
+            dc->val[s][off + i] = cv < 0 ? RASP_NONE : cv;
+        }
+    }
+}
+
+static void recover_selwidth(Dc *dc, int s)
+{
+    const RaspProgram *p = dc->p;
+    const RaspSop *ps = &p->sops[s];
+    DcRec *r = &dc->rec[s];
+    DcDict *dS = &dc->dict[s];
+    int W = p->max_len + 1;
+    r->ntable = W;
+    r->table = xmalloc(sizeof(int32_t) * (size_t)(W + 1));
+    int32_t *ident = xmalloc(sizeof(int32_t) * (size_t)(W + 1));
+    char buf[32];
+    for (int w = 0; w < W; w++) {
+        snprintf(buf, sizeof buf, "%d", w);
+        int idx = dc_dict_find(dS, buf);
+        if (idx < 0)
+            for (int k = 0; k < dS->n && idx < 0; k++)
+                if (val_is_number(dS->val[k]) && dS->val[k].kind != VAL_BOOL && val_as_double(dS->val[k]) == w) idx = k;
+        ident[w] = r->table[w] = idx >= 0 ? idx : DC_UNSET;
+    }
+    ObsList l = {0};
+    int32_t *width = xmalloc(sizeof(int32_t) * (size_t)(dc->npos + 1));
+    for (int k = 0; k < dc->nsamples; k++) {
+        int n = dc->sample_len[k];
+        long off = dc->sample_off[k];
+        for (int i = 0; i < n; i++) {
+            int cnt = 0;
+            for (int j = 0; j < n; j++) cnt += dc_selects(dc, ps->sel, k, i, j);
+            width[off + i] = cnt;
+            int32_t y = obs_of(dc, s, off + i);
+            if (y != DC_UNREAD && dc->dec[s]) obs_add(&l, cnt, y);
+        }
+    }
+    int32_t *best = xmalloc(sizeof(int32_t) * (size_t)(W + 1));
+    for (int w = 0; w < W; w++) best[w] = DC_UNSET;
+    r->nobs = l.n;
+    r->nexpl = obs_best(&l, best, W, ident);
+    for (int w = 0; w < W; w++) {
+        if (best[w] == DC_UNSET || best[w] == RASP_NONE) continue;
+        if (best[w] != ident[w]) r->changed = 1;
+        r->table[w] = best[w];
+    }
+    if (!dc->dec[s]) r->note = "not readable: kept as written";
+    for (long pos = 0; pos < dc->npos; pos++) {
+        int32_t v = is_residual(dc, s) ? dc->dec[s][pos] : r->table[width[pos]];
+        dc->val[s][pos] = v < 0 ? RASP_NONE : v;
+    }
+    free(best);
+    free(ident);
+    free(width);
+    free(l.o);
+}
+
+void dc_recover(Dc *dc)
+{
+    const RaspProgram *p = dc->p;
+    dc->val = xcalloc((size_t)p->nsops + 1, sizeof(int32_t *));
+    dc->rec = xcalloc((size_t)p->nsops + 1, sizeof(DcRec));
+    dc->srec = xcalloc((size_t)p->nsels + 1, sizeof(DcSelRec));
+    /* selectors are recovered right before their first reader */
+    uint8_t *done = xcalloc((size_t)p->nsels + 1, 1);
+    for (int s = 0; s < p->nsops; s++) {
+        const RaspSop *ps = &p->sops[s];
+        if (!ps->used) continue;
+        dc->val[s] = xmalloc(sizeof(int32_t) * (size_t)(dc->npos + 1));
+        switch (ps->op) {
+        case SOP_TOKENS:
+        case SOP_INDICES:
+            for (int k = 0; k < dc->nsamples; k++)
+                for (int i = 0; i < dc->sample_len[k]; i++)
+                    dc->val[s][dc->sample_off[k] + i] = ps->op == SOP_TOKENS ? dc->tok[dc->sample_off[k] + i] : i;
+            continue;
+        case SOP_CONST:
+            for (long pos = 0; pos < dc->npos; pos++) dc->val[s][pos] = 0;
+            continue;
+        case SOP_MAP:
+        case SOP_SEQMAP: recover_map(dc, s); break;
+        case SOP_AGGREGATE:
+        case SOP_SELWIDTH: {
+            /* every select below this selector, in id order */
+            int stack[64], ns = 0;
+            stack[ns++] = ps->sel;
+            for (int t = 0; t < ns; t++) {
+                const RaspSel *q = &p->sels[stack[t]];
+                if ((q->op == SEL_AND || q->op == SEL_OR) && ns < 62) {
+                    stack[ns++] = q->a;
+                    stack[ns++] = q->b;
+                } else if (q->op == SEL_NOT && ns < 63) stack[ns++] = q->a;
+            }
+            for (int t = ns - 1; t >= 0; t--) {
+                if (done[stack[t]]) continue;
+                done[stack[t]] = 1;
+                if (p->sels[stack[t]].op == SEL_SELECT) recover_select(dc, stack[t]);
+            }
+            if (ps->op == SOP_AGGREGATE) recover_aggregate(dc, s);
+            else recover_selwidth(dc, s);
+            break;
+        }
+        }
+        const char *selname = ps->sel >= 0 ? p->sels[ps->sel].label : NULL;
+        find_reads(dc, ps->label, selname, &dc->rec[s]);
+    }
+    free(done);
+}

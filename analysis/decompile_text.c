@@ -1,0 +1,499 @@
+/* decompile_text.c — the decompiled program as text: the original source with the
+ * expression of every changed op replaced by the nearest readable form of its recovered
+ * table (decompile.h), so an unchanged op keeps its text, its comments and its layout, and
+ * the diff against the original shows exactly the ops that changed. */
+#include "analysis/decompile_int.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    size_t start, end;  /* byte range [start, end) of the source */
+    char *text;
+} Repl;
+
+typedef struct {
+    Dc *dc;
+    const char *src;
+    size_t len;
+    size_t *line_start;
+    int nlines;
+    /* def bodies: byte ranges where an op's text is shared by every call */
+    size_t *def_lo, *def_hi;
+    int ndefs;
+    Repl *repl;
+    int nrepl, cap;
+    char **sel_text;    /* (nsels) new text of a changed anonymous selector */
+} Tx;
+
+static void tx_lines(Tx *t)
+{
+    int cap = 64;
+    t->line_start = xmalloc(sizeof(size_t) * (size_t)cap);
+    t->nlines = 0;
+    t->line_start[t->nlines++] = 0;
+    for (size_t i = 0; i < t->len; i++)
+        if (t->src[i] == '\n') {
+            if (t->nlines == cap) {
+                cap *= 2;
+                t->line_start = xrealloc(t->line_start, sizeof(size_t) * (size_t)cap);
+            }
+            t->line_start[t->nlines++] = i + 1;
+        }
+}
+
+/* The bodies of `def` blocks: from `def` at the start of a line to its closing brace
+ * (braces counted outside strings and comments). */
+static void tx_defs(Tx *t)
+{
+    const char *s = t->src;
+    for (int l = 0; l < t->nlines; l++) {
+        size_t i = t->line_start[l];
+        while (i < t->len && (s[i] == ' ' || s[i] == '\t')) i++;
+        if (strncmp(s + i, "def", 3) || !(isspace((unsigned char)s[i + 3]))) continue;
+        int depth = 0, opened = 0;
+        size_t k = i;
+        for (; k < t->len; k++) {
+            char c = s[k];
+            if (c == '#') {
+                while (k < t->len && s[k] != '\n') k++;
+                continue;
+            }
+            if (c == '"') {
+                for (k++; k < t->len && s[k] != '"' && s[k] != '\n'; k++)
+                    if (s[k] == '\\') k++;
+                continue;
+            }
+            if (c == '{') depth++, opened = 1;
+            if (c == '}' && --depth == 0 && opened) break;
+        }
+        t->def_lo = xrealloc(t->def_lo, sizeof(size_t) * (size_t)(t->ndefs + 1));
+        t->def_hi = xrealloc(t->def_hi, sizeof(size_t) * (size_t)(t->ndefs + 1));
+        t->def_lo[t->ndefs] = i;
+        t->def_hi[t->ndefs++] = k;
+    }
+}
+
+/* A span's byte range, or 0 when it is not in the main text. */
+static int span_range(const Tx *t, Span sp, size_t *a, size_t *b)
+{
+    if (sp.file != 0 || sp.line < 1 || sp.end_line < sp.line || sp.end_line > t->nlines) return 0;
+    *a = t->line_start[sp.line - 1] + (size_t)sp.col - 1;
+    *b = t->line_start[sp.end_line - 1] + (size_t)sp.end_col;
+    return *a < *b && *b <= t->len;
+}
+
+static int in_def(const Tx *t, size_t a)
+{
+    for (int i = 0; i < t->ndefs; i++)
+        if (a >= t->def_lo[i] && a <= t->def_hi[i]) return 1;
+    return 0;
+}
+
+static int repl_cmp(const void *x, const void *y)
+{
+    const Repl *a = x, *b = y;
+    if (a->start != b->start) return a->start < b->start ? -1 : 1;
+    return (a->end < b->end) - (a->end > b->end);   /* outer first */
+}
+
+/* The text of [a, b) with every replacement inside it applied (outermost wins). */
+static char *range_text(Tx *t, size_t a, size_t b)
+{
+    qsort(t->repl, (size_t)t->nrepl, sizeof(Repl), repl_cmp);
+    StrBuf o;
+    sb_init(&o);
+    size_t at = a;
+    for (int i = 0; i < t->nrepl; i++) {
+        Repl *r = &t->repl[i];
+        if (r->start < at || r->end > b) continue;
+        sb_putn(&o, t->src + at, r->start - at);
+        sb_puts(&o, r->text);
+        at = r->end;
+    }
+    sb_putn(&o, t->src + at, b - at);
+    if (!o.s) sb_puts(&o, "");
+    return sb_steal(&o);
+}
+
+static void add_repl(Tx *t, size_t a, size_t b, const char *text)
+{
+    if (t->nrepl == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 16;
+        t->repl = xrealloc(t->repl, sizeof(Repl) * (size_t)t->cap);
+    }
+    t->repl[t->nrepl++] = (Repl){a, b, xstrdup(text)};
+}
+
+/* How an operand is written in a new expression: its name, or its current text. */
+static char *sop_ref(Tx *t, int s)
+{
+    const RaspSop *ps = &t->dc->p->sops[s];
+    if (ps->named && !strchr(ps->label, '.')) return xstrdup(ps->label);
+    if (ps->op == SOP_TOKENS) return xstrdup("tokens");
+    if (ps->op == SOP_INDICES) return xstrdup("indices");
+    size_t a, b;
+    if (span_range(t, ps->span, &a, &b)) return range_text(t, a, b);
+    return xstrdup(ps->label);
+}
+
+static char *sel_ref(Tx *t, int s)
+{
+    const RaspSel *ps = &t->dc->p->sels[s];
+    if (ps->named && !strchr(ps->label, '.')) return xstrdup(ps->label);
+    size_t a, b;
+    if (span_range(t, ps->span, &a, &b)) return range_text(t, a, b);
+    return xstrdup(ps->label);
+}
+
+/* 1 if s can stand as an operand of a binary operator without parentheses: a name, a
+ * literal, or one call. */
+static int atomic(const char *s)
+{
+    size_t n = strlen(s), i = 0;
+    while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '.' || s[i] == '"')) i++;
+    if (i == n) return 1;
+    if (s[i] != '(' || s[n - 1] != ')') return 0;
+    int depth = 0;
+    for (size_t k = i; k < n; k++) {
+        if (s[k] == '(') depth++;
+        if (s[k] == ')' && --depth == 0 && k != n - 1) return 0;
+    }
+    return 1;
+}
+
+static void operand(StrBuf *o, const char *ref)
+{
+    if (atomic(ref)) sb_puts(o, ref);
+    else sb_printf(o, "(%s)", ref);
+}
+
+static void lit(StrBuf *o, const DcDict *d, int i)
+{
+    val_format_quoted(d->val[i], o);
+}
+
+static int kinds_compare(Value a, Value b)
+{
+    if (a.kind == VAL_STR || b.kind == VAL_STR) return a.kind == b.kind;
+    return 1;
+}
+
+/* The readable form of a table over one operand: domain dA (entries with table[a] >= 0),
+ * outputs in dS. Sets *form. ref is the operand's text. */
+static char *map_form(const DcDict *dA, const DcDict *dS, const int32_t *table, int nA, const char *ref,
+                      const char **form)
+{
+    StrBuf o;
+    sb_init(&o);
+    int first = -1, nent = 0;
+    for (int a = 0; a < nA; a++)
+        if (table[a] >= 0) {
+            if (first < 0) first = a;
+            nent++;
+        }
+    if (nent == 0) {
+        *form = "constant";
+        sb_printf(&o, "map(lambda x: None, %s)", ref);
+        return sb_steal(&o);
+    }
+    /* a constant */
+    int constant = 1;
+    for (int a = 0; a < nA && constant; a++)
+        if (table[a] >= 0 && table[a] != table[first]) constant = 0;
+    if (constant) {
+        *form = "constant";
+        sb_puts(&o, "map(lambda x: ");
+        lit(&o, dS, table[first]);
+        sb_printf(&o, ", %s)", ref);
+        return sb_steal(&o);
+    }
+    StrBuf err;
+    sb_init(&err);
+    Arena ar;
+    arena_init(&ar);
+    /* x OP c, for a comparison (boolean outputs) or arithmetic (numbers) */
+    static const AstOp cmp_ops[] = {OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE};
+    static const AstOp num_ops[] = {OP_ADD, OP_SUB, OP_MUL};
+    for (int pass = 0; pass < 2 && !o.len; pass++) {
+        const AstOp *ops = pass ? num_ops : cmp_ops;
+        int nops = pass ? 3 : 6;
+        for (int oi = 0; oi < nops && !o.len; oi++) {
+            /* candidate constants: the domain's values, and for arithmetic what the first
+             * entry implies */
+            int ncand = pass ? 1 : dA->n;
+            for (int ci = 0; ci < ncand && !o.len; ci++) {
+                Value c;
+                if (!pass) c = dA->val[ci];
+                else {
+                    Value x = dA->val[first], y = dS->val[table[first]];
+                    if (!val_is_number(x) || !val_is_number(y) || x.kind == VAL_BOOL || y.kind == VAL_BOOL) break;
+                    AstOp inv = ops[oi] == OP_ADD ? OP_SUB : ops[oi] == OP_SUB ? OP_SUB : OP_DIV;
+                    Value a1 = ops[oi] == OP_SUB ? x : y, b1 = ops[oi] == OP_SUB ? y : x;
+                    sb_clear(&err);
+                    if (!val_binary(inv, a1, b1, &c, &err, &ar)) continue;
+                    if (c.kind == VAL_FLOAT && x.kind == VAL_INT && y.kind == VAL_INT) {
+                        if (c.u.f != (double)(int64_t)c.u.f) continue;
+                        c = val_int((int64_t)c.u.f);
+                    }
+                }
+                int ok = 1;
+                for (int a = 0; a < nA && ok; a++) {
+                    if (table[a] < 0) continue;
+                    Value r;
+                    sb_clear(&err);
+                    if (!kinds_compare(dA->val[a], c) || !val_binary(ops[oi], dA->val[a], c, &r, &err, &ar)) ok = 0;
+                    else ok = val_equal(r, dS->val[table[a]]) && r.kind == dS->val[table[a]].kind;
+                }
+                if (!ok) continue;
+                *form = pass ? "arithmetic" : "comparison";
+                operand(&o, ref);
+                sb_printf(&o, " %s ", ast_op_name(ops[oi]));
+                val_format_quoted(c, &o);
+            }
+        }
+    }
+    arena_free(&ar);
+    sb_free(&err);
+    if (o.len) return sb_steal(&o);
+    /* a lookup: the most frequent output as the final else */
+    int *cnt = xcalloc((size_t)dS->n + 1, sizeof(int));
+    int most = table[first];
+    for (int a = 0; a < nA; a++)
+        if (table[a] >= 0 && ++cnt[table[a]] > cnt[most]) most = table[a];
+    free(cnt);
+    *form = "lookup";
+    sb_puts(&o, "map(lambda x: ");
+    for (int a = 0; a < nA; a++) {
+        if (table[a] < 0 || table[a] == most) continue;
+        lit(&o, dS, table[a]);
+        sb_puts(&o, " if x == ");
+        lit(&o, dA, a);
+        sb_puts(&o, " else ");
+    }
+    lit(&o, dS, most);
+    sb_printf(&o, ", %s)", ref);
+    return sb_steal(&o);
+}
+
+static char *seqmap_form(const DcDict *dA, const DcDict *dB, const DcDict *dS, const DcRec *r, const char *ra,
+                         const char *rb)
+{
+    StrBuf o;
+    sb_init(&o);
+    int *cnt = xcalloc((size_t)dS->n + 1, sizeof(int));
+    int most = -1;
+    for (int i = 0; i < r->ntable; i++)
+        if (r->table[i] >= 0 && (most < 0 || ++cnt[r->table[i]] > cnt[most])) {
+            if (most < 0) cnt[r->table[i]]++;
+            most = r->table[i];
+        }
+    free(cnt);
+    sb_puts(&o, "sequence_map(lambda x, y: ");
+    for (int i = 0; i < r->ntable && most >= 0; i++) {
+        if (r->table[i] < 0 || r->table[i] == most) continue;
+        lit(&o, dS, r->table[i]);
+        sb_puts(&o, " if x == ");
+        lit(&o, dA, i / r->nb);
+        sb_puts(&o, " and y == ");
+        lit(&o, dB, i % r->nb);
+        sb_puts(&o, " else ");
+    }
+    if (most >= 0) lit(&o, dS, most);
+    else sb_puts(&o, "None");
+    sb_printf(&o, ", %s, %s)", ra, rb);
+    return sb_steal(&o);
+}
+
+static char *select_form(Tx *t, int sel, const char **form)
+{
+    Dc *dc = t->dc;
+    const RaspSel *ps = &dc->p->sels[sel];
+    const DcSelRec *r = &dc->srec[sel];
+    const DcDict *dK = &dc->dict[ps->keys], *dQ = &dc->dict[ps->queries];
+    char *kr = sop_ref(t, ps->keys), *qr = sop_ref(t, ps->queries);
+    StrBuf o, err;
+    sb_init(&o);
+    sb_init(&err);
+    Arena ar;
+    arena_init(&ar);
+    long nsel = 0, tot = (long)r->nk * r->nq;
+    for (long c = 0; c < tot; c++) nsel += r->pred[c];
+    const char *pred = NULL;
+    if (nsel == tot) pred = "true";
+    else if (nsel == 0) pred = "false";
+    static const AstOp ops[] = {OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE};
+    for (int oi = 0; oi < 6 && !pred; oi++) {
+        int ok = 1;
+        for (int k = 0; k < r->nk && ok; k++)
+            for (int q = 0; q < r->nq && ok; q++) {
+                Value v;
+                int b;
+                sb_clear(&err);
+                if (!kinds_compare(dK->val[k], dQ->val[q]) || !val_binary(ops[oi], dK->val[k], dQ->val[q], &v, &err, &ar) ||
+                    !val_as_bool(v, &b))
+                    ok = 0;
+                else ok = b == r->pred[(size_t)k * r->nq + q];
+            }
+        if (ok) pred = ast_op_name(ops[oi]);
+    }
+    if (pred) {
+        *form = "comparison";
+        sb_printf(&o, "select(%s, %s, %s)", kr, qr, pred);
+    } else {
+        /* list the smaller side */
+        int want = 2 * nsel <= tot;
+        *form = "lookup";
+        sb_printf(&o, "select(%s, %s, lambda k, q: %s", kr, qr, want ? "" : "not (");
+        int any = 0;
+        for (int k = 0; k < r->nk; k++)
+            for (int q = 0; q < r->nq; q++) {
+                if (r->pred[(size_t)k * r->nq + q] != want) continue;
+                if (any++) sb_puts(&o, " or ");
+                sb_puts(&o, "(k == ");
+                lit(&o, dK, k);
+                sb_puts(&o, " and q == ");
+                lit(&o, dQ, q);
+                sb_puts(&o, ")");
+            }
+        sb_puts(&o, want ? ")" : "))");
+    }
+    arena_free(&ar);
+    sb_free(&err);
+    free(kr);
+    free(qr);
+    return sb_steal(&o);
+}
+
+/* Record the new text of op (span sp) if it can be rewritten in place. */
+static int place(Tx *t, Span sp, const char *text, const char *wrap_enc)
+{
+    size_t a, b;
+    if (!span_range(t, sp, &a, &b) || in_def(t, a)) return 0;
+    /* keep an encoding annotation written around the expression */
+    if (wrap_enc && !strncmp(t->src + a, wrap_enc, strlen(wrap_enc))) {
+        StrBuf w;
+        sb_init(&w);
+        sb_printf(&w, "%s%s)", wrap_enc, text);
+        add_repl(t, a, b, w.s);
+        sb_free(&w);
+    } else add_repl(t, a, b, text);
+    return 1;
+}
+
+char *dc_write_program(Dc *dc)
+{
+    Tx t;
+    memset(&t, 0, sizeof t);
+    t.dc = dc;
+    t.src = dc->src;
+    t.len = strlen(dc->src);
+    tx_lines(&t);
+    tx_defs(&t);
+    const RaspProgram *p = dc->p;
+    /* ops and selectors in creation order: a selector before the first op that reads it */
+    uint8_t *sel_done = xcalloc((size_t)p->nsels + 1, 1);
+    for (int s = 0; s < p->nsops; s++) {
+        const RaspSop *ps = &p->sops[s];
+        DcRec *r = &dc->rec[s];
+        if (!ps->used || ps->op == SOP_TOKENS || ps->op == SOP_INDICES || ps->op == SOP_CONST) continue;
+        if (ps->sel >= 0) {
+            for (int k = 0; k <= ps->sel; k++) {
+                if (sel_done[k] || p->sels[k].op != SEL_SELECT || !dc->srec[k].changed) continue;
+                sel_done[k] = 1;
+                const char *form;
+                char *txt = select_form(&t, k, &form);
+                dc->srec[k].form = form;
+                if (!place(&t, p->sels[k].span, txt, NULL)) {
+                    /* note it on the reader */
+                    r->note = "its selector changed inside a def: not rewritten";
+                }
+                dc->srec[k].expr = txt;
+            }
+        }
+        const char *wrap = ps->enc == ENC_NUMERICAL ? "numerical(" : NULL;
+        char *txt = NULL;
+        const char *form = "unchanged";
+        int sel_changed = ps->sel >= 0 && ps->sel < p->nsels && dc->srec[ps->sel].changed;
+        if (ps->sel >= 0) {
+            /* combinations: a changed select below makes the reader's selector differ */
+            for (int k = 0; k < p->nsels; k++)
+                if (dc->srec[k].changed) sel_changed = 1;
+        }
+        if (r->changed) {
+            char *ra = sop_ref(&t, ps->a);
+            switch (ps->op) {
+            case SOP_MAP: txt = map_form(&dc->dict[ps->a], &dc->dict[s], r->table, r->ntable, ra, &form); break;
+            case SOP_SEQMAP: {
+                char *rb = sop_ref(&t, ps->b);
+                txt = seqmap_form(&dc->dict[ps->a], &dc->dict[ps->b], &dc->dict[s], r, ra, rb);
+                form = "lookup";
+                free(rb);
+                break;
+            }
+            case SOP_AGGREGATE: {
+                char *sr = sel_ref(&t, ps->sel);
+                StrBuf o;
+                sb_init(&o);
+                int ident = 1;
+                for (int a = 0; a < r->ntable && ident; a++)
+                    if (r->table[a] >= 0 && strcmp(dc->dict[ps->a].txt[a], dc->dict[s].txt[r->table[a]])) ident = 0;
+                const char *vf = "identity";
+                char *vexpr = ident ? xstrdup(ra)
+                                    : map_form(&dc->dict[ps->a], &dc->dict[s], r->table, r->ntable, ra, &vf);
+                sb_printf(&o, "aggregate(%s, %s", sr, vexpr);
+                if (r->deflt >= 0) {
+                    sb_puts(&o, ", ");
+                    lit(&o, &dc->dict[s], r->deflt);
+                }
+                sb_puts(&o, ")");
+                form = ident ? "default" : "value mapping";
+                free(vexpr);
+                free(sr);
+                txt = sb_steal(&o);
+                break;
+            }
+            case SOP_SELWIDTH: {
+                char *sr = sel_ref(&t, ps->sel);
+                StrBuf o;
+                sb_init(&o);
+                sb_printf(&o, "selector_width(%s)", sr);
+                DcDict wd;
+                memset(&wd, 0, sizeof wd);
+                wd.kind = VAL_INT;
+                Arena wa;
+                arena_init(&wa);
+                char buf[32];
+                for (int w = 0; w < r->ntable; w++) {
+                    snprintf(buf, sizeof buf, "%d", w);
+                    dc_dict_add(&wd, buf, &wa);
+                }
+                txt = map_form(&wd, &dc->dict[s], r->table, r->ntable, o.s, &form);
+                arena_free(&wa);
+                free(wd.txt);
+                free(wd.val);
+                free(wd.slots);
+                sb_free(&o);
+                free(sr);
+                break;
+            }
+            default: break;
+            }
+            free(ra);
+            if (txt && !place(&t, ps->span, txt, wrap)) r->note = "changed inside a def: not rewritten";
+            r->expr = txt;
+        } else if (sel_changed && 0) {
+            (void)0;
+        }
+        r->form = r->changed ? form : "unchanged";
+    }
+    free(sel_done);
+    char *out = range_text(&t, 0, t.len);
+    for (int i = 0; i < t.nrepl; i++) free(t.repl[i].text);
+    free(t.repl);
+    free(t.line_start);
+    free(t.def_lo);
+    free(t.def_hi);
+    return out;
+}
