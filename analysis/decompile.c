@@ -175,6 +175,7 @@ static void find_heads(Dc *dc)
 {
     const Model *m = dc->m;
     dc->sel_head = xmalloc(sizeof(int) * (size_t)(dc->p->nsels + 1));
+    dc->head_sw = xcalloc((size_t)(m->cfg.n_layers * m->cfg.n_heads + 1), 1);
     for (int s = 0; s < dc->p->nsels; s++) dc->sel_head[s] = -1;
     size_t nl = json_array_size(m->layers);
     for (size_t l = 0; l < nl; l++) {
@@ -185,9 +186,12 @@ static void find_heads(Dc *dc)
             const char *cons = json_string_value(json_object_get(h, "construction"));
             json_t *hd = json_object_get(h, "head");
             if (!sel || !json_is_integer(hd) || (cons && !strcmp(cons, "uniform"))) continue;
+            const char *op = json_string_value(json_object_get(h, "op"));
             for (int s = 0; s < dc->p->nsels; s++)
-                if (dc->sel_head[s] < 0 && !strcmp(dc->p->sels[s].label, sel))
+                if (dc->sel_head[s] < 0 && !strcmp(dc->p->sels[s].label, sel)) {
                     dc->sel_head[s] = (int)l * m->cfg.n_heads + (int)json_integer_value(hd);
+                    if (op && !strcmp(op, "selector_width")) dc->head_sw[dc->sel_head[s]] = 1;
+                }
         }
     }
     dc->nhead_used = 0;
@@ -518,17 +522,27 @@ static int observe(Dc *dc, StrBuf *err)
                     dc->out_dec[off + i] = dc_dict_add(&dc->out_dict, tb.s, &dc->arena);
                 }
             }
-            /* selections: key j selected by query i when its weight is above half the
-             * uniform share (BOS is position 0 and never a key of the program) */
+            /* selections. A selector width's head gives BOS the score of a selected key
+             * (its MLP reads the width from BOS's share), so key j counts as selected by
+             * query i when its weight is more than half of BOS's. An aggregate's head gives
+             * its selected keys equal weights and BOS next to nothing unless nothing is
+             * selected: key j is selected when its weight is more than half the largest
+             * in the row, BOS included. Both read a fine-tuned head's graded scores as
+             * "about as strong as what the construction compares it with". */
             for (int h = 0; h < m->cfg.n_layers * NH; h++) {
                 int slot = dc->head_slot[h];
                 if (slot < 0) continue;
                 int l = h / NH, hh = h % NH;
                 const float *pat = fs.attn + ((((size_t)l * NH + (size_t)hh) * (size_t)nb + (size_t)k) * (size_t)T) * (size_t)T;
                 uint8_t *mk = dc->mask[slot] + dc->mask_off[smp];
-                float thr = 0.5f / (float)(n + 1);
-                for (int i = 0; i < n; i++)
-                    for (int j = 0; j < n; j++) mk[(size_t)i * n + j] = pat[(size_t)(i + 1) * T + (size_t)(j + 1)] > thr;
+                for (int i = 0; i < n; i++) {
+                    const float *row = pat + (size_t)(i + 1) * T;
+                    float ref = row[0];
+                    if (!dc->head_sw[h])
+                        for (int j = 1; j <= n; j++)
+                            if (row[j] > ref) ref = row[j];
+                    for (int j = 0; j < n; j++) mk[(size_t)i * n + j] = row[j + 1] > 0.5f * ref;
+                }
             }
         }
     }
@@ -689,11 +703,16 @@ static void dc_free(Dc *dc)
     free(dc->sample_off);
     free(dc->sel_head);
     free(dc->head_slot);
+    free(dc->head_sw);
     free(dc->at);
     free(dc->train_desc);
     for (int s = 0; dc->rec && s < dc->p->nsops; s++) dc_rec_free(&dc->rec[s]);
     free(dc->rec);
-    for (int s = 0; dc->srec && s < dc->p->nsels; s++) free(dc->srec[s].pred);
+    for (int s = 0; dc->srec && s < dc->p->nsels; s++) {
+        free(dc->srec[s].pred);
+        free(dc->srec[s].seen);
+        free(dc->srec[s].expr);
+    }
     free(dc->srec);
     for (int i = 0; i < 2; i++) {
         free(dc->fid[i].sop_n);

@@ -43,6 +43,8 @@ typedef struct {
     int32_t *table;     /* MAP: (nA) SEQMAP: (nA * nB) AGGREGATE: value map (nA)
                            SELWIDTH: (max_len + 1); entries are dictionary indices of the
                            s-op, RASP_NONE, or DC_UNSET */
+    uint8_t *seen;      /* (ntable) 1 where the entry was observed: only those constrain the
+                           printed form of a changed op (the others are don't care) */
     int ntable, nb;     /* entries; SEQMAP: nB */
     int deflt;          /* AGGREGATE: dictionary index of the default, or RASP_NONE */
     int nreads, nnew;
@@ -54,6 +56,7 @@ void dc_rec_free(DcRec *r);
 
 typedef struct {
     uint8_t *pred;      /* (nK * nQ) over the dictionaries of keys and queries */
+    uint8_t *seen;      /* (nK * nQ) 1 where the pair was observed */
     int nk, nq;
     int observed, changed;
     long nobs, nexpl;
@@ -94,6 +97,7 @@ typedef struct {
     double *out_num;        /* output (numerical) */
     int *sel_head;          /* (nsels) block * n_heads + head of the head implementing it, or -1 */
     int *head_slot;         /* (L * NH) index into mask, or -1 */
+    uint8_t *head_sw;       /* (L * NH) 1 for a selector width's head */
     int nhead_used;
     uint8_t **mask;         /* per used head: [sample] len x len, [query][key] selected */
     size_t *mask_off;

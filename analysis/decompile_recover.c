@@ -14,6 +14,7 @@ void dc_rec_free(DcRec *r)
 {
     free(r->expr);
     free(r->table);
+    free(r->seen);
     for (int i = 0; i < r->nreads; i++) free(r->reads[i]);
     for (int i = 0; i < r->nnew; i++) free(r->newreads[i]);
     free(r->reads);
@@ -144,7 +145,7 @@ static void name_of_label(const char *lab, char *buf, size_t cap)
 
 /* rows (C x ncols, row stride `stride`, first column col0): add each row's s-op name
  * when the row's norm is at least DC_READ_FRAC of the largest */
-static void scan_rows(const Dc *dc, const float *w, int C, int stride, int col0, int ncols, DcRec *r)
+static void scan_rows(const Dc *dc, const float *w, int C, int stride, int col0, int ncols, int stage, DcRec *r)
 {
     double *norm = xcalloc((size_t)C, sizeof(double));
     double mx = 0;
@@ -163,6 +164,9 @@ static void scan_rows(const Dc *dc, const float *w, int C, int stride, int col0,
         if (!strcmp(lab, "one") || !strcmp(lab, "tokens:BOS")) continue;
         char nm[256];
         name_of_label(lab, nm, sizeof nm);
+        /* a label written at or after this sub-layer holds nothing when it reads */
+        const RoSop *rs = ro_layout_find(&dc->lay, nm);
+        if (rs && rs->readable && !rs->isvirtual && rs->stage >= stage) continue;
         add_name(&r->reads, &r->nreads, nm);
     }
     free(norm);
@@ -197,9 +201,10 @@ static void find_reads(const Dc *dc, const char *label, const char *selector, Dc
             int h = (int)json_integer_value(hd);
             if (h < 0 || h >= NH) continue;
             size_t base = ((size_t)l * NH + (size_t)h) * (size_t)C * (size_t)HD;
-            scan_rows(dc, m->params.W_Q + base, C, HD, 0, HD, r);
-            scan_rows(dc, m->params.W_K + base, C, HD, 0, HD, r);
-            if (!selector || (lb && !strcmp(lb, label))) scan_rows(dc, m->params.W_V + base, C, HD, 0, HD, r);
+            int st = 2 * (int)l + 1;   /* the stage this attention writes */
+            scan_rows(dc, m->params.W_Q + base, C, HD, 0, HD, st, r);
+            scan_rows(dc, m->params.W_K + base, C, HD, 0, HD, st, r);
+            if (!selector || (lb && !strcmp(lb, label))) scan_rows(dc, m->params.W_V + base, C, HD, 0, HD, st, r);
             declared(e, "query", &decl, &ndecl);
             declared(e, "key", &decl, &ndecl);
             declared(e, "value", &decl, &ndecl);
@@ -212,7 +217,7 @@ static void find_reads(const Dc *dc, const char *label, const char *selector, Dc
             if (!lb || strcmp(lb, label) || json_array_size(nr) != 2) continue;
             int a = (int)json_integer_value(json_array_get(nr, 0)), z = (int)json_integer_value(json_array_get(nr, 1));
             if (a < 0 || z > M || a >= z) continue;
-            scan_rows(dc, m->params.W_in + (size_t)l * C * M, C, M, a, z - a, r);
+            scan_rows(dc, m->params.W_in + (size_t)l * C * M, C, M, a, z - a, 2 * (int)l + 2, r);
             declared(e, "inputs", &decl, &ndecl);
         }
     }
@@ -290,8 +295,10 @@ static void recover_map(Dc *dc, int s)
     for (int i = 0; i < r->ntable; i++) best[i] = DC_UNSET;
     r->nobs = l.n;
     r->nexpl = obs_best(&l, best, r->ntable, orig);
+    r->seen = xcalloc((size_t)r->ntable + 1, 1);
     for (int i = 0; i < r->ntable; i++) {
         if (best[i] == DC_UNSET) continue;
+        r->seen[i] = best[i] != RASP_NONE;
         if (best[i] == RASP_NONE && orig[i] != RASP_NONE && orig[i] != DC_UNSET) {
             /* a map cannot write "no value" for a value: keep the original entry */
             continue;
@@ -361,8 +368,10 @@ static void recover_select(Dc *dc, int sel)
     long tot = 0, expl = 0;
     uint8_t *pred = xmalloc((size_t)nK * (size_t)nQ + 1);
     memcpy(pred, r->pred, (size_t)nK * nQ);
+    r->seen = xcalloc((size_t)nK * (size_t)nQ + 1, 1);
     for (size_t c = 0; c < (size_t)nK * nQ; c++) {
         if (!ct[c]) continue;
+        r->seen[c] = 1;
         tot += ct[c];
         int sel1 = 2 * cs[c] > ct[c] || (2 * cs[c] == ct[c] && r->pred[c]);
         expl += sel1 ? cs[c] : ct[c] - cs[c];
@@ -401,7 +410,10 @@ static void recover_select(Dc *dc, int sel)
             kr->table[x] = newmap[x];
         }
         kr->note = "recovered from the head that reads it (fused into its reader)";
+        if (!kr->seen) kr->seen = xcalloc((size_t)kr->ntable + 1, 1);
+        for (int x = 0; x < nX && x < kr->ntable; x++) kr->seen[x] = newmap[x] != DC_UNSET;
         fill_val_from_table(dc, K);
+        memset(r->seen, 0, (size_t)nK * nQ);   /* the predicate is the original's */
         r->nobs = tot;
         r->nexpl = fexpl;
     } else {
@@ -485,8 +497,10 @@ static void recover_aggregate(Dc *dc, int s)
         pref[nA] = r->deflt;
         r->nobs = l.n;
         r->nexpl = obs_best(&l, best, nA + 1, pref);
+        r->seen = xcalloc((size_t)nA + 1, 1);
         for (int a = 0; a < nA; a++) {
             if (best[a] == DC_UNSET || best[a] == RASP_NONE) continue;
+            r->seen[a] = 1;
             if (best[a] != ident[a]) r->changed = 1;
             r->table[a] = best[a];
         }
@@ -559,8 +573,10 @@ static void recover_selwidth(Dc *dc, int s)
     for (int w = 0; w < W; w++) best[w] = DC_UNSET;
     r->nobs = l.n;
     r->nexpl = obs_best(&l, best, W, ident);
+    r->seen = xcalloc((size_t)W + 1, 1);
     for (int w = 0; w < W; w++) {
         if (best[w] == DC_UNSET || best[w] == RASP_NONE) continue;
+        r->seen[w] = 1;
         if (best[w] != ident[w]) r->changed = 1;
         r->table[w] = best[w];
     }

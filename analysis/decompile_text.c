@@ -5,6 +5,7 @@
 #include "analysis/decompile_int.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -180,16 +181,38 @@ static int kinds_compare(Value a, Value b)
     return 1;
 }
 
-/* The readable form of a table over one operand: domain dA (entries with table[a] >= 0),
- * outputs in dS. Sets *form. ref is the operand's text. */
-static char *map_form(const DcDict *dA, const DcDict *dS, const int32_t *table, int nA, const char *ref,
-                      const char **form)
+/* A constant for the printed program: an integral float as an integer (`balance == 1`,
+ * which compares the same). */
+static void const_lit(StrBuf *o, Value c)
+{
+    if (c.kind == VAL_FLOAT && c.u.f == (double)(int64_t)c.u.f && fabs(c.u.f) < 1e15) c = val_int((int64_t)c.u.f);
+    val_format_quoted(c, o);
+}
+
+/* 1 if entry i counts: it has a value and, when some entries were observed, it was. */
+static int counts(const int32_t *table, const uint8_t *seen, int any_seen, int i)
+{
+    return table[i] >= 0 && (!any_seen || seen[i]);
+}
+
+static int any_of(const uint8_t *seen, long n)
+{
+    for (long i = 0; seen && i < n; i++)
+        if (seen[i]) return 1;
+    return 0;
+}
+
+/* The readable form of a table over one operand: domain dA, outputs in dS; only the
+ * entries that count (above) constrain it. Sets *form. ref is the operand's text. */
+static char *map_form(const DcDict *dA, const DcDict *dS, const int32_t *table, const uint8_t *seen, int nA,
+                      const char *ref, const char **form)
 {
     StrBuf o;
     sb_init(&o);
+    int as = any_of(seen, nA);
     int first = -1, nent = 0;
     for (int a = 0; a < nA; a++)
-        if (table[a] >= 0) {
+        if (counts(table, seen, as, a)) {
             if (first < 0) first = a;
             nent++;
         }
@@ -201,7 +224,7 @@ static char *map_form(const DcDict *dA, const DcDict *dS, const int32_t *table, 
     /* a constant */
     int constant = 1;
     for (int a = 0; a < nA && constant; a++)
-        if (table[a] >= 0 && table[a] != table[first]) constant = 0;
+        if (counts(table, seen, as, a) && table[a] != table[first]) constant = 0;
     if (constant) {
         *form = "constant";
         sb_puts(&o, "map(lambda x: ");
@@ -229,7 +252,7 @@ static char *map_form(const DcDict *dA, const DcDict *dS, const int32_t *table, 
                 else {
                     Value x = dA->val[first], y = dS->val[table[first]];
                     if (!val_is_number(x) || !val_is_number(y) || x.kind == VAL_BOOL || y.kind == VAL_BOOL) break;
-                    AstOp inv = ops[oi] == OP_ADD ? OP_SUB : ops[oi] == OP_SUB ? OP_SUB : OP_DIV;
+                    AstOp inv = ops[oi] == OP_MUL ? OP_DIV : OP_SUB;
                     Value a1 = ops[oi] == OP_SUB ? x : y, b1 = ops[oi] == OP_SUB ? y : x;
                     sb_clear(&err);
                     if (!val_binary(inv, a1, b1, &c, &err, &ar)) continue;
@@ -240,7 +263,7 @@ static char *map_form(const DcDict *dA, const DcDict *dS, const int32_t *table, 
                 }
                 int ok = 1;
                 for (int a = 0; a < nA && ok; a++) {
-                    if (table[a] < 0) continue;
+                    if (!counts(table, seen, as, a)) continue;
                     Value r;
                     sb_clear(&err);
                     if (!kinds_compare(dA->val[a], c) || !val_binary(ops[oi], dA->val[a], c, &r, &err, &ar)) ok = 0;
@@ -249,8 +272,18 @@ static char *map_form(const DcDict *dA, const DcDict *dS, const int32_t *table, 
                 if (!ok) continue;
                 *form = pass ? "arithmetic" : "comparison";
                 operand(&o, ref);
-                sb_printf(&o, " %s ", ast_op_name(ops[oi]));
-                val_format_quoted(c, &o);
+                /* x + -2 reads as x - 2 */
+                if (pass && (ops[oi] == OP_ADD || ops[oi] == OP_SUB) && val_is_number(c) && c.kind != VAL_BOOL &&
+                    val_as_double(c) < 0) {
+                    sb_puts(&o, ops[oi] == OP_ADD ? " - " : " + ");
+                    Value neg;
+                    sb_clear(&err);
+                    val_unary(OP_NEG, c, &neg, &err);
+                    const_lit(&o, neg);
+                } else {
+                    sb_printf(&o, " %s ", ast_op_name(ops[oi]));
+                    const_lit(&o, c);
+                }
             }
         }
     }
@@ -261,12 +294,12 @@ static char *map_form(const DcDict *dA, const DcDict *dS, const int32_t *table, 
     int *cnt = xcalloc((size_t)dS->n + 1, sizeof(int));
     int most = table[first];
     for (int a = 0; a < nA; a++)
-        if (table[a] >= 0 && ++cnt[table[a]] > cnt[most]) most = table[a];
+        if (counts(table, seen, as, a) && ++cnt[table[a]] > cnt[most]) most = table[a];
     free(cnt);
     *form = "lookup";
     sb_puts(&o, "map(lambda x: ");
     for (int a = 0; a < nA; a++) {
-        if (table[a] < 0 || table[a] == most) continue;
+        if (!counts(table, seen, as, a) || table[a] == most) continue;
         lit(&o, dS, table[a]);
         sb_puts(&o, " if x == ");
         lit(&o, dA, a);
@@ -277,22 +310,86 @@ static char *map_form(const DcDict *dA, const DcDict *dS, const int32_t *table, 
     return sb_steal(&o);
 }
 
+/* Two-argument forms tried before a lookup: `y OP x + c` (and `x OP y`, c = 0) for a
+ * comparison, `x OP y + c` for arithmetic, c a small integer. */
+static int pair_form(const DcDict *dA, const DcDict *dB, const DcDict *dS, const int32_t *table, const uint8_t *seen,
+                     int any, int nB, long n, StrBuf *o)
+{
+    static const AstOp cmp_ops[] = {OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE};
+    static const AstOp num_ops[] = {OP_ADD, OP_SUB, OP_MUL};
+    StrBuf err;
+    sb_init(&err);
+    Arena ar;
+    arena_init(&ar);
+    int found = 0;
+    for (int pass = 0; pass < 2 && !found; pass++)
+        for (int oi = 0; oi < (pass ? 3 : 6) && !found; oi++)
+            for (int ci = 0; ci <= 10 && !found; ci++)
+                for (int swap = 1; swap >= 0 && !found; swap--) {
+                    int64_t c = ci <= 5 ? ci : -(ci - 5);   /* 0..5, then -1..-5 */
+                    AstOp op = pass ? num_ops[oi] : cmp_ops[oi];
+                    int ok = 1, used = 0;
+                    for (long i = 0; i < n && ok; i++) {
+                        if (!counts(table, seen, any, (int)i)) continue;
+                        Value x = dA->val[i / nB], y = dB->val[i % nB], l, r, v, t;
+                        if (!val_is_number(x) || !val_is_number(y)) {
+                            ok = 0;
+                            break;
+                        }
+                        /* comparisons: (swap ? y : x) OP (other + c); arithmetic: x OP y + c */
+                        sb_clear(&err);
+                        if (!pass) {
+                            l = swap ? y : x;
+                            if (!val_binary(OP_ADD, swap ? x : y, val_int(c), &r, &err, &ar)) ok = 0;
+                            else if (!val_binary(op, l, r, &v, &err, &ar)) ok = 0;
+                        } else {
+                            if (swap) {
+                                ok = 0;
+                                break;
+                            }
+                            if (!val_binary(op, x, y, &t, &err, &ar) || !val_binary(OP_ADD, t, val_int(c), &v, &err, &ar)) ok = 0;
+                        }
+                        if (ok) ok = val_equal(v, dS->val[table[i]]) && (v.kind == VAL_BOOL) == (dS->val[table[i]].kind == VAL_BOOL);
+                        used++;
+                    }
+                    if (!ok || !used) continue;
+                    found = 1;
+                    const char *a = pass ? "x" : (swap ? "y" : "x"), *b = pass ? "y" : (swap ? "x" : "y");
+                    sb_printf(o, "%s %s %s", a, ast_op_name(op), b);
+                    if (c > 0) sb_printf(o, " + %lld", (long long)c);
+                    if (c < 0) sb_printf(o, " - %lld", (long long)-c);
+                }
+    arena_free(&ar);
+    sb_free(&err);
+    return found;
+}
+
 static char *seqmap_form(const DcDict *dA, const DcDict *dB, const DcDict *dS, const DcRec *r, const char *ra,
-                         const char *rb)
+                         const char *rb, const char **form)
 {
     StrBuf o;
     sb_init(&o);
+    int as = any_of(r->seen, r->ntable);
+    sb_puts(&o, "sequence_map(lambda x, y: ");
+    size_t mark = o.len;
+    if (pair_form(dA, dB, dS, r->table, r->seen, as, r->nb, r->ntable, &o)) {
+        *form = "comparison or arithmetic";
+        sb_printf(&o, ", %s, %s)", ra, rb);
+        return sb_steal(&o);
+    }
+    o.len = mark;
+    o.s[mark] = 0;
+    *form = "lookup";
     int *cnt = xcalloc((size_t)dS->n + 1, sizeof(int));
     int most = -1;
-    for (int i = 0; i < r->ntable; i++)
-        if (r->table[i] >= 0 && (most < 0 || ++cnt[r->table[i]] > cnt[most])) {
-            if (most < 0) cnt[r->table[i]]++;
-            most = r->table[i];
-        }
+    for (int i = 0; i < r->ntable; i++) {
+        if (!counts(r->table, r->seen, as, i)) continue;
+        cnt[r->table[i]]++;
+        if (most < 0 || cnt[r->table[i]] > cnt[most]) most = r->table[i];
+    }
     free(cnt);
-    sb_puts(&o, "sequence_map(lambda x, y: ");
     for (int i = 0; i < r->ntable && most >= 0; i++) {
-        if (r->table[i] < 0 || r->table[i] == most) continue;
+        if (!counts(r->table, r->seen, as, i) || r->table[i] == most) continue;
         lit(&o, dS, r->table[i]);
         sb_puts(&o, " if x == ");
         lit(&o, dA, i / r->nb);
@@ -318,37 +415,61 @@ static char *select_form(Tx *t, int sel, const char **form)
     sb_init(&err);
     Arena ar;
     arena_init(&ar);
-    long nsel = 0, tot = (long)r->nk * r->nq;
-    for (long c = 0; c < tot; c++) nsel += r->pred[c];
+    long tot = (long)r->nk * r->nq;
+    int as = any_of(r->seen, tot);
+    long nsel = 0, ncount = 0;
+    for (long c = 0; c < tot; c++)
+        if (!as || r->seen[c]) {
+            ncount++;
+            nsel += r->pred[c];
+        }
     const char *pred = NULL;
-    if (nsel == tot) pred = "true";
+    if (nsel == ncount) pred = "true";
     else if (nsel == 0) pred = "false";
     static const AstOp ops[] = {OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE};
-    for (int oi = 0; oi < 6 && !pred; oi++) {
-        int ok = 1;
-        for (int k = 0; k < r->nk && ok; k++)
-            for (int q = 0; q < r->nq && ok; q++) {
-                Value v;
-                int b;
-                sb_clear(&err);
-                if (!kinds_compare(dK->val[k], dQ->val[q]) || !val_binary(ops[oi], dK->val[k], dQ->val[q], &v, &err, &ar) ||
-                    !val_as_bool(v, &b))
-                    ok = 0;
-                else ok = b == r->pred[(size_t)k * r->nq + q];
+    /* k OP q; then k OP c or q OP c for a constant c of the domain */
+    char lam[512] = "";
+    for (int side = 0; side < 3 && !pred && !lam[0]; side++) {
+        int nc = side == 0 ? 1 : side == 1 ? dK->n : dQ->n;
+        for (int oi = 0; oi < 6 && !pred && !lam[0]; oi++)
+            for (int ci = 0; ci < nc && !pred && !lam[0]; ci++) {
+                int ok = 1;
+                for (int k = 0; k < r->nk && ok; k++)
+                    for (int q = 0; q < r->nq && ok; q++) {
+                        if (as && !r->seen[(size_t)k * r->nq + q]) continue;
+                        Value a = side == 2 ? dQ->val[q] : dK->val[k];
+                        Value b = side == 0 ? dQ->val[q] : side == 1 ? dK->val[ci] : dQ->val[ci];
+                        Value v;
+                        int bb;
+                        sb_clear(&err);
+                        if (!kinds_compare(a, b) || !val_binary(ops[oi], a, b, &v, &err, &ar) || !val_as_bool(v, &bb))
+                            ok = 0;
+                        else ok = bb == r->pred[(size_t)k * r->nq + q];
+                    }
+                if (!ok) continue;
+                if (side == 0) pred = ast_op_name(ops[oi]);
+                else {
+                    StrBuf l;
+                    sb_init(&l);
+                    sb_printf(&l, "lambda k, q: %s %s ", side == 1 ? "k" : "q", ast_op_name(ops[oi]));
+                    const_lit(&l, side == 1 ? dK->val[ci] : dQ->val[ci]);
+                    snprintf(lam, sizeof lam, "%s", l.s);
+                    sb_free(&l);
+                }
             }
-        if (ok) pred = ast_op_name(ops[oi]);
     }
-    if (pred) {
+    if (pred || lam[0]) {
         *form = "comparison";
-        sb_printf(&o, "select(%s, %s, %s)", kr, qr, pred);
+        sb_printf(&o, "select(%s, %s, %s)", kr, qr, pred ? pred : lam);
     } else {
         /* list the smaller side */
-        int want = 2 * nsel <= tot;
+        int want = 2 * nsel <= ncount;
         *form = "lookup";
         sb_printf(&o, "select(%s, %s, lambda k, q: %s", kr, qr, want ? "" : "not (");
         int any = 0;
         for (int k = 0; k < r->nk; k++)
             for (int q = 0; q < r->nq; q++) {
+                if (as && !r->seen[(size_t)k * r->nq + q]) continue;
                 if (r->pred[(size_t)k * r->nq + q] != want) continue;
                 if (any++) sb_puts(&o, " or ");
                 sb_puts(&o, "(k == ");
@@ -357,6 +478,7 @@ static char *select_form(Tx *t, int sel, const char **form)
                 lit(&o, dQ, q);
                 sb_puts(&o, ")");
             }
+        if (!any) sb_puts(&o, "false");
         sb_puts(&o, want ? ")" : "))");
     }
     arena_free(&ar);
@@ -415,20 +537,13 @@ char *dc_write_program(Dc *dc)
         const char *wrap = ps->enc == ENC_NUMERICAL ? "numerical(" : NULL;
         char *txt = NULL;
         const char *form = "unchanged";
-        int sel_changed = ps->sel >= 0 && ps->sel < p->nsels && dc->srec[ps->sel].changed;
-        if (ps->sel >= 0) {
-            /* combinations: a changed select below makes the reader's selector differ */
-            for (int k = 0; k < p->nsels; k++)
-                if (dc->srec[k].changed) sel_changed = 1;
-        }
         if (r->changed) {
-            char *ra = sop_ref(&t, ps->a);
+            char *ra = ps->a >= 0 ? sop_ref(&t, ps->a) : xstrdup("");
             switch (ps->op) {
-            case SOP_MAP: txt = map_form(&dc->dict[ps->a], &dc->dict[s], r->table, r->ntable, ra, &form); break;
+            case SOP_MAP: txt = map_form(&dc->dict[ps->a], &dc->dict[s], r->table, r->seen, r->ntable, ra, &form); break;
             case SOP_SEQMAP: {
                 char *rb = sop_ref(&t, ps->b);
-                txt = seqmap_form(&dc->dict[ps->a], &dc->dict[ps->b], &dc->dict[s], r, ra, rb);
-                form = "lookup";
+                txt = seqmap_form(&dc->dict[ps->a], &dc->dict[ps->b], &dc->dict[s], r, ra, rb, &form);
                 free(rb);
                 break;
             }
@@ -438,10 +553,12 @@ char *dc_write_program(Dc *dc)
                 sb_init(&o);
                 int ident = 1;
                 for (int a = 0; a < r->ntable && ident; a++)
-                    if (r->table[a] >= 0 && strcmp(dc->dict[ps->a].txt[a], dc->dict[s].txt[r->table[a]])) ident = 0;
+                    if (r->table[a] >= 0 && (!r->seen || r->seen[a]) &&
+                        strcmp(dc->dict[ps->a].txt[a], dc->dict[s].txt[r->table[a]]))
+                        ident = 0;
                 const char *vf = "identity";
                 char *vexpr = ident ? xstrdup(ra)
-                                    : map_form(&dc->dict[ps->a], &dc->dict[s], r->table, r->ntable, ra, &vf);
+                                    : map_form(&dc->dict[ps->a], &dc->dict[s], r->table, r->seen, r->ntable, ra, &vf);
                 sb_printf(&o, "aggregate(%s, %s", sr, vexpr);
                 if (r->deflt >= 0) {
                     sb_puts(&o, ", ");
@@ -469,7 +586,7 @@ char *dc_write_program(Dc *dc)
                     snprintf(buf, sizeof buf, "%d", w);
                     dc_dict_add(&wd, buf, &wa);
                 }
-                txt = map_form(&wd, &dc->dict[s], r->table, r->ntable, o.s, &form);
+                txt = map_form(&wd, &dc->dict[s], r->table, r->seen, r->ntable, o.s, &form);
                 arena_free(&wa);
                 free(wd.txt);
                 free(wd.val);
@@ -483,8 +600,6 @@ char *dc_write_program(Dc *dc)
             free(ra);
             if (txt && !place(&t, ps->span, txt, wrap)) r->note = "changed inside a def: not rewritten";
             r->expr = txt;
-        } else if (sel_changed && 0) {
-            (void)0;
         }
         r->form = r->changed ? form : "unchanged";
     }
