@@ -1,0 +1,122 @@
+# decompile.sh — tracc decompile. Acceptance: a program compiled from a one-op mutation of an
+# example program, decompiled against the ORIGINAL's structure (--program), gives a diff whose
+# removed and added lines are exactly the mutated op's, with output fidelity 100%; an
+# unchanged model gives an empty diff; bad input gives a clear message and exit 1.
+. tests/lib.sh
+
+T=$TMPD
+EX=rasp_examples
+cp -r $EX/lib $T/lib
+
+# py NAME FILE CODE: python code with `d` = the JSON in FILE must exit 0.
+py() {
+    name=$1; f=$2; code=$3
+    if ! python3 -c "import json, sys; d = json.load(open(sys.argv[1])); $code" "$f" 2>"$T/pyerr"; then
+        bad "$name"; cat "$T/pyerr"; return
+    fi
+    ok
+}
+
+# changed_lines FILE: the -/+ lines of a unified diff (not the ---/+++ headers)
+changed_lines() { grep -E '^[-+]' "$1" | grep -vE '^(---|\+\+\+) '; }
+
+# mutate NAME EXAMPLE FROM TO [exact]: replace FROM (once) by TO, compile at max_len 5,
+# decompile against the original. The diff must remove the same lines `diff -u` removes and
+# add as many; with `exact`, the added lines must be the mutation's text itself.
+mutate() {
+    n=$1; f=$2; from=$3; to=$4; exact=$5
+    cp $EX/$f $T/orig_$n.rasp
+    if ! python3 -c "import sys; s = open(sys.argv[1]).read(); assert s.count(sys.argv[3]) == 1; open(sys.argv[2], 'w').write(s.replace(sys.argv[3], sys.argv[4]))" \
+        $T/orig_$n.rasp $T/mut_$n.rasp "$from" "$to"; then bad "$n: mutation does not apply"; return; fi
+    if ! $TRACC compile --max-len 5 $T/mut_$n.rasp -o $T/mut_$n.safetensors >/dev/null 2>$T/err; then
+        bad "$n: compile"; cat $T/err; return; fi
+    if ! $TRACC decompile $T/mut_$n.safetensors --program $T/orig_$n.rasp --inputs 200 --json >$T/d_$n.json 2>$T/err; then
+        bad "$n: decompile"; cat $T/err; return; fi
+    py "$n: output fidelity 100%, reproduces" $T/d_$n.json \
+        'assert d["fidelity"]["output"] == 1.0 and d["reproduces"], d["fidelity"]'
+    python3 -c "import json, sys; sys.stdout.write(json.load(open(sys.argv[1]))['diff'])" $T/d_$n.json >$T/got_$n.diff
+    diff -u $T/orig_$n.rasp $T/mut_$n.rasp >$T/want_$n.diff
+    changed_lines $T/got_$n.diff >$T/got_$n.lines
+    changed_lines $T/want_$n.diff >$T/want_$n.lines
+    if [ "$exact" = exact ]; then
+        if cmp -s $T/got_$n.lines $T/want_$n.lines; then ok; else bad "$n: diff is not exactly the mutation"; cat $T/got_$n.lines; fi
+    else
+        if [ "$(grep '^-' $T/got_$n.lines)" = "$(grep '^-' $T/want_$n.lines)" ] &&
+           [ "$(grep -c '^+' $T/got_$n.lines)" = "$(grep -c '^+' $T/want_$n.lines)" ]; then ok
+        else bad "$n: diff does not touch exactly the mutated op"; cat $T/got_$n.lines; fi
+    fi
+    # the decompiled program checks, and its compilation agrees with the mutated model
+    python3 -c "import json, sys; sys.stdout.write(json.load(open(sys.argv[1]))['program'])" $T/d_$n.json >$T/dec_$n.rasp
+    if $TRACC check --max-len 5 $T/dec_$n.rasp >/dev/null 2>$T/err; then ok; else bad "$n: decompiled program does not check"; cat $T/err; fi
+}
+
+# ---- one-op mutations of the example programs ---------------------------------------------
+mutate ca_token count_a.rasp 'tokens == "a"' 'tokens == "c"' exact
+mutate ca_select count_a.rasp 'select(is_a, indices, ==)' 'select(is_a, indices, !=)' exact
+mutate mi_select max_identifier.rasp 'var_small      = select(tokens, tokens, <)' 'var_small      = select(tokens, tokens, >)' exact
+mutate mi_const max_identifier.rasp 'sum_small == 4' 'sum_small == 3' exact
+mutate mi_default max_identifier.rasp 'aggregate(select_idx, tokens)' 'aggregate(select_idx, tokens, "z")' exact
+mutate m6_inline max_identifier_6th_is_5th_plus_1.rasp 'select(sum_small == 4, indices, ==)' 'select(sum_small == 3, indices, ==)' exact
+mutate rv_const reverse.rasp 'opp_idx - 1;' 'opp_idx - 2;' exact
+mutate rv_select reverse.rasp 'select(indices, opp_idx_1, ==)' 'select(indices, opp_idx_1, <=)' exact
+mutate fp_token frac_prevs.rasp 'numerical(tokens == "x")' 'numerical(tokens == "a")' exact
+mutate sd_const shuffle_dyck.rasp 'balance == 0;' 'balance == 1;' exact
+mutate bp_lambda b_is_a_plus_1.rasp 'lambda k, q: k == "a"' 'lambda k, q: k == "c"' exact
+mutate bp_seqmap b_is_a_plus_1.rasp 'b == a + 1' 'b == a + 2'
+mutate cl_lambda count_less_freq.rasp 'k <= n' 'k <= 1'
+
+# ---- an unchanged model: empty diff, text output with fidelity comments -----------------
+$TRACC compile --max-len 5 $EX/count_a.rasp -o $T/ca.safetensors >/dev/null 2>&1 || bad "compile count_a"
+expect_out "unchanged: empty diff" 0 "" -- $TRACC decompile $T/ca.safetensors --diff --inputs 50
+$TRACC decompile $T/ca.safetensors --inputs 50 -o $T/ca_dec.rasp >$T/out 2>$T/err
+if [ $? -eq 0 ] && [ ! -s $T/out ] && grep -q '^# fidelity on 50 uniform inputs: output 100.0%' $T/ca_dec.rasp &&
+   grep -q '^is_a    = tokens == "a";' $T/ca_dec.rasp; then ok; else bad "unchanged: -o file"; cat $T/err; head -5 $T/ca_dec.rasp; fi
+# the written program (comments included) compiles to a model that agrees with the original
+if $TRACC compile --max-len 5 $T/ca_dec.rasp -o $T/ca2.safetensors >/dev/null 2>$T/err; then ok; else bad "recompile"; cat $T/err; fi
+$TRACC decompile $T/ca.safetensors --inputs 50 --json >$T/ca.json 2>/dev/null
+py "json fields" $T/ca.json 'assert set(["program", "diff", "fidelity", "sops"]) <= set(d) and d["diff"] == "" and d["fidelity"]["output"] == 1.0 and d["sops"]["is_a"]["form"] == "unchanged" and "reads" in d["sops"]["count_a"]'
+# same seed, same output
+$TRACC decompile $T/ca.safetensors --inputs 50 --json >$T/ca_again.json 2>/dev/null
+if cmp -s $T/ca.json $T/ca_again.json; then ok; else bad "deterministic"; fi
+
+# ---- bad input -----------------------------------------------------------------------------
+expect_err "usage: no model" 2 "missing MODEL" -- $TRACC decompile
+expect_err "usage: bad --inputs" 2 "--inputs must be" -- $TRACC decompile $T/ca.safetensors --inputs 0
+expect_err "usage: unknown option" 2 "unknown option" -- $TRACC decompile $T/ca.safetensors --frobnicate
+expect_err "not a model" 1 "tracc decompile:" -- $TRACC decompile $EX/count_a.rasp
+expect_err "missing model" 1 "tracc decompile:" -- $TRACC decompile $T/nope.safetensors
+# a model without program metadata (a hand-stripped copy)
+python3 - $T/ca.safetensors $T/noprog.safetensors <<'EOF'
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
+h = json.loads(raw[8:8 + n]); m = h["__metadata__"]; m.pop("program"); m.pop("program_sha256")
+hb = json.dumps(h, separators=(",", ":"), sort_keys=True).encode(); hb += b" " * (-len(hb) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(hb)) + hb + raw[8 + n:])
+EOF
+expect_err "no program metadata" 1 "has no program in its metadata: give the program it was compiled from with --program" -- $TRACC decompile $T/noprog.safetensors
+expect_out "no program metadata, --program" 0 "" -- $TRACC decompile $T/noprog.safetensors --program $EX/count_a.rasp --diff --inputs 30
+# a program whose structure the model does not have: names the op
+expect_err "structure mismatch" 1 "s-op 'sum_small' (line 30, selector_width)" -- $TRACC decompile $T/ca.safetensors --program $T/orig_mi_const.rasp
+cat >$T/other.rasp <<'EOF'
+vocab {a, b, c, d, e, f, g, h, i};
+max_len 10;
+is_a    = tokens == "a";
+extra   = tokens == "b";
+bin_idx = select(is_a, indices, ==);
+count_a = selector_width(bin_idx);
+both    = sequence_map(lambda x, y: x + y, count_a, extra);
+out     = aggregate(select(indices, indices, ==), both);
+output out;
+EOF
+expect_err "structure mismatch: extra op" 1 "the model does not have the program's structure: s-op 'extra'" -- $TRACC decompile $T/ca.safetensors --program $T/other.rasp
+expect_err "bad program file" 1 "error" -- $TRACC decompile $T/ca.safetensors --program $T/nope.rasp
+expect_err "unwritable output" 1 "tracc decompile:" -- $TRACC decompile $T/ca.safetensors --inputs 20 -o $T/no/such/dir/x.rasp
+# a fine-tuned model with init noise (no exact zeros): runs, and says whether it reproduces
+$TRACC finetune $T/ca.safetensors --task $EX/count_b.rasp --at 1 --lr 1e-3 --steps 20 --init-noise 1e-3 \
+    --seed 3 --eval-every 0 -o $T/ft.safetensors >/dev/null 2>&1 || bad "finetune"
+$TRACC decompile $T/ft.safetensors --inputs 50 --json >$T/ft.json 2>$T/err
+if [ $? -eq 0 ]; then ok; else bad "fine-tuned with noise"; cat $T/err; fi
+py "fine-tuned: training distribution from provenance" $T/ft.json \
+    'assert d["fidelity"]["distribution"] == "training" and "fidelity_uniform" in d and d["at"] == [1] and (d["reproduces"] == (d["fidelity"]["output"] == 1.0 and d["fidelity_uniform"]["output"] == 1.0))'
+
+finish
