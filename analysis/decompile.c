@@ -402,8 +402,10 @@ static int sample_training(Dc *dc, const DcOptions *o, const int32_t *prog_of_ro
         return 0;
     }
     sb_free(&e);
-    dc->nat = nat;
-    dc->at = ats;
+    if (!o->all_positions && !o->at) {
+        dc->nat = nat;
+        dc->at = ats;
+    } else free(ats);
     dc->train_len_min = spec.len_min;
     dc->train_len_max = spec.len_max;
     dc->train_desc = xstrdup(spec.spurious ? "the training distribution (task, spurious predicate and rate from provenance)"
@@ -423,6 +425,12 @@ static int decode_cat(const RoSop *rs, const float *row)
         if (best < 0 || v > bv) best = f, bv = v;
     }
     return best >= 0 && bv > DEC_NONE_BELOW ? best : -1;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
 }
 
 static int observe(Dc *dc, StrBuf *err)
@@ -462,6 +470,7 @@ static int observe(Dc *dc, StrBuf *err)
     fo.record_resid = 1;
     fo.record_attn = dc->nhead_used > 0;
     const int B = 64;
+    float *sorted = xmalloc(sizeof(float) * (size_t)(p->max_len + 2));
     int32_t *rows = xmalloc(sizeof(int32_t) * (size_t)B * (size_t)(p->max_len + 1));
     int lens[64];
     int rc = 0;
@@ -522,13 +531,12 @@ static int observe(Dc *dc, StrBuf *err)
                     dc->out_dec[off + i] = dc_dict_add(&dc->out_dict, tb.s, &dc->arena);
                 }
             }
-            /* selections. A selector width's head gives BOS the score of a selected key
-             * (its MLP reads the width from BOS's share), so key j counts as selected by
-             * query i when its weight is more than half of BOS's. An aggregate's head gives
-             * its selected keys equal weights and BOS next to nothing unless nothing is
-             * selected: key j is selected when its weight is more than half the largest
-             * in the row, BOS included. Both read a fine-tuned head's graded scores as
-             * "about as strong as what the construction compares it with". */
+            /* selections: per query row, the keys above the largest gap (on a log scale)
+             * among the weights of BOS and the keys. A compiled head gives its selected
+             * keys equal weights far above the others (BOS sits with the selected keys
+             * in a selector width's head, and below them in an aggregate's unless nothing
+             * is selected); a fine-tuned head's graded weights are split where they
+             * separate most. No gap of at least DC_GAP: every key counts as selected. */
             for (int h = 0; h < m->cfg.n_layers * NH; h++) {
                 int slot = dc->head_slot[h];
                 if (slot < 0) continue;
@@ -537,16 +545,20 @@ static int observe(Dc *dc, StrBuf *err)
                 uint8_t *mk = dc->mask[slot] + dc->mask_off[smp];
                 for (int i = 0; i < n; i++) {
                     const float *row = pat + (size_t)(i + 1) * T;
-                    float ref = row[0];
-                    if (!dc->head_sw[h])
-                        for (int j = 1; j <= n; j++)
-                            if (row[j] > ref) ref = row[j];
-                    for (int j = 0; j < n; j++) mk[(size_t)i * n + j] = row[j + 1] > 0.5f * ref;
+                    int nv = 0;
+                    for (int j = 0; j <= n; j++)
+                        if (!(dc->p->causal && j > i + 1)) sorted[nv++] = row[j] > 1e-9f ? row[j] : 1e-9f;
+                    qsort(sorted, (size_t)nv, sizeof(float), cmp_desc);
+                    float thr = 0, gap = DC_GAP;
+                    for (int t = 0; t + 1 < nv; t++)
+                        if (sorted[t] / sorted[t + 1] > gap) gap = sorted[t] / sorted[t + 1], thr = sqrtf(sorted[t] * sorted[t + 1]);
+                    for (int j = 0; j < n; j++) mk[(size_t)i * n + j] = row[j + 1] > thr;
                 }
             }
         }
     }
     sb_free(&tb);
+    free(sorted);
     free(rows);
     free(row_of);
     fwd_free(&fs);
@@ -596,6 +608,7 @@ static int fidelity(Dc *dc, const RaspProgram *q, StrBuf *err)
             for (int i = 0; i < n; i++) {
                 int32_t d = dc->dec[s][off + i];
                 int agree;
+                if (!dc->rel[s][off + i]) continue;
                 if (v[i] < 0) {
                     dc->fid[set].sop_dontcare[s]++;   /* no value: don't care, as tracc verify */
                     continue;
@@ -618,7 +631,9 @@ static int fidelity(Dc *dc, const RaspProgram *q, StrBuf *err)
         for (int i = 0; i < n; i++) {
             int agree;
             if (v[i] < 0) {
-                dc->fid[set].out_dontcare++;
+                int counted = !dc->nat;
+                for (int a = 0; a < dc->nat; a++) counted |= dc->at[a] == i;
+                dc->fid[set].out_dontcare += counted;
                 continue;
             }
             if (dc->m->output_numerical) {
@@ -632,13 +647,15 @@ static int fidelity(Dc *dc, const RaspProgram *q, StrBuf *err)
                 val_format(qo->vals[v[i]], &tb);
                 agree = !strcmp(tb.s, dc->out_dict.txt[dc->out_dec[off + i]]);
             }
-            dc->fid[set].out_n++;
-            dc->fid[set].out_agree += agree;
-            int counted = 0;
+            /* out_*: the answer positions (every position when there are none); all_*:
+             * every position */
+            dc->fid[set].all_n++;
+            dc->fid[set].all_agree += agree;
+            int counted = !dc->nat;
             for (int a = 0; a < dc->nat; a++) counted |= dc->at[a] == i;
             if (counted) {
-                dc->fid[set].at_n++;
-                dc->fid[set].at_agree += agree;
+                dc->fid[set].out_n++;
+                dc->fid[set].out_agree += agree;
             }
         }
     }
@@ -661,7 +678,12 @@ static json_t *fid_json(const Dc *dc, int set)
     json_object_set_new(o, "output", json_real(frac(f->out_agree, f->out_n)));
     json_object_set_new(o, "positions", json_integer(f->out_n));
     json_object_set_new(o, "dont_care", json_integer(f->out_dontcare));
-    if (dc->nat) json_object_set_new(o, "output_at", json_real(frac(f->at_agree, f->at_n)));
+    if (dc->nat) {
+        json_t *at = json_array();
+        for (int i = 0; i < dc->nat; i++) json_array_append_new(at, json_integer(dc->at[i]));
+        json_object_set_new(o, "at", at);
+        json_object_set_new(o, "output_all_positions", json_real(frac(f->all_agree, f->all_n)));
+    }
     json_t *s = json_object();
     for (int i = 0; i < dc->p->nsops; i++)
         if (f->sop_n[i]) json_object_set_new(s, dc->p->sops[i].label, json_real(frac(f->sop_agree[i], f->sop_n[i])));
@@ -690,6 +712,12 @@ static void dc_free(Dc *dc)
     free(dc->dec);
     if (dc->val)
         for (int s = 0; s < dc->p->nsops; s++) free(dc->val[s]);
+    if (dc->rel)
+        for (int s = 0; s < dc->p->nsops; s++) free(dc->rel[s]);
+    free(dc->rel);
+    if (dc->selrel)
+        for (int s = 0; s < dc->p->nsels; s++) free(dc->selrel[s]);
+    free(dc->selrel);
     free(dc->val);
     if (dc->mask)
         for (int h = 0; h < dc->nhead_used; h++) free(dc->mask[h]);
@@ -769,6 +797,18 @@ int dc_decompile(const Model *m, const DcOptions *o, DcResult *r, StrBuf *err)
     sb_free(&e2);
     dc.src = src;
     const RaspProgram *p = dc.p;
+    if (o->at) {
+        dc.at = xmalloc(sizeof(int) * (size_t)(p->max_len + 1));
+        dc.nat = ro_parse_at(o->at, p->max_len, dc.at, err);
+        dc.at_given = 1;
+        if (dc.nat < 0) {
+            rasp_free(dc.p);
+            free(dc.at);
+            free(src);
+            arena_free(&dc.arena);
+            return -1;
+        }
+    }
     ro_layout_init(&dc.lay, m, p);
     find_heads(&dc);
     int rc = check_structure(&dc, err);
@@ -865,16 +905,21 @@ int dc_decompile(const Model *m, const DcOptions *o, DcResult *r, StrBuf *err)
             sb_printf(&c, "# fidelity on %ld %s inputs: output ", (long)dc.set_count[st],
                       st == DC_SET_TRAIN ? "training-distribution" : "uniform");
             pct(&c, f->out_agree, f->out_n);
-            sb_printf(&c, " of %ld positions", f->out_n);
+            sb_printf(&c, " of %ld %s", f->out_n, dc.nat ? "answer positions" : "positions");
             if (f->out_dontcare) sb_printf(&c, " (%ld more where the program has no value: don't care)", f->out_dontcare);
             if (dc.nat) {
-                sb_puts(&c, ", at the trained positions ");
-                pct(&c, f->at_agree, f->at_n);
+                sb_puts(&c, "; at every position ");
+                pct(&c, f->all_agree, f->all_n);
             }
             sb_puts(&c, "\n");
         }
-        sb_puts(&c, r->reproduces ? "# the program reproduces the model on every sampled position\n"
-                                  : "# WARNING: the program does NOT reproduce the model on every sampled position\n");
+        if (dc.nat) {
+            sb_puts(&c, "# answer positions (RASP indices):");
+            for (int i = 0; i < dc.nat; i++) sb_printf(&c, " %d", dc.at[i]);
+            sb_puts(&c, dc.at_given ? " (--at)\n" : " (from the model's provenance; --all-positions to read every position)\n");
+        }
+        sb_puts(&c, r->reproduces ? "# the program reproduces the model on every sampled answer position\n"
+                                  : "# WARNING: the program does NOT reproduce the model on every sampled answer position\n");
         json_t *sops = json_object();
         for (int s = 0; s < p->nsops; s++) {
             const RaspSop *ps = &p->sops[s];

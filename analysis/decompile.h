@@ -24,9 +24,11 @@ typedef struct {
     const char *program_path;   /* --program ORIG.rasp, or NULL: the model's `program` */
     long n;                     /* sampled inputs per distribution (> 0) */
     uint64_t seed;
+    const char *at;             /* answer positions "I[,J,K-L]", or NULL: the provenance's */
+    int all_positions;          /* ignore the provenance's answer positions */
 } DcOptions;
 
-#define DC_OPTIONS_DEFAULT ((DcOptions){NULL, 300, 1})
+#define DC_OPTIONS_DEFAULT ((DcOptions){NULL, 300, 1, NULL, 0})
 
 typedef struct {
     char *original;     /* the original program text (loads expanded) */

@@ -149,7 +149,12 @@ char *dc_unified_diff(const char *ta, const char *tb, const char *name_a, const 
                     }
                 b0 -= 1;
             }
-            sb_printf(&o, "@@ -%d,%d +%d,%d @@\n", ca ? a0 + 1 : a0 + 1, ca, cb ? b0 + 1 : b0 + 1, cb);
+            /* "-N" alone for one line, as diff -u writes it */
+            sb_printf(&o, "@@ -%d", a0 + 1);
+            if (ca != 1) sb_printf(&o, ",%d", ca);
+            sb_printf(&o, " +%d", b0 + 1);
+            if (cb != 1) sb_printf(&o, ",%d", cb);
+            sb_puts(&o, " @@\n");
             for (int t = start; t < end; t++) {
                 if (ed[t].op == '+') put_line(&o, '+', &b, ed[t].j);
                 else put_line(&o, ed[t].op, &a, ed[t].i);

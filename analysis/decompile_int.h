@@ -13,6 +13,8 @@
 #define DC_UNSET (-4)       /* a table entry neither observed nor in the original */
 #define DC_NUM_TOL 1e-4     /* numerical values within this (relative) are one value */
 #define DC_MAX_EXTRA 4096   /* new values one s-op may take beyond its original set */
+#define DC_GAP 3.0f         /* a head's selected keys weigh at least this many times more
+                               than the unselected ones (see observe) */
 #define DC_READ_FRAC 0.05   /* a residual label is "read" by an op when its weight row has
                                at least this fraction of the largest row's norm */
 
@@ -66,7 +68,8 @@ typedef struct {
 
 typedef struct {
     long *sop_n, *sop_agree, *sop_dontcare;   /* positions compared, agreeing, skipped */
-    long out_n, out_agree, out_dontcare, at_n, at_agree;
+    long out_n, out_agree, out_dontcare;   /* at the answer positions */
+    long all_n, all_agree;                  /* at every position */
 } DcFid;
 
 typedef struct {
@@ -86,7 +89,9 @@ typedef struct {
     size_t cap_tok;
     long npos;
     int set_count[2];
-    int nat, *at;           /* the trained positions (RASP indices), from provenance */
+    int nat, *at;           /* the answer positions (RASP indices): --at, or the trained
+                               ones from the provenance; none: every position */
+    int at_given;
     int train_len_min, train_len_max;
     char *train_desc;
 
@@ -105,6 +110,8 @@ typedef struct {
     /* recovery */
     int32_t **val;          /* (nsops) the value the decompiled op has at each position:
                                decoded for residual s-ops, computed for the others */
+    uint8_t **rel;          /* (nsops) positions that can influence the answer positions */
+    uint8_t **selrel;       /* (nsels) query positions where the selector can */
     DcRec *rec;             /* (nsops) */
     DcSelRec *srec;         /* (nsels) */
     DcFid fid[2];

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 void dc_rec_free(DcRec *r)
@@ -230,6 +231,80 @@ static void find_reads(const Dc *dc, const char *label, const char *selector, Dc
     free(decl);
 }
 
+/* ---------- which positions matter ---------- */
+
+static void mark_sel(Dc *dc, int sel, int k, int i)
+{
+    const RaspSel *s = &dc->p->sels[sel];
+    long off = dc->sample_off[k];
+    int n = dc->sample_len[k];
+    dc->selrel[sel][off + i] = 1;
+    switch (s->op) {
+    case SEL_SELECT:
+        for (int j = 0; j < n; j++) dc->rel[s->keys][off + j] = 1;
+        dc->rel[s->queries][off + i] = 1;
+        break;
+    case SEL_AND:
+    case SEL_OR:
+        mark_sel(dc, s->a, k, i);
+        mark_sel(dc, s->b, k, i);
+        break;
+    case SEL_NOT: mark_sel(dc, s->a, k, i); break;
+    }
+}
+
+/* rel[s][pos]: 1 where s-op s can influence the output at the answer positions (every
+ * position when there are none): back from the output, through same-position operands, all
+ * keys of a selector, and the value at the keys its head attends to (or at every key when
+ * no head is observed). Tallies and fidelities count only these: a fine-tune trained at a
+ * few positions leaves the others unconstrained. */
+static void relevance(Dc *dc)
+{
+    const RaspProgram *p = dc->p;
+    dc->rel = xcalloc((size_t)p->nsops + 1, sizeof(uint8_t *));
+    dc->selrel = xcalloc((size_t)p->nsels + 1, sizeof(uint8_t *));
+    for (int s = 0; s < p->nsels; s++) dc->selrel[s] = xcalloc((size_t)dc->npos + 1, 1);
+    for (int s = 0; s < p->nsops; s++)
+        if (p->sops[s].used) dc->rel[s] = xcalloc((size_t)dc->npos + 1, 1);
+    if (!dc->nat) {
+        for (int s = 0; s < p->nsops; s++)
+            if (dc->rel[s]) memset(dc->rel[s], 1, (size_t)dc->npos);
+        for (int s = 0; s < p->nsels; s++) memset(dc->selrel[s], 1, (size_t)dc->npos);
+        return;
+    }
+    for (int k = 0; k < dc->nsamples; k++)
+        for (int a = 0; a < dc->nat; a++)
+            if (dc->at[a] < dc->sample_len[k]) dc->rel[p->output][dc->sample_off[k] + dc->at[a]] = 1;
+    for (int s = p->nsops - 1; s >= 0; s--) {
+        const RaspSop *ps = &p->sops[s];
+        if (!ps->used) continue;
+        for (int k = 0; k < dc->nsamples; k++) {
+            int n = dc->sample_len[k];
+            long off = dc->sample_off[k];
+            for (int i = 0; i < n; i++) {
+                if (!dc->rel[s][off + i]) continue;
+                switch (ps->op) {
+                case SOP_MAP: dc->rel[ps->a][off + i] = 1; break;
+                case SOP_SEQMAP:
+                    dc->rel[ps->a][off + i] = 1;
+                    dc->rel[ps->b][off + i] = 1;
+                    break;
+                case SOP_SELWIDTH: mark_sel(dc, ps->sel, k, i); break;
+                case SOP_AGGREGATE: {
+                    mark_sel(dc, ps->sel, k, i);
+                    int h = dc->sel_head[ps->sel];
+                    const uint8_t *mk = h >= 0 ? dc->mask[dc->head_slot[h]] + dc->mask_off[k] : NULL;
+                    for (int j = 0; j < n; j++)
+                        if (!mk || mk[(size_t)i * n + j]) dc->rel[ps->a][off + j] = 1;
+                    break;
+                }
+                default: break;
+                }
+            }
+        }
+    }
+}
+
 /* ---------- per op ---------- */
 
 static void fill_val_from_table(Dc *dc, int s)
@@ -283,6 +358,7 @@ static void recover_map(Dc *dc, int s)
     ObsList l = {0};
     if (dc->dec[s]) {
         for (long pos = 0; pos < dc->npos; pos++) {
+            if (!dc->rel[s][pos]) continue;
             int32_t a = dc->val[ps->a][pos], b = ps->op == SOP_SEQMAP ? dc->val[ps->b][pos] : 0;
             int32_t y = obs_of(dc, s, pos);
             if (a < 0 || b < 0 || y == DC_UNREAD) continue;
@@ -346,7 +422,7 @@ static void recover_select(Dc *dc, int sel)
         const uint8_t *mk = dc->mask[slot] + dc->mask_off[k];
         for (int i = 0; i < n; i++) {
             int32_t qv = dc->val[Q][off + i];
-            if (qv < 0) continue;
+            if (qv < 0 || !dc->selrel[sel][off + i]) continue;
             for (int j = 0; j < n; j++) {
                 if (p->causal && j > i) continue;
                 int o = mk[(size_t)i * n + j];
@@ -434,6 +510,63 @@ static void recover_select(Dc *dc, int sel)
     free(xt);
 }
 
+/* The values s-op A would have if computed as written from what its operands hold (a
+ * selector width: the width of its recovered selector; a map: its original table), when its
+ * own residual dimensions no longer carry it: a fine-tuned reader may read the scratch or
+ * operands instead. NULL for other ops. */
+static int32_t *values_as_written(Dc *dc, int A)
+{
+    const RaspProgram *p = dc->p;
+    const RaspSop *pa = &p->sops[A];
+    if (pa->op != SOP_SELWIDTH && pa->op != SOP_MAP) return NULL;
+    int32_t *v = xmalloc(sizeof(int32_t) * (size_t)(dc->npos + 1));
+    char buf[32];
+    for (int k = 0; k < dc->nsamples; k++) {
+        int n = dc->sample_len[k];
+        long off = dc->sample_off[k];
+        for (int i = 0; i < n; i++) {
+            int32_t x = RASP_NONE;
+            if (pa->op == SOP_SELWIDTH) {
+                int cnt = 0;
+                for (int j = 0; j < n; j++) cnt += dc_selects(dc, pa->sel, k, i, j);
+                snprintf(buf, sizeof buf, "%d", cnt);
+                x = dc_dict_find(&dc->dict[A], buf);
+            } else {
+                int32_t a = dc->val[pa->a][off + i];
+                if (a >= 0 && a < p->sops[pa->a].nvals) x = pa->table[a];
+            }
+            v[off + i] = x < 0 ? RASP_NONE : x;
+        }
+    }
+    return v;
+}
+
+/* Observations of a categorical aggregate: (value of A common to the selected keys, the
+ * decoded output), and (nA, output) where nothing is selected (the default). */
+static void aggregate_obs(Dc *dc, int s, const int32_t *valA, int nA, ObsList *l)
+{
+    const RaspSop *ps = &dc->p->sops[s];
+    for (int k = 0; k < dc->nsamples; k++) {
+        int n = dc->sample_len[k];
+        long off = dc->sample_off[k];
+        for (int i = 0; i < n; i++) {
+            int32_t y = obs_of(dc, s, off + i);
+            if (y == DC_UNREAD || !dc->rel[s][off + i]) continue;
+            int cnt = 0, same = 1;
+            int32_t v0 = RASP_NONE;
+            for (int j = 0; j < n; j++) {
+                if (!dc_selects(dc, ps->sel, k, i, j)) continue;
+                int32_t v = valA[off + j];
+                if (cnt == 0) v0 = v;
+                else if (v != v0) same = 0;
+                cnt++;
+            }
+            if (cnt == 0) obs_add(l, nA, y);
+            else if (same && v0 >= 0) obs_add(l, v0, y);
+        }
+    }
+}
+
 static void recover_aggregate(Dc *dc, int s)
 {
     const RaspProgram *p = dc->p;
@@ -444,59 +577,78 @@ static void recover_aggregate(Dc *dc, int s)
     int nA = dA->n;
     r->ntable = nA;
     r->table = xmalloc(sizeof(int32_t) * (size_t)(nA + 1));
-    int32_t *ident = xmalloc(sizeof(int32_t) * (size_t)(nA + 1));
+    int32_t *ident = xmalloc(sizeof(int32_t) * (size_t)(nA + 2));
     int numerical = ps->enc == ENC_NUMERICAL;
     for (int a = 0; a < nA; a++) ident[a] = r->table[a] = numerical ? DC_UNSET : carry(dc, dS, dA, a);
+    ident[nA] = ps->deflt;
     r->deflt = ps->deflt;
-    ObsList l = {0};
-    long nnum = 0, num_ok = 0;
-    for (int k = 0; k < dc->nsamples; k++) {
-        int n = dc->sample_len[k];
-        long off = dc->sample_off[k];
-        for (int i = 0; i < n; i++) {
-            int32_t y = obs_of(dc, s, off + i);
-            int cnt = 0, same = 1;
-            int32_t v0 = RASP_NONE;
-            double sum = 0;
-            for (int j = 0; j < n; j++) {
-                if (!dc_selects(dc, ps->sel, k, i, j)) continue;
-                int32_t v = dc->val[A][off + j];
-                if (numerical) sum += v >= 0 ? val_as_double(dA->val[v]) : 0;
-                if (cnt == 0) v0 = v;
-                else if (v != v0) same = 0;
-                cnt++;
-            }
-            int32_t cv;   /* computed value */
-            if (numerical) {
-                double mean = cnt ? sum / cnt : (ps->deflt >= 0 ? val_as_double(ps->vals[ps->deflt]) : 0);
-                if (y >= 0) {
-                    nnum++;
-                    double yv = val_as_double(dS->val[y]);
-                    num_ok += fabs(yv - mean) <= 1e-3 * fmax(1, fabs(mean));
-                }
-                continue;
-            }
-            if (cnt == 0) cv = r->deflt;
-            else cv = same && v0 >= 0 ? r->table[v0] : RASP_NONE;
-            (void)cv;
-            if (y == DC_UNREAD) continue;
-            if (cnt == 0) obs_add(&l, nA, y);           /* the default */
-            else if (same && v0 >= 0) obs_add(&l, v0, y);
-        }
-    }
     if (numerical) {
+        long nnum = 0, num_ok = 0;
+        for (int k = 0; k < dc->nsamples; k++) {
+            int n = dc->sample_len[k];
+            long off = dc->sample_off[k];
+            for (int i = 0; i < n; i++) {
+                int32_t y = obs_of(dc, s, off + i);
+                if (!dc->rel[s][off + i]) continue;
+                int cnt = 0;
+                double sum = 0;
+                for (int j = 0; j < n; j++) {
+                    if (!dc_selects(dc, ps->sel, k, i, j)) continue;
+                    int32_t v = dc->val[A][off + j];
+                    sum += v >= 0 ? val_as_double(dA->val[v]) : 0;
+                    cnt++;
+                }
+                double mean = cnt ? sum / cnt : (ps->deflt >= 0 ? val_as_double(ps->vals[ps->deflt]) : 0);
+                if (y < 0) continue;
+                nnum++;
+                double yv = val_as_double(dS->val[y]);
+                num_ok += fabs(yv - mean) <= 1e-3 * fmax(1, fabs(mean));
+            }
+        }
         r->nobs = nnum;
         r->nexpl = num_ok;
         r->form = "unchanged";
         if (num_ok < nnum) r->note = "a numerical aggregate is checked, not re-tabulated: kept as written";
     } else if (dc->dec[s]) {
+        ObsList l = {0}, l2 = {0};
+        aggregate_obs(dc, s, dc->val[A], nA, &l);
         int32_t *best = xmalloc(sizeof(int32_t) * (size_t)(nA + 2));
         for (int a = 0; a <= nA; a++) best[a] = DC_UNSET;
-        int32_t *pref = xmalloc(sizeof(int32_t) * (size_t)(nA + 2));
-        memcpy(pref, ident, sizeof(int32_t) * (size_t)nA);
-        pref[nA] = r->deflt;
         r->nobs = l.n;
-        r->nexpl = obs_best(&l, best, nA + 1, pref);
+        r->nexpl = obs_best(&l, best, nA + 1, ident);
+        /* the reader may now take its value operand from elsewhere than the operand's
+         * dimensions: try the operand as written */
+        int32_t *alt = r->nexpl < r->nobs && is_residual(dc, A) ? values_as_written(dc, A) : NULL;
+        if (alt) {
+            aggregate_obs(dc, s, alt, nA, &l2);
+            int32_t *best2 = xmalloc(sizeof(int32_t) * (size_t)(nA + 2));
+            for (int a = 0; a <= nA; a++) best2[a] = DC_UNSET;
+            long e2 = obs_best(&l2, best2, nA + 1, ident);
+            if (l2.n && (double)e2 / (double)l2.n > (double)r->nexpl / (double)(r->nobs ? r->nobs : 1)) {
+                memcpy(best, best2, sizeof(int32_t) * (size_t)(nA + 1));
+                r->nobs = l2.n;
+                r->nexpl = e2;
+                memcpy(dc->val[A], alt, sizeof(int32_t) * (size_t)dc->npos);
+                DcRec *ar = &dc->rec[A];
+                if (ar->changed) {
+                    /* A keeps its written form: its reader uses that, not A's dimensions */
+                    const RaspSop *pa = &p->sops[A];
+                    for (int i = 0; i < ar->ntable; i++) {
+                        if (pa->op == SOP_MAP) ar->table[i] = i < pa->nvals ? pa->table[i] : DC_UNSET;
+                        else {
+                            char buf[32];
+                            snprintf(buf, sizeof buf, "%d", i);
+                            ar->table[i] = dc_dict_find(&dc->dict[A], buf);
+                        }
+                    }
+                    ar->changed = 0;
+                }
+                ar->note = "its reader no longer takes it from its residual dimensions: kept as written, "
+                           "the reader explained through it (the fidelity of its dimensions says how far they drifted)";
+            }
+            free(best2);
+            free(alt);
+        }
         r->seen = xcalloc((size_t)nA + 1, 1);
         for (int a = 0; a < nA; a++) {
             if (best[a] == DC_UNSET || best[a] == RASP_NONE) continue;
@@ -509,9 +661,9 @@ static void recover_aggregate(Dc *dc, int s)
             r->deflt = best[nA];
         }
         free(best);
-        free(pref);
+        free(l.o);
+        free(l2.o);
     } else r->note = "not readable: kept as written";
-    free(l.o);
     free(ident);
     /* values */
     if (is_residual(dc, s)) {
@@ -566,7 +718,7 @@ static void recover_selwidth(Dc *dc, int s)
             for (int j = 0; j < n; j++) cnt += dc_selects(dc, ps->sel, k, i, j);
             width[off + i] = cnt;
             int32_t y = obs_of(dc, s, off + i);
-            if (y != DC_UNREAD && dc->dec[s]) obs_add(&l, cnt, y);
+            if (y != DC_UNREAD && dc->dec[s] && dc->rel[s][off + i]) obs_add(&l, cnt, y);
         }
     }
     int32_t *best = xmalloc(sizeof(int32_t) * (size_t)(W + 1));
@@ -599,6 +751,7 @@ void dc_recover(Dc *dc)
     dc->srec = xcalloc((size_t)p->nsels + 1, sizeof(DcSelRec));
     /* selectors are recovered right before their first reader */
     uint8_t *done = xcalloc((size_t)p->nsels + 1, 1);
+    relevance(dc);
     for (int s = 0; s < p->nsops; s++) {
         const RaspSop *ps = &p->sops[s];
         if (!ps->used) continue;

@@ -33,6 +33,11 @@ static void usage(FILE *f)
             "  --diff           print a unified diff of the decompiled program against the\n"
             "                   original (empty when nothing changed)\n"
             "  --json           print one JSON object: program, diff, fidelity, sops\n"
+            "  --at I[,J,K-L]   answer positions (RASP indices): tables and fidelities count\n"
+            "                   only what can influence the output there (default: the\n"
+            "                   positions the model was fine-tuned at, from its provenance;\n"
+            "                   every position for a model that was not fine-tuned)\n"
+            "  --all-positions  every position, even for a fine-tuned model\n"
             "  --inputs N       sampled inputs per distribution (default: 300)\n"
             "  --seed S         sampling seed (default: 1)\n"
             "  -h, --help       show this help\n"
@@ -49,6 +54,7 @@ int cmd_decompile(int argc, char **argv)
         {"program", required_argument, NULL, 'p'}, {"output", required_argument, NULL, 'o'},
         {"diff", no_argument, NULL, 'd'},          {"json", no_argument, NULL, 'j'},
         {"inputs", required_argument, NULL, 'n'},  {"seed", required_argument, NULL, 's'},
+        {"at", required_argument, NULL, 'a'},      {"all-positions", no_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     DcOptions o = DC_OPTIONS_DEFAULT;
@@ -70,6 +76,8 @@ int cmd_decompile(int argc, char **argv)
         case 's':
             if (cli_parse_u64(optarg, &o.seed)) return bad_usage("--seed must be a non-negative integer, got '%s'", optarg);
             break;
+        case 'a': o.at = optarg; break;
+        case 'A': o.all_positions = 1; break;
         case 'h': usage(stdout); return 0;
         case ':': return bad_usage("option '%s' needs a value", argv[optind - 1]);
         default: return bad_usage("unknown option '%s'", argv[optind - 1]);
@@ -77,6 +85,7 @@ int cmd_decompile(int argc, char **argv)
     }
     if (optind >= argc) return bad_usage("%s", "missing MODEL");
     if (optind + 1 < argc) return bad_usage("unexpected argument '%s'", argv[optind + 1]);
+    if (o.at && o.all_positions) return bad_usage("%s", "--at and --all-positions cannot be combined");
     if (diff && json) return bad_usage("%s", "--diff and --json cannot be combined (the JSON holds the diff)");
     const char *path = argv[optind];
     StrBuf err;

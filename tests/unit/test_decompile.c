@@ -92,7 +92,7 @@ static void test_diff_insertions_deletions_and_two_hunks(void **state)
     assert_string_equal(d, "--- o\n+++ n\n@@ -1,3 +1,2 @@\n a\n b\n-c\n");
     free(d);
     d = dc_unified_diff("a\n", "", "o", "n");
-    assert_string_equal(d, "--- o\n+++ n\n@@ -1,1 +0,0 @@\n-a\n");
+    assert_string_equal(d, "--- o\n+++ n\n@@ -1 +0,0 @@\n-a\n");
     free(d);
     d = dc_unified_diff("1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n", "X\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\nY\n", "o", "n");
     assert_string_equal(d, "--- o\n+++ n\n@@ -1,4 +1,4 @@\n-1\n+X\n 2\n 3\n 4\n@@ -9,4 +9,4 @@\n 9\n 10\n 11\n-12\n+Y\n");
