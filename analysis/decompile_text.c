@@ -296,17 +296,20 @@ static char *map_form(const DcDict *dA, const DcDict *dS, const int32_t *table, 
     for (int a = 0; a < nA; a++)
         if (counts(table, seen, as, a) && ++cnt[table[a]] > cnt[most]) most = table[a];
     free(cnt);
+    /* the lookup-table form of map (docs/language.md): the most frequent output as
+     * `else` */
     *form = "lookup";
-    sb_puts(&o, "map(lambda x: ");
+    sb_puts(&o, "map({");
     for (int a = 0; a < nA; a++) {
         if (!counts(table, seen, as, a) || table[a] == most) continue;
-        lit(&o, dS, table[a]);
-        sb_puts(&o, " if x == ");
         lit(&o, dA, a);
-        sb_puts(&o, " else ");
+        sb_puts(&o, ": ");
+        lit(&o, dS, table[a]);
+        sb_puts(&o, ", ");
     }
+    sb_puts(&o, "else: ");
     lit(&o, dS, most);
-    sb_printf(&o, ", %s)", ref);
+    sb_printf(&o, "}, %s)", ref);
     return sb_steal(&o);
 }
 

@@ -56,6 +56,7 @@ const char *ast_kind_name(AstKind k)
     case AST_BOS: return "bos";
     case AST_PAD: return "pad";
     case AST_LOAD: return "load";
+    case AST_DICT: return "dict";
     }
     return "?";
 }

@@ -37,6 +37,10 @@ typedef enum {
     AST_BOS,      /* str */
     AST_PAD,      /* str */
     AST_LOAD,     /* str = path as written */
+    /* a lookup table, map's first argument: {key: value, ..., else: value}. kids = key,
+       value pairs in order; a key that is an AST_NAME (the keyword `else`) marks the
+       default. Keys are literals (a bare identifier is a string, as in vocab). */
+    AST_DICT,
 } AstKind;
 
 typedef enum {

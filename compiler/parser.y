@@ -239,6 +239,7 @@ static AstNode *make_def(ParseState *ps, char *name, AstNode *params, AstNode *b
 %type <node> vocab_entries vocab_list vocab_entry
 %type <node> expr lambda cond or_expr and_expr not_expr comparison cmp_chain
 %type <node> arith term factor power primary args arg_list arg
+%type <node> dict_entries dict_entry dict_key
 %type <op> cmpop
 
 %%
@@ -461,6 +462,33 @@ primary
           $$ = leaf_str(PS, AST_CALL, $1, &@$);
           add_kids(PS, $$, $3);
           $$ = check_depth(PS, $$, &@2, $$->nkids ? $$->kids[0] : $$); }
+    | '{' dict_entries '}'      { $$ = $2; $$->span = span_of(PS, &@$); }
+    | '{' dict_entries ',' '}'  { $$ = $2; $$->span = span_of(PS, &@$); }
+    ;
+
+/* a lookup table (map's first argument): {a: 1, "b c": 2, 3: 0, else: 5} */
+dict_entries
+    : dict_entry                { $$ = mk(PS, AST_DICT, &@$); add_kids(PS, $$, $1); }
+    | dict_entries ',' dict_entry { $$ = $1; add_kids(PS, $$, $3); }
+    ;
+
+dict_entry
+    : dict_key ':' expr         { $$ = mk(PS, AST_PROGRAM, &@$); add_kid(PS, $$, $1); add_kid(PS, $$, $3); }
+    | ELSE ':' expr
+        { $$ = mk(PS, AST_PROGRAM, &@$);
+          add_kid(PS, $$, leaf_str(PS, AST_NAME, (char *)"else", &@1));
+          add_kid(PS, $$, $3); }
+    ;
+
+dict_key
+    : NAME                      { $$ = leaf_str(PS, AST_STR, $1, &@$); }
+    | STR                       { $$ = leaf_str(PS, AST_STR, $1, &@$); }
+    | INT                       { $$ = mk(PS, AST_INT, &@$); $$->ival = $1; }
+    | '-' INT                   { $$ = mk(PS, AST_INT, &@$); $$->ival = -$2; }
+    | FLOAT                     { $$ = mk(PS, AST_FLOAT, &@$); $$->fval = $1; }
+    | '-' FLOAT                 { $$ = mk(PS, AST_FLOAT, &@$); $$->fval = -$2; }
+    | TRUE                      { $$ = mk(PS, AST_BOOL, &@$); $$->ival = 1; }
+    | FALSE                     { $$ = mk(PS, AST_BOOL, &@$); $$->ival = 0; }
     ;
 
 lparen
@@ -609,6 +637,7 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, void *scanner)
         for (size_t i = 0; i < ARRAY_LEN(expr_starts); i++) drop(exp, &n, expr_starts[i]);
         drop(exp, &n, char_sym('('));
         drop(exp, &n, char_sym('-'));
+        drop(exp, &n, char_sym('{'));   /* a lookup table is an expression too */
         sb_init(&items[nitems]);
         sb_puts(&items[nitems++], "an expression");
         if (has(exp, n, YYSYMBOL_EQ)) {

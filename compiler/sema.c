@@ -907,6 +907,91 @@ static const LNode *lambda_prepare(Sema *S, Env *env, const AstNode *lam, int np
     return L->ok ? body : NULL;
 }
 
+/* A lookup table {key: value, ..., else: value} as map's function of s-op a: the body
+ * `v1 if x == k1 else v2 if x == k2 ... else default`, after checking that the keys are
+ * distinct and that every value of a has an entry (or there is an `else`). NULL (reported)
+ * on error. */
+static const LNode *dict_prepare(Sema *S, Env *env, const AstNode *d, int a, LamCtx *L)
+{
+    memset(L, 0, sizeof *L);
+    L->nparams = 1;
+    L->pnames[0] = "";      /* no name resolves to the parameter: values are constants */
+    L->env = env;
+    L->ok = 1;
+    int npairs = d->nkids / 2;
+    const LNode *deflt = NULL;
+    LNode **keys = arena_alloc(&S->tmp, sizeof(LNode *) * (size_t)(npairs + 1));
+    LNode **vals = arena_alloc(&S->tmp, sizeof(LNode *) * (size_t)(npairs + 1));
+    Value *kv = arena_alloc(&S->tmp, sizeof(Value) * (size_t)(npairs + 1));
+    int nk = 0;
+    StrBuf err;
+    sb_init(&err);
+    for (int i = 0; i < npairs; i++) {
+        const AstNode *k = d->kids[2 * i], *v = d->kids[2 * i + 1];
+        LNode *vn = lam_compile(S, L, v);
+        if (!vn) continue;
+        if (k->kind == AST_NAME) {   /* else */
+            if (deflt) {
+                serr(S, k->span, "a lookup table has at most one `else` entry");
+                L->ok = 0;
+            }
+            deflt = vn;
+            continue;
+        }
+        LNode *kn = lam_compile(S, L, k);
+        Span where;
+        if (!kn || !lnode_eval(kn, NULL, &kv[nk], &err, &where, &S->tmp)) {
+            L->ok = 0;
+            continue;
+        }
+        for (int j = 0; j < nk; j++)
+            if (val_equal(kv[j], kv[nk]) && kv[j].kind == kv[nk].kind) {
+                serr(S, k->span, "duplicate key %s in a lookup table", fv(S, kv[nk]));
+                L->ok = 0;
+            }
+        keys[nk] = kn;
+        vals[nk++] = vn;
+    }
+    sb_free(&err);
+    if (!L->ok) return NULL;
+    if (!deflt) {
+        const RaspSop *sa = &S->sops[a];
+        int missing = -1, nmissing = 0;
+        for (int i = 0; i < sa->nvals; i++) {
+            int found = 0;
+            for (int j = 0; j < nk && !found; j++) found = val_equal(kv[j], sa->vals[i]);
+            if (!found && nmissing++ == 0) missing = i;
+        }
+        if (missing >= 0) {
+            serr(S, d->span, "this lookup table has no entry for %s, a value of the map's input; add it, or an `else: ...` entry",
+                 fv(S, sa->vals[missing]));
+            if (nmissing > 1) snote(S, d->span, "%d values have no entry", nmissing);
+            return NULL;
+        }
+        if (nk == 0) return NULL;
+        deflt = vals[--nk];   /* every value is listed: the last entry needs no test */
+    }
+    const LNode *body = deflt;
+    for (int j = nk - 1; j >= 0; j--) {
+        LNode *param = lnode_new(S, LN_PARAM, d->span);
+        param->param = 0;
+        LNode *eq = lnode_new(S, LN_BINARY, d->span);
+        eq->op = OP_EQ;
+        eq->nkids = 2;
+        eq->kids = arena_alloc(&S->tmp, sizeof(LNode *) * 2);
+        eq->kids[0] = param;
+        eq->kids[1] = keys[j];
+        LNode *c = lnode_new(S, LN_COND, d->span);
+        c->nkids = 3;
+        c->kids = arena_alloc(&S->tmp, sizeof(LNode *) * 3);
+        c->kids[0] = vals[j];
+        c->kids[1] = eq;
+        c->kids[2] = (LNode *)body;
+        body = c;
+    }
+    return body;
+}
+
 /* ====================================================================== builders */
 
 /* Report a failed tabulation of a lambda. names = parameter names. */
@@ -1326,6 +1411,14 @@ static RVal expr_call(Sema *S, Env *env, const AstNode *n, int want)
     if (!strcmp(f, "map")) {
         if (!arg_count(S, n, 2, 2, "map(lambda x: ..., s)")) return rv_error();
         LamCtx L;
+        if (n->kids[0]->kind == AST_DICT) {
+            int a = expect_sop(S, env, n->kids[1], -1, "the second argument of map");
+            const LNode *body = a >= 0 ? dict_prepare(S, env, n->kids[0], a, &L) : NULL;
+            if (!body || a < 0) return rv_error();
+            ScalarFn fn = {FN_LAMBDA, OP_NONE, {0}, body};
+            int id = mk_map(S, &fn, a, want < 0 ? ENC_CATEGORICAL : (Encoding)want, 0, 0, n, NULL, NULL, NULL);
+            return id < 0 ? rv_error() : rv_sop(id);
+        }
         const LNode *body = lambda_prepare(S, env, n->kids[0], 1, "map", "lambda x: ...", &L);
         int a = expect_sop(S, env, n->kids[1], -1, "the second argument of map");
         if (!body || a < 0) return rv_error();

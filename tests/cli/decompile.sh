@@ -79,6 +79,27 @@ py "json fields" $T/ca.json 'assert set(["program", "diff", "fidelity", "sops"])
 $TRACC decompile $T/ca.safetensors --inputs 50 --json >$T/ca_again.json 2>/dev/null
 if cmp -s $T/ca.json $T/ca_again.json; then ok; else bad "deterministic"; fi
 
+# ---- the lookup-table form of map (the decompiler's form for tables without a simpler one) --
+cat >$T/lut.rasp <<'LUT'
+vocab {a, b, c};
+max_len 4;
+code = map({a: 1, b: 2, c: 3}, tokens);
+half = map({1: "one", else: "many"}, code);
+neg  = numerical(map({a: -1.5, "b": 0, c: 2}, tokens));
+output half;
+LUT
+expect_out "lookup map: eval" 0 "many one many" -- $TRACC eval $T/lut.rasp c a b
+if $TRACC compile $T/lut.rasp -o $T/lut.safetensors >/dev/null 2>$T/err; then ok; else bad "lookup map: compile"; cat $T/err; fi
+expect_out "lookup map: run" 0 "many one many" -- $TRACC run $T/lut.safetensors c a b
+printf 'vocab {a, b, c};\nmax_len 4;\ncode = map({a: 1, b: 2}, tokens);\noutput code;\n' >$T/lut_missing.rasp
+expect_err "lookup map: missing entry" 1 'this lookup table has no entry for "c", a value of the map' -- $TRACC check $T/lut_missing.rasp
+printf 'vocab {a, b, c};\nmax_len 4;\ncode = map({a: 1, a: 2, else: 0}, tokens);\noutput code;\n' >$T/lut_dup.rasp
+expect_err "lookup map: duplicate key" 1 'duplicate key "a" in a lookup table' -- $TRACC check $T/lut_dup.rasp
+printf 'vocab {a, b, c};\nmax_len 4;\ncode = map({a: 1, else: 2, else: 0}, tokens);\noutput code;\n' >$T/lut_else.rasp
+expect_err "lookup map: two else" 1 'at most one `else` entry' -- $TRACC check $T/lut_else.rasp
+printf 'vocab {a, b, c};\nmax_len 4;\nx = {a: 1};\noutput tokens;\n' >$T/lut_alone.rasp
+expect_err "lookup table outside map" 1 'error' -- $TRACC check $T/lut_alone.rasp
+
 # ---- bad input -----------------------------------------------------------------------------
 expect_err "usage: no model" 2 "missing MODEL" -- $TRACC decompile
 expect_err "usage: bad --inputs" 2 "--inputs must be" -- $TRACC decompile $T/ca.safetensors --inputs 0
