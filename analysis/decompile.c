@@ -545,9 +545,16 @@ static int observe(Dc *dc, StrBuf *err)
                 uint8_t *mk = dc->mask[slot] + dc->mask_off[smp];
                 for (int i = 0; i < n; i++) {
                     const float *row = pat + (size_t)(i + 1) * T;
+                    /* weights below DC_FLOOR of the row's largest count as zero, so that
+                     * the split falls between what is attended and what is not, never
+                     * among the leftovers */
+                    float mx = 0;
+                    for (int j = 0; j <= n; j++)
+                        if (row[j] > mx) mx = row[j];
+                    float floor_ = mx * DC_FLOOR > 1e-12f ? mx * DC_FLOOR : 1e-12f;
                     int nv = 0;
                     for (int j = 0; j <= n; j++)
-                        if (!(dc->p->causal && j > i + 1)) sorted[nv++] = row[j] > 1e-9f ? row[j] : 1e-9f;
+                        if (!(dc->p->causal && j > i + 1)) sorted[nv++] = row[j] > floor_ ? row[j] : floor_;
                     qsort(sorted, (size_t)nv, sizeof(float), cmp_desc);
                     float thr = 0, gap = DC_GAP;
                     for (int t = 0; t + 1 < nv; t++)
@@ -943,6 +950,25 @@ int dc_decompile(const Model *m, const DcOptions *o, DcResult *r, StrBuf *err)
             json_object_set_new(j, "reads", reads);
             json_object_set_new(j, "new_reads", news);
             if (rc2->note) json_object_set_new(j, "note", json_string(rc2->note));
+            /* the recovered table on the observed entries: input text -> output text */
+            if (rc2->table && rc2->seen && ps->enc == ENC_CATEGORICAL) {
+                json_t *t = json_object();
+                StrBuf key;
+                sb_init(&key);
+                for (int e = 0; e < rc2->ntable; e++) {
+                    if (!rc2->seen[e] || rc2->table[e] < 0) continue;
+                    sb_clear(&key);
+                    if (ps->op == SOP_SELWIDTH) sb_printf(&key, "%d", e);
+                    else if (ps->op == SOP_SEQMAP)
+                        sb_printf(&key, "%s, %s", dc.dict[ps->a].txt[e / rc2->nb], dc.dict[ps->b].txt[e % rc2->nb]);
+                    else sb_puts(&key, dc.dict[ps->a].txt[e]);
+                    json_object_set_new(t, key.s, json_string(dc.dict[s].txt[rc2->table[e]]));
+                }
+                sb_free(&key);
+                json_object_set_new(j, "table", t);
+                if (ps->op == SOP_AGGREGATE)
+                    json_object_set_new(j, "default", rc2->deflt >= 0 ? json_string(dc.dict[s].txt[rc2->deflt]) : json_null());
+            }
             json_object_set_new(sops, ps->label, j);
             /* comment line */
             sb_printf(&c, "# %s (%s): %s", ps->label, dc_op_name(ps), rc2->changed ? "CHANGED" : "unchanged");
@@ -961,6 +987,39 @@ int dc_decompile(const Model *m, const DcOptions *o, DcResult *r, StrBuf *err)
             }
             if (rc2->note) sb_printf(&c, "; %s", rc2->note);
             sb_puts(&c, "\n");
+        }
+        /* selectors */
+        json_t *sels = json_object();
+        for (int k = 0; k < p->nsels; k++) {
+            const RaspSel *ql = &p->sels[k];
+            const DcSelRec *sr = &dc.srec[k];
+            if (!ql->used || ql->op != SEL_SELECT) continue;
+            json_t *j = json_object();
+            json_object_set_new(j, "form", json_string(sr->changed && sr->form ? sr->form : "unchanged"));
+            json_object_set_new(j, "changed", json_boolean(sr->changed));
+            json_object_set_new(j, "observed", json_boolean(sr->observed));
+            json_object_set_new(j, "explained", sr->nobs ? json_real(frac(sr->nexpl, sr->nobs)) : json_null());
+            json_object_set_new(j, "observations", json_integer(sr->nobs));
+            if (sr->seen) {
+                /* the observed (key, query) pairs that are selected */
+                json_t *pairs = json_array();
+                for (int kk = 0; kk < sr->nk; kk++)
+                    for (int qq = 0; qq < sr->nq; qq++) {
+                        size_t c2 = (size_t)kk * sr->nq + qq;
+                        if (!sr->seen[c2] || !sr->pred[c2]) continue;
+                        json_t *pr = json_array();
+                        json_array_append_new(pr, json_string(dc.dict[ql->keys].txt[kk]));
+                        json_array_append_new(pr, json_string(dc.dict[ql->queries].txt[qq]));
+                        json_array_append_new(pairs, pr);
+                    }
+                json_object_set_new(j, "selected", pairs);
+            }
+            json_object_set_new(sels, ql->label, j);
+            if (sr->changed) {
+                sb_printf(&c, "# selector %s: CHANGED, predicate explains ", ql->label);
+                pct(&c, sr->nexpl, sr->nobs);
+                sb_printf(&c, " of %ld (query, key) observations\n", sr->nobs);
+            }
         }
         r->comments = sb_steal(&c);
         json_t *rep = json_object();
@@ -983,6 +1042,7 @@ int dc_decompile(const Model *m, const DcOptions *o, DcResult *r, StrBuf *err)
         }
         if (note.len) json_object_set_new(rep, "note", json_string(note.s));
         json_object_set_new(rep, "sops", sops);
+        json_object_set_new(rep, "selectors", sels);
         r->report = rep;
     } else {
         free(r->program);

@@ -15,6 +15,8 @@
 #define DC_MAX_EXTRA 4096   /* new values one s-op may take beyond its original set */
 #define DC_GAP 3.0f         /* a head's selected keys weigh at least this many times more
                                than the unselected ones (see observe) */
+#define DC_FLOOR 1e-3f      /* attention weights below this fraction of the row's largest
+                               are "not attended" */
 #define DC_READ_FRAC 0.05   /* a residual label is "read" by an op when its weight row has
                                at least this fraction of the largest row's norm */
 

@@ -236,21 +236,27 @@ static char *map_form(const DcDict *dA, const DcDict *dS, const int32_t *table, 
     sb_init(&err);
     Arena ar;
     arena_init(&ar);
-    /* x OP c, for a comparison (boolean outputs) or arithmetic (numbers) */
+    /* x OP c, for a comparison (boolean outputs) or arithmetic (numbers): the candidate
+     * with the fewest exceptions; a few exceptions are listed in front of it */
     static const AstOp cmp_ops[] = {OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE};
     static const AstOp num_ops[] = {OP_ADD, OP_SUB, OP_MUL};
-    for (int pass = 0; pass < 2 && !o.len; pass++) {
+    int best_bad = nent + 1, best_pass = 0;
+    AstOp best_op = OP_NONE;
+    Value best_c = val_none();
+    uint8_t *bad = xcalloc((size_t)nA + 1, 1), *best_badset = xcalloc((size_t)nA + 1, 1);
+    for (int pass = 0; pass < 2 && best_bad > 0; pass++) {
         const AstOp *ops = pass ? num_ops : cmp_ops;
         int nops = pass ? 3 : 6;
-        for (int oi = 0; oi < nops && !o.len; oi++) {
-            /* candidate constants: the domain's values, and for arithmetic what the first
-             * entry implies */
-            int ncand = pass ? 1 : dA->n;
-            for (int ci = 0; ci < ncand && !o.len; ci++) {
+        for (int oi = 0; oi < nops && best_bad > 0; oi++) {
+            /* candidate constants: the domain's values for a comparison; for arithmetic
+             * what each entry implies */
+            int ncand = pass ? nA : dA->n;
+            for (int ci = 0; ci < ncand && best_bad > 0; ci++) {
                 Value c;
                 if (!pass) c = dA->val[ci];
                 else {
-                    Value x = dA->val[first], y = dS->val[table[first]];
+                    if (!counts(table, seen, as, ci)) continue;
+                    Value x = dA->val[ci], y = dS->val[table[ci]];
                     if (!val_is_number(x) || !val_is_number(y) || x.kind == VAL_BOOL || y.kind == VAL_BOOL) break;
                     AstOp inv = ops[oi] == OP_MUL ? OP_DIV : OP_SUB;
                     Value a1 = ops[oi] == OP_SUB ? x : y, b1 = ops[oi] == OP_SUB ? y : x;
@@ -261,36 +267,67 @@ static char *map_form(const DcDict *dA, const DcDict *dS, const int32_t *table, 
                         c = val_int((int64_t)c.u.f);
                     }
                 }
-                int ok = 1;
-                for (int a = 0; a < nA && ok; a++) {
+                int nbad = 0;
+                for (int a = 0; a < nA && nbad < best_bad; a++) {
+                    bad[a] = 0;
                     if (!counts(table, seen, as, a)) continue;
                     Value r;
                     sb_clear(&err);
+                    int ok;
                     if (!kinds_compare(dA->val[a], c) || !val_binary(ops[oi], dA->val[a], c, &r, &err, &ar)) ok = 0;
                     else ok = val_equal(r, dS->val[table[a]]) && r.kind == dS->val[table[a]].kind;
+                    if (!ok) bad[a] = 1, nbad++;
                 }
-                if (!ok) continue;
-                *form = pass ? "arithmetic" : "comparison";
-                operand(&o, ref);
-                /* x + -2 reads as x - 2 */
-                if (pass && (ops[oi] == OP_ADD || ops[oi] == OP_SUB) && val_is_number(c) && c.kind != VAL_BOOL &&
-                    val_as_double(c) < 0) {
-                    sb_puts(&o, ops[oi] == OP_ADD ? " - " : " + ");
-                    Value neg;
-                    sb_clear(&err);
-                    val_unary(OP_NEG, c, &neg, &err);
-                    const_lit(&o, neg);
-                } else {
-                    sb_printf(&o, " %s ", ast_op_name(ops[oi]));
-                    const_lit(&o, c);
+                if (nbad < best_bad) {
+                    best_bad = nbad;
+                    best_pass = pass;
+                    best_op = ops[oi];
+                    best_c = c;
+                    memcpy(best_badset, bad, (size_t)nA);
                 }
             }
         }
     }
+    /* at most a quarter of the entries (and at least three that fit) as exceptions */
+    if (best_op != OP_NONE && (best_bad == 0 || (4 * best_bad <= nent && nent - best_bad >= 3))) {
+        *form = best_bad ? (best_pass ? "arithmetic with exceptions" : "comparison with exceptions")
+                         : (best_pass ? "arithmetic" : "comparison");
+        StrBuf core;
+        sb_init(&core);
+        const char *x = best_bad ? "x" : ref;
+        if (best_bad) sb_puts(&core, x);
+        else operand(&core, ref);
+        /* x + -2 reads as x - 2 */
+        if (best_pass && (best_op == OP_ADD || best_op == OP_SUB) && val_is_number(best_c) &&
+            best_c.kind != VAL_BOOL && val_as_double(best_c) < 0) {
+            sb_puts(&core, best_op == OP_ADD ? " - " : " + ");
+            Value neg;
+            sb_clear(&err);
+            val_unary(OP_NEG, best_c, &neg, &err);
+            const_lit(&core, neg);
+        } else {
+            sb_printf(&core, " %s ", ast_op_name(best_op));
+            const_lit(&core, best_c);
+        }
+        if (!best_bad) sb_puts(&o, core.s);
+        else {
+            sb_puts(&o, "map(lambda x: ");
+            for (int a = 0; a < nA; a++) {
+                if (!best_badset[a]) continue;
+                lit(&o, dS, table[a]);
+                sb_puts(&o, " if x == ");
+                lit(&o, dA, a);
+                sb_puts(&o, " else ");
+            }
+            sb_printf(&o, "%s, %s)", core.s, ref);
+        }
+        sb_free(&core);
+    }
+    free(bad);
+    free(best_badset);
     arena_free(&ar);
     sb_free(&err);
     if (o.len) return sb_steal(&o);
-    /* a lookup: the most frequent output as the final else */
     int *cnt = xcalloc((size_t)dS->n + 1, sizeof(int));
     int most = table[first];
     for (int a = 0; a < nA; a++)
