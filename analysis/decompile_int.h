@@ -17,6 +17,9 @@
                                than the unselected ones (see observe) */
 #define DC_FLOOR 1e-3f      /* attention weights below this fraction of the row's largest
                                are "not attended" */
+#define DC_PREFER_STRUCTURE 0.05   /* a select over a fused map is read as "the map changed,
+                                      the predicate as written" unless a free predicate
+                                      explains this fraction of observations more */
 #define DC_READ_FRAC 0.05   /* a residual label is "read" by an op when its weight row has
                                at least this fraction of the largest row's norm */
 

@@ -476,7 +476,9 @@ static void recover_select(Dc *dc, int sel)
             if (!any) newmap[x] = DC_UNSET;
             else fexpl += bestv;
         }
-        adopt_factor = fexpl > expl;
+        /* prefer the reading that keeps the written predicate (only the fused map
+         * changed) unless a free predicate explains clearly more */
+        adopt_factor = fexpl >= expl - (long)(DC_PREFER_STRUCTURE * (double)tot);
     }
     if (adopt_factor) {
         DcRec *kr = &dc->rec[K];
