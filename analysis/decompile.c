@@ -599,6 +599,7 @@ static int fidelity(Dc *dc, const RaspProgram *q, StrBuf *err)
     StrBuf tb;
     sb_init(&tb);
     int rc = 0;
+    uint8_t *dcare = xmalloc((size_t)q->nsops * (size_t)q->max_len + 1);
     for (int k = 0; k < dc->nsamples && !rc; k++) {
         int n = dc->sample_len[k], set = dc->sample_set[k];
         long off = dc->sample_off[k];
@@ -606,6 +607,40 @@ static int fidelity(Dc *dc, const RaspProgram *q, StrBuf *err)
             sb_printf(err, "the interpreter failed on the decompiled program: %s", interp_error(it));
             rc = -1;
             break;
+        }
+        /* dcare[t][i]: s-op t of the program has no value at position i for a reason a
+         * model cannot mirror, so any model value is "don't care" there (as for tracc
+         * verify; docs/model-format.md, Decoding): a categorical aggregate whose selected
+         * values differ (the model holds their mixture), a numerical s-op (the model holds a
+         * number), a map or sequence map of an operand without a value (the model's MLP
+         * reads a zero vector). Elsewhere (an aggregate that selects nothing, a map's table)
+         * no value must meet a model without one. */
+        for (int t = 0; t < q->nsops; t++) {
+            const RaspSop *qt = &q->sops[t];
+            uint8_t *dcr = dcare + (size_t)t * q->max_len;
+            memset(dcr, 0, (size_t)n);
+            const int32_t *tv = interp_values(it, t);
+            if (!tv) continue;
+            for (int i = 0; i < n; i++) {
+                if (tv[i] != RASP_NONE) continue;
+                if (qt->enc == ENC_NUMERICAL) dcr[i] = 1;
+                else if (qt->op == SOP_MAP || qt->op == SOP_SEQMAP) {
+                    const int32_t *av = interp_values(it, qt->a), *bv = qt->op == SOP_SEQMAP ? interp_values(it, qt->b) : NULL;
+                    dcr[i] = (av && av[i] == RASP_NONE) || (bv && bv[i] == RASP_NONE);
+                } else if (qt->op == SOP_AGGREGATE) {
+                    const int32_t *av = interp_values(it, qt->a);
+                    const uint8_t *sel = interp_selection(it, qt->sel);
+                    if (!av || !sel) continue;
+                    int32_t v0 = RASP_NONE;
+                    int cnt = 0, diff = 0;
+                    for (int j = 0; j < n; j++) {
+                        if (!sel[(size_t)i * n + j]) continue;
+                        if (cnt++ == 0) v0 = av[j];
+                        else if (av[j] != v0) diff = 1;
+                    }
+                    dcr[i] = diff || (cnt && v0 == RASP_NONE);
+                }
+            }
         }
         for (int s = 0; s < p->nsops; s++) {
             if (qid[s] < 0) continue;
@@ -616,11 +651,11 @@ static int fidelity(Dc *dc, const RaspProgram *q, StrBuf *err)
                 int32_t d = dc->dec[s][off + i];
                 int agree;
                 if (!dc->rel[s][off + i]) continue;
-                if (v[i] < 0) {
-                    dc->fid[set].sop_dontcare[s]++;   /* no value: don't care, as tracc verify */
+                if (v[i] < 0 && dcare[(size_t)qid[s] * q->max_len + i]) {
+                    dc->fid[set].sop_dontcare[s]++;
                     continue;
                 }
-                if (d < 0) agree = 0;
+                if (v[i] < 0 || d < 0) agree = v[i] < 0 && d == RASP_NONE;
                 else if (qs->enc == ENC_NUMERICAL) {
                     double x = val_as_double(qs->vals[v[i]]), y = val_as_double(dc->dict[s].val[d]);
                     agree = fabs(x - y) <= 1e-3 * fmax(1, fabs(x));
@@ -637,17 +672,16 @@ static int fidelity(Dc *dc, const RaspProgram *q, StrBuf *err)
         const int32_t *v = interp_values(it, q->output);
         for (int i = 0; i < n; i++) {
             int agree;
-            if (v[i] < 0) {
+            if (v[i] < 0 && dcare[(size_t)q->output * q->max_len + i]) {
                 int counted = !dc->nat;
                 for (int a = 0; a < dc->nat; a++) counted |= dc->at[a] == i;
                 dc->fid[set].out_dontcare += counted;
                 continue;
             }
-            if (dc->m->output_numerical) {
-                {
-                    double x = val_as_double(qo->vals[v[i]]);
-                    agree = fabs(x - dc->out_num[off + i]) <= 1e-3 * fmax(1, fabs(x));
-                }
+            if (v[i] < 0) agree = dc->out_dec[off + i] < 0;
+            else if (dc->m->output_numerical) {
+                double x = val_as_double(qo->vals[v[i]]);
+                agree = fabs(x - dc->out_num[off + i]) <= 1e-3 * fmax(1, fabs(x));
             } else if (dc->out_dec[off + i] < 0) agree = 0;
             else {
                 sb_clear(&tb);
@@ -667,6 +701,7 @@ static int fidelity(Dc *dc, const RaspProgram *q, StrBuf *err)
         }
     }
     sb_free(&tb);
+    free(dcare);
     free(qid);
     interp_free(it);
     return rc;
@@ -913,7 +948,7 @@ int dc_decompile(const Model *m, const DcOptions *o, DcResult *r, StrBuf *err)
                       st == DC_SET_TRAIN ? "training-distribution" : "uniform");
             pct(&c, f->out_agree, f->out_n);
             sb_printf(&c, " of %ld %s", f->out_n, dc.nat ? "answer positions" : "positions");
-            if (f->out_dontcare) sb_printf(&c, " (%ld more where the program has no value: don't care)", f->out_dontcare);
+            if (f->out_dontcare) sb_printf(&c, " (%ld more where the program's no value cannot be mirrored by a model: don't care)", f->out_dontcare);
             if (dc.nat) {
                 sb_puts(&c, "; at every position ");
                 pct(&c, f->all_agree, f->all_n);
