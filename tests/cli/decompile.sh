@@ -65,6 +65,18 @@ mutate bp_lambda b_is_a_plus_1.rasp 'lambda k, q: k == "a"' 'lambda k, q: k == "
 mutate bp_seqmap b_is_a_plus_1.rasp 'b == a + 1' 'b == a + 2'
 mutate cl_lambda count_less_freq.rasp 'k <= n' 'k <= 1'
 
+# ---- every example program, compiled, reads back as itself (empty diff, fidelity 100%) --
+for f in $EX/*.rasp; do
+    b=$(basename $f .rasp)
+    if ! $TRACC compile $f -o $T/ex_$b.safetensors >/dev/null 2>$T/err; then bad "example $b: compile"; cat $T/err; continue; fi
+    if $TRACC decompile $T/ex_$b.safetensors --inputs 30 --json >$T/ex_$b.json 2>$T/err; then
+        py "example $b reads back as itself" $T/ex_$b.json 'assert d["diff"] == "" and d["reproduces"] and d["fidelity"]["output"] == 1.0, d["fidelity"]'
+    else bad "example $b: decompile"; cat $T/err; fi
+done
+# the uniform selector width (--conditioning balanced: no selection in its head's scores)
+$TRACC compile --conditioning balanced --max-len 8 $EX/count_a.rasp -o $T/cab.safetensors >/dev/null 2>&1 || bad "compile balanced"
+expect_out "balanced conditioning: empty diff" 0 "" -- $TRACC decompile $T/cab.safetensors --diff --inputs 50
+
 # ---- an unchanged model: empty diff, text output with fidelity comments -----------------
 $TRACC compile --max-len 5 $EX/count_a.rasp -o $T/ca.safetensors >/dev/null 2>&1 || bad "compile count_a"
 expect_out "unchanged: empty diff" 0 "" -- $TRACC decompile $T/ca.safetensors --diff --inputs 50
