@@ -487,7 +487,7 @@ static void recover_select(Dc *dc, int sel)
             if (kr->table[x] != newmap[x]) kr->changed = 1;
             kr->table[x] = newmap[x];
         }
-        kr->note = "recovered from the head that reads it (fused into its reader)";
+        if (kr->changed) kr->note = "recovered from the head that reads it (fused into its reader)";
         if (!kr->seen) kr->seen = xcalloc((size_t)kr->ntable + 1, 1);
         for (int x = 0; x < nX && x < kr->ntable; x++) kr->seen[x] = newmap[x] != DC_UNSET;
         fill_val_from_table(dc, K);
