@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "compiler/frontend.h"
+#include "compiler/verify.h"
 #include "runtime/decode.h"
 #include "runtime/forward.h"
 #include "train/data.h"
@@ -128,21 +129,13 @@ static void dict_free(DcDict *d)
 
 /* ---------- loading ---------- */
 
-static FrontOptions front_options(const Model *m, StrBuf *vocab)
+/* The model's max_len and attention direction; the vocab as given (NULL: the program's). */
+static FrontOptions front_options(const Model *m, const char *vocab)
 {
     FrontOptions fo = FRONT_OPTIONS_DEFAULT;
     fo.max_len = m->cfg.n_ctx - 1;
-    json_t *opts = json_is_object(m->compiler) ? json_object_get(m->compiler, "options") : NULL;
-    json_t *v = opts ? json_object_get(opts, "vocab") : NULL;
-    if (v && !json_is_null(v)) {
-        /* the model's rows, as compile --vocab gave them */
-        for (int r = 0; r < m->cfg.d_vocab; r++) {
-            if (r == m->bos || r == m->pad) continue;
-            if (vocab->len) sb_putc(vocab, ',');
-            val_format(m->vocab[r], vocab);
-        }
-        fo.vocab = vocab->s;
-    }
+    fo.causal = m->cfg.causal ? 1 : -1;
+    fo.vocab = vocab;
     return fo;
 }
 
@@ -156,16 +149,13 @@ static void diag_message(Diag *d, StrBuf *err)
     free(t);
 }
 
-RaspProgram *dc_parse(const Model *m, const char *name, const char *text, StrBuf *err)
+RaspProgram *dc_parse(const Model *m, const char *name, const char *text, const char *vocab, StrBuf *err)
 {
-    StrBuf vocab;
-    sb_init(&vocab);
-    FrontOptions fo = front_options(m, &vocab);
+    FrontOptions fo = front_options(m, vocab);
     Diag *d = diag_new();
     RaspProgram *p = rasp_load_text(name, text, strlen(text), &fo, d);
     if (!p) diag_message(d, err);
     diag_free(d);
-    sb_free(&vocab);
     return p;
 }
 
@@ -803,40 +793,44 @@ int dc_decompile(const Model *m, const DcOptions *o, DcResult *r, StrBuf *err)
     arena_init(&dc.arena);
     char *src = NULL;
     if (o->program_path) {
-        StrBuf vocab;
-        sb_init(&vocab);
-        FrontOptions fo = front_options(m, &vocab);
+        FrontOptions fo = front_options(m, NULL);
         Diag *d = diag_new();
         RaspProgram *p0 = rasp_load_file(o->program_path, &fo, d);
         if (!p0) diag_message(d, err);
         diag_free(d);
-        sb_free(&vocab);
         if (!p0) {
             arena_free(&dc.arena);
             return -1;
         }
+        /* read again from its text with every load expanded: one text for every span */
         src = xstrdup(p0->source);
         rasp_free(p0);
+        dc.p = dc_parse(m, o->program_path, src, NULL, err);
     } else {
         if (!m->program || !*m->program) {
             sb_printf(err, "the model has no program in its metadata: give the program it was compiled from with --program ORIG.rasp");
             arena_free(&dc.arena);
             return -1;
         }
+        /* as tracc verify reads it: the model's max_len, direction and vocab */
         src = xstrdup(m->program);
-    }
-    const char *pname = o->program_path ? o->program_path : "program (model metadata)";
-    StrBuf e2;
-    sb_init(&e2);
-    dc.p = dc_parse(m, pname, src, &e2);
-    if (!dc.p) {
-        sb_printf(err, "the model's program does not check: %s", e2.s ? e2.s : "");
+        Diag *d = diag_new();
+        StrBuf e2;
+        sb_init(&e2);
+        dc.p = verify_program_of(m, d, &e2);
+        if (!dc.p) {
+            sb_puts(err, "the model's program does not load: ");
+            if (diag_errors(d)) diag_message(d, err);
+            else sb_puts(err, e2.s ? e2.s : "");
+        }
         sb_free(&e2);
+        diag_free(d);
+    }
+    if (!dc.p) {
         free(src);
         arena_free(&dc.arena);
         return -1;
     }
-    sb_free(&e2);
     dc.src = src;
     const RaspProgram *p = dc.p;
     if (o->at) {
@@ -907,7 +901,24 @@ int dc_decompile(const Model *m, const DcOptions *o, DcResult *r, StrBuf *err)
         char *text = dc_write_program(&dc);
         StrBuf pe;
         sb_init(&pe);
-        q = dc_parse(m, "decompiled", text, &pe);
+        /* with its own vocab declaration when that is the original's (it is the same
+         * text), else with the original's as an override (a model compiled with --vocab) */
+        q = dc_parse(m, "decompiled", text, NULL, &pe);
+        int same = q && q->nvocab == p->nvocab;
+        for (int v = 0; same && v < p->nvocab; v++)
+            same = val_equal(q->vocab[v], p->vocab[v]) && q->vocab[v].kind == p->vocab[v].kind;
+        if (!same) {
+            if (q) rasp_free(q);
+            StrBuf vocab;
+            sb_init(&vocab);
+            for (int v = 0; v < p->nvocab; v++) {
+                if (v) sb_putc(&vocab, ',');
+                val_format(p->vocab[v], &vocab);
+            }
+            sb_clear(&pe);
+            q = dc_parse(m, "decompiled", text, vocab.s, &pe);
+            sb_free(&vocab);
+        }
         if (!q) {
             sb_printf(err, "internal error: the decompiled program does not check:\n%s\n--- the program:\n%s", pe.s ? pe.s : "", text);
             rc = -1;

@@ -123,7 +123,8 @@ typedef struct {
 } Dc;
 
 const char *dc_op_name(const RaspSop *s);
-RaspProgram *dc_parse(const Model *m, const char *name, const char *text, StrBuf *err);
+/* text read with the model's max_len and direction, and `vocab` ("a,b,c") or NULL */
+RaspProgram *dc_parse(const Model *m, const char *name, const char *text, const char *vocab, StrBuf *err);
 /* decompile_recover.c: fill val, rec and srec in program order. */
 void dc_recover(Dc *dc);
 /* 1 if query position i selects key position j of sample k under the recovered selector. */
