@@ -77,6 +77,15 @@ done
 $TRACC compile --conditioning balanced --max-len 8 $EX/count_a.rasp -o $T/cab.safetensors >/dev/null 2>&1 || bad "compile balanced"
 expect_out "balanced conditioning: empty diff" 0 "" -- $TRACC decompile $T/cab.safetensors --diff --inputs 50
 
+# compiled with --vocab and --max-len overrides: read with the model's own
+$TRACC compile --vocab a,b,c,z --max-len 6 $EX/count_a.rasp -o $T/cav.safetensors >/dev/null 2>&1 || bad "compile --vocab"
+expect_out "compile --vocab: empty diff" 0 "" -- $TRACC decompile $T/cav.safetensors --diff --inputs 50
+# answer positions given: the comment says so
+$TRACC decompile $T/cav.safetensors --inputs 50 --at 1 >$T/at.out 2>/dev/null
+if grep -q '^# answer positions (RASP indices): 1 (--at)' $T/at.out; then ok; else bad "--at comment"; head -6 $T/at.out; fi
+expect_err "usage: --at with --all-positions" 2 "cannot be combined" -- $TRACC decompile $T/cav.safetensors --at 1 --all-positions
+expect_err "bad --at" 1 "--at" -- $TRACC decompile $T/cav.safetensors --at 9
+
 # ---- an unchanged model: empty diff, text output with fidelity comments -----------------
 $TRACC compile --max-len 5 $EX/count_a.rasp -o $T/ca.safetensors >/dev/null 2>&1 || bad "compile count_a"
 expect_out "unchanged: empty diff" 0 "" -- $TRACC decompile $T/ca.safetensors --diff --inputs 50
