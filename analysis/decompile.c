@@ -1067,7 +1067,7 @@ int dc_decompile(const Model *m, const DcOptions *o, DcResult *r, StrBuf *err)
                 sb_printf(&c, " of %ld (query, key) observations\n", sr->nobs);
             }
         }
-        r->comments = sb_steal(&c);
+        r->comments = dc_take(&c);
         json_t *rep = json_object();
         json_object_set_new(rep, "program", json_string(r->program));
         json_object_set_new(rep, "diff", json_string(r->diff));

@@ -2,10 +2,18 @@
  * of the two line lists by dynamic programming, then hunks with 3 lines of context. Programs
  * are a few hundred lines, so the quadratic table is small; above DIFF_MAX_CELLS cells the
  * common prefix and suffix are kept and the middle is printed as one replacement. */
-#include "analysis/decompile.h"
+#include "analysis/decompile_int.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* The buffer's string, the buffer released (sb_steal leaves a fresh empty buffer). */
+char *dc_take(StrBuf *b)
+{
+    char *s = sb_steal(b);
+    sb_free(b);
+    return s;
+}
 
 #define DIFF_CONTEXT 3
 #define DIFF_MAX_CELLS (1L << 26)
@@ -167,6 +175,5 @@ char *dc_unified_diff(const char *ta, const char *tb, const char *name_a, const 
     free(a.len);
     free(b.s);
     free(b.len);
-    if (!o.s) sb_puts(&o, "");
-    return sb_steal(&o);
+    return dc_take(&o);
 }

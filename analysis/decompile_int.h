@@ -123,6 +123,8 @@ typedef struct {
 } Dc;
 
 const char *dc_op_name(const RaspSop *s);
+/* The buffer's string; the buffer is released (decompile_diff.c). */
+char *dc_take(StrBuf *b);
 /* text read with the model's max_len and direction, and `vocab` ("a,b,c") or NULL */
 RaspProgram *dc_parse(const Model *m, const char *name, const char *text, const char *vocab, StrBuf *err);
 /* decompile_recover.c: fill val, rec and srec in program order. */

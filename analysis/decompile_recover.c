@@ -56,7 +56,7 @@ static int obs_cmp(const void *a, const void *b)
  * is left alone for keys never observed. */
 static long obs_best(ObsList *l, int32_t *best, long nin, const int32_t *prefer)
 {
-    qsort(l->o, (size_t)l->n, sizeof(Obs), obs_cmp);
+    if (l->n) qsort(l->o, (size_t)l->n, sizeof(Obs), obs_cmp);
     long expl = 0;
     for (long i = 0; i < l->n;) {
         long j = i, bestc = 0;

@@ -102,7 +102,7 @@ static int repl_cmp(const void *x, const void *y)
 /* The text of [a, b) with every replacement inside it applied (outermost wins). */
 static char *range_text(Tx *t, size_t a, size_t b)
 {
-    qsort(t->repl, (size_t)t->nrepl, sizeof(Repl), repl_cmp);
+    if (t->nrepl) qsort(t->repl, (size_t)t->nrepl, sizeof(Repl), repl_cmp);
     StrBuf o;
     sb_init(&o);
     size_t at = a;
@@ -114,8 +114,7 @@ static char *range_text(Tx *t, size_t a, size_t b)
         at = r->end;
     }
     sb_putn(&o, t->src + at, b - at);
-    if (!o.s) sb_puts(&o, "");
-    return sb_steal(&o);
+    return dc_take(&o);
 }
 
 static void add_repl(Tx *t, size_t a, size_t b, const char *text)
@@ -219,7 +218,7 @@ static char *map_form(const DcDict *dA, const DcDict *dS, const int32_t *table, 
     if (nent == 0) {
         *form = "constant";
         sb_printf(&o, "map(lambda x: None, %s)", ref);
-        return sb_steal(&o);
+        return dc_take(&o);
     }
     /* a constant */
     int constant = 1;
@@ -230,7 +229,7 @@ static char *map_form(const DcDict *dA, const DcDict *dS, const int32_t *table, 
         sb_puts(&o, "map(lambda x: ");
         lit(&o, dS, table[first]);
         sb_printf(&o, ", %s)", ref);
-        return sb_steal(&o);
+        return dc_take(&o);
     }
     StrBuf err;
     sb_init(&err);
@@ -327,7 +326,7 @@ static char *map_form(const DcDict *dA, const DcDict *dS, const int32_t *table, 
     free(best_badset);
     arena_free(&ar);
     sb_free(&err);
-    if (o.len) return sb_steal(&o);
+    if (o.len) return dc_take(&o);
     int *cnt = xcalloc((size_t)dS->n + 1, sizeof(int));
     int most = table[first];
     for (int a = 0; a < nA; a++)
@@ -347,7 +346,7 @@ static char *map_form(const DcDict *dA, const DcDict *dS, const int32_t *table, 
     sb_puts(&o, "else: ");
     lit(&o, dS, most);
     sb_printf(&o, "}, %s)", ref);
-    return sb_steal(&o);
+    return dc_take(&o);
 }
 
 /* Two-argument forms tried before a lookup: `y OP x + c` (and `x OP y`, c = 0) for a
@@ -415,7 +414,7 @@ static char *seqmap_form(const DcDict *dA, const DcDict *dB, const DcDict *dS, c
     if (pair_form(dA, dB, dS, r->table, r->seen, as, r->nb, r->ntable, &o)) {
         *form = "comparison or arithmetic";
         sb_printf(&o, ", %s, %s)", ra, rb);
-        return sb_steal(&o);
+        return dc_take(&o);
     }
     o.len = mark;
     o.s[mark] = 0;
@@ -440,7 +439,7 @@ static char *seqmap_form(const DcDict *dA, const DcDict *dB, const DcDict *dS, c
     if (most >= 0) lit(&o, dS, most);
     else sb_puts(&o, "None");
     sb_printf(&o, ", %s, %s)", ra, rb);
-    return sb_steal(&o);
+    return dc_take(&o);
 }
 
 static char *select_form(Tx *t, int sel, const char **form)
@@ -525,7 +524,7 @@ static char *select_form(Tx *t, int sel, const char **form)
     sb_free(&err);
     free(kr);
     free(qr);
-    return sb_steal(&o);
+    return dc_take(&o);
 }
 
 /* Record the new text of op (span sp) if it can be rewritten in place. */
@@ -608,7 +607,7 @@ char *dc_write_program(Dc *dc)
                 form = ident ? "default" : "value mapping";
                 free(vexpr);
                 free(sr);
-                txt = sb_steal(&o);
+                txt = dc_take(&o);
                 break;
             }
             case SOP_SELWIDTH: {
