@@ -20,6 +20,7 @@
 #define DC_PREFER_STRUCTURE 0.05   /* a select over a fused map is read as "the map changed,
                                       the predicate as written" unless a free predicate
                                       explains this fraction of observations more */
+#define DC_MAX_EXCEPTIONS 12  /* a select printed as a comparison with listed exceptions */
 #define DC_READ_FRAC 0.05   /* a residual label is "read" by an op when its weight row has
                                at least this fraction of the largest row's norm */
 

@@ -462,44 +462,96 @@ static char *select_form(Tx *t, int sel, const char **form)
             ncount++;
             nsel += r->pred[c];
         }
-    const char *pred = NULL;
-    if (nsel == ncount) pred = "true";
-    else if (nsel == 0) pred = "false";
+    /* candidates: true, false, k OP q, k OP c, q OP c (c a constant of the domain); the
+     * one with the fewest mismatching observed pairs, printed alone when it has none and
+     * with its exceptions listed when they are few */
     static const AstOp ops[] = {OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE};
-    /* k OP q; then k OP c or q OP c for a constant c of the domain */
-    char lam[512] = "";
-    for (int side = 0; side < 3 && !pred && !lam[0]; side++) {
-        int nc = side == 0 ? 1 : side == 1 ? dK->n : dQ->n;
-        for (int oi = 0; oi < 6 && !pred && !lam[0]; oi++)
-            for (int ci = 0; ci < nc && !pred && !lam[0]; ci++) {
-                int ok = 1;
-                for (int k = 0; k < r->nk && ok; k++)
-                    for (int q = 0; q < r->nq && ok; q++) {
-                        if (as && !r->seen[(size_t)k * r->nq + q]) continue;
-                        Value a = side == 2 ? dQ->val[q] : dK->val[k];
-                        Value b = side == 0 ? dQ->val[q] : side == 1 ? dK->val[ci] : dQ->val[ci];
-                        Value v;
+    long best_bad = ncount + 1;
+    int best_side = -1, best_op = 0, best_c = 0;
+    uint8_t *cand = xmalloc((size_t)tot + 1), *best = xmalloc((size_t)tot + 1);
+    for (int side = -2; side < 3 && best_bad > 0; side++) {
+        int nc = side <= 0 ? 1 : side == 1 ? dK->n : dQ->n;
+        for (int oi = 0; oi < (side < 0 ? 1 : 6) && best_bad > 0; oi++)
+            for (int ci = 0; ci < nc && best_bad > 0; ci++) {
+                long nbad = 0;
+                for (int k = 0; k < r->nk && nbad < best_bad; k++)
+                    for (int q = 0; q < r->nq && nbad < best_bad; q++) {
+                        size_t c = (size_t)k * r->nq + q;
+                        if (as && !r->seen[c]) continue;
                         int bb;
-                        sb_clear(&err);
-                        if (!kinds_compare(a, b) || !val_binary(ops[oi], a, b, &v, &err, &ar) || !val_as_bool(v, &bb))
-                            ok = 0;
-                        else ok = bb == r->pred[(size_t)k * r->nq + q];
+                        if (side == -2) bb = 1;
+                        else if (side == -1) bb = 0;
+                        else {
+                            Value x = side == 2 ? dQ->val[q] : dK->val[k];
+                            Value y = side == 0 ? dQ->val[q] : side == 1 ? dK->val[ci] : dQ->val[ci];
+                            Value v;
+                            sb_clear(&err);
+                            if (!kinds_compare(x, y) || !val_binary(ops[oi], x, y, &v, &err, &ar) || !val_as_bool(v, &bb)) {
+                                nbad = best_bad;
+                                break;
+                            }
+                        }
+                        cand[c] = (uint8_t)bb;
+                        nbad += bb != r->pred[c];
                     }
-                if (!ok) continue;
-                if (side == 0) pred = ast_op_name(ops[oi]);
-                else {
-                    StrBuf l;
-                    sb_init(&l);
-                    sb_printf(&l, "lambda k, q: %s %s ", side == 1 ? "k" : "q", ast_op_name(ops[oi]));
-                    const_lit(&l, side == 1 ? dK->val[ci] : dQ->val[ci]);
-                    snprintf(lam, sizeof lam, "%s", l.s);
-                    sb_free(&l);
+                if (nbad < best_bad) {
+                    best_bad = nbad;
+                    best_side = side;
+                    best_op = oi;
+                    best_c = ci;
+                    memcpy(best, cand, (size_t)tot);
                 }
             }
     }
-    if (pred || lam[0]) {
+    StrBuf base;
+    sb_init(&base);
+    if (best_side == -2) sb_puts(&base, "true");
+    else if (best_side == -1) sb_puts(&base, "false");
+    else if (best_side == 0) sb_printf(&base, "%s", ast_op_name(ops[best_op]));
+    else if (best_side > 0) {
+        sb_printf(&base, "%s %s ", best_side == 1 ? "k" : "q", ast_op_name(ops[best_op]));
+        const_lit(&base, best_side == 1 ? dK->val[best_c] : dQ->val[best_c]);
+    }
+    if (best_side >= -2 && best_bad == 0) {
         *form = "comparison";
-        sb_printf(&o, "select(%s, %s, %s)", kr, qr, pred ? pred : lam);
+        if (best_side > 0) sb_printf(&o, "select(%s, %s, lambda k, q: %s)", kr, qr, base.s);
+        else sb_printf(&o, "select(%s, %s, %s)", kr, qr, base.s);
+    } else if (best_side >= -2 && best_bad <= DC_MAX_EXCEPTIONS && 4 * best_bad <= ncount) {
+        /* (base or added pairs) and not (removed pairs) */
+        *form = "comparison with exceptions";
+        const char *bl = best_side == -2 ? "true" : best_side == -1 ? "false" : NULL;
+        StrBuf b2;
+        sb_init(&b2);
+        if (best_side == 0) sb_printf(&b2, "k %s q", ast_op_name(ops[best_op]));
+        else sb_puts(&b2, bl ? bl : base.s);
+        sb_printf(&o, "select(%s, %s, lambda k, q: ", kr, qr);
+        int nadd = 0, nrem = 0;
+        for (size_t c = 0; c < (size_t)tot; c++)
+            if ((!as || r->seen[c]) && best[c] != r->pred[c]) {
+                if (r->pred[c]) nadd++;
+                else nrem++;
+            }
+        if (nadd) sb_putc(&o, '(');
+        sb_puts(&o, b2.s);
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass == 0 && !nadd) continue;
+            if (pass == 1 && !nrem) continue;
+            if (pass == 1) sb_puts(&o, nadd ? ") and not (" : " and not (");
+            int any = 0;
+            for (int k = 0; k < r->nk; k++)
+                for (int q = 0; q < r->nq; q++) {
+                    size_t c = (size_t)k * r->nq + q;
+                    if ((as && !r->seen[c]) || best[c] == r->pred[c] || r->pred[c] != (pass == 0)) continue;
+                    if (pass == 0 || any++) sb_puts(&o, " or ");
+                    sb_puts(&o, "(k == ");
+                    lit(&o, dK, k);
+                    sb_puts(&o, " and q == ");
+                    lit(&o, dQ, q);
+                    sb_puts(&o, ")");
+                }
+        }
+        sb_puts(&o, nrem || nadd ? "))" : ")");
+        sb_free(&b2);
     } else {
         /* list the smaller side */
         int want = 2 * nsel <= ncount;
@@ -520,6 +572,9 @@ static char *select_form(Tx *t, int sel, const char **form)
         if (!any) sb_puts(&o, "false");
         sb_puts(&o, want ? ")" : "))");
     }
+    sb_free(&base);
+    free(cand);
+    free(best);
     arena_free(&ar);
     sb_free(&err);
     free(kr);

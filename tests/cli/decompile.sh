@@ -64,6 +64,10 @@ mutate sd_const shuffle_dyck.rasp 'balance == 0;' 'balance == 1;' exact
 mutate bp_lambda b_is_a_plus_1.rasp 'lambda k, q: k == "a"' 'lambda k, q: k == "c"' exact
 mutate bp_seqmap b_is_a_plus_1.rasp 'b == a + 1' 'b == a + 2'
 mutate cl_lambda count_less_freq.rasp 'k <= n' 'k <= 1'
+# a predicate one pair away from a comparison: printed as the comparison with its exception
+mutate ca_except count_a.rasp 'select(is_a, indices, ==)' 'select(is_a, indices, lambda k, q: k == q or (k and q == 2))'
+if grep -q '^+bin_idx = select(is_a, indices, lambda k, q: (k == q or (k == true and q == 2)));' $T/got_ca_except.diff; then ok
+else bad "exception form"; cat $T/got_ca_except.diff; fi
 
 # ---- every example program, compiled, reads back as itself (empty diff, fidelity 100%) --
 for f in $EX/*.rasp; do
