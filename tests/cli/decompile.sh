@@ -69,6 +69,14 @@ mutate ca_except count_a.rasp 'select(is_a, indices, ==)' 'select(is_a, indices,
 if grep -q '^+bin_idx = select(is_a, indices, lambda k, q: (k == q or (k == true and q == 2)));' $T/got_ca_except.diff; then ok
 else bad "exception form"; cat $T/got_ca_except.diff; fi
 
+# the decompiled program compiles to a model that answers like the mutated one
+if $TRACC compile --max-len 5 $T/dec_mi_const.rasp -o $T/dec_mi_const.safetensors >/dev/null 2>$T/err; then
+    printf 'b d a f h\nc a e\ne d c b a\nz y x w v\n' >$T/in.txt
+    $TRACC run $T/mut_mi_const.safetensors <$T/in.txt >$T/run_mut.txt 2>&1
+    $TRACC run $T/dec_mi_const.safetensors <$T/in.txt >$T/run_dec.txt 2>&1
+    if cmp -s $T/run_mut.txt $T/run_dec.txt; then ok; else bad "recompiled decompiled program differs"; cat $T/run_mut.txt $T/run_dec.txt; fi
+else bad "compile the decompiled program"; cat $T/err; fi
+
 # ---- every example program, compiled, reads back as itself (empty diff, fidelity 100%) --
 for f in $EX/*.rasp; do
     b=$(basename $f .rasp)
