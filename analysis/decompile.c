@@ -398,8 +398,6 @@ static int sample_training(Dc *dc, const DcOptions *o, const int32_t *prog_of_ro
     } else free(ats);
     dc->train_len_min = spec.len_min;
     dc->train_len_max = spec.len_max;
-    dc->train_desc = xstrdup(spec.spurious ? "the training distribution (task, spurious predicate and rate from provenance)"
-                                           : "the training distribution (task and lengths from provenance)");
     return 1;
 }
 
@@ -765,7 +763,6 @@ static void dc_free(Dc *dc)
     free(dc->head_slot);
     free(dc->head_sw);
     free(dc->at);
-    free(dc->train_desc);
     for (int s = 0; dc->rec && s < dc->p->nsops; s++) dc_rec_free(&dc->rec[s]);
     free(dc->rec);
     for (int s = 0; dc->srec && s < dc->p->nsels; s++) {
@@ -870,7 +867,12 @@ int dc_decompile(const Model *m, const DcOptions *o, DcResult *r, StrBuf *err)
                 val_format(ps->vals[v], &b);
                 int idx = dc_dict_add(d, b.s, &dc.arena);
                 d->val[idx] = ps->vals[v];
-                if (idx != v) d->dup = 1;   /* two values with one text: never in practice */
+                if (idx != v && !rc) {
+                    /* labels are text: two values that print alike cannot be told apart */
+                    sb_printf(err, "s-op '%s' has two values that print alike ('%s'): they cannot be read from residual labels",
+                              ps->label, b.s);
+                    rc = -1;
+                }
             }
             sb_free(&b);
             d->n0 = d->n;
@@ -891,7 +893,7 @@ int dc_decompile(const Model *m, const DcOptions *o, DcResult *r, StrBuf *err)
         }
         free(tk);
         dc.set_count[DC_SET_UNIFORM] = (int)o->n;
-        rc = observe(&dc, err);
+        if (!rc) rc = observe(&dc, err);
     }
     free(prog_of_row);
     free(row_of);
@@ -946,11 +948,10 @@ int dc_decompile(const Model *m, const DcOptions *o, DcResult *r, StrBuf *err)
         /* comments */
         StrBuf c;
         sb_init(&c);
-        sb_printf(&c, "# decompiled by tracc %s from a model of %d block%s (d_model %d)\n", "decompile", m->cfg.n_layers,
+        sb_printf(&c, "# decompiled by tracc decompile from a model of %d block%s (d_model %d)\n", m->cfg.n_layers,
                   m->cfg.n_layers == 1 ? "" : "s", m->cfg.d_model);
-        if (m->cfg.n_ctx - 1 != p->max_len || 1)
-            sb_printf(&c, "# the model's max_len is %d (compile this file with --max-len %d)\n", m->cfg.n_ctx - 1,
-                      m->cfg.n_ctx - 1);
+        sb_printf(&c, "# the model's max_len is %d (compile this file with --max-len %d)\n", m->cfg.n_ctx - 1,
+                  m->cfg.n_ctx - 1);
         if (note.len) sb_printf(&c, "# note: %s\n", note.s);
         for (int i = 0; i < ns; i++) {
             int st = sets[i];

@@ -35,7 +35,6 @@ typedef struct {
     int32_t *slots;
     size_t nslots;
     ValKind kind;       /* how a new label's text is read: like the original values */
-    int dup;
 } DcDict;
 
 int dc_dict_find(const DcDict *d, const char *text);
@@ -99,7 +98,6 @@ typedef struct {
                                ones from the provenance; none: every position */
     int at_given;
     int train_len_min, train_len_max;
-    char *train_desc;
 
     /* what the model computes, per position (index sample_off[k] + i) */
     int32_t **dec;          /* (nsops) decoded dictionary index, RASP_NONE, DC_UNREAD; NULL
