@@ -997,6 +997,10 @@ int dc_decompile(const Model *m, const DcOptions *o, DcResult *r, StrBuf *err)
             json_object_set_new(j, "reads", reads);
             json_object_set_new(j, "new_reads", news);
             if (rc2->note) json_object_set_new(j, "note", json_string(rc2->note));
+            if (rc2->driven_n) {
+                json_object_set_new(j, "weights_agree", json_real(frac(rc2->driven_agree, rc2->driven_n)));
+                json_object_set_new(j, "weights_differ_unobserved", json_integer(rc2->driven_differs));
+            }
             /* the recovered table on the observed entries: input text -> output text */
             if (rc2->table && rc2->seen && ps->enc == ENC_CATEGORICAL) {
                 json_t *t = json_object();
@@ -1027,6 +1031,12 @@ int dc_decompile(const Model *m, const DcOptions *o, DcResult *r, StrBuf *err)
             if (fn) {
                 sb_puts(&c, ", fidelity ");
                 pct(&c, fa, fn);
+            }
+            if (rc2->driven_n) {
+                sb_puts(&c, ", its MLP driven by labels agrees on ");
+                pct(&c, rc2->driven_agree, rc2->driven_n);
+                sb_printf(&c, " of %ld entries", rc2->driven_n);
+                if (rc2->driven_differs) sb_printf(&c, " (and differs on %ld unobserved)", rc2->driven_differs);
             }
             if (rc2->nnew) {
                 sb_puts(&c, ", now also reads");

@@ -54,6 +54,10 @@ typedef struct {
                            printed form of a changed op (the others are don't care) */
     int ntable, nb;     /* entries; SEQMAP: nB */
     int deflt;          /* AGGREGATE: dictionary index of the default, or RASP_NONE */
+    /* MAP, SEQMAP with residual operands: the MLP driven with each operand value's labels
+     * agrees with the sampled table on driven_agree of driven_n observed entries, and
+     * differs from it on driven_differs entries the samples never reached */
+    long driven_n, driven_agree, driven_differs;
     int nreads, nnew;
     char **reads, **newreads;
     const char *note;

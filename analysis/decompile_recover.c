@@ -305,6 +305,104 @@ static void relevance(Dc *dc)
     }
 }
 
+/* ---------- driving an MLP with the labelled encoding of its inputs ---------- */
+
+/* The block whose MLP computes s-op `label` (from `layers`), or -1. */
+static int mlp_block(const Model *m, const char *label)
+{
+    size_t nl = json_array_size(m->layers);
+    for (size_t l = 0; l < nl; l++) {
+        json_t *mlp = json_object_get(json_array_get(m->layers, l), "mlp");
+        for (size_t i = 0; i < json_array_size(mlp); i++) {
+            const char *lb = json_string_value(json_object_get(json_array_get(mlp, i), "label"));
+            if (lb && !strcmp(lb, label)) return (int)l;
+        }
+    }
+    return -1;
+}
+
+static int label_dim(const Model *m, const char *label)
+{
+    for (int d = 0; d < m->cfg.d_model; d++)
+        if (!strcmp(m->residual[d], label)) return d;
+    return -1;
+}
+
+/* For a map or sequence map whose operands and result have residual dimensions: the table
+ * its MLP computes on every pair of operand values, driven with their one-hot labels (and
+ * `one`) alone, decoded like the residual. Entries: dictionary indices of s, RASP_NONE, or
+ * DC_UNSET where it cannot be driven. NULL when the op cannot be driven at all. */
+static int32_t *driven_table(Dc *dc, int s, int nA, int nB)
+{
+    const Model *m = dc->m;
+    const RaspSop *ps = &dc->p->sops[s];
+    int l = mlp_block(m, ps->label);
+    const RoSop *rs = ro_layout_find(&dc->lay, ps->label);
+    const RoSop *ra = ro_layout_find(&dc->lay, dc->p->sops[ps->a].label);
+    const RoSop *rb = ps->op == SOP_SEQMAP ? ro_layout_find(&dc->lay, dc->p->sops[ps->b].label) : NULL;
+    if (l < 0 || !rs || !rs->readable || rs->isvirtual || !rs->categorical || !ra || !ra->readable || ra->isvirtual ||
+        !ra->categorical || (ps->op == SOP_SEQMAP && (!rb || !rb->readable || rb->isvirtual || !rb->categorical)) ||
+        (long)nA * nB > 100000)
+        return NULL;
+    int C = m->cfg.d_model, M = m->cfg.d_mlp;
+    double gain = 1;
+    json_t *o = json_is_object(m->compiler) ? json_object_get(m->compiler, "options") : NULL;
+    if (o && json_is_number(json_object_get(o, "embed_gain"))) gain = json_number_value(json_object_get(o, "embed_gain"));
+    int one = label_dim(m, "one");
+    /* each dictionary value's dimension, for the operands */
+    int *dimA = xmalloc(sizeof(int) * (size_t)(nA + 1)), *dimB = xmalloc(sizeof(int) * (size_t)(nB + 1));
+    for (int i = 0; i < nA; i++) dimA[i] = -1;
+    for (int i = 0; i < nB; i++) dimB[i] = -1;
+    for (int side = 0; side < (rb ? 2 : 1); side++) {
+        const RoSop *r = side ? rb : ra;
+        const DcDict *d = &dc->dict[side ? ps->b : ps->a];
+        for (int f = 0; f < r->nforms; f++) {
+            int dim = r->terms[r->form_start[f]].dim;
+            int idx = dc_dict_find(d, m->residual[dim] + strlen(r->name) + 1);
+            if (idx >= 0 && idx < (side ? nB : nA)) (side ? dimB : dimA)[idx] = dim;
+        }
+    }
+    const float *W_in = m->params.W_in + (size_t)l * C * M, *b_in = m->params.b_in + (size_t)l * M;
+    const float *W_out = m->params.W_out + (size_t)l * M * C, *b_out = m->params.b_out + (size_t)l * C;
+    int32_t *t = xmalloc(sizeof(int32_t) * (size_t)nA * (size_t)nB + 1);
+    double *h = xmalloc(sizeof(double) * (size_t)(M + 1));
+    for (int a = 0; a < nA; a++)
+        for (int b = 0; b < nB; b++) {
+            int32_t *out = &t[(size_t)a * nB + b];
+            *out = DC_UNSET;
+            if (dimA[a] < 0 || (rb && dimB[b] < 0)) continue;
+            /* x: one, and the operands' one-hots (at the embedding's gain for tokens and
+             * indices, which the compiler scales with it) */
+            int dims[3] = {one, dimA[a], rb ? dimB[b] : -1};
+            double val[3] = {gain, ps->a <= 1 || dc->p->sops[ps->a].op == SOP_TOKENS || dc->p->sops[ps->a].op == SOP_INDICES ? gain : 1,
+                             rb && (dc->p->sops[ps->b].op == SOP_TOKENS || dc->p->sops[ps->b].op == SOP_INDICES) ? gain : 1};
+            for (int j = 0; j < M; j++) {
+                double z = b_in[j];
+                for (int k = 0; k < 3; k++)
+                    if (dims[k] >= 0) z += val[k] * W_in[(size_t)dims[k] * M + j];
+                h[j] = z > 0 ? z : 0;
+            }
+            int best = -1;
+            double bv = 0;
+            for (int f = 0; f < rs->nforms; f++) {
+                int dim = rs->terms[rs->form_start[f]].dim;
+                double y = b_out[dim];
+                for (int k = 0; k < 3; k++)
+                    if (dims[k] == dim) y += val[k];
+                for (int j = 0; j < M; j++) y += h[j] * W_out[(size_t)j * C + dim];
+                if (best < 0 || y > bv) best = f, bv = y;
+            }
+            if (best >= 0 && bv > 0.5) {
+                int dim = rs->terms[rs->form_start[best]].dim;
+                *out = dc_dict_add(&dc->dict[s], m->residual[dim] + strlen(rs->name) + 1, &dc->arena);
+            } else *out = RASP_NONE;
+        }
+    free(h);
+    free(dimA);
+    free(dimB);
+    return t;
+}
+
 /* ---------- per op ---------- */
 
 static void fill_val_from_table(Dc *dc, int s)
@@ -382,6 +480,26 @@ static void recover_map(Dc *dc, int s)
         if (best[i] != orig[i]) r->changed = 1;
         r->table[i] = best[i];
     }
+    /* the MLP driven with each operand value's labels: a weight-level reading of the
+     * whole domain, which fills entries the samples never reached and says how far the
+     * weights agree with the table read from the samples */
+    int32_t *drv = driven_table(dc, s, nA, nB);
+    if (drv) {
+        long agree = 0, n = 0;
+        for (int i = 0; i < r->ntable; i++) {
+            if (drv[i] == DC_UNSET) continue;
+            if (r->seen[i]) {
+                n++;
+                agree += drv[i] == r->table[i];
+            } else if (drv[i] >= 0 && drv[i] != r->table[i] && r->table[i] != DC_UNSET) {
+                /* an unobserved entry where the weights say something else */
+                r->driven_differs++;
+            }
+        }
+        r->driven_n = n;
+        r->driven_agree = agree;
+    }
+    free(drv);
     free(best);
     free(orig);
     free(l.o);

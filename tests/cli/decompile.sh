@@ -89,6 +89,12 @@ done
 $TRACC compile --conditioning balanced --max-len 8 $EX/count_a.rasp -o $T/cab.safetensors >/dev/null 2>&1 || bad "compile balanced"
 expect_out "balanced conditioning: empty diff" 0 "" -- $TRACC decompile $T/cab.safetensors --diff --inputs 50
 
+# a map with residual dimensions (--no-fuse): its MLP driven with each token's label agrees
+for cond in tracr balanced; do
+    $TRACC compile --no-fuse --conditioning $cond --max-len 6 $EX/count_a.rasp -o $T/nf_$cond.safetensors >/dev/null 2>&1 || bad "compile --no-fuse $cond"
+    $TRACC decompile $T/nf_$cond.safetensors --inputs 50 --json >$T/nf_$cond.json 2>/dev/null
+    py "driven MLP agrees ($cond)" $T/nf_$cond.json 'assert d["sops"]["is_a"]["weights_agree"] == 1.0 and d["sops"]["is_a"]["weights_differ_unobserved"] == 0 and d["diff"] == ""'
+done
 # compiled with --vocab and --max-len overrides: read with the model's own
 $TRACC compile --vocab a,b,c,z --max-len 6 $EX/count_a.rasp -o $T/cav.safetensors >/dev/null 2>&1 || bad "compile --vocab"
 expect_out "compile --vocab: empty diff" 0 "" -- $TRACC decompile $T/cav.safetensors --diff --inputs 50
