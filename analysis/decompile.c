@@ -1033,7 +1033,7 @@ int dc_decompile(const Model *m, const DcOptions *o, DcResult *r, StrBuf *err)
                 pct(&c, fa, fn);
             }
             if (rc2->driven_n) {
-                sb_puts(&c, ", its MLP driven by labels agrees on ");
+                sb_puts(&c, ps->op == SOP_AGGREGATE ? ", its OV circuit driven by labels agrees on " : ", its MLP driven by labels agrees on ");
                 pct(&c, rc2->driven_agree, rc2->driven_n);
                 sb_printf(&c, " of %ld entries", rc2->driven_n);
                 if (rc2->driven_differs) sb_printf(&c, " (and differs on %ld unobserved)", rc2->driven_differs);

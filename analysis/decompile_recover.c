@@ -403,6 +403,71 @@ static int32_t *driven_table(Dc *dc, int s, int nA, int nB)
     return t;
 }
 
+/* For a categorical aggregate whose value operand and result have residual dimensions: what
+ * its head's OV circuit writes for each value of the operand (a key holding that value's
+ * one-hot label and `one`, attended alone), decoded like the residual; as driven_table. */
+static int32_t *driven_ov(Dc *dc, int s, int nA)
+{
+    const Model *m = dc->m;
+    const RaspSop *ps = &dc->p->sops[s];
+    const RoSop *rs = ro_layout_find(&dc->lay, ps->label);
+    const RoSop *ra = ro_layout_find(&dc->lay, dc->p->sops[ps->a].label);
+    if (!rs || !rs->readable || rs->isvirtual || !rs->categorical || !ra || !ra->readable || ra->isvirtual ||
+        !ra->categorical)
+        return NULL;
+    int blk = -1, head = -1;
+    size_t nl = json_array_size(m->layers);
+    for (size_t l = 0; l < nl && blk < 0; l++) {
+        json_t *attn = json_object_get(json_array_get(m->layers, l), "attn");
+        for (size_t i = 0; i < json_array_size(attn) && blk < 0; i++) {
+            json_t *e = json_array_get(attn, i);
+            const char *lb = json_string_value(json_object_get(e, "label"));
+            const char *op = json_string_value(json_object_get(e, "op"));
+            json_t *hd = json_object_get(e, "head");
+            if (lb && op && !strcmp(lb, ps->label) && !strcmp(op, "aggregate") && json_is_integer(hd) &&
+                json_integer_value(hd) >= 0 && json_integer_value(hd) < m->cfg.n_heads)
+                blk = (int)l, head = (int)json_integer_value(hd);
+        }
+    }
+    if (blk < 0) return NULL;
+    int C = m->cfg.d_model, NH = m->cfg.n_heads, HD = m->cfg.d_head;
+    double gain = 1;
+    json_t *o = json_is_object(m->compiler) ? json_object_get(m->compiler, "options") : NULL;
+    if (o && json_is_number(json_object_get(o, "embed_gain"))) gain = json_number_value(json_object_get(o, "embed_gain"));
+    int one = label_dim(m, "one");
+    const RaspSop *pa = &dc->p->sops[ps->a];
+    double va = pa->op == SOP_TOKENS || pa->op == SOP_INDICES ? gain : 1;
+    size_t hb = ((size_t)blk * NH + (size_t)head);
+    const float *W_V = m->params.W_V + hb * (size_t)C * HD, *b_V = m->params.b_V + hb * (size_t)HD;
+    const float *W_O = m->params.W_O + hb * (size_t)HD * C, *b_O = m->params.b_O + (size_t)blk * C;
+    int32_t *t = xmalloc(sizeof(int32_t) * (size_t)(nA + 1));
+    double *z = xmalloc(sizeof(double) * (size_t)(HD + 1));
+    for (int a = 0; a < nA; a++) t[a] = DC_UNSET;
+    for (int f = 0; f < ra->nforms; f++) {
+        int dim = ra->terms[ra->form_start[f]].dim;
+        int a = dc_dict_find(&dc->dict[ps->a], m->residual[dim] + strlen(ra->name) + 1);
+        if (a < 0 || a >= nA) continue;
+        for (int k = 0; k < HD; k++) {
+            z[k] = b_V[k] + va * W_V[(size_t)dim * HD + k];
+            if (one >= 0) z[k] += gain * W_V[(size_t)one * HD + k];
+        }
+        int best = -1;
+        double bv = 0;
+        for (int g = 0; g < rs->nforms; g++) {
+            int od = rs->terms[rs->form_start[g]].dim;
+            double y = b_O[od];
+            for (int k = 0; k < HD; k++) y += z[k] * W_O[(size_t)k * C + od];
+            if (best < 0 || y > bv) best = g, bv = y;
+        }
+        if (best >= 0 && bv > 0.5) {
+            int od = rs->terms[rs->form_start[best]].dim;
+            t[a] = dc_dict_add(&dc->dict[s], m->residual[od] + strlen(rs->name) + 1, &dc->arena);
+        } else t[a] = RASP_NONE;
+    }
+    free(z);
+    return t;
+}
+
 /* ---------- per op ---------- */
 
 static void fill_val_from_table(Dc *dc, int s)
@@ -780,6 +845,16 @@ static void recover_aggregate(Dc *dc, int s)
             r->changed = 1;
             r->deflt = best[nA];
         }
+        /* the OV circuit driven with each value's label */
+        int32_t *drv = driven_ov(dc, s, nA);
+        for (int a = 0; drv && a < nA; a++) {
+            if (drv[a] == DC_UNSET) continue;
+            if (r->seen[a]) {
+                r->driven_n++;
+                r->driven_agree += drv[a] == r->table[a];
+            } else if (drv[a] >= 0 && drv[a] != r->table[a] && r->table[a] != DC_UNSET) r->driven_differs++;
+        }
+        free(drv);
         free(best);
         free(l.o);
         free(l2.o);

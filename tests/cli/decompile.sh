@@ -113,7 +113,7 @@ if [ $? -eq 0 ] && [ ! -s $T/out ] && grep -q '^# fidelity on 50 uniform inputs:
 # the written program (comments included) compiles to a model that agrees with the original
 if $TRACC compile --max-len 5 $T/ca_dec.rasp -o $T/ca2.safetensors >/dev/null 2>$T/err; then ok; else bad "recompile"; cat $T/err; fi
 $TRACC decompile $T/ca.safetensors --inputs 50 --json >$T/ca.json 2>/dev/null
-py "json fields" $T/ca.json 'assert set(["program", "diff", "fidelity", "sops"]) <= set(d) and d["diff"] == "" and d["fidelity"]["output"] == 1.0 and d["sops"]["is_a"]["form"] == "unchanged" and "reads" in d["sops"]["count_a"]'
+py "json fields" $T/ca.json 'assert set(["program", "diff", "fidelity", "sops"]) <= set(d) and d["diff"] == "" and d["fidelity"]["output"] == 1.0 and d["sops"]["is_a"]["form"] == "unchanged" and "reads" in d["sops"]["count_a"] and d["sops"]["out"]["weights_agree"] == 1.0'
 # same seed, same output
 $TRACC decompile $T/ca.safetensors --inputs 50 --json >$T/ca_again.json 2>/dev/null
 if cmp -s $T/ca.json $T/ca_again.json; then ok; else bad "deterministic"; fi
