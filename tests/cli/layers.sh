@@ -1,7 +1,7 @@
 #!/bin/sh
 # The layers run one way (docs/architecture.md): common <- runtime <- compiler <- train <-
-# analysis <- sweep <- cli, and inside the compiler front <- interp <- back (compiler/value.h, a
-# forwarder at the compiler's root, comes after them). A file may include headers of its own
+# analysis <- sweep <- cli, and inside the compiler front <- interp <- back. A file may include
+# headers of its own
 # layer and of the layers before it, never of a later one. Every #include "..." in those
 # folders is checked (system headers <...> are not ours); tests/ and bench/ may include
 # anything.

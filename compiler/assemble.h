@@ -1,2 +1,0 @@
-/* Forwarder for branches written before the split (remove once merged): see compiler/back/assemble.h. */
-#include "compiler/back/assemble.h"
