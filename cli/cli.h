@@ -31,6 +31,8 @@ struct json_t *cli_verify_json(const struct VerifyReport *r);
 #define CLI_VERIFY_SECONDS 60.0   /* the default sample's time budget */
 /* --verify-seconds S (0 or more; 0: no budget); 2 after a usage error. */
 int cli_verify_seconds(const char *cmd, const char *arg, double *out);
+/* --threads N for the check (1..64); 2 after a usage error. */
+int cli_verify_threads(const char *cmd, const char *arg, int *out);
 /* How a sample was taken, for the summary lines: "" when exhaustive, else e.g.
  * " in 61 s (time budget 60 s, seed 1)" or " (seed 1)". */
 void cli_verify_sample_note(char *buf, size_t n, const struct VerifyReport *r);

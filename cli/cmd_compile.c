@@ -93,6 +93,15 @@ int cli_verify_seconds(const char *cmd, const char *arg, double *out)
     return 0;
 }
 
+int cli_verify_threads(const char *cmd, const char *arg, int *out)
+{
+    long v;
+    if (cli_parse_long(arg, 1, 64, &v))
+        return cli_usage_error(cmd, "--threads must be an integer from 1 to 64, got '%s'", arg);
+    *out = (int)v;
+    return 0;
+}
+
 void cli_verify_sample_note(char *buf, size_t n, const VerifyReport *r)
 {
     if (r->exhaustive) snprintf(buf, n, "%s", "");
@@ -193,8 +202,7 @@ int cmd_compile(int argc, char **argv)
             budget_given = 1;
             break;
         case 'T':
-            if (cli_parse_long(optarg, 1, 64, &v)) return bad_usage("--threads must be an integer from 1 to 64, got '%s'", optarg);
-            vo.threads = (int)v;
+            if (cli_verify_threads("compile", optarg, &vo.threads)) return 2;
             break;
         case 's':
             if (cli_parse_u64(optarg, &vo.seed)) return bad_usage("--seed must be a non-negative integer, got '%s'", optarg);

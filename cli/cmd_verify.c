@@ -174,8 +174,7 @@ int cmd_verify(int argc, char **argv)
             budget_given = 1;
             break;
         case 'T':
-            if (cli_parse_long(optarg, 1, 64, &v)) return bad_usage("--threads must be an integer from 1 to 64, got '%s'", optarg);
-            vo.threads = (int)v;
+            if (cli_verify_threads("verify", optarg, &vo.threads)) return 2;
             break;
         case 'm':
             if (cli_parse_long(optarg, 1, RASP_MAX_LEN, &v))
