@@ -192,28 +192,25 @@ static void find_heads(Dc *dc)
             dc->head_slot[dc->sel_head[s]] = dc->nhead_used++;
 }
 
+/* 1 if the layer entry names `label` (as the s-op it computes, or one fused into it). */
+static int entry_names(json_t *e, int stage, void *ctx)
+{
+    (void)stage;
+    const char *label = ctx;
+    const char *lb = json_string_value(json_object_get(e, "label"));
+    if (lb && !strcmp(lb, label)) return 1;
+    json_t *fused = json_object_get(e, "fused");
+    for (size_t j = 0; j < json_array_size(fused); j++) {
+        const char *f = json_string_value(json_array_get(fused, j));
+        if (f && !strcmp(f, label)) return 1;
+    }
+    return 0;
+}
+
 /* 1 if some layer entry names `label` (as the s-op it computes). */
 static int layers_mention(const Model *m, const char *label)
 {
-    size_t nl = json_array_size(m->layers);
-    for (size_t l = 0; l < nl; l++) {
-        json_t *b = json_array_get(m->layers, l);
-        const char *part[2] = {"attn", "mlp"};
-        for (int k = 0; k < 2; k++) {
-            json_t *arr = json_object_get(b, part[k]);
-            for (size_t i = 0; i < json_array_size(arr); i++) {
-                json_t *e = json_array_get(arr, i);
-                const char *lb = json_string_value(json_object_get(e, "label"));
-                if (lb && !strcmp(lb, label)) return 1;
-                json_t *fused = json_object_get(e, "fused");
-                for (size_t j = 0; j < json_array_size(fused); j++) {
-                    const char *f = json_string_value(json_array_get(fused, j));
-                    if (f && !strcmp(f, label)) return 1;
-                }
-            }
-        }
-    }
-    return 0;
+    return dec_layers_foreach(m, entry_names, (void *)label);
 }
 
 /* The structure check: every op the output needs is computed somewhere in the model. */

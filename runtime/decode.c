@@ -35,6 +35,42 @@ Value dec_output(const Model *m, const float *logits)
     return best < 0 ? val_none() : m->output_values[best];
 }
 
+int dec_layers_foreach(const Model *m, int (*fn)(json_t *entry, int stage, void *ctx), void *ctx)
+{
+    size_t nl = json_array_size(m->layers);
+    for (size_t l = 0; l < nl; l++) {
+        json_t *b = json_array_get(m->layers, l);
+        const char *part[2] = {"attn", "mlp"};
+        for (int k = 0; k < 2; k++) {
+            json_t *arr = json_object_get(b, part[k]);
+            for (size_t i = 0; i < json_array_size(arr); i++) {
+                int rc = fn(json_array_get(arr, i), (int)(2 * l + 1 + (size_t)k), ctx);
+                if (rc) return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    DecLayout *d;
+    int seq;
+} StageWalk;
+
+static int stage_entry(json_t *entry, int stage, void *ctx)
+{
+    StageWalk *w = ctx;
+    json_t *outs = json_object_get(entry, "output");
+    for (size_t j = 0; j < json_array_size(outs); j++) {
+        const char *lab = json_string_value(json_array_get(outs, j));
+        DecSop *s = lab ? (DecSop *)dec_layout_find(w->d, lab) : NULL;
+        if (!s || s->stage >= 0) continue;
+        s->stage = stage;
+        s->written = w->seq++;
+    }
+    return 0;
+}
+
 /* The one walk over the `layers` metadata: each residual s-op's stage and write order. */
 static void stage_walk(DecLayout *d, const Model *m)
 {
@@ -43,24 +79,8 @@ static void stage_walk(DecLayout *d, const Model *m)
         d->sops[k].written = -1;
     }
     size_t nl = json_array_size(m->layers);
-    int seq = 0;
-    for (size_t l = 0; l < nl; l++) {
-        json_t *b = json_array_get(m->layers, l);
-        const char *part[2] = {"attn", "mlp"};
-        for (int k = 0; k < 2; k++) {
-            json_t *arr = json_object_get(b, part[k]);
-            for (size_t i = 0; i < json_array_size(arr); i++) {
-                json_t *outs = json_object_get(json_array_get(arr, i), "output");
-                for (size_t j = 0; j < json_array_size(outs); j++) {
-                    const char *lab = json_string_value(json_array_get(outs, j));
-                    DecSop *s = lab ? (DecSop *)dec_layout_find(d, lab) : NULL;
-                    if (!s || s->stage >= 0) continue;
-                    s->stage = (int)(2 * l + 1 + (size_t)k);
-                    s->written = seq++;
-                }
-            }
-        }
-    }
+    StageWalk w = {d, 0};
+    dec_layers_foreach(m, stage_entry, &w);
     for (int k = 0; k < d->nsops; k++) {
         DecSop *s = &d->sops[k];
         if (s->stage >= 0) continue;

@@ -106,6 +106,12 @@ int dec_output_agrees(const Model *m, const float *logits, Value want);
  * (capacity d->nsops) with indices into d->sops and returns how many. */
 int dec_written_order(const DecLayout *d, int *idx);
 
+/* Calls fn on every entry of the model's `layers` metadata in order (block by block, attn
+ * before mlp), with the residual stage the entry's sub-layer completes (2l+1 attention, 2l+2
+ * MLP); stops at the first nonzero return and returns it (0 when every entry was visited). */
+struct json_t;
+int dec_layers_foreach(const Model *m, int (*fn)(struct json_t *entry, int stage, void *ctx), void *ctx);
+
 /* "embedding" / "block L attention" / "block L MLP" for a residual stage. */
 void dec_stage_name(int stage, char *buf, size_t cap);
 
