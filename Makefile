@@ -102,13 +102,13 @@ check-compile: $(TRACC)
 GRID_JOBS ?= 2
 # The paper's Tracr experiments (paper/README.md, docs/reproduction.md): plan, run here with
 # PAPER_JOBS jobs at a time, one report. OUT=DIR puts the sweeps under DIR and the report at
-# DIR/report.{md,html,json}.
+# DIR/report.{md,html,json}. PAPER_SWEEPS="jain2023-max ..." runs only the sweeps named.
 PAPER_JOBS ?= 2
 paper: $(TRACC)
-	sh paper/run.sh full $(or $(OUT),runs/paper) $(PAPER_JOBS)
+	PAPER_SWEEPS="$(PAPER_SWEEPS)" sh paper/run.sh full $(or $(OUT),runs/paper) $(PAPER_JOBS)
 
 paper-quick: $(TRACC)
-	sh paper/run.sh quick $(or $(OUT),runs/paper-quick) $(PAPER_JOBS)
+	PAPER_SWEEPS="$(PAPER_SWEEPS)" sh paper/run.sh quick $(or $(OUT),runs/paper-quick) $(PAPER_JOBS)
 
 finetune-grid: $(TRACC)
 	for c in tracr balanced; do for nk in 1e-3:0 0:0 1e-3:1; do n=$${nk%:*}; k=$${nk#*:}; \

@@ -3,6 +3,7 @@
 # paper/quick/*.json) under OUT, run every job here, then one `tracc report` over all of them.
 #
 #   sh paper/run.sh full|quick OUT [JOBS]
+#   PAPER_SWEEPS="jain2023-max ..." sh paper/run.sh full OUT     (only these sweeps, by file name)
 #
 # OUT/<sweep name>/ is each sweep's directory (tracc sweep plan; planning into it again does
 # nothing, so an interrupted run continues where it stopped), OUT/report.md, OUT/report.html,
@@ -19,6 +20,16 @@ case $MODE in
     quick) SWEEPS="$HERE/quick/counter.json $HERE/quick/counter-fused.json $HERE/quick/max.json" ;;
     *) echo "usage: sh paper/run.sh full|quick OUT [JOBS]" >&2; exit 2 ;;
 esac
+if [ -n "${PAPER_SWEEPS:-}" ]; then
+    picked=
+    for n in $PAPER_SWEEPS; do
+        f=
+        for g in $SWEEPS; do [ "$(basename "$g" .json)" = "$n" ] && f=$g; done
+        [ -n "$f" ] || { echo "paper/run.sh: PAPER_SWEEPS: no sweep '$n' in $MODE mode (have:$(for g in $SWEEPS; do printf ' %s' "$(basename "$g" .json)"; done))" >&2; exit 2; }
+        picked="$picked $f"
+    done
+    SWEEPS=$picked
+fi
 [ -n "$OUT" ] || { echo "usage: sh paper/run.sh full|quick OUT [JOBS]" >&2; exit 2; }
 [ -x "$TRACC" ] || { echo "paper/run.sh: no tracc binary at $TRACC (run make)" >&2; exit 1; }
 mkdir -p "$OUT" || exit 1

@@ -98,4 +98,6 @@ then ok; else bad "the paper sweeps' grids are not the paper's"; fi
 # make paper/paper-quick refuse a bad mode and a missing OUT (usage, exit 2)
 expect_err "run.sh without a mode" 2 "usage" -- sh paper/run.sh
 expect_err "run.sh without OUT" 2 "usage" -- sh paper/run.sh quick
+expect_err "run.sh with an unknown sweep" 2 "PAPER_SWEEPS: no sweep 'nope'" -- env PAPER_SWEEPS=nope sh paper/run.sh full "$TMPD/none"
+[ ! -e "$TMPD/none" ] && ok || bad "run.sh with an unknown sweep left its OUT behind"
 finish
