@@ -83,9 +83,46 @@ static char *strip_spaces(const char *s)
     return r;
 }
 
+/* Does map function f (its text) ignore its input: `lambda x: BODY` without x in BODY, or a
+ * table {k: v, ..., else: v} whose values are all the same? */
+static int constant_fn(const char *f, size_t n)
+{
+    char *t = xstrndup(f, n);
+    int r = 0;
+    char *colon = strchr(t, ':');
+    if (!strncmp(t, "lambda", 6) && colon) {
+        char *param = xstrndup(t + 6, (size_t)(colon - t - 6)), *pn = strip_spaces(param);
+        r = *pn && !mentions(colon + 1, pn);
+        free(param), free(pn);
+    } else if (t[0] == '{') {
+        /* the values: after each top-level ':' up to the next top-level ',' or the end */
+        char *first = NULL;
+        int d = 0, in_str = 0, same = 1;
+        for (char *p = t + 1, *v = NULL; *p; p++) {
+            if (*p == '"') in_str = !in_str;
+            if (in_str) continue;
+            if (*p == '(' || *p == '[' || *p == '{') d++;
+            else if ((*p == ')' || *p == ']' || *p == '}') && d > 0) d--;
+            else if (d == 0 && *p == ':') v = p + 1;
+            else if (d == 0 && (*p == ',' || *p == '}') && v) {
+                char *val = xstrndup(v, (size_t)(p - v)), *vs = strip_spaces(val);
+                free(val);
+                if (!first) first = vs;
+                else same &= !strcmp(first, vs), free(vs);
+                v = NULL;
+            }
+        }
+        r = first && same;
+        free(first);
+    }
+    free(t);
+    return r;
+}
+
 /* plus with one `map(F, E)` replaced by E, for each map( in it, compared (spaces ignored)
- * with minus; depth: how many maps may be removed in turn. */
-static int map_added(const char *minus, const char *plus, int depth)
+ * with minus; depth: how many maps may be removed in turn. *constant is set when a removed
+ * map's F ignores its input. */
+static int map_added(const char *minus, const char *plus, int depth, int *constant)
 {
     if (depth <= 0) return 0;
     for (const char *p = plus; (p = strstr(p, "map(")); p++) {
@@ -106,9 +143,14 @@ static int map_added(const char *minus, const char *plus, int depth)
         sb_putn(&b, last, (size_t)(q - last));
         sb_puts(&b, q + 1);
         char *cand = srep_take(&b), *c1 = strip_spaces(cand), *m1 = strip_spaces(minus);
-        int ok = !strcmp(c1, m1) || map_added(minus, cand, depth - 1);
+        int ok = !strcmp(c1, m1) || map_added(minus, cand, depth - 1, constant);
         free(cand), free(c1), free(m1);
-        if (ok) return 1;
+        if (ok) {
+            /* F: from after "map(" to the comma before E */
+            const char *fe = last - 1;
+            if (constant_fn(p + 4, (size_t)(fe - (p + 4)))) *constant = 1;
+            return 1;
+        }
     }
     return 0;
 }
@@ -250,12 +292,19 @@ static const char *dc_reading(json_t *dc, DcOp *ops, int nops, StrBuf *why)
     for (int s = 0; s < ns; s++) free(st[s].name), free(st[s].rhs);
     free(st);
     if (reading) return reading;
-    for (int i = 0; i < nops; i++)
-        if (!ops[i].minus || !ops[i].plus || !map_added(ops[i].minus, ops[i].plus, 3)) {
+    for (int i = 0; i < nops; i++) {
+        int constant = 0;
+        if (!ops[i].minus || !ops[i].plus || !map_added(ops[i].minus, ops[i].plus, 3, &constant)) {
             sb_printf(why, "%s changed after the rest of the computation, but not as a map on its original result",
                       *ops[i].name ? ops[i].name : "a line");
             return srep_dc_readings[3];
         }
+        if (constant) {
+            sb_printf(why, "the map added on %s is a constant: the original computation no longer reaches the output",
+                      ops[i].name);
+            return srep_dc_readings[3];
+        }
+    }
     sb_puts(why, "a map added after the original computation:");
     for (int i = 0; i < nops; i++) sb_printf(why, "%s %s", i ? "," : "", ops[i].name);
     return srep_dc_readings[1];
