@@ -991,6 +991,104 @@ static void doc_diff(Doc *d, const SrepReport *r, json_t *cells)
     }
 }
 
+/* A decompiled line for a table: in backticks, cut at 200 characters (report.json has it whole). */
+static void code_text(StrBuf *o, const char *line)
+{
+    size_t n = strlen(line);
+    sb_putc(o, '`');
+    if (n > 200) {
+        sb_putn(o, line, 200);
+        sb_puts(o, "…");
+    } else {
+        sb_puts(o, line);
+    }
+    sb_putc(o, '`');
+}
+
+/* What the weights now compute (tracc decompile) */
+static void doc_decompile(Doc *d, const SrepReport *r, json_t *cells)
+{
+    char title[600];
+    if (!any_cell(cells, "decompile", NULL)) return;
+    d_h(d, 2, "What the weights now compute (decompiled)");
+    d_p(d, "Each fine-tuned model read back as a program of its original structure (`tracc decompile`): the lines "
+           "of the program that changed (comments and spacing removed; cut at 200 characters here, whole in "
+           "report.json), how many seeds give each distinct diff, and how often the decompiled program says what the "
+           "model says at the answer positions (output fidelity, %%, mean ± std (n), on inputs of the training "
+           "distribution and uniform ones). The reading of a run: not classified when decompile failed or its program "
+           "reproduces less than 70%% of the answers on training inputs; unchanged when no op changed; rewritten when "
+           "an unchanged op reads a changed one (the change feeds the original computation); wrapper when every "
+           "changed op is its original expression with a map added and only changed ops (or same-position copies) "
+           "read them; not classified otherwise (docs/report.md, \"Reading a decompiled run\").");
+    for (int i = 0; i < r->ncells; i++) {
+        json_t *dc = json_object_get(json_array_get(cells, (size_t)i), "decompile");
+        if (!dc) continue;
+        cell_title(r, i, title, sizeof title);
+        d_h(d, 3, title);
+        int n = (int)json_integer_value(json_object_get(dc, "runs"));
+        int failed = (int)json_integer_value(json_object_get(dc, "failed"));
+        StrBuf rd;
+        sb_init(&rd);
+        const char *g;
+        json_t *v;
+        json_object_foreach(json_object_get(dc, "readings"), g, v)
+            sb_printf(&rd, "%s%s %lld/%d", rd.len ? ", " : "", g, (long long)json_integer_value(v), n);
+        char b1[80], b2[80];
+        agg_text(json_object_get(dc, "fidelity_training"), 100, 1, b1, sizeof b1);
+        agg_text(json_object_get(dc, "fidelity_uniform"), 100, 1, b2, sizeof b2);
+        d_p(d, "Reading: %s. Output fidelity: %s on training inputs, %s on uniform inputs.%s", rd.s ? rd.s : "–", b1, b2,
+            failed ? " Decompile failed on some runs (below)." : "");
+        sb_free(&rd);
+        json_t *diffs = json_object_get(dc, "diffs"), *x, *l;
+        size_t q, z;
+        d_table(d, 3);
+        d_c(d, "diff"), d_c(d, "removed (-) and added (+) lines"), d_c(d, "seeds");
+        json_array_foreach(diffs, q, x)
+        {
+            StrBuf t, jb;
+            sb_init(&t), sb_init(&jb);
+            json_array_foreach(json_object_get(x, "lines"), z, l)
+            {
+                if (t.len) sb_puts(&t, " / ");
+                code_text(&t, json_string_value(l));
+            }
+            json_array_foreach(json_object_get(x, "jobs"), z, l) sb_printf(&jb, "%s%s", z ? ", " : "", json_string_value(l));
+            d_c(d, "D%zu", q + 1), d_c(d, "%s", t.len ? t.s : "(no change)");
+            d_c(d, "%lld/%d (job%s %s)", (long long)json_integer_value(json_object_get(x, "runs")), n - failed,
+                json_array_size(json_object_get(x, "jobs")) > 1 ? "s" : "", jb.s);
+            sb_free(&t), sb_free(&jb);
+        }
+        d_table(d, 7);
+        d_c(d, "job"), d_c(d, "seed"), d_c(d, "changed ops (diff)"), d_c(d, "reading"), d_c(d, "why");
+        d_c(d, "fidelity, training"), d_c(d, "fidelity, uniform");
+        json_array_foreach(json_object_get(dc, "per_run"), q, x)
+        {
+            const char *job = json_string_value(json_object_get(x, "job"));
+            StrBuf t, sd;
+            sb_init(&t), sb_init(&sd);
+            srep_scalar_text(json_object_get(x, "seed"), &sd);
+            json_array_foreach(json_object_get(x, "changed_ops"), z, l)
+            {
+                const char *nm = json_string_value(json_object_get(l, "name"));
+                sb_printf(&t, "%s%s", t.len ? ", " : "", nm && *nm ? nm : "(a line)");
+            }
+            /* which distinct diff (failed runs have none) */
+            json_t *y, *jj;
+            size_t a, b, di = 0;
+            json_array_foreach(diffs, a, y) json_array_foreach(json_object_get(y, "jobs"), b, jj)
+                if (!strcmp(json_string_value(jj), job)) di = a + 1;
+            if (di) sb_printf(&t, "%sD%zu%s", t.len ? " (" : "none (", di, ")");
+            double ft = srep_num(json_object_get(x, "fidelity_training")), fu = srep_num(json_object_get(x, "fidelity_uniform"));
+            d_c(d, "%s", job), d_c(d, "%s", sd.len ? sd.s : "–"), d_c(d, "%s", t.len ? t.s : "–");
+            d_c(d, "%s", json_string_value(json_object_get(x, "reading")));
+            d_c(d, "%s", json_string_value(json_object_get(x, "why")));
+            if (isfinite(ft)) d_c(d, "%.1f", 100 * ft); else d_c(d, "–");
+            if (isfinite(fu)) d_c(d, "%.1f", 100 * fu); else d_c(d, "–");
+            sb_free(&t), sb_free(&sd);
+        }
+    }
+}
+
 /* Probes */
 static void doc_probe(Doc *d, const SrepReport *r, json_t *cells)
 {
@@ -1054,6 +1152,7 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
     doc_refit(d, r, cells);
     doc_attn(d, r, cells);
     doc_diff(d, r, cells);
+    doc_decompile(d, r, cells);
     doc_probe(d, r, cells);
 }
 

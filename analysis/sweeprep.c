@@ -102,7 +102,7 @@ json_t *srep_num_json(double x)
 }
 
 /* {"mean", "std" (sample, n-1; null for n < 2), "n", "values"}. */
-static json_t *agg_json(const double *v, int n)
+json_t *srep_agg_json(const double *v, int n)
 {
     json_t *vals = json_array();
     for (int i = 0; i < n; i++) json_array_append_new(vals, json_real(v[i]));
@@ -881,7 +881,7 @@ static json_t *cell_prune(const SrepReport *r, const Cell *c, const char *method
                     break;
                 }
             }
-            json_array_append_new(e < 0 ? task : json_object_get(evals, en.v[e]), agg_json(v.v, v.n));
+            json_array_append_new(e < 0 ? task : json_object_get(evals, en.v[e]), srep_agg_json(v.v, v.n));
             free(v.v);
         }
     }
@@ -936,8 +936,8 @@ static json_t *cell_prune(const SrepReport *r, const Cell *c, const char *method
         }
         json_object_set_new(out, "target", json_deep_copy(json_object_get(obj[0], "target")));
         json_object_set_new(out, "found", json_integer(fk.n));
-        json_object_set_new(out, "found_k", agg_json(fk.v, fk.n));
-        json_object_set_new(out, "original_task", agg_json(orig.v, orig.n));
+        json_object_set_new(out, "found_k", srep_agg_json(fk.v, fk.n));
+        json_object_set_new(out, "original_task", srep_agg_json(orig.v, orig.n));
         free(fk.v);
         free(orig.v);
     }
@@ -980,11 +980,11 @@ static json_t *cell_refit(const SrepReport *r, const Cell *c, const char *key)
             double x = srep_num(json_object_get(json_object_get(json_object_get(o, "eval"), en.v[e]), "acc"));
             if (isfinite(x)) srep_vals_push(&a, x);
         }
-        json_object_set_new(ev, en.v[e], agg_json(a.v, a.n));
+        json_object_set_new(ev, en.v[e], srep_agg_json(a.v, a.n));
         free(a.v);
     }
     json_t *out = json_pack("{s:i, s:s?, s:i, s:o, s:o, s:o}", "runs", n, "stop_when", sw, "reached", stop.n,
-                            "stopped_at", agg_json(stop.v, stop.n), "steps", agg_json(steps.v, steps.n), "evals", ev);
+                            "stopped_at", srep_agg_json(stop.v, stop.n), "steps", srep_agg_json(steps.v, steps.n), "evals", ev);
     json_t *cv = cell_curves(r, c, !strcmp(key, "reft") ? 1 : 2);
     if (cv) json_object_set_new(out, "curves", cv);
     free(stop.v);
@@ -1060,8 +1060,8 @@ static json_t *cell_attn(const SrepReport *r, const Cell *c)
             if (isfinite(d)) srep_vals_push(&ch, d);
         }
         json_array_append_new(heads, json_pack("{s:s?, s:o, s:o, s:o}", "name", json_string_value(json_object_get(h, "name")),
-                                               "selected_before", agg_json(sb.v, sb.n), "selected_after",
-                                               agg_json(sa.v, sa.n), "mean_abs_change", agg_json(ch.v, ch.n)));
+                                               "selected_before", srep_agg_json(sb.v, sb.n), "selected_after",
+                                               srep_agg_json(sa.v, sa.n), "mean_abs_change", srep_agg_json(ch.v, ch.n)));
         free(sb.v);
         free(sa.v);
         free(ch.v);
@@ -1111,7 +1111,7 @@ static json_t *entries_agg(json_t *const *objs, int n, const char *list, const c
     json_t *out = json_array();
     for (int f = 0; f < ne; f++) {
         if (f < top) {
-            json_t *a = agg_json(e[f].v.v, e[f].v.n);
+            json_t *a = srep_agg_json(e[f].v.v, e[f].v.n);
             json_object_set_new(a, "name", json_string(e[f].name));
             json_array_append_new(out, a);
         }
@@ -1136,7 +1136,7 @@ static json_t *cell_diff(const SrepReport *r, const Cell *c)
     }
     json_t *out = NULL;
     if (n)
-        out = json_pack("{s:i, s:o, s:o, s:o}", "runs", n, "relative", agg_json(rel.v, rel.n), "largest_changes",
+        out = json_pack("{s:i, s:o, s:o, s:o}", "runs", n, "relative", srep_agg_json(rel.v, rel.n), "largest_changes",
                         entries_agg(objs, n, "largest_changes", "delta", TOP_ENTRIES), "components",
                         entries_agg(objs, n, "components", "norm_delta", 5));
     free(rel.v);
@@ -1204,7 +1204,7 @@ static json_t *cell_probe(const SrepReport *r, const Cell *c)
             }
             if (d.n || l.n)
                 json_array_append_new(stages, json_pack("{s:s, s:o, s:o}", "where", wn.v[wi], "direct",
-                                                        agg_json(d.v, d.n), "linear_test", agg_json(l.v, l.n)));
+                                                        srep_agg_json(d.v, d.n), "linear_test", srep_agg_json(l.v, l.n)));
             free(d.v);
             free(l.v);
         }
@@ -1253,10 +1253,10 @@ static json_t *cell_json(const SrepReport *r, const Cell *c)
             }
             (void)missing;
             if (m == 0) {
-                ev = agg_json(v.v, v.n);
+                ev = srep_agg_json(v.v, v.n);
                 json_object_set_new(ev, "accuracy", json_string("argmax"));
             } else if (v.n) {
-                json_object_set_new(ev, m == 1 ? "decoded" : "loss", agg_json(v.v, v.n));
+                json_object_set_new(ev, m == 1 ? "decoded" : "loss", srep_agg_json(v.v, v.n));
             }
             free(v.v);
         }
@@ -1274,7 +1274,7 @@ static json_t *cell_json(const SrepReport *r, const Cell *c)
             double x = srep_num(json_object_get(json_object_get(u->result, "finetune"), ftk[m]));
             if (isfinite(x)) srep_vals_push(&v, x);
         }
-        json_object_set_new(ft, ftk[m], agg_json(v.v, v.n));
+        json_object_set_new(ft, ftk[m], srep_agg_json(v.v, v.n));
         free(v.v);
     }
     json_object_set_new(o, "finetune", ft);
@@ -1328,6 +1328,7 @@ static json_t *cell_json(const SrepReport *r, const Cell *c)
     if ((x = cell_attn(r, c))) json_object_set_new(o, "attn", x);
     if ((x = cell_diff(r, c))) json_object_set_new(o, "diff", x);
     if ((x = cell_probe(r, c))) json_object_set_new(o, "probe", x);
+    if ((x = srep_cell_decompile(r, c))) json_object_set_new(o, "decompile", x);
     return o;
 }
 

@@ -99,6 +99,13 @@ void srep_vals_push(Vals *a, double x);
 void srep_scalar_text(json_t *v, StrBuf *out);
 int srep_cmp_double(const void *a, const void *b);
 void srep_names_add(Names *ns, const char *s);
+/* {"mean", "std", "n", "values"} of v. */
+json_t *srep_agg_json(const double *v, int n);
+/* The readings of a decompiled run (analysis/sweepdc.c; rule: docs/report.md), and the
+ * cell's decompile object (NULL when no finished run has after.decompile). */
+#define SREP_NDC 4
+extern const char *const srep_dc_readings[SREP_NDC];
+json_t *srep_cell_decompile(const SrepReport *r, const Cell *c);
 /* after.<method> of a finished run (by_method: or any object in `after` whose "method" is it). */
 json_t *srep_after(const Run *u, const char *method, int by_method);
 

@@ -157,6 +157,32 @@ done:
     return code;
 }
 
+/* The last non-empty line a stage wrote to stderr (errfd from offset at on), without the
+ * "Try 'tracc CMD --help'." hint; "(no message)" when it wrote nothing. */
+static char *stage_message(int errfd, off_t at)
+{
+    off_t end = lseek(errfd, 0, SEEK_END);
+    StrBuf b;
+    sb_init(&b);
+    char buf[4096];
+    for (off_t pos = at; at >= 0 && pos < end;) {
+        ssize_t r = pread(errfd, buf, sizeof buf, pos);
+        if (r <= 0) break;
+        sb_putn(&b, buf, (size_t)r);
+        pos += r;
+    }
+    const char *last = NULL;
+    size_t lastn = 0;
+    for (const char *p = b.s ? b.s : ""; *p;) {
+        size_t n = strcspn(p, "\n");
+        if (n && strncmp(p, "Try '", 5) && strncmp(p, "== ", 3)) last = p, lastn = n;
+        p += n + (p[n] ? 1 : 0);
+    }
+    char *m = last ? xstrndup(last, lastn) : xstrdup("(no message)");
+    sb_free(&b);
+    return m;
+}
+
 static int copy_file(const char *from, const char *to, StrBuf *err)
 {
     size_t len;
@@ -231,7 +257,7 @@ int sw_job(const char *dir, const char *id, int wait, int threads, int quiet, St
 
     sb_clear(&p);
     sb_printf(&p, "%s/stderr.txt", R);
-    if ((errfd = open(p.s, O_WRONLY | O_CREAT | O_APPEND, 0644)) < 0) {
+    if ((errfd = open(p.s, O_RDWR | O_CREAT | O_APPEND, 0644)) < 0) {
         sb_printf(err, "%s: %s", p.s, strerror(errno));
         goto out;
     }
@@ -275,19 +301,24 @@ int sw_job(const char *dir, const char *id, int wait, int threads, int quiet, St
         if (!output) {
             if (job_stop) break;
             sb_clear(&out);
+            off_t err_at = lseek(errfd, 0, SEEK_END);
             int code = run_stage(argvj, threads, errfd, &out, err);
             if (code < 0) goto stage_err;
             if (job_stop) break;
-            if (code != 0) {
-                failed_stage = name;
-                failed_code = code;
-                break;
-            }
-            if (!(output = parse_output(out.s))) {
+            int optional = json_is_true(json_object_get(stj, "optional"));
+            if (code == 0 && !(output = parse_output(out.s))) {
                 const char *m = "tracc sweep job: the stage printed no JSON\n";
                 if (write(errfd, m, strlen(m)) < 0) {}
+                code = 1;
+            }
+            if (code != 0 && optional) {
+                /* recorded as the stage's output, so a re-run does not try again */
+                char *msg = stage_message(errfd, err_at);
+                output = json_pack("{s:s, s:i}", "error", msg, "exit", code);
+                free(msg);
+            } else if (code != 0) {
                 failed_stage = name;
-                failed_code = 1;
+                failed_code = code;
                 break;
             }
             if (shared) {

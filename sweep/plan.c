@@ -108,6 +108,7 @@ static const char *managed_key(const char *cmd, const char *stage, const char *k
         if (!strcmp(key, "write-k")) return "the sweep writes no pruned model";
         if (!strcmp(key, "rollback")) return strcmp(stage, "rollback") ? "use the stage after.rollback" : "the sweep sets it";
     }
+    if (!strcmp(cmd, "decompile") && !strcmp(key, "diff")) return "the stored --json holds the diff";
     return NULL;
 }
 
@@ -291,7 +292,7 @@ static int check_keys(Ctx *c, json_t *sec, const char *secname, const char *cmd,
 
 /* ---- the sweep ---- */
 
-static const char *STAGES[] = {"prune", "rollback", "reft", "scratch", "diff", "attn", "probe"};
+static const char *STAGES[] = {"prune", "rollback", "reft", "scratch", "diff", "attn", "probe", "decompile"};
 
 static const char *stage_cmd(const char *stage)
 {
@@ -421,7 +422,7 @@ static int load_sweep(Ctx *c, Sweep *s, const char *path, const char *base, StrB
         int ok = 0;
         for (size_t i = 0; i < ARRAY_LEN(STAGES); i++) ok |= !strcmp(key, STAGES[i]);
         if (!ok) {
-            sb_printf(err, "%s: unknown stage (known: prune, rollback, reft, scratch, diff, attn, probe)", name2);
+            sb_printf(err, "%s: unknown stage (known: prune, rollback, reft, scratch, diff, attn, probe, decompile)", name2);
             goto named;
         }
         if (!json_is_object(v)) {
@@ -660,13 +661,16 @@ static json_t *job_stages(const Sweep *s, const JobCfg *jc, const char *tracc, c
                     if (!value_arg(json_array_get(t, i), val, sizeof val)) args_push(&a, val);
                 }
             }
-        } else {   /* probe */
+        } else {   /* probe, decompile */
             args_opts(&a, sec, NULL);
             args_push(&a, "--json");
             args_push(&a, model);
         }
         json_t *stj = json_pack("{s:s, s:o}", "name", st, "argv", args_json(&a));
         if (extra) json_object_set_new(stj, "shared", extra);
+        /* a decompiler that cannot read one fine-tuned model must not cost the job its other
+         * results: `sweep job` records its error in after.decompile instead of failing */
+        if (!strcmp(st, "decompile")) json_object_set_new(stj, "optional", json_true());
         json_array_append_new(stages, stj);
         args_free(&a);
     }
@@ -684,6 +688,46 @@ static void trim_message(char *m)
     if (t) *t = 0;
     size_t n = strlen(m);
     while (n && m[n - 1] == '\n') m[--n] = 0;
+}
+
+/* s with every occurrence of from replaced by to (a new string). */
+static char *replace_all(const char *s, const char *from, const char *to)
+{
+    StrBuf b;
+    sb_init(&b);
+    size_t fl = strlen(from);
+    for (const char *hit; fl && (hit = strstr(s, from)); s = hit + fl) {
+        sb_putn(&b, s, (size_t)(hit - s));
+        sb_puts(&b, to);
+    }
+    sb_puts(&b, s);
+    char *r = xstrdup(b.s);
+    sb_free(&b);
+    return r;
+}
+
+/* `tracc decompile` has no --check-only: its options are checked by running it, through its
+ * own parser, on the job's start model (compiled into tmpdir by now) with the user's options
+ * followed by `--inputs 1` (the user's value is parsed first; the last one wins, so the check
+ * is quick). A structure or --at the model does not have fails here, as it would on every job. */
+static void decompile_check_args(Args *a, json_t *av, json_t *job, const char *dir, const char *tmpdir)
+{
+    json_t *ft = json_array_get(json_object_get(json_array_get(json_object_get(job, "stages"), 0), "argv"), 2);
+    const char *start = json_string_value(ft);   /* the finetune stage's START: DIR/models/... */
+    size_t n = json_array_size(av), dl = strlen(dir);
+    for (size_t i = 0; i < n; i++) {
+        const char *x = json_string_value(json_array_get(av, i));
+        if (i == n - 1 && start && !strncmp(start, dir, dl)) {   /* the fine-tuned model: not there yet */
+            char *p = xmalloc(strlen(tmpdir) + strlen(start + dl) + 1);
+            sprintf(p, "%s%s", tmpdir, start + dl);
+            args_push(a, p);
+            free(p);
+        } else {
+            args_push(a, x);
+        }
+    }
+    args_push(a, "--inputs");
+    args_push(a, "1");
 }
 
 /* Absolute form of path, which need not exist: realpath of its longest existing prefix. */
@@ -1030,11 +1074,13 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
                     XGROW(snames, cap3, nc + 1);
                     Args *a = &checks[nc];
                     memset(a, 0, sizeof *a);
-                    for (size_t i = 0; i < json_array_size(av); i++) {
-                        args_push(a, json_string_value(json_array_get(av, i)));
-                        if (i == 1) args_push(a, "--check-only");
-                    }
                     const char *sname = json_string_value(json_object_get(stj, "name"));
+                    if (!strcmp(sname, "decompile")) decompile_check_args(a, av, job, dir, tmpdir);
+                    else
+                        for (size_t i = 0; i < json_array_size(av); i++) {
+                            args_push(a, json_string_value(json_array_get(av, i)));
+                            if (i == 1) args_push(a, "--check-only");
+                        }
                     char w[512];
                     if (k < s.ng) {
                         char val[256] = "";
@@ -1068,8 +1114,10 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
             if (codes[i] != 0 && !failed) {
                 /* the command's own message names the flag (= the key) */
                 trim_message(cerr[i].s);
-                sb_printf(err, "%s: %s: `tracc %s` rejects it: %s", spath, where[i], stage_cmd(snames[i]),
-                          cerr[i].len ? cerr[i].s : "(no message)");
+                char *m = cerr[i].len ? replace_all(cerr[i].s, tmpdir, dir) : xstrdup("(no message)");
+                sb_printf(err, "%s: %s: `tracc %s` rejects it%s: %s", spath, where[i], stage_cmd(snames[i]),
+                          strcmp(snames[i], "decompile") ? "" : " (run on the start model)", m);
+                free(m);
                 failed = 1;
             }
             args_free(&checks[i]);

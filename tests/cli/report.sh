@@ -279,6 +279,74 @@ assert g[('jain2023-counter', 0.001, 0.0)] == 'collapsed' and g[('jain2023-max',
 assert g[('jain2023-counter', 0.01, 0.9)] == 'wrapper'   # 1.4 / 98.5 / 7.1 / 39.3: ft1 >= 90, ft0 and pt0 < 50
 " $T/p.json
 
+# ---- the decompiled section: crafted `tracc decompile --json` outputs, one per reading ----------
+# (the rule: docs/report.md, "Reading a decompiled run"); 3 cells of 3 seeds
+python3 - $T/dcs <<'EOF'
+import json, os, sys
+D = sys.argv[1]
+P = ['vocab {a, b};', 'max_len 5;', 'is_a = tokens == "a";   # fused', 'bin_idx = select(is_a, indices, ==);',
+     'count_a = selector_width(bin_idx);     # the count', 'out = aggregate(select(indices, indices, ==), count_a);', 'output out;']
+def dc(repl, fid=0.9, fu=0.8, changed=()):
+    prog, diff = list(P), []
+    for i, new in repl.items():
+        diff += ['-' + P[i], '+' + new]
+        prog[i] = new
+    sops = {n: {"op": "map", "form": "x", "changed": n in changed} for n in ("is_a", "count_a", "out")}
+    return {"program": "\n".join(prog) + "\n", "diff": ("--- original\n+++ decompiled\n@@ -1,7 +1,7 @@\n" + "\n".join(diff) + "\n") if diff else "",
+            "fidelity": {"distribution": "training", "output": fid}, "fidelity_uniform": {"distribution": "uniform", "output": fu},
+            "reproduces": fid == 1, "changed": bool(diff), "sops": sops}
+W1 = dc({5: 'out = aggregate(select(indices, indices, ==), map(lambda x: x + 1, count_a));'}, 0.9, 0.8, ["out"])
+cases = [W1, W1,
+         dc({2: 'is_a = tokens == "b";'}, 0.95, 0.5, ["is_a"]),                                           # rewritten
+         dc({4: 'count_a = map({0: 1, else: 2}, selector_width(bin_idx));  # c'}, 0.8, 0.7, ["count_a"]),  # wrapper (out copies it)
+         dc({}, 1.0, 1.0),                                                                                 # unchanged
+         dc({2: 'is_a = tokens == "b";'}, 0.5, 0.4, ["is_a"]),                                            # fidelity < 70%
+         {"error": "tracc decompile: m.safetensors: the model has no layer detail", "exit": 1},           # failed
+         dc({5: 'out = aggregate(select(indices, indices, ==), map(lambda x: 1, count_a));'}),            # constant map
+         dc({5: 'out = aggregate(select(indices, indices, <), count_a);'})]                                 # not a map
+jobs = []
+for j, c in enumerate(cases):
+    i = "%04d" % (j + 1); lr = [0.1, 0.2, 0.3][j // 3]
+    jobs.append({"id": i, "params": {"lr": lr, "seed": j % 3 + 1}, "dir": "runs/" + i, "cmd": "true"})
+    os.makedirs(os.path.join(D, "runs", i))
+    json.dump({"id": i, "params": jobs[-1]["params"], "finetune": {"eval": {"pt0": {"acc": 0.5}}, "steps": 1},
+               "after": {"decompile": c}}, open(os.path.join(D, "runs", i, "result.json"), "w"))
+json.dump({"tracc_sweep": 1, "name": "dcs", "paper": None, "grid": {"lr": [0.1, 0.2, 0.3], "seed": [1, 2, 3]}, "jobs": jobs},
+          open(os.path.join(D, "plan.json"), "w"))
+EOF
+$TRACC report --json $T/dcs -o $T/dcs_out >$T/dcs.json 2>$T/dcs.err && ok || { bad "report on the decompile fixtures"; cat $T/dcs.err; }
+py "decompile: readings, distinct diffs, fidelities per cell and run" "
+d = json.load(open(sys.argv[1]))
+c = [x['decompile'] for x in d['cells']]
+assert [[r['reading'] for r in x['per_run']] for x in c] == [['wrapper', 'wrapper', 'rewritten'],
+    ['wrapper', 'unchanged', 'not classified'], ['not classified'] * 3], [[r['reading'] for r in x['per_run']] for x in c]
+assert [x['reading'] for x in c] == ['wrapper', 'mixed', 'not classified'] and c[0]['readings'] == {'rewritten': 1, 'wrapper': 2}
+assert [x['runs'] for x in c] == [3, 3, 3] and [x['failed'] for x in c] == [0, 0, 1]
+whys = [r['why'] for x in c for r in x['per_run']]
+assert 'is_a changed and the unchanged bin_idx reads it' in whys[2], whys
+assert '70%' not in whys[5] and 'only 50.0% of the answers on training inputs' in whys[5]
+assert 'no layer detail' in whys[6] and 'constant' in whys[7] and 'not as a map' in whys[8], whys
+# the distinct diffs: the wrapper in 2 of 3 seeds first, lines without comments or ';'
+dd = c[0]['diffs']
+assert [x['runs'] for x in dd] == [2, 1] and dd[0]['jobs'] == ['0001', '0002'], dd
+assert dd[0]['lines'] == ['-out = aggregate(select(indices, indices, ==), count_a)',
+                          '+out = aggregate(select(indices, indices, ==), map(lambda x: x + 1, count_a))'], dd[0]
+assert c[1]['diffs'][1]['lines'] == [] and c[1]['per_run'][0]['changed_ops'] == [{'name': 'count_a',
+    'minus': 'count_a = selector_width(bin_idx)', 'plus': 'count_a = map({0: 1, else: 2}, selector_width(bin_idx))'}]
+# fidelity aggregates recompute from the runs (a failed decompile has none)
+ft = c[0]['fidelity_training']
+assert ft['values'] == [0.9, 0.9, 0.95] and abs(ft['mean'] - 2.75 / 3) < 1e-12 and c[0]['fidelity_uniform']['values'] == [0.8, 0.8, 0.5]
+assert c[2]['fidelity_training']['n'] == 2 and c[2]['per_run'][0]['fidelity_training'] is None
+assert c[2]['per_run'][0]['error'].startswith('tracc decompile:')
+" $T/dcs.json
+for f in $T/dcs_out/report.md $T/dcs_out/report.html; do
+    if grep -q "What the weights now compute (decompiled)" $f &&
+        grep -qF 'aggregate(select(indices, indices, ==), map(lambda x: x + 1, count_a))' $f &&
+        grep -qF '2/3 (jobs 0001, 0002)' $f; then ok; else bad "$f: no decompiled section, diff line or seed count"; fi
+done
+if grep -qF '| 0003 | 3 | is_a (D2) | rewritten | is_a changed and the unchanged bin_idx reads it | 95.0 | 50.0 |' $T/dcs_out/report.md; then ok; else
+    bad "report.md: the per-run row of a rewritten run"; grep -F '| 0003 |' $T/dcs_out/report.md; fi
+
 # ---- a real sweep, when this build has `tracc sweep` (helper code merged) --------------------------
 if $TRACC sweep --help >/dev/null 2>&1 && [ -f tests/sweep/tiny.json ]; then
     if $TRACC sweep plan tests/sweep/tiny.json -o $T/tiny >/dev/null 2>$T/tiny.err &&
@@ -290,7 +358,11 @@ assert d['jobs']['done'] == len(json.load(open(D + '/plan.json'))['jobs']) and d
 for c in d['cells']:
     res = [json.load(open('%s/runs/%s/result.json' % (D, i))) for i in c['done_jobs']]
     for k, e in c['evals'].items(): assert e['values'] == [r['finetune']['eval'][k]['acc'] for r in res]
-    for key in ('curves', 'prune', 'rollback', 'reft', 'scratch', 'attn', 'diff', 'probe'): assert key in c, key
+    for key in ('curves', 'prune', 'rollback', 'reft', 'scratch', 'attn', 'diff', 'probe', 'decompile'): assert key in c, key
+    dc = c['decompile']
+    assert dc['runs'] == len(res) and dc['failed'] == 0 and sum(x['runs'] for x in dc['diffs']) == len(res)
+    assert dc['fidelity_training']['values'] == [r['after']['decompile']['fidelity']['output'] for r in res]
+    assert [x['job'] for x in dc['per_run']] == c['done_jobs'] and dc['reading'] in ('rewritten', 'wrapper', 'unchanged', 'not classified', 'mixed')
     assert c['regime'] is not None
 " $T/tiny.json $T/tiny
 else

@@ -40,7 +40,10 @@ for i, job in enumerate(plan["jobs"]):
     assert set(r["finetune"]["eval"]) == {"pt1", "ft1", "pt0", "ft0"}, r["finetune"]["eval"]
     assert r["finetune"]["steps"] == 40 and r["log"] == "log.jsonl"
     a = r["after"]
-    assert set(a) == {"prune", "rollback", "reft", "reft_log", "scratch", "scratch_log", "diff", "attn", "probe"}, set(a)
+    assert set(a) == {"prune", "rollback", "reft", "reft_log", "scratch", "scratch_log", "diff", "attn", "probe", "decompile"}, set(a)
+    dc = a["decompile"]
+    assert {"program", "diff", "fidelity", "sops"} <= set(dc) and "error" not in dc, dc.keys()
+    assert dc["fidelity"]["inputs"] == 100 and 0 <= dc["fidelity"]["output"] <= 1
     assert a["prune"]["method"] == "prune" and a["rollback"]["method"] == "rollback"
     assert "stop_when" in a["reft"] and "stop_when" in a["scratch"]
     for log in ("log", ):
@@ -203,6 +206,52 @@ failed: job 0003 (stage attn, exit 1): $TMPD/fails/runs/0003/stderr.txt
 failed: job 0004 (stage attn, exit 1): $TMPD/fails/runs/0004/stderr.txt" -- $S status "$TMPD/fails"
 if grep -q "zz" "$TMPD/fails/runs/0001/stderr.txt"; then ok; else bad "stderr.txt lacks the attn error"; fi
 
+# --- decompile: its failure on one model is recorded, the job's other results kept ---
+cat >"$TMPD/dc.json" <<EOF
+{"name": "dc",
+ "compile":  {"program": "$R/rasp_examples/count_a.rasp", "max-len": 5, "verify": "none"},
+ "finetune": {"task": "$R/rasp_examples/count_b.rasp", "at": 1, "len": 5, "optimizer": "adamw", "steps": 10,
+              "batch": 8, "lr": 0.01, "eval-size": 50, "eval": ["pt0=$R/rasp_examples/count_a.rasp"]},
+ "grid":     {"seed": [1, 2]},
+ "after":    {"diff": {"top": 3}, "decompile": {"inputs": 50, "seed": 2}}}
+EOF
+expect_err "plan dc" 0 "2 jobs" -- $S plan "$TMPD/dc.json" -o "$TMPD/dc"
+# job 0002's decompile reads a program that does not exist (what the plan checked was fine)
+python3 - "$TMPD/dc/plan.json" <<'EOF'
+import json, sys
+p = json.load(open(sys.argv[1]))
+st = [s for s in p["jobs"][1]["stages"] if s["name"] == "decompile"][0]
+assert st["optional"] is True and st["argv"][-2:] == ["--json", p["dir"] + "/runs/0002/model.safetensors"], st
+st["argv"][2:2] = ["--program", "/nonexistent/prog.rasp"]
+json.dump(p, open(sys.argv[1], "w"))
+EOF
+expect_err "run dc: a failed decompile does not fail the job" 0 "2 of 2 jobs done" -- $S run "$TMPD/dc" -j 1
+if python3 - "$TMPD/dc" <<'EOF'
+import json, sys
+d = sys.argv[1]
+ok = json.load(open(d + "/runs/0001/result.json"))["after"]
+assert ok["decompile"]["fidelity"]["inputs"] == 50 and "error" not in ok["decompile"]
+r = json.load(open(d + "/runs/0002/result.json"))
+assert r["finetune"]["steps"] == 10 and "largest_changes" in r["after"]["diff"], r
+e = r["after"]["decompile"]
+assert e["exit"] == 1 and "/nonexistent/prog.rasp" in e["error"] and e["error"].startswith("tracc decompile: "), e
+EOF
+then ok; else bad "after.decompile: result or recorded error not as documented"; fi
+if [ -e "$TMPD/dc/runs/0002/failed.json" ]; then bad "a failed decompile wrote failed.json"; else ok; fi
+# the recorded error is the stage's output: running the job again does not run decompile again
+rm "$TMPD/dc/runs/0002/result.json"
+sha=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["jobs"][1]["config_sha256"])' "$TMPD/dc/plan.json")
+for st in finetune diff; do
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); o=r["finetune"] if sys.argv[2]=="finetune" else r["after"][sys.argv[2]]
+json.dump({"config_sha256": sys.argv[3], "output": o}, open(sys.argv[4], "w"))' \
+        "$TMPD/dc/runs/0001/result.json" $st "$sha" "$TMPD/dc/runs/0002/stage-$st.json"
+done
+printf '{"config_sha256": "%s", "output": {"error": "kept", "exit": 1}}' "$sha" >"$TMPD/dc/runs/0002/stage-decompile.json"
+n1=$(grep -c "decompile" "$TMPD/dc/runs/0002/stderr.txt")
+$S job "$TMPD/dc" 0002 && ok || bad "job 0002 again"
+n2=$(grep -c "decompile" "$TMPD/dc/runs/0002/stderr.txt")
+if [ "$n1" = "$n2" ] && grep -q '"error": "kept"' "$TMPD/dc/runs/0002/result.json"; then ok; else bad "a recorded decompile error was run again ($n1, $n2)"; fi
+
 # --- bad sweep files: rejected with the key named, no DIR created ---
 bad_sweep() {   # NAME PATTERN PYTHON-EDIT
     python3 - "$3" "$TMPD/bad.json" <<'EOF'
@@ -236,6 +285,12 @@ bad_sweep "missing path" "finetune.task: nope.rasp: No such file" "s['finetune']
 bad_sweep "missing path in eval" "finetune.eval: gone.rasp: No such file" "s['finetune']['eval'][0] = 'pt1=gone.rasp'"
 bad_sweep "managed key" "finetune.output: not allowed" "s['finetune']['output'] = 'x'"
 bad_sweep "attn without tokens" "after.attn.tokens: missing" "s['after']['attn'] = {}"
+bad_sweep "unknown decompile key" "after.decompile.bogus: unknown key: \`tracc decompile\` has no option --bogus" "s['after']['decompile']['bogus'] = 1"
+bad_sweep "decompile value rejected" "after.decompile (job 0001, grid {\"lr\":0.01,\"spurious-rate\":0,\"seed\":1}): \`tracc decompile\` rejects it (run on the start model): tracc decompile: --inputs must be an integer from 1 to 1000000, got '0'" "s['after']['decompile']['inputs'] = 0"
+bad_sweep "decompile --at the model lacks" "--at 9: indices must be in 0..5" "s['after']['decompile']['at'] = '9'"
+bad_sweep "decompile: a program of another structure" "has no residual dimensions" "s['after']['decompile']['program'] = 'rasp_examples/max_identifier.rasp'"
+bad_sweep "decompile --diff" "after.decompile.diff: not allowed in a sweep file (the stored --json holds the diff)" "s['after']['decompile']['diff'] = True"
+bad_sweep "decompile not an object" "after.decompile: must be an object of \`tracc decompile\` options" "s['after']['decompile'] = 300"
 bad_sweep "no compile program" "compile.program: missing" "del s['compile']['program']"
 bad_sweep "grid not a list" "grid.lr: must be a non-empty list" "s['grid']['lr'] = 0.1"
 expect_err "plan into a DIR holding another sweep" 1 "exists and holds something else" -- $S plan "$TMPD/kill0.json" -o "$D"
