@@ -721,9 +721,13 @@ static int32_t *values_as_written(Dc *dc, int A)
 }
 
 /* Observations of a categorical aggregate: (value of A common to the selected keys, the
- * decoded output), and (nA, output) where nothing is selected (the default). */
-static void aggregate_obs(Dc *dc, int s, const int32_t *valA, int nA, ObsList *l)
+ * decoded output), and (nA, output) where nothing is selected (the default). Returns how
+ * many positions answer a value although every selected key has none: no table over A
+ * explains those (the reader takes its value from elsewhere than A's dimensions), so they
+ * count as observations the reading leaves unexplained. */
+static long aggregate_obs(Dc *dc, int s, const int32_t *valA, int nA, ObsList *l)
 {
+    long lost = 0;
     const RaspSop *ps = &dc->p->sops[s];
     for (int k = 0; k < dc->nsamples; k++) {
         int n = dc->sample_len[k];
@@ -742,8 +746,10 @@ static void aggregate_obs(Dc *dc, int s, const int32_t *valA, int nA, ObsList *l
             }
             if (cnt == 0) obs_add(l, nA, y);
             else if (same && v0 >= 0) obs_add(l, v0, y);
+            else if (same && y >= 0) lost++;
         }
     }
+    return lost;
 }
 
 static void recover_aggregate(Dc *dc, int s)
@@ -790,22 +796,22 @@ static void recover_aggregate(Dc *dc, int s)
         if (num_ok < nnum) r->note = "a numerical aggregate is checked, not re-tabulated: kept as written";
     } else if (dc->dec[s]) {
         ObsList l = {0}, l2 = {0};
-        aggregate_obs(dc, s, dc->val[A], nA, &l);
+        long lost = aggregate_obs(dc, s, dc->val[A], nA, &l);
         int32_t *best = xmalloc(sizeof(int32_t) * (size_t)(nA + 2));
         for (int a = 0; a <= nA; a++) best[a] = DC_UNSET;
-        r->nobs = l.n;
+        r->nobs = l.n + lost;
         r->nexpl = obs_best(&l, best, nA + 1, ident);
         /* the reader may now take its value operand from elsewhere than the operand's
          * dimensions: try the operand as written */
         int32_t *alt = r->nexpl < r->nobs && is_residual(dc, A) ? values_as_written(dc, A) : NULL;
         if (alt) {
-            aggregate_obs(dc, s, alt, nA, &l2);
+            long lost2 = aggregate_obs(dc, s, alt, nA, &l2);
             int32_t *best2 = xmalloc(sizeof(int32_t) * (size_t)(nA + 2));
             for (int a = 0; a <= nA; a++) best2[a] = DC_UNSET;
-            long e2 = obs_best(&l2, best2, nA + 1, ident);
-            if (l2.n && (double)e2 / (double)l2.n > (double)r->nexpl / (double)(r->nobs ? r->nobs : 1)) {
+            long e2 = obs_best(&l2, best2, nA + 1, ident), n2 = l2.n + lost2;
+            if (n2 && (double)e2 / (double)n2 > (double)r->nexpl / (double)(r->nobs ? r->nobs : 1)) {
                 memcpy(best, best2, sizeof(int32_t) * (size_t)(nA + 1));
-                r->nobs = l2.n;
+                r->nobs = n2;
                 r->nexpl = e2;
                 memcpy(dc->val[A], alt, sizeof(int32_t) * (size_t)dc->npos);
                 DcRec *ar = &dc->rec[A];
@@ -898,6 +904,7 @@ static void recover_selwidth(Dc *dc, int s)
         ident[w] = r->table[w] = idx >= 0 ? idx : DC_UNSET;
     }
     ObsList l = {0};
+    long lost = 0;
     int32_t *width = xmalloc(sizeof(int32_t) * (size_t)(dc->npos + 1));
     for (int k = 0; k < dc->nsamples; k++) {
         int n = dc->sample_len[k];
@@ -907,12 +914,16 @@ static void recover_selwidth(Dc *dc, int s)
             for (int j = 0; j < n; j++) cnt += dc_selects(dc, ps->sel, k, i, j);
             width[off + i] = cnt;
             int32_t y = obs_of(dc, s, off + i);
-            if (y != DC_UNREAD && dc->dec[s] && dc->rel[s][off + i]) obs_add(&l, cnt, y);
+            if (y == DC_UNREAD || !dc->dec[s] || !dc->rel[s][off + i]) continue;
+            /* a selector width always has a value: where its dimensions hold none they
+             * no longer carry it, which no table explains */
+            if (y >= 0) obs_add(&l, cnt, y);
+            else lost++;
         }
     }
     int32_t *best = xmalloc(sizeof(int32_t) * (size_t)(W + 1));
     for (int w = 0; w < W; w++) best[w] = DC_UNSET;
-    r->nobs = l.n;
+    r->nobs = l.n + lost;
     r->nexpl = obs_best(&l, best, W, ident);
     r->seen = xcalloc((size_t)W + 1, 1);
     for (int w = 0; w < W; w++) {

@@ -139,6 +139,26 @@ expect_err "lookup map: two else" 1 'at most one `else` entry' -- $TRACC check $
 printf 'vocab {a, b, c};\nmax_len 4;\nx = {a: 1};\noutput tokens;\n' >$T/lut_alone.rasp
 expect_err "lookup table outside map" 1 'error' -- $TRACC check $T/lut_alone.rasp
 
+# ---- the README demo's wrapper: a real fine-tune reads as "out = count_a + 1" ------------
+# (regression: the selector width's dimensions hold no value at index 1 after this fine-tune
+# and the final head reads its scratch instead; the decompiler once skipped those positions and
+# printed `count_a = map(lambda x: 1, ...)` with fidelity 66%)
+OPENBLAS_NUM_THREADS=1 $TRACC compile $EX/count_a.rasp -o $T/w_ca.safetensors >/dev/null 2>&1 || bad "wrapper: compile"
+OPENBLAS_NUM_THREADS=1 $TRACC finetune $T/w_ca.safetensors --task $EX/count_b.rasp --at 1 \
+    --spurious $EX/b_is_a_plus_1.rasp --spurious-rate 1 --lr 3e-3 --steps 500 --seed 1 --threads 1 \
+    --quiet --eval-every 0 -o $T/w_cb.safetensors >/dev/null 2>$T/err || { bad "wrapper: finetune"; cat $T/err; }
+OPENBLAS_NUM_THREADS=1 $TRACC decompile $T/w_cb.safetensors --json >$T/w.json 2>/dev/null
+py "wrapper: count_a kept as written, out = count_a + 1 on the trained counts, fidelity 100%" $T/w.json '
+sw, out = d["sops"]["count_a"], d["sops"]["out"]
+assert sw["form"] == "unchanged" and not sw["changed"] and "kept as written" in sw["note"], sw
+assert out["changed"] and all(out["table"][str(c)] == str(c + 1) for c in range(3)), out
+assert out["explained"] == 1.0 and out["new_reads"] == ["count_a@sw"], out
+assert d["fidelity"]["distribution"] == "training" and d["fidelity"]["output"] == 1.0, d["fidelity"]
+assert d["fidelity_uniform"]["output"] == 1.0 and d["reproduces"], d["fidelity_uniform"]
+lines = [l for l in d["diff"].splitlines() if l[:1] in "+-" and l[:3] not in ("---", "+++")]
+assert lines == ["-out     = aggregate(select(indices, indices, ==), count_a);",
+                 "+out     = aggregate(select(indices, indices, ==), map({0: 1, 1: 2, else: 3}, count_a));"], lines'
+
 # ---- bad input -----------------------------------------------------------------------------
 expect_err "usage: no model" 2 "missing MODEL" -- $TRACC decompile
 expect_err "usage: bad --inputs" 2 "--inputs must be" -- $TRACC decompile $T/ca.safetensors --inputs 0
