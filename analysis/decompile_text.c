@@ -599,6 +599,43 @@ static int place(Tx *t, Span sp, const char *text, const char *wrap_enc)
     return 1;
 }
 
+/* Ops changed inside a def: one edit of the program that gives every op inside a def its
+ * recovered table (decompile_edit.c), recorded as a replacement; the notes say so. */
+static void def_edit(Tx *t)
+{
+    Dc *dc = t->dc;
+    const RaspProgram *p = dc->p;
+    uint8_t *sop_in = xcalloc((size_t)p->nsops + 1, 1), *sel_in = xcalloc((size_t)p->nsels + 1, 1);
+    size_t *sa = xcalloc((size_t)p->nsops + 1, sizeof(size_t)), *sb = xcalloc((size_t)p->nsops + 1, sizeof(size_t));
+    size_t *la = xcalloc((size_t)p->nsels + 1, sizeof(size_t)), *lb = xcalloc((size_t)p->nsels + 1, sizeof(size_t));
+    for (int s = 0; s < p->nsops; s++)
+        sop_in[s] = p->sops[s].used && span_range(t, p->sops[s].span, &sa[s], &sb[s]) && in_def(t, sa[s]);
+    for (int s = 0; s < p->nsels; s++)
+        sel_in[s] = p->sels[s].used && span_range(t, p->sels[s].span, &la[s], &lb[s]) && in_def(t, la[s]);
+    size_t ea, eb;
+    char *etext = NULL;
+    if (dc_def_edit(dc, t->def_lo, t->def_hi, t->ndefs, sop_in, sel_in, sa, sb, la, lb, &ea, &eb, &etext)) {
+        int overlaps = 0;
+        for (int i = 0; i < t->nrepl; i++)
+            if (ea < t->repl[i].end && eb > t->repl[i].start) overlaps = 1;
+        if (!overlaps) {
+            add_repl(t, ea, eb, etext);
+            for (int s = 0; s < p->nsops; s++)
+                if (sop_in[s] && dc->rec[s].note && strstr(dc->rec[s].note, "inside a def: not rewritten"))
+                    dc->rec[s].note = "changed inside a def: rewritten by the one edit of the program (a literal or an "
+                                      "operator of the def, or an argument of its call) that gives every op of the def "
+                                      "its recovered table";
+        }
+    }
+    free(etext);
+    free(sop_in);
+    free(sel_in);
+    free(sa);
+    free(sb);
+    free(la);
+    free(lb);
+}
+
 char *dc_write_program(Dc *dc)
 {
     Tx t;
@@ -611,6 +648,7 @@ char *dc_write_program(Dc *dc)
     const RaspProgram *p = dc->p;
     /* ops and selectors in creation order: a selector before the first op that reads it */
     uint8_t *sel_done = xcalloc((size_t)p->nsels + 1, 1);
+    int unplaced = 0;
     for (int s = 0; s < p->nsops; s++) {
         const RaspSop *ps = &p->sops[s];
         DcRec *r = &dc->rec[s];
@@ -625,6 +663,7 @@ char *dc_write_program(Dc *dc)
                 if (!place(&t, p->sels[k].span, txt, NULL)) {
                     /* note it on the reader */
                     r->note = "its selector changed inside a def: not rewritten";
+                    unplaced = 1;
                 }
                 dc->srec[k].expr = txt;
             }
@@ -693,12 +732,16 @@ char *dc_write_program(Dc *dc)
             default: break;
             }
             free(ra);
-            if (txt && !place(&t, ps->span, txt, wrap)) r->note = "changed inside a def: not rewritten";
+            if (txt && !place(&t, ps->span, txt, wrap)) {
+                r->note = "changed inside a def: not rewritten";
+                unplaced = 1;
+            }
             r->expr = txt;
         }
         r->form = r->changed ? form : "unchanged";
     }
     free(sel_done);
+    if (unplaced) def_edit(&t);
     char *out = range_text(&t, 0, t.len);
     for (int i = 0; i < t.nrepl; i++) free(t.repl[i].text);
     free(t.repl);

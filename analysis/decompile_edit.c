@@ -1,0 +1,400 @@
+/* decompile_edit.c — rewriting ops inside a `def`. An op's text in a def body is shared by
+ * every call, so its recovered table cannot simply replace it (decompile_text.c). Instead
+ * the program is searched for ONE textual edit — a literal or an operator inside a changed
+ * op of a def, an aggregate's default, or a literal among the arguments of a call of that
+ * def — after which the program, checked again, gives every op inside a def exactly the
+ * table recovered from the weights on the observed entries (and leaves the others as they
+ * were). That is the nearest readable form for a def: the original with one token changed. */
+#include "analysis/decompile_int.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* 1 if value v (of the candidate program) is entry i of dictionary d. */
+static int val_is(const DcDict *d, int i, Value v)
+{
+    Value x = d->val[i];
+    if (val_is_number(x) && val_is_number(v) && x.kind != VAL_BOOL && v.kind != VAL_BOOL)
+        return fabs(val_as_double(x) - val_as_double(v)) <= DC_NUM_TOL * fmax(1, fabs(val_as_double(x)));
+    StrBuf b;
+    sb_init(&b);
+    val_format(v, &b);
+    int same = !strcmp(b.s ? b.s : "", d->txt[i]);
+    sb_free(&b);
+    return same;
+}
+
+/* Index in candidate s-op qs of the value of entry i of d, or -1. */
+static int val_in(const RaspSop *qs, const DcDict *d, int i)
+{
+    for (int k = 0; k < qs->nvals; k++)
+        if (val_is(d, i, qs->vals[k])) return k;
+    return -1;
+}
+
+/* Output entry qi of candidate s-op qs against wanted dictionary entry w of d. */
+static int out_is(const RaspSop *qs, int qi, const DcDict *d, int w)
+{
+    if (qi < 0 || w < 0) return (qi < 0) == (w < 0);
+    return val_is(d, w, qs->vals[qi]);
+}
+
+static int observed(const uint8_t *seen, long i)
+{
+    return !seen || seen[i];
+}
+
+/* 1 if candidate q computes, for s-op s, the table recovered for it on its observed entries. */
+static int sop_agrees(const Dc *dc, const RaspProgram *q, int s)
+{
+    const RaspSop *ps = &dc->p->sops[s], *qs = &q->sops[s];
+    const DcRec *r = &dc->rec[s];
+    if (!r->table) return 1;
+    const DcDict *dS = &dc->dict[s];
+    switch (ps->op) {
+    case SOP_MAP: {
+        const DcDict *dA = &dc->dict[ps->a];
+        for (int a = 0; a < r->ntable && a < dA->n; a++) {
+            if (r->table[a] < 0 || !observed(r->seen, a)) continue;
+            int qa = val_in(&q->sops[ps->a], dA, a);
+            if (qa < 0) continue;   /* the candidate's operand never holds it: judged there */
+            if (!out_is(qs, qs->table[qa], dS, r->table[a])) return 0;
+        }
+        return 1;
+    }
+    case SOP_SEQMAP: {
+        const DcDict *dA = &dc->dict[ps->a], *dB = &dc->dict[ps->b];
+        int nb = r->nb;
+        for (int e = 0; e < r->ntable; e++) {
+            if (r->table[e] < 0 || !observed(r->seen, e)) continue;
+            int a = e / nb, b = e % nb;
+            if (a >= dA->n || b >= dB->n) continue;
+            int qa = val_in(&q->sops[ps->a], dA, a), qb = val_in(&q->sops[ps->b], dB, b);
+            if (qa < 0 || qb < 0) continue;
+            int32_t qo = qs->table[(size_t)qa * q->sops[ps->b].nvals + qb];
+            if (qo == RASP_IMPOSSIBLE || !out_is(qs, qo, dS, r->table[e])) return 0;
+        }
+        return 1;
+    }
+    case SOP_AGGREGATE: {
+        if (ps->enc == ENC_NUMERICAL) return 1;
+        const DcDict *dA = &dc->dict[ps->a];
+        for (int a = 0; a < r->ntable && a < dA->n; a++) {
+            if (r->table[a] < 0 || !observed(r->seen, a)) continue;
+            if (strcmp(dA->txt[a], dS->txt[r->table[a]])) return 0;   /* not an identity */
+        }
+        return out_is(qs, qs->deflt, dS, r->deflt);
+    }
+    case SOP_SELWIDTH: {
+        char buf[32];
+        for (int w = 0; w < r->ntable; w++) {
+            if (r->table[w] < 0 || !observed(r->seen, w)) continue;
+            snprintf(buf, sizeof buf, "%d", w);
+            if (strcmp(dS->txt[r->table[w]], buf)) return 0;
+        }
+        return 1;
+    }
+    default: return 1;
+    }
+}
+
+static int sel_agrees(const Dc *dc, const RaspProgram *q, int sel)
+{
+    const RaspSel *ps = &dc->p->sels[sel], *qs = &q->sels[sel];
+    const DcSelRec *r = &dc->srec[sel];
+    if (ps->op != SEL_SELECT || !r->observed || !r->seen) return 1;
+    const DcDict *dK = &dc->dict[ps->keys], *dQ = &dc->dict[ps->queries];
+    const RaspSop *qk = &q->sops[ps->keys], *qq = &q->sops[ps->queries];
+    for (int k = 0; k < r->nk && k < dK->n; k++) {
+        int ik = -2;
+        for (int v = 0; v < r->nq && v < dQ->n; v++) {
+            size_t c = (size_t)k * r->nq + v;
+            if (!r->seen[c]) continue;
+            if (ik == -2) ik = val_in(qk, dK, k);
+            int iq = val_in(qq, dQ, v);
+            if (ik < 0 || iq < 0) continue;
+            if (qs->pred[(size_t)ik * qq->nvals + iq] != r->pred[c]) return 0;
+        }
+    }
+    return 1;
+}
+
+/* 1 if candidate text gives every op inside a def its recovered table. */
+static int candidate_ok(const Dc *dc, const char *text, const uint8_t *sop_in, const uint8_t *sel_in)
+{
+    StrBuf err;
+    sb_init(&err);
+    RaspProgram *q = dc_parse(dc->m, "candidate", text, NULL, &err);
+    sb_free(&err);
+    if (!q) return 0;
+    const RaspProgram *p = dc->p;
+    int ok = q->nsops == p->nsops && q->nsels == p->nsels && q->output == p->output;
+    for (int s = 0; ok && s < p->nsops; s++) {
+        const RaspSop *a = &p->sops[s], *b = &q->sops[s];
+        ok = a->op == b->op && a->a == b->a && a->b == b->b && a->sel == b->sel && a->enc == b->enc;
+    }
+    for (int s = 0; ok && s < p->nsels; s++) {
+        const RaspSel *a = &p->sels[s], *b = &q->sels[s];
+        ok = a->op == b->op && a->keys == b->keys && a->queries == b->queries && a->a == b->a && a->b == b->b;
+    }
+    for (int s = 0; ok && s < p->nsops; s++)
+        if (sop_in[s] && p->sops[s].used) ok = sop_agrees(dc, q, s);
+    for (int s = 0; ok && s < p->nsels; s++)
+        if (sel_in[s] && p->sels[s].used) ok = sel_agrees(dc, q, s);
+    rasp_free(q);
+    return ok;
+}
+
+/* ---------- candidate edits ---------- */
+
+typedef struct {
+    size_t a, b;    /* the byte range replaced */
+    char *text;
+} Edit;
+
+typedef struct {
+    Edit *e;
+    int n, cap;
+} Edits;
+
+static void edit_add(Edits *l, size_t a, size_t b, const char *text, size_t tlen)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 64;
+        l->e = xrealloc(l->e, sizeof(Edit) * (size_t)l->cap);
+    }
+    char *t = xmalloc(tlen + 1);
+    memcpy(t, text, tlen);
+    t[tlen] = 0;
+    l->e[l->n++] = (Edit){a, b, t};
+}
+
+static int ident_char(char c)
+{
+    return isalnum((unsigned char)c) || c == '_' || c == '.';
+}
+
+/* The literals a token may become: strings (the vocab and the string values of the
+ * dictionaries) or numbers (small integers and the numeric values of the dictionaries). */
+typedef struct {
+    char **str, **num;
+    int nstr, nnum;
+} Lits;
+
+static void lits_add(char ***arr, int *n, const char *s)
+{
+    for (int i = 0; i < *n; i++)
+        if (!strcmp((*arr)[i], s)) return;
+    *arr = xrealloc(*arr, sizeof(char *) * (size_t)(*n + 1));
+    (*arr)[(*n)++] = xstrdup(s);
+}
+
+static void lits_init(const Dc *dc, Lits *L)
+{
+    memset(L, 0, sizeof *L);
+    const RaspProgram *p = dc->p;
+    StrBuf b;
+    sb_init(&b);
+    char buf[32];
+    for (int v = -3; v <= p->max_len + 3; v++) {
+        snprintf(buf, sizeof buf, "%d", v);
+        lits_add(&L->num, &L->nnum, buf);
+    }
+    for (int s = 0; s < p->nsops; s++) {
+        const DcDict *d = &dc->dict[s];
+        if (!p->sops[s].used || d->n > 64) continue;
+        for (int i = 0; i < d->n; i++) {
+            Value v = d->val[i];
+            sb_clear(&b);
+            val_format_quoted(v, &b);
+            if (v.kind == VAL_STR) lits_add(&L->str, &L->nstr, b.s);
+            else if (v.kind != VAL_BOOL && val_is_number(v)) lits_add(&L->num, &L->nnum, b.s);
+        }
+    }
+    sb_free(&b);
+}
+
+static void lits_free(Lits *L)
+{
+    for (int i = 0; i < L->nstr; i++) free(L->str[i]);
+    for (int i = 0; i < L->nnum; i++) free(L->num[i]);
+    free(L->str);
+    free(L->num);
+}
+
+/* Every single-token edit of src[a, b): a string or number literal replaced by another, a
+ * comparison by another, a binary + by - and back. Comments are skipped. */
+static void token_edits(const char *src, size_t a, size_t b, const Lits *L, Edits *out)
+{
+    static const char *cmps[] = {"==", "!=", "<", "<=", ">", ">="};
+    for (size_t i = a; i < b;) {
+        char c = src[i];
+        if (c == '#') {
+            while (i < b && src[i] != '\n') i++;
+            continue;
+        }
+        if (c == '"') {
+            size_t j = i + 1;
+            while (j < b && src[j] != '"' && src[j] != '\n') j += src[j] == '\\' ? 2 : 1;
+            if (j >= b || src[j] != '"') break;
+            for (int k = 0; k < L->nstr; k++)
+                if (strlen(L->str[k]) != j + 1 - i || strncmp(L->str[k], src + i, j + 1 - i))
+                    edit_add(out, i, j + 1, L->str[k], strlen(L->str[k]));
+            i = j + 1;
+            continue;
+        }
+        if (isdigit((unsigned char)c) && (i == a || !ident_char(src[i - 1]))) {
+            size_t j = i;
+            while (j < b && (isdigit((unsigned char)src[j]) || src[j] == '.')) j++;
+            if (j < b && ident_char(src[j])) {
+                i = j;
+                continue;
+            }
+            for (int k = 0; k < L->nnum; k++)
+                if (strlen(L->num[k]) != j - i || strncmp(L->num[k], src + i, j - i))
+                    edit_add(out, i, j, L->num[k], strlen(L->num[k]));
+            i = j;
+            continue;
+        }
+        if (ident_char(c)) {
+            while (i < b && ident_char(src[i])) i++;
+            continue;
+        }
+        size_t w = 0;
+        if ((c == '=' || c == '!' || c == '<' || c == '>') && i + 1 < b && src[i + 1] == '=') w = 2;
+        else if ((c == '<' || c == '>') && !(i + 1 < b && src[i + 1] == '<')) w = 1;
+        if (w) {
+            for (int k = 0; k < 6; k++)
+                if (strlen(cmps[k]) != w || strncmp(cmps[k], src + i, w)) edit_add(out, i, i + w, cmps[k], strlen(cmps[k]));
+            i += w;
+            continue;
+        }
+        /* a binary + or - (spaces on both sides) */
+        if ((c == '+' || c == '-') && i > a && src[i - 1] == ' ' && i + 1 < b && src[i + 1] == ' ')
+            edit_add(out, i, i + 1, c == '+' ? "-" : "+", 1);
+        i++;
+    }
+}
+
+/* The end of the parenthesised group opening at src[o] == '(' (the index of its ')'), or 0. */
+static size_t close_paren(const char *src, size_t len, size_t o)
+{
+    int depth = 0;
+    for (size_t k = o; k < len; k++) {
+        if (src[k] == '"') {
+            for (k++; k < len && src[k] != '"' && src[k] != '\n'; k++)
+                if (src[k] == '\\') k++;
+            continue;
+        }
+        if (src[k] == '#') {
+            while (k < len && src[k] != '\n') k++;
+            continue;
+        }
+        if (src[k] == '(') depth++;
+        if (src[k] == ')' && --depth == 0) return k;
+    }
+    return 0;
+}
+
+/* The calls of the def that spans [lo, hi] (its name after `def`): their argument ranges. */
+static void call_edits(const char *src, size_t len, size_t lo, size_t hi, const Lits *L, Edits *out)
+{
+    size_t i = lo + 3;
+    while (i < hi && isspace((unsigned char)src[i])) i++;
+    size_t n0 = i;
+    while (i < hi && ident_char(src[i])) i++;
+    size_t nl = i - n0;
+    if (!nl) return;
+    for (size_t k = 0; k + nl < len; k++) {
+        if (k >= lo && k <= hi) continue;
+        if (strncmp(src + k, src + n0, nl) || src[k + nl] != '(' || (k && ident_char(src[k - 1]))) continue;
+        size_t e = close_paren(src, len, k + nl);
+        if (e) token_edits(src, k + nl + 1, e, L, out);
+    }
+}
+
+/* An aggregate whose default changed: its text with that default (added or replaced). */
+static void default_edit(const Dc *dc, int s, size_t a, size_t b, Edits *out)
+{
+    const DcRec *r = &dc->rec[s];
+    const char *src = dc->src;
+    if (b <= a || src[b - 1] != ')') return;
+    /* the top-level commas of the call */
+    size_t o = a;
+    while (o < b && src[o] != '(') o++;
+    if (o >= b || close_paren(src, b, o) != b - 1) return;
+    size_t commas[4];
+    int nc = 0, depth = 0;
+    for (size_t k = o; k < b - 1; k++) {
+        if (src[k] == '(' || src[k] == '[' || src[k] == '{') depth++;
+        if (src[k] == ')' || src[k] == ']' || src[k] == '}') depth--;
+        if (src[k] == ',' && depth == 1 && nc < 4) commas[nc++] = k;
+    }
+    StrBuf t;
+    sb_init(&t);
+    if (r->deflt >= 0) {
+        sb_puts(&t, ", ");
+        val_format_quoted(dc->dict[s].val[r->deflt], &t);
+    }
+    if (nc == 1 && r->deflt >= 0) edit_add(out, b - 1, b - 1, t.s, strlen(t.s));
+    else if (nc == 2) edit_add(out, commas[1], b - 1, t.s ? t.s : "", t.s ? strlen(t.s) : 0);
+    sb_free(&t);
+}
+
+int dc_def_edit(Dc *dc, const size_t *def_lo, const size_t *def_hi, int ndefs, const uint8_t *sop_in,
+                const uint8_t *sel_in, const size_t *sop_a, const size_t *sop_b, const size_t *sel_a,
+                const size_t *sel_b, size_t *ea, size_t *eb, char **etext)
+{
+    const RaspProgram *p = dc->p;
+    const char *src = dc->src;
+    size_t len = strlen(src);
+    Lits L;
+    lits_init(dc, &L);
+    Edits ed = {0};
+    /* edits inside the changed ops first (innermost text), then the calls of their defs */
+    uint8_t *defs = xcalloc((size_t)ndefs + 1, 1);
+    for (int s = 0; s < p->nsels; s++)
+        if (sel_in[s] && dc->srec[s].changed) {
+            token_edits(src, sel_a[s], sel_b[s], &L, &ed);
+            for (int d = 0; d < ndefs; d++)
+                if (sel_a[s] >= def_lo[d] && sel_a[s] <= def_hi[d]) defs[d] = 1;
+        }
+    for (int s = 0; s < p->nsops; s++)
+        if (sop_in[s] && dc->rec[s].changed) {
+            if (p->sops[s].op == SOP_AGGREGATE && dc->rec[s].deflt != p->sops[s].deflt)
+                default_edit(dc, s, sop_a[s], sop_b[s], &ed);
+            token_edits(src, sop_a[s], sop_b[s], &L, &ed);
+            for (int d = 0; d < ndefs; d++)
+                if (sop_a[s] >= def_lo[d] && sop_a[s] <= def_hi[d]) defs[d] = 1;
+        }
+    for (int d = 0; d < ndefs; d++)
+        if (defs[d]) call_edits(src, len, def_lo[d], def_hi[d], &L, &ed);
+    int found = 0;
+    StrBuf t;
+    sb_init(&t);
+    for (int i = 0; i < ed.n && !found; i++) {
+        /* the same edit may come from two ops (a selector and its reader) */
+        int dup = 0;
+        for (int j = 0; j < i && !dup; j++)
+            dup = ed.e[j].a == ed.e[i].a && ed.e[j].b == ed.e[i].b && !strcmp(ed.e[j].text, ed.e[i].text);
+        if (dup) continue;
+        sb_clear(&t);
+        sb_putn(&t, src, ed.e[i].a);
+        sb_puts(&t, ed.e[i].text);
+        sb_puts(&t, src + ed.e[i].b);
+        if (candidate_ok(dc, t.s, sop_in, sel_in)) {
+            found = 1;
+            *ea = ed.e[i].a;
+            *eb = ed.e[i].b;
+            *etext = xstrdup(ed.e[i].text);
+        }
+    }
+    sb_free(&t);
+    for (int i = 0; i < ed.n; i++) free(ed.e[i].text);
+    free(ed.e);
+    free(defs);
+    lits_free(&L);
+    return found;
+}
