@@ -345,7 +345,7 @@ static void default_edit(const Dc *dc, int s, size_t a, size_t b, Edits *out)
 
 int dc_def_edit(Dc *dc, const size_t *def_lo, const size_t *def_hi, int ndefs, const uint8_t *sop_in,
                 const uint8_t *sel_in, const size_t *sop_a, const size_t *sop_b, const size_t *sel_a,
-                const size_t *sel_b, size_t *ea, size_t *eb, char **etext)
+                const size_t *sel_b, DcCompose compose, void *ctx, size_t *ea, size_t *eb, char **etext)
 {
     const RaspProgram *p = dc->p;
     const char *src = dc->src;
@@ -372,29 +372,73 @@ int dc_def_edit(Dc *dc, const size_t *def_lo, const size_t *def_hi, int ndefs, c
     for (int d = 0; d < ndefs; d++)
         if (defs[d]) call_edits(src, len, def_lo[d], def_hi[d], &L, &ed);
     int found = 0;
-    StrBuf t;
-    sb_init(&t);
     for (int i = 0; i < ed.n && !found; i++) {
         /* the same edit may come from two ops (a selector and its reader) */
         int dup = 0;
         for (int j = 0; j < i && !dup; j++)
             dup = ed.e[j].a == ed.e[i].a && ed.e[j].b == ed.e[i].b && !strcmp(ed.e[j].text, ed.e[i].text);
         if (dup) continue;
-        sb_clear(&t);
-        sb_putn(&t, src, ed.e[i].a);
-        sb_puts(&t, ed.e[i].text);
-        sb_puts(&t, src + ed.e[i].b);
-        if (candidate_ok(dc, t.s, sop_in, sel_in)) {
+        char *full = compose(ctx, ed.e[i].a, ed.e[i].b, ed.e[i].text);
+        int ok = candidate_ok(dc, full, sop_in, sel_in);
+        free(full);
+        if (ok) {
             found = 1;
             *ea = ed.e[i].a;
             *eb = ed.e[i].b;
             *etext = xstrdup(ed.e[i].text);
         }
     }
-    sb_free(&t);
     for (int i = 0; i < ed.n; i++) free(ed.e[i].text);
     free(ed.e);
     free(defs);
+    lits_free(&L);
+    return found;
+}
+
+/* One changed op outside a def (s-op s, or selector sel when s < 0) at src[a, b): the op's text
+ * with one literal or operator changed (or its default, for an aggregate) when that gives it
+ * its recovered table — the nearest form there is. Heap string, or NULL. */
+int dc_op_agrees(Dc *dc, int s, int sel, const char *text)
+{
+    const RaspProgram *p = dc->p;
+    uint8_t *sop_in = xcalloc((size_t)p->nsops + 1, 1), *sel_in = xcalloc((size_t)p->nsels + 1, 1);
+    if (s >= 0) sop_in[s] = 1;
+    else sel_in[sel] = 1;
+    int ok = candidate_ok(dc, text, sop_in, sel_in);
+    free(sop_in);
+    free(sel_in);
+    return ok;
+}
+
+char *dc_op_edit(Dc *dc, int s, int sel, size_t a, size_t b, DcCompose compose, void *ctx)
+{
+    const RaspProgram *p = dc->p;
+    const char *src = dc->src;
+    Lits L;
+    lits_init(dc, &L);
+    Edits ed = {0};
+    if (s >= 0 && p->sops[s].op == SOP_AGGREGATE && dc->rec[s].deflt != p->sops[s].deflt) default_edit(dc, s, a, b, &ed);
+    token_edits(src, a, b, &L, &ed);
+    uint8_t *sop_in = xcalloc((size_t)p->nsops + 1, 1), *sel_in = xcalloc((size_t)p->nsels + 1, 1);
+    if (s >= 0) sop_in[s] = 1;
+    else sel_in[sel] = 1;
+    char *found = NULL;
+    for (int i = 0; i < ed.n && !found; i++) {
+        char *full = compose(ctx, ed.e[i].a, ed.e[i].b, ed.e[i].text);
+        int ok = candidate_ok(dc, full, sop_in, sel_in);
+        free(full);
+        if (!ok) continue;
+        StrBuf o;
+        sb_init(&o);
+        sb_putn(&o, src + a, ed.e[i].a - a);
+        sb_puts(&o, ed.e[i].text);
+        sb_putn(&o, src + ed.e[i].b, b - ed.e[i].b);
+        found = dc_take(&o);
+    }
+    for (int i = 0; i < ed.n; i++) free(ed.e[i].text);
+    free(ed.e);
+    free(sop_in);
+    free(sel_in);
     lits_free(&L);
     return found;
 }

@@ -583,6 +583,48 @@ static char *select_form(Tx *t, int sel, const char **form)
     return dc_take(&o);
 }
 
+/* A changed op outside a def as its original text with one literal or operator changed
+ * (decompile_edit.c), recorded as its replacement; NULL when no such edit gives its table,
+ * when it is in a def, or when a changed op inside it was already rewritten. */
+static char *compose(void *ctx, size_t a, size_t b, const char *text)
+{
+    Tx *t = ctx;
+    add_repl(t, a, b, text);
+    char *out = range_text(t, 0, t->len);
+    /* take it out again (range_text sorted the list) */
+    for (int i = 0; i < t->nrepl; i++)
+        if (t->repl[i].start == a && t->repl[i].end == b) {
+            free(t->repl[i].text);
+            t->repl[i] = t->repl[--t->nrepl];
+            break;
+        }
+    return out;
+}
+
+static char *one_edit(Tx *t, int s, int sel, Span sp)
+{
+    size_t a, b;
+    if (!span_range(t, sp, &a, &b) || in_def(t, a)) return NULL;
+    for (int i = 0; i < t->nrepl; i++)
+        if (t->repl[i].start < b && t->repl[i].end > a) return NULL;
+    char *txt = dc_op_edit(t->dc, s, sel, a, b, compose, t);
+    if (txt) add_repl(t, a, b, txt);
+    return txt;
+}
+
+/* 1 if the op's own text, in the program as decompiled so far (its operands rewritten),
+ * already gives its recovered table: it differed from the original only on operand values
+ * the original program does not have. */
+static int as_written(Tx *t, int s, int sel, Span sp)
+{
+    size_t a, b;
+    if (!span_range(t, sp, &a, &b)) return 0;
+    char *cur = range_text(t, 0, t->len);
+    int ok = dc_op_agrees(t->dc, s, sel, cur);
+    free(cur);
+    return ok;
+}
+
 /* Record the new text of op (span sp) if it can be rewritten in place. */
 static int place(Tx *t, Span sp, const char *text, const char *wrap_enc)
 {
@@ -614,7 +656,7 @@ static void def_edit(Tx *t)
         sel_in[s] = p->sels[s].used && span_range(t, p->sels[s].span, &la[s], &lb[s]) && in_def(t, la[s]);
     size_t ea, eb;
     char *etext = NULL;
-    if (dc_def_edit(dc, t->def_lo, t->def_hi, t->ndefs, sop_in, sel_in, sa, sb, la, lb, &ea, &eb, &etext)) {
+    if (dc_def_edit(dc, t->def_lo, t->def_hi, t->ndefs, sop_in, sel_in, sa, sb, la, lb, compose, t, &ea, &eb, &etext)) {
         int overlaps = 0;
         for (int i = 0; i < t->nrepl; i++)
             if (ea < t->repl[i].end && eb > t->repl[i].start) overlaps = 1;
@@ -657,8 +699,13 @@ char *dc_write_program(Dc *dc)
             for (int k = 0; k <= ps->sel; k++) {
                 if (sel_done[k] || p->sels[k].op != SEL_SELECT || !dc->srec[k].changed) continue;
                 sel_done[k] = 1;
-                const char *form;
-                char *txt = select_form(&t, k, &form);
+                if (as_written(&t, -1, k, p->sels[k].span)) {
+                    dc->srec[k].changed = 0;
+                    continue;
+                }
+                const char *form = "one edit";
+                char *txt = one_edit(&t, -1, k, p->sels[k].span);
+                if (!txt) txt = select_form(&t, k, &form);
                 dc->srec[k].form = form;
                 if (!place(&t, p->sels[k].span, txt, NULL)) {
                     /* note it on the reader */
@@ -671,7 +718,11 @@ char *dc_write_program(Dc *dc)
         const char *wrap = ps->enc == ENC_NUMERICAL ? "numerical(" : NULL;
         char *txt = NULL;
         const char *form = "unchanged";
-        if (r->changed) {
+        if (r->changed && as_written(&t, s, -1, ps->span)) r->changed = 0;
+        if (r->changed && (txt = one_edit(&t, s, -1, ps->span))) {
+            form = "one edit";
+            r->expr = txt;
+        } else if (r->changed) {
             char *ra = ps->a >= 0 ? sop_ref(&t, ps->a) : xstrdup("");
             switch (ps->op) {
             case SOP_MAP: txt = map_form(&dc->dict[ps->a], &dc->dict[s], r->table, r->seen, r->ntable, ra, &form); break;

@@ -1,5 +1,5 @@
 # decompile_mutations.sh — the acceptance test of tracc decompile over every example program:
-# each one-op mutation of tests/data/mutations.tsv is compiled at max_len 5 and decompiled
+# each one-op mutation of tests/data/mutations.tsv is compiled at max_len 5 (or the row's) and decompiled
 # against the original's structure; the diff must be exactly the mutated op's line(s), the
 # output and every s-op's fidelity 100%, and the decompiled program must check. A row marked
 # `known` must still fail that way (so a fix gets noticed and the row promoted).
@@ -7,7 +7,6 @@
 
 T=$TMPD
 export OPENBLAS_NUM_THREADS=1
-ML=5
 DATA=tests/data/mutations.tsv
 
 # the program a model carries (the example with its loads expanded)
@@ -52,13 +51,15 @@ tab=$(printf '\t')
 while IFS="$tab" read -r ex from to expect note; do
     case "$ex" in ''|'#'*) continue ;; esac
     i=$((i + 1)); n=$i
-    if [ ! -f $T/ex_$ex.rasp ]; then
+    ML=5
+    case "$ex" in *:*) ML=${ex#*:}; ex=${ex%%:*} ;; esac
+    if [ ! -f $T/ex_${ex}_$ML.rasp ]; then
         if ! $TRACC compile --max-len $ML --verify sample --samples 32 rasp_examples/$ex.rasp -o $T/ex_$ex.safetensors >/dev/null 2>$T/err; then
             bad "$ex: compile the original"; cat $T/err; continue; fi
-        meta_program $T/ex_$ex.safetensors >$T/ex_$ex.rasp
+        meta_program $T/ex_$ex.safetensors >$T/ex_${ex}_$ML.rasp
         seen="$seen $ex"
     fi
-    cp $T/ex_$ex.rasp $T/orig_$n.rasp
+    cp $T/ex_${ex}_$ML.rasp $T/orig_$n.rasp
     if ! python3 -c "import sys; s = open(sys.argv[1]).read(); assert s.count(sys.argv[3]) == 1, s.count(sys.argv[3]); open(sys.argv[2], 'w').write(s.replace(sys.argv[3], sys.argv[4]))" \
         $T/orig_$n.rasp $T/mut_$n.rasp "$from" "$to" 2>$T/err; then bad "$ex #$n: '$from' does not occur exactly once"; continue; fi
     if ! $TRACC compile --max-len $ML --verify sample --samples 200 $T/mut_$n.rasp -o $T/mut_$n.safetensors >/dev/null 2>$T/err; then
