@@ -442,3 +442,57 @@ char *dc_op_edit(Dc *dc, int s, int sel, size_t a, size_t b, DcCompose compose, 
     lits_free(&L);
     return found;
 }
+
+/* ---------- a map reading maps without dimensions of their own ---------- */
+
+/* 1 if candidate text gives s-op m, run by the interpreter on the samples, the model's
+ * decoded value at every position that matters (a position where the candidate has no value
+ * is not judged: the model cannot mirror "no value" there, see decompile.c's fidelity). */
+static int candidate_reads_as_model(const Dc *dc, const char *text, int m)
+{
+    StrBuf err;
+    sb_init(&err);
+    RaspProgram *q = dc_parse(dc->m, "candidate", text, NULL, &err);
+    sb_free(&err);
+    if (!q) return 0;
+    int ok = q->nsops == dc->p->nsops && q->sops[m].op == dc->p->sops[m].op;
+    Interp *it = ok ? interp_new(q, 1) : NULL;
+    for (int k = 0; ok && k < dc->nsamples; k++) {
+        int n = dc->sample_len[k];
+        long off = dc->sample_off[k];
+        if (interp_eval(it, dc->tok + off, n)) ok = 0;
+        const int32_t *v = ok ? interp_values(it, m) : NULL;
+        if (!v) ok = 0;
+        for (int i = 0; ok && i < n; i++) {
+            int32_t y = dc->dec[m][off + i];
+            if (!dc->rel[m][off + i] || y == DC_UNREAD || v[i] < 0) continue;
+            ok = y >= 0 && val_is(&dc->dict[m], y, q->sops[m].vals[v[i]]);
+        }
+    }
+    if (it) interp_free(it);
+    rasp_free(q);
+    return ok;
+}
+
+char *dc_fused_edit(Dc *dc, int m, const size_t *fa, const size_t *fb, int nf, DcCompose compose, void *ctx,
+                    size_t *ea, size_t *eb)
+{
+    Lits L;
+    lits_init(dc, &L);
+    Edits ed = {0};
+    for (int f = 0; f < nf; f++) token_edits(dc->src, fa[f], fb[f], &L, &ed);
+    char *found = NULL;
+    for (int i = 0; i < ed.n && !found; i++) {
+        char *full = compose(ctx, ed.e[i].a, ed.e[i].b, ed.e[i].text);
+        if (candidate_reads_as_model(dc, full, m)) {
+            found = xstrdup(ed.e[i].text);
+            *ea = ed.e[i].a;
+            *eb = ed.e[i].b;
+        }
+        free(full);
+    }
+    for (int i = 0; i < ed.n; i++) free(ed.e[i].text);
+    free(ed.e);
+    lits_free(&L);
+    return found;
+}

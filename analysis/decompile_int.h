@@ -149,6 +149,12 @@ int dc_def_edit(Dc *dc, const size_t *def_lo, const size_t *def_hi, int ndefs, c
  * sel when s < 0) with one literal or operator changed, when that gives the op its recovered
  * table; heap string, or NULL. */
 char *dc_op_edit(Dc *dc, int s, int sel, size_t a, size_t b, DcCompose compose, void *ctx);
+/* decompile_edit.c: a changed map or sequence map m whose operands are maps without residual
+ * dimensions of their own (folded into m's MLP, byte ranges fa..fb): one edit of one of
+ * those operands after which the interpreter gives m the model's decoded value wherever it
+ * matters; the edit's text (heap) and range, or NULL. */
+char *dc_fused_edit(Dc *dc, int m, const size_t *fa, const size_t *fb, int nf, DcCompose compose, void *ctx,
+                    size_t *ea, size_t *eb);
 /* 1 if program text gives s-op s (or selector sel when s < 0) its recovered table. */
 int dc_op_agrees(Dc *dc, int s, int sel, const char *text);
 /* decompile_text.c: the program with every changed op rewritten (heap string). */

@@ -612,6 +612,66 @@ static char *one_edit(Tx *t, int s, int sel, Span sp)
     return txt;
 }
 
+/* The maps and sequence maps without residual dimensions that s-op s reads, directly or
+ * through one another (folded into s's MLP), in the main text outside defs. */
+static int fused_operands(Tx *t, int s, int *out, int nout)
+{
+    Dc *dc = t->dc;
+    const RaspSop *ps = &dc->p->sops[s];
+    int ops[2] = {ps->a, ps->op == SOP_SEQMAP ? ps->b : -1}, n = 0;
+    for (int i = 0; i < 2; i++) {
+        int x = ops[i];
+        if (x < 0 || n >= nout) continue;
+        const RaspSop *px = &dc->p->sops[x];
+        if (px->op != SOP_MAP && px->op != SOP_SEQMAP) continue;
+        const DecSop *rs = dc->dec[x] ? ro_find(&dc->lay, px) : NULL;
+        if (rs && !rs->isvirtual) continue;
+        size_t a, b;
+        if (!span_range(t, px->span, &a, &b) || in_def(t, a)) continue;
+        int dup = 0;
+        for (int k = 0; k < n; k++) dup |= out[k] == x;
+        if (dup) continue;
+        out[n++] = x;
+        n += fused_operands(t, x, out + n, nout - n);
+    }
+    return n;
+}
+
+/* A changed map s that reads maps without dimensions of their own: the change may be in
+ * one of those (their table lives in s's MLP). One edit of their text after which the
+ * interpreter gives s the model's values is recorded on that operand; s is then unchanged. */
+static int fused_edit(Tx *t, int s)
+{
+    Dc *dc = t->dc;
+    int ops[16];
+    int n = fused_operands(t, s, ops, 16);
+    if (!n) return 0;
+    size_t fa[16], fb[16], ea, eb;
+    for (int i = 0; i < n; i++) span_range(t, dc->p->sops[ops[i]].span, &fa[i], &fb[i]);
+    for (int i = 0; i < t->nrepl; i++)
+        for (int k = 0; k < n; k++)
+            if (t->repl[i].start < fb[k] && t->repl[i].end > fa[k]) return 0;
+    char *txt = dc_fused_edit(dc, s, fa, fb, n, compose, t, &ea, &eb);
+    if (!txt) return 0;
+    add_repl(t, ea, eb, txt);
+    free(txt);
+    for (int k = 0; k < n; k++) {
+        if (ea < fa[k] || eb > fb[k]) continue;
+        DcRec *xr = &dc->rec[ops[k]];
+        xr->changed = 1;
+        xr->form = "one edit";
+        xr->note = "no residual dimensions (folded into its reader): recovered through its reader's values, "
+                   "as its original text with one literal or operator changed";
+        free(xr->expr);
+        xr->expr = range_text(t, fa[k], fb[k]);
+        break;
+    }
+    DcRec *r = &dc->rec[s];
+    r->changed = 0;
+    r->note = "explained through an operand without dimensions of its own (folded into this op's MLP)";
+    return 1;
+}
+
 /* 1 if the op's own text, in the program as decompiled so far (its operands rewritten),
  * already gives its recovered table: it differed from the original only on operand values
  * the original program does not have. */
@@ -722,6 +782,8 @@ char *dc_write_program(Dc *dc)
         if (r->changed && (txt = one_edit(&t, s, -1, ps->span))) {
             form = "one edit";
             r->expr = txt;
+        } else if (r->changed && (ps->op == SOP_MAP || ps->op == SOP_SEQMAP) && fused_edit(&t, s)) {
+            txt = NULL;
         } else if (r->changed) {
             char *ra = ps->a >= 0 ? sop_ref(&t, ps->a) : xstrdup("");
             switch (ps->op) {
