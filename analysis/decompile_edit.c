@@ -10,12 +10,14 @@
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 /* 1 if value v (of the candidate program) is entry i of dictionary d. */
 static int val_is(const DcDict *d, int i, Value v)
 {
     Value x = d->val[i];
+    if (x.kind == VAL_INT && v.kind == VAL_INT) return x.u.i == v.u.i;   /* packed keys are large */
     if (val_is_number(x) && val_is_number(v) && x.kind != VAL_BOOL && v.kind != VAL_BOOL)
         return fabs(val_as_double(x) - val_as_double(v)) <= DC_NUM_TOL * fmax(1, fabs(val_as_double(x)));
     StrBuf b;

@@ -113,6 +113,7 @@ int dc_selects(const Dc *dc, int sel, int k, int i, int j)
 static int same_value(const DcDict *a, int ia, const DcDict *b, int ib)
 {
     Value x = a->val[ia], y = b->val[ib];
+    if (x.kind == VAL_INT && y.kind == VAL_INT) return x.u.i == y.u.i;   /* packed keys are large */
     if (val_is_number(x) && val_is_number(y) && x.kind != VAL_BOOL && y.kind != VAL_BOOL)
         return fabs(val_as_double(x) - val_as_double(y)) <= DC_NUM_TOL * fmax(1, fabs(val_as_double(x)));
     return !strcmp(a->txt[ia], b->txt[ib]);
