@@ -73,6 +73,10 @@ typedef struct {
     long nobs, nexpl;
     char *expr;
     const char *form;
+    /* the head's QK circuit driven with each (key, query) value's labels agrees with the
+     * predicate read from the attention on qk_agree of qk_n observed pairs, and differs from
+     * it on qk_differs pairs never observed */
+    long qk_n, qk_agree, qk_differs;
 } DcSelRec;
 
 typedef struct {

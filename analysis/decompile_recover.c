@@ -463,6 +463,89 @@ static int32_t *driven_ov(Dc *dc, int s, int nA)
     return t;
 }
 
+/* For a select whose keys and queries have residual (categorical) dimensions: its predicate
+ * as the head's QK circuit alone gives it. Each query value's label (and `one`) is scored
+ * against each key value's label (and `one`) and against BOS as embedded at position 0. A
+ * compiled head scores BOS between the selected and the other keys (an aggregate's) or level
+ * with the selected ones (a selector width's), so a key value is selected when it scores above
+ * BOS (resp. not below it) by more than a quarter of the row's spread. Entries 0/1, or 2
+ * where a row has no spread (no selection in the scores: not judged); NULL when the select
+ * cannot be driven. (nK * nQ), over the dictionaries. */
+static uint8_t *driven_qk(Dc *dc, int sel, int nK, int nQ)
+{
+    const Model *m = dc->m;
+    const RaspSel *ps = &dc->p->sels[sel];
+    int h = dc->sel_head[sel];
+    const DecSop *rk = ro_find(&dc->lay, &dc->p->sops[ps->keys]);
+    const DecSop *rq = ro_find(&dc->lay, &dc->p->sops[ps->queries]);
+    if (h < 0 || !rk || rk->isvirtual || !rk->categorical || !rq || rq->isvirtual || !rq->categorical ||
+        m->bos < 0 || m->bos >= m->cfg.d_vocab || !m->params.W_pos)
+        return NULL;
+    int C = m->cfg.d_model, NH = m->cfg.n_heads, HD = m->cfg.d_head;
+    int blk = h / NH, head = h % NH, sw = dc->head_sw[h];
+    double gain = 1;
+    json_t *o = json_is_object(m->compiler) ? json_object_get(m->compiler, "options") : NULL;
+    if (o && json_is_number(json_object_get(o, "embed_gain"))) gain = json_number_value(json_object_get(o, "embed_gain"));
+    int one = one_dim(dc);
+    size_t hb = (size_t)blk * NH + (size_t)head;
+    const float *W_Q = m->params.W_Q + hb * (size_t)C * HD, *b_Q = m->params.b_Q + hb * (size_t)HD;
+    const float *W_K = m->params.W_K + hb * (size_t)C * HD, *b_K = m->params.b_K + hb * (size_t)HD;
+    /* key vectors: one per key value, and BOS's (index nK) */
+    double *kv = xcalloc((size_t)(nK + 1) * (size_t)HD + 1, sizeof(double)), *qv = xmalloc(sizeof(double) * (size_t)(HD + 1));
+    uint8_t *kok = xcalloc((size_t)nK + 1, 1);
+    const RaspSop *pk = &dc->p->sops[ps->keys], *pq = &dc->p->sops[ps->queries];
+    double gk = pk->op == SOP_TOKENS || pk->op == SOP_INDICES ? gain : 1, gq = pq->op == SOP_TOKENS || pq->op == SOP_INDICES ? gain : 1;
+    for (int f = 0; f < rk->ndims; f++) {
+        int a = dc_dict_find(&dc->dict[ps->keys], rk->values[f]);
+        if (a < 0 || a >= nK) continue;
+        kok[a] = 1;
+        for (int k = 0; k < HD; k++) {
+            double z = b_K[k] + gk * W_K[(size_t)rk->dims[f] * HD + k];
+            if (one >= 0) z += gain * W_K[(size_t)one * HD + k];
+            kv[(size_t)a * HD + k] = z;
+        }
+    }
+    const float *xb = m->params.W_E + (size_t)m->bos * C, *pb = m->params.W_pos;
+    for (int k = 0; k < HD; k++) {
+        double z = b_K[k];
+        for (int c = 0; c < C; c++) z += ((double)xb[c] + pb[c]) * W_K[(size_t)c * HD + k];
+        kv[(size_t)nK * HD + k] = z;
+    }
+    uint8_t *t = xmalloc((size_t)nK * (size_t)nQ + 1);
+    memset(t, 2, (size_t)nK * (size_t)nQ);
+    double *sc = xmalloc(sizeof(double) * (size_t)(nK + 2));
+    for (int f = 0; f < rq->ndims; f++) {
+        int q = dc_dict_find(&dc->dict[ps->queries], rq->values[f]);
+        if (q < 0 || q >= nQ) continue;
+        for (int k = 0; k < HD; k++) {
+            qv[k] = b_Q[k] + gq * W_Q[(size_t)rq->dims[f] * HD + k];
+            if (one >= 0) qv[k] += gain * W_Q[(size_t)one * HD + k];
+        }
+        double lo = 0, hi = 0;
+        for (int a = 0; a <= nK; a++) {
+            if (a < nK && !kok[a]) continue;
+            double z = 0;
+            for (int k = 0; k < HD; k++) z += qv[k] * kv[(size_t)a * HD + k];
+            sc[a] = z;
+            if (a == 0 || z < lo) lo = a == 0 ? z : lo < z ? lo : z;
+            if (a == 0 || z > hi) hi = a == 0 ? z : hi > z ? hi : z;
+        }
+        lo = sc[nK] < lo ? sc[nK] : lo;
+        hi = sc[nK] > hi ? sc[nK] : hi;
+        double eps = 0.25 * (hi - lo);
+        if (!(hi - lo > 1e-6 * (1 + fabs(hi)))) continue;
+        for (int a = 0; a < nK; a++) {
+            if (!kok[a]) continue;
+            t[(size_t)a * nQ + q] = (uint8_t)(sw ? sc[a] > sc[nK] - eps : sc[a] > sc[nK] + eps);
+        }
+    }
+    free(sc);
+    free(kv);
+    free(qv);
+    free(kok);
+    return t;
+}
+
 /* ---------- per op ---------- */
 
 static void fill_val_from_table(Dc *dc, int s)
@@ -682,6 +765,16 @@ static void recover_select(Dc *dc, int sel)
                 if (ct[(size_t)k * nQ + q] && r->pred[(size_t)k * nQ + q] != o) r->changed = 1;
             }
     }
+    /* the QK circuit alone: how far it agrees with the predicate read from the attention */
+    uint8_t *qk = driven_qk(dc, sel, nK, nQ);
+    for (size_t c = 0; qk && c < (size_t)nK * nQ; c++) {
+        if (qk[c] == 2) continue;
+        if (r->seen[c]) {
+            r->qk_n++;
+            r->qk_agree += qk[c] == r->pred[c];
+        } else if (qk[c] != r->pred[c]) r->qk_differs++;
+    }
+    free(qk);
     free(newmap);
     free(pred);
     free(cs);

@@ -83,8 +83,19 @@ for f in $EX/*.rasp; do
     if ! $TRACC compile $f -o $T/ex_$b.safetensors >/dev/null 2>$T/err; then bad "example $b: compile"; cat $T/err; continue; fi
     if $TRACC decompile $T/ex_$b.safetensors --inputs 30 --json >$T/ex_$b.json 2>$T/err; then
         py "example $b reads back as itself" $T/ex_$b.json 'assert d["diff"] == "" and d["reproduces"] and d["fidelity"]["output"] == 1.0, d["fidelity"]'
+        # the QK circuit driven by labels gives every select whose keys and queries have
+        # dimensions the predicate read from the attention, on every pair
+        py "example $b: QK circuit agrees" $T/ex_$b.json 'assert all(v.get("qk_agree", 1.0) == 1.0 and v.get("qk_differ_unobserved", 0) == 0 for v in d["selectors"].values()), d["selectors"]'
     else bad "example $b: decompile"; cat $T/err; fi
 done
+py "QK circuit read where keys and queries have dimensions (sort)" $T/ex_sort.json \
+    'assert all("qk_agree" in v for v in d["selectors"].values()) and len(d["selectors"]) == 2, d["selectors"]'
+py "QK circuit not read over a fused key (count_a)" $T/ex_count_a.json \
+    'assert "qk_agree" not in d["selectors"]["bin_idx"] and d["selectors"]["select_1"]["qk_agree"] == 1.0, d["selectors"]'
+$TRACC compile --conditioning balanced --max-len 6 $EX/sort.rasp -o $T/sortb.safetensors >/dev/null 2>&1 || bad "compile sort balanced"
+$TRACC decompile $T/sortb.safetensors --inputs 30 --json >$T/sortb.json 2>/dev/null
+py "QK circuit agrees under balanced conditioning" $T/sortb.json \
+    'assert d["diff"] == "" and all(v["qk_agree"] == 1.0 and v["qk_differ_unobserved"] == 0 for v in d["selectors"].values()), d["selectors"]'
 # the uniform selector width (--conditioning balanced: no selection in its head's scores)
 $TRACC compile --conditioning balanced --max-len 8 $EX/count_a.rasp -o $T/cab.safetensors >/dev/null 2>&1 || bad "compile balanced"
 expect_out "balanced conditioning: empty diff" 0 "" -- $TRACC decompile $T/cab.safetensors --diff --inputs 50
