@@ -81,11 +81,10 @@ static int sop_agrees(const Dc *dc, const RaspProgram *q, int s)
         return 1;
     }
     case SOP_AGGREGATE: {
-        if (ps->enc == ENC_NUMERICAL) return 1;
         const DcDict *dA = &dc->dict[ps->a];
         for (int a = 0; a < r->ntable && a < dA->n; a++) {
             if (r->table[a] < 0 || !observed(r->seen, a)) continue;
-            if (strcmp(dA->txt[a], dS->txt[r->table[a]])) return 0;   /* not an identity */
+            if (!val_is(dS, r->table[a], dA->val[a])) return 0;   /* not an identity */
         }
         return out_is(qs, qs->deflt, dS, r->deflt);
     }

@@ -846,6 +846,156 @@ static long aggregate_obs(Dc *dc, int s, const int32_t *valA, int nA, ObsList *l
     return lost;
 }
 
+/* Solves g x = b (n x n, row-major) in place by elimination with partial pivoting; 0 when
+ * singular. */
+static int solve(double *g, double *b, int n)
+{
+    for (int c = 0; c < n; c++) {
+        int piv = c;
+        for (int r = c + 1; r < n; r++)
+            if (fabs(g[(size_t)r * n + c]) > fabs(g[(size_t)piv * n + c])) piv = r;
+        if (fabs(g[(size_t)piv * n + c]) < 1e-12) return 0;
+        if (piv != c) {
+            for (int k = 0; k < n; k++) {
+                double t = g[(size_t)c * n + k];
+                g[(size_t)c * n + k] = g[(size_t)piv * n + k];
+                g[(size_t)piv * n + k] = t;
+            }
+            double t = b[c];
+            b[c] = b[piv];
+            b[piv] = t;
+        }
+        for (int r = 0; r < n; r++) {
+            if (r == c) continue;
+            double f = g[(size_t)r * n + c] / g[(size_t)c * n + c];
+            if (f == 0) continue;
+            for (int k = c; k < n; k++) g[(size_t)r * n + k] -= f * g[(size_t)c * n + k];
+            b[r] -= f * b[c];
+        }
+    }
+    for (int c = 0; c < n; c++) b[c] /= g[(size_t)c * n + c];
+    return 1;
+}
+
+/* A numerical aggregate re-tabulated: the model's value at a query is the mean, over the
+ * selected keys, of f(value), so f is the least-squares solution over the observations (one
+ * unknown per operand value ever selected), rounded to 6 significant digits; the default is
+ * the most frequent value where nothing is selected. Adopted (r->table, r->seen, r->deflt,
+ * changed) when it differs from the op as written and explains more observations; returns
+ * 1 then. */
+static int numerical_table(Dc *dc, int s)
+{
+    const RaspSop *ps = &dc->p->sops[s];
+    DcRec *r = &dc->rec[s];
+    int A = ps->a;
+    DcDict *dA = &dc->dict[A], *dS = &dc->dict[s];
+    int nA = dA->n;
+    if (!dc->dec[s] || nA > 256) return 0;
+    /* the observations: per query, the share of each operand value among the selected keys */
+    long nobs = 0, cap = 0;
+    double *share = NULL, *ys = NULL;
+    ObsList dl = {0};
+    double *w = xcalloc((size_t)nA + 1, sizeof(double));
+    for (int k = 0; k < dc->nsamples; k++) {
+        int n = dc->sample_len[k];
+        long off = dc->sample_off[k];
+        for (int i = 0; i < n; i++) {
+            int32_t y = obs_of(dc, s, off + i);
+            if (!dc->rel[s][off + i] || y < 0) continue;
+            int cnt = 0, ok = 1;
+            memset(w, 0, sizeof(double) * (size_t)nA);
+            for (int j = 0; j < n; j++) {
+                if (!dc_selects(dc, ps->sel, k, i, j)) continue;
+                int32_t v = dc->val[A][off + j];
+                if (v < 0 || v >= nA) ok = 0;
+                else w[v] += 1;
+                cnt++;
+            }
+            if (!ok) continue;
+            if (!cnt) {
+                obs_add(&dl, 0, y);
+                continue;
+            }
+            if (nobs == cap) {
+                cap = cap ? 2 * cap : 256;
+                share = xrealloc(share, sizeof(double) * (size_t)cap * (size_t)nA);
+                ys = xrealloc(ys, sizeof(double) * (size_t)cap);
+            }
+            for (int u = 0; u < nA; u++) share[(size_t)nobs * nA + u] = w[u] / cnt;
+            ys[nobs++] = val_as_double(dS->val[y]);
+        }
+    }
+    free(w);
+    /* the unknowns: the values ever selected; normal equations over them */
+    int *col = xmalloc(sizeof(int) * (size_t)(nA + 1)), m = 0;
+    for (int u = 0; u < nA; u++) {
+        col[u] = -1;
+        for (long o = 0; o < nobs && col[u] < 0; o++)
+            if (share[(size_t)o * nA + u] > 0) col[u] = m++;
+    }
+    double *g = xcalloc((size_t)m * (size_t)m + 1, sizeof(double)), *f = xcalloc((size_t)m + 1, sizeof(double));
+    for (long o = 0; o < nobs; o++)
+        for (int u = 0; u < nA; u++) {
+            double su = share[(size_t)o * nA + u];
+            if (col[u] < 0 || !su) continue;
+            f[col[u]] += su * ys[o];
+            for (int v = 0; v < nA; v++)
+                if (col[v] >= 0) g[(size_t)col[u] * m + col[v]] += su * share[(size_t)o * nA + v];
+        }
+    int adopted = 0;
+    if (m > 0 && solve(g, f, m)) {
+        int32_t *tab = xmalloc(sizeof(int32_t) * (size_t)(nA + 1));
+        char buf[64];
+        int differs = 0;
+        for (int u = 0; u < nA; u++) {
+            tab[u] = DC_UNSET;
+            if (col[u] < 0) continue;
+            double x = f[col[u]];
+            snprintf(buf, sizeof buf, "%.6g", fabs(x) < 1e-9 ? 0.0 : x);
+            tab[u] = dc_dict_add(dS, buf, &dc->arena);
+            double orig = val_as_double(dA->val[u]);
+            differs |= fabs(val_as_double(dS->val[tab[u]]) - orig) > 1e-3 * fmax(1, fabs(orig));
+        }
+        long expl = 0;
+        for (long o = 0; o < nobs; o++) {
+            double pred = 0;
+            for (int u = 0; u < nA; u++)
+                if (col[u] >= 0) pred += share[(size_t)o * nA + u] * val_as_double(dS->val[tab[u]]);
+            expl += fabs(pred - ys[o]) <= 1e-3 * fmax(1, fabs(ys[o]));
+        }
+        /* the default: the most frequent value where nothing is selected */
+        int32_t dflt = r->deflt;
+        long dexpl = 0;
+        if (dl.n) {
+            int32_t best = DC_UNSET;
+            dexpl = obs_best(&dl, &best, 1, NULL);
+            dflt = best;
+        }
+        if ((differs || dflt != r->deflt) && expl + dexpl > r->nexpl) {
+            adopted = 1;
+            r->changed = 1;
+            r->form = "value mapping";
+            r->nexpl = expl + dexpl;
+            r->nobs = nobs + dl.n;
+            if (!r->seen) r->seen = xcalloc((size_t)nA + 1, 1);
+            for (int u = 0; u < nA; u++) {
+                r->seen[u] = tab[u] >= 0;
+                r->table[u] = tab[u] >= 0 ? tab[u] : carry(dc, dS, dA, u);
+            }
+            r->deflt = dflt;
+            r->note = "a numerical aggregate re-tabulated: the mean of a value mapping (least squares over the observations)";
+        }
+        free(tab);
+    }
+    free(g);
+    free(f);
+    free(col);
+    free(share);
+    free(ys);
+    free(dl.o);
+    return adopted;
+}
+
 static void recover_aggregate(Dc *dc, int s)
 {
     const RaspProgram *p = dc->p;
@@ -887,7 +1037,7 @@ static void recover_aggregate(Dc *dc, int s)
         r->nobs = nnum;
         r->nexpl = num_ok;
         r->form = "unchanged";
-        if (num_ok < nnum) r->note = "a numerical aggregate is checked, not re-tabulated: kept as written";
+        if (num_ok < nnum && !numerical_table(dc, s)) r->note = "a numerical aggregate that no value mapping explains better: kept as written";
     } else if (dc->dec[s]) {
         ObsList l = {0}, l2 = {0};
         long lost = aggregate_obs(dc, s, dc->val[A], nA, &l);

@@ -806,10 +806,17 @@ char *dc_write_program(Dc *dc)
                 const char *vf = "identity";
                 char *vexpr = ident ? xstrdup(ra)
                                     : map_form(&dc->dict[ps->a], &dc->dict[s], r->table, r->seen, r->ntable, ra, &vf);
+                if (!ident && ps->enc == ENC_NUMERICAL) {
+                    /* a numerical aggregate averages a numerical operand */
+                    char *w = xmalloc(strlen(vexpr) + 16);
+                    sprintf(w, "numerical(%s)", vexpr);
+                    free(vexpr);
+                    vexpr = w;
+                }
                 sb_printf(&o, "aggregate(%s, %s", sr, vexpr);
                 if (r->deflt >= 0) {
                     sb_puts(&o, ", ");
-                    lit(&o, &dc->dict[s], r->deflt);
+                    const_lit(&o, dc->dict[s].val[r->deflt]);
                 }
                 sb_puts(&o, ")");
                 form = ident ? "default" : "value mapping";

@@ -150,6 +150,38 @@ expect_err "lookup map: two else" 1 'at most one `else` entry' -- $TRACC check $
 printf 'vocab {a, b, c};\nmax_len 4;\nx = {a: 1};\noutput tokens;\n' >$T/lut_alone.rasp
 expect_err "lookup table outside map" 1 'error' -- $TRACC check $T/lut_alone.rasp
 
+# ---- a numerical aggregate re-tabulated: its head's W_O halved reads as the mean of a value
+# mapping, 0.5 where is_x holds, and the decompiled program, compiled, answers like the model
+cat >$T/na.rasp <<'NA'
+vocab {a, b, x};
+max_len 6;
+is_x  = numerical(tokens == "x");
+prevs = select(indices, indices, <=);
+frac  = numerical(aggregate(prevs, is_x, 0));
+output frac;
+NA
+$TRACC compile $T/na.rasp -o $T/na.safetensors >/dev/null 2>&1 || bad "numerical aggregate: compile"
+python3 - $T/na.safetensors $T/na_half.safetensors <<'PY'
+import array, json, struct, sys
+raw = bytearray(open(sys.argv[1], "rb").read()); n = struct.unpack("<Q", raw[:8])[0]
+a, b = json.loads(raw[8:8 + n])["blocks.0.attn.W_O"]["data_offsets"]
+w = array.array("f"); w.frombytes(bytes(raw[8 + n + a:8 + n + b]))
+raw[8 + n + a:8 + n + b] = array.array("f", [x * 0.5 for x in w]).tobytes()
+open(sys.argv[2], "wb").write(raw)
+PY
+$TRACC decompile $T/na_half.safetensors --inputs 100 --json >$T/na.json 2>/dev/null
+py "numerical aggregate: re-tabulated as a value mapping, fidelity 100%" $T/na.json '
+f = d["sops"]["frac"]
+assert f["changed"] and f["form"] == "value mapping" and f["explained"] == 1.0 and d["fidelity"]["output"] == 1.0, f
+assert "numerical(map({true: 0.5, else: 0.0}, is_x))" in d["diff"], d["diff"]'
+python3 -c "import json, sys; sys.stdout.write(json.load(open(sys.argv[1]))['program'])" $T/na.json >$T/na_dec.rasp
+if $TRACC compile $T/na_dec.rasp -o $T/na_dec.safetensors >/dev/null 2>$T/err &&
+   [ "$($TRACC run $T/na_dec.safetensors a x x b)" = "$($TRACC run $T/na_half.safetensors a x x b)" ]; then ok
+else bad "numerical aggregate: the decompiled program compiled answers like the model"; cat $T/err; fi
+# unchanged: read back as itself
+$TRACC decompile $T/na.safetensors --inputs 100 --json >$T/na0.json 2>/dev/null
+py "numerical aggregate: unchanged model reads back as itself" $T/na0.json 'assert d["diff"] == "" and not d["sops"]["frac"]["changed"]'
+
 # ---- the README demo's wrapper: a real fine-tune reads as "out = count_a + 1" ------------
 # (regression: the selector width's dimensions hold no value at index 1 after this fine-tune
 # and the final head reads its scratch instead; the decompiler once skipped those positions and
