@@ -36,6 +36,14 @@ static int val_in(const RaspSop *qs, const DcDict *d, int i)
     return -1;
 }
 
+/* For every entry of d: its index in candidate s-op qs, or -1 (heap). */
+static int *val_map(const RaspSop *qs, const DcDict *d)
+{
+    int *m = xmalloc(sizeof(int) * (size_t)(d->n + 1));
+    for (int i = 0; i < d->n; i++) m[i] = val_in(qs, d, i);
+    return m;
+}
+
 /* Output entry qi of candidate s-op qs against wanted dictionary entry w of d. */
 static int out_is(const RaspSop *qs, int qi, const DcDict *d, int w)
 {
@@ -68,17 +76,18 @@ static int sop_agrees(const Dc *dc, const RaspProgram *q, int s)
     }
     case SOP_SEQMAP: {
         const DcDict *dA = &dc->dict[ps->a], *dB = &dc->dict[ps->b];
-        int nb = r->nb;
-        for (int e = 0; e < r->ntable; e++) {
+        int nb = r->nb, ok = 1;
+        int *ma = val_map(&q->sops[ps->a], dA), *mb = val_map(&q->sops[ps->b], dB);
+        for (int e = 0; e < r->ntable && ok; e++) {
             if (r->table[e] < 0 || !observed(r->seen, e)) continue;
             int a = e / nb, b = e % nb;
-            if (a >= dA->n || b >= dB->n) continue;
-            int qa = val_in(&q->sops[ps->a], dA, a), qb = val_in(&q->sops[ps->b], dB, b);
-            if (qa < 0 || qb < 0) continue;
-            int32_t qo = qs->table[(size_t)qa * q->sops[ps->b].nvals + qb];
-            if (qo == RASP_IMPOSSIBLE || !out_is(qs, qo, dS, r->table[e])) return 0;
+            if (a >= dA->n || b >= dB->n || ma[a] < 0 || mb[b] < 0) continue;
+            int32_t qo = qs->table[(size_t)ma[a] * q->sops[ps->b].nvals + mb[b]];
+            ok = qo != RASP_IMPOSSIBLE && out_is(qs, qo, dS, r->table[e]);
         }
-        return 1;
+        free(ma);
+        free(mb);
+        return ok;
     }
     case SOP_AGGREGATE: {
         const DcDict *dA = &dc->dict[ps->a];
@@ -108,18 +117,16 @@ static int sel_agrees(const Dc *dc, const RaspProgram *q, int sel)
     if (ps->op != SEL_SELECT || !r->observed || !r->seen) return 1;
     const DcDict *dK = &dc->dict[ps->keys], *dQ = &dc->dict[ps->queries];
     const RaspSop *qk = &q->sops[ps->keys], *qq = &q->sops[ps->queries];
-    for (int k = 0; k < r->nk && k < dK->n; k++) {
-        int ik = -2;
-        for (int v = 0; v < r->nq && v < dQ->n; v++) {
+    int *mk = val_map(qk, dK), *mq = val_map(qq, dQ), ok = 1;
+    for (int k = 0; k < r->nk && k < dK->n && ok; k++)
+        for (int v = 0; v < r->nq && v < dQ->n && ok; v++) {
             size_t c = (size_t)k * r->nq + v;
-            if (!r->seen[c]) continue;
-            if (ik == -2) ik = val_in(qk, dK, k);
-            int iq = val_in(qq, dQ, v);
-            if (ik < 0 || iq < 0) continue;
-            if (qs->pred[(size_t)ik * qq->nvals + iq] != r->pred[c]) return 0;
+            if (!r->seen[c] || mk[k] < 0 || mq[v] < 0) continue;
+            ok = qs->pred[(size_t)mk[k] * qq->nvals + mq[v]] == r->pred[c];
         }
-    }
-    return 1;
+    free(mk);
+    free(mq);
+    return ok;
 }
 
 /* 1 if candidate text gives every op inside a def its recovered table. */
