@@ -1,10 +1,14 @@
-/* decompile_edit.c — rewriting ops inside a `def`. An op's text in a def body is shared by
- * every call, so its recovered table cannot simply replace it (decompile_text.c). Instead
- * the program is searched for ONE textual edit — a literal or an operator inside a changed
- * op of a def, an aggregate's default, or a literal among the arguments of a call of that
- * def — after which the program, checked again, gives every op inside a def exactly the
- * table recovered from the weights on the observed entries (and leaves the others as they
- * were). That is the nearest readable form for a def: the original with one token changed. */
+/* decompile_edit.c — the nearest readable form of a changed op: its original text with ONE
+ * literal or operator changed (or its aggregate's default). Every candidate edit is applied to
+ * the program as decompiled so far, which is checked again, and judged by the tables it gives:
+ *   - dc_op_edit: one op outside a def, its own text (`tokens == "c"`, `select(k, k, >)`);
+ *   - dc_def_edit: the ops inside defs, whose text every call shares, so their tables cannot
+ *     replace it: an edit inside a changed op of a def or among the arguments of a call of
+ *     that def, after which every op inside a def has its recovered table (and the unchanged
+ *     ones keep theirs);
+ *   - dc_fused_edit: maps folded into their reader's MLP (no dimensions, so no table of their
+ *     own): an edit of their text after which the interpreter gives the reader the model's
+ *     values on the samples. */
 #include "analysis/decompile_int.h"
 
 #include <ctype.h>
