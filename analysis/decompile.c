@@ -1041,6 +1041,10 @@ int dc_decompile(const Model *m, const DcOptions *o, DcResult *r, StrBuf *err)
             json_object_set_new(j, "observed", json_boolean(sr->observed));
             json_object_set_new(j, "explained", sr->nobs ? json_real(frac(sr->nexpl, sr->nobs)) : json_null());
             json_object_set_new(j, "observations", json_integer(sr->nobs));
+            if (sr->qk_n) {
+                json_object_set_new(j, "qk_agree", json_real(frac(sr->qk_agree, sr->qk_n)));
+                json_object_set_new(j, "qk_differ_unobserved", json_integer(sr->qk_differs));
+            }
             if (sr->seen) {
                 /* the observed (key, query) pairs that are selected */
                 json_t *pairs = json_array();
@@ -1059,7 +1063,13 @@ int dc_decompile(const Model *m, const DcOptions *o, DcResult *r, StrBuf *err)
             if (sr->changed) {
                 sb_printf(&c, "# selector %s: CHANGED, predicate explains ", ql->label);
                 pct(&c, sr->nexpl, sr->nobs);
-                sb_printf(&c, " of %ld (query, key) observations\n", sr->nobs);
+                sb_printf(&c, " of %ld (query, key) observations", sr->nobs);
+                if (sr->qk_n) {
+                    sb_puts(&c, ", its QK circuit driven by labels agrees on ");
+                    pct(&c, sr->qk_agree, sr->qk_n);
+                    sb_printf(&c, " of %ld pairs", sr->qk_n);
+                }
+                sb_puts(&c, "\n");
             }
         }
         r->comments = dc_take(&c);

@@ -73,6 +73,10 @@ typedef struct {
     long nobs, nexpl;
     char *expr;
     const char *form;
+    /* the head's QK circuit driven with each (key, query) value's labels agrees with the
+     * predicate read from the attention on qk_agree of qk_n observed pairs, and differs from
+     * it on qk_differs pairs never observed */
+    long qk_n, qk_agree, qk_differs;
 } DcSelRec;
 
 typedef struct {
@@ -137,6 +141,26 @@ RaspProgram *dc_parse(const Model *m, const char *name, const char *text, const 
 void dc_recover(Dc *dc);
 /* 1 if query position i selects key position j of sample k under the recovered selector. */
 int dc_selects(const Dc *dc, int sel, int k, int i, int j);
+/* The whole program text as decompiled so far with src[a, b) replaced by text (heap). */
+typedef char *(*DcCompose)(void *ctx, size_t a, size_t b, const char *text);
+/* decompile_edit.c: one edit [*ea, *eb) -> *etext (heap) of dc->src after which every op
+ * marked in sop_in / sel_in (those inside a def; byte ranges sop_a..sop_b, sel_a..sel_b) has
+ * its recovered table; 0 when no single edit does. */
+int dc_def_edit(Dc *dc, const size_t *def_lo, const size_t *def_hi, int ndefs, const uint8_t *sop_in,
+                const uint8_t *sel_in, const size_t *sop_a, const size_t *sop_b, const size_t *sel_a,
+                const size_t *sel_b, DcCompose compose, void *ctx, size_t *ea, size_t *eb, char **etext);
+/* decompile_edit.c: the text src[a, b) of a changed op outside a def (s-op s, or selector
+ * sel when s < 0) with one literal or operator changed, when that gives the op its recovered
+ * table; heap string, or NULL. */
+char *dc_op_edit(Dc *dc, int s, int sel, size_t a, size_t b, DcCompose compose, void *ctx);
+/* decompile_edit.c: a changed map or sequence map m whose operands are maps without residual
+ * dimensions of their own (folded into m's MLP, byte ranges fa..fb): one edit of one of
+ * those operands after which the interpreter gives m the model's decoded value wherever it
+ * matters; the edit's text (heap) and range, or NULL. */
+char *dc_fused_edit(Dc *dc, int m, const size_t *fa, const size_t *fb, int nf, DcCompose compose, void *ctx,
+                    size_t *ea, size_t *eb);
+/* 1 if program text gives s-op s (or selector sel when s < 0) its recovered table. */
+int dc_op_agrees(Dc *dc, int s, int sel, const char *text);
 /* decompile_text.c: the program with every changed op rewritten (heap string). */
 char *dc_write_program(Dc *dc);
 

@@ -113,6 +113,7 @@ int dc_selects(const Dc *dc, int sel, int k, int i, int j)
 static int same_value(const DcDict *a, int ia, const DcDict *b, int ib)
 {
     Value x = a->val[ia], y = b->val[ib];
+    if (x.kind == VAL_INT && y.kind == VAL_INT) return x.u.i == y.u.i;   /* packed keys are large */
     if (val_is_number(x) && val_is_number(y) && x.kind != VAL_BOOL && y.kind != VAL_BOOL)
         return fabs(val_as_double(x) - val_as_double(y)) <= DC_NUM_TOL * fmax(1, fabs(val_as_double(x)));
     return !strcmp(a->txt[ia], b->txt[ib]);
@@ -462,6 +463,89 @@ static int32_t *driven_ov(Dc *dc, int s, int nA)
     return t;
 }
 
+/* For a select whose keys and queries have residual (categorical) dimensions: its predicate
+ * as the head's QK circuit alone gives it. Each query value's label (and `one`) is scored
+ * against each key value's label (and `one`) and against BOS as embedded at position 0. A
+ * compiled head scores BOS between the selected and the other keys (an aggregate's) or level
+ * with the selected ones (a selector width's), so a key value is selected when it scores above
+ * BOS (resp. not below it) by more than a quarter of the row's spread. Entries 0/1, or 2
+ * where a row has no spread (no selection in the scores: not judged); NULL when the select
+ * cannot be driven. (nK * nQ), over the dictionaries. */
+static uint8_t *driven_qk(Dc *dc, int sel, int nK, int nQ)
+{
+    const Model *m = dc->m;
+    const RaspSel *ps = &dc->p->sels[sel];
+    int h = dc->sel_head[sel];
+    const DecSop *rk = ro_find(&dc->lay, &dc->p->sops[ps->keys]);
+    const DecSop *rq = ro_find(&dc->lay, &dc->p->sops[ps->queries]);
+    if (h < 0 || !rk || rk->isvirtual || !rk->categorical || !rq || rq->isvirtual || !rq->categorical ||
+        m->bos < 0 || m->bos >= m->cfg.d_vocab || !m->params.W_pos)
+        return NULL;
+    int C = m->cfg.d_model, NH = m->cfg.n_heads, HD = m->cfg.d_head;
+    int blk = h / NH, head = h % NH, sw = dc->head_sw[h];
+    double gain = 1;
+    json_t *o = json_is_object(m->compiler) ? json_object_get(m->compiler, "options") : NULL;
+    if (o && json_is_number(json_object_get(o, "embed_gain"))) gain = json_number_value(json_object_get(o, "embed_gain"));
+    int one = one_dim(dc);
+    size_t hb = (size_t)blk * NH + (size_t)head;
+    const float *W_Q = m->params.W_Q + hb * (size_t)C * HD, *b_Q = m->params.b_Q + hb * (size_t)HD;
+    const float *W_K = m->params.W_K + hb * (size_t)C * HD, *b_K = m->params.b_K + hb * (size_t)HD;
+    /* key vectors: one per key value, and BOS's (index nK) */
+    double *kv = xcalloc((size_t)(nK + 1) * (size_t)HD + 1, sizeof(double)), *qv = xmalloc(sizeof(double) * (size_t)(HD + 1));
+    uint8_t *kok = xcalloc((size_t)nK + 1, 1);
+    const RaspSop *pk = &dc->p->sops[ps->keys], *pq = &dc->p->sops[ps->queries];
+    double gk = pk->op == SOP_TOKENS || pk->op == SOP_INDICES ? gain : 1, gq = pq->op == SOP_TOKENS || pq->op == SOP_INDICES ? gain : 1;
+    for (int f = 0; f < rk->ndims; f++) {
+        int a = dc_dict_find(&dc->dict[ps->keys], rk->values[f]);
+        if (a < 0 || a >= nK) continue;
+        kok[a] = 1;
+        for (int k = 0; k < HD; k++) {
+            double z = b_K[k] + gk * W_K[(size_t)rk->dims[f] * HD + k];
+            if (one >= 0) z += gain * W_K[(size_t)one * HD + k];
+            kv[(size_t)a * HD + k] = z;
+        }
+    }
+    const float *xb = m->params.W_E + (size_t)m->bos * C, *pb = m->params.W_pos;
+    for (int k = 0; k < HD; k++) {
+        double z = b_K[k];
+        for (int c = 0; c < C; c++) z += ((double)xb[c] + pb[c]) * W_K[(size_t)c * HD + k];
+        kv[(size_t)nK * HD + k] = z;
+    }
+    uint8_t *t = xmalloc((size_t)nK * (size_t)nQ + 1);
+    memset(t, 2, (size_t)nK * (size_t)nQ);
+    double *sc = xmalloc(sizeof(double) * (size_t)(nK + 2));
+    for (int f = 0; f < rq->ndims; f++) {
+        int q = dc_dict_find(&dc->dict[ps->queries], rq->values[f]);
+        if (q < 0 || q >= nQ) continue;
+        for (int k = 0; k < HD; k++) {
+            qv[k] = b_Q[k] + gq * W_Q[(size_t)rq->dims[f] * HD + k];
+            if (one >= 0) qv[k] += gain * W_Q[(size_t)one * HD + k];
+        }
+        double lo = 0, hi = 0;
+        for (int a = 0; a <= nK; a++) {
+            if (a < nK && !kok[a]) continue;
+            double z = 0;
+            for (int k = 0; k < HD; k++) z += qv[k] * kv[(size_t)a * HD + k];
+            sc[a] = z;
+            if (a == 0 || z < lo) lo = a == 0 ? z : lo < z ? lo : z;
+            if (a == 0 || z > hi) hi = a == 0 ? z : hi > z ? hi : z;
+        }
+        lo = sc[nK] < lo ? sc[nK] : lo;
+        hi = sc[nK] > hi ? sc[nK] : hi;
+        double eps = 0.25 * (hi - lo);
+        if (!(hi - lo > 1e-6 * (1 + fabs(hi)))) continue;
+        for (int a = 0; a < nK; a++) {
+            if (!kok[a]) continue;
+            t[(size_t)a * nQ + q] = (uint8_t)(sw ? sc[a] > sc[nK] - eps : sc[a] > sc[nK] + eps);
+        }
+    }
+    free(sc);
+    free(kv);
+    free(qv);
+    free(kok);
+    return t;
+}
+
 /* ---------- per op ---------- */
 
 static void fill_val_from_table(Dc *dc, int s)
@@ -681,6 +765,16 @@ static void recover_select(Dc *dc, int sel)
                 if (ct[(size_t)k * nQ + q] && r->pred[(size_t)k * nQ + q] != o) r->changed = 1;
             }
     }
+    /* the QK circuit alone: how far it agrees with the predicate read from the attention */
+    uint8_t *qk = driven_qk(dc, sel, nK, nQ);
+    for (size_t c = 0; qk && c < (size_t)nK * nQ; c++) {
+        if (qk[c] == 2) continue;
+        if (r->seen[c]) {
+            r->qk_n++;
+            r->qk_agree += qk[c] == r->pred[c];
+        } else if (qk[c] != r->pred[c]) r->qk_differs++;
+    }
+    free(qk);
     free(newmap);
     free(pred);
     free(cs);
@@ -721,9 +815,13 @@ static int32_t *values_as_written(Dc *dc, int A)
 }
 
 /* Observations of a categorical aggregate: (value of A common to the selected keys, the
- * decoded output), and (nA, output) where nothing is selected (the default). */
-static void aggregate_obs(Dc *dc, int s, const int32_t *valA, int nA, ObsList *l)
+ * decoded output), and (nA, output) where nothing is selected (the default). Returns how
+ * many positions answer a value although every selected key has none: no table over A
+ * explains those (the reader takes its value from elsewhere than A's dimensions), so they
+ * count as observations the reading leaves unexplained. */
+static long aggregate_obs(Dc *dc, int s, const int32_t *valA, int nA, ObsList *l)
 {
+    long lost = 0;
     const RaspSop *ps = &dc->p->sops[s];
     for (int k = 0; k < dc->nsamples; k++) {
         int n = dc->sample_len[k];
@@ -742,8 +840,160 @@ static void aggregate_obs(Dc *dc, int s, const int32_t *valA, int nA, ObsList *l
             }
             if (cnt == 0) obs_add(l, nA, y);
             else if (same && v0 >= 0) obs_add(l, v0, y);
+            else if (same && y >= 0) lost++;
         }
     }
+    return lost;
+}
+
+/* Solves g x = b (n x n, row-major) in place by elimination with partial pivoting; 0 when
+ * singular. */
+static int solve(double *g, double *b, int n)
+{
+    for (int c = 0; c < n; c++) {
+        int piv = c;
+        for (int r = c + 1; r < n; r++)
+            if (fabs(g[(size_t)r * n + c]) > fabs(g[(size_t)piv * n + c])) piv = r;
+        if (fabs(g[(size_t)piv * n + c]) < 1e-12) return 0;
+        if (piv != c) {
+            for (int k = 0; k < n; k++) {
+                double t = g[(size_t)c * n + k];
+                g[(size_t)c * n + k] = g[(size_t)piv * n + k];
+                g[(size_t)piv * n + k] = t;
+            }
+            double t = b[c];
+            b[c] = b[piv];
+            b[piv] = t;
+        }
+        for (int r = 0; r < n; r++) {
+            if (r == c) continue;
+            double f = g[(size_t)r * n + c] / g[(size_t)c * n + c];
+            if (f == 0) continue;
+            for (int k = c; k < n; k++) g[(size_t)r * n + k] -= f * g[(size_t)c * n + k];
+            b[r] -= f * b[c];
+        }
+    }
+    for (int c = 0; c < n; c++) b[c] /= g[(size_t)c * n + c];
+    return 1;
+}
+
+/* A numerical aggregate re-tabulated: the model's value at a query is the mean, over the
+ * selected keys, of f(value), so f is the least-squares solution over the observations (one
+ * unknown per operand value ever selected), rounded to 6 significant digits; the default is
+ * the most frequent value where nothing is selected. Adopted (r->table, r->seen, r->deflt,
+ * changed) when it differs from the op as written and explains more observations; returns
+ * 1 then. */
+static int numerical_table(Dc *dc, int s)
+{
+    const RaspSop *ps = &dc->p->sops[s];
+    DcRec *r = &dc->rec[s];
+    int A = ps->a;
+    DcDict *dA = &dc->dict[A], *dS = &dc->dict[s];
+    int nA = dA->n;
+    if (!dc->dec[s] || nA > 256) return 0;
+    /* the observations: per query, the share of each operand value among the selected keys */
+    long nobs = 0, cap = 0;
+    double *share = NULL, *ys = NULL;
+    ObsList dl = {0};
+    double *w = xcalloc((size_t)nA + 1, sizeof(double));
+    for (int k = 0; k < dc->nsamples; k++) {
+        int n = dc->sample_len[k];
+        long off = dc->sample_off[k];
+        for (int i = 0; i < n; i++) {
+            int32_t y = obs_of(dc, s, off + i);
+            if (!dc->rel[s][off + i] || y < 0) continue;
+            int cnt = 0, ok = 1;
+            memset(w, 0, sizeof(double) * (size_t)nA);
+            for (int j = 0; j < n; j++) {
+                if (!dc_selects(dc, ps->sel, k, i, j)) continue;
+                int32_t v = dc->val[A][off + j];
+                if (v < 0 || v >= nA) ok = 0;
+                else w[v] += 1;
+                cnt++;
+            }
+            if (!ok) continue;
+            if (!cnt) {
+                obs_add(&dl, 0, y);
+                continue;
+            }
+            if (nobs == cap) {
+                cap = cap ? 2 * cap : 256;
+                share = xrealloc(share, sizeof(double) * (size_t)cap * (size_t)nA);
+                ys = xrealloc(ys, sizeof(double) * (size_t)cap);
+            }
+            for (int u = 0; u < nA; u++) share[(size_t)nobs * nA + u] = w[u] / cnt;
+            ys[nobs++] = val_as_double(dS->val[y]);
+        }
+    }
+    free(w);
+    /* the unknowns: the values ever selected; normal equations over them */
+    int *col = xmalloc(sizeof(int) * (size_t)(nA + 1)), m = 0;
+    for (int u = 0; u < nA; u++) {
+        col[u] = -1;
+        for (long o = 0; o < nobs && col[u] < 0; o++)
+            if (share[(size_t)o * nA + u] > 0) col[u] = m++;
+    }
+    double *g = xcalloc((size_t)m * (size_t)m + 1, sizeof(double)), *f = xcalloc((size_t)m + 1, sizeof(double));
+    for (long o = 0; o < nobs; o++)
+        for (int u = 0; u < nA; u++) {
+            double su = share[(size_t)o * nA + u];
+            if (col[u] < 0 || !su) continue;
+            f[col[u]] += su * ys[o];
+            for (int v = 0; v < nA; v++)
+                if (col[v] >= 0) g[(size_t)col[u] * m + col[v]] += su * share[(size_t)o * nA + v];
+        }
+    int adopted = 0;
+    if (m > 0 && solve(g, f, m)) {
+        int32_t *tab = xmalloc(sizeof(int32_t) * (size_t)(nA + 1));
+        char buf[64];
+        int differs = 0;
+        for (int u = 0; u < nA; u++) {
+            tab[u] = DC_UNSET;
+            if (col[u] < 0) continue;
+            double x = f[col[u]];
+            snprintf(buf, sizeof buf, "%.6g", fabs(x) < 1e-9 ? 0.0 : x);
+            tab[u] = dc_dict_add(dS, buf, &dc->arena);
+            double orig = val_as_double(dA->val[u]);
+            differs |= fabs(val_as_double(dS->val[tab[u]]) - orig) > 1e-3 * fmax(1, fabs(orig));
+        }
+        long expl = 0;
+        for (long o = 0; o < nobs; o++) {
+            double pred = 0;
+            for (int u = 0; u < nA; u++)
+                if (col[u] >= 0) pred += share[(size_t)o * nA + u] * val_as_double(dS->val[tab[u]]);
+            expl += fabs(pred - ys[o]) <= 1e-3 * fmax(1, fabs(ys[o]));
+        }
+        /* the default: the most frequent value where nothing is selected */
+        int32_t dflt = r->deflt;
+        long dexpl = 0;
+        if (dl.n) {
+            int32_t best = DC_UNSET;
+            dexpl = obs_best(&dl, &best, 1, NULL);
+            dflt = best;
+        }
+        if ((differs || dflt != r->deflt) && expl + dexpl > r->nexpl) {
+            adopted = 1;
+            r->changed = 1;
+            r->form = "value mapping";
+            r->nexpl = expl + dexpl;
+            r->nobs = nobs + dl.n;
+            if (!r->seen) r->seen = xcalloc((size_t)nA + 1, 1);
+            for (int u = 0; u < nA; u++) {
+                r->seen[u] = tab[u] >= 0;
+                r->table[u] = tab[u] >= 0 ? tab[u] : carry(dc, dS, dA, u);
+            }
+            r->deflt = dflt;
+            r->note = "a numerical aggregate re-tabulated: the mean of a value mapping (least squares over the observations)";
+        }
+        free(tab);
+    }
+    free(g);
+    free(f);
+    free(col);
+    free(share);
+    free(ys);
+    free(dl.o);
+    return adopted;
 }
 
 static void recover_aggregate(Dc *dc, int s)
@@ -787,25 +1037,25 @@ static void recover_aggregate(Dc *dc, int s)
         r->nobs = nnum;
         r->nexpl = num_ok;
         r->form = "unchanged";
-        if (num_ok < nnum) r->note = "a numerical aggregate is checked, not re-tabulated: kept as written";
+        if (num_ok < nnum && !numerical_table(dc, s)) r->note = "a numerical aggregate that no value mapping explains better: kept as written";
     } else if (dc->dec[s]) {
         ObsList l = {0}, l2 = {0};
-        aggregate_obs(dc, s, dc->val[A], nA, &l);
+        long lost = aggregate_obs(dc, s, dc->val[A], nA, &l);
         int32_t *best = xmalloc(sizeof(int32_t) * (size_t)(nA + 2));
         for (int a = 0; a <= nA; a++) best[a] = DC_UNSET;
-        r->nobs = l.n;
+        r->nobs = l.n + lost;
         r->nexpl = obs_best(&l, best, nA + 1, ident);
         /* the reader may now take its value operand from elsewhere than the operand's
          * dimensions: try the operand as written */
         int32_t *alt = r->nexpl < r->nobs && is_residual(dc, A) ? values_as_written(dc, A) : NULL;
         if (alt) {
-            aggregate_obs(dc, s, alt, nA, &l2);
+            long lost2 = aggregate_obs(dc, s, alt, nA, &l2);
             int32_t *best2 = xmalloc(sizeof(int32_t) * (size_t)(nA + 2));
             for (int a = 0; a <= nA; a++) best2[a] = DC_UNSET;
-            long e2 = obs_best(&l2, best2, nA + 1, ident);
-            if (l2.n && (double)e2 / (double)l2.n > (double)r->nexpl / (double)(r->nobs ? r->nobs : 1)) {
+            long e2 = obs_best(&l2, best2, nA + 1, ident), n2 = l2.n + lost2;
+            if (n2 && (double)e2 / (double)n2 > (double)r->nexpl / (double)(r->nobs ? r->nobs : 1)) {
                 memcpy(best, best2, sizeof(int32_t) * (size_t)(nA + 1));
-                r->nobs = l2.n;
+                r->nobs = n2;
                 r->nexpl = e2;
                 memcpy(dc->val[A], alt, sizeof(int32_t) * (size_t)dc->npos);
                 DcRec *ar = &dc->rec[A];
@@ -898,6 +1148,7 @@ static void recover_selwidth(Dc *dc, int s)
         ident[w] = r->table[w] = idx >= 0 ? idx : DC_UNSET;
     }
     ObsList l = {0};
+    long lost = 0;
     int32_t *width = xmalloc(sizeof(int32_t) * (size_t)(dc->npos + 1));
     for (int k = 0; k < dc->nsamples; k++) {
         int n = dc->sample_len[k];
@@ -907,12 +1158,16 @@ static void recover_selwidth(Dc *dc, int s)
             for (int j = 0; j < n; j++) cnt += dc_selects(dc, ps->sel, k, i, j);
             width[off + i] = cnt;
             int32_t y = obs_of(dc, s, off + i);
-            if (y != DC_UNREAD && dc->dec[s] && dc->rel[s][off + i]) obs_add(&l, cnt, y);
+            if (y == DC_UNREAD || !dc->dec[s] || !dc->rel[s][off + i]) continue;
+            /* a selector width always has a value: where its dimensions hold none they
+             * no longer carry it, which no table explains */
+            if (y >= 0) obs_add(&l, cnt, y);
+            else lost++;
         }
     }
     int32_t *best = xmalloc(sizeof(int32_t) * (size_t)(W + 1));
     for (int w = 0; w < W; w++) best[w] = DC_UNSET;
-    r->nobs = l.n;
+    r->nobs = l.n + lost;
     r->nexpl = obs_best(&l, best, W, ident);
     r->seen = xcalloc((size_t)W + 1, 1);
     for (int w = 0; w < W; w++) {

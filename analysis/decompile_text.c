@@ -583,6 +583,108 @@ static char *select_form(Tx *t, int sel, const char **form)
     return dc_take(&o);
 }
 
+/* A changed op outside a def as its original text with one literal or operator changed
+ * (decompile_edit.c), recorded as its replacement; NULL when no such edit gives its table,
+ * when it is in a def, or when a changed op inside it was already rewritten. */
+static char *compose(void *ctx, size_t a, size_t b, const char *text)
+{
+    Tx *t = ctx;
+    add_repl(t, a, b, text);
+    char *out = range_text(t, 0, t->len);
+    /* take it out again (range_text sorted the list) */
+    for (int i = 0; i < t->nrepl; i++)
+        if (t->repl[i].start == a && t->repl[i].end == b) {
+            free(t->repl[i].text);
+            t->repl[i] = t->repl[--t->nrepl];
+            break;
+        }
+    return out;
+}
+
+static char *one_edit(Tx *t, int s, int sel, Span sp)
+{
+    size_t a, b;
+    if (!span_range(t, sp, &a, &b) || in_def(t, a)) return NULL;
+    for (int i = 0; i < t->nrepl; i++)
+        if (t->repl[i].start < b && t->repl[i].end > a) return NULL;
+    char *txt = dc_op_edit(t->dc, s, sel, a, b, compose, t);
+    if (txt) add_repl(t, a, b, txt);
+    return txt;
+}
+
+/* The maps and sequence maps without residual dimensions that s-op s reads, directly or
+ * through one another (folded into s's MLP), in the main text outside defs. */
+static int fused_operands(Tx *t, int s, int *out, int nout)
+{
+    Dc *dc = t->dc;
+    const RaspSop *ps = &dc->p->sops[s];
+    int ops[2] = {ps->a, ps->op == SOP_SEQMAP ? ps->b : -1}, n = 0;
+    for (int i = 0; i < 2; i++) {
+        int x = ops[i];
+        if (x < 0 || n >= nout) continue;
+        const RaspSop *px = &dc->p->sops[x];
+        if (px->op != SOP_MAP && px->op != SOP_SEQMAP) continue;
+        const DecSop *rs = dc->dec[x] ? ro_find(&dc->lay, px) : NULL;
+        if (rs && !rs->isvirtual) continue;
+        size_t a, b;
+        if (!span_range(t, px->span, &a, &b) || in_def(t, a)) continue;
+        int dup = 0;
+        for (int k = 0; k < n; k++) dup |= out[k] == x;
+        if (dup) continue;
+        out[n++] = x;
+        n += fused_operands(t, x, out + n, nout - n);
+    }
+    return n;
+}
+
+/* A changed map s that reads maps without dimensions of their own: the change may be in
+ * one of those (their table lives in s's MLP). One edit of their text after which the
+ * interpreter gives s the model's values is recorded on that operand; s is then unchanged. */
+static int fused_edit(Tx *t, int s)
+{
+    Dc *dc = t->dc;
+    int ops[16];
+    int n = fused_operands(t, s, ops, 16);
+    if (!n) return 0;
+    size_t fa[16], fb[16], ea, eb;
+    for (int i = 0; i < n; i++) span_range(t, dc->p->sops[ops[i]].span, &fa[i], &fb[i]);
+    for (int i = 0; i < t->nrepl; i++)
+        for (int k = 0; k < n; k++)
+            if (t->repl[i].start < fb[k] && t->repl[i].end > fa[k]) return 0;
+    char *txt = dc_fused_edit(dc, s, fa, fb, n, compose, t, &ea, &eb);
+    if (!txt) return 0;
+    add_repl(t, ea, eb, txt);
+    free(txt);
+    for (int k = 0; k < n; k++) {
+        if (ea < fa[k] || eb > fb[k]) continue;
+        DcRec *xr = &dc->rec[ops[k]];
+        xr->changed = 1;
+        xr->form = "one edit";
+        xr->note = "no residual dimensions (folded into its reader): recovered through its reader's values, "
+                   "as its original text with one literal or operator changed";
+        free(xr->expr);
+        xr->expr = range_text(t, fa[k], fb[k]);
+        break;
+    }
+    DcRec *r = &dc->rec[s];
+    r->changed = 0;
+    r->note = "explained through an operand without dimensions of its own (folded into this op's MLP)";
+    return 1;
+}
+
+/* 1 if the op's own text, in the program as decompiled so far (its operands rewritten),
+ * already gives its recovered table: it differed from the original only on operand values
+ * the original program does not have. */
+static int as_written(Tx *t, int s, int sel, Span sp)
+{
+    size_t a, b;
+    if (!span_range(t, sp, &a, &b)) return 0;
+    char *cur = range_text(t, 0, t->len);
+    int ok = dc_op_agrees(t->dc, s, sel, cur);
+    free(cur);
+    return ok;
+}
+
 /* Record the new text of op (span sp) if it can be rewritten in place. */
 static int place(Tx *t, Span sp, const char *text, const char *wrap_enc)
 {
@@ -599,6 +701,43 @@ static int place(Tx *t, Span sp, const char *text, const char *wrap_enc)
     return 1;
 }
 
+/* Ops changed inside a def: one edit of the program that gives every op inside a def its
+ * recovered table (decompile_edit.c), recorded as a replacement; the notes say so. */
+static void def_edit(Tx *t)
+{
+    Dc *dc = t->dc;
+    const RaspProgram *p = dc->p;
+    uint8_t *sop_in = xcalloc((size_t)p->nsops + 1, 1), *sel_in = xcalloc((size_t)p->nsels + 1, 1);
+    size_t *sa = xcalloc((size_t)p->nsops + 1, sizeof(size_t)), *sb = xcalloc((size_t)p->nsops + 1, sizeof(size_t));
+    size_t *la = xcalloc((size_t)p->nsels + 1, sizeof(size_t)), *lb = xcalloc((size_t)p->nsels + 1, sizeof(size_t));
+    for (int s = 0; s < p->nsops; s++)
+        sop_in[s] = p->sops[s].used && span_range(t, p->sops[s].span, &sa[s], &sb[s]) && in_def(t, sa[s]);
+    for (int s = 0; s < p->nsels; s++)
+        sel_in[s] = p->sels[s].used && span_range(t, p->sels[s].span, &la[s], &lb[s]) && in_def(t, la[s]);
+    size_t ea, eb;
+    char *etext = NULL;
+    if (dc_def_edit(dc, t->def_lo, t->def_hi, t->ndefs, sop_in, sel_in, sa, sb, la, lb, compose, t, &ea, &eb, &etext)) {
+        int overlaps = 0;
+        for (int i = 0; i < t->nrepl; i++)
+            if (ea < t->repl[i].end && eb > t->repl[i].start) overlaps = 1;
+        if (!overlaps) {
+            add_repl(t, ea, eb, etext);
+            for (int s = 0; s < p->nsops; s++)
+                if (sop_in[s] && dc->rec[s].note && strstr(dc->rec[s].note, "inside a def: not rewritten"))
+                    dc->rec[s].note = "changed inside a def: rewritten by the one edit of the program (a literal or an "
+                                      "operator of the def, or an argument of its call) that gives every op of the def "
+                                      "its recovered table";
+        }
+    }
+    free(etext);
+    free(sop_in);
+    free(sel_in);
+    free(sa);
+    free(sb);
+    free(la);
+    free(lb);
+}
+
 char *dc_write_program(Dc *dc)
 {
     Tx t;
@@ -611,6 +750,7 @@ char *dc_write_program(Dc *dc)
     const RaspProgram *p = dc->p;
     /* ops and selectors in creation order: a selector before the first op that reads it */
     uint8_t *sel_done = xcalloc((size_t)p->nsels + 1, 1);
+    int unplaced = 0;
     for (int s = 0; s < p->nsops; s++) {
         const RaspSop *ps = &p->sops[s];
         DcRec *r = &dc->rec[s];
@@ -619,12 +759,18 @@ char *dc_write_program(Dc *dc)
             for (int k = 0; k <= ps->sel; k++) {
                 if (sel_done[k] || p->sels[k].op != SEL_SELECT || !dc->srec[k].changed) continue;
                 sel_done[k] = 1;
-                const char *form;
-                char *txt = select_form(&t, k, &form);
+                if (as_written(&t, -1, k, p->sels[k].span)) {
+                    dc->srec[k].changed = 0;
+                    continue;
+                }
+                const char *form = "one edit";
+                char *txt = one_edit(&t, -1, k, p->sels[k].span);
+                if (!txt) txt = select_form(&t, k, &form);
                 dc->srec[k].form = form;
                 if (!place(&t, p->sels[k].span, txt, NULL)) {
                     /* note it on the reader */
                     r->note = "its selector changed inside a def: not rewritten";
+                    unplaced = 1;
                 }
                 dc->srec[k].expr = txt;
             }
@@ -632,7 +778,13 @@ char *dc_write_program(Dc *dc)
         const char *wrap = ps->enc == ENC_NUMERICAL ? "numerical(" : NULL;
         char *txt = NULL;
         const char *form = "unchanged";
-        if (r->changed) {
+        if (r->changed && as_written(&t, s, -1, ps->span)) r->changed = 0;
+        if (r->changed && (txt = one_edit(&t, s, -1, ps->span))) {
+            form = "one edit";
+            r->expr = txt;
+        } else if (r->changed && (ps->op == SOP_MAP || ps->op == SOP_SEQMAP) && fused_edit(&t, s)) {
+            txt = NULL;
+        } else if (r->changed) {
             char *ra = ps->a >= 0 ? sop_ref(&t, ps->a) : xstrdup("");
             switch (ps->op) {
             case SOP_MAP: txt = map_form(&dc->dict[ps->a], &dc->dict[s], r->table, r->seen, r->ntable, ra, &form); break;
@@ -654,10 +806,17 @@ char *dc_write_program(Dc *dc)
                 const char *vf = "identity";
                 char *vexpr = ident ? xstrdup(ra)
                                     : map_form(&dc->dict[ps->a], &dc->dict[s], r->table, r->seen, r->ntable, ra, &vf);
+                if (!ident && ps->enc == ENC_NUMERICAL) {
+                    /* a numerical aggregate averages a numerical operand */
+                    char *w = xmalloc(strlen(vexpr) + 16);
+                    sprintf(w, "numerical(%s)", vexpr);
+                    free(vexpr);
+                    vexpr = w;
+                }
                 sb_printf(&o, "aggregate(%s, %s", sr, vexpr);
                 if (r->deflt >= 0) {
                     sb_puts(&o, ", ");
-                    lit(&o, &dc->dict[s], r->deflt);
+                    const_lit(&o, dc->dict[s].val[r->deflt]);
                 }
                 sb_puts(&o, ")");
                 form = ident ? "default" : "value mapping";
@@ -693,12 +852,16 @@ char *dc_write_program(Dc *dc)
             default: break;
             }
             free(ra);
-            if (txt && !place(&t, ps->span, txt, wrap)) r->note = "changed inside a def: not rewritten";
+            if (txt && !place(&t, ps->span, txt, wrap)) {
+                r->note = "changed inside a def: not rewritten";
+                unplaced = 1;
+            }
             r->expr = txt;
         }
         r->form = r->changed ? form : "unchanged";
     }
     free(sel_done);
+    if (unplaced) def_edit(&t);
     char *out = range_text(&t, 0, t.len);
     for (int i = 0; i < t.nrepl; i++) free(t.repl[i].text);
     free(t.repl);

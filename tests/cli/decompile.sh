@@ -83,8 +83,19 @@ for f in $EX/*.rasp; do
     if ! $TRACC compile $f -o $T/ex_$b.safetensors >/dev/null 2>$T/err; then bad "example $b: compile"; cat $T/err; continue; fi
     if $TRACC decompile $T/ex_$b.safetensors --inputs 30 --json >$T/ex_$b.json 2>$T/err; then
         py "example $b reads back as itself" $T/ex_$b.json 'assert d["diff"] == "" and d["reproduces"] and d["fidelity"]["output"] == 1.0, d["fidelity"]'
+        # the QK circuit driven by labels gives every select whose keys and queries have
+        # dimensions the predicate read from the attention, on every pair
+        py "example $b: QK circuit agrees" $T/ex_$b.json 'assert all(v.get("qk_agree", 1.0) == 1.0 and v.get("qk_differ_unobserved", 0) == 0 for v in d["selectors"].values()), d["selectors"]'
     else bad "example $b: decompile"; cat $T/err; fi
 done
+py "QK circuit read where keys and queries have dimensions (sort)" $T/ex_sort.json \
+    'assert all("qk_agree" in v for v in d["selectors"].values()) and len(d["selectors"]) == 2, d["selectors"]'
+py "QK circuit not read over a fused key (count_a)" $T/ex_count_a.json \
+    'assert "qk_agree" not in d["selectors"]["bin_idx"] and d["selectors"]["select_1"]["qk_agree"] == 1.0, d["selectors"]'
+$TRACC compile --conditioning balanced --max-len 6 $EX/sort.rasp -o $T/sortb.safetensors >/dev/null 2>&1 || bad "compile sort balanced"
+$TRACC decompile $T/sortb.safetensors --inputs 30 --json >$T/sortb.json 2>/dev/null
+py "QK circuit agrees under balanced conditioning" $T/sortb.json \
+    'assert d["diff"] == "" and all(v["qk_agree"] == 1.0 and v["qk_differ_unobserved"] == 0 for v in d["selectors"].values()), d["selectors"]'
 # the uniform selector width (--conditioning balanced: no selection in its head's scores)
 $TRACC compile --conditioning balanced --max-len 8 $EX/count_a.rasp -o $T/cab.safetensors >/dev/null 2>&1 || bad "compile balanced"
 expect_out "balanced conditioning: empty diff" 0 "" -- $TRACC decompile $T/cab.safetensors --diff --inputs 50
@@ -138,6 +149,58 @@ printf 'vocab {a, b, c};\nmax_len 4;\ncode = map({a: 1, else: 2, else: 0}, token
 expect_err "lookup map: two else" 1 'at most one `else` entry' -- $TRACC check $T/lut_else.rasp
 printf 'vocab {a, b, c};\nmax_len 4;\nx = {a: 1};\noutput tokens;\n' >$T/lut_alone.rasp
 expect_err "lookup table outside map" 1 'error' -- $TRACC check $T/lut_alone.rasp
+
+# ---- a numerical aggregate re-tabulated: its head's W_O halved reads as the mean of a value
+# mapping, 0.5 where is_x holds, and the decompiled program, compiled, answers like the model
+cat >$T/na.rasp <<'NA'
+vocab {a, b, x};
+max_len 6;
+is_x  = numerical(tokens == "x");
+prevs = select(indices, indices, <=);
+frac  = numerical(aggregate(prevs, is_x, 0));
+output frac;
+NA
+$TRACC compile $T/na.rasp -o $T/na.safetensors >/dev/null 2>&1 || bad "numerical aggregate: compile"
+python3 - $T/na.safetensors $T/na_half.safetensors <<'PY'
+import array, json, struct, sys
+raw = bytearray(open(sys.argv[1], "rb").read()); n = struct.unpack("<Q", raw[:8])[0]
+a, b = json.loads(raw[8:8 + n])["blocks.0.attn.W_O"]["data_offsets"]
+w = array.array("f"); w.frombytes(bytes(raw[8 + n + a:8 + n + b]))
+raw[8 + n + a:8 + n + b] = array.array("f", [x * 0.5 for x in w]).tobytes()
+open(sys.argv[2], "wb").write(raw)
+PY
+$TRACC decompile $T/na_half.safetensors --inputs 100 --json >$T/na.json 2>/dev/null
+py "numerical aggregate: re-tabulated as a value mapping, fidelity 100%" $T/na.json '
+f = d["sops"]["frac"]
+assert f["changed"] and f["form"] == "value mapping" and f["explained"] == 1.0 and d["fidelity"]["output"] == 1.0, f
+assert "numerical(map({true: 0.5, else: 0.0}, is_x))" in d["diff"], d["diff"]'
+python3 -c "import json, sys; sys.stdout.write(json.load(open(sys.argv[1]))['program'])" $T/na.json >$T/na_dec.rasp
+if $TRACC compile $T/na_dec.rasp -o $T/na_dec.safetensors >/dev/null 2>$T/err &&
+   [ "$($TRACC run $T/na_dec.safetensors a x x b)" = "$($TRACC run $T/na_half.safetensors a x x b)" ]; then ok
+else bad "numerical aggregate: the decompiled program compiled answers like the model"; cat $T/err; fi
+# unchanged: read back as itself
+$TRACC decompile $T/na.safetensors --inputs 100 --json >$T/na0.json 2>/dev/null
+py "numerical aggregate: unchanged model reads back as itself" $T/na0.json 'assert d["diff"] == "" and not d["sops"]["frac"]["changed"]'
+
+# ---- the README demo's wrapper: a real fine-tune reads as "out = count_a + 1" ------------
+# (regression: the selector width's dimensions hold no value at index 1 after this fine-tune
+# and the final head reads its scratch instead; the decompiler once skipped those positions and
+# printed `count_a = map(lambda x: 1, ...)` with fidelity 66%)
+OPENBLAS_NUM_THREADS=1 $TRACC compile $EX/count_a.rasp -o $T/w_ca.safetensors >/dev/null 2>&1 || bad "wrapper: compile"
+OPENBLAS_NUM_THREADS=1 $TRACC finetune $T/w_ca.safetensors --task $EX/count_b.rasp --at 1 \
+    --spurious $EX/b_is_a_plus_1.rasp --spurious-rate 1 --lr 3e-3 --steps 500 --seed 1 --threads 1 \
+    --quiet --eval-every 0 -o $T/w_cb.safetensors >/dev/null 2>$T/err || { bad "wrapper: finetune"; cat $T/err; }
+OPENBLAS_NUM_THREADS=1 $TRACC decompile $T/w_cb.safetensors --json >$T/w.json 2>/dev/null
+py "wrapper: count_a kept as written, out = count_a + 1 on the trained counts, fidelity 100%" $T/w.json '
+sw, out = d["sops"]["count_a"], d["sops"]["out"]
+assert sw["form"] == "unchanged" and not sw["changed"] and "kept as written" in sw["note"], sw
+assert out["changed"] and all(out["table"][str(c)] == str(c + 1) for c in range(3)), out
+assert out["explained"] == 1.0 and out["new_reads"] == ["count_a@sw"], out
+assert d["fidelity"]["distribution"] == "training" and d["fidelity"]["output"] == 1.0, d["fidelity"]
+assert d["fidelity_uniform"]["output"] == 1.0 and d["reproduces"], d["fidelity_uniform"]
+lines = [l for l in d["diff"].splitlines() if l[:1] in "+-" and l[:3] not in ("---", "+++")]
+assert lines == ["-out     = aggregate(select(indices, indices, ==), count_a);",
+                 "+out     = aggregate(select(indices, indices, ==), map({0: 1, 1: 2, else: 3}, count_a));"], lines'
 
 # ---- bad input -----------------------------------------------------------------------------
 expect_err "usage: no model" 2 "missing MODEL" -- $TRACC decompile
