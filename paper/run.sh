@@ -16,8 +16,8 @@ JOBS=${3:-2}
 TRACC=${TRACC:-build/tracc}
 HERE=$(dirname "$0")
 case $MODE in
-    full) SWEEPS="$HERE/jain2023-counter.json $HERE/jain2023-counter-balanced.json $HERE/jain2023-counter-fused.json $HERE/jain2023-max.json" ;;
-    quick) SWEEPS="$HERE/quick/counter-1e-1.json $HERE/quick/counter-1e-2.json $HERE/quick/counter-1e-3.json $HERE/quick/counter-fused.json $HERE/quick/max.json" ;;
+    full) SWEEPS="$HERE/jain2023-counter.json $HERE/jain2023-counter-balanced.json $HERE/jain2023-counter-fused.json $HERE/jain2023-max.json $HERE/jain2023-max-noise.json" ;;
+    quick) SWEEPS="$HERE/quick/counter-1e-1.json $HERE/quick/counter-1e-2.json $HERE/quick/counter-1e-3.json $HERE/quick/counter-fused.json $HERE/quick/max.json $HERE/quick/max-noise.json" ;;
     *) echo "usage: sh paper/run.sh full|quick OUT [JOBS]" >&2; exit 2 ;;
 esac
 if [ -n "${PAPER_SWEEPS:-}" ]; then

@@ -73,11 +73,13 @@ counter paper/jain2023-counter.json 84 jain2023-counter count_a.rasp
 counterb paper/jain2023-counter-balanced.json 42 jain2023-counter count_a.rasp
 counterf paper/jain2023-counter-fused.json 84 jain2023-counter count_a.rasp
 max paper/jain2023-max.json 84 jain2023-max max_identifier.rasp
+maxn paper/jain2023-max-noise.json 84 jain2023-max max_identifier.rasp
 qcounter1 paper/quick/counter-1e-1.json 4 jain2023-counter count_a.rasp
 qcounter2 paper/quick/counter-1e-2.json 2 jain2023-counter count_a.rasp
 qcounter3 paper/quick/counter-1e-3.json 4 jain2023-counter count_a.rasp
 qcounterf paper/quick/counter-fused.json 4 jain2023-counter count_a.rasp
 qmax paper/quick/max.json 12 jain2023-max max_identifier.rasp
+qmaxn paper/quick/max-noise.json 4 jain2023-max max_identifier.rasp
 EOF2
 
 # The full Counter sweep is the paper's whole grid: 4 learning rates x 7 C_Tr x 3 seeds,
@@ -96,6 +98,11 @@ assert b["lr"] == [0.1, 0.01] and b["no-fuse"] == [True] and b["conditioning"] =
 for name, lr in (("qcounter1", 0.1), ("qcounter2", 0.01), ("qcounter3", 0.001)):
     q = json.load(open(os.path.join(t, name, "plan.json")))["grid"]
     assert q["lr"] == [lr] and q["spurious-rate"] == [0, 1] and q["seed"] == ([1] if lr == 0.01 else [1, 2]), (name, q)
+n = json.load(open(os.path.join(t, "maxn", "plan.json")))["grid"]
+assert n["lr"] == g["lr"] and n["spurious-rate"] == g["spurious-rate"] and n["seed"] == g["seed"]
+for name, sigma in (("max", 1e-4), ("maxn", 1e-3), ("qmax", 1e-4), ("qmaxn", 1e-3)):
+    argv = json.load(open(os.path.join(t, name, "plan.json")))["jobs"][0]["stages"][0]["argv"]
+    assert float(argv[argv.index("--init-noise") + 1]) == sigma, (name, argv)
 qm = json.load(open(os.path.join(t, "qmax", "plan.json")))["grid"]
 assert qm["lr"] == [0.01, 0.0001] and qm["spurious-rate"] == [0, 1]
 PY
