@@ -35,6 +35,7 @@ static int set_init(Set *s, const Model *m, const PruneOptions *o, const char *p
     spec.spurious_rate = rate;
     spec.len_min = o->len_min > 0 ? o->len_min : m->cfg.n_ctx - 1;
     spec.len_max = o->len_max > 0 ? o->len_max : m->cfg.n_ctx - 1;
+    spec.no_repeat = o->no_repeat;
     spec.nat = o->nat;
     spec.at = o->at;
     spec.max_tries = DATA_DEFAULT_MAX_TRIES;
@@ -486,6 +487,7 @@ json_t *prune_json(const PruneOptions *o, const PruneResult *r)
     json_object_set_new(j, "loss", num(r->loss));
     json_object_set_new(j, "logit_scale", num(r->logit_scale));
     json_object_set_new(j, "grad_samples", json_integer(o->grad_n));
+    json_object_set_new(j, "no_repeat", json_boolean(o->no_repeat));
     json_object_set_new(j, "candidates", json_integer(r->candidates));
     json_object_set_new(j, "base", row_json(r, &r->base));
     if (o->original) json_object_set_new(j, "original", row_json(r, &r->original));
@@ -524,6 +526,7 @@ json_t *prune_provenance(const PruneOptions *o, const PruneResult *r, long k, co
     for (int i = 0; i < o->nat; i++) json_array_append_new(at, json_integer(o->at[i]));
     json_object_set_new(p, "at", at);
     json_object_set_new(p, "grad_samples", json_integer(o->grad_n));
+    json_object_set_new(p, "no_repeat", json_boolean(o->no_repeat));
     json_object_set_new(p, "seed", json_integer((json_int_t)o->seed));
     json_object_set_new(p, "logit_scale", num(r->logit_scale));
     if (o->original) json_object_set_new(p, "original_sha256", json_string(original_sha ? original_sha : ""));

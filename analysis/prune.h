@@ -53,10 +53,11 @@ typedef struct {
     double target;              /* rollback: task accuracy to reach (default 0.9) */
     int neval;
     PruneEval evals[PRUNE_MAX_EVAL];
+    int no_repeat;              /* inputs without repeated tokens (as tracc finetune --no-repeat) */
 } PruneOptions;
 
 #define PRUNE_OPTIONS_DEFAULT                                                                                          \
-    ((PruneOptions){NULL, 0, NULL, 0, 0, 512, 1, 1000, 12345, 0, 0, 0, NULL, NULL, 1, 0.9, 0, {{0}}})
+    ((PruneOptions){NULL, 0, NULL, 0, 0, 512, 1, 1000, 12345, 0, 0, 0, NULL, NULL, 1, 0.9, 0, {{0}}, 0})
 
 typedef struct {
     size_t index;               /* weights: parameter index; units: unit number */

@@ -35,6 +35,8 @@ static void usage(FILE *f)
             "  --at I[,J,K-L]     RASP indices where the loss counts (default: every position\n"
             "                     where the task has a value)\n"
             "  --len N|MIN-MAX    input lengths (default: the model's max_len)\n"
+            "  --no-repeat        draw the gradient batch and every set without repeated tokens,\n"
+            "                     as tracc finetune --no-repeat (the Max-identifier's inputs)\n"
             "  --top K1,K2,...    the numbers of weights to report (default: 1,2,4,8,16)\n"
             "  --neurons          prune whole units instead of weights: MLP hidden units and head\n"
             "                     QK / OV dimensions, scored by the sum over their weights\n"
@@ -82,6 +84,7 @@ int cmd_prune(int argc, char **argv)
         {"task", required_argument, NULL, 't'},        {"at", required_argument, NULL, 'a'},
         {"len", required_argument, NULL, 'l'},         {"top", required_argument, NULL, 'k'},
         {"neurons", no_argument, NULL, 'N'},           {"eval", required_argument, NULL, 'e'},
+        {"no-repeat", no_argument, NULL, 'P'},
         {"eval-size", required_argument, NULL, 'z'},   {"eval-seed", required_argument, NULL, 'Z'},
         {"grad-samples", required_argument, NULL, 'g'}, {"seed", required_argument, NULL, 's'},
         {"logit-scale", required_argument, NULL, 'L'}, {"rollback", required_argument, NULL, 'R'},
@@ -111,6 +114,7 @@ int cmd_prune(int argc, char **argv)
             }
             break;
         case 'N': o.neurons = 1; break;
+        case 'P': o.no_repeat = 1; break;
         case 'e': {
             if (json_array_size(evals) == PRUNE_MAX_EVAL) {
                 rc = bad_usage("at most %s --eval sets", "32");
