@@ -35,6 +35,7 @@ static int set_init(Set *s, const Model *m, const PruneOptions *o, const char *p
     spec.spurious_rate = rate;
     spec.len_min = o->len_min > 0 ? o->len_min : m->cfg.n_ctx - 1;
     spec.len_max = o->len_max > 0 ? o->len_max : m->cfg.n_ctx - 1;
+    spec.no_repeat = o->no_repeat;
     spec.nat = o->nat;
     spec.at = o->at;
     spec.max_tries = DATA_DEFAULT_MAX_TRIES;
@@ -279,6 +280,21 @@ int prune_run(const Model *m, const PruneOptions *o, PruneResult *r, StrBuf *err
         if (eval_all(row, sets, nsets, 0, w, &fs, err)) goto done;
     }
     long needed = r->nrows ? r->rows[r->nrows - 1].k : 0;
+    if (o->each > 0) {
+        /* each of the top items on its own: a cumulative top K can hide an item that matters
+         * alone behind items ranked above it that remove the capability outright */
+        move_to(w, &rk, &cur, 0);
+        r->neach = (int)(o->each < (long)rk.n ? o->each : (long)rk.n);
+        r->each = xcalloc((size_t)r->neach + 1, sizeof(PruneRow));
+        for (int i = 0; i < r->neach; i++) {
+            row_init(&r->each[i], i + 1, nsets);
+            apply_item(w, &rk, (size_t)i, 0);
+            int bad = eval_all(&r->each[i], sets, nsets, 0, w, &fs, err);
+            apply_item(w, &rk, (size_t)i, 1);
+            if (bad) goto done;
+        }
+        if (r->neach > needed) needed = r->neach;
+    }
     if (o->original) {
         /* the search for the smallest K restoring the task */
         int cap = 16;
@@ -418,6 +434,8 @@ void prune_result_free(PruneResult *r)
     free(r->rows);
     for (int i = 0; i < r->nsearch; i++) row_free(&r->search[i]);
     free(r->search);
+    for (int i = 0; i < r->neach; i++) row_free(&r->each[i]);
+    free(r->each);
     memset(r, 0, sizeof *r);
     r->found_k = -1;
 }
@@ -486,6 +504,7 @@ json_t *prune_json(const PruneOptions *o, const PruneResult *r)
     json_object_set_new(j, "loss", num(r->loss));
     json_object_set_new(j, "logit_scale", num(r->logit_scale));
     json_object_set_new(j, "grad_samples", json_integer(o->grad_n));
+    json_object_set_new(j, "no_repeat", json_boolean(o->no_repeat));
     json_object_set_new(j, "candidates", json_integer(r->candidates));
     json_object_set_new(j, "base", row_json(r, &r->base));
     if (o->original) json_object_set_new(j, "original", row_json(r, &r->original));
@@ -495,6 +514,17 @@ json_t *prune_json(const PruneOptions *o, const PruneResult *r)
     json_t *items = json_array();
     for (int i = 0; i < r->nitems; i++) json_array_append_new(items, item_json(o, &r->items[i], i + 1));
     json_object_set_new(j, "ranking", items);
+    if (o->each > 0) {
+        json_t *ea = json_array();
+        for (int i = 0; i < r->neach; i++) {
+            json_t *e = row_json(r, &r->each[i]);
+            json_object_del(e, "k");
+            json_object_set_new(e, "rank", json_integer(i + 1));
+            json_object_set_new(e, o->neurons ? "unit" : "param", json_string(r->items[i].id));
+            json_array_append_new(ea, e);
+        }
+        json_object_set_new(j, "each", ea);
+    }
     if (o->original) {
         json_object_set_new(j, "target", num(o->target));
         json_object_set_new(j, "found_k", r->found_k >= 0 ? json_integer(r->found_k) : json_null());
@@ -524,6 +554,7 @@ json_t *prune_provenance(const PruneOptions *o, const PruneResult *r, long k, co
     for (int i = 0; i < o->nat; i++) json_array_append_new(at, json_integer(o->at[i]));
     json_object_set_new(p, "at", at);
     json_object_set_new(p, "grad_samples", json_integer(o->grad_n));
+    json_object_set_new(p, "no_repeat", json_boolean(o->no_repeat));
     json_object_set_new(p, "seed", json_integer((json_int_t)o->seed));
     json_object_set_new(p, "logit_scale", num(r->logit_scale));
     if (o->original) json_object_set_new(p, "original_sha256", json_string(original_sha ? original_sha : ""));

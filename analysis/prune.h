@@ -53,10 +53,12 @@ typedef struct {
     double target;              /* rollback: task accuracy to reach (default 0.9) */
     int neval;
     PruneEval evals[PRUNE_MAX_EVAL];
+    int no_repeat;              /* inputs without repeated tokens (as tracc finetune --no-repeat) */
+    long each;                  /* also apply each of the top `each` items on its own (0: no) */
 } PruneOptions;
 
 #define PRUNE_OPTIONS_DEFAULT                                                                                          \
-    ((PruneOptions){NULL, 0, NULL, 0, 0, 512, 1, 1000, 12345, 0, 0, 0, NULL, NULL, 1, 0.9, 0, {{0}}})
+    ((PruneOptions){NULL, 0, NULL, 0, 0, 512, 1, 1000, 12345, 0, 0, 0, NULL, NULL, 1, 0.9, 0, {{0}}, 0, 0})
 
 typedef struct {
     size_t index;               /* weights: parameter index; units: unit number */
@@ -87,6 +89,8 @@ typedef struct {
     double found_acc;
     int nsearch;
     PruneRow *search;           /* rollback: every K the search evaluated, in order */
+    int neach;
+    PruneRow *each;             /* --each: item k (1-based, as `k`) applied alone */
 } PruneResult;
 
 /* Run the analysis on model m. Returns 0, or -1 with a message. */

@@ -35,7 +35,12 @@ static void usage(FILE *f)
             "  --at I[,J,K-L]     RASP indices where the loss counts (default: every position\n"
             "                     where the task has a value)\n"
             "  --len N|MIN-MAX    input lengths (default: the model's max_len)\n"
+            "  --no-repeat        draw the gradient batch and every set without repeated tokens,\n"
+            "                     as tracc finetune --no-repeat (the Max-identifier's inputs)\n"
             "  --top K1,K2,...    the numbers of weights to report (default: 1,2,4,8,16)\n"
+            "  --each N           also zero each of the N top-ranked weights (units) on its own\n"
+            "                     and report the accuracies: one weight that matters alone can\n"
+            "                     rank below weights whose removal destroys the task\n"
             "  --neurons          prune whole units instead of weights: MLP hidden units and head\n"
             "                     QK / OV dimensions, scored by the sum over their weights\n"
             "  --eval NAME=FILE.rasp[,spurious=PRED.rasp,rate=C]\n"
@@ -82,6 +87,7 @@ int cmd_prune(int argc, char **argv)
         {"task", required_argument, NULL, 't'},        {"at", required_argument, NULL, 'a'},
         {"len", required_argument, NULL, 'l'},         {"top", required_argument, NULL, 'k'},
         {"neurons", no_argument, NULL, 'N'},           {"eval", required_argument, NULL, 'e'},
+        {"no-repeat", no_argument, NULL, 'P'},          {"each", required_argument, NULL, 'E'},
         {"eval-size", required_argument, NULL, 'z'},   {"eval-seed", required_argument, NULL, 'Z'},
         {"grad-samples", required_argument, NULL, 'g'}, {"seed", required_argument, NULL, 's'},
         {"logit-scale", required_argument, NULL, 'L'}, {"rollback", required_argument, NULL, 'R'},
@@ -111,6 +117,14 @@ int cmd_prune(int argc, char **argv)
             }
             break;
         case 'N': o.neurons = 1; break;
+        case 'P': o.no_repeat = 1; break;
+        case 'E':
+            if (cli_parse_long(optarg, 1, 100000000, &v)) {
+                rc = bad_usage("--each expects a positive count, got '%s'", optarg);
+                goto out;
+            }
+            o.each = v;
+            break;
         case 'e': {
             if (json_array_size(evals) == PRUNE_MAX_EVAL) {
                 rc = bad_usage("at most %s --eval sets", "32");
@@ -361,6 +375,24 @@ int cmd_prune(int argc, char **argv)
                     printf(" K=%ld %s", r.search[i].k, p);
                 }
                 printf("\n");
+            }
+        }
+        if (r.neach) {
+            printf("\n  each of the top %d %s alone (%s)\n", r.neach, o.neurons ? "units" : "weights",
+                   orig ? "reset to ORIGINAL's value" : "set to 0");
+            printf("  %8s", "rank");
+            for (int i = 0; i <= r.neval; i++) printf("  %10s", r.eval_names[i]);
+            printf("  %s\n", o.neurons ? "unit" : "weight");
+            for (int i = 0; i < r.neach; i++) {
+                char k[32];
+                snprintf(k, sizeof k, "%d", i + 1);
+                printf("  %8s", k);
+                for (int e = 0; e <= r.neval; e++) {
+                    char pc[32];
+                    rep_pct(r.each[i].acc[e], pc, sizeof pc);
+                    printf("  %10s", pc);
+                }
+                printf("  %s\n", r.items[i].id);
             }
         }
         long nl = list < r.nitems ? list : r.nitems;

@@ -234,6 +234,33 @@ expect_err "prune: bad --eval" 2 "--eval" -- $TRACC prune $T/tuned.safetensors -
 expect_err "prune: rollback to another structure" 1 "do not share their compiled structure" -- \
     $TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --rollback $T/cb.safetensors
 expect_err "prune: task over another vocab" 1 "sort.rasp" -- $TRACC prune $T/tuned.safetensors --task $EX/sort.rasp
+# --no-repeat reaches every set: 9 distinct letters of a-i hold one a and one b each, so
+# count(b) = count(a) + 1 never holds and a set that needs it cannot be drawn (with repeats it can)
+PT1="pt1=$EX/count_a.rasp,spurious=$EX/b_is_a_plus_1.rasp,rate=1"
+$TRACC prune $T/ca.safetensors --task $EX/count_a.rasp --at 1 --len 9 --top 1 --eval "$PT1" --json \
+    >$T/prune_rep.json 2>$T/prune_rep.err || { bad "prune --len 9 with repeats"; cat $T/prune_rep.err; }
+py "prune: no_repeat false by default" $T/prune_rep.json "assert d['no_repeat'] is False"
+expect_err "prune --no-repeat: the correlated set cannot be drawn" 1 "too rare to draw" -- \
+    $TRACC prune $T/ca.safetensors --task $EX/count_a.rasp --at 1 --len 9 --no-repeat --top 1 --eval "$PT1"
+$TRACC prune $T/ca.safetensors --task $EX/count_a.rasp --at 1 --len 9 --no-repeat --top 1 --json \
+    >$T/prune_norep.json 2>$T/prune_norep.err || { bad "prune --no-repeat"; cat $T/prune_norep.err; }
+py "prune --no-repeat: recorded, the compiled model exact" $T/prune_norep.json "
+assert d['no_repeat'] is True and d['base']['acc']['task'] == 1.0"
+expect_err "prune --no-repeat: longer than the vocabulary" 1 "cannot avoid repeating" -- \
+    $TRACC prune $T/ca.safetensors --task $EX/count_a.rasp --at 1 --len 10 --no-repeat --top 1
+# --each N: every one of the top N alone; the first alone is the cumulative K = 1
+$TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --at 1 --top 1,2 --each 3 --eval "$FT1" --json \
+    >$T/prune_each.json 2>$T/prune_each.err || { bad "prune --each"; cat $T/prune_each.err; }
+py "prune --each: one row per item, item 1 alone = K 1" $T/prune_each.json "
+e = d['each']; assert [x['rank'] for x in e] == [1, 2, 3], e
+assert [x['param'] for x in e] == [x['param'] for x in d['ranking'][:3]]
+assert e[0]['acc'] == d['rows'][0]['acc'], (e[0], d['rows'][0])
+assert set(e[1]['acc']) == {'task', 'ft1'}"
+$TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --at 1 --top 1 --each 2 --neurons >$T/each.txt 2>&1 \
+    || bad "prune --each --neurons"
+if grep -qF "each of the top 2 units alone" $T/each.txt; then ok; else bad "prune --each text"; cat $T/each.txt; fi
+expect_err "prune: bad --each" 2 "--each expects a positive count" -- \
+    $TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --each 0
 
 # ---- reverse fine-tuning: a few steps on count_a at a smaller learning rate ---------------
 $TRACC finetune $T/tuned.safetensors --task $EX/count_a.rasp --at 1 --lr 1e-4 --schedule constant --steps 60 --eval-every 20 \
