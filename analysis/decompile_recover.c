@@ -647,8 +647,12 @@ static void recover_map(Dc *dc, int s)
     free(orig);
     free(l.o);
     fill_val_from_table(dc, s);
+    /* a map always has a value: where its dimensions decode to none (drifted below the
+     * decoder's threshold, yet still read by its readers, as a fine-tuned Counter's is_a
+     * is by the selector width's head), the decompiled program holds the table's value */
     if (is_residual(dc, s))
-        for (long pos = 0; pos < dc->npos; pos++) dc->val[s][pos] = dc->dec[s][pos] == DC_UNREAD ? RASP_NONE : dc->dec[s][pos];
+        for (long pos = 0; pos < dc->npos; pos++)
+            if (dc->dec[s][pos] >= 0 || dc->val[s][pos] < 0) dc->val[s][pos] = dc->dec[s][pos] == DC_UNREAD ? RASP_NONE : dc->dec[s][pos];
 }
 
 static void recover_select(Dc *dc, int sel)
