@@ -535,6 +535,16 @@ static int observe(Dc *dc, StrBuf *err)
             }
         }
     }
+    /* the model's answer as a value of the output s-op (see dc_obs) */
+    int so = p->output;
+    if (!rc && dc->dec[so] && !ro_find(&dc->lay, &p->sops[so])->isvirtual) {
+        dc->ans = xmalloc(sizeof(int32_t) * (size_t)(dc->npos + 1));
+        for (long pos = 0; pos < dc->npos; pos++) {
+            if (m->output_numerical) dc->ans[pos] = dict_number(&dc->dict[so], dc->out_num[pos], &dc->arena);
+            else if (dc->out_dec[pos] < 0) dc->ans[pos] = RASP_NONE;
+            else dc->ans[pos] = dc_dict_add(&dc->dict[so], dc->out_dict.txt[dc->out_dec[pos]], &dc->arena);
+        }
+    }
     sb_free(&tb);
     free(sorted);
     free(rows);
@@ -739,6 +749,7 @@ static void dc_free(Dc *dc)
     free(dc->mask_off);
     free(dc->out_dec);
     free(dc->out_num);
+    free(dc->ans);
     free(dc->tok);
     free(dc->sample_set);
     free(dc->sample_len);
