@@ -320,7 +320,12 @@ static int json_len_range(json_t *len, int max_len, int *lo, int *hi)
     *lo = 1;
     *hi = max_len;
     if (json_is_integer(len)) *lo = *hi = (int)json_integer_value(len);
-    else if (json_is_string(len)) {
+    else if (json_is_array(len) && json_array_size(len) == 2 && json_is_integer(json_array_get(len, 0)) &&
+             json_is_integer(json_array_get(len, 1))) {
+        /* what tracc finetune records: [min, max] */
+        *lo = (int)json_integer_value(json_array_get(len, 0));
+        *hi = (int)json_integer_value(json_array_get(len, 1));
+    } else if (json_is_string(len)) {
         StrBuf e;
         sb_init(&e);
         int bad = ro_parse_len(json_string_value(len), max_len, lo, hi, &e);
