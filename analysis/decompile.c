@@ -320,7 +320,12 @@ static int json_len_range(json_t *len, int max_len, int *lo, int *hi)
     *lo = 1;
     *hi = max_len;
     if (json_is_integer(len)) *lo = *hi = (int)json_integer_value(len);
-    else if (json_is_string(len)) {
+    else if (json_is_array(len) && json_array_size(len) == 2 && json_is_integer(json_array_get(len, 0)) &&
+             json_is_integer(json_array_get(len, 1))) {
+        /* what tracc finetune records: [min, max] */
+        *lo = (int)json_integer_value(json_array_get(len, 0));
+        *hi = (int)json_integer_value(json_array_get(len, 1));
+    } else if (json_is_string(len)) {
         StrBuf e;
         sb_init(&e);
         int bad = ro_parse_len(json_string_value(len), max_len, lo, hi, &e);
@@ -535,6 +540,16 @@ static int observe(Dc *dc, StrBuf *err)
             }
         }
     }
+    /* the model's answer as a value of the output s-op (see dc_obs) */
+    int so = p->output;
+    if (!rc && dc->dec[so] && !ro_find(&dc->lay, &p->sops[so])->isvirtual) {
+        dc->ans = xmalloc(sizeof(int32_t) * (size_t)(dc->npos + 1));
+        for (long pos = 0; pos < dc->npos; pos++) {
+            if (m->output_numerical) dc->ans[pos] = dict_number(&dc->dict[so], dc->out_num[pos], &dc->arena);
+            else if (dc->out_dec[pos] < 0) dc->ans[pos] = RASP_NONE;
+            else dc->ans[pos] = dc_dict_add(&dc->dict[so], dc->out_dict.txt[dc->out_dec[pos]], &dc->arena);
+        }
+    }
     sb_free(&tb);
     free(sorted);
     free(rows);
@@ -739,6 +754,7 @@ static void dc_free(Dc *dc)
     free(dc->mask_off);
     free(dc->out_dec);
     free(dc->out_num);
+    free(dc->ans);
     free(dc->tok);
     free(dc->sample_set);
     free(dc->sample_len);

@@ -476,7 +476,7 @@ static int candidate_reads_as_model(const Dc *dc, const char *text, int m)
         const int32_t *v = ok ? interp_values(it, m) : NULL;
         if (!v) ok = 0;
         for (int i = 0; ok && i < n; i++) {
-            int32_t y = dc->dec[m][off + i];
+            int32_t y = dc_obs(dc, m, off + i);
             if (!dc->rel[m][off + i] || y == DC_UNREAD || v[i] < 0) continue;
             ok = y >= 0 && val_is(&dc->dict[m], y, q->sops[m].vals[v[i]]);
         }

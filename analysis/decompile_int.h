@@ -111,6 +111,10 @@ typedef struct {
     int32_t **dec;          /* (nsops) decoded dictionary index, RASP_NONE, DC_UNREAD; NULL
                                when the s-op has no residual dimensions nor a fused form */
     int32_t *out_dec;       /* output (categorical): out_dict index or RASP_NONE */
+    int32_t *ans;           /* the model's answer as a value of the output s-op (its
+                               dictionary index, RASP_NONE): what the unembedding, the output
+                               s-op's only reader, takes from the residual; NULL when the
+                               output s-op has no dimensions */
     double *out_num;        /* output (numerical) */
     int *sel_head;          /* (nsels) block * n_heads + head of the head implementing it, or -1 */
     int *head_slot;         /* (L * NH) index into mask, or -1 */
@@ -137,6 +141,9 @@ const DecSop *dc_sop(const Dc *dc, const char *label);
 char *dc_take(StrBuf *b);
 /* text read with the model's max_len and direction, and `vocab` ("a,b,c") or NULL */
 RaspProgram *dc_parse(const Model *m, const char *name, const char *text, const char *vocab, StrBuf *err);
+/* What s-op s is observed to hold at a position, for tabulating it: its decoded dimensions,
+ * or for the output s-op the model's answer (dc->ans); DC_UNREAD when it cannot be read. */
+int32_t dc_obs(const Dc *dc, int s, long pos);
 /* decompile_recover.c: fill val, rec and srec in program order. */
 void dc_recover(Dc *dc);
 /* 1 if query position i selects key position j of sample k under the recovered selector. */

@@ -79,9 +79,20 @@ static long obs_best(ObsList *l, int32_t *best, long nin, const int32_t *prefer)
 
 /* ---------- helpers ---------- */
 
+/* The output s-op is tabulated against the model's answer rather than its own dimensions:
+ * a fine-tuned unembedding may read more than those (the Counter's learned answer is in the
+ * logits while `out`'s dimensions still hold the old one), and the answer is what the
+ * decompiled program must reproduce. A compiled model's two agree. */
+int32_t dc_obs(const Dc *dc, int s, long pos)
+{
+    if (!dc->dec[s]) return DC_UNREAD;
+    if (s == dc->p->output && dc->ans) return dc->ans[pos];
+    return dc->dec[s][pos];
+}
+
 static int obs_of(const Dc *dc, int s, long pos)
 {
-    return dc->dec[s] ? dc->dec[s][pos] : DC_UNREAD;
+    return dc_obs(dc, s, pos);
 }
 
 static int is_residual(const Dc *dc, int s)
@@ -647,8 +658,12 @@ static void recover_map(Dc *dc, int s)
     free(orig);
     free(l.o);
     fill_val_from_table(dc, s);
+    /* a map always has a value: where its dimensions decode to none (drifted below the
+     * decoder's threshold, yet still read by its readers, as a fine-tuned Counter's is_a
+     * is by the selector width's head), the decompiled program holds the table's value */
     if (is_residual(dc, s))
-        for (long pos = 0; pos < dc->npos; pos++) dc->val[s][pos] = dc->dec[s][pos] == DC_UNREAD ? RASP_NONE : dc->dec[s][pos];
+        for (long pos = 0; pos < dc->npos; pos++)
+            if (dc->dec[s][pos] >= 0 || dc->val[s][pos] < 0) dc->val[s][pos] = dc->dec[s][pos] == DC_UNREAD ? RASP_NONE : dc->dec[s][pos];
 }
 
 static void recover_select(Dc *dc, int sel)
