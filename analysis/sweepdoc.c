@@ -784,6 +784,53 @@ static void doc_curves(Doc *d, const SrepReport *r, json_t *cells)
     }
 }
 
+/* `prune --each`: the best weight pruned alone, per run (gains in percentage points). */
+static void doc_each(Doc *d, json_t *ea)
+{
+    char agg[80], buf[32];
+    agg_text(json_object_get(ea, "best_gain"), 100, 1, agg, sizeof agg);
+    double mx = srep_num(json_object_get(ea, "best_gain_max"));
+    if (isfinite(mx)) snprintf(buf, sizeof buf, "%+.1f", 100 * mx);
+    else snprintf(buf, sizeof buf, "–");
+    json_t *runs = json_object_get(ea, "runs"), *x;
+    d_p(d, "Each weight alone: best single weight per run (each of the top %d by gradient × weight zeroed on its own; "
+           "gain = pretraining-task accuracy after zeroing it − before pruning, in points). Best gain: %s, max %s; "
+           "runs whose best weight revives the task by ≥ %g points: %d/%d.",
+        (int)json_integer_value(json_object_get(ea, "items")), agg, buf,
+        100 * srep_num(json_object_get(ea, "revived_at")), (int)json_integer_value(json_object_get(ea, "revived")),
+        (int)json_array_size(runs));
+    Names en = {0};
+    size_t q;
+    json_array_foreach(runs, q, x)
+    {
+        const char *name;
+        json_t *v;
+        json_object_foreach(json_object_get(x, "evals"), name, v) srep_names_add(&en, name);
+    }
+    d_table(d, 7 + en.n);
+    d_c(d, "job"), d_c(d, "rank"), d_c(d, "weight"), d_c(d, "in the program's terms");
+    d_c(d, "task before"), d_c(d, "task after"), d_c(d, "gain");
+    for (int e = 0; e < en.n; e++) d_c(d, "%s after", en.v[e]);
+    json_array_foreach(runs, q, x)
+    {
+        const char *w = json_string_value(json_object_get(x, "weight")), *mn = json_string_value(json_object_get(x, "meaning"));
+        d_c(d, "%s", json_string_value(json_object_get(x, "job")));
+        if (json_is_integer(json_object_get(x, "rank")))
+            d_c(d, "%lld", (long long)json_integer_value(json_object_get(x, "rank")));
+        else d_c(d, "–");
+        d_c(d, "%s", w ? w : "–");
+        d_c(d, "%s", mn ? mn : "");
+        for (int k = 0; k < 3 + en.n; k++) {
+            static const char *const keys[] = {"task_before", "task_after", "gain"};
+            double v = srep_num(k < 3 ? json_object_get(x, keys[k])
+                                      : json_object_get(json_object_get(x, "evals"), en.v[k - 3]));
+            if (!isfinite(v)) d_c(d, "–");
+            else d_c(d, k == 2 ? "%+.1f" : "%.1f", 100 * v);
+        }
+    }
+    free(en.v);
+}
+
 /* Pruning and rollback */
 static void doc_prune(Doc *d, const SrepReport *r, json_t *cells)
 {
@@ -876,6 +923,8 @@ static void doc_prune(Doc *d, const SrepReport *r, json_t *cells)
                     sb_free(&rk);
                 }
             }
+            json_t *ea = json_object_get(pr, "each");
+            if (ea) doc_each(d, ea);
         }
     }
 }

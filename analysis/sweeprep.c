@@ -814,6 +814,74 @@ static int cmp_weight(const void *a, const void *b)
     return mx < my ? -1 : mx > my;
 }
 
+/* A run's best weight pruned alone counts as reviving the pretraining task, as the paper
+ * claims ("pruning one weight revives the pretraining task by over 60%"), at this gain. */
+#define EACH_REVIVED 0.6
+
+/* `prune --each`: per run the weight whose zeroing alone gives the highest pretraining-task
+ * accuracy (the first by g·w rank on a tie), its gain over the unpruned model (base, K = 0),
+ * and every set's accuracy then; per cell the best gains aggregated. NULL when no run has
+ * "each". */
+static json_t *cell_each(json_t **obj, const char **ids, int n)
+{
+    json_t *runs = json_array();
+    Vals gain = {0}, after = {0};
+    int items = 0, revived = 0;
+    for (int i = 0; i < n; i++) {
+        json_t *ea = json_object_get(obj[i], "each"), *e, *best = NULL;
+        if (!json_is_array(ea)) continue;
+        double bt = NAN;
+        size_t j;
+        json_array_foreach(ea, j, e)
+        {
+            double t = srep_num(json_object_get(json_object_get(e, "acc"), "task"));
+            if (isfinite(t) && (!best || t > bt)) best = e, bt = t;
+        }
+        if ((int)json_array_size(ea) > items) items = (int)json_array_size(ea);
+        json_t *o = json_pack("{s:s, s:i}", "job", ids[i], "items", (int)json_array_size(ea));
+        json_array_append_new(runs, o);
+        if (!best) continue;   /* no item with a task accuracy */
+        const char *param = json_string_value(json_object_get(best, "param"));
+        if (!param) param = json_string_value(json_object_get(best, "unit"));
+        const char *meaning = NULL;
+        json_array_foreach(json_object_get(obj[i], "ranking"), j, e)
+        {
+            const char *p = json_string_value(json_object_get(e, "param"));
+            if (!p) p = json_string_value(json_object_get(e, "unit"));
+            if (p && param && !strcmp(p, param)) meaning = json_string_value(json_object_get(e, "meaning"));
+        }
+        double before = srep_num(json_object_get(json_object_get(json_object_get(obj[i], "base"), "acc"), "task"));
+        double g = bt - before;
+        json_object_set_new(o, "rank", json_deep_copy(json_object_get(best, "rank")));
+        json_object_set_new(o, "weight", param ? json_string(param) : json_null());
+        json_object_set_new(o, "meaning", meaning ? json_string(meaning) : json_null());
+        json_object_set_new(o, "task_before", srep_num_json(before));
+        json_object_set_new(o, "task_after", srep_num_json(bt));
+        json_object_set_new(o, "gain", srep_num_json(g));
+        json_t *ev = json_deep_copy(json_object_get(best, "acc"));
+        if (json_is_object(ev)) json_object_del(ev, "task");
+        json_object_set_new(o, "evals", json_is_object(ev) ? ev : json_object());
+        if (!json_is_object(ev)) json_decref(ev);
+        srep_vals_push(&after, bt);
+        if (isfinite(g)) {
+            srep_vals_push(&gain, g);
+            revived += g >= EACH_REVIVED;
+        }
+    }
+    if (!json_array_size(runs)) {
+        json_decref(runs);
+        return NULL;
+    }
+    double mx = NAN;
+    for (int q = 0; q < gain.n; q++) mx = q && mx >= gain.v[q] ? mx : gain.v[q];
+    json_t *out = json_pack("{s:i, s:o, s:o, s:o, s:f, s:i, s:o}", "items", items, "best_gain",
+                            srep_agg_json(gain.v, gain.n), "best_gain_max", srep_num_json(mx), "best_task_after",
+                            srep_agg_json(after.v, after.n), "revived_at", EACH_REVIVED, "revived", revived, "runs",
+                            runs);
+    free(gain.v), free(after.v);
+    return out;
+}
+
 /* Pruning or rollback over a cell's runs: accuracy vs the number of weights K, and the
  * weights (ranked 1..largest K) named in program terms with how many runs ranked them. */
 static json_t *cell_prune(const SrepReport *r, const Cell *c, const char *method)
@@ -926,6 +994,8 @@ static json_t *cell_prune(const SrepReport *r, const Cell *c, const char *method
     for (int i = 0; i < n; i++) json_array_append_new(idj, json_string(ids[i]));
     json_t *out = json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:i}", "runs", n, "jobs", idj, "k", kj, "task", task,
                             "evals", evals, "weights", wj, "weights_top", (int)kmax);
+    json_t *each = strcmp(method, "prune") ? NULL : cell_each(obj, ids, n);
+    if (each) json_object_set_new(out, "each", each);
     if (!strcmp(method, "rollback")) {
         Vals fk = {0}, orig = {0};
         for (int i = 0; i < n; i++) {
