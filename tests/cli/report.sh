@@ -347,6 +347,50 @@ done
 if grep -qF '| 0003 | 3 | is_a (D2) | rewritten | is_a changed and the unchanged bin_idx reads it | 95.0 | 50.0 |' $T/dcs_out/report.md; then ok; else
     bad "report.md: the per-run row of a rewritten run"; grep -F '| 0003 |' $T/dcs_out/report.md; fi
 
+# ---- prune --each: the best single weight per run (crafted `tracc prune --json` outputs) -------------
+python3 - $T/each <<'EOF2'
+import json, os, sys
+D = sys.argv[1]
+def pr(base, each):
+    rk = [{"rank": i + 1, "param": "w%d" % (i + 1), "meaning": "weight %d means this" % (i + 1), "score": 1.0} for i in range(3)]
+    o = {"method": "prune", "task": "count_a.rasp", "base": {"k": 0, "acc": {"task": base, "pt0": 0.1}},
+         "rows": [{"k": 1, "acc": {"task": 0.0, "pt0": 0.0}}], "ranking": rk}
+    if each is not None:
+        o["each"] = [{"rank": i + 1, "param": "w%d" % (i + 1), "acc": {"task": t, "pt0": p0}} for i, (t, p0) in enumerate(each)]
+    return o
+cases = [pr(0.1, [(0.05, 0.0), (0.8, 0.55), (0.8, 0.6)]),   # best: rank 2 (a tie goes to the better g.w rank), +70 points
+         pr(0.5, [(0.2, 0.1), (0.3, 0.2), (0.1, 0.0)]),     # every weight alone hurts: best rank 2, -20 points
+         pr(0.2, None)]                                      # a prune run without --each: not listed
+jobs = []
+for j, c in enumerate(cases):
+    i = "%04d" % (j + 1)
+    jobs.append({"id": i, "params": {"lr": 0.1, "seed": j + 1}, "dir": "runs/" + i, "cmd": "true"})
+    os.makedirs(os.path.join(D, "runs", i))
+    json.dump({"id": i, "params": jobs[-1]["params"], "finetune": {"eval": {"pt0": {"acc": 0.5}}, "steps": 1},
+               "after": {"prune": c}}, open(os.path.join(D, "runs", i, "result.json"), "w"))
+json.dump({"tracc_sweep": 1, "name": "each", "paper": None, "grid": {"lr": [0.1], "seed": [1, 2, 3]}, "jobs": jobs},
+          open(os.path.join(D, "plan.json"), "w"))
+EOF2
+$TRACC report --json $T/each -o $T/each_out >$T/each.json 2>$T/each.err && ok || { bad "report on the prune --each fixture"; cat $T/each.err; }
+py "prune --each: best weight per run, its gain, the cell's best gains" "
+d = json.load(open(sys.argv[1]))
+ea = d['cells'][0]['prune']['each']
+assert ea['items'] == 3 and [r['job'] for r in ea['runs']] == ['0001', '0002'], ea
+r1, r2 = ea['runs']
+assert (r1['rank'], r1['weight'], r1['meaning'], r1['task_before'], r1['task_after']) == (2, 'w2', 'weight 2 means this', 0.1, 0.8), r1
+assert abs(r1['gain'] - 0.7) < 1e-12 and r1['evals'] == {'pt0': 0.55}, r1
+assert (r2['rank'], r2['weight'], r2['task_after']) == (2, 'w2', 0.3) and abs(r2['gain'] + 0.2) < 1e-12, r2
+assert ea['best_gain']['values'] == [r1['gain'], r2['gain']] and ea['best_gain']['n'] == 2
+assert ea['best_gain_max'] == r1['gain'] and ea['best_task_after']['values'] == [0.8, 0.3]
+assert ea['revived_at'] == 0.6 and ea['revived'] == 1
+" $T/each.json
+for f in $T/each_out/report.md $T/each_out/report.html; do
+    if grep -qF 'Each weight alone: best single weight per run' $f && grep -qF 'Best gain: 25.0 ± 63.6 (2), max +70.0' $f &&
+        grep -qF 'revives the task by ≥ 60 points: 1/2' $f; then ok; else bad "$f: no each-weight-alone paragraph"; fi
+done
+if grep -qF '| 0001 | 2 | w2 | weight 2 means this | 10.0 | 80.0 | +70.0 | 55.0 |' $T/each_out/report.md; then ok; else
+    bad "report.md: the each-weight-alone row"; grep -F '| 0001 |' $T/each_out/report.md; fi
+
 # ---- a real sweep, when this build has `tracc sweep` (helper code merged) --------------------------
 if $TRACC sweep --help >/dev/null 2>&1 && [ -f tests/sweep/tiny.json ]; then
     if $TRACC sweep plan tests/sweep/tiny.json -o $T/tiny >/dev/null 2>$T/tiny.err &&
@@ -364,6 +408,18 @@ for c in d['cells']:
     assert dc['fidelity_training']['values'] == [r['after']['decompile']['fidelity']['output'] for r in res]
     assert [x['job'] for x in dc['per_run']] == c['done_jobs'] and dc['reading'] in ('rewritten', 'wrapper', 'unchanged', 'not classified', 'mixed')
     assert c['regime'] is not None
+    # prune --each 3: the best of each run's three weights alone, its gain over the unpruned model
+    ea = c['prune']['each']
+    assert ea['items'] == 3 and [x['job'] for x in ea['runs']] == c['done_jobs']
+    for x, r in zip(ea['runs'], res):
+        pr = r['after']['prune']; items = pr['each']
+        assert len(items) == 3
+        best = max(items, key=lambda e: (e['acc']['task'], -e['rank']))
+        assert (x['rank'], x['weight'], x['task_after']) == (best['rank'], best['param'], best['acc']['task']), (x, best)
+        assert x['meaning'] == pr['ranking'][best['rank'] - 1]['meaning']
+        assert abs(x['gain'] - (best['acc']['task'] - pr['base']['acc']['task'])) < 1e-12
+        assert set(x['evals']) == {'pt1', 'ft1', 'pt0', 'ft0'}
+    assert ea['best_gain']['values'] == [x['gain'] for x in ea['runs']]
 " $T/tiny.json $T/tiny
 else
     echo "report.sh: this build has no \`tracc sweep\`: the real-sweep checks are skipped (fixtures only)"
