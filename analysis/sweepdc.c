@@ -83,9 +83,48 @@ static char *strip_spaces(const char *s)
     return r;
 }
 
+/* A lookup table's text `{k: v, ..., else: d}`: its entries' keys and values, spaces removed
+ * (the else entry has key "else"). Returns the count; 0 when t is not a table. */
+static int lookup_entries(const char *t, char ***keys, char ***vals)
+{
+    int n = 0;
+    *keys = *vals = NULL;
+    if (t[0] != '{') return 0;
+    /* the values: after each top-level ':' up to the next top-level ',' or the end */
+    int d = 0, in_str = 0;
+    for (const char *p = t + 1, *k = t + 1, *v = NULL; *p; p++) {
+        if (*p == '"') in_str = !in_str;
+        if (in_str) continue;
+        if (*p == '(' || *p == '[' || *p == '{') d++;
+        else if ((*p == ')' || *p == ']' || *p == '}') && d > 0) d--;
+        else if (d == 0 && *p == ':' && !v) v = p + 1;
+        else if (d == 0 && (*p == ',' || *p == '}')) {
+            if (v) {
+                char *key = xstrndup(k, (size_t)(v - 1 - k)), *val = xstrndup(v, (size_t)(p - v));
+                *keys = xrealloc(*keys, sizeof(char *) * (size_t)(n + 1));
+                *vals = xrealloc(*vals, sizeof(char *) * (size_t)(n + 1));
+                (*keys)[n] = strip_spaces(key), (*vals)[n] = strip_spaces(val);
+                free(key), free(val);
+                n++;
+            }
+            k = p + 1, v = NULL;
+            if (*p == '}') break;
+        }
+    }
+    return n;
+}
+
+static void entries_free(char **keys, char **vals, int n)
+{
+    for (int i = 0; i < n; i++) free(keys[i]), free(vals[i]);
+    free(keys), free(vals);
+}
+
 /* Does map function f (its text) ignore its input: `lambda x: BODY` without x in BODY, or a
- * table {k: v, ..., else: v} whose values are all the same? */
-static int constant_fn(const char *f, size_t n)
+ * table {k: v, ..., else: v} whose values are all the same? *near: a table whose `else` value
+ * is that of all but at most one listed entry (the text-only reading of "nearly constant",
+ * docs/report.md). */
+static int constant_fn(const char *f, size_t n, int *near)
 {
     char *t = xstrndup(f, n);
     int r = 0;
@@ -95,25 +134,17 @@ static int constant_fn(const char *f, size_t n)
         r = *pn && !mentions(colon + 1, pn);
         free(param), free(pn);
     } else if (t[0] == '{') {
-        /* the values: after each top-level ':' up to the next top-level ',' or the end */
-        char *first = NULL;
-        int d = 0, in_str = 0, same = 1;
-        for (char *p = t + 1, *v = NULL; *p; p++) {
-            if (*p == '"') in_str = !in_str;
-            if (in_str) continue;
-            if (*p == '(' || *p == '[' || *p == '{') d++;
-            else if ((*p == ')' || *p == ']' || *p == '}') && d > 0) d--;
-            else if (d == 0 && *p == ':') v = p + 1;
-            else if (d == 0 && (*p == ',' || *p == '}') && v) {
-                char *val = xstrndup(v, (size_t)(p - v)), *vs = strip_spaces(val);
-                free(val);
-                if (!first) first = vs;
-                else same &= !strcmp(first, vs), free(vs);
-                v = NULL;
-            }
+        char **keys, **vals;
+        int ne = lookup_entries(t, &keys, &vals), same = 1, other = 0;
+        const char *dflt = NULL;
+        for (int i = 0; i < ne; i++) {
+            same &= !strcmp(vals[0], vals[i]);
+            if (!strcmp(keys[i], "else")) dflt = vals[i];
         }
-        r = first && same;
-        free(first);
+        for (int i = 0; i < ne && dflt; i++) other += strcmp(keys[i], "else") && strcmp(vals[i], dflt);
+        r = ne && same;
+        if (dflt && other <= 1) *near = 1;
+        entries_free(keys, vals, ne);
     }
     free(t);
     return r;
@@ -121,8 +152,8 @@ static int constant_fn(const char *f, size_t n)
 
 /* plus with one `map(F, E)` replaced by E, for each map( in it, compared (spaces ignored)
  * with minus; depth: how many maps may be removed in turn. *constant is set when a removed
- * map's F ignores its input. */
-static int map_added(const char *minus, const char *plus, int depth, int *constant)
+ * map's F ignores its input, *near when its text is a nearly constant table. */
+static int map_added(const char *minus, const char *plus, int depth, int *constant, int *near)
 {
     if (depth <= 0) return 0;
     for (const char *p = plus; (p = strstr(p, "map(")); p++) {
@@ -143,12 +174,12 @@ static int map_added(const char *minus, const char *plus, int depth, int *consta
         sb_putn(&b, last, (size_t)(q - last));
         sb_puts(&b, q + 1);
         char *cand = srep_take(&b), *c1 = strip_spaces(cand), *m1 = strip_spaces(minus);
-        int ok = !strcmp(c1, m1) || map_added(minus, cand, depth - 1, constant);
+        int ok = !strcmp(c1, m1) || map_added(minus, cand, depth - 1, constant, near);
         free(cand), free(c1), free(m1);
         if (ok) {
             /* F: from after "map(" to the comma before E */
             const char *fe = last - 1;
-            if (constant_fn(p + 4, (size_t)(fe - (p + 4)))) *constant = 1;
+            if (constant_fn(p + 4, (size_t)(fe - (p + 4)), near)) *constant = 1;
             return 1;
         }
     }
@@ -242,6 +273,30 @@ static int op_changed(json_t *o)
     return json_is_object(o) && json_is_true(json_object_get(o, "changed"));
 }
 
+/* The decompile JSON's observed table of an op (`sops.NAME.table`, one entry per distinct
+ * observed input value, no per-entry counts): is one output that of all but at most
+ * max(1, 10%) of its inputs, with at least DC_NEAR_MIN inputs? -1 without a table. *most and
+ * *n: how many inputs give the commonest output, of how many; *val that output (borrowed). */
+#define DC_NEAR_MIN 3
+static int near_constant_table(json_t *dc, const char *name, int *most, int *n, json_t **val)
+{
+    json_t *t = json_object_get(json_object_get(json_object_get(dc, "sops"), name), "table");
+    *most = *n = 0;
+    *val = NULL;
+    if (!json_is_object(t) || !json_object_size(t)) return -1;
+    const char *k1, *k2;
+    json_t *v1, *v2;
+    json_object_foreach(t, k1, v1)
+    {
+        int c = 0;
+        json_object_foreach(t, k2, v2) c += json_equal(v1, v2);
+        if (c > *most) *most = c, *val = v1;
+        (*n)++;
+    }
+    int allow = *n / 10 > 1 ? *n / 10 : 1;
+    return *n >= DC_NEAR_MIN && *n - *most <= allow;
+}
+
 /* The reading of one decompile report (rule: docs/report.md); why: a sentence. */
 static const char *dc_reading(json_t *dc, DcOp *ops, int nops, StrBuf *why)
 {
@@ -293,8 +348,8 @@ static const char *dc_reading(json_t *dc, DcOp *ops, int nops, StrBuf *why)
     free(st);
     if (reading) return reading;
     for (int i = 0; i < nops; i++) {
-        int constant = 0;
-        if (!ops[i].minus || !ops[i].plus || !map_added(ops[i].minus, ops[i].plus, 3, &constant)) {
+        int constant = 0, near = 0;
+        if (!ops[i].minus || !ops[i].plus || !map_added(ops[i].minus, ops[i].plus, 3, &constant, &near)) {
             sb_printf(why, "%s changed after the rest of the computation, but not as a map on its original result",
                       *ops[i].name ? ops[i].name : "a line");
             return srep_dc_readings[3];
@@ -302,6 +357,24 @@ static const char *dc_reading(json_t *dc, DcOp *ops, int nops, StrBuf *why)
         if (constant) {
             sb_printf(why, "the map added on %s is a constant: the original computation no longer reaches the output",
                       ops[i].name);
+            return srep_dc_readings[3];
+        }
+        /* nearly constant: by the op's observed table when the JSON gives one, else by the text */
+        int most, nin;
+        json_t *val;
+        int tab = near_constant_table(dc, ops[i].name, &most, &nin, &val);
+        if (tab == 1) {
+            StrBuf vs;
+            sb_init(&vs);
+            srep_scalar_text(val, &vs);
+            sb_printf(why, "the map added on %s is nearly constant: it gives %s for %d of its %d observed inputs; the "
+                      "original computation hardly reaches the output", ops[i].name, vs.s ? vs.s : "", most, nin);
+            sb_free(&vs);
+            return srep_dc_readings[3];
+        }
+        if (tab < 0 && near) {
+            sb_printf(why, "the map added on %s is nearly constant: its table's else value is that of all but at most "
+                      "one listed input; the original computation hardly reaches the output", ops[i].name);
             return srep_dc_readings[3];
         }
     }

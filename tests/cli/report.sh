@@ -286,32 +286,49 @@ import json, os, sys
 D = sys.argv[1]
 P = ['vocab {a, b};', 'max_len 5;', 'is_a = tokens == "a";   # fused', 'bin_idx = select(is_a, indices, ==);',
      'count_a = selector_width(bin_idx);     # the count', 'out = aggregate(select(indices, indices, ==), count_a);', 'output out;']
-def dc(repl, fid=0.9, fu=0.8, changed=()):
+def dc(repl, fid=0.9, fu=0.8, changed=(), tables={}):
     prog, diff = list(P), []
     for i, new in repl.items():
         diff += ['-' + P[i], '+' + new]
         prog[i] = new
     sops = {n: {"op": "map", "form": "x", "changed": n in changed} for n in ("is_a", "count_a", "out")}
+    for n, t in tables.items(): sops[n]["table"] = t   # the op's observed inputs -> output
     return {"program": "\n".join(prog) + "\n", "diff": ("--- original\n+++ decompiled\n@@ -1,7 +1,7 @@\n" + "\n".join(diff) + "\n") if diff else "",
             "fidelity": {"distribution": "training", "output": fid}, "fidelity_uniform": {"distribution": "uniform", "output": fu},
             "reproduces": fid == 1, "changed": bool(diff), "sops": sops}
 W1 = dc({5: 'out = aggregate(select(indices, indices, ==), map(lambda x: x + 1, count_a));'}, 0.9, 0.8, ["out"])
+RW = '{1: 3, 2: 3, 3: 4, 4: 5, 5: 6, 6: 7, 7: 8, 8: 8, 11: 6, else: 9}'
 cases = [W1, W1,
          dc({2: 'is_a = tokens == "b";'}, 0.95, 0.5, ["is_a"]),                                           # rewritten
-         dc({4: 'count_a = map({0: 1, else: 2}, selector_width(bin_idx));  # c'}, 0.8, 0.7, ["count_a"]),  # wrapper (out copies it)
+         dc({4: 'count_a = map({0: 1, else: 2}, selector_width(bin_idx));  # c'}, 0.8, 0.7, ["count_a"],
+            {"count_a": {"0": "1", "1": "2"}}),                 # wrapper (out copies it; two observed inputs: not nearly constant)
          dc({}, 1.0, 1.0),                                                                                 # unchanged
          dc({2: 'is_a = tokens == "b";'}, 0.5, 0.4, ["is_a"]),                                            # fidelity < 70%
          {"error": "tracc decompile: m.safetensors: the model has no layer detail", "exit": 1},           # failed
          dc({5: 'out = aggregate(select(indices, indices, ==), map(lambda x: 1, count_a));'}),            # constant map
-         dc({5: 'out = aggregate(select(indices, indices, <), count_a);'})]                                 # not a map
+         dc({5: 'out = aggregate(select(indices, indices, <), count_a);'}),                                 # not a map
+         # nearly constant maps (not classified): by the text alone (no table), by the observed table
+         # (0..10 -> 4 but 0 -> 5), within 10% of 21 observed inputs
+         dc({5: 'out = aggregate(select(indices, indices, ==), map({0: 5, else: 4}, count_a));'}, 0.95, 0.9, ["out"]),
+         dc({5: 'out = aggregate(select(indices, indices, ==), map({0: 5, else: 4}, count_a));'}, 0.95, 0.9, ["out"],
+            {"out": dict((str(k), "5" if k == 0 else "4") for k in range(11))}),
+         dc({5: 'out = aggregate(select(indices, indices, ==), map({0: 5, 1: 5, else: 4}, count_a));'}, 0.95, 0.9, ["out"],
+            {"out": dict((str(k), "5" if k < 2 else "4") for k in range(21))}),
+         # real wrappers: the decompile walkthrough's lookup (text alone, and with its observed table 0..15),
+         # and {0: 5, else: 4} observed on two inputs only (the table decides: a two-value map is not constant)
+         dc({5: 'out = aggregate(select(indices, indices, ==), map(' + RW + ', count_a));'}, 0.88, 0.8, ["out"]),
+         dc({5: 'out = aggregate(select(indices, indices, ==), map(' + RW + ', count_a));'}, 0.88, 0.8, ["out"],
+            {"out": dict((str(k), str({1: 3, 2: 3, 3: 4, 4: 5, 5: 6, 6: 7, 7: 8, 8: 8, 11: 6}.get(k, 9))) for k in range(16))}),
+         dc({5: 'out = aggregate(select(indices, indices, ==), map({0: 5, else: 4}, count_a));'}, 0.95, 0.9, ["out"],
+            {"out": {"0": "5", "1": "4"}})]
 jobs = []
 for j, c in enumerate(cases):
-    i = "%04d" % (j + 1); lr = [0.1, 0.2, 0.3][j // 3]
+    i = "%04d" % (j + 1); lr = [0.1, 0.2, 0.3, 0.4, 0.5][j // 3]
     jobs.append({"id": i, "params": {"lr": lr, "seed": j % 3 + 1}, "dir": "runs/" + i, "cmd": "true"})
     os.makedirs(os.path.join(D, "runs", i))
     json.dump({"id": i, "params": jobs[-1]["params"], "finetune": {"eval": {"pt0": {"acc": 0.5}}, "steps": 1},
                "after": {"decompile": c}}, open(os.path.join(D, "runs", i, "result.json"), "w"))
-json.dump({"tracc_sweep": 1, "name": "dcs", "paper": None, "grid": {"lr": [0.1, 0.2, 0.3], "seed": [1, 2, 3]}, "jobs": jobs},
+json.dump({"tracc_sweep": 1, "name": "dcs", "paper": None, "grid": {"lr": [0.1, 0.2, 0.3, 0.4, 0.5], "seed": [1, 2, 3]}, "jobs": jobs},
           open(os.path.join(D, "plan.json"), "w"))
 EOF
 $TRACC report --json $T/dcs -o $T/dcs_out >$T/dcs.json 2>$T/dcs.err && ok || { bad "report on the decompile fixtures"; cat $T/dcs.err; }
@@ -319,13 +336,17 @@ py "decompile: readings, distinct diffs, fidelities per cell and run" "
 d = json.load(open(sys.argv[1]))
 c = [x['decompile'] for x in d['cells']]
 assert [[r['reading'] for r in x['per_run']] for x in c] == [['wrapper', 'wrapper', 'rewritten'],
-    ['wrapper', 'unchanged', 'not classified'], ['not classified'] * 3], [[r['reading'] for r in x['per_run']] for x in c]
-assert [x['reading'] for x in c] == ['wrapper', 'mixed', 'not classified'] and c[0]['readings'] == {'rewritten': 1, 'wrapper': 2}
-assert [x['runs'] for x in c] == [3, 3, 3] and [x['failed'] for x in c] == [0, 0, 1]
+    ['wrapper', 'unchanged', 'not classified'], ['not classified'] * 3, ['not classified'] * 3, ['wrapper'] * 3], [[r['reading'] for r in x['per_run']] for x in c]
+assert [x['reading'] for x in c] == ['wrapper', 'mixed', 'not classified', 'not classified', 'wrapper'] and c[0]['readings'] == {'rewritten': 1, 'wrapper': 2}
+assert [x['runs'] for x in c] == [3, 3, 3, 3, 3] and [x['failed'] for x in c] == [0, 0, 1, 0, 0]
 whys = [r['why'] for x in c for r in x['per_run']]
 assert 'is_a changed and the unchanged bin_idx reads it' in whys[2], whys
 assert '70%' not in whys[5] and 'only 50.0% of the answers on training inputs' in whys[5]
 assert 'no layer detail' in whys[6] and 'constant' in whys[7] and 'not as a map' in whys[8], whys
+assert whys[9] == 'the map added on out is nearly constant: its table\'s else value is that of all but at most one listed input; the original computation hardly reaches the output', whys[9]
+assert 'the map added on out is nearly constant: it gives 4 for 10 of its 11 observed inputs' in whys[10], whys[10]
+assert 'it gives 4 for 19 of its 21 observed inputs' in whys[11], whys[11]
+assert all(w == 'a map added after the original computation: out' for w in whys[12:15]), whys[12:15]
 # the distinct diffs: the wrapper in 2 of 3 seeds first, lines without comments or ';'
 dd = c[0]['diffs']
 assert [x['runs'] for x in dd] == [2, 1] and dd[0]['jobs'] == ['0001', '0002'], dd
