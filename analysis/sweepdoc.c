@@ -632,10 +632,21 @@ static int any_cell(json_t *cells, const char *k1, const char *k2)
     return 0;
 }
 
-/* "sweep: cell label", the heading of a cell's part of a section. */
-static void cell_title(const SrepReport *r, int i, char *buf, size_t cap)
+/* The heading of cell i's part of a section, "sweep: cell label" (left in buf for the
+ * pictures' titles). */
+static void cell_heading(Doc *d, const SrepReport *r, int i, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s: %s", r->sw[r->cells[i].sweep].name, r->cells[i].label);
+    d_h(d, 3, buf);
+}
+
+/* Cell i's object under key, after its heading; NULL (and no heading) when the cell has none. */
+static json_t *cell_part(Doc *d, const SrepReport *r, json_t *cells, int i, const char *key, char *buf,
+                         size_t cap)
+{
+    json_t *o = json_object_get(json_array_get(cells, (size_t)i), key);
+    if (o) cell_heading(d, r, i, buf, cap);
+    return o;
 }
 
 /* Failed jobs: who, where, and the last line of stderr. */
@@ -845,8 +856,7 @@ static void doc_prune(Doc *d, const SrepReport *r, json_t *cells)
             json_t *cj = json_array_get(cells, (size_t)i);
             json_t *pr = json_object_get(cj, "prune"), *rb = json_object_get(cj, "rollback");
             if (!pr && !rb) continue;
-            cell_title(r, i, title, sizeof title);
-            d_h(d, 3, title);
+            cell_heading(d, r, i, title, sizeof title);
             snprintf(file, sizeof file, "prune_%03d.svg", i + 1);
             d_img(d, file, title, prune_svg(pr, rb, title));
             Vals ks = {0};
@@ -965,8 +975,7 @@ static void doc_refit(Doc *d, const SrepReport *r, json_t *cells)
             json_t *cj = json_array_get(cells, (size_t)i);
             json_t *a = json_object_get(cj, "reft"), *b = json_object_get(cj, "scratch");
             if (!json_object_get(a, "curves") && !json_object_get(b, "curves")) continue;
-            cell_title(r, i, title, sizeof title);
-            d_h(d, 3, title);
+            cell_heading(d, r, i, title, sizeof title);
             snprintf(file, sizeof file, "reft_%03d.svg", i + 1);
             d_img(d, file, title, refit_svg(a, b, title));
         }
@@ -983,10 +992,8 @@ static void doc_attn(Doc *d, const SrepReport *r, json_t *cells)
                "program's selector selects (averaged over the queries that select any), before and after "
                "fine-tuning, and the mean absolute change of the pattern; mean ± std (n) over runs, in percent.");
         for (int i = 0; i < r->ncells; i++) {
-            json_t *at = json_object_get(json_array_get(cells, (size_t)i), "attn");
+            json_t *at = cell_part(d, r, cells, i, "attn", title, sizeof title);
             if (!at) continue;
-            cell_title(r, i, title, sizeof title);
-            d_h(d, 3, title);
             d_table(d, 4);
             d_c(d, "head"), d_c(d, "on selected keys: before"), d_c(d, "on selected keys: after");
             d_c(d, "mean |change|");
@@ -1020,10 +1027,8 @@ static void doc_diff(Doc *d, const SrepReport *r, json_t *cells)
                "by the mean |change| over all the cell's runs (a run that does not list an entry among its largest "
                "counts 0); the change as mean ± std (n runs that list it).");
         for (int i = 0; i < r->ncells; i++) {
-            json_t *df = json_object_get(json_array_get(cells, (size_t)i), "diff");
+            json_t *df = cell_part(d, r, cells, i, "diff", title, sizeof title);
             if (!df) continue;
-            cell_title(r, i, title, sizeof title);
-            d_h(d, 3, title);
             char buf[80];
             agg_text(json_object_get(df, "relative"), 1, 5, buf, sizeof buf);
             d_p(d, "Relative size of the change (|Δθ| / |θ|): %s.", buf);
@@ -1070,10 +1075,8 @@ static void doc_decompile(Doc *d, const SrepReport *r, json_t *cells)
            "changed op is its original expression with a map added and only changed ops (or same-position copies) "
            "read them; not classified otherwise (docs/report.md, \"Reading a decompiled run\").");
     for (int i = 0; i < r->ncells; i++) {
-        json_t *dc = json_object_get(json_array_get(cells, (size_t)i), "decompile");
+        json_t *dc = cell_part(d, r, cells, i, "decompile", title, sizeof title);
         if (!dc) continue;
-        cell_title(r, i, title, sizeof title);
-        d_h(d, 3, title);
         int n = (int)json_integer_value(json_object_get(dc, "runs"));
         int failed = (int)json_integer_value(json_object_get(dc, "failed"));
         StrBuf rd;
@@ -1147,10 +1150,8 @@ static void doc_probe(Doc *d, const SrepReport *r, json_t *cells)
         d_p(d, "Is each s-op still computed? Accuracy (%%) of reading it at each residual stage directly through its "
                "labels and by a linear probe (test inputs), mean ± std (n) over runs (`tracc probe`).");
         for (int i = 0; i < r->ncells; i++) {
-            json_t *pb = json_object_get(json_array_get(cells, (size_t)i), "probe");
+            json_t *pb = cell_part(d, r, cells, i, "probe", title, sizeof title);
             if (!pb) continue;
-            cell_title(r, i, title, sizeof title);
-            d_h(d, 3, title);
             d_table(d, 4);
             d_c(d, "s-op"), d_c(d, "stage"), d_c(d, "direct read"), d_c(d, "linear probe (test)");
             json_t *s, *st;
