@@ -3,7 +3,11 @@
 # (in its own build folder). Any variable can be overridden on the command line.
 
 CC       ?= cc
-OPT      ?= -O2
+# -O3, not -O2: the trainer's element-wise passes (ReLU and its backward, bias rows, masks) are
+# scalar and branchy at -O2 and vectorised at -O3, 18% of a 3-block fine-tuning step. Neither
+# level reassociates float arithmetic (no -ffast-math; -std=c11 keeps FMA contraction off), so a
+# model trained at either is the same to the bit (checked on the paper's three models).
+OPT      ?= -O3
 SANITIZE ?=
 ifeq ($(SANITIZE),)
 BUILD    ?= build
