@@ -37,7 +37,7 @@ TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRCS := $(wildcard bench/bench_*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test bench check-compile finetune-grid clean test-slurm bench-sweep demo docs-examples docs-check paper paper-quick
+.PHONY: FORCE all test bench check-compile finetune-grid clean test-slurm bench-sweep demo docs-examples docs-check paper paper-quick
 all: $(TRACC) $(LIB)
 
 $(BUILD)/gen/parser.c $(BUILD)/gen/parser.h: compiler/front/parser.y
@@ -54,12 +54,19 @@ $(BUILD)/gen/paper_table3.c: paper/jain2023_table3.tsv
 	  echo 'extern const char srep_paper_table3[];'; echo 'const char srep_paper_table3[] ='; \
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; echo ';'; } >$@.tmp && mv $@.tmp $@
 
+# The compiler flags, rewritten only when they change: every object depends on it, so changing
+# OPT or CFLAGS (here or on the command line) rebuilds instead of mixing old and new objects.
+$(BUILD)/flags: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(CC) $(ALL_CFLAGS) $(WARN) | $(LDLIBS)' | cmp -s - $@ || echo '$(CC) $(ALL_CFLAGS) $(WARN) | $(LDLIBS)' >$@
+FORCE:
+
 # Generated code is compiled without our extra warnings.
-$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c $(BUILD)/gen/parser.h $(BUILD)/gen/lexer.h
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c $(BUILD)/gen/parser.h $(BUILD)/gen/lexer.h $(BUILD)/flags
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-unused-function -Wno-sign-compare -c $< -o $@
 
-$(BUILD)/obj/%.o: %.c | $(BUILD)/gen/parser.h $(BUILD)/gen/lexer.h
+$(BUILD)/obj/%.o: %.c $(BUILD)/flags | $(BUILD)/gen/parser.h $(BUILD)/gen/lexer.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(WARN) -c $< -o $@
 
@@ -68,13 +75,13 @@ $(LIB): $(LIB_OBJS)
 	ar rcs $@ $^
 
 $(TRACC): $(BUILD)/obj/cli/tracc.o $(LIB)
-	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+$(BUILD)/tests/%: tests/unit/%.c $(LIB) $(BUILD)/flags
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(WARN) -o $@ $< $(LIB) $(LDLIBS) $(TEST_LDLIBS)
 
-$(BUILD)/bench/%: bench/%.c $(LIB)
+$(BUILD)/bench/%: bench/%.c $(LIB) $(BUILD)/flags
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(WARN) -o $@ $< $(LIB) $(LDLIBS)
 

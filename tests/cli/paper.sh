@@ -113,4 +113,12 @@ expect_err "run.sh without a mode" 2 "usage" -- sh paper/run.sh
 expect_err "run.sh without OUT" 2 "usage" -- sh paper/run.sh quick
 expect_err "run.sh with an unknown sweep" 2 "PAPER_SWEEPS: no sweep 'nope'" -- env PAPER_SWEEPS=nope sh paper/run.sh full "$TMPD/none"
 [ ! -e "$TMPD/none" ] && ok || bad "run.sh with an unknown sweep left its OUT behind"
+# bench/step_cost.sh (the per-step CPU cost docs/benchmarks.md quotes): it runs the three models
+# and prints one row each with the trained model's hash; two runs of one binary hash alike.
+# Timings are printed, never checked.
+if bash bench/step_cost.sh -n 3 -r 1 "$TRACC" "$TRACC" >"$TMPD/steps.tsv" 2>"$TMPD/steps.err"; then ok; else bad "step_cost.sh failed: $(cat "$TMPD/steps.err")"; fi
+if awk -F'\t' 'NR > 1 { n++; if (length($5) != 16 || $5 ~ /[^0-9a-f]/) bad = 1; h[$1] = h[$1] " " $5 }
+    END { for (m in h) { split(h[m], a, " "); if (a[1] != a[2]) bad = 1 } exit !(n == 6 && !bad) }' "$TMPD/steps.tsv"
+then ok; else bad "step_cost.sh: expected 6 rows, a hash each, equal per model"; cat "$TMPD/steps.tsv"; fi
+expect_err "step_cost.sh with a missing binary" 1 "no tracc binary" -- bash bench/step_cost.sh "$TMPD/nope"
 finish
