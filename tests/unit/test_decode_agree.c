@@ -25,28 +25,7 @@
 #include "runtime/decode.h"
 #include "runtime/forward.h"
 
-static RaspProgram *load(const char *path)
-{
-    Diag *d = diag_new();
-    FrontOptions fo = FRONT_OPTIONS_DEFAULT;
-    RaspProgram *p = rasp_load_file(path, &fo, d);
-    if (!p) diag_print(d, stderr);
-    diag_free(d);
-    assert_non_null(p);
-    return p;
-}
-
-static Model *compile(const RaspProgram *p)
-{
-    AsmOptions ao = ASM_OPTIONS_DEFAULT;
-    StrBuf err;
-    sb_init(&err);
-    Model *m = asm_compile(p, &ao, NULL, &err);
-    if (!m) fprintf(stderr, "%s\n", err.s);
-    sb_free(&err);
-    assert_non_null(m);
-    return m;
-}
+#include "testprog.h"
 
 static void perturb(Model *m, double sigma, uint64_t seed)
 {
@@ -94,8 +73,8 @@ static void forward_one(FwdState *st, const Model *m, const int32_t *row_of, con
 
 static void check_program(const char *path, double sigma, int want_virtual)
 {
-    RaspProgram *p = load(path);
-    Model *a = compile(p), *b = compile(p);
+    RaspProgram *p = tp_load(path);
+    Model *a = tp_compile(p, 1), *b = tp_compile(p, 1);
     perturb(b, sigma, 7);
     StrBuf err;
     sb_init(&err);
@@ -218,8 +197,8 @@ static void test_trace_diff_probe_agree_numerical(void **state)
 static void test_one_output_rule(void **state)
 {
     (void)state;
-    RaspProgram *p = load("rasp_examples/count_a.rasp");
-    Model *a = compile(p), *b = compile(p);
+    RaspProgram *p = tp_load("rasp_examples/count_a.rasp");
+    Model *a = tp_compile(p, 1), *b = tp_compile(p, 1);
     for (int i = 0; i < b->cfg.d_model * b->cfg.d_vocab_out; i++) b->params.W_U[i] *= 0.4f;
     StrBuf err;
     sb_init(&err);

@@ -20,51 +20,7 @@
 #include "compiler/front/frontend.h"
 #include "compiler/back/verify.h"
 
-static RaspProgram *load(const char *path)
-{
-    Diag *d = diag_new();
-    FrontOptions fo = FRONT_OPTIONS_DEFAULT;
-    RaspProgram *p = rasp_load_file(path, &fo, d);
-    if (!p) diag_print(d, stderr);
-    diag_free(d);
-    assert_non_null(p);
-    return p;
-}
-
-static Model *compile(const RaspProgram *p, int fuse)
-{
-    AsmOptions ao = ASM_OPTIONS_DEFAULT;
-    ao.fuse = fuse;
-    StrBuf err;
-    sb_init(&err);
-    Model *m = asm_compile(p, &ao, NULL, &err);
-    if (!m) fprintf(stderr, "%s\n", err.s);
-    sb_free(&err);
-    assert_non_null(m);
-    return m;
-}
-
-static Model *clone(const Model *m)
-{
-    uint8_t *data;
-    size_t len;
-    StrBuf err;
-    sb_init(&err);
-    assert_int_equal(model_serialize(m, &data, &len, &err), 0);
-    Model *c = model_parse(data, len, "clone", &err);
-    free(data);
-    sb_free(&err);
-    assert_non_null(c);
-    return c;
-}
-
-static int dim(const Model *m, const char *label)
-{
-    for (int d = 0; d < m->cfg.d_model; d++)
-        if (!strcmp(m->residual[d], label)) return d;
-    fail_msg("no residual label %s", label);
-    return -1;
-}
+#include "testprog.h"
 
 static int out_col(const Model *m, const char *text)
 {
@@ -104,19 +60,19 @@ static char *entry_text(const DiffResult *r, const DiffEntry *e)
 static void test_diff_lists_planted_entries_first_with_their_labels(void **state)
 {
     (void)state;
-    RaspProgram *p = load("rasp_examples/count_a.rasp");
-    Model *a = compile(p, 1);
-    Model *b = clone(a);
+    RaspProgram *p = tp_load("rasp_examples/count_a.rasp");
+    Model *a = tp_compile(p, 1);
+    Model *b = tp_clone(a);
     add_noise(b, 1e-5);
     int C = b->cfg.d_model, VO = b->cfg.d_vocab_out, M = b->cfg.d_mlp;
     /* 1: unembed: out:2 also votes for output 3 (a new pathway) */
-    b->params.W_U[(size_t)dim(b, "out:2") * VO + (size_t)out_col(b, "3")] += 3.0f;
+    b->params.W_U[(size_t)tp_dim(b, "out:2") * VO + (size_t)out_col(b, "3")] += 3.0f;
     /* 2: an existing pathway weakened: out:1 -> output 1 */
-    b->params.W_U[(size_t)dim(b, "out:1") * VO + (size_t)out_col(b, "1")] -= 2.5f;
+    b->params.W_U[(size_t)tp_dim(b, "out:1") * VO + (size_t)out_col(b, "1")] -= 2.5f;
     /* 3: block 0 neuron 2 now also writes count_a:5 (new) */
-    b->params.W_out[(size_t)0 * M * C + (size_t)2 * C + (size_t)dim(b, "count_a:5")] += 2.0f;
+    b->params.W_out[(size_t)0 * M * C + (size_t)2 * C + (size_t)tp_dim(b, "count_a:5")] += 2.0f;
     /* 4: the embedding of position 3 (index 2) writes one (new) */
-    b->params.W_pos[(size_t)3 * C + (size_t)dim(b, "one")] -= 1.5f;
+    b->params.W_pos[(size_t)3 * C + (size_t)tp_dim(b, "one")] -= 1.5f;
 
     StrBuf err;
     sb_init(&err);
@@ -173,13 +129,13 @@ static void test_diff_lists_planted_entries_first_with_their_labels(void **state
 static void test_diff_names_a_planted_query_weight_in_qk_coordinates(void **state)
 {
     (void)state;
-    RaspProgram *p = load("rasp_examples/count_a.rasp");
-    Model *a = compile(p, 1);
-    Model *b = clone(a);
+    RaspProgram *p = tp_load("rasp_examples/count_a.rasp");
+    Model *a = tp_compile(p, 1);
+    Model *b = tp_clone(a);
     const ModelConfig *c = &b->cfg;
     /* block 0 head 0 reads the query index; make the query indices:3 reach a QK dimension
      * that the key tokens:a already uses: a new (query indices:3, key tokens:a) pathway */
-    int C = c->d_model, HD = c->d_head, ta = dim(b, "tokens:a"), q3 = dim(b, "indices:3");
+    int C = c->d_model, HD = c->d_head, ta = tp_dim(b, "tokens:a"), q3 = tp_dim(b, "indices:3");
     int dd = -1;
     for (int d = 0; d < HD && dd < 0; d++)
         if (a->params.W_K[(size_t)ta * HD + d] != 0) dd = d;
@@ -206,8 +162,8 @@ static void test_diff_names_a_planted_query_weight_in_qk_coordinates(void **stat
 static void test_diff_refuses_models_of_different_structure_and_says_what_differs(void **state)
 {
     (void)state;
-    RaspProgram *pa = load("rasp_examples/count_a.rasp"), *pb = load("rasp_examples/count_b.rasp");
-    Model *a = compile(pa, 1), *b = compile(pb, 1);
+    RaspProgram *pa = tp_load("rasp_examples/count_a.rasp"), *pb = tp_load("rasp_examples/count_b.rasp");
+    Model *a = tp_compile(pa, 1), *b = tp_compile(pb, 1);
     StrBuf why, err;
     sb_init(&why);
     sb_init(&err);
@@ -218,7 +174,7 @@ static void test_diff_refuses_models_of_different_structure_and_says_what_differ
     assert_null(diff_weights(a, b, NULL, &err));
     assert_non_null(strstr(err.s, "do not share their compiled structure"));
     /* a different configuration */
-    Model *n = compile(pa, 0);
+    Model *n = tp_compile(pa, 0);
     sb_clear(&why);
     assert_int_equal(diff_compatible(a, n, &why), -1);
     assert_non_null(strstr(why.s, "config.n_layers: 2 in BEFORE, 3 in AFTER"));
@@ -242,9 +198,9 @@ static void test_diff_refuses_models_of_different_structure_and_says_what_differ
 static void test_diff_provenance_check_compares_the_parent_hash(void **state)
 {
     (void)state;
-    RaspProgram *p = load("rasp_examples/count_a.rasp");
-    Model *a = compile(p, 1);
-    Model *b = clone(a);
+    RaspProgram *p = tp_load("rasp_examples/count_a.rasp");
+    Model *a = tp_compile(p, 1);
+    Model *b = tp_clone(a);
     json_t *prov = json_pack("{s:s}", "parent_sha256", "abc123");
     model_set_provenance(b, prov);
     json_decref(prov);
@@ -269,13 +225,13 @@ static void test_diff_provenance_check_compares_the_parent_hash(void **state)
 static void test_diff_inputs_sees_a_broken_sop_and_a_moved_attention(void **state)
 {
     (void)state;
-    RaspProgram *p = load("rasp_examples/count_a.rasp");
-    Model *a = compile(p, 0);   /* --no-fuse: is_a has its own dimensions */
-    Model *b = clone(a);
+    RaspProgram *p = tp_load("rasp_examples/count_a.rasp");
+    Model *a = tp_compile(p, 0);   /* --no-fuse: is_a has its own dimensions */
+    Model *b = tp_clone(a);
     /* break is_a: its MLP (block 0) writes is_a:true for token b too, through a new unit
      * weight -- simplest: the embedding of token b writes is_a:true directly */
     int C = b->cfg.d_model;
-    b->params.W_E[(size_t)1 * C + (size_t)dim(b, "is_a:true")] += 5.0f;
+    b->params.W_E[(size_t)1 * C + (size_t)tp_dim(b, "is_a:true")] += 5.0f;
     StrBuf err;
     sb_init(&err);
     DiffResult *r = diff_weights(a, b, NULL, &err);
@@ -315,8 +271,8 @@ static void test_diff_inputs_sees_a_broken_sop_and_a_moved_attention(void **stat
 static void test_coords_name_every_kind_of_parameter(void **state)
 {
     (void)state;
-    RaspProgram *p = load("rasp_examples/count_a.rasp");
-    Model *m = compile(p, 1);
+    RaspProgram *p = tp_load("rasp_examples/count_a.rasp");
+    Model *m = tp_compile(p, 1);
     Coords co;
     coord_init(&co, m);
     StrBuf b;
@@ -324,7 +280,7 @@ static void test_coords_name_every_kind_of_parameter(void **state)
     const ModelTensor *t = model_find_tensor(m, "blocks.0.attn.W_K");
     assert_non_null(t);
     int C = m->cfg.d_model, HD = m->cfg.d_head;
-    size_t idx = t->offset + (size_t)dim(m, "tokens:a") * HD + 1;
+    size_t idx = t->offset + (size_t)tp_dim(m, "tokens:a") * HD + 1;
     coord_param_id(m, idx, &b);
     assert_string_equal(b.s, "blocks.0.attn.W_K[0, 1, 1]");
     sb_clear(&b);
@@ -340,7 +296,7 @@ static void test_coords_name_every_kind_of_parameter(void **state)
     assert_string_equal(b.s, "unembed bias of output 4");
     sb_clear(&b);
     t = model_find_tensor(m, "blocks.0.mlp.W_in");
-    coord_param_meaning(&co, t->offset + (size_t)dim(m, "count_a@sw") * m->cfg.d_mlp + 21, &b);
+    coord_param_meaning(&co, t->offset + (size_t)tp_dim(m, "count_a@sw") * m->cfg.d_mlp + 21, &b);
     assert_string_equal(b.s, "block 0 neuron 21 (clean_bos(tokens:BOS)) reads count_a@sw");
     sb_clear(&b);
     t = model_find_tensor(m, "blocks.1.mlp.b_in");

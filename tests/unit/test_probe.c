@@ -17,37 +17,7 @@
 #include "compiler/back/assemble.h"
 #include "compiler/front/frontend.h"
 
-static RaspProgram *load(const char *path)
-{
-    Diag *d = diag_new();
-    FrontOptions fo = FRONT_OPTIONS_DEFAULT;
-    RaspProgram *p = rasp_load_file(path, &fo, d);
-    if (!p) diag_print(d, stderr);
-    diag_free(d);
-    assert_non_null(p);
-    return p;
-}
-
-static Model *compile(const RaspProgram *p, int fuse)
-{
-    AsmOptions ao = ASM_OPTIONS_DEFAULT;
-    ao.fuse = fuse;
-    StrBuf err;
-    sb_init(&err);
-    Model *m = asm_compile(p, &ao, NULL, &err);
-    if (!m) fprintf(stderr, "%s\n", err.s);
-    sb_free(&err);
-    assert_non_null(m);
-    return m;
-}
-
-static int dim(const Model *m, const char *label)
-{
-    for (int d = 0; d < m->cfg.d_model; d++)
-        if (!strcmp(m->residual[d], label)) return d;
-    fail_msg("no residual label %s", label);
-    return -1;
-}
+#include "testprog.h"
 
 static ProbeOptions quick(void)
 {
@@ -61,8 +31,8 @@ static ProbeOptions quick(void)
 /* Every readable s-op of every program reads back exactly from its stage on. */
 static void check_exact(const char *path, int fuse)
 {
-    RaspProgram *p = load(path);
-    Model *m = compile(p, fuse);
+    RaspProgram *p = tp_load(path);
+    Model *m = tp_compile(p, fuse);
     DecLayout lay;
     dec_layout_init(&lay, m);
     ProbeOptions o = quick();
@@ -102,11 +72,11 @@ static void test_probe_direct_read_is_exact_for_every_sop_of_compiled_models(voi
 static void test_probe_direct_read_drops_where_a_plant_breaks_the_sop(void **state)
 {
     (void)state;
-    RaspProgram *p = load("rasp_examples/count_a.rasp");
-    Model *m = compile(p, 0);
+    RaspProgram *p = tp_load("rasp_examples/count_a.rasp");
+    Model *m = tp_compile(p, 0);
     /* the embedding of token c now writes is_a:true strongly: is_a breaks where c is */
     int C = m->cfg.d_model;
-    m->params.W_E[(size_t)2 * C + (size_t)dim(m, "is_a:true")] += 5.0f;
+    m->params.W_E[(size_t)2 * C + (size_t)tp_dim(m, "is_a:true")] += 5.0f;
     ProbeOptions o = quick();
     ProbeResult r;
     StrBuf err;
@@ -127,8 +97,8 @@ static void test_probe_direct_read_drops_where_a_plant_breaks_the_sop(void **sta
 static void test_probe_linear_probe_learns_what_the_labels_hold(void **state)
 {
     (void)state;
-    RaspProgram *p = load("rasp_examples/count_a.rasp");
-    Model *m = compile(p, 1);
+    RaspProgram *p = tp_load("rasp_examples/count_a.rasp");
+    Model *m = tp_compile(p, 1);
     ProbeOptions o = quick();
     o.steps = 400;
     int at[1] = {1};
@@ -160,8 +130,8 @@ static void test_probe_linear_probe_learns_what_the_labels_hold(void **state)
 static void test_probe_of_another_program_has_no_direct_read(void **state)
 {
     (void)state;
-    RaspProgram *pa = load("rasp_examples/count_a.rasp"), *pb = load("rasp_examples/count_b.rasp");
-    Model *m = compile(pa, 1);
+    RaspProgram *pa = tp_load("rasp_examples/count_a.rasp"), *pb = tp_load("rasp_examples/count_b.rasp");
+    Model *m = tp_compile(pa, 1);
     ProbeOptions o = quick();
     ProbeResult r;
     StrBuf err;
@@ -192,8 +162,8 @@ static void test_probe_of_another_program_has_no_direct_read(void **state)
 static void test_probe_many_equals_one_at_a_time(void **state)
 {
     (void)state;
-    RaspProgram *p = load("rasp_examples/count_a.rasp");
-    Model *m = compile(p, 1);
+    RaspProgram *p = tp_load("rasp_examples/count_a.rasp");
+    Model *m = tp_compile(p, 1);
     m->params.W_E[(size_t)2 * m->cfg.d_model] += 0.3f;   /* not exact: the probes have work to do */
     ProbeOptions o = quick();
     o.train_n = 120;

@@ -17,63 +17,21 @@
 #include "compiler/back/assemble.h"
 #include "compiler/front/frontend.h"
 
-static RaspProgram *load(const char *path)
-{
-    Diag *d = diag_new();
-    FrontOptions fo = FRONT_OPTIONS_DEFAULT;
-    RaspProgram *p = rasp_load_file(path, &fo, d);
-    if (!p) diag_print(d, stderr);
-    diag_free(d);
-    assert_non_null(p);
-    return p;
-}
-
-static Model *compile(const RaspProgram *p)
-{
-    AsmOptions ao = ASM_OPTIONS_DEFAULT;
-    StrBuf err;
-    sb_init(&err);
-    Model *m = asm_compile(p, &ao, NULL, &err);
-    sb_free(&err);
-    assert_non_null(m);
-    return m;
-}
-
-static Model *clone(const Model *m)
-{
-    uint8_t *data;
-    size_t len;
-    StrBuf err;
-    sb_init(&err);
-    assert_int_equal(model_serialize(m, &data, &len, &err), 0);
-    Model *c = model_parse(data, len, "clone", &err);
-    free(data);
-    sb_free(&err);
-    assert_non_null(c);
-    return c;
-}
-
-static int dim(const Model *m, const char *label)
-{
-    for (int d = 0; d < m->cfg.d_model; d++)
-        if (!strcmp(m->residual[d], label)) return d;
-    fail_msg("no residual label %s", label);
-    return -1;
-}
+#include "testprog.h"
 
 /* The planted wrapper: the unembed answers count + 1 for counts 1 and 2 (the paper's q = 1,
  * on the two commonest counts), through three weights; faint noise everywhere else. */
 static Model *planted(const Model *a, size_t idx[3])
 {
-    Model *b = clone(a);
+    Model *b = tp_clone(a);
     Rng r;
     rng_seed(&r, 3);
     for (size_t i = 0; i < b->num_params; i++) b->params_memory[i] += (float)(1e-4 * rng_normal(&r));
     int VO = b->cfg.d_vocab_out;
     size_t base = (size_t)(b->params.W_U - b->params_memory);
-    idx[0] = base + (size_t)dim(b, "out:1") * VO + 2;   /* out:1 -> output 2: +2.0 */
-    idx[1] = base + (size_t)dim(b, "out:2") * VO + 3;   /* out:2 -> output 3: +1.5 */
-    idx[2] = base + (size_t)dim(b, "out:2") * VO + 2;   /* out:2 -> output 2: -1.0 */
+    idx[0] = base + (size_t)tp_dim(b, "out:1") * VO + 2;   /* out:1 -> output 2: +2.0 */
+    idx[1] = base + (size_t)tp_dim(b, "out:2") * VO + 3;   /* out:2 -> output 3: +1.5 */
+    idx[2] = base + (size_t)tp_dim(b, "out:2") * VO + 2;   /* out:2 -> output 2: -1.0 */
     b->params_memory[idx[0]] += 2.0f;
     b->params_memory[idx[1]] += 1.5f;
     b->params_memory[idx[2]] -= 1.0f;
@@ -83,8 +41,8 @@ static Model *planted(const Model *a, size_t idx[3])
 static void test_prune_rollback_finds_the_planted_wrapper(void **state)
 {
     (void)state;
-    RaspProgram *p = load("rasp_examples/count_a.rasp");
-    Model *a = compile(p);
+    RaspProgram *p = tp_load("rasp_examples/count_a.rasp");
+    Model *a = tp_compile(p, 1);
     size_t idx[3];
     Model *b = planted(a, idx);
     PruneOptions o = PRUNE_OPTIONS_DEFAULT;
@@ -115,7 +73,7 @@ static void test_prune_rollback_finds_the_planted_wrapper(void **state)
     assert_string_equal(r.items[2].meaning, "unembed reads out:2 for output 2");
     assert_true(fabs(r.items[0].to) < 1e-6);
     /* applying K = 3 to a copy restores the weights exactly */
-    Model *c = clone(b);
+    Model *c = tp_clone(b);
     prune_apply(c, &o, &r, 3);
     for (int i = 0; i < 3; i++) assert_true(c->params_memory[idx[i]] == a->params_memory[idx[i]]);
     json_t *prov = prune_provenance(&o, &r, 3, "feed", b, "beef", "test");
@@ -137,8 +95,8 @@ static void test_prune_rollback_finds_the_planted_wrapper(void **state)
 static void test_prune_zeroing_by_gradient_times_weight_names_each_weight(void **state)
 {
     (void)state;
-    RaspProgram *p = load("rasp_examples/count_a.rasp");
-    Model *a = compile(p);
+    RaspProgram *p = tp_load("rasp_examples/count_a.rasp");
+    Model *a = tp_compile(p, 1);
     size_t idx[3];
     Model *b = planted(a, idx);
     PruneOptions o = PRUNE_OPTIONS_DEFAULT;
