@@ -3,8 +3,9 @@
 # (in its own build folder). Any variable can be overridden on the command line.
 
 CC       ?= cc
-# -O3, not -O2: the trainer's element-wise passes (ReLU and its backward, bias rows, masks) are
-# scalar and branchy at -O2 and vectorised at -O3, 18% of a 3-block fine-tuning step. Neither
+# -O3, not -O2: the trainer's element-wise loops (ReLU and its backward, bias rows) are scalar
+# and branchy at -O2 and vectorised at -O3: a 3-block fine-tuning step takes 17% less
+# (bench/step_cost.sh, docs/benchmarks.md). Neither
 # level reassociates float arithmetic (no -ffast-math; -std=c11 keeps FMA contraction off), so a
 # model trained at either is the same to the bit (checked on the paper's three models).
 OPT      ?= -O3
@@ -75,7 +76,7 @@ $(LIB): $(LIB_OBJS)
 	ar rcs $@ $^
 
 $(TRACC): $(BUILD)/obj/cli/tracc.o $(LIB)
-	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB) $(BUILD)/flags
 	@mkdir -p $(dir $@)
