@@ -582,37 +582,19 @@ static int32_t mean_index(Interp *it, const RaspSop *s, SopState *ss, double mea
     return idx;
 }
 
-/* What an aggregate or a selector width reads of its selector: a leaf select's keys and
- * queries (with the key buckets of this run filled in), or, for a combined selector, rows
- * from sel_row. */
-typedef struct {
-    SelState *ls;
-    int leaf, causal;
-    const int32_t *kv, *qv;
-    uint64_t run;
-} SelWalk;
-
-static SelWalk sel_walk(Interp *it, const RaspSop *s, int n)
-{
-    const RaspSel *l = &it->p->sels[s->sel];
-    SelWalk w = {&it->l[s->sel], l->op == SEL_SELECT, it->p->causal, NULL, NULL, it->run};
-    if (w.leaf) {
-        w.kv = it->s[l->keys].v;
-        w.qv = it->s[l->queries].v;
-        if (w.ls->adj) sel_buckets(w.ls, w.kv, n, w.run);
-    }
-    return w;
-}
-
 static void eval_aggregate(Interp *it, const RaspSop *s, int n)
 {
-    SelWalk w = sel_walk(it, s, n);
-    SelState *ls = w.ls;
-    int causal = w.causal, leaf = w.leaf;
-    const int32_t *kv = w.kv, *qv = w.qv;
-    uint64_t run = w.run;
+    const RaspProgram *p = it->p;
+    const RaspSel *l = &p->sels[s->sel];
+    SelState *ls = &it->l[s->sel];
     const int32_t *av = it->s[s->a].v;
     int32_t *out = it->s[s->id].v;
+    int causal = p->causal;
+    int leaf = l->op == SEL_SELECT;
+    const int32_t *kv = leaf ? it->s[l->keys].v : NULL;
+    const int32_t *qv = leaf ? it->s[l->queries].v : NULL;
+    uint64_t run = it->run;
+    if (leaf && ls->adj) sel_buckets(ls, kv, n, run);
 
     if (s->enc != ENC_NUMERICAL) {
         for (int q = 0; q < n; q++) {
@@ -683,13 +665,17 @@ static void eval_aggregate(Interp *it, const RaspSop *s, int n)
 
 static void eval_selwidth(Interp *it, const RaspSop *s, int n)
 {
-    SelWalk w = sel_walk(it, s, n);
-    SelState *ls = w.ls;
-    int causal = w.causal, leaf = w.leaf;
-    const int32_t *kv = w.kv, *qv = w.qv;
-    uint64_t run = w.run;
+    const RaspProgram *p = it->p;
+    const RaspSel *l = &p->sels[s->sel];
+    SelState *ls = &it->l[s->sel];
     const int32_t *widx = it->s[s->id].widx;
     int32_t *out = it->s[s->id].v;
+    int causal = p->causal;
+    int leaf = l->op == SEL_SELECT;
+    const int32_t *kv = leaf ? it->s[l->keys].v : NULL;
+    const int32_t *qv = leaf ? it->s[l->queries].v : NULL;
+    uint64_t run = it->run;
+    if (leaf && ls->adj) sel_buckets(ls, kv, n, run);
     for (int q = 0; q < n; q++) {
         int lim = causal ? q + 1 : n;
         int c = 0;
