@@ -70,7 +70,8 @@ static void usage(FILE *f)
 
 static int bad_usage(const char *msg, const char *arg) { return cli_usage_error("prune", msg, arg); }
 
-static void print_row(const PruneResult *r, const char *label, const PruneRow *row)
+/* One table row: the label, an accuracy per set, then `tail` (the item's name) if given. */
+static void print_row(const PruneResult *r, const char *label, const PruneRow *row, const char *tail)
 {
     printf("  %8s", label);
     for (int i = 0; i <= r->neval; i++) {
@@ -78,6 +79,7 @@ static void print_row(const PruneResult *r, const char *label, const PruneRow *r
         rep_pct(row->acc[i], p, sizeof p);
         printf("  %10s", p);
     }
+    if (tail) printf("  %s", tail);
     printf("\n");
 }
 
@@ -347,12 +349,12 @@ int cmd_prune(int argc, char **argv)
         printf("  %8s", "K");
         for (int i = 0; i <= r.neval; i++) printf("  %10s", r.eval_names[i]);
         printf("\n");
-        if (orig) print_row(&r, "ORIGINAL", &r.original);
-        print_row(&r, "0", &r.base);
+        if (orig) print_row(&r, "ORIGINAL", &r.original, NULL);
+        print_row(&r, "0", &r.base, NULL);
         for (int i = 0; i < r.nrows; i++) {
             char k[32];
             snprintf(k, sizeof k, "%ld", r.rows[i].k);
-            print_row(&r, k, &r.rows[i]);
+            print_row(&r, k, &r.rows[i], NULL);
         }
         if (orig) {
             if (r.found_k >= 0)
@@ -386,13 +388,7 @@ int cmd_prune(int argc, char **argv)
             for (int i = 0; i < r.neach; i++) {
                 char k[32];
                 snprintf(k, sizeof k, "%d", i + 1);
-                printf("  %8s", k);
-                for (int e = 0; e <= r.neval; e++) {
-                    char pc[32];
-                    rep_pct(r.each[i].acc[e], pc, sizeof pc);
-                    printf("  %10s", pc);
-                }
-                printf("  %s\n", r.items[i].id);
+                print_row(&r, k, &r.each[i], r.items[i].id);
             }
         }
         long nl = list < r.nitems ? list : r.nitems;
