@@ -818,6 +818,13 @@ static int cmp_weight(const void *a, const void *b)
  * claims ("pruning one weight revives the pretraining task by over 60%"), at this gain. */
 #define EACH_REVIVED 0.6
 
+/* A prune item's name: its parameter entry, or its unit under --neurons (NULL if neither). */
+static const char *item_name(json_t *e)
+{
+    const char *p = json_string_value(json_object_get(e, "param"));
+    return p ? p : json_string_value(json_object_get(e, "unit"));
+}
+
 /* `prune --each`: per run the weight whose zeroing alone gives the highest pretraining-task
  * accuracy (the first by g·w rank on a tie), its gain over the unpruned model (base, K = 0),
  * and every set's accuracy then; per cell the best gains aggregated. NULL when no run has
@@ -841,15 +848,12 @@ static json_t *cell_each(json_t **obj, const char **ids, int n)
         json_t *o = json_pack("{s:s, s:i}", "job", ids[i], "items", (int)json_array_size(ea));
         json_array_append_new(runs, o);
         if (!best) continue;   /* no item with a task accuracy */
-        const char *param = json_string_value(json_object_get(best, "param"));
-        if (!param) param = json_string_value(json_object_get(best, "unit"));
-        const char *meaning = NULL;
-        json_array_foreach(json_object_get(obj[i], "ranking"), j, e)
-        {
-            const char *p = json_string_value(json_object_get(e, "param"));
-            if (!p) p = json_string_value(json_object_get(e, "unit"));
-            if (p && param && !strcmp(p, param)) meaning = json_string_value(json_object_get(e, "meaning"));
-        }
+        const char *param = item_name(best), *meaning = NULL;
+        /* --each applies the ranking's top items in order: item `rank` is the ranking's entry */
+        json_t *ri = json_array_get(json_object_get(obj[i], "ranking"),
+                                    (size_t)(json_integer_value(json_object_get(best, "rank")) - 1));
+        if (param && item_name(ri) && !strcmp(item_name(ri), param))
+            meaning = json_string_value(json_object_get(ri, "meaning"));
         double before = srep_num(json_object_get(json_object_get(json_object_get(obj[i], "base"), "acc"), "task"));
         double g = bt - before;
         json_object_set_new(o, "rank", json_deep_copy(json_object_get(best, "rank")));
