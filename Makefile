@@ -57,9 +57,10 @@ $(BUILD)/gen/paper_table3.c: paper/jain2023_table3.tsv
 
 # The compiler flags, rewritten only when they change: every object depends on it, so changing
 # OPT or CFLAGS (here or on the command line) rebuilds instead of mixing old and new objects.
+FLAGS_LINE = $(CC) $(ALL_CFLAGS) $(WARN) | $(LDLIBS)
 $(BUILD)/flags: FORCE
 	@mkdir -p $(BUILD)
-	@echo '$(CC) $(ALL_CFLAGS) $(WARN) | $(LDLIBS)' | cmp -s - $@ || echo '$(CC) $(ALL_CFLAGS) $(WARN) | $(LDLIBS)' >$@
+	@echo '$(FLAGS_LINE)' | cmp -s - $@ || echo '$(FLAGS_LINE)' >$@
 FORCE:
 
 # Generated code is compiled without our extra warnings.

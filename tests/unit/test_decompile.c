@@ -19,6 +19,8 @@
 #include "compiler/back/assemble.h"
 #include "compiler/front/frontend.h"
 
+#include "testprog.h"
+
 static const char *COUNT_A =
     "vocab {a, b, c, d};\n"
     "max_len 5;\n"
@@ -36,14 +38,8 @@ static Model *compile_text(const char *text)
     if (!p) diag_print(d, stderr);
     diag_free(d);
     assert_non_null(p);
-    AsmOptions ao = ASM_OPTIONS_DEFAULT;
-    StrBuf err;
-    sb_init(&err);
-    Model *m = asm_compile(p, &ao, NULL, &err);
-    if (!m) fprintf(stderr, "%s\n", err.s);
-    sb_free(&err);
+    Model *m = tp_compile(p, 1);
     rasp_free(p);
-    assert_non_null(m);
     return m;
 }
 

@@ -1,7 +1,7 @@
 /* testprog.h — the unit tests' way from an example program to a model: load a .rasp file,
  * compile it, copy a model through its file format, find a residual dimension by label.
- * Shared by test_diff, test_probe, test_prune and test_decode_agree; include it after
- * cmocka.h. Every helper fails the test on error, with the error on stderr. */
+ * Shared by test_diff, test_probe, test_prune, test_decode_agree and test_decompile; include
+ * it after cmocka.h. Every helper fails the test on error, with the error on stderr. */
 #ifndef TRACC_TEST_TESTPROG_H
 #define TRACC_TEST_TESTPROG_H
 
