@@ -582,19 +582,30 @@ static int32_t mean_index(Interp *it, const RaspSop *s, SopState *ss, double mea
     return idx;
 }
 
+/* Whether the selector s reads is a leaf select; if so its keys and queries go to *kv and *qv
+ * and, for a sparse selector, its key buckets for this run are filled (the sparse walks of
+ * aggregate and selector width read them). A combined selector is read through sel_row. */
+static int sel_leaf(Interp *it, const RaspSop *s, int n, const int32_t **kv, const int32_t **qv)
+{
+    const RaspSel *l = &it->p->sels[s->sel];
+    *kv = *qv = NULL;
+    if (l->op != SEL_SELECT) return 0;
+    *kv = it->s[l->keys].v;
+    *qv = it->s[l->queries].v;
+    SelState *ls = &it->l[s->sel];
+    if (ls->adj) sel_buckets(ls, *kv, n, it->run);
+    return 1;
+}
+
 static void eval_aggregate(Interp *it, const RaspSop *s, int n)
 {
-    const RaspProgram *p = it->p;
-    const RaspSel *l = &p->sels[s->sel];
     SelState *ls = &it->l[s->sel];
     const int32_t *av = it->s[s->a].v;
     int32_t *out = it->s[s->id].v;
-    int causal = p->causal;
-    int leaf = l->op == SEL_SELECT;
-    const int32_t *kv = leaf ? it->s[l->keys].v : NULL;
-    const int32_t *qv = leaf ? it->s[l->queries].v : NULL;
+    const int32_t *kv, *qv;
+    int leaf = sel_leaf(it, s, n, &kv, &qv);
+    int causal = it->p->causal;
     uint64_t run = it->run;
-    if (leaf && ls->adj) sel_buckets(ls, kv, n, run);
 
     if (s->enc != ENC_NUMERICAL) {
         for (int q = 0; q < n; q++) {
@@ -665,17 +676,13 @@ static void eval_aggregate(Interp *it, const RaspSop *s, int n)
 
 static void eval_selwidth(Interp *it, const RaspSop *s, int n)
 {
-    const RaspProgram *p = it->p;
-    const RaspSel *l = &p->sels[s->sel];
     SelState *ls = &it->l[s->sel];
     const int32_t *widx = it->s[s->id].widx;
     int32_t *out = it->s[s->id].v;
-    int causal = p->causal;
-    int leaf = l->op == SEL_SELECT;
-    const int32_t *kv = leaf ? it->s[l->keys].v : NULL;
-    const int32_t *qv = leaf ? it->s[l->queries].v : NULL;
+    const int32_t *kv, *qv;
+    int leaf = sel_leaf(it, s, n, &kv, &qv);
+    int causal = it->p->causal;
     uint64_t run = it->run;
-    if (leaf && ls->adj) sel_buckets(ls, kv, n, run);
     for (int q = 0; q < n; q++) {
         int lim = causal ? q + 1 : n;
         int c = 0;
