@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "analysis/svg.h"
+#include "common/outfile.h"
 #include "analysis/sweeprep_int.h"
 
 /* ================================================================ the document (Markdown and HTML) */
@@ -1241,7 +1242,7 @@ static int mkdir_p(const char *path, StrBuf *err)
 static int write_text(const char *dir, const char *name, const char *text, StrBuf *err)
 {
     char *p = srep_path_join(dir, name);
-    int rc = write_file_atomic(p, text, strlen(text), err);
+    int rc = of_write(p, text, strlen(text), err);
     free(p);
     return rc;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "analysis/decompile.h"
+#include "common/outfile.h"
 #include "cli/cli.h"
 #include "runtime/model.h"
 
@@ -109,7 +110,7 @@ int cmd_decompile(int argc, char **argv)
         sb_init(&f);
         sb_puts(&f, r.comments);
         sb_puts(&f, r.program);
-        if (write_file_atomic(out, f.s, f.len, &err)) {
+        if (of_write(out, f.s, f.len, &err)) {
             fprintf(stderr, "tracc decompile: %s\n", err.s);
             rc = 1;
         }

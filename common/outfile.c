@@ -227,16 +227,6 @@ fail:
     return -1;
 }
 
-int write_file_atomic(const char *path, const void *data, size_t len, StrBuf *err)
-{
-    if (err) return of_write(path, data, len, err);
-    StrBuf e;
-    sb_init(&e);
-    int rc = of_write(path, data, len, &e);
-    sb_free(&e);
-    return rc;
-}
-
 /* ---------------------------------------------------------------- logs */
 
 OfStream *of_stream_open(const char *path, int append, const char *flag, StrBuf *err)

@@ -126,6 +126,15 @@ char *sb_steal(StrBuf *b)
     return s;
 }
 
+int sb_fail(StrBuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sb_vprintf(b, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
 char *read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");

@@ -34,14 +34,12 @@ void sb_putn(StrBuf *b, const char *s, size_t n);
 void sb_printf(StrBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sb_vprintf(StrBuf *b, const char *fmt, va_list ap);
 char *sb_steal(StrBuf *b);   /* returns the heap string, leaves b empty */
+/* Append a formatted message and return -1: `return sb_fail(err, "...", ...);` */
+int sb_fail(StrBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Read a whole file. Returns a heap buffer (NUL-terminated; *len excludes the NUL),
  * or NULL with errno set. */
 char *read_file(const char *path, size_t *len);
-
-/* The same as of_write (common/outfile.h, defined there): kept so older callers build;
- * new code calls of_write. */
-int write_file_atomic(const char *path, const void *data, size_t len, StrBuf *err);
 
 /* Shortest decimal that reads back as the same double, always marked as a float
  * ("2.0", "0.1", "1e-07", "inf", "nan"), as Python's repr prints floats. */

@@ -100,7 +100,7 @@ size_t model_layout(const ModelConfig *cfg, ModelTensor *table)
     ModelTensor scratch;
     size_t off = 0;
     int i = 0;
-    char name[64];
+    char name[sizeof scratch.name];   /* the longest, "blocks.NN.mlp.W_out", fits */
 #define ENTRY(nm, dims) set_entry(table ? &table[i++] : &scratch, (nm), cfg, (dims), &off)
     ENTRY("embed.W_E", "vc");
     ENTRY("pos_embed.W_pos", "nc");
@@ -151,16 +151,6 @@ size_t model_count_nonzero(const Model *m)
 }
 
 /* ---------------------------------------------------------------- messages */
-
-static int fail(StrBuf *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(StrBuf *err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    sb_vprintf(err, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* "<file>: <key>: expected <what>, found <JSON of v, or nothing>" */
 static int bad(StrBuf *err, const char *file, const char *key, const char *what, const json_t *v)
@@ -244,17 +234,17 @@ static int config_check(const ModelConfig *c, const char *file, StrBuf *err)
     for (int i = 0; i < 8; i++) {
         int v = *config_field(&cc, i);
         if (v < CONFIG_MIN[i])
-            return fail(err, "%s: config.%s: expected an integer >= %d, found %d", file,
+            return sb_fail(err, "%s: config.%s: expected an integer >= %d, found %d", file,
                         CONFIG_KEYS[i], CONFIG_MIN[i], v);
     }
     if (c->n_layers > MODEL_MAX_LAYERS)
-        return fail(err, "%s: config.n_layers: expected at most %d, found %d", file, MODEL_MAX_LAYERS,
+        return sb_fail(err, "%s: config.n_layers: expected at most %d, found %d", file, MODEL_MAX_LAYERS,
                     c->n_layers);
     if (!isfinite(c->attn_scale) || c->attn_scale <= 0)
-        return fail(err, "%s: config.attn_scale: expected a finite number > 0, found %g", file,
+        return sb_fail(err, "%s: config.attn_scale: expected a finite number > 0, found %g", file,
                     c->attn_scale);
     if (!checked_params(c))
-        return fail(err, "%s: config: expected at most %zu parameters in all, found a config "
+        return sb_fail(err, "%s: config: expected at most %zu parameters in all, found a config "
                     "with more", file, MODEL_MAX_PARAMS);
     return 0;
 }
@@ -453,11 +443,11 @@ int model_set_extra_tensor(Model *m, const char *name, int ndim, const int64_t *
                            const float *data, StrBuf *err)
 {
     if (strncmp(name, "optim.", 6) != 0)
-        return fail(err, "%s: expected a name beginning with \"optim.\"", name);
-    if (ndim < 0 || ndim > 8) return fail(err, "%s: expected at most 8 dimensions, found %d", name, ndim);
+        return sb_fail(err, "%s: expected a name beginning with \"optim.\"", name);
+    if (ndim < 0 || ndim > 8) return sb_fail(err, "%s: expected at most 8 dimensions, found %d", name, ndim);
     size_t numel = 1;
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0) return fail(err, "%s: expected non-negative dimensions", name);
+        if (shape[i] < 0) return sb_fail(err, "%s: expected non-negative dimensions", name);
         numel *= (size_t)shape[i];
     }
     float *copy = xmalloc(numel * sizeof(float) + 1);
@@ -494,7 +484,7 @@ static json_t *parse_json_text(json_t *meta, const char *key, const char *file, 
     }
     json_error_t je;
     json_t *v = json_loads(json_string_value(s), JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
-    if (!v) fail(err, "%s: %s: expected a JSON text, found invalid JSON at byte %d: %s", file, key,
+    if (!v) sb_fail(err, "%s: %s: expected a JSON text, found invalid JSON at byte %d: %s", file, key,
                  je.position, je.text);
     return v;
 }
@@ -572,7 +562,7 @@ static int parse_output(Model *m, json_t *j, const char *file, StrBuf *err)
     char what[96];
     if (m->output_numerical) {
         if (m->cfg.d_vocab_out != 1)
-            return fail(err, "%s: config.d_vocab_out: expected 1 for a numerical output, found %d",
+            return sb_fail(err, "%s: config.d_vocab_out: expected 1 for a numerical output, found %d",
                         file, m->cfg.d_vocab_out);
         if (!json_is_array(vals) || json_array_size(vals) != 0)
             return bad(err, file, "output.values", "[] for a numerical output", vals);
@@ -950,7 +940,7 @@ static int load_tensors(Model *m, const StFile *f, const char *file, StrBuf *err
             ? bsearch(&keyt, sorted, (size_t)nt, sizeof *sorted, cmp_tensor_name) : NULL;
         if (!hit) {
             if (strncmp(t->name, "optim.", 6) != 0)
-                rc = fail(err, "%s: %s: expected only the tensors of a model with this config (and "
+                rc = sb_fail(err, "%s: %s: expected only the tensors of a model with this config (and "
                           "optim.* state), found an unknown tensor", file, t->name);
             continue;
         }
@@ -1008,7 +998,7 @@ Model *model_parse(const void *data, size_t len, const char *file, StrBuf *err)
         return NULL;
     }
     if (!f.metadata) {
-        fail(err, "%s: __metadata__: expected the model's metadata, found nothing (not a tracc model file?)",
+        sb_fail(err, "%s: __metadata__: expected the model's metadata, found nothing (not a tracc model file?)",
              file);
         st_free(&f);
         return NULL;
@@ -1037,12 +1027,12 @@ Model *model_load_hashed(const char *path, char sha256[65], StrBuf *err)
 {
     FILE *fp = fopen(path, "rb");
     if (!fp) {
-        fail(err, "%s: cannot open: %s", path, strerror(errno));
+        sb_fail(err, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     struct stat st;
     if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fail(err, "%s: expected a regular file", path);
+        sb_fail(err, "%s: expected a regular file", path);
         fclose(fp);
         return NULL;
     }
@@ -1052,7 +1042,7 @@ Model *model_load_hashed(const char *path, char sha256[65], StrBuf *err)
     int rerr = ferror(fp);
     fclose(fp);
     if (rerr || got != len) {
-        fail(err, "%s: read error (%zu of %zu bytes)", path, got, len);
+        sb_fail(err, "%s: read error (%zu of %zu bytes)", path, got, len);
         free(buf);
         return NULL;
     }
@@ -1068,10 +1058,10 @@ static int put_json_text(json_t *meta, const char *key, json_t *v, StrBuf *err)
 {
     char *s = v ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
     json_decref(v);
-    if (!s) return fail(err, "%s: cannot encode as JSON (a value missing, not finite, or not UTF-8)", key);
+    if (!s) return sb_fail(err, "%s: cannot encode as JSON (a value missing, not finite, or not UTF-8)", key);
     json_t *str = json_string(s);
     free(s);
-    if (!str) return fail(err, "%s: cannot encode as JSON", key);
+    if (!str) return sb_fail(err, "%s: cannot encode as JSON", key);
     json_object_set_new(meta, key, str);
     return 0;
 }
@@ -1085,7 +1075,7 @@ static json_t *build_metadata(const Model *m, StrBuf *err)
     if (put_json_text(meta, "config", config_to_json(m), err)) goto fail;
 
     if (!m->vocab) {
-        fail(err, "vocab: expected %d tokens, found none (model_set_vocab was not called)", c->d_vocab);
+        sb_fail(err, "vocab: expected %d tokens, found none (model_set_vocab was not called)", c->d_vocab);
         goto fail;
     }
     json_t *vocab = json_array();
@@ -1094,14 +1084,14 @@ static json_t *build_metadata(const Model *m, StrBuf *err)
         json_t *t = (v.kind == VAL_STR || v.kind == VAL_INT) ? value_to_json(v) : NULL;
         if (!t) {
             json_decref(vocab);
-            fail(err, "vocab[%d]: expected a string or an integer token", i);
+            sb_fail(err, "vocab[%d]: expected a string or an integer token", i);
             goto fail;
         }
         json_array_append_new(vocab, t);
     }
     if (put_json_text(meta, "vocab", vocab, err)) goto fail;
     if (m->bos < 0 || m->bos >= c->d_vocab || m->pad < 0 || m->pad >= c->d_vocab) {
-        fail(err, "bos/pad: expected rows of vocab, found %d and %d", m->bos, m->pad);
+        sb_fail(err, "bos/pad: expected rows of vocab, found %d and %d", m->bos, m->pad);
         goto fail;
     }
     if (put_json_text(meta, "bos", value_to_json(m->vocab[m->bos]), err)) goto fail;
@@ -1115,7 +1105,7 @@ static json_t *build_metadata(const Model *m, StrBuf *err)
         if (!m->output_values) {
             json_decref(vals);
             json_decref(out);
-            fail(err, "output.values: expected %d values, found none (model_set_output was not called)",
+            sb_fail(err, "output.values: expected %d values, found none (model_set_output was not called)",
                  c->d_vocab_out);
             goto fail;
         }
@@ -1124,7 +1114,7 @@ static json_t *build_metadata(const Model *m, StrBuf *err)
             if (!t) {
                 json_decref(vals);
                 json_decref(out);
-                fail(err, "output.values[%d]: expected a string, a finite number or a boolean", i);
+                sb_fail(err, "output.values[%d]: expected a string, a finite number or a boolean", i);
                 goto fail;
             }
             json_array_append_new(vals, t);
@@ -1134,7 +1124,7 @@ static json_t *build_metadata(const Model *m, StrBuf *err)
     if (put_json_text(meta, "output", out, err)) goto fail;
 
     if (!m->residual) {
-        fail(err, "residual: expected %d labels, found none (model_set_residual was not called)", c->d_model);
+        sb_fail(err, "residual: expected %d labels, found none (model_set_residual was not called)", c->d_model);
         goto fail;
     }
     json_t *res = json_array();
@@ -1142,7 +1132,7 @@ static json_t *build_metadata(const Model *m, StrBuf *err)
         json_t *s = m->residual[i] ? json_string(m->residual[i]) : NULL;
         if (!s) {
             json_decref(res);
-            fail(err, "residual[%d]: expected a label", i);
+            sb_fail(err, "residual[%d]: expected a label", i);
             goto fail;
         }
         json_array_append_new(res, s);
@@ -1151,7 +1141,7 @@ static json_t *build_metadata(const Model *m, StrBuf *err)
     if (put_json_text(meta, "layers", json_incref(m->layers), err)) goto fail;
     json_t *prog = json_string(m->program);
     if (!prog) {
-        fail(err, "program: expected UTF-8 text");
+        sb_fail(err, "program: expected UTF-8 text");
         goto fail;
     }
     json_object_set_new(meta, "program", prog);
@@ -1237,9 +1227,9 @@ int model_token_row(const Model *m, const char *text)
 int model_encode(const Model *m, char *const *toks, int n, int32_t *ids, StrBuf *err)
 {
     int max_len = m->cfg.n_ctx - 1;
-    if (n == 0) return fail(err, "empty input (give at least one token)");
+    if (n == 0) return sb_fail(err, "empty input (give at least one token)");
     if (n > max_len)
-        return fail(err, "%d tokens, longer than max_len %d (the model's n_ctx %d less BOS)", n, max_len,
+        return sb_fail(err, "%d tokens, longer than max_len %d (the model's n_ctx %d less BOS)", n, max_len,
                     m->cfg.n_ctx);
     ids[0] = m->bos;
     for (int i = 0; i < n; i++) {

@@ -47,15 +47,6 @@ void st_describe_json(const json_t *v, StrBuf *out)
     free(s);
 }
 
-static int fail(StrBuf *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(StrBuf *err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    sb_vprintf(err, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static int shape_error(StrBuf *err, const char *file, const char *tname, const json_t *shape)
 {
@@ -86,14 +77,14 @@ static int parse_entry(StTensor *t, const char *tname, json_t *entry, uint64_t d
     json_t *val;
     json_object_foreach(entry, key, val) {
         if (strcmp(key, "dtype") && strcmp(key, "shape") && strcmp(key, "data_offsets"))
-            return fail(err, "%s: %s: expected only the keys dtype, shape and data_offsets, found '%s'",
+            return sb_fail(err, "%s: %s: expected only the keys dtype, shape and data_offsets, found '%s'",
                         file, tname, key);
     }
     json_t *dtype = json_object_get(entry, "dtype");
     json_t *shape = json_object_get(entry, "shape");
     json_t *offs = json_object_get(entry, "data_offsets");
     if (!dtype || !shape || !offs)
-        return fail(err, "%s: %s: expected the keys dtype, shape and data_offsets, found no '%s'",
+        return sb_fail(err, "%s: %s: expected the keys dtype, shape and data_offsets, found no '%s'",
                     file, tname, !dtype ? "dtype" : !shape ? "shape" : "data_offsets");
     if (!json_is_string(dtype) || strcmp(json_string_value(dtype), "F32") != 0) {
         sb_printf(err, "%s: %s: dtype: expected \"F32\", found ", file, tname);
@@ -131,7 +122,7 @@ static int parse_entry(StTensor *t, const char *tname, json_t *entry, uint64_t d
     t->begin = (uint64_t)json_integer_value(jb);
     t->end = (uint64_t)json_integer_value(je);
     if (t->end > data_len)
-        return fail(err, "%s: %s: data_offsets: expected an end within the %llu bytes of tensor data, "
+        return sb_fail(err, "%s: %s: data_offsets: expected an end within the %llu bytes of tensor data, "
                     "found [%llu, %llu] (is the file truncated?)",
                     file, tname, (unsigned long long)data_len, (unsigned long long)t->begin,
                     (unsigned long long)t->end);
@@ -160,20 +151,20 @@ int st_parse(StFile *f, const void *bytes, size_t len, const char *file, StrBuf 
     memset(f, 0, sizeof *f);
     const uint8_t *p = bytes;
     if (len < 8)
-        return fail(err, "%s: header length: expected 8 bytes, found a file of %zu bytes", file, len);
+        return sb_fail(err, "%s: header length: expected 8 bytes, found a file of %zu bytes", file, len);
     uint64_t n = get_u64le(p);
     /* Check the declared length against what is there before touching anything else:
      * a corrupt length must never turn into a huge allocation or a read past the end. */
     if (n > len - 8)
-        return fail(err, "%s: header length: expected at most %zu (the bytes after the length field), "
+        return sb_fail(err, "%s: header length: expected at most %zu (the bytes after the length field), "
                     "found %llu", file, len - 8, (unsigned long long)n);
     if (n > ST_MAX_HEADER)
-        return fail(err, "%s: header length: expected at most %u, found %llu", file, ST_MAX_HEADER,
+        return sb_fail(err, "%s: header length: expected at most %u, found %llu", file, ST_MAX_HEADER,
                     (unsigned long long)n);
     json_error_t je;
     json_t *h = json_loadb((const char *)p + 8, (size_t)n, JSON_REJECT_DUPLICATES, &je);
     if (!h)
-        return fail(err, "%s: header: expected JSON, found invalid JSON at byte %d of the header: %s",
+        return sb_fail(err, "%s: header: expected JSON, found invalid JSON at byte %d of the header: %s",
                     file, je.position, je.text);
     f->header = h;
     if (!json_is_object(h)) {
@@ -220,13 +211,13 @@ int st_parse(StFile *f, const void *bytes, size_t len, const char *file, StrBuf 
         const StTensor *t = &f->tensors[i];
         if (t->begin != at) {
             if (!prev)
-                return fail(err, "%s: %s: data_offsets: expected to begin at byte 0 (the first tensor), "
+                return sb_fail(err, "%s: %s: data_offsets: expected to begin at byte 0 (the first tensor), "
                             "found %llu (a gap before it)", file, t->name, (unsigned long long)t->begin);
             if (t->begin > at)
-                return fail(err, "%s: %s: data_offsets: expected to begin at byte %llu where %s ends, "
+                return sb_fail(err, "%s: %s: data_offsets: expected to begin at byte %llu where %s ends, "
                             "found %llu (a gap of %llu bytes)", file, t->name, (unsigned long long)at,
                             prev, (unsigned long long)t->begin, (unsigned long long)(t->begin - at));
-            return fail(err, "%s: %s: data_offsets: expected to begin at byte %llu where %s ends, "
+            return sb_fail(err, "%s: %s: data_offsets: expected to begin at byte %llu where %s ends, "
                         "found %llu (overlapping %s)", file, t->name, (unsigned long long)at, prev,
                         (unsigned long long)t->begin, prev);
         }
@@ -234,7 +225,7 @@ int st_parse(StFile *f, const void *bytes, size_t len, const char *file, StrBuf 
         prev = t->name;
     }
     if (at != f->data_len)
-        return fail(err, "%s: tensor data: expected %llu bytes (up to the end of the last tensor), "
+        return sb_fail(err, "%s: tensor data: expected %llu bytes (up to the end of the last tensor), "
                     "found %llu (%llu bytes after the last tensor)", file, (unsigned long long)at,
                     (unsigned long long)f->data_len, (unsigned long long)(f->data_len - at));
     return 0;
@@ -285,14 +276,14 @@ int st_write(uint8_t **out, size_t *len, const StOut *tensors, int n, json_t *me
                               (json_int_t)at, (json_int_t)(at + numel * 4));
         if (!e || json_object_get(h, t->name) || json_object_set_new(h, t->name, e)) {
             json_decref(h);
-            return fail(err, "%s: cannot add this tensor to the header (duplicate or invalid name)",
+            return sb_fail(err, "%s: cannot add this tensor to the header (duplicate or invalid name)",
                         t->name);
         }
         at += numel * 4;
     }
     char *text = json_dumps(h, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(h);
-    if (!text) return fail(err, "header: cannot encode as JSON (a string that is not UTF-8?)");
+    if (!text) return sb_fail(err, "header: cannot encode as JSON (a string that is not UTF-8?)");
     size_t hlen = strlen(text);
     size_t padded = (hlen + 7) / 8 * 8;
     size_t total = 8 + padded + (size_t)at;

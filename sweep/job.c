@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/outfile.h"
 #include "sweep/sweep.h"
 
 static volatile sig_atomic_t job_stop;
@@ -191,7 +192,7 @@ static int copy_file(const char *from, const char *to, StrBuf *err)
         sb_printf(err, "%s: %s", from, strerror(errno));
         return -1;
     }
-    int rc = write_file_atomic(to, d, len, err);
+    int rc = of_write(to, d, len, err);
     free(d);
     return rc;
 }

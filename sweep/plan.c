@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/sha256.h"
+#include "common/outfile.h"
 #include "sweep/sweep.h"
 
 /* A growable argv. */
@@ -1144,14 +1145,14 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
         sb_init(&p);
         int bad = 0;
         sb_printf(&p, "%s/sweep.json", tmpdir);
-        bad = bad || write_file_atomic(p.s, sweep_text, slen, err);
+        bad = bad || of_write(p.s, sweep_text, slen, err);
         free(sweep_text);
         sb_clear(&p);
         sb_printf(&p, "%s/plan.json", tmpdir);
         bad = bad || sw_write_json(p.s, plan, 1, err);
         sb_clear(&p);
         sb_printf(&p, "%s/jobs.txt", tmpdir);
-        bad = bad || write_file_atomic(p.s, jobs_txt.s, jobs_txt.len, err);
+        bad = bad || of_write(p.s, jobs_txt.s, jobs_txt.len, err);
         StrBuf sh;
         sb_init(&sh);
         char jobname[64];   /* the sweep's name, as Slurm can take it */
@@ -1184,7 +1185,7 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
                      "exec /bin/sh -c \"$line\"\n");
         sb_clear(&p);
         sb_printf(&p, "%s/slurm.sh", tmpdir);
-        bad = bad || write_file_atomic(p.s, sh.s, sh.len, err);
+        bad = bad || of_write(p.s, sh.s, sh.len, err);
         if (!bad) chmod(p.s, 0755);
         sb_free(&sh);
         sb_free(&p);

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/outfile.h"
 #include "sweep/sweep.h"
 
 int sw_exit_code(int status)
@@ -197,7 +198,7 @@ int sw_write_json(const char *path, json_t *v, int pretty, StrBuf *err)
     sb_puts(&b, s);
     sb_putc(&b, '\n');
     free(s);
-    int rc = write_file_atomic(path, b.s, b.len, err);
+    int rc = of_write(path, b.s, b.len, err);
     sb_free(&b);
     return rc;
 }
