@@ -150,6 +150,85 @@ static int constant_fn(const char *f, size_t n, int *near)
     return r;
 }
 
+/* The length of the literal at s (a number, a "string", true, false), 0 when there is none. */
+static size_t literal_len(const char *s)
+{
+    const char *p = s;
+    if (*p == '"') {
+        p = strchr(p + 1, '"');
+        return p ? (size_t)(p + 1 - s) : 0;
+    }
+    if (!strncmp(p, "true", 4) && !ident_char(p[4])) return 4;
+    if (!strncmp(p, "false", 5) && !ident_char(p[5])) return 5;
+    if (*p == '-') p++;
+    const char *d = p;
+    while (isdigit((unsigned char)*p) || *p == '.') p++;
+    return p == d || ident_char(*p) ? 0 : (size_t)(p - s);
+}
+
+/* Where the operand that ends just before c[i] starts: back over brackets and strings to the
+ * enclosing '(' or ',' or the assignment's '='; SIZE_MAX when a top-level operator comes first
+ * (`a + b * 2`: `* 2` applies to b alone, not to the result). */
+static size_t operand_start(const char *c, size_t i)
+{
+    int d = 0;
+    size_t j = i;
+    for (; j > 0; j--) {
+        char ch = c[j - 1];
+        if (ch == '"') {
+            while (j > 1 && c[j - 2] != '"') j--;
+            if (j > 1) j--;
+            continue;
+        }
+        if (ch == ')' || ch == ']' || ch == '}') d++;
+        else if (ch == '(' || ch == '[' || ch == '{') {
+            if (d == 0) break;
+            d--;
+        } else if (d == 0 && ch == ',') break;
+        else if (d == 0 && ch == '=' && j > 1 && ident_char(c[j - 2]) && c[j] != '=') break;   /* NAME = */
+        else if (d == 0 && strchr("+-*/%<>=!", ch)) return SIZE_MAX;
+    }
+    return j;
+}
+
+/* The same for a map written as an operator and a constant, the way tracc decompile prints an
+ * exact arithmetic or comparison map (`selector_width(bin_idx) + 1`, `count_a == 3`): plus
+ * (spaces ignored) with one `OP CONST` after a whole operand removed, and the operand's own
+ * parentheses if it has them, equals minus. *constant for `* 0`. */
+static int op_added(const char *minus, const char *plus, int *constant)
+{
+    static const char *const ops[] = {"//", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "<", ">"};
+    char *m = strip_spaces(minus), *c = strip_spaces(plus);
+    int ok = 0, in_str = 0;
+    for (size_t i = 0; c[i] && !ok; i++) {
+        if (c[i] == '"') in_str = !in_str;
+        if (in_str || i == 0 || !(ident_char(c[i - 1]) || strchr(")]\"", c[i - 1]))) continue;
+        size_t k = 0;
+        for (size_t o = 0; o < ARRAY_LEN(ops) && !k; o++)
+            if (!strncmp(c + i, ops[o], strlen(ops[o]))) k = i + strlen(ops[o]);
+        size_t lit = k ? literal_len(c + k) : 0, j = lit ? operand_start(c, i) : SIZE_MAX;
+        /* the constant ends the operand list or the line (strchr finds the NUL too) */
+        if (!lit || !strchr("),", c[k + lit]) || j == SIZE_MAX) continue;
+        StrBuf b;
+        sb_init(&b);
+        sb_putn(&b, c, i);
+        sb_puts(&b, c + k + lit);
+        ok = !strcmp(b.s, m);
+        /* `(E) + 1`: without the parentheses decompile added around a compound operand */
+        if (!ok && c[j] == '(' && c[i - 1] == ')' && operand_start(c, i - 1) == j + 1) {
+            sb_clear(&b);
+            sb_putn(&b, c, j);
+            sb_putn(&b, c + j + 1, i - 2 - j);
+            sb_puts(&b, c + k + lit);
+            ok = !strcmp(b.s, m);
+        }
+        sb_free(&b);
+        if (ok && c[i] == '*' && strtod(c + k, NULL) == 0 && c[k] != '"') *constant = 1;
+    }
+    free(m), free(c);
+    return ok;
+}
+
 /* plus with one `map(F, E)` replaced by E, for each map( in it, compared (spaces ignored)
  * with minus; depth: how many maps may be removed in turn. *constant is set when a removed
  * map's F ignores its input, *near when its text is a nearly constant table. */
@@ -174,7 +253,7 @@ static int map_added(const char *minus, const char *plus, int depth, int *consta
         sb_putn(&b, last, (size_t)(q - last));
         sb_puts(&b, q + 1);
         char *cand = srep_take(&b), *c1 = strip_spaces(cand), *m1 = strip_spaces(minus);
-        int ok = !strcmp(c1, m1) || map_added(minus, cand, depth - 1, constant, near);
+        int ok = !strcmp(c1, m1) || op_added(minus, cand, constant) || map_added(minus, cand, depth - 1, constant, near);
         free(cand), free(c1), free(m1);
         if (ok) {
             /* F: from after "map(" to the comma before E */
@@ -349,7 +428,8 @@ static const char *dc_reading(json_t *dc, DcOp *ops, int nops, StrBuf *why)
     if (reading) return reading;
     for (int i = 0; i < nops; i++) {
         int constant = 0, near = 0;
-        if (!ops[i].minus || !ops[i].plus || !map_added(ops[i].minus, ops[i].plus, 3, &constant, &near)) {
+        if (!ops[i].minus || !ops[i].plus ||
+            !(map_added(ops[i].minus, ops[i].plus, 3, &constant, &near) || op_added(ops[i].minus, ops[i].plus, &constant))) {
             sb_printf(why, "%s changed after the rest of the computation, but not as a map on its original result",
                       *ops[i].name ? ops[i].name : "a line");
             return srep_dc_readings[3];
