@@ -335,6 +335,25 @@ static Stmt *program_stmts(const char *prog, int *n)
     return st;
 }
 
+/* The identifier of the program's `output NAME;` statement (heap), NULL when it has none or
+ * outputs an expression. */
+static char *output_name(const char *prog)
+{
+    for (const char *p = prog; (p = strstr(p, "output")); p++) {
+        const char *b = p;
+        while (b > prog && (b[-1] == ' ' || b[-1] == '\t')) b--;
+        if ((b > prog && b[-1] != '\n' && b[-1] != ';') || ident_char(p[6])) continue;
+        const char *q = p + 6;
+        while (*q == ' ' || *q == '\t') q++;
+        const char *e = q;
+        while (ident_char(*e)) e++;
+        const char *t = e;
+        while (*t == ' ' || *t == '\t') t++;
+        return e > q && *t == ';' ? xstrndup(q, (size_t)(e - q)) : NULL;
+    }
+    return NULL;
+}
+
 /* fidelity[.distribution == dist].output of a decompile report, NaN when absent. */
 static double dc_fidelity(json_t *dc, const char *dist)
 {
@@ -399,11 +418,28 @@ static const char *dc_reading(json_t *dc, DcOp *ops, int nops, StrBuf *why)
         sb_puts(why, "no op changed");
         return srep_dc_readings[2];
     }
+    /* the output op changed into a constant map of its original result: the model answers one
+     * value whatever else changed (a collapsed model, `bin_idx` changed and `out = aggregate(…,
+     * map(lambda x: 4, count_a))`, is not a rewritten count). A constant further up is left to
+     * the rules below: what reads it may still compute (the Max-identifier's learned runs). */
+    const char *prog = json_string_value(json_object_get(dc, "program"));
+    char *output = output_name(prog ? prog : "");
+    for (int i = 0; i < nops && output; i++) {
+        int constant = 0, near = 0;
+        if (!strcmp(ops[i].name, output) && ops[i].minus && ops[i].plus &&
+            (map_added(ops[i].minus, ops[i].plus, 3, &constant, &near) || op_added(ops[i].minus, ops[i].plus, &constant)) &&
+            constant) {
+            sb_printf(why, "the map added on %s is a constant: the original computation no longer reaches the output",
+                      ops[i].name);
+            free(output);
+            return srep_dc_readings[3];
+        }
+    }
+    free(output);
     /* a changed op that an unchanged statement reads: the change sits inside the computation.
      * The tail: the changed ops and the unchanged copies of them (an aggregate of a select of
      * indices == indices passes each position's value through, so a map before it is a map
      * after the computation: the Counter's `out`) */
-    const char *prog = json_string_value(json_object_get(dc, "program"));
     int ns = 0;
     Stmt *st = program_stmts(prog ? prog : "", &ns);
     Names tail = {0};

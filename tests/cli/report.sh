@@ -325,15 +325,21 @@ cases = [W1, W1,
          # on the copied count, and `* 0` (a constant: not classified)
          dc({4: 'count_a = selector_width(bin_idx) + 1;'}, 1.0, 1.0, ["count_a"]),
          dc({5: 'out = aggregate(select(indices, indices, ==), (count_a) - 2);'}, 1.0, 1.0, ["out"]),
-         dc({5: 'out = aggregate(select(indices, indices, ==), count_a * 0);'}, 1.0, 1.0, ["out"])]
+         dc({5: 'out = aggregate(select(indices, indices, ==), count_a * 0);'}, 1.0, 1.0, ["out"]),
+         # the output a constant map while something before it changed: not classified (a collapsed model),
+         # not rewritten; a constant further up is left to the other rules
+         dc({3: 'bin_idx = select(is_a, indices, >);', 5: 'out = aggregate(select(indices, indices, ==), map(lambda x: 4, count_a));'},
+            0.8, 0.8, ["bin_idx", "out"]),
+         dc({2: 'is_a = tokens == "b";', 5: 'out = aggregate(select(indices, indices, ==), count_a + 1);'}, 0.9, 0.9, ["is_a", "out"]),
+         dc({2: 'is_a = tokens == "b";', 4: 'count_a = map(lambda x: 0, selector_width(bin_idx));'}, 0.9, 0.9, ["is_a", "count_a"])]
 jobs = []
 for j, c in enumerate(cases):
-    i = "%04d" % (j + 1); lr = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6][j // 3]
+    i = "%04d" % (j + 1); lr = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7][j // 3]
     jobs.append({"id": i, "params": {"lr": lr, "seed": j % 3 + 1}, "dir": "runs/" + i, "cmd": "true"})
     os.makedirs(os.path.join(D, "runs", i))
     json.dump({"id": i, "params": jobs[-1]["params"], "finetune": {"eval": {"pt0": {"acc": 0.5}}, "steps": 1},
                "after": {"decompile": c}}, open(os.path.join(D, "runs", i, "result.json"), "w"))
-json.dump({"tracc_sweep": 1, "name": "dcs", "paper": None, "grid": {"lr": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], "seed": [1, 2, 3]}, "jobs": jobs},
+json.dump({"tracc_sweep": 1, "name": "dcs", "paper": None, "grid": {"lr": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], "seed": [1, 2, 3]}, "jobs": jobs},
           open(os.path.join(D, "plan.json"), "w"))
 EOF
 $TRACC report --json $T/dcs -o $T/dcs_out >$T/dcs.json 2>$T/dcs.err && ok || { bad "report on the decompile fixtures"; cat $T/dcs.err; }
@@ -342,9 +348,9 @@ d = json.load(open(sys.argv[1]))
 c = [x['decompile'] for x in d['cells']]
 assert [[r['reading'] for r in x['per_run']] for x in c] == [['wrapper', 'wrapper', 'rewritten'],
     ['wrapper', 'unchanged', 'not classified'], ['not classified'] * 3, ['not classified'] * 3, ['wrapper'] * 3,
-    ['wrapper', 'wrapper', 'not classified']], [[r['reading'] for r in x['per_run']] for x in c]
-assert [x['reading'] for x in c] == ['wrapper', 'mixed', 'not classified', 'not classified', 'wrapper', 'wrapper'] and c[0]['readings'] == {'rewritten': 1, 'wrapper': 2}
-assert [x['runs'] for x in c] == [3, 3, 3, 3, 3, 3] and [x['failed'] for x in c] == [0, 0, 1, 0, 0, 0]
+    ['wrapper', 'wrapper', 'not classified'], ['not classified', 'rewritten', 'rewritten']], [[r['reading'] for r in x['per_run']] for x in c]
+assert [x['reading'] for x in c] == ['wrapper', 'mixed', 'not classified', 'not classified', 'wrapper', 'wrapper', 'rewritten'] and c[0]['readings'] == {'rewritten': 1, 'wrapper': 2}
+assert [x['runs'] for x in c] == [3] * 7 and [x['failed'] for x in c] == [0, 0, 1, 0, 0, 0, 0]
 whys = [r['why'] for x in c for r in x['per_run']]
 assert 'is_a changed and the unchanged bin_idx reads it' in whys[2], whys
 assert '70%' not in whys[5] and 'only 50.0% of the answers on training inputs' in whys[5]
@@ -354,7 +360,8 @@ assert 'the map added on out is nearly constant: it gives 4 for 10 of its 11 obs
 assert 'it gives 4 for 19 of its 21 observed inputs' in whys[11], whys[11]
 assert all(w == 'a map added after the original computation: out' for w in whys[12:15]), whys[12:15]
 assert whys[15:17] == ['a map added after the original computation: count_a', 'a map added after the original computation: out'], whys[15:17]
-assert whys[17] == 'the map added on out is a constant: the original computation no longer reaches the output', whys[17]
+assert whys[17] == whys[18] == 'the map added on out is a constant: the original computation no longer reaches the output', whys[17:19]
+assert whys[19] == whys[20] == 'is_a changed and the unchanged bin_idx reads it', whys[19:21]
 # the distinct diffs: the wrapper in 2 of 3 seeds first, lines without comments or ';'
 dd = c[0]['diffs']
 assert [x['runs'] for x in dd] == [2, 1] and dd[0]['jobs'] == ['0001', '0002'], dd
