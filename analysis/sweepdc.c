@@ -229,6 +229,15 @@ static int op_added(const char *minus, const char *plus, int *constant)
     return ok;
 }
 
+static int map_added(const char *minus, const char *plus, int depth, int *constant, int *near);
+
+/* Is plus minus with one or more maps added, written either way (`map(F, E)` or `E OP CONST`)?
+ * depth: how many `map(` may be removed in turn. */
+static int map_of(const char *minus, const char *plus, int depth, int *constant, int *near)
+{
+    return op_added(minus, plus, constant) || map_added(minus, plus, depth, constant, near);
+}
+
 /* plus with one `map(F, E)` replaced by E, for each map( in it, compared (spaces ignored)
  * with minus; depth: how many maps may be removed in turn. *constant is set when a removed
  * map's F ignores its input, *near when its text is a nearly constant table. */
@@ -253,7 +262,7 @@ static int map_added(const char *minus, const char *plus, int depth, int *consta
         sb_putn(&b, last, (size_t)(q - last));
         sb_puts(&b, q + 1);
         char *cand = srep_take(&b), *c1 = strip_spaces(cand), *m1 = strip_spaces(minus);
-        int ok = !strcmp(c1, m1) || op_added(minus, cand, constant) || map_added(minus, cand, depth - 1, constant, near);
+        int ok = !strcmp(c1, m1) || map_of(minus, cand, depth - 1, constant, near);
         free(cand), free(c1), free(m1);
         if (ok) {
             /* F: from after "map(" to the comma before E */
@@ -301,11 +310,13 @@ static DcOp *op_get(DcOp **ops, int *n, const char *name)
 }
 
 /* The decompiled program's assignments: statements split at ';' outside strings, comments
- * removed. */
-static Stmt *program_stmts(const char *prog, int *n)
+ * removed; *output: the identifier of its `output NAME` statement (heap), NULL when it has none
+ * or outputs an expression. */
+static Stmt *program_stmts(const char *prog, int *n, char **output)
 {
     Stmt *st = NULL;
     *n = 0;
+    *output = NULL;
     StrBuf cur;
     sb_init(&cur);
     int in_str = 0;
@@ -323,6 +334,10 @@ static Stmt *program_stmts(const char *prog, int *n)
                 st[*n].name = name;
                 st[*n].rhs = xstrdup(rhs);
                 (*n)++;
+            } else if (!strncmp(line, "output ", 7) && !*output) {
+                const char *q = line + 7, *e = q;
+                while (ident_char(*e)) e++;
+                if (e > q && !*e) *output = xstrdup(q);
             }
             free(line);
             sb_clear(&cur);
@@ -333,25 +348,6 @@ static Stmt *program_stmts(const char *prog, int *n)
     }
     sb_free(&cur);
     return st;
-}
-
-/* The identifier of the program's `output NAME;` statement (heap), NULL when it has none or
- * outputs an expression. */
-static char *output_name(const char *prog)
-{
-    for (const char *p = prog; (p = strstr(p, "output")); p++) {
-        const char *b = p;
-        while (b > prog && (b[-1] == ' ' || b[-1] == '\t')) b--;
-        if ((b > prog && b[-1] != '\n' && b[-1] != ';') || ident_char(p[6])) continue;
-        const char *q = p + 6;
-        while (*q == ' ' || *q == '\t') q++;
-        const char *e = q;
-        while (ident_char(*e)) e++;
-        const char *t = e;
-        while (*t == ' ' || *t == '\t') t++;
-        return e > q && *t == ';' ? xstrndup(q, (size_t)(e - q)) : NULL;
-    }
-    return NULL;
 }
 
 /* fidelity[.distribution == dist].output of a decompile report, NaN when absent. */
@@ -395,6 +391,38 @@ static int near_constant_table(json_t *dc, const char *name, int *most, int *n, 
     return *n >= DC_NEAR_MIN && *n - *most <= allow;
 }
 
+/* The reading when the map added on op NAME ignores its input. */
+static const char *dc_constant(const char *name, StrBuf *why)
+{
+    sb_printf(why, "the map added on %s is a constant: the original computation no longer reaches the output", name);
+    return srep_dc_readings[3];
+}
+
+/* The reading when the map added on op NAME is nearly constant (not classified, with why),
+ * NULL when it is not: by the op's observed table when the JSON gives one, else by the text
+ * (near, from map_added). */
+static const char *dc_near_constant(json_t *dc, const char *name, int near, StrBuf *why)
+{
+    int most, nin;
+    json_t *val;
+    int tab = near_constant_table(dc, name, &most, &nin, &val);
+    if (tab == 1) {
+        StrBuf vs;
+        sb_init(&vs);
+        srep_scalar_text(val, &vs);
+        sb_printf(why, "the map added on %s is nearly constant: it gives %s for %d of its %d observed inputs; the "
+                  "original computation hardly reaches the output", name, vs.s ? vs.s : "", most, nin);
+        sb_free(&vs);
+        return srep_dc_readings[3];
+    }
+    if (tab < 0 && near) {
+        sb_printf(why, "the map added on %s is nearly constant: its table's else value is that of all but at most "
+                  "one listed input; the original computation hardly reaches the output", name);
+        return srep_dc_readings[3];
+    }
+    return NULL;
+}
+
 /* The reading of one decompile report (rule: docs/report.md); why: a sentence. */
 static const char *dc_reading(json_t *dc, DcOp *ops, int nops, StrBuf *why)
 {
@@ -418,34 +446,32 @@ static const char *dc_reading(json_t *dc, DcOp *ops, int nops, StrBuf *why)
         sb_puts(why, "no op changed");
         return srep_dc_readings[2];
     }
+    /* each changed op read once: its original result with maps added? (constant, near: as
+     * map_added sets them) */
+    int *is_map = xcalloc((size_t)nops * 3, sizeof(int)), *constant = is_map + nops, *near = constant + nops;
+    for (int i = 0; i < nops; i++)
+        is_map[i] = ops[i].minus && ops[i].plus && map_of(ops[i].minus, ops[i].plus, 3, &constant[i], &near[i]);
+    const char *prog = json_string_value(json_object_get(dc, "program"));
+    int ns = 0;
+    char *output;
+    Stmt *st = program_stmts(prog ? prog : "", &ns, &output);
+    const char *reading = NULL;
     /* the output op changed into a constant map of its original result: the model answers one
      * value whatever else changed (a collapsed model, `bin_idx` changed and `out = aggregate(…,
      * map(lambda x: 4, count_a))`, is not a rewritten count). A constant further up is left to
      * the rules below: what reads it may still compute (the Max-identifier's learned runs). */
-    const char *prog = json_string_value(json_object_get(dc, "program"));
-    char *output = output_name(prog ? prog : "");
-    for (int i = 0; i < nops && output; i++) {
-        int constant = 0, near = 0;
-        if (!strcmp(ops[i].name, output) && ops[i].minus && ops[i].plus &&
-            (map_added(ops[i].minus, ops[i].plus, 3, &constant, &near) || op_added(ops[i].minus, ops[i].plus, &constant)) &&
-            constant) {
-            sb_printf(why, "the map added on %s is a constant: the original computation no longer reaches the output",
-                      ops[i].name);
-            free(output);
-            return srep_dc_readings[3];
+    for (int i = 0; i < nops && output && !reading; i++)
+        if (!strcmp(ops[i].name, output) && is_map[i] && constant[i]) {
+            reading = dc_constant(ops[i].name, why);
         }
-    }
     free(output);
     /* a changed op that an unchanged statement reads: the change sits inside the computation.
      * The tail: the changed ops and the unchanged copies of them (an aggregate of a select of
      * indices == indices passes each position's value through, so a map before it is a map
      * after the computation: the Counter's `out`) */
-    int ns = 0;
-    Stmt *st = program_stmts(prog ? prog : "", &ns);
     Names tail = {0};
     for (int i = 0; i < nops; i++)
         if (*ops[i].name) srep_names_add(&tail, ops[i].name);
-    const char *reading = NULL;
     for (int t = 0; t < tail.n && !reading; t++)
         for (int s = 0; s < ns && !reading; s++) {
             int in_tail = 0;
@@ -461,39 +487,18 @@ static const char *dc_reading(json_t *dc, DcOp *ops, int nops, StrBuf *why)
     free(tail.v);
     for (int s = 0; s < ns; s++) free(st[s].name), free(st[s].rhs);
     free(st);
-    if (reading) return reading;
-    for (int i = 0; i < nops; i++) {
-        int constant = 0, near = 0;
-        if (!ops[i].minus || !ops[i].plus ||
-            !(map_added(ops[i].minus, ops[i].plus, 3, &constant, &near) || op_added(ops[i].minus, ops[i].plus, &constant))) {
+    for (int i = 0; i < nops && !reading; i++) {
+        if (!is_map[i]) {
             sb_printf(why, "%s changed after the rest of the computation, but not as a map on its original result",
                       *ops[i].name ? ops[i].name : "a line");
-            return srep_dc_readings[3];
-        }
-        if (constant) {
-            sb_printf(why, "the map added on %s is a constant: the original computation no longer reaches the output",
-                      ops[i].name);
-            return srep_dc_readings[3];
-        }
-        /* nearly constant: by the op's observed table when the JSON gives one, else by the text */
-        int most, nin;
-        json_t *val;
-        int tab = near_constant_table(dc, ops[i].name, &most, &nin, &val);
-        if (tab == 1) {
-            StrBuf vs;
-            sb_init(&vs);
-            srep_scalar_text(val, &vs);
-            sb_printf(why, "the map added on %s is nearly constant: it gives %s for %d of its %d observed inputs; the "
-                      "original computation hardly reaches the output", ops[i].name, vs.s ? vs.s : "", most, nin);
-            sb_free(&vs);
-            return srep_dc_readings[3];
-        }
-        if (tab < 0 && near) {
-            sb_printf(why, "the map added on %s is nearly constant: its table's else value is that of all but at most "
-                      "one listed input; the original computation hardly reaches the output", ops[i].name);
-            return srep_dc_readings[3];
-        }
+            reading = srep_dc_readings[3];
+        } else if (constant[i]) {
+            reading = dc_constant(ops[i].name, why);
+        } else
+            reading = dc_near_constant(dc, ops[i].name, near[i], why);
     }
+    free(is_map);
+    if (reading) return reading;
     sb_puts(why, "a map added after the original computation:");
     for (int i = 0; i < nops; i++) sb_printf(why, "%s %s", i ? "," : "", ops[i].name);
     return srep_dc_readings[1];
