@@ -493,7 +493,17 @@ static const char *method(const PruneOptions *o)
     return o->neurons ? "prune_units" : "prune";
 }
 
-json_t *prune_json(const PruneOptions *o, const PruneResult *r)
+/* How many ranked items the JSON lists: `list`, or more when --each or a reported K names
+ * them (the report reads those); never the thousands a rollback search may have applied
+ * (the written model's provenance names each of those). */
+static int json_items(const PruneOptions *o, const PruneResult *r, long list)
+{
+    long n = list > r->neach ? list : r->neach;
+    if (o->nks && o->ks[o->nks - 1] > n) n = o->ks[o->nks - 1];
+    return (int)(n < r->nitems ? n : r->nitems);
+}
+
+json_t *prune_json(const PruneOptions *o, const PruneResult *r, long list)
 {
     json_t *j = json_object();
     json_object_set_new(j, "method", json_string(method(o)));
@@ -512,7 +522,9 @@ json_t *prune_json(const PruneOptions *o, const PruneResult *r)
     for (int i = 0; i < r->nrows; i++) json_array_append_new(rows, row_json(r, &r->rows[i]));
     json_object_set_new(j, "rows", rows);
     json_t *items = json_array();
-    for (int i = 0; i < r->nitems; i++) json_array_append_new(items, item_json(o, &r->items[i], i + 1));
+    int listed = json_items(o, r, list);
+    for (int i = 0; i < listed; i++) json_array_append_new(items, item_json(o, &r->items[i], i + 1));
+    json_object_set_new(j, "ranked", json_integer(r->nitems));
     json_object_set_new(j, "ranking", items);
     if (o->each > 0) {
         json_t *ea = json_array();

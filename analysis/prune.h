@@ -105,6 +105,8 @@ void prune_apply(Model *m, const PruneOptions *o, const PruneResult *r, long k);
 struct json_t *prune_provenance(const PruneOptions *o, const PruneResult *r, long k, const char *parent_sha,
                                 const Model *parent, const char *original_sha, const char *version);
 
-struct json_t *prune_json(const PruneOptions *o, const PruneResult *r);
+/* The result as JSON; "ranking" lists the top `list` items (more if --each or a reported
+ * K needs them), "ranked" how many the result used. */
+struct json_t *prune_json(const PruneOptions *o, const PruneResult *r, long list);
 
 #endif

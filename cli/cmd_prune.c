@@ -56,7 +56,8 @@ static void usage(FILE *f)
             "  --target ACC       rollback: the task accuracy to restore (default: 0.9)\n"
             "  --rank delta|grad  rollback: rank by |w - w_orig| (default) or by gradient x\n"
             "                     (w - w_orig)\n"
-            "  --list N           ranked weights to list (default: 20)\n"
+            "  --list N           ranked weights to list, in the text and the JSON (default:\n"
+            "                     20; the JSON also lists those --each and --top need)\n"
             "  -o, --output FILE  write the model pruned at the largest --top K (rollback: at the\n"
             "                     K found), with provenance naming every changed weight\n"
             "  --write-k K        write at this K instead\n"
@@ -323,7 +324,7 @@ int cmd_prune(int argc, char **argv)
     if (out && wk > r.nitems) wk = r.nitems;
 
     if (json) {
-        json_t *j = prune_json(&o, &r);
+        json_t *j = prune_json(&o, &r, list);
         json_object_set_new(j, "model", json_string(path));
         json_object_set_new(j, "rollback", orig_path ? json_string(orig_path) : json_null());
         if (out) json_object_set_new(j, "written", json_pack("{s:s, s:I}", "path", out, "k", (json_int_t)wk));

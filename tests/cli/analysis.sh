@@ -209,7 +209,14 @@ $TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --at 1 --rollback $T/c
 py "prune --rollback: a few dozen weights hold the wrapper" $T/roll.json "
 assert d['original']['acc']['task'] == 1.0
 assert d['found_k'] is not None and 0 < d['found_k'] < d['candidates'] / 20, (d['found_k'], d['candidates'])
-assert d['found_acc'] >= 0.9 and d['written']['k'] == d['found_k']"
+assert d['found_acc'] >= 0.9 and d['written']['k'] == d['found_k']
+# the JSON lists the top --list (20) weights, not every one the search applied
+assert len(d['ranking']) == min(20, d['ranked']) and d['ranked'] >= d['found_k'], (len(d['ranking']), d['ranked'])
+assert [i['rank'] for i in d['ranking']] == list(range(1, len(d['ranking']) + 1))"
+$TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --at 1 --rollback $T/ca.safetensors --json \
+    --list 3 --each 5 --top 1,7 >$T/roll3.json 2>$T/roll3.err || { bad "prune --rollback --list 3"; cat $T/roll3.err; }
+py "prune --list 3 --each 5 --top 1,7: the JSON lists the 7 that --top needs" $T/roll3.json "
+assert len(d['ranking']) == 7 and len(d['each']) == 5, (len(d['ranking']), len(d['each']))"
 if command -v python3 >/dev/null 2>&1; then
     if python3 -c '
 import json, struct, sys

@@ -81,7 +81,7 @@ static void test_prune_rollback_finds_the_planted_wrapper(void **state)
     assert_int_equal(json_array_size(json_object_get(prov, "changed")), 3);
     assert_string_equal(json_string_value(json_object_get(prov, "original_sha256")), "beef");
     json_decref(prov);
-    json_t *j = prune_json(&o, &r);
+    json_t *j = prune_json(&o, &r, 20);
     assert_int_equal(json_integer_value(json_object_get(j, "found_k")), 3);
     json_decref(j);
     model_free(c);
