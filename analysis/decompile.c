@@ -218,10 +218,8 @@ static int check_structure(Dc *dc, StrBuf *err)
 {
     const RaspProgram *p = dc->p;
     const Model *m = dc->m;
-    if (json_array_size(m->layers) == 0) {
-        sb_printf(err, "the model has no layer detail (`layers` metadata): it cannot be read as a program");
-        return -1;
-    }
+    if (json_array_size(m->layers) == 0)
+        return sb_fail(err, "the model has no layer detail (`layers` metadata): it cannot be read as a program");
     const RaspSop *out = &p->sops[p->output];
     if ((out->enc == ENC_NUMERICAL) != (m->output_numerical != 0)) {
         sb_printf(err, "the program's output '%s' is %s, the model's output '%s' is %s", out->label,

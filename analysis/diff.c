@@ -653,20 +653,12 @@ int diff_inputs(DiffResult *r, const Model *a, const Model *b, const RaspProgram
     DiffInputOptions def = DIFF_INPUT_OPTIONS_DEFAULT;
     if (!opt) opt = &def;
     int maxlen = a->cfg.n_ctx - 1;
-    if (p->max_len > maxlen) {
-        sb_printf(err, "the program's max_len %d exceeds the model's %d", p->max_len, maxlen);
-        return -1;
-    }
+    if (p->max_len > maxlen) return sb_fail(err, "the program's max_len %d exceeds the model's %d", p->max_len, maxlen);
     int lo = opt->len_min > 0 ? opt->len_min : p->max_len, hi = opt->len_max > 0 ? opt->len_max : p->max_len;
-    if (lo < 1 || hi < lo || hi > p->max_len) {
-        sb_printf(err, "input lengths %d-%d are outside 1..%d", lo, hi, p->max_len);
-        return -1;
-    }
+    if (lo < 1 || hi < lo || hi > p->max_len)
+        return sb_fail(err, "input lengths %d-%d are outside 1..%d", lo, hi, p->max_len);
     for (int i = 0; i < opt->nat; i++)
-        if (opt->at[i] >= hi) {
-            sb_printf(err, "--at %d: the inputs have at most %d tokens", opt->at[i], hi);
-            return -1;
-        }
+        if (opt->at[i] >= hi) return sb_fail(err, "--at %d: the inputs have at most %d tokens", opt->at[i], hi);
     int32_t *row_of = xmalloc(sizeof(int32_t) * (size_t)(p->nvocab + 1));
     if (ro_vocab_rows(a, p, row_of, err)) {
         free(row_of);

@@ -165,14 +165,9 @@ int prune_run(const Model *m, const PruneOptions *o, PruneResult *r, StrBuf *err
     memset(r, 0, sizeof *r);
     r->found_k = -1;
     r->found_acc = NAN;
-    if (!o->task) {
-        sb_printf(err, "--task is required");
-        return -1;
-    }
-    if (o->original && (o->original->num_params != m->num_params || o->original->cfg.d_model != m->cfg.d_model)) {
-        sb_printf(err, "--rollback: the original model's shapes differ from the model's");
-        return -1;
-    }
+    if (!o->task) return sb_fail(err, "--task is required");
+    if (o->original && (o->original->num_params != m->num_params || o->original->cfg.d_model != m->cfg.d_model))
+        return sb_fail(err, "--rollback: the original model's shapes differ from the model's");
     int nsets = 1 + o->neval, rc = -1;
     Set *sets = xcalloc((size_t)nsets, sizeof *sets);
     Model *w = NULL;

@@ -62,10 +62,8 @@ int ro_parse_len(const char *s, int max_len, int *lo, int *hi, StrBuf *err)
         return -1;
     }
     if (!dash) b = a;
-    if (a < 1 || b < a || b > max_len) {
-        sb_printf(err, "--len %s is outside 1..%d (the model's max_len), or MIN > MAX", s, max_len);
-        return -1;
-    }
+    if (a < 1 || b < a || b > max_len)
+        return sb_fail(err, "--len %s is outside 1..%d (the model's max_len), or MIN > MAX", s, max_len);
     *lo = (int)a;
     *hi = (int)b;
     return 0;
@@ -89,10 +87,8 @@ int ro_parse_at(const char *s, int max_len, int *at, StrBuf *err)
         long a, b;
         if (dash ? parse_int(p, dash, &a) || parse_int(dash + 1, end, &b) : parse_int(p, end, &a)) goto bad;
         if (!dash) b = a;
-        if (b < a || b >= max_len) {
-            sb_printf(err, "--at %s: indices must be in 0..%d (the model's max_len - 1)", s, max_len - 1);
-            return -1;
-        }
+        if (b < a || b >= max_len)
+            return sb_fail(err, "--at %s: indices must be in 0..%d (the model's max_len - 1)", s, max_len - 1);
         for (long i = a; i <= b; i++) {
             int dup = 0;
             for (int k = 0; k < n && !dup; k++) dup = at[k] == i;
@@ -119,14 +115,8 @@ int ro_parse_ks(const char *s, long *ks, int cap, StrBuf *err)
         const char *end = comma ? comma : p + strlen(p);
         long k;
         if (parse_int(p, end, &k) || k < 1) goto bad;
-        if (n > 0 && k <= ks[n - 1]) {
-            sb_printf(err, "--top %s: the counts must increase", s);
-            return -1;
-        }
-        if (n == cap) {
-            sb_printf(err, "--top %s: at most %d counts", s, cap);
-            return -1;
-        }
+        if (n > 0 && k <= ks[n - 1]) return sb_fail(err, "--top %s: the counts must increase", s);
+        if (n == cap) return sb_fail(err, "--top %s: at most %d counts", s, cap);
         ks[n++] = k;
         if (!comma) break;
         p = comma + 1;

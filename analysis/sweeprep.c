@@ -232,10 +232,8 @@ static int paper_has_table(const SrepReport *r, const char *name)
 static int read_log(const char *rundir, json_t *name, const char *what, PlotLog *log, const char *result_path,
                     StrBuf *err)
 {
-    if (!json_is_string(name)) {
-        sb_printf(err, "%s: \"%s\" must be a file name (relative to the run directory)", result_path, what);
-        return -1;
-    }
+    if (!json_is_string(name))
+        return sb_fail(err, "%s: \"%s\" must be a file name (relative to the run directory)", result_path, what);
     char *p = srep_path_join(rundir, json_string_value(name));
     size_t len;
     char *text = read_file(p, &len);
@@ -267,10 +265,8 @@ static int load_failed(Run *u, const char *fpath, StrBuf *err)
     u->failed = load_json_object(fpath, "a failed job's record {\"id\", \"exit\", \"stage\", \"stderr\"}", err);
     if (!u->failed) return -1;
     json_t *id = json_object_get(u->failed, "id");
-    if (id && (!json_is_string(id) || strcmp(json_string_value(id), u->id))) {
-        sb_printf(err, "%s: \"id\" is not this job's (\"%s\")", fpath, u->id);
-        return -1;
-    }
+    if (id && (!json_is_string(id) || strcmp(json_string_value(id), u->id)))
+        return sb_fail(err, "%s: \"id\" is not this job's (\"%s\")", fpath, u->id);
     json_t *se = json_object_get(u->failed, "stderr");
     if (json_is_string(se)) {
         char *p = srep_path_join(u->dir, json_string_value(se));
@@ -295,10 +291,8 @@ static int load_result(Run *u, const char *rpath, StrBuf *err)
     u->result = load_json_object(rpath, "a job's result (tracc sweep writes it)", err);
     if (!u->result) return -1;
     json_t *id = json_object_get(u->result, "id");
-    if (!json_is_string(id) || strcmp(json_string_value(id), u->id)) {
-        sb_printf(err, "%s: \"id\" must be this job's id \"%s\"", rpath, u->id);
-        return -1;
-    }
+    if (!json_is_string(id) || strcmp(json_string_value(id), u->id))
+        return sb_fail(err, "%s: \"id\" must be this job's id \"%s\"", rpath, u->id);
     json_t *ft = json_object_get(u->result, "finetune");
     if (!json_is_object(ft) || !json_is_object(json_object_get(ft, "eval"))) {
         sb_printf(err, "%s: \"finetune\" must be the object `tracc finetune --json` prints (with \"eval\")", rpath);
@@ -308,10 +302,8 @@ static int load_result(Run *u, const char *rpath, StrBuf *err)
     json_t *set;
     json_object_foreach(json_object_get(ft, "eval"), name, set)
     {
-        if (!json_is_object(set) || !json_is_number(json_object_get(set, "acc"))) {
-            sb_printf(err, "%s: finetune.eval.%s must be an object with a number \"acc\"", rpath, name);
-            return -1;
-        }
+        if (!json_is_object(set) || !json_is_number(json_object_get(set, "acc")))
+            return sb_fail(err, "%s: finetune.eval.%s must be an object with a number \"acc\"", rpath, name);
     }
     json_t *log = json_object_get(u->result, "log");
     if (log && !json_is_null(log)) {
@@ -319,10 +311,8 @@ static int load_result(Run *u, const char *rpath, StrBuf *err)
         u->has_log = 1;
     }
     json_t *after = json_object_get(u->result, "after");
-    if (after && !json_is_null(after) && !json_is_object(after)) {
-        sb_printf(err, "%s: \"after\" must be an object of analysis results", rpath);
-        return -1;
-    }
+    if (after && !json_is_null(after) && !json_is_object(after))
+        return sb_fail(err, "%s: \"after\" must be an object of analysis results", rpath);
     json_t *rl = json_object_get(after, "reft_log"), *sl = json_object_get(after, "scratch_log");
     if (rl && !json_is_null(rl)) {
         if (read_log(u->dir, rl, "after.reft_log", &u->reft_log, rpath, err)) return -1;
@@ -396,14 +386,9 @@ static int load_sweep(SrepReport *r, int si, const char *dir, StrBuf *err)
     Sweep *s = &r->sw[si];
     s->dir = xstrdup(dir);
     struct stat st;
-    if (stat(dir, &st) != 0) {
-        sb_printf(err, "%s: %s", dir, strerror(errno));
-        return -1;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        sb_printf(err, "%s: not a directory (expected a sweep directory written by `tracc sweep plan`)", dir);
-        return -1;
-    }
+    if (stat(dir, &st) != 0) return sb_fail(err, "%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return sb_fail(err, "%s: not a directory (expected a sweep directory written by `tracc sweep plan`)", dir);
     char *pp = srep_path_join(dir, "plan.json");
     if (!file_exists(pp)) {
         sb_printf(err, "%s: no plan.json: not a sweep directory (write one with `tracc sweep plan SWEEP.json -o %s`)",

@@ -83,10 +83,7 @@ static int target_ok(const char *path, const char *flag, StrBuf *err)
 
 int of_check(const char *path, const char *flag, StrBuf *err)
 {
-    if (!*path) {
-        sb_printf(err, "%s%san empty path is not a file name", flag ? flag : "", flag ? ": " : "");
-        return -1;
-    }
+    if (!*path) return sb_fail(err, "%s%san empty path is not a file name", flag ? flag : "", flag ? ": " : "");
     size_t base_at;
     char *dir = dir_of(path, &base_at);
     int rc = -1;

@@ -118,10 +118,7 @@ int sha256_file(const char *path, char hex[65], StrBuf *err)
 {
     size_t len;
     char *data = read_file(path, &len);
-    if (!data) {
-        sb_printf(err, "%s: cannot read: %s", path, strerror(errno));
-        return -1;
-    }
+    if (!data) return sb_fail(err, "%s: cannot read: %s", path, strerror(errno));
     sha256_hex(data, len, hex);
     free(data);
     return 0;

@@ -207,10 +207,7 @@ static void forms_free(Forms *f)
 static int forms_add(Forms *f, const LabelIndex *ix, const char *value, json_t *form, const char *where,
                      StrBuf *err)
 {
-    if (!json_is_object(form)) {
-        sb_printf(err, "%s: expected an object {label: coefficient}", where);
-        return -1;
-    }
+    if (!json_is_object(form)) return sb_fail(err, "%s: expected an object {label: coefficient}", where);
     XGROW(f->start, f->cap_start, (size_t)f->nforms + 2);
     XGROW(f->values, f->cap_values, (size_t)f->nforms + 1);
     f->start[f->nforms] = f->nterms;
@@ -220,15 +217,10 @@ static int forms_add(Forms *f, const LabelIndex *ix, const char *value, json_t *
     json_object_foreach(form, label, v)
     {
         int dim = label_index_find(ix, label);
-        if (dim < 0) {
-            sb_printf(err, "%s: unknown residual label '%s'", where, label);
-            return -1;
-        }
+        if (dim < 0) return sb_fail(err, "%s: unknown residual label '%s'", where, label);
         double x = json_number_value(v);
-        if (!json_is_number(v) || !isfinite(x) || !isfinite((float)x)) {
-            sb_printf(err, "%s.%s: expected a finite number", where, label);
-            return -1;
-        }
+        if (!json_is_number(v) || !isfinite(x) || !isfinite((float)x))
+            return sb_fail(err, "%s.%s: expected a finite number", where, label);
         XGROW(f->dim, f->cap_dim, (size_t)f->nterms + 1);
         XGROW(f->coef, f->cap_coef, (size_t)f->nterms + 1);
         f->dim[f->nterms] = dim;
@@ -246,21 +238,13 @@ static int parse_virtual(DecLayout *d, const LabelIndex *ix, const DecSop *known
 {
     char where[64];
     snprintf(where, sizeof where, "compiler.virtual[%zu]", i);
-    if (!json_is_object(e)) {
-        sb_printf(err, "%s: expected an object", where);
-        return -1;
-    }
+    if (!json_is_object(e)) return sb_fail(err, "%s: expected an object", where);
     const char *name = json_string_value(json_object_get(e, "name"));
     const char *enc = json_string_value(json_object_get(e, "encoding"));
     json_t *form = json_object_get(e, "form");
-    if (!name || !*name || strchr(name, ':')) {
-        sb_printf(err, "%s.name: expected an s-op name", where);
-        return -1;
-    }
-    if (!enc || (strcmp(enc, "categorical") && strcmp(enc, "numerical"))) {
-        sb_printf(err, "%s.encoding: expected \"categorical\" or \"numerical\"", where);
-        return -1;
-    }
+    if (!name || !*name || strchr(name, ':')) return sb_fail(err, "%s.name: expected an s-op name", where);
+    if (!enc || (strcmp(enc, "categorical") && strcmp(enc, "numerical")))
+        return sb_fail(err, "%s.encoding: expected \"categorical\" or \"numerical\"", where);
     for (int k = 0; k < nknown; k++)
         if (!strcmp(known[k].name, name)) {
             sb_printf(err, "%s: '%s' is already %s", where, name,
@@ -337,7 +321,7 @@ int dec_layout_add_virtual(DecLayout *d, const Model *m, StrBuf *err)
     StrBuf first;
     sb_init(&first);
     for (size_t i = 0; i < n; i++) {
-        DecSop s;
+        DecSop s = {0};   /* parse_virtual fills it when it returns 0 */
         StrBuf e;
         sb_init(&e);
         int rc = parse_virtual(d, &ix, all, nv, json_array_get(virt, i), i, &s, &e);

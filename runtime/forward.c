@@ -194,10 +194,7 @@ int fwd_forward(FwdState *s, const Model *m, const int32_t *tokens, const int *l
         return -1;
     }
     for (int b = 0; b < B; b++) {
-        if (lens[b] < 1 || lens[b] > T) {
-            sb_printf(err, "sequence %d: length %d: expected 1..%d", b, lens[b], T);
-            return -1;
-        }
+        if (lens[b] < 1 || lens[b] > T) return sb_fail(err, "sequence %d: length %d: expected 1..%d", b, lens[b], T);
         for (int t = 0; t < T; t++) {
             int32_t id = tokens[(size_t)b * T + t];
             if (id < 0 || id >= c->d_vocab) {

@@ -188,10 +188,7 @@ static int copy_file(const char *from, const char *to, StrBuf *err)
 {
     size_t len;
     char *d = read_file(from, &len);
-    if (!d) {
-        sb_printf(err, "%s: %s", from, strerror(errno));
-        return -1;
-    }
+    if (!d) return sb_fail(err, "%s: %s", from, strerror(errno));
     int rc = of_write(to, d, len, err);
     free(d);
     return rc;

@@ -223,17 +223,13 @@ static int check_value(const char *name, json_t *v, StrBuf *err)
     if (json_is_array(v)) {
         for (size_t i = 0; i < json_array_size(v); i++) {
             json_t *e = json_array_get(v, i);
-            if (!json_is_string(e) && !json_is_number(e)) {
-                sb_printf(err, "%s: list elements must be strings or numbers", name);
-                return -1;
-            }
+            if (!json_is_string(e) && !json_is_number(e))
+                return sb_fail(err, "%s: list elements must be strings or numbers", name);
         }
         return 0;
     }
-    if (json_is_object(v)) {
-        sb_printf(err, "%s: an object is not an option value (use a string, number, true/false or a list)", name);
-        return -1;
-    }
+    if (json_is_object(v))
+        return sb_fail(err, "%s: an object is not an option value (use a string, number, true/false or a list)", name);
     return 0;
 }
 
@@ -277,15 +273,10 @@ static int check_keys(Ctx *c, json_t *sec, const char *secname, const char *cmd,
         char name[256];
         snprintf(name, sizeof name, "%s.%s", secname, key);
         if (extra && !strcmp(key, extra)) continue;
-        if (!json_object_get(known, key)) {
-            sb_printf(err, "%s: unknown key: `tracc %s` has no option --%s", name, cmd, key);
-            return -1;
-        }
+        if (!json_object_get(known, key))
+            return sb_fail(err, "%s: unknown key: `tracc %s` has no option --%s", name, cmd, key);
         const char *why = managed_key(cmd, stage, key);
-        if (why) {
-            sb_printf(err, "%s: not allowed in a sweep file (%s)", name, why);
-            return -1;
-        }
+        if (why) return sb_fail(err, "%s: not allowed in a sweep file (%s)", name, why);
         if (check_value(name, v, err)) return -1;
     }
     return 0;
@@ -316,14 +307,8 @@ static int load_sweep(Ctx *c, Sweep *s, const char *path, const char *base, StrB
 {
     json_error_t je;
     s->file = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!s->file) {
-        sb_printf(err, "%s:%d: %s", path, je.line, je.text);
-        return -1;
-    }
-    if (!json_is_object(s->file)) {
-        sb_printf(err, "%s: a sweep file is a JSON object", path);
-        return -1;
-    }
+    if (!s->file) return sb_fail(err, "%s:%d: %s", path, je.line, je.text);
+    if (!json_is_object(s->file)) return sb_fail(err, "%s: a sweep file is a JSON object", path);
     const char *key;
     json_t *v;
     json_object_foreach(s->file, key, v) {
@@ -342,10 +327,8 @@ static int load_sweep(Ctx *c, Sweep *s, const char *path, const char *base, StrB
     static const char *need[] = {"compile", "finetune", "grid"};
     for (size_t i = 0; i < ARRAY_LEN(need); i++) {
         json_t *sec = json_object_get(s->file, need[i]);
-        if (!json_is_object(sec)) {
-            sb_printf(err, "%s: %s: %s", path, need[i], sec ? "must be an object" : "missing");
-            return -1;
-        }
+        if (!json_is_object(sec))
+            return sb_fail(err, "%s: %s: %s", path, need[i], sec ? "must be an object" : "missing");
     }
     s->compile = json_deep_copy(json_object_get(s->file, "compile"));
     s->finetune = json_deep_copy(json_object_get(s->file, "finetune"));
@@ -411,10 +394,7 @@ static int load_sweep(Ctx *c, Sweep *s, const char *path, const char *base, StrB
         s->gopt[gi] = opt;
         gi++;
         s->njobs *= json_array_size(v);
-        if (s->njobs > 1000000) {
-            sb_printf(err, "%s: the grid has more than 1000000 jobs", path);
-            return -1;
-        }
+        if (s->njobs > 1000000) return sb_fail(err, "%s: the grid has more than 1000000 jobs", path);
     }
     /* after */
     json_object_foreach(s->after, key, v) {

@@ -88,10 +88,7 @@ int sw_capture(char *const argv[], const char *cwd, StrBuf *out, StrBuf *errout,
     if (fds[1].fd >= 0) close(fds[1].fd);
     int status;
     while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) {
-            sb_printf(err, "waitpid: %s", strerror(errno));
-            return -1;
-        }
+        if (errno != EINTR) return sb_fail(err, "waitpid: %s", strerror(errno));
     int code = sw_exit_code(status);
     if (code == 127 && errout && !errout->len) sb_printf(errout, "cannot run %s\n", argv[0]);
     return code;
@@ -189,10 +186,7 @@ json_t *sw_read_json(const char *path, StrBuf *err)
 int sw_write_json(const char *path, json_t *v, int pretty, StrBuf *err)
 {
     char *s = json_dumps(v, pretty ? JSON_INDENT(2) : JSON_COMPACT);
-    if (!s) {
-        sb_printf(err, "%s: cannot serialize", path);
-        return -1;
-    }
+    if (!s) return sb_fail(err, "%s: cannot serialize", path);
     StrBuf b;
     sb_init(&b);
     sb_puts(&b, s);

@@ -479,10 +479,8 @@ static int check_batch(const Model *m, const BwdBatch *bt, StrBuf *err)
         return -1;
     }
     for (int b = 0; b < B; b++) {
-        if (bt->lens[b] < 1 || bt->lens[b] > T) {
-            sb_printf(err, "sequence %d: length %d: expected 1..%d", b, bt->lens[b], T);
-            return -1;
-        }
+        if (bt->lens[b] < 1 || bt->lens[b] > T)
+            return sb_fail(err, "sequence %d: length %d: expected 1..%d", b, bt->lens[b], T);
         for (int t = 0; t < T; t++) {
             int32_t id = bt->tokens[(size_t)b * T + t];
             if (id < 0 || id >= c->d_vocab) {

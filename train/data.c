@@ -151,10 +151,7 @@ int data_program_load(DataProgram *dp, const char *path, const char *flag, DataR
     dp->path = xstrdup(path);
     size_t len;
     char *text = read_file(path, &len);
-    if (!text) {
-        sb_printf(err, "%s %s: cannot read: %s", flag, path, strerror(errno));
-        return -1;
-    }
+    if (!text) return sb_fail(err, "%s %s: cannot read: %s", flag, path, strerror(errno));
     sha256_hex(text, len, dp->sha256);
     FrontOptions fo = FRONT_OPTIONS_DEFAULT;
     fo.max_len = m->cfg.n_ctx - 1;
@@ -221,10 +218,7 @@ static int load_pairs(const char *path, const Model *m, Pair **out, int *nout, c
 {
     size_t len;
     char *text = read_file(path, &len);
-    if (!text) {
-        sb_printf(err, "--data %s: cannot read: %s", path, strerror(errno));
-        return -1;
-    }
+    if (!text) return sb_fail(err, "--data %s: cannot read: %s", path, strerror(errno));
     sha256_hex(text, len, sha);
     Pair *pairs = NULL;
     size_t cap = 0;

@@ -443,10 +443,7 @@ int ft_config_parse_sourced(FtConfig *cfg, json_t *json, json_t *sources, StrBuf
     cfg->sources = sources ? json_incref(sources) : NULL;
     Reader rd = {json, err, 0, sources};
     Reader *r = &rd;
-    if (!json_is_object(json)) {
-        sb_printf(err, "configuration: expected a JSON object");
-        return -1;
-    }
+    if (!json_is_object(json)) return sb_fail(err, "configuration: expected a JSON object");
     const char *key;
     json_t *v;
     json_t *defaults = ft_config_defaults();

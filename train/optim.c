@@ -164,10 +164,7 @@ int optim_save(const Optim *o, Model *ckpt, StrBuf *err)
 static int load_one(float *dst, size_t n, const Model *ckpt, const char *name, StrBuf *err)
 {
     const ModelExtraTensor *t = model_find_extra_tensor(ckpt, name);
-    if (!t) {
-        sb_printf(err, "tensor %s: missing (the checkpoint's optimizer state)", name);
-        return -1;
-    }
+    if (!t) return sb_fail(err, "tensor %s: missing (the checkpoint's optimizer state)", name);
     if (t->ndim != 1 || t->numel != n) {
         sb_printf(err, "tensor %s: expected shape [%zu] (one value per parameter), found %zu values", name, n,
                   t->numel);

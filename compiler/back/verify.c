@@ -407,10 +407,8 @@ int verify_model(const Model *m, const RaspProgram *p, const VerifyOptions *opt,
     memset(rep, 0, sizeof *rep);
     const RaspSop *out = &p->sops[p->output];
     int N = opt->max_n > 0 && opt->max_n < p->max_len ? opt->max_n : p->max_len;
-    if (N > m->cfg.n_ctx - 1) {
-        sb_printf(err, "the model takes inputs of at most %d tokens, the program %d", m->cfg.n_ctx - 1, N);
-        return -1;
-    }
+    if (N > m->cfg.n_ctx - 1)
+        return sb_fail(err, "the model takes inputs of at most %d tokens, the program %d", m->cfg.n_ctx - 1, N);
     if ((out->enc == ENC_NUMERICAL) != (m->output_numerical != 0)) {
         sb_printf(err, "the model's output is %s, the program's '%s' is %s",
                   m->output_numerical ? "numerical" : "categorical", out->label,
@@ -418,10 +416,8 @@ int verify_model(const Model *m, const RaspProgram *p, const VerifyOptions *opt,
         return -1;
     }
     for (long k = 0; k < opt->ninputs; k++)
-        if (opt->lens[k] < 1 || opt->lens[k] > N) {
-            sb_printf(err, "input %ld has %d tokens, outside 1..%d", k + 1, opt->lens[k], N);
-            return -1;
-        }
+        if (opt->lens[k] < 1 || opt->lens[k] > N)
+            return sb_fail(err, "input %ld has %d tokens, outside 1..%d", k + 1, opt->lens[k], N);
     /* program vocab index -> W_E row */
     int V = p->nvocab;
     int32_t *row_of = xmalloc(sizeof(int32_t) * (size_t)(V ? V : 1));
