@@ -1,6 +1,7 @@
 /* coords.c — see coords.h. */
 #include "analysis/coords.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,6 +194,59 @@ void coord_param_id(const Model *m, size_t index, StrBuf *out)
     sb_printf(out, "%s[", mt->name);
     for (int d = 0; d < mt->ndim; d++) sb_printf(out, "%s%lld", d ? ", " : "", (long long)idx[d]);
     sb_putc(out, ']');
+}
+
+int coord_parse_slice(const Model *m, const char *spec, size_t *start, size_t *len, StrBuf *err)
+{
+    const char *br = strchr(spec, '[');
+    size_t nl = br ? (size_t)(br - spec) : strlen(spec);
+    while (nl > 0 && spec[nl - 1] == ' ') nl--;
+    char name[sizeof m->tensors[0].name];
+    const ModelTensor *t = NULL;
+    if (nl > 0 && nl < sizeof name) {
+        memcpy(name, spec, nl);
+        name[nl] = 0;
+        t = model_find_tensor(m, name);
+    }
+    if (!t) {
+        sb_printf(err, "'%s': the model has no tensor '%.*s' (names as tracc prune and tracc diff print them, "
+                       "e.g. blocks.0.attn.W_V)", spec, (int)nl, spec);
+        return -1;
+    }
+    size_t off = t->offset, stride = t->numel;
+    int nidx = 0;
+    if (br) {
+        const char *p = br + 1;
+        for (;;) {
+            while (*p == ' ') p++;
+            char *end;
+            errno = 0;
+            long long v = strtoll(p, &end, 10);
+            if (end == p || errno || nidx == t->ndim)
+                return sb_fail(err, "'%s': expected up to %d indices in brackets, e.g. %s[0]", spec, t->ndim, name);
+            if (v < 0 || v >= t->shape[nidx]) {
+                sb_printf(err, "'%s': index %lld is outside 0..%lld (%s has shape [", spec, v,
+                          (long long)t->shape[nidx] - 1, name);
+                for (int d = 0; d < t->ndim; d++) sb_printf(err, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+                sb_puts(err, "])");
+                return -1;
+            }
+            stride /= (size_t)t->shape[nidx];
+            off += (size_t)v * stride;
+            nidx++;
+            p = end;
+            while (*p == ' ') p++;
+            if (*p == ',') {
+                p++;
+                continue;
+            }
+            if (*p == ']' && p[1] == 0) break;
+            return sb_fail(err, "'%s': expected ', INDEX' or a closing ']' at the end", spec);
+        }
+    }
+    *start = off;
+    *len = stride;
+    return 0;
 }
 
 static void position_name(const Model *m, int p, StrBuf *out)

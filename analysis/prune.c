@@ -160,6 +160,65 @@ static int eval_all(PruneRow *row, Set *sets, int nsets, int only_task, const Mo
     return 0;
 }
 
+/* The ranges of one reset spec, "A+B+..." (a '+' inside brackets is not a separator). */
+typedef struct {
+    int n;
+    size_t *start, *len;
+} Slices;
+
+static int parse_reset(const Model *m, const char *spec, Slices *sl, StrBuf *err)
+{
+    memset(sl, 0, sizeof *sl);
+    const char *p = spec;
+    for (;;) {
+        const char *q = p;
+        int depth = 0;
+        while (*q && (depth || *q != '+')) depth += (*q == '[') - (*q == ']'), q++;
+        char *one = xstrndup(p, (size_t)(q - p));
+        sl->start = xrealloc(sl->start, sizeof(size_t) * (size_t)(sl->n + 1));
+        sl->len = xrealloc(sl->len, sizeof(size_t) * (size_t)(sl->n + 1));
+        StrBuf e;
+        sb_init(&e);
+        int bad = coord_parse_slice(m, one, &sl->start[sl->n], &sl->len[sl->n], &e);
+        if (bad) sb_printf(err, "--reset %s: %s", spec, e.s);
+        sb_free(&e);
+        free(one);
+        if (bad) return -1;
+        sl->n++;
+        if (!*q) return 0;
+        p = q + 1;
+    }
+}
+
+static void slices_free(Slices *sl)
+{
+    free(sl->start);
+    free(sl->len);
+    memset(sl, 0, sizeof *sl);
+}
+
+/* Set the slices in w to 0 (or `to`'s values); with `save`, keep what was there first;
+ * returns how many values changed. */
+static long reset_slices(Model *w, const Slices *sl, const Model *to, float *save)
+{
+    long changed = 0;
+    for (int i = 0, at = 0; i < sl->n; i++)
+        for (size_t k = 0; k < sl->len[i]; k++, at++) {
+            size_t idx = sl->start[i] + k;
+            float v = to ? to->params_memory[idx] : 0.0f;
+            if (save) save[at] = w->params_memory[idx];
+            changed += w->params_memory[idx] != v;
+            w->params_memory[idx] = v;
+        }
+    return changed;
+}
+
+static void restore_slices(Model *w, const Slices *sl, const float *save)
+{
+    for (int i = 0, at = 0; i < sl->n; i++)
+        for (size_t k = 0; k < sl->len[i]; k++) w->params_memory[sl->start[i] + k] = save[at++];
+}
+
 int prune_run(const Model *m, const PruneOptions *o, PruneResult *r, StrBuf *err)
 {
     memset(r, 0, sizeof *r);
@@ -168,6 +227,14 @@ int prune_run(const Model *m, const PruneOptions *o, PruneResult *r, StrBuf *err
     if (!o->task) return sb_fail(err, "--task is required");
     if (o->original && (o->original->num_params != m->num_params || o->original->cfg.d_model != m->cfg.d_model))
         return sb_fail(err, "--rollback: the original model's shapes differ from the model's");
+    /* the resets first: a misspelt one fails before any work */
+    Slices *resets = xcalloc((size_t)o->nresets + 1, sizeof(Slices));
+    for (int i = 0; i < o->nresets; i++)
+        if (parse_reset(m, o->resets[i], &resets[i], err)) {
+            for (int j = 0; j <= i; j++) slices_free(&resets[j]);
+            free(resets);
+            return -1;
+        }
     int nsets = 1 + o->neval, rc = -1;
     Set *sets = xcalloc((size_t)nsets, sizeof *sets);
     Model *w = NULL;
@@ -264,6 +331,23 @@ int prune_run(const Model *m, const PruneOptions *o, PruneResult *r, StrBuf *err
     if (o->original) {
         row_init(&r->original, -1, nsets);
         if (eval_all(&r->original, sets, nsets, 0, o->original, &fs, err)) goto done;
+    }
+    if (o->nresets) {
+        r->resets = xcalloc((size_t)o->nresets, sizeof(PruneRow));
+        r->reset_params = xcalloc((size_t)o->nresets, sizeof(long));
+        r->reset_changed = xcalloc((size_t)o->nresets, sizeof(long));
+        for (int i = 0; i < o->nresets; i++) {
+            size_t n = 0;
+            for (int j = 0; j < resets[i].n; j++) n += resets[i].len[j];
+            float *save = xmalloc(sizeof(float) * (n ? n : 1));
+            row_init(&r->resets[r->nresets++], -1, nsets);
+            r->reset_params[i] = (long)n;
+            r->reset_changed[i] = reset_slices(w, &resets[i], o->original, save);
+            int bad = eval_all(&r->resets[i], sets, nsets, 0, w, &fs, err);
+            restore_slices(w, &resets[i], save);
+            free(save);
+            if (bad) goto done;
+        }
     }
     r->rows = xcalloc((size_t)o->nks + 2, sizeof(PruneRow));
     for (int i = 0; i < o->nks; i++) {
@@ -403,6 +487,8 @@ done:
     free(sets);
     fwd_free(&fs);
     coord_free(&co);
+    for (int i = 0; i < o->nresets; i++) slices_free(&resets[i]);
+    free(resets);
     if (rc) prune_result_free(r);
     return rc;
 }
@@ -431,6 +517,10 @@ void prune_result_free(PruneResult *r)
     free(r->search);
     for (int i = 0; i < r->neach; i++) row_free(&r->each[i]);
     free(r->each);
+    for (int i = 0; i < r->nresets; i++) row_free(&r->resets[i]);
+    free(r->resets);
+    free(r->reset_params);
+    free(r->reset_changed);
     memset(r, 0, sizeof *r);
     r->found_k = -1;
 }
@@ -531,6 +621,17 @@ json_t *prune_json(const PruneOptions *o, const PruneResult *r, long list)
             json_array_append_new(ea, e);
         }
         json_object_set_new(j, "each", ea);
+    }
+    if (r->nresets) {
+        json_t *ra = json_array();
+        for (int i = 0; i < r->nresets; i++) {
+            json_t *e = row_json(r, &r->resets[i]);
+            json_object_set_new(e, "reset", json_string(o->resets[i]));
+            json_object_set_new(e, "params", json_integer(r->reset_params[i]));
+            json_object_set_new(e, "changed", json_integer(r->reset_changed[i]));
+            json_array_append_new(ra, e);
+        }
+        json_object_set_new(j, "resets", ra);
     }
     if (o->original) {
         json_object_set_new(j, "target", num(o->target));

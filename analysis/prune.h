@@ -17,6 +17,10 @@
  * then doubling, then bisection inside the last doubling step (accuracy need not be
  * monotone in K, so past 64 this is the smallest K found, not provably the smallest).
  *
+ * Resets (`resets`, each "NAME[prefix]+NAME..." as coord_parse_slice reads them): each one on
+ * its own sets its slices to 0 (ORIGINAL's values under rollback) and measures every set:
+ * ablation of a named component, e.g. a head's value weights, with no ranking involved.
+ *
  * Accuracies are exact match at every counted position of a sequence, over a fixed set of
  * sequences drawn as `tracc finetune --eval` draws them (same --eval-seed, same sets). */
 #ifndef TRACC_PRUNE_H
@@ -55,10 +59,12 @@ typedef struct {
     PruneEval evals[PRUNE_MAX_EVAL];
     int no_repeat;              /* inputs without repeated tokens (as tracc finetune --no-repeat) */
     long each;                  /* also apply each of the top `each` items on its own (0: no) */
+    int nresets;
+    const char *const *resets;  /* slices to reset, one row each (above) */
 } PruneOptions;
 
 #define PRUNE_OPTIONS_DEFAULT                                                                                          \
-    ((PruneOptions){NULL, 0, NULL, 0, 0, 512, 1, 1000, 12345, 0, 0, 0, NULL, NULL, 1, 0.9, 0, {{0}}, 0, 0})
+    ((PruneOptions){NULL, 0, NULL, 0, 0, 512, 1, 1000, 12345, 0, 0, 0, NULL, NULL, 1, 0.9, 0, {{0}}, 0, 0, 0, NULL})
 
 typedef struct {
     size_t index;               /* weights: parameter index; units: unit number */
@@ -91,6 +97,10 @@ typedef struct {
     PruneRow *search;           /* rollback: every K the search evaluated, in order */
     int neach;
     PruneRow *each;             /* --each: item k (1-based, as `k`) applied alone */
+    int nresets;
+    PruneRow *resets;           /* one per o->resets entry (k = -1) */
+    long *reset_params;         /* parameters each reset covers */
+    long *reset_changed;        /* of those, how many it changed */
 } PruneResult;
 
 /* Run the analysis on model m. Returns 0, or -1 with a message. */

@@ -1,6 +1,7 @@
 /* cmd_prune.c — `tracc prune MODEL --task FILE.rasp`: the paper's gradient-times-weight
  * pruning, or with --rollback ORIGINAL the reset of the fine-tuning changes that the task's
  * gradient points at (analysis/prune.h). */
+#include <ctype.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
@@ -16,6 +17,7 @@
 #include "train/finetune.h"
 
 #define MAX_KS 64
+#define MAX_RESETS 32
 
 static void usage(FILE *f)
 {
@@ -41,6 +43,11 @@ static void usage(FILE *f)
             "  --each N           also zero each of the N top-ranked weights (units) on its own\n"
             "                     and report the accuracies: one weight that matters alone can\n"
             "                     rank below weights whose removal destroys the task\n"
+            "  --reset SPEC       also set these weights to 0 (--rollback: to ORIGINAL's values)\n"
+            "                     on their own and report the accuracies (repeatable, a row\n"
+            "                     each): a tensor by name, an index prefix of it, or several\n"
+            "                     joined by '+', e.g. 'blocks.0.attn.W_V[0]' (block 0 head 0's\n"
+            "                     value weights) or 'blocks.1.mlp.W_in+blocks.1.mlp.b_in'\n"
             "  --neurons          prune whole units instead of weights: MLP hidden units and head\n"
             "                     QK / OV dimensions, scored by the sum over their weights\n"
             "  --eval NAME=FILE.rasp[,spurious=PRED.rasp,rate=C]\n"
@@ -71,6 +78,29 @@ static void usage(FILE *f)
 
 static int bad_usage(const char *msg, const char *arg) { return cli_usage_error("prune", msg, arg); }
 
+/* The form of a --reset spec, without the model: NAME or NAME[I, J, ...], joined by '+'
+ * (whether the model has the tensor and the indices is checked when it is loaded). */
+static int reset_spec_ok(const char *s)
+{
+    for (;;) {
+        const char *n = s;
+        while (isalnum((unsigned char)*s) || *s == '_' || *s == '.') s++;
+        if (s == n) return 0;
+        if (*s == '[') {
+            do {
+                s++;
+                while (*s == ' ') s++;
+                if (!isdigit((unsigned char)*s)) return 0;
+                while (isdigit((unsigned char)*s)) s++;
+                while (*s == ' ') s++;
+            } while (*s == ',');
+            if (*s++ != ']') return 0;
+        }
+        if (!*s) return 1;
+        if (*s++ != '+') return 0;
+    }
+}
+
 /* One table row: the label, an accuracy per set, then `tail` (the item's name) if given. */
 static void print_row(const PruneResult *r, const char *label, const PruneRow *row, const char *tail)
 {
@@ -91,6 +121,7 @@ int cmd_prune(int argc, char **argv)
         {"len", required_argument, NULL, 'l'},         {"top", required_argument, NULL, 'k'},
         {"neurons", no_argument, NULL, 'N'},           {"eval", required_argument, NULL, 'e'},
         {"no-repeat", no_argument, NULL, 'P'},          {"each", required_argument, NULL, 'E'},
+        {"reset", required_argument, NULL, 'X'},
         {"eval-size", required_argument, NULL, 'z'},   {"eval-seed", required_argument, NULL, 'Z'},
         {"grad-samples", required_argument, NULL, 'g'}, {"seed", required_argument, NULL, 's'},
         {"logit-scale", required_argument, NULL, 'L'}, {"rollback", required_argument, NULL, 'R'},
@@ -99,6 +130,8 @@ int cmd_prune(int argc, char **argv)
         {"write-k", required_argument, NULL, 'W'},     {"json", no_argument, NULL, 'j'}, {"check-only", no_argument, NULL, 1000},
         {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0}};
     PruneOptions o = PRUNE_OPTIONS_DEFAULT;
+    const char *resets[MAX_RESETS];
+    o.resets = resets;
     const char *at_s = NULL, *len_s = NULL, *orig_path = NULL, *out = NULL;
     long ks[MAX_KS + 1] = {1, 2, 4, 8, 16}, list = 20, write_k = -1, v;
     int nks = 5, json = 0, rank_given = 0, check_only = 0, c;
@@ -127,6 +160,18 @@ int cmd_prune(int argc, char **argv)
                 goto out;
             }
             o.each = v;
+            break;
+        case 'X':
+            if (o.nresets == MAX_RESETS) {
+                rc = bad_usage("at most %s --reset options", "32");
+                goto out;
+            }
+            if (!reset_spec_ok(optarg)) {
+                rc = bad_usage("--reset expects TENSOR, TENSOR[I, J, ...] or several joined by '+', got '%s'",
+                               optarg);
+                goto out;
+            }
+            resets[o.nresets++] = optarg;
             break;
         case 'e': {
             if (json_array_size(evals) == PRUNE_MAX_EVAL) {
@@ -378,6 +423,17 @@ int cmd_prune(int argc, char **argv)
                     printf(" K=%ld %s", r.search[i].k, p);
                 }
                 printf("\n");
+            }
+        }
+        if (r.nresets) {
+            printf("\n  each --reset alone (%s)\n", orig ? "reset to ORIGINAL's values" : "set to 0");
+            printf("  %8s", "params");
+            for (int i = 0; i <= r.neval; i++) printf("  %10s", r.eval_names[i]);
+            printf("  reset\n");
+            for (int i = 0; i < r.nresets; i++) {
+                char k[32];
+                snprintf(k, sizeof k, "%ld", r.reset_params[i]);
+                print_row(&r, k, &r.resets[i], o.resets[i]);
             }
         }
         if (r.neach) {

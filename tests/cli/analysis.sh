@@ -217,6 +217,49 @@ $TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --at 1 --rollback $T/c
     --list 3 --each 5 --top 1,7 >$T/roll3.json 2>$T/roll3.err || { bad "prune --rollback --list 3"; cat $T/roll3.err; }
 py "prune --list 3 --each 5 --top 1,7: the JSON lists the 7 that --top needs" $T/roll3.json "
 assert len(d['ranking']) == 7 and len(d['each']) == 5, (len(d['ranking']), len(d['each']))"
+# --reset: every tensor reset to ORIGINAL is the original model (same sets, same accuracies);
+# a slice covers the parameters its index prefix names; zeroing the token embedding's
+# tokens:a weight alone loses the count
+ALL=$(python3 -c '
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", raw[:8])[0]
+print("+".join(k for k in json.loads(raw[8:8 + n]) if k != "__metadata__"))' $T/ca.safetensors 2>/dev/null)
+A=$(python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["vocab"].index("a"))' <<EOF2 2>/dev/null
+$($TRACC explain --json $T/ca.safetensors 2>/dev/null)
+EOF2
+)
+$TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --at 1 --rollback $T/ca.safetensors --eval "$FT1" \
+    --top 1 --reset "$ALL" --reset 'blocks.0.attn.W_V[0]' --json >$T/reset.json 2>$T/reset.err \
+    || { bad "prune --rollback --reset"; cat $T/reset.err; }
+py "prune --rollback --reset every tensor: the original's accuracies" $T/reset.json "
+a, o = d['resets'][0], d['original']
+assert a['acc'] == o['acc'], (a['acc'], o['acc'])
+assert a['params'] >= d['candidates'] and a['changed'] == d['candidates'], (a, d['candidates'])
+h = d['resets'][1]
+assert h['reset'] == 'blocks.0.attn.W_V[0]' and h['changed'] <= h['params']"
+$TRACC explain --json $T/tuned.safetensors >$T/explain.json 2>/dev/null
+py "prune --reset: a slice's size is its index prefix's" $T/reset.json "
+cfg = json.load(open('$T/explain.json'))['config']
+assert d['resets'][1]['params'] == cfg['d_model'] * cfg['d_head'], (d['resets'][1]['params'], cfg)"
+$TRACC prune $T/ca.safetensors --task $EX/count_a.rasp --at 1 --top 1 --reset "embed.W_E[$A]" --json \
+    >$T/reset0.json 2>$T/reset0.err || { bad "prune --reset (zero)"; cat $T/reset0.err; }
+py "prune --reset embed.W_E[a]: the compiled Counter no longer counts a" $T/reset0.json "
+assert d['base']['acc']['task'] == 1.0 and d['resets'][0]['acc']['task'] < 0.5, d['resets']
+assert d['resets'][0]['changed'] >= 1"
+$TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --at 1 --reset 'blocks.0.attn.W_V[0]' \
+    >$T/reset.txt 2>&1 || bad "prune --reset (text)"
+if grep -qF "each --reset alone (set to 0)" $T/reset.txt && grep -qF "blocks.0.attn.W_V[0]" $T/reset.txt; then ok
+else bad "prune --reset: text table"; cat $T/reset.txt; fi
+expect_err "prune --reset: malformed" 2 "--reset expects TENSOR" -- \
+    $TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --reset 'blocks.0.attn.W_V[0'
+expect_err "prune --reset: empty part" 2 "--reset expects TENSOR" -- \
+    $TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --reset 'embed.W_E+'
+expect_err "prune --reset: no such tensor" 1 "the model has no tensor 'blocks.9.attn.W_V'" -- \
+    $TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --reset 'embed.W_E+blocks.9.attn.W_V'
+expect_err "prune --reset: index out of range" 1 "index 7 is outside 0..0" -- \
+    $TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --reset 'blocks.0.attn.W_V[7]'
+expect_err "prune --reset: too many indices" 1 "expected up to 1 indices" -- \
+    $TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --reset 'unembed.b_U[1, 2]'
 if command -v python3 >/dev/null 2>&1; then
     if python3 -c '
 import json, struct, sys

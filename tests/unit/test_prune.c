@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analysis/coords.h"
 #include "analysis/prune.h"
 #include "common/rng.h"
 #include "compiler/back/assemble.h"
@@ -145,11 +146,67 @@ static void test_prune_zeroing_by_gradient_times_weight_names_each_weight(void *
     rasp_free(p);
 }
 
+/* --reset: the planted wrapper's three weights named as slices, reset to the original,
+ * give the original's accuracy; a slice is the contiguous range its index prefix names */
+static void test_prune_reset_slices(void **state)
+{
+    (void)state;
+    RaspProgram *p = tp_load("rasp_examples/count_a.rasp");
+    Model *a = tp_compile(p, 1);
+    size_t idx[3];
+    Model *b = planted(a, idx);
+    StrBuf err, spec;
+    sb_init(&err);
+    sb_init(&spec);
+    const ModelTensor *wu = model_find_tensor(b, "unembed.W_U"), *wv = model_find_tensor(b, "blocks.0.attn.W_V");
+    assert_non_null(wu);
+    assert_non_null(wv);
+    size_t start, len;
+    assert_int_equal(coord_parse_slice(b, "unembed.W_U", &start, &len, &err), 0);
+    assert_true(start == wu->offset && len == wu->numel);
+    assert_int_equal(coord_parse_slice(b, "blocks.0.attn.W_V[0, 2]", &start, &len, &err), 0);
+    assert_true(start == wv->offset + 2 * (size_t)wv->shape[2] && len == (size_t)wv->shape[2]);
+    assert_int_equal(coord_parse_slice(b, "blocks.0.attn.W_V[1]", &start, &len, &err), -1);
+    assert_non_null(strstr(err.s, "index 1 is outside 0..0"));
+    for (int i = 0; i < 3; i++) {
+        int64_t ix[3];
+        int t = coord_locate(b, idx[i], ix);
+        sb_printf(&spec, "%s%s[%lld, %lld]", i ? "+" : "", b->tensors[t].name, (long long)ix[0], (long long)ix[1]);
+    }
+    const char *resets[2] = {spec.s, "unembed.W_U[0]"};
+    PruneOptions o = PRUNE_OPTIONS_DEFAULT;
+    int at[1] = {1};
+    long ks[1] = {1};
+    o.task = "rasp_examples/count_a.rasp";
+    o.nat = 1;
+    o.at = at;
+    o.grad_n = 16;
+    o.eval_n = 300;
+    o.ks = ks;
+    o.nks = 1;
+    o.original = a;
+    o.resets = resets;
+    o.nresets = 2;
+    PruneResult r;
+    if (prune_run(b, &o, &r, &err)) fail_msg("%s", err.s);
+    assert_int_equal(r.nresets, 2);
+    assert_int_equal(r.reset_params[0], 3);
+    assert_int_equal(r.reset_changed[0], 3);
+    assert_true(r.base.acc[0] < 0.8 && r.resets[0].acc[0] == r.original.acc[0]);
+    prune_result_free(&r);
+    sb_free(&spec);
+    sb_free(&err);
+    model_free(a);
+    model_free(b);
+    rasp_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_prune_rollback_finds_the_planted_wrapper),
         cmocka_unit_test(test_prune_zeroing_by_gradient_times_weight_names_each_weight),
+        cmocka_unit_test(test_prune_reset_slices),
     };
     return cmocka_run_group_tests_name("prune", tests, NULL, NULL);
 }
