@@ -231,10 +231,22 @@ int coord_parse_slice(const Model *m, const char *spec, size_t *start, size_t *l
                 sb_puts(err, "])");
                 return -1;
             }
+            long long hi = v + 1;
+            p = end;
+            if (*p == ':') {
+                /* I:J, the last index: rows I .. J-1, still one contiguous range */
+                errno = 0;
+                hi = strtoll(p + 1, &end, 10);
+                if (end == p + 1 || errno || hi <= v || hi > t->shape[nidx])
+                    return sb_fail(err, "'%s': a range I:J needs I < J <= %lld", spec, (long long)t->shape[nidx]);
+                p = end;
+                while (*p == ' ') p++;
+                if (*p != ']') return sb_fail(err, "'%s': a range I:J must be the last index", spec);
+            }
             stride /= (size_t)t->shape[nidx];
             off += (size_t)v * stride;
+            if (hi > v + 1) stride *= (size_t)(hi - v);
             nidx++;
-            p = end;
             while (*p == ' ') p++;
             if (*p == ',') {
                 p++;

@@ -66,7 +66,8 @@ int coord_locate(const Model *m, size_t index, int64_t idx[3]);
 void coord_param_id(const Model *m, size_t index, StrBuf *out);
 /* A slice of one tensor by the names prune and diff print: "blocks.0.attn.W_V" (all of
  * it) or an index prefix, "blocks.0.attn.W_V[0]" (head 0), "blocks.0.attn.W_V[0, 2]" (one
- * row), "embed.W_E[1, 2]" (one weight). Row-major, so a prefix is one contiguous range:
+ * row), "embed.W_E[1, 2]" (one weight); the last index may be a range I:J (rows I .. J-1,
+ * "blocks.0.mlp.W_out[2:94]"). Row-major, so a prefix is one contiguous range:
  * *start (into params_memory) and *len. Returns 0, or -1 with a message naming the spec. */
 int coord_parse_slice(const Model *m, const char *spec, size_t *start, size_t *len, StrBuf *err);
 

@@ -415,6 +415,15 @@ static int cmp_desc(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
+int dc_pack(const Dc *dc, const int32_t *row_of, int k0, int nb, int32_t *toks, int32_t *rows, int *lens)
+{
+    int L = dc->p->max_len;
+    /* the samples are stored end to end: lay them out at a fixed stride to pack */
+    for (int k = 0; k < nb; k++)
+        memcpy(toks + (size_t)k * L, dc->tok + dc->sample_off[k0 + k], sizeof(int32_t) * (size_t)dc->sample_len[k0 + k]);
+    return dec_pack_batch(dc->m, row_of, toks, (size_t)L, dc->sample_len + k0, nb, rows, lens);
+}
+
 static int observe(Dc *dc, StrBuf *err)
 {
     const Model *m = dc->m;
@@ -460,11 +469,7 @@ static int observe(Dc *dc, StrBuf *err)
     sb_init(&tb);
     for (int k0 = 0; k0 < dc->nsamples && !rc; k0 += B) {
         int nb = dc->nsamples - k0 < B ? dc->nsamples - k0 : B;
-        /* the samples are stored end to end: lay them out at a fixed stride to pack */
-        for (int k = 0; k < nb; k++)
-            memcpy(toks + (size_t)k * p->max_len, dc->tok + dc->sample_off[k0 + k],
-                   sizeof(int32_t) * (size_t)dc->sample_len[k0 + k]);
-        int T = dec_pack_batch(m, row_of, toks, (size_t)p->max_len, dc->sample_len + k0, nb, rows, lens);
+        int T = dc_pack(dc, row_of, k0, nb, toks, rows, lens);
         if (fwd_forward(&fs, m, rows, lens, nb, T, &fo, err)) {
             rc = -1;
             break;
@@ -1086,29 +1091,43 @@ int dc_decompile(const Model *m, const DcOptions *o, DcResult *r, StrBuf *err)
                 sb_puts(&c, "\n");
             }
         }
-        r->comments = dc_take(&c);
-        json_t *rep = json_object();
-        json_object_set_new(rep, "program", json_string(r->program));
-        json_object_set_new(rep, "diff", json_string(r->diff));
-        json_t *fj = fid_json(&dc, sets[0]);
-        json_object_set_new(fj, "distribution", json_string(set_name(sets[0])));
-        json_object_set_new(rep, "fidelity", fj);
-        if (ns > 1) {
-            json_t *fu = fid_json(&dc, DC_SET_UNIFORM);
-            json_object_set_new(fu, "distribution", json_string("uniform"));
-            json_object_set_new(rep, "fidelity_uniform", fu);
+        json_t *idle = dc_idle(&dc, &c, err);
+        if (!idle) {
+            /* its message is in err; nothing half-made is returned */
+            json_decref(sops);
+            json_decref(sels);
+            sb_free(&c);
+            free(r->original);
+            free(r->diff);
+            free(r->program);
+            r->original = r->diff = r->program = NULL;
+            rc = -1;
+        } else {
+            r->comments = dc_take(&c);
+            json_t *rep = json_object();
+            json_object_set_new(rep, "program", json_string(r->program));
+            json_object_set_new(rep, "diff", json_string(r->diff));
+            json_t *fj = fid_json(&dc, sets[0]);
+            json_object_set_new(fj, "distribution", json_string(set_name(sets[0])));
+            json_object_set_new(rep, "fidelity", fj);
+            if (ns > 1) {
+                json_t *fu = fid_json(&dc, DC_SET_UNIFORM);
+                json_object_set_new(fu, "distribution", json_string("uniform"));
+                json_object_set_new(rep, "fidelity_uniform", fu);
+            }
+            json_object_set_new(rep, "reproduces", json_boolean(r->reproduces));
+            json_object_set_new(rep, "changed", json_boolean(*r->diff != 0));
+            if (dc.nat) {
+                json_t *at = json_array();
+                for (int i = 0; i < dc.nat; i++) json_array_append_new(at, json_integer(dc.at[i]));
+                json_object_set_new(rep, "at", at);
+            }
+            if (note.len) json_object_set_new(rep, "note", json_string(note.s));
+            json_object_set_new(rep, "sops", sops);
+            json_object_set_new(rep, "selectors", sels);
+            json_object_set_new(rep, "idle", idle);
+            r->report = rep;
         }
-        json_object_set_new(rep, "reproduces", json_boolean(r->reproduces));
-        json_object_set_new(rep, "changed", json_boolean(*r->diff != 0));
-        if (dc.nat) {
-            json_t *at = json_array();
-            for (int i = 0; i < dc.nat; i++) json_array_append_new(at, json_integer(dc.at[i]));
-            json_object_set_new(rep, "at", at);
-        }
-        if (note.len) json_object_set_new(rep, "note", json_string(note.s));
-        json_object_set_new(rep, "sops", sops);
-        json_object_set_new(rep, "selectors", sels);
-        r->report = rep;
     } else {
         free(r->program);
         r->program = NULL;

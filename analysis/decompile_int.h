@@ -144,6 +144,12 @@ RaspProgram *dc_parse(const Model *m, const char *name, const char *text, const 
 /* What s-op s is observed to hold at a position, for tabulating it: its decoded dimensions,
  * or for the output s-op the model's answer (dc->ans); DC_UNREAD when it cannot be read. */
 int32_t dc_obs(const Dc *dc, int s, long pos);
+/* Samples k0 .. k0+nb-1 packed as model rows for fwd_forward (toks: scratch of nb *
+ * max_len, rows: nb * (max_len + 1)); returns T. row_of: ro_vocab_rows. */
+int dc_pack(const Dc *dc, const int32_t *row_of, int k0, int nb, int32_t *toks, int32_t *rows, int *lens);
+/* decompile_idle.c: the unused components fine-tuning put to work (JSON array, a new
+ * reference; comment lines appended to c), or NULL with a message. */
+struct json_t *dc_idle(const Dc *dc, StrBuf *c, StrBuf *err);
 /* decompile_recover.c: fill val, rec and srec in program order. */
 void dc_recover(Dc *dc);
 /* 1 if query position i selects key position j of sample k under the recovered selector. */

@@ -45,9 +45,10 @@ static void usage(FILE *f)
             "                     rank below weights whose removal destroys the task\n"
             "  --reset SPEC       also set these weights to 0 (--rollback: to ORIGINAL's values)\n"
             "                     on their own and report the accuracies (repeatable, a row\n"
-            "                     each): a tensor by name, an index prefix of it, or several\n"
-            "                     joined by '+', e.g. 'blocks.0.attn.W_V[0]' (block 0 head 0's\n"
-            "                     value weights) or 'blocks.1.mlp.W_in+blocks.1.mlp.b_in'\n"
+            "                     each): a tensor by name, an index prefix of it (the last\n"
+            "                     index may be a range I:J), or several joined by '+', e.g.\n"
+            "                     'blocks.0.attn.W_V[0]' (block 0 head 0's value weights),\n"
+            "                     'blocks.0.mlp.W_out[2:94]' or 'blocks.1.mlp.W_in+blocks.1.mlp.b_in'\n"
             "  --neurons          prune whole units instead of weights: MLP hidden units and head\n"
             "                     QK / OV dimensions, scored by the sum over their weights\n"
             "  --eval NAME=FILE.rasp[,spurious=PRED.rasp,rate=C]\n"
@@ -92,6 +93,10 @@ static int reset_spec_ok(const char *s)
                 while (*s == ' ') s++;
                 if (!isdigit((unsigned char)*s)) return 0;
                 while (isdigit((unsigned char)*s)) s++;
+                if (*s == ':') {
+                    if (!isdigit((unsigned char)*++s)) return 0;
+                    while (isdigit((unsigned char)*s)) s++;
+                }
                 while (*s == ' ') s++;
             } while (*s == ',');
             if (*s++ != ']') return 0;
@@ -167,7 +172,8 @@ int cmd_prune(int argc, char **argv)
                 goto out;
             }
             if (!reset_spec_ok(optarg)) {
-                rc = bad_usage("--reset expects TENSOR, TENSOR[I, J, ...] or several joined by '+', got '%s'",
+                rc = bad_usage("--reset expects TENSOR, TENSOR[I, J, ...] (the last may be I:J) or several "
+                               "joined by '+', got '%s'",
                                optarg);
                 goto out;
             }

@@ -236,6 +236,15 @@ elif mode == "unembed_plus1":
         for y in range(v): nw[r * v + y] = 0.0
         nw[r * v + min(x + 1, v - 1)] = w[r * v + x]
     put("unembed.W_U", nw)
+elif mode == "spare_head":
+    # block 0's head, unused by the program, reads tokens:a and writes 100 x its (near
+    # uniform) mean into out:0: wherever an "a" is in the input the answer becomes 0
+    w, (nh, d, k) = tensor("blocks.0.attn.W_V")
+    w[row["tokens:a"] * k + 0] = 1.0
+    put("blocks.0.attn.W_V", w)
+    w, (nh, k, d) = tensor("blocks.0.attn.W_O")
+    w[0 * d + row["out:0"]] = 100.0
+    put("blocks.0.attn.W_O", w)
 elif mode.startswith("len="):
     # provenance as tracc finetune records it: lengths as [min, max]
     lo = int(mode[4:])
@@ -267,6 +276,21 @@ OPENBLAS_NUM_THREADS=1 $TRACC decompile $T/c3_len.safetensors --inputs 40 --json
 py "3-block: provenance lengths [5, 5]: every sample has 5 positions" $T/c3l.json '
 f, u = d["fidelity"], d["fidelity_uniform"]
 assert f["distribution"] == "training" and f["positions"] == 200 and u["positions"] == 200, (f, u)'
+
+# (4) an unused head put to work: decompile names it and measures what zeroing it changes;
+# the compiled model's unused components are all zeros and are not listed
+OPENBLAS_NUM_THREADS=1 $TRACC decompile $T/c3.safetensors --inputs 60 --json >$T/c3i.json 2>/dev/null
+py "3-block: compiled, no unused component has weights" $T/c3i.json '
+assert d["idle"] == [], d["idle"]'
+edit3 $T/c3.safetensors $T/c3_spare.safetensors spare_head || bad "3-block: edit spare head"
+OPENBLAS_NUM_THREADS=1 $TRACC decompile $T/c3_spare.safetensors --at 1 --inputs 200 --json >$T/c3s.json 2>/dev/null
+py "3-block: the unused head carries the answer: zeroing its W_V changes it" $T/c3s.json '
+i = [x for x in d["idle"] if x["component"] == "block 0 head 0"]
+assert len(i) == 1 and i[0]["zeroed"] == "blocks.0.attn.W_V[0]" and i[0]["norm"] == 1.0, d["idle"]
+assert i[0]["answers_changed"] > 0.3 and i[0]["positions"] == d["fidelity"]["positions"], (i, d["fidelity"])'
+OPENBLAS_NUM_THREADS=1 $TRACC decompile $T/c3_spare.safetensors --at 1 --inputs 200 >$T/c3s.txt 2>&1
+if grep -q "^# not in the program: block 0 head 0 is unused by it, yet zeroing blocks.0.attn.W_V\[0\]" $T/c3s.txt; then ok
+else bad "3-block: the unused head's comment"; cat $T/c3s.txt; fi
 
 # ---- bad input -----------------------------------------------------------------------------
 expect_err "usage: no model" 2 "missing MODEL" -- $TRACC decompile
