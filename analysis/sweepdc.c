@@ -1,8 +1,8 @@
 /* sweepdc.c — the report's reading of `tracc decompile --json` (a run's after.decompile):
  * per run the changed ops with their -/+ lines, the output fidelity on training-distribution
- * and uniform inputs, and a reading (rewritten, wrapper, unchanged, not classified) by the
- * rule of docs/report.md; per cell how many seeds give each distinct diff, the mean
- * fidelities and the readings counted. Only the keys docs/decompile.md lists are read, each
+ * and uniform inputs, and a reading (rewritten, wrapper, unchanged, not classified, unused
+ * capacity) by the rule of docs/report.md; per cell how many seeds give each distinct diff,
+ * the mean fidelities and the readings counted. Only the keys docs/decompile.md lists are read, each
  * defensively: a key that is missing or of another type counts as absent. */
 #include <ctype.h>
 #include <math.h>
@@ -15,7 +15,12 @@
 /* A program that reproduces less of the model than this on training inputs is not read. */
 #define DC_MIN_FIDELITY 0.7
 
-const char *const srep_dc_readings[SREP_NDC] = {"rewritten", "wrapper", "unchanged", "not classified"};
+/* A component the program leaves unused that changes this share of the answers when zeroed
+ * (decompile's "idle") carries the answer: the run is read as "unused capacity". */
+#define DC_IDLE_SHARE 0.5
+
+const char *const srep_dc_readings[SREP_NDC] = {"rewritten", "wrapper", "unchanged", "not classified",
+                                                "unused capacity"};
 
 /* ---- text ---- */
 
@@ -430,6 +435,21 @@ static const char *dc_reading(json_t *dc, DcOp *ops, int nops, StrBuf *why)
     if (e) {
         sb_printf(why, "decompile failed: %s", json_is_string(e) ? json_string_value(e) : "(no message)");
         return srep_dc_readings[3];
+    }
+    /* before the fidelity: a program of the original structure cannot express an answer built
+     * in a component it does not use, which is why such a run's fidelity is low */
+    json_t *x, *top = NULL;
+    size_t ix;
+    double share = 0;
+    json_array_foreach(json_object_get(dc, "idle"), ix, x)
+    {
+        double v = srep_num(json_object_get(x, "answers_changed"));
+        if (isfinite(v) && v > share && json_is_string(json_object_get(x, "component"))) share = v, top = x;
+    }
+    if (top && share >= DC_IDLE_SHARE) {
+        sb_printf(why, "zeroing %s, which the program does not use, changes %.1f%% of the answers",
+                  json_string_value(json_object_get(top, "component")), 100 * share);
+        return srep_dc_readings[4];
     }
     double f = dc_fidelity(dc, "training");
     const char *which = "training";

@@ -103,7 +103,7 @@ void srep_names_add(Names *ns, const char *s);
 json_t *srep_agg_json(const double *v, int n);
 /* The readings of a decompiled run (analysis/sweepdc.c; rule: docs/report.md), and the
  * cell's decompile object (NULL when no finished run has after.decompile). */
-#define SREP_NDC 4
+#define SREP_NDC 5
 extern const char *const srep_dc_readings[SREP_NDC];
 json_t *srep_cell_decompile(const SrepReport *r, const Cell *c);
 /* after.<method> of a finished run (by_method: or any object in `after` whose "method" is it). */

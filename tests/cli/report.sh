@@ -331,15 +331,22 @@ cases = [W1, W1,
          dc({3: 'bin_idx = select(is_a, indices, >);', 5: 'out = aggregate(select(indices, indices, ==), map(lambda x: 4, count_a));'},
             0.8, 0.8, ["bin_idx", "out"]),
          dc({2: 'is_a = tokens == "b";', 5: 'out = aggregate(select(indices, indices, ==), count_a + 1);'}, 0.9, 0.9, ["is_a", "out"]),
-         dc({2: 'is_a = tokens == "b";', 4: 'count_a = map(lambda x: 0, selector_width(bin_idx));'}, 0.9, 0.9, ["is_a", "count_a"])]
+         dc({2: 'is_a = tokens == "b";', 4: 'count_a = map(lambda x: 0, selector_width(bin_idx));'}, 0.9, 0.9, ["is_a", "count_a"]),
+         # an unused component carries the answer (decompile's idle check): unused capacity, before
+         # the fidelity rule; below half the answers it does not decide
+         dict(dc({}, 0.2, 0.15), idle=[{"component": "block 0 head 0", "zeroed": "blocks.0.attn.W_V[0]", "norm": 5.2,
+                                        "answers_changed": 0.8, "positions": 300}]),
+         dict(W1, idle=[{"component": "block 2 MLP (94 units no map owns)", "answers_changed": 0.3}]),
+         dict(dc({}, 1.0, 1.0), idle=[{"component": "block 0 head 0", "answers_changed": 0.01},
+                                      {"component": "block 2 MLP (94 units no map owns)", "answers_changed": 0.5}])]
 jobs = []
 for j, c in enumerate(cases):
-    i = "%04d" % (j + 1); lr = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7][j // 3]
+    i = "%04d" % (j + 1); lr = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8][j // 3]
     jobs.append({"id": i, "params": {"lr": lr, "seed": j % 3 + 1}, "dir": "runs/" + i, "cmd": "true"})
     os.makedirs(os.path.join(D, "runs", i))
     json.dump({"id": i, "params": jobs[-1]["params"], "finetune": {"eval": {"pt0": {"acc": 0.5}}, "steps": 1},
                "after": {"decompile": c}}, open(os.path.join(D, "runs", i, "result.json"), "w"))
-json.dump({"tracc_sweep": 1, "name": "dcs", "paper": None, "grid": {"lr": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], "seed": [1, 2, 3]}, "jobs": jobs},
+json.dump({"tracc_sweep": 1, "name": "dcs", "paper": None, "grid": {"lr": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8], "seed": [1, 2, 3]}, "jobs": jobs},
           open(os.path.join(D, "plan.json"), "w"))
 EOF
 $TRACC report --json $T/dcs -o $T/dcs_out >$T/dcs.json 2>$T/dcs.err && ok || { bad "report on the decompile fixtures"; cat $T/dcs.err; }
@@ -348,9 +355,11 @@ d = json.load(open(sys.argv[1]))
 c = [x['decompile'] for x in d['cells']]
 assert [[r['reading'] for r in x['per_run']] for x in c] == [['wrapper', 'wrapper', 'rewritten'],
     ['wrapper', 'unchanged', 'not classified'], ['not classified'] * 3, ['not classified'] * 3, ['wrapper'] * 3,
-    ['wrapper', 'wrapper', 'not classified'], ['not classified', 'rewritten', 'rewritten']], [[r['reading'] for r in x['per_run']] for x in c]
-assert [x['reading'] for x in c] == ['wrapper', 'mixed', 'not classified', 'not classified', 'wrapper', 'wrapper', 'rewritten'] and c[0]['readings'] == {'rewritten': 1, 'wrapper': 2}
-assert [x['runs'] for x in c] == [3] * 7 and [x['failed'] for x in c] == [0, 0, 1, 0, 0, 0, 0]
+    ['wrapper', 'wrapper', 'not classified'], ['not classified', 'rewritten', 'rewritten'],
+    ['unused capacity', 'wrapper', 'unused capacity']], [[r['reading'] for r in x['per_run']] for x in c]
+assert [x['reading'] for x in c] == ['wrapper', 'mixed', 'not classified', 'not classified', 'wrapper', 'wrapper', 'rewritten',
+    'unused capacity'] and c[0]['readings'] == {'rewritten': 1, 'wrapper': 2}
+assert [x['runs'] for x in c] == [3] * 8 and [x['failed'] for x in c] == [0, 0, 1, 0, 0, 0, 0, 0]
 whys = [r['why'] for x in c for r in x['per_run']]
 assert 'is_a changed and the unchanged bin_idx reads it' in whys[2], whys
 assert '70%' not in whys[5] and 'only 50.0% of the answers on training inputs' in whys[5]
@@ -362,6 +371,9 @@ assert all(w == 'a map added after the original computation: out' for w in whys[
 assert whys[15:17] == ['a map added after the original computation: count_a', 'a map added after the original computation: out'], whys[15:17]
 assert whys[17] == whys[18] == 'the map added on out is a constant: the original computation no longer reaches the output', whys[17:19]
 assert whys[19] == whys[20] == 'is_a changed and the unchanged bin_idx reads it', whys[19:21]
+assert whys[21] == 'zeroing block 0 head 0, which the program does not use, changes 80.0% of the answers', whys[21]
+assert whys[23] == 'zeroing block 2 MLP (94 units no map owns), which the program does not use, changes 50.0% of the answers', whys[23]
+assert c[7]['readings'] == {'wrapper': 1, 'unused capacity': 2}, c[7]['readings']
 # the distinct diffs: the wrapper in 2 of 3 seeds first, lines without comments or ';'
 dd = c[0]['diffs']
 assert [x['runs'] for x in dd] == [2, 1] and dd[0]['jobs'] == ['0001', '0002'], dd
