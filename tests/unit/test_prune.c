@@ -39,6 +39,21 @@ static Model *planted(const Model *a, size_t idx[3])
     return b;
 }
 
+/* The options the tests share: count_a's loss at index 1, small batches. */
+static PruneOptions counter_options(int *at, long *ks, int nks, long grad_n)
+{
+    PruneOptions o = PRUNE_OPTIONS_DEFAULT;
+    at[0] = 1;
+    o.task = "rasp_examples/count_a.rasp";
+    o.nat = 1;
+    o.at = at;
+    o.grad_n = grad_n;
+    o.eval_n = 300;
+    o.ks = ks;
+    o.nks = nks;
+    return o;
+}
+
 static void test_prune_rollback_finds_the_planted_wrapper(void **state)
 {
     (void)state;
@@ -46,16 +61,9 @@ static void test_prune_rollback_finds_the_planted_wrapper(void **state)
     Model *a = tp_compile(p, 1);
     size_t idx[3];
     Model *b = planted(a, idx);
-    PruneOptions o = PRUNE_OPTIONS_DEFAULT;
-    int at[1] = {1};
+    int at[1];
     long ks[2] = {1, 2};
-    o.task = "rasp_examples/count_a.rasp";
-    o.nat = 1;
-    o.at = at;
-    o.grad_n = 64;
-    o.eval_n = 300;
-    o.ks = ks;
-    o.nks = 2;
+    PruneOptions o = counter_options(at, ks, 2, 64);
     o.original = a;
     o.target = 0.99;
     o.neval = 1;
@@ -100,16 +108,9 @@ static void test_prune_zeroing_by_gradient_times_weight_names_each_weight(void *
     Model *a = tp_compile(p, 1);
     size_t idx[3];
     Model *b = planted(a, idx);
-    PruneOptions o = PRUNE_OPTIONS_DEFAULT;
-    int at[1] = {1};
+    int at[1];
     long ks[3] = {1, 2, 100000};
-    o.task = "rasp_examples/count_a.rasp";
-    o.nat = 1;
-    o.at = at;
-    o.grad_n = 64;
-    o.eval_n = 300;
-    o.ks = ks;
-    o.nks = 3;
+    PruneOptions o = counter_options(at, ks, 3, 64);
     PruneResult r;
     StrBuf err;
     sb_init(&err);
@@ -174,16 +175,9 @@ static void test_prune_reset_slices(void **state)
         sb_printf(&spec, "%s%s[%lld, %lld]", i ? "+" : "", b->tensors[t].name, (long long)ix[0], (long long)ix[1]);
     }
     const char *resets[2] = {spec.s, "unembed.W_U[0]"};
-    PruneOptions o = PRUNE_OPTIONS_DEFAULT;
-    int at[1] = {1};
+    int at[1];
     long ks[1] = {1};
-    o.task = "rasp_examples/count_a.rasp";
-    o.nat = 1;
-    o.at = at;
-    o.grad_n = 16;
-    o.eval_n = 300;
-    o.ks = ks;
-    o.nks = 1;
+    PruneOptions o = counter_options(at, ks, 1, 16);
     o.original = a;
     o.resets = resets;
     o.nresets = 2;
