@@ -72,6 +72,7 @@ done <<EOF2
 counter paper/jain2023-counter.json 84 jain2023-counter count_a.rasp
 counterb paper/jain2023-counter-balanced.json 42 jain2023-counter count_a.rasp
 counterf paper/jain2023-counter-fused.json 84 jain2023-counter count_a.rasp
+counterfh paper/jain2023-counter-frozen-head.json 6 jain2023-counter count_a.rasp
 max paper/jain2023-max.json 84 jain2023-max max_identifier.rasp
 maxn paper/jain2023-max-noise.json 84 jain2023-max max_identifier.rasp
 qcounter1 paper/quick/counter-1e-1.json 4 jain2023-counter count_a.rasp
@@ -93,6 +94,11 @@ m = json.load(open(os.path.join(t, "max", "plan.json")))["grid"]
 assert m["lr"] == g["lr"] and m["spurious-rate"] == g["spurious-rate"] and m["seed"] == g["seed"]
 f = json.load(open(os.path.join(t, "counterf", "plan.json")))["grid"]
 assert f["lr"] == [0.1, 0.01] and f["no-fuse"] == [False] and f["conditioning"] == ["tracr", "balanced"]
+h = json.load(open(os.path.join(t, "counterfh", "plan.json")))
+assert h["grid"]["lr"] == [0.1] and h["grid"]["spurious-rate"] == [0, 1]
+for j in h["jobs"]:
+    a = j["stages"][0]["argv"]
+    assert a[a.index("--freeze") + 1] == "blocks.0.attn.*", a
 b = json.load(open(os.path.join(t, "counterb", "plan.json")))["grid"]
 assert b["lr"] == [0.1, 0.01] and b["no-fuse"] == [True] and b["conditioning"] == ["balanced"]
 for name, lr in (("qcounter1", 0.1), ("qcounter2", 0.01), ("qcounter3", 0.001)):
