@@ -16,12 +16,16 @@ static void usage(FILE *f)
             "       tracc sweep run DIR [-j N] [--threads T]\n"
             "       tracc sweep status DIR [--json]\n"
             "       tracc sweep job DIR ID [--no-wait] [--threads T]\n"
+            "       tracc sweep redo DIR STAGE [--quiet]\n"
             "\n"
             "A grid of compile / fine-tune / analysis runs (docs/sweeps.md). `plan` checks the\n"
             "sweep file (keys are the subcommands' long flag names), compiles the start models\n"
             "and writes DIR: plan.json, jobs.txt (one complete `tracc sweep job` command per\n"
             "line: run it with `sweep run`, GNU parallel, Slurm or anything else), slurm.sh.\n"
             "Every job is idempotent and restartable; results: DIR/runs/ID/result.json.\n"
+            "`redo` runs one analysis stage (decompile, prune, ...) again on every finished job\n"
+            "with this tracc, replacing its part of result.json (\"redone\" says which tracc):\n"
+            "for a newer tracc's analyses without fine-tuning again.\n"
             "\n"
             "plan options:\n"
             "  -o, --output DIR        the sweep directory (must not exist, or be empty)\n"
@@ -93,7 +97,7 @@ static int self_path(char *buf, size_t cap)
 
 int cmd_sweep(int argc, char **argv)
 {
-    if (argc < 2) return bad("expected plan, run, status or job%s", "");
+    if (argc < 2) return bad("expected plan, run, status, job or redo%s", "");
     const char *sub = argv[1];
     if (!strcmp(sub, "--help") || !strcmp(sub, "-h")) {
         usage(stdout);
@@ -120,8 +124,9 @@ int cmd_sweep(int argc, char **argv)
     int json = 0, wait = 1, c;
     long v;
     int is_plan = !strcmp(sub, "plan"), is_run = !strcmp(sub, "run"), is_status = !strcmp(sub, "status"),
-        is_job = !strcmp(sub, "job");
-    if (!is_plan && !is_run && !is_status && !is_job) return bad("unknown subcommand '%s' (plan, run, status, job)", sub);
+        is_job = !strcmp(sub, "job"), is_redo = !strcmp(sub, "redo");
+    if (!is_plan && !is_run && !is_status && !is_job && !is_redo)
+        return bad("unknown subcommand '%s' (plan, run, status, job, redo)", sub);
     optind = 1;
     opterr = 0;
     argc--, argv++;
@@ -190,6 +195,7 @@ int cmd_sweep(int argc, char **argv)
     if (is_plan && !po.dir) return bad("plan: -o DIR is required%s", "");
     if ((is_run || is_status) && npos != 1) return bad("%s: expected one sweep directory", sub);
     if (is_job && npos != 2) return bad("job: expected DIR and a job id%s", "");
+    if (is_redo && npos != 2) return bad("redo: expected DIR and a stage name (e.g. decompile)%s", "");
     StrBuf err;
     sb_init(&err);
     if (is_plan) {
@@ -200,6 +206,8 @@ int cmd_sweep(int argc, char **argv)
         rc = sw_run(argv[optind], &ro, self, &err);
     } else if (is_status) {
         rc = sw_status(argv[optind], json, &err);
+    } else if (is_redo) {
+        rc = sw_redo(argv[optind], argv[optind + 1], self, TRACC_VERSION, ro.quiet, &err);
     } else {
         rc = sw_job(argv[optind], argv[optind + 1], wait, ro.threads, ro.quiet, &err);
         if (rc == SW_LOCKED && !ro.quiet)

@@ -60,33 +60,6 @@ static json_t *json_output_of(const char *path)
     return o;
 }
 
-/* Parse a command's stdout: one JSON value, or JSON lines (-> array). */
-static json_t *parse_output(const char *text)
-{
-    json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
-    if (v) return v;
-    json_t *arr = json_array();
-    const char *p = text;
-    while (*p) {
-        const char *nl = strchr(p, '\n');
-        size_t n = nl ? (size_t)(nl - p) : strlen(p);
-        if (n) {
-            json_t *e = json_loadb(p, n, JSON_DECODE_ANY, NULL);
-            if (!e) {
-                json_decref(arr);
-                return NULL;
-            }
-            json_array_append_new(arr, e);
-        }
-        p += n + (nl ? 1 : 0);
-    }
-    if (!json_array_size(arr)) {
-        json_decref(arr);
-        return NULL;
-    }
-    return arr;
-}
-
 /* The value after `flag` in argv, or NULL. */
 static const char *argv_after(json_t *argv, const char *flag)
 {
@@ -304,7 +277,7 @@ int sw_job(const char *dir, const char *id, int wait, int threads, int quiet, St
             if (code < 0) goto stage_err;
             if (job_stop) break;
             int optional = json_is_true(json_object_get(stj, "optional"));
-            if (code == 0 && !(output = parse_output(out.s))) {
+            if (code == 0 && !(output = sw_parse_output(out.s))) {
                 const char *m = "tracc sweep job: the stage printed no JSON\n";
                 if (write(errfd, m, strlen(m)) < 0) {}
                 code = 1;

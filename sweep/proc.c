@@ -253,3 +253,30 @@ void sw_catch_stop(void (*handler)(int), struct sigaction *old_int, struct sigac
     sigaction(SIGINT, &sa, old_int);
     sigaction(SIGTERM, &sa, old_term);
 }
+
+/* Parse a command's stdout: one JSON value, or JSON lines (-> array). */
+json_t *sw_parse_output(const char *text)
+{
+    json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
+    if (v) return v;
+    json_t *arr = json_array();
+    const char *p = text;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        if (n) {
+            json_t *e = json_loadb(p, n, JSON_DECODE_ANY, NULL);
+            if (!e) {
+                json_decref(arr);
+                return NULL;
+            }
+            json_array_append_new(arr, e);
+        }
+        p += n + (nl ? 1 : 0);
+    }
+    if (!json_array_size(arr)) {
+        json_decref(arr);
+        return NULL;
+    }
+    return arr;
+}

@@ -49,6 +49,12 @@ typedef struct {
  * job failed (listed on stderr) or on error (message in err). */
 int sw_run(const char *dir, const SwRunOpts *o, const char *tracc, StrBuf *err);
 
+/* Run analysis stage `stage` again on every done job of DIR with this binary (tracc, its
+ * version), replacing after.STAGE in result.json and recording it under "redone"; jobs not
+ * done or held by another process are skipped. Not the fine-tuning, not a shared stage.
+ * Returns 0, or 1 (a job's stage failed: listed on stderr; or an error in err). */
+int sw_redo(const char *dir, const char *stage, const char *tracc, const char *version, int quiet, StrBuf *err);
+
 /* Print done / running / failed / pending counts (JSON with json). 0 or 1 with err. */
 int sw_status(const char *dir, int json, StrBuf *err);
 
@@ -72,6 +78,9 @@ int sw_exit_code(int status);
 
 /* Shell-quote s for a jobs.txt line (single quotes when it holds anything unusual). */
 void sw_shell_quote(StrBuf *b, const char *s);
+
+/* A stage's stdout as JSON: one value, or JSON lines (an array); NULL when neither. */
+struct json_t *sw_parse_output(const char *text);
 
 /* Read and parse a JSON file: NULL when it is missing or unreadable (message in err). */
 struct json_t *sw_read_json(const char *path, StrBuf *err);

@@ -322,4 +322,58 @@ expect_err "plan: not an object" 1 "a sweep file is a JSON object" -- $S plan "$
 expect_err "plan: unwritable output" 1 "cannot create" -- $S plan tests/sweep/tiny.json -o /proc/nope/x
 if [ -e "$TMPD/b1" ]; then bad "a rejected plan created its DIR"; else ok; fi
 
+# ---- sweep redo: one analysis stage again on the finished jobs, with this binary -------------
+R2="$TMPD/redo"
+TRACC_ABS=$(readlink -f "$TRACC")
+cp -r "$D" "$R2"
+# an older decompile output (no idle check), a job not done, a job held by another process
+python3 - "$R2" <<'EOF2' || bad "redo: prepare"
+import json, os, sys
+d = sys.argv[1]
+p = os.path.join(d, "runs", "0001", "result.json")
+r = json.load(open(p)); r["after"]["decompile"] = {"old": True}; json.dump(r, open(p, "w"))
+os.remove(os.path.join(d, "runs", "0008", "result.json"))
+EOF2
+cp "$R2/runs/0001/result.json" "$TMPD/before.json"
+if command -v flock >/dev/null 2>&1; then
+    flock "$R2/runs/0002/lock" sleep 30 & HOLD=$!
+    sleep 0.3
+    $S redo "$R2" decompile --quiet >"$TMPD/redo.out" 2>&1; rc=$?
+    kill $HOLD 2>/dev/null; wait $HOLD 2>/dev/null
+    want="decompile run again on 6 jobs with $TRACC_ABS (version"
+    tail="; 1 not done, 1 held by another process (skipped), 0 failed"
+else
+    echo "skip: no flock(1) for the held-job case"
+    $S redo "$R2" decompile --quiet >"$TMPD/redo.out" 2>&1; rc=$?
+    want="decompile run again on 7 jobs with $TRACC_ABS (version"
+    tail="; 1 not done, 0 held by another process (skipped), 0 failed"
+fi
+if [ $rc -eq 0 ] && grep -qF "$want" "$TMPD/redo.out" && grep -qF "$tail" "$TMPD/redo.out"; then ok
+else bad "redo decompile: status $rc, counts"; cat "$TMPD/redo.out"; fi
+ARGV=$(python3 -c '
+import json, shlex, sys
+p = json.load(open(sys.argv[1] + "/plan.json"))
+a = [s for s in p["jobs"][0]["stages"] if s["name"] == "decompile"][0]["argv"]
+print(" ".join(shlex.quote(x) for x in a[1:]))' "$R2")
+eval "$TRACC $ARGV" >"$TMPD/direct.json" 2>/dev/null
+python3 - "$R2" "$TMPD/before.json" "$TMPD/direct.json" <<'EOF2' && ok || bad "redo: result.json's decompile replaced, the rest kept, the tracc recorded"
+import json, os, sys
+d, before, direct = sys.argv[1:]
+r = json.load(open(os.path.join(d, "runs", "0001", "result.json"))); b = json.load(open(before))
+assert r["after"]["decompile"] == json.load(open(direct)) and "idle" in r["after"]["decompile"]
+assert set(r["redone"]) == {"decompile"} and r["redone"]["decompile"]["version"], r["redone"]
+for k in ("id", "params", "config_sha256", "finetune"): assert r[k] == b[k], k
+for k in b["after"]:
+    if k != "decompile": assert r["after"][k] == b["after"][k], k
+assert not os.path.exists(os.path.join(d, "runs", "0008", "result.json"))
+log = open(os.path.join(d, "runs", "0001", "stderr.txt")).read()
+assert "== tracc sweep redo decompile with" in log, log[-300:]
+EOF2
+expect_err "redo: the fine-tuning" 1 "cannot redo stage 'finetune': the fine-tuning is not an analysis" -- $S redo "$R2" finetune
+expect_err "redo: a shared stage" 1 "cannot redo stage 'scratch': it is shared by several jobs" -- $S redo "$R2" scratch
+expect_err "redo: no such stage" 1 "no stage 'nope' in the plan (its stages after the fine-tuning: prune, rollback, reft, scratch, diff, attn, probe, decompile)" -- $S redo "$R2" nope
+expect_err "redo: not a sweep" 1 "plan.json" -- $S redo "$TMPD" decompile
+expect_err "redo: no stage given" 2 "redo: expected DIR and a stage name" -- $S redo "$R2"
+expect_err "redo: --threads" 2 "option '--threads' does not apply" -- $S redo "$R2" decompile --threads 2
+
 finish

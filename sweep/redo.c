@@ -1,0 +1,191 @@
+/* redo.c — `tracc sweep redo DIR STAGE`: one analysis stage run again on every finished job.
+ *
+ * A sweep's fine-tuned models outlive the tracc that analysed them; when a newer tracc reads
+ * more (decompile's idle check), re-running that one stage on the stored models is seconds
+ * per job where the sweep took hours. The stage's planned command is run with argv[0]
+ * replaced by this binary, under the job's lock; its output replaces after.STAGE in
+ * result.json (written atomically) and result.json's "redone" records which tracc made it.
+ * The fine-tuning and a shared stage (Scr.+FT, one run for several jobs) are not redone:
+ * they are not analyses of the job's model. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "sweep/sweep.h"
+
+/* The stage named `stage` of a job, or NULL. */
+static json_t *job_stage(json_t *job, const char *stage)
+{
+    json_t *stj;
+    size_t i;
+    json_array_foreach(json_object_get(job, "stages"), i, stj)
+    {
+        const char *n = json_string_value(json_object_get(stj, "name"));
+        if (n && !strcmp(n, stage)) return stj;
+    }
+    return NULL;
+}
+
+/* Why `stage` cannot be redone in this plan (a message), or NULL. */
+static const char *refuse(json_t *plan, const char *stage, StrBuf *names)
+{
+    if (!strcmp(stage, "finetune")) return "the fine-tuning is not an analysis: plan a new sweep to run it again";
+    int found = 0;
+    json_t *job, *stj;
+    size_t i, k;
+    json_array_foreach(json_object_get(plan, "jobs"), i, job)
+    {
+        json_array_foreach(json_object_get(job, "stages"), k, stj)
+        {
+            const char *n = json_string_value(json_object_get(stj, "name"));
+            if (!n) continue;
+            if (i == 0 && strcmp(n, "finetune")) sb_printf(names, "%s%s", names->len ? ", " : "", n);
+            if (strcmp(n, stage)) continue;
+            found = 1;
+            if (json_object_get(stj, "shared"))
+                return "it is shared by several jobs (one run each), not an analysis of one job's model";
+        }
+    }
+    return found ? NULL : "";
+}
+
+/* Run the stage of one done job again. 0 redone, 1 its stage failed (message in err), -1 an
+ * error writing (message in err). */
+static int redo_one(const char *R, const char *result_path, json_t *result, json_t *stj, const char *tracc,
+                    const char *version, StrBuf *err)
+{
+    json_t *argvj = json_object_get(stj, "argv");
+    size_t n = json_array_size(argvj);
+    char **argv = xcalloc(n + 1, sizeof *argv);
+    argv[0] = xstrdup(tracc);
+    for (size_t i = 1; i < n; i++) argv[i] = xstrdup(json_string_value(json_array_get(argvj, i)));
+    StrBuf out, eout;
+    sb_init(&out);
+    sb_init(&eout);
+    int code = sw_capture(argv, NULL, &out, &eout, err);
+    for (size_t i = 0; i < n; i++) free(argv[i]);
+    free(argv);
+    const char *name = json_string_value(json_object_get(stj, "name"));
+    /* the job's stderr.txt keeps what every run of its stages said */
+    char ep[4200];
+    snprintf(ep, sizeof ep, "%s/stderr.txt", R);
+    FILE *ef = fopen(ep, "a");
+    if (ef) {
+        fprintf(ef, "== tracc sweep redo %s with %s (version %s), exit %d\n%s", name, tracc, version, code,
+                eout.s ? eout.s : "");
+        fclose(ef);
+    }
+    json_t *output = code == 0 ? sw_parse_output(out.s ? out.s : "") : NULL;
+    int rc = 0;
+    if (code < 0) {
+        rc = 1;
+    } else if (!output && json_is_true(json_object_get(stj, "optional"))) {
+        /* as `sweep job` records an optional stage that failed */
+        const char *msg = eout.s && eout.len ? eout.s : "(no message)";
+        output = json_pack("{s:s%, s:i}", "error", msg, strcspn(msg, "\n"), "exit", code ? code : 1);
+    } else if (!output) {
+        const char *msg = eout.s && eout.len ? eout.s : "the stage printed no JSON";
+        sb_printf(err, "%s: stage %s exited %d: %.*s", R, name, code, (int)strcspn(msg, "\n"), msg);
+        rc = 1;
+    }
+    if (output) {
+        json_t *after = json_object_get(result, "after");
+        if (!json_is_object(after)) json_object_set_new(result, "after", after = json_object());
+        json_object_set_new(after, name, output);
+        json_t *redone = json_object_get(result, "redone");
+        if (!json_is_object(redone)) json_object_set_new(result, "redone", redone = json_object());
+        json_object_set_new(redone, name, json_pack("{s:s, s:s}", "tracc", tracc, "version", version));
+        if (sw_write_json(result_path, result, 1, err)) rc = -1;
+    }
+    sb_free(&out);
+    sb_free(&eout);
+    return rc;
+}
+
+int sw_redo(const char *dir, const char *stage, const char *tracc, const char *version, int quiet, StrBuf *err)
+{
+    StrBuf p, names;
+    sb_init(&p);
+    sb_init(&names);
+    sb_printf(&p, "%s/plan.json", dir);
+    int rc = 1;
+    json_t *plan = sw_read_json(p.s, err);
+    if (!plan) goto out;
+    const char *why = refuse(plan, stage, &names);
+    if (why && *why) {
+        sb_printf(err, "%s: cannot redo stage '%s': %s", dir, stage, why);
+        goto out;
+    }
+    if (why) {
+        sb_printf(err, "%s: no stage '%s' in the plan (its stages after the fine-tuning: %s)", dir, stage,
+                  names.len ? names.s : "none");
+        goto out;
+    }
+    long redone = 0, not_done = 0, locked = 0, failed = 0;
+    json_t *job;
+    size_t i;
+    rc = 0;
+    json_array_foreach(json_object_get(plan, "jobs"), i, job)
+    {
+        json_t *stj = job_stage(job, stage);
+        const char *id = json_string_value(json_object_get(job, "id"));
+        const char *sha = json_string_value(json_object_get(job, "config_sha256"));
+        const char *jd = json_string_value(json_object_get(job, "dir"));
+        if (!stj || !id || !sha || !jd) continue;
+        char R[4096], lockp[4200], resp[4200];
+        snprintf(R, sizeof R, "%s/%s", dir, jd);
+        snprintf(lockp, sizeof lockp, "%s/lock", R);
+        snprintf(resp, sizeof resp, "%s/result.json", R);
+        if (access(resp, F_OK)) {
+            not_done++;
+            continue;
+        }
+        int fd = open(lockp, O_RDWR | O_CREAT, 0644);
+        if (fd < 0) {
+            sb_printf(err, "%s: %s", lockp, strerror(errno));
+            rc = 1;
+            break;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB)) {
+            close(fd);
+            locked++;
+            continue;
+        }
+        StrBuf e;
+        sb_init(&e);
+        json_t *result = sw_read_json(resp, &e);
+        const char *have = json_string_value(json_object_get(result, "config_sha256"));
+        if (!result || !have || strcmp(have, sha)) {
+            not_done++;   /* another configuration's result, or unreadable: `sweep job` redoes it */
+        } else {
+            int r = redo_one(R, resp, result, stj, tracc, version, &e);
+            if (r == 0) {
+                redone++;
+                if (!quiet) fprintf(stderr, "\rtracc sweep redo: %s %s (%ld)", stage, id, redone);
+            } else {
+                failed++;
+                fprintf(stderr, "%stracc sweep redo: job %s: %s\n", quiet ? "" : "\n", id, e.s);
+                if (r < 0) rc = 1;
+            }
+        }
+        json_decref(result);
+        sb_free(&e);
+        close(fd);
+        if (rc) break;
+    }
+    if (!quiet && redone) fputc('\n', stderr);
+    printf("tracc sweep redo: %s run again on %ld job%s with %s (version %s); %ld not done, %ld held by another "
+           "process (skipped), %ld failed\n",
+           stage, redone, redone == 1 ? "" : "s", tracc, version, not_done, locked, failed);
+    if (failed) rc = 1;
+out:
+    json_decref(plan);
+    sb_free(&p);
+    sb_free(&names);
+    return rc;
+}
