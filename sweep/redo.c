@@ -127,6 +127,7 @@ int sw_redo(const char *dir, const char *stage, const char *tracc, const char *v
         goto out;
     }
     long redone = 0, not_done = 0, locked = 0, failed = 0;
+    int tty = isatty(2);
     json_t *job;
     size_t i;
     rc = 0;
@@ -166,10 +167,12 @@ int sw_redo(const char *dir, const char *stage, const char *tracc, const char *v
             int r = redo_one(R, resp, result, stj, tracc, version, &e);
             if (r == 0) {
                 redone++;
-                if (!quiet) fprintf(stderr, "\rtracc sweep redo: %s %s (%ld)", stage, id, redone);
+                if (!quiet)
+                    fprintf(stderr, "%stracc sweep redo: %s %s (%ld)%s", tty ? "\r\033[K" : "", stage, id, redone,
+                            tty ? "" : "\n");
             } else {
                 failed++;
-                fprintf(stderr, "%stracc sweep redo: job %s: %s\n", quiet ? "" : "\n", id, e.s);
+                fprintf(stderr, "%stracc sweep redo: job %s: %s\n", !quiet && tty && redone ? "\n" : "", id, e.s);
                 if (r < 0) rc = 1;
             }
         }
@@ -178,7 +181,7 @@ int sw_redo(const char *dir, const char *stage, const char *tracc, const char *v
         close(fd);
         if (rc) break;
     }
-    if (!quiet && redone) fputc('\n', stderr);
+    if (!quiet && tty && redone) fputc('\n', stderr);
     printf("tracc sweep redo: %s run again on %ld job%s with %s (version %s); %ld not done, %ld held by another "
            "process (skipped), %ld failed\n",
            stage, redone, redone == 1 ? "" : "s", tracc, version, not_done, locked, failed);
