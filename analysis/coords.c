@@ -261,6 +261,42 @@ int coord_parse_slice(const Model *m, const char *spec, size_t *start, size_t *l
     return 0;
 }
 
+int coord_parse_slices(const Model *m, const char *spec, CoordSlices *sl, StrBuf *err)
+{
+    memset(sl, 0, sizeof *sl);
+    for (const char *p = spec;;) {
+        const char *q = p;
+        int depth = 0;
+        while (*q && (depth || *q != '+')) depth += (*q == '[') - (*q == ']'), q++;
+        char *one = xstrndup(p, (size_t)(q - p));
+        size_t st, ln;
+        int bad = coord_parse_slice(m, one, &st, &ln, err);
+        free(one);
+        if (bad) {
+            coord_slices_free(sl);
+            return -1;
+        }
+        if (sl->n && sl->start[sl->n - 1] + sl->len[sl->n - 1] == st) {
+            sl->len[sl->n - 1] += ln;
+        } else {
+            sl->start = xrealloc(sl->start, sizeof(size_t) * (size_t)(sl->n + 1));
+            sl->len = xrealloc(sl->len, sizeof(size_t) * (size_t)(sl->n + 1));
+            sl->start[sl->n] = st;
+            sl->len[sl->n++] = ln;
+        }
+        sl->total += ln;
+        if (!*q) return 0;
+        p = q + 1;
+    }
+}
+
+void coord_slices_free(CoordSlices *sl)
+{
+    free(sl->start);
+    free(sl->len);
+    memset(sl, 0, sizeof *sl);
+}
+
 static void position_name(const Model *m, int p, StrBuf *out)
 {
     (void)m;

@@ -71,6 +71,16 @@ void coord_param_id(const Model *m, size_t index, StrBuf *out);
  * *start (into params_memory) and *len. Returns 0, or -1 with a message naming the spec. */
 int coord_parse_slice(const Model *m, const char *spec, size_t *start, size_t *len, StrBuf *err);
 
+/* Several slices joined by '+' ("blocks.1.mlp.W_in+blocks.1.mlp.b_in"; a '+' inside
+ * brackets does not join): their ranges, adjacent ones merged, and how many weights in all. */
+typedef struct {
+    int n;
+    size_t *start, *len;
+    size_t total;
+} CoordSlices;
+int coord_parse_slices(const Model *m, const char *spec, CoordSlices *sl, StrBuf *err);
+void coord_slices_free(CoordSlices *sl);
+
 /* What the parameter does in program terms, e.g.
  * "block 0 head 0 (count_a = selector_width(bin_idx)): key reads tokens:a (QK dim 2)". */
 void coord_param_meaning(const Coords *c, size_t index, StrBuf *out);

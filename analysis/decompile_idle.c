@@ -19,40 +19,26 @@
 #include "runtime/decode.h"
 #include "runtime/forward.h"
 
-/* A component's weights, as prune --reset names them, and their range(s) in params_memory. */
+/* A component's weights, as prune --reset names them, and their ranges in params_memory. */
 typedef struct {
-    char name[96];      /* "block 0 head 0" / "block 2 MLP, 94 units no map owns" */
+    char name[96];      /* "block 0 head 0" / "block 2 MLP (94 units no map owns)" */
     char spec[1024];    /* as prune --reset reads it: "blocks.0.attn.W_V[0]", "blocks.0.mlp.W_out[2:94]" */
-    int n;
-    size_t start[64], len[64];
+    CoordSlices sl;
 } Idle;
 
-static double slices_norm(const Model *m, const Idle *c)
+static double slices_norm(const Model *m, const CoordSlices *sl)
 {
     double s = 0;
-    for (int i = 0; i < c->n; i++)
-        for (size_t k = 0; k < c->len[i]; k++) {
-            double v = m->params_memory[c->start[i] + k];
+    for (int i = 0; i < sl->n; i++)
+        for (size_t k = 0; k < sl->len[i]; k++) {
+            double v = m->params_memory[sl->start[i] + k];
             s += v * v;
         }
     return sqrt(s);
 }
 
-/* Add range [start, start+len) to c, merging with the previous one when adjacent. */
-static void add_range(Idle *c, size_t start, size_t len)
-{
-    if (c->n && c->start[c->n - 1] + c->len[c->n - 1] == start) {
-        c->len[c->n - 1] += len;
-        return;
-    }
-    if (c->n < 64) {
-        c->start[c->n] = start;
-        c->len[c->n++] = len;
-    }
-}
-
 /* The unused components: every head coords names unused, and per block the MLP hidden
- * units no map owns (their W_out rows; consecutive units make one range). */
+ * units no map owns (their W_out rows, one I:J range per run of consecutive units). */
 static int idle_components(const Model *m, const Coords *co, Idle **out)
 {
     int L = m->cfg.n_layers, NH = m->cfg.n_heads, M = m->cfg.d_mlp, n = 0;
@@ -65,10 +51,7 @@ static int idle_components(const Model *m, const Coords *co, Idle **out)
             Idle *c = &v[n];
             snprintf(c->name, sizeof c->name, "block %d head %d", l, h);
             snprintf(c->spec, sizeof c->spec, "blocks.%d.attn.W_V[%d]", l, h);
-            size_t st, ln;
-            if (coord_parse_slice(m, c->spec, &st, &ln, &e)) continue;
-            add_range(c, st, ln);
-            n++;
+            if (!coord_parse_slices(m, c->spec, &c->sl, &e)) n++;
         }
         Idle *c = &v[n];
         int units = 0;
@@ -80,18 +63,16 @@ static int idle_components(const Model *m, const Coords *co, Idle **out)
             }
             int j1 = j;
             while (j1 < M && co->neuron_map[l * M + j1] < 0) j1++;
-            char spec[64];
-            if (j == 0 && j1 == M) snprintf(spec, sizeof spec, "blocks.%d.mlp.W_out", l);
-            else snprintf(spec, sizeof spec, "blocks.%d.mlp.W_out[%d:%d]", l, j, j1);
-            size_t st, ln;
-            if (c->n < 64 && used + strlen(spec) + 2 < sizeof c->spec && !coord_parse_slice(m, spec, &st, &ln, &e)) {
-                used += (size_t)snprintf(c->spec + used, sizeof c->spec - used, "%s%s", used ? "+" : "", spec);
-                add_range(c, st, ln);
+            char part[64];
+            if (j == 0 && j1 == M) snprintf(part, sizeof part, "blocks.%d.mlp.W_out", l);
+            else snprintf(part, sizeof part, "blocks.%d.mlp.W_out[%d:%d]", l, j, j1);
+            if (used + strlen(part) + 2 < sizeof c->spec) {
+                used += (size_t)snprintf(c->spec + used, sizeof c->spec - used, "%s%s", used ? "+" : "", part);
                 units += j1 - j;
             }
             j = j1;
         }
-        if (!units) continue;
+        if (!units || coord_parse_slices(m, c->spec, &c->sl, &e)) continue;
         snprintf(c->name, sizeof c->name, "block %d MLP (%d unit%s no map owns)", l, units, units == 1 ? "" : "s");
         n++;
     }
@@ -170,26 +151,18 @@ json_t *dc_idle(const Dc *dc, StrBuf *c, StrBuf *err)
     int32_t *row_of = xmalloc(sizeof(int32_t) * (size_t)(dc->p->nvocab + 1));
     int rc = ro_vocab_rows(m, dc->p, row_of, err);
     for (int i = 0; i < n && !rc; i++) {
-        double norm = slices_norm(m, &comp[i]);
+        const CoordSlices *sl = &comp[i].sl;
+        double norm = slices_norm(m, sl);
         if (norm == 0) continue;   /* as compiled: nothing was put there */
-        if (!w) {
-            uint8_t *data;
-            size_t len;
-            if ((rc = model_serialize(m, &data, &len, err))) break;
-            w = model_parse(data, len, "(copy)", err);
-            free(data);
-            if (!w) {
-                rc = -1;
-                break;
-            }
+        if (!w && !(w = model_copy(m, err))) {
+            rc = -1;
+            break;
         }
-        for (int r = 0; r < comp[i].n; r++)
-            memset(w->params_memory + comp[i].start[r], 0, sizeof(float) * comp[i].len[r]);
+        for (int r = 0; r < sl->n; r++) memset(w->params_memory + sl->start[r], 0, sizeof(float) * sl->len[r]);
         long nch = 0, npos = 0;
         rc = changed_answers(dc, w, row_of, set, &nch, &npos, err);
-        for (int r = 0; r < comp[i].n; r++)
-            memcpy(w->params_memory + comp[i].start[r], m->params_memory + comp[i].start[r],
-                   sizeof(float) * comp[i].len[r]);
+        for (int r = 0; r < sl->n; r++)
+            memcpy(w->params_memory + sl->start[r], m->params_memory + sl->start[r], sizeof(float) * sl->len[r]);
         if (rc) break;
         double share = npos ? (double)nch / (double)npos : 0;
         json_array_append_new(arr, json_pack("{s:s, s:s, s:f, s:f, s:I}", "component", comp[i].name, "zeroed",
@@ -204,6 +177,7 @@ json_t *dc_idle(const Dc *dc, StrBuf *c, StrBuf *err)
     }
     free(row_of);
     if (w) model_free(w);
+    for (int i = 0; i < n; i++) coord_slices_free(&comp[i].sl);
     free(comp);
     coord_free(&co);
     if (rc) {

@@ -136,16 +136,6 @@ static double default_logit_scale(const Model *m)
     return json_is_number(v) && json_number_value(v) > 0 ? json_number_value(v) : 10.0;
 }
 
-static Model *clone_model(const Model *m, StrBuf *err)
-{
-    uint8_t *data;
-    size_t len;
-    if (model_serialize(m, &data, &len, err)) return NULL;
-    Model *c = model_parse(data, len, "(copy)", err);
-    free(data);
-    return c;
-}
-
 static void row_init(PruneRow *r, long k, int nsets)
 {
     r->k = k;
@@ -160,60 +150,23 @@ static int eval_all(PruneRow *row, Set *sets, int nsets, int only_task, const Mo
     return 0;
 }
 
-/* The ranges of one reset spec, "A+B+..." (a '+' inside brackets is not a separator). */
-typedef struct {
-    int n;
-    size_t *start, *len;
-} Slices;
-
-static int parse_reset(const Model *m, const char *spec, Slices *sl, StrBuf *err)
-{
-    memset(sl, 0, sizeof *sl);
-    const char *p = spec;
-    for (;;) {
-        const char *q = p;
-        int depth = 0;
-        while (*q && (depth || *q != '+')) depth += (*q == '[') - (*q == ']'), q++;
-        char *one = xstrndup(p, (size_t)(q - p));
-        sl->start = xrealloc(sl->start, sizeof(size_t) * (size_t)(sl->n + 1));
-        sl->len = xrealloc(sl->len, sizeof(size_t) * (size_t)(sl->n + 1));
-        StrBuf e;
-        sb_init(&e);
-        int bad = coord_parse_slice(m, one, &sl->start[sl->n], &sl->len[sl->n], &e);
-        if (bad) sb_printf(err, "--reset %s: %s", spec, e.s);
-        sb_free(&e);
-        free(one);
-        if (bad) return -1;
-        sl->n++;
-        if (!*q) return 0;
-        p = q + 1;
-    }
-}
-
-static void slices_free(Slices *sl)
-{
-    free(sl->start);
-    free(sl->len);
-    memset(sl, 0, sizeof *sl);
-}
-
-/* Set the slices in w to 0 (or `to`'s values); with `save`, keep what was there first;
+/* Set the slices in w to 0 (or `to`'s values), keeping what was there in save (sl->total);
  * returns how many values changed. */
-static long reset_slices(Model *w, const Slices *sl, const Model *to, float *save)
+static long reset_slices(Model *w, const CoordSlices *sl, const Model *to, float *save)
 {
     long changed = 0;
     for (int i = 0, at = 0; i < sl->n; i++)
         for (size_t k = 0; k < sl->len[i]; k++, at++) {
             size_t idx = sl->start[i] + k;
             float v = to ? to->params_memory[idx] : 0.0f;
-            if (save) save[at] = w->params_memory[idx];
+            save[at] = w->params_memory[idx];
             changed += w->params_memory[idx] != v;
             w->params_memory[idx] = v;
         }
     return changed;
 }
 
-static void restore_slices(Model *w, const Slices *sl, const float *save)
+static void restore_slices(Model *w, const CoordSlices *sl, const float *save)
 {
     for (int i = 0, at = 0; i < sl->n; i++)
         for (size_t k = 0; k < sl->len[i]; k++) w->params_memory[sl->start[i] + k] = save[at++];
@@ -228,13 +181,19 @@ int prune_run(const Model *m, const PruneOptions *o, PruneResult *r, StrBuf *err
     if (o->original && (o->original->num_params != m->num_params || o->original->cfg.d_model != m->cfg.d_model))
         return sb_fail(err, "--rollback: the original model's shapes differ from the model's");
     /* the resets first: a misspelt one fails before any work */
-    Slices *resets = xcalloc((size_t)o->nresets + 1, sizeof(Slices));
-    for (int i = 0; i < o->nresets; i++)
-        if (parse_reset(m, o->resets[i], &resets[i], err)) {
-            for (int j = 0; j <= i; j++) slices_free(&resets[j]);
+    CoordSlices *resets = xcalloc((size_t)o->nresets + 1, sizeof(CoordSlices));
+    for (int i = 0; i < o->nresets; i++) {
+        StrBuf e;
+        sb_init(&e);
+        int bad = coord_parse_slices(m, o->resets[i], &resets[i], &e);
+        if (bad) sb_printf(err, "--reset %s: %s", o->resets[i], e.s);
+        sb_free(&e);
+        if (bad) {
+            for (int j = 0; j < i; j++) coord_slices_free(&resets[j]);
             free(resets);
             return -1;
         }
+    }
     int nsets = 1 + o->neval, rc = -1;
     Set *sets = xcalloc((size_t)nsets, sizeof *sets);
     Model *w = NULL;
@@ -324,7 +283,7 @@ int prune_run(const Model *m, const PruneOptions *o, PruneResult *r, StrBuf *err
         r->candidates = (long)rk.n;
     }
 
-    if (!(w = clone_model(m, err))) goto done;
+    if (!(w = model_copy(m, err))) goto done;
     long cur = 0;
     row_init(&r->base, 0, nsets);
     if (eval_all(&r->base, sets, nsets, 0, w, &fs, err)) goto done;
@@ -337,11 +296,9 @@ int prune_run(const Model *m, const PruneOptions *o, PruneResult *r, StrBuf *err
         r->reset_params = xcalloc((size_t)o->nresets, sizeof(long));
         r->reset_changed = xcalloc((size_t)o->nresets, sizeof(long));
         for (int i = 0; i < o->nresets; i++) {
-            size_t n = 0;
-            for (int j = 0; j < resets[i].n; j++) n += resets[i].len[j];
-            float *save = xmalloc(sizeof(float) * (n ? n : 1));
+            float *save = xmalloc(sizeof(float) * (resets[i].total ? resets[i].total : 1));
             row_init(&r->resets[r->nresets++], -1, nsets);
-            r->reset_params[i] = (long)n;
+            r->reset_params[i] = (long)resets[i].total;
             r->reset_changed[i] = reset_slices(w, &resets[i], o->original, save);
             int bad = eval_all(&r->resets[i], sets, nsets, 0, w, &fs, err);
             restore_slices(w, &resets[i], save);
@@ -487,7 +444,7 @@ done:
     free(sets);
     fwd_free(&fs);
     coord_free(&co);
-    for (int i = 0; i < o->nresets; i++) slices_free(&resets[i]);
+    for (int i = 0; i < o->nresets; i++) coord_slices_free(&resets[i]);
     free(resets);
     if (rc) prune_result_free(r);
     return rc;

@@ -2,8 +2,8 @@
  * per run the changed ops with their -/+ lines, the output fidelity on training-distribution
  * and uniform inputs, and a reading (rewritten, wrapper, unchanged, not classified, unused
  * capacity) by the rule of docs/report.md; per cell how many seeds give each distinct diff,
- * the mean fidelities and the readings counted. Only the keys docs/decompile.md lists are read, each
- * defensively: a key that is missing or of another type counts as absent. */
+ * the mean fidelities and the readings counted. Only the keys docs/decompile.md lists are
+ * read, each defensively: a key that is missing or of another type counts as absent. */
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -481,9 +481,7 @@ static const char *dc_reading(json_t *dc, DcOp *ops, int nops, StrBuf *why)
      * map(lambda x: 4, count_a))`, is not a rewritten count). A constant further up is left to
      * the rules below: what reads it may still compute (the Max-identifier's learned runs). */
     for (int i = 0; i < nops && output && !reading; i++)
-        if (!strcmp(ops[i].name, output) && is_map[i] && constant[i]) {
-            reading = dc_constant(ops[i].name, why);
-        }
+        if (!strcmp(ops[i].name, output) && is_map[i] && constant[i]) reading = dc_constant(ops[i].name, why);
     free(output);
     /* a changed op that an unchanged statement reads: the change sits inside the computation.
      * The tail: the changed ops and the unchanged copies of them (an aggregate of a select of

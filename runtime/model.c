@@ -1251,3 +1251,13 @@ int model_encode(const Model *m, char *const *toks, int n, int32_t *ids, StrBuf 
     }
     return 0;
 }
+
+Model *model_copy(const Model *m, StrBuf *err)
+{
+    uint8_t *data;
+    size_t len;
+    if (model_serialize(m, &data, &len, err)) return NULL;
+    Model *c = model_parse(data, len, "(copy)", err);
+    free(data);
+    return c;
+}

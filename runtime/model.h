@@ -164,6 +164,8 @@ Model *model_load(const char *path, StrBuf *err);
 Model *model_load_hashed(const char *path, char sha256[65], StrBuf *err);
 /* The same from bytes in memory; `name` stands for the file in messages. */
 Model *model_parse(const void *data, size_t len, const char *name, StrBuf *err);
+/* A deep copy (serialized and parsed again), or NULL with a message. */
+Model *model_copy(const Model *m, StrBuf *err);
 /* The file's bytes: header + tensors, deterministic. The result is checked by parsing it
  * back, so nothing is written that model_load would reject. Returns 0, or -1 with err. */
 int model_serialize(const Model *m, uint8_t **data, size_t *len, StrBuf *err);
