@@ -1,6 +1,7 @@
 /* coords.c — see coords.h. */
 #include "analysis/coords.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -196,65 +197,82 @@ void coord_param_id(const Model *m, size_t index, StrBuf *out)
     sb_putc(out, ']');
 }
 
-int coord_parse_slice(const Model *m, const char *spec, size_t *start, size_t *len, StrBuf *err)
+/* One slice's text, before any model is read: the tensor's name, its indices and the end of
+ * the last index's range (idx + 1 when it is a single index). */
+#define SLICE_MAX_IDX 8
+typedef struct {
+    char name[sizeof ((ModelTensor *)0)->name];
+    int nidx;
+    long long idx[SLICE_MAX_IDX], hi;
+} SliceText;
+
+static int slice_text(const char *spec, SliceText *s, StrBuf *err)
 {
+    memset(s, 0, sizeof *s);
     const char *br = strchr(spec, '[');
     size_t nl = br ? (size_t)(br - spec) : strlen(spec);
     while (nl > 0 && spec[nl - 1] == ' ') nl--;
-    char name[sizeof m->tensors[0].name];
-    const ModelTensor *t = NULL;
-    if (nl > 0 && nl < sizeof name) {
-        memcpy(name, spec, nl);
-        name[nl] = 0;
-        t = model_find_tensor(m, name);
-    }
-    if (!t) {
-        sb_printf(err, "'%s': the model has no tensor '%.*s' (names as tracc prune and tracc diff print them, "
-                       "e.g. blocks.0.attn.W_V)", spec, (int)nl, spec);
-        return -1;
-    }
-    size_t off = t->offset, stride = t->numel;
-    int nidx = 0;
-    if (br) {
-        const char *p = br + 1;
-        for (;;) {
-            while (*p == ' ') p++;
-            char *end;
+    for (size_t i = 0; i < nl; i++)
+        if (!isalnum((unsigned char)spec[i]) && spec[i] != '_' && spec[i] != '.') nl = 0;
+    if (nl == 0 || nl >= sizeof s->name)
+        return sb_fail(err, "'%s': expected a tensor name (letters, digits, '_', '.'), e.g. blocks.0.attn.W_V", spec);
+    memcpy(s->name, spec, nl);
+    if (!br) return 0;
+    for (const char *p = br + 1;;) {
+        while (*p == ' ') p++;
+        char *end;
+        errno = 0;
+        long long v = isdigit((unsigned char)*p) ? strtoll(p, &end, 10) : -1;
+        if (v < 0 || errno || s->nidx == SLICE_MAX_IDX)
+            return sb_fail(err, "'%s': expected an index (0, 1, ...) in brackets, e.g. %s[0]", spec, s->name);
+        s->idx[s->nidx++] = v;
+        s->hi = v + 1;
+        p = end;
+        if (*p == ':') {
+            /* I:J, the last index: rows I .. J-1, still one contiguous range */
             errno = 0;
-            long long v = strtoll(p, &end, 10);
-            if (end == p || errno || nidx == t->ndim)
-                return sb_fail(err, "'%s': expected up to %d indices in brackets, e.g. %s[0]", spec, t->ndim, name);
-            if (v < 0 || v >= t->shape[nidx]) {
-                sb_printf(err, "'%s': index %lld is outside 0..%lld (%s has shape [", spec, v,
-                          (long long)t->shape[nidx] - 1, name);
-                for (int d = 0; d < t->ndim; d++) sb_printf(err, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
-                sb_puts(err, "])");
-                return -1;
-            }
-            long long hi = v + 1;
+            s->hi = isdigit((unsigned char)p[1]) ? strtoll(p + 1, &end, 10) : -1;
+            if (errno || s->hi <= v) return sb_fail(err, "'%s': a range I:J needs I < J", spec);
             p = end;
-            if (*p == ':') {
-                /* I:J, the last index: rows I .. J-1, still one contiguous range */
-                errno = 0;
-                hi = strtoll(p + 1, &end, 10);
-                if (end == p + 1 || errno || hi <= v || hi > t->shape[nidx])
-                    return sb_fail(err, "'%s': a range I:J needs I < J <= %lld", spec, (long long)t->shape[nidx]);
-                p = end;
-                while (*p == ' ') p++;
-                if (*p != ']') return sb_fail(err, "'%s': a range I:J must be the last index", spec);
-            }
-            stride /= (size_t)t->shape[nidx];
-            off += (size_t)v * stride;
-            if (hi > v + 1) stride *= (size_t)(hi - v);
-            nidx++;
             while (*p == ' ') p++;
-            if (*p == ',') {
-                p++;
-                continue;
-            }
-            if (*p == ']' && p[1] == 0) break;
-            return sb_fail(err, "'%s': expected ', INDEX' or a closing ']' at the end", spec);
+            if (*p != ']') return sb_fail(err, "'%s': a range I:J must be the last index", spec);
         }
+        while (*p == ' ') p++;
+        if (*p == ',') {
+            p++;
+            continue;
+        }
+        if (*p == ']' && p[1] == 0) return 0;
+        return sb_fail(err, "'%s': expected ', INDEX' or a closing ']' at the end", spec);
+    }
+}
+
+int coord_parse_slice(const Model *m, const char *spec, size_t *start, size_t *len, StrBuf *err)
+{
+    SliceText s;
+    if (slice_text(spec, &s, err)) return -1;
+    if (!m) return 0;
+    const ModelTensor *t = model_find_tensor(m, s.name);
+    if (!t)
+        return sb_fail(err, "'%s': the model has no tensor '%s' (names as tracc prune and tracc diff print them, "
+                            "e.g. blocks.0.attn.W_V)", spec, s.name);
+    if (s.nidx > t->ndim)
+        return sb_fail(err, "'%s': expected up to %d indices in brackets, e.g. %s[0]", spec, t->ndim, s.name);
+    size_t off = t->offset, stride = t->numel;
+    for (int d = 0; d < s.nidx; d++) {
+        long long v = s.idx[d], hi = d == s.nidx - 1 ? s.hi : v + 1;
+        if (v >= t->shape[d]) {
+            sb_printf(err, "'%s': index %lld is outside 0..%lld (%s has shape [", spec, v, (long long)t->shape[d] - 1,
+                      s.name);
+            for (int k = 0; k < t->ndim; k++) sb_printf(err, "%s%lld", k ? ", " : "", (long long)t->shape[k]);
+            sb_puts(err, "])");
+            return -1;
+        }
+        if (hi > t->shape[d])
+            return sb_fail(err, "'%s': a range I:J needs I < J <= %lld", spec, (long long)t->shape[d]);
+        stride /= (size_t)t->shape[d];
+        off += (size_t)v * stride;
+        stride *= (size_t)(hi - v);
     }
     *start = off;
     *len = stride;
@@ -269,14 +287,16 @@ int coord_parse_slices(const Model *m, const char *spec, CoordSlices *sl, StrBuf
         int depth = 0;
         while (*q && (depth || *q != '+')) depth += (*q == '[') - (*q == ']'), q++;
         char *one = xstrndup(p, (size_t)(q - p));
-        size_t st, ln;
+        size_t st = 0, ln = 0;
         int bad = coord_parse_slice(m, one, &st, &ln, err);
         free(one);
         if (bad) {
             coord_slices_free(sl);
             return -1;
         }
-        if (sl->n && sl->start[sl->n - 1] + sl->len[sl->n - 1] == st) {
+        if (!m) {
+            /* the text alone: nothing to locate */
+        } else if (sl->n && sl->start[sl->n - 1] + sl->len[sl->n - 1] == st) {
             sl->len[sl->n - 1] += ln;
         } else {
             sl->start = xrealloc(sl->start, sizeof(size_t) * (size_t)(sl->n + 1));

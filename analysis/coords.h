@@ -68,11 +68,13 @@ void coord_param_id(const Model *m, size_t index, StrBuf *out);
  * it) or an index prefix, "blocks.0.attn.W_V[0]" (head 0), "blocks.0.attn.W_V[0, 2]" (one
  * row), "embed.W_E[1, 2]" (one weight); the last index may be a range I:J (rows I .. J-1,
  * "blocks.0.mlp.W_out[2:94]"). Row-major, so a prefix is one contiguous range:
- * *start (into params_memory) and *len. Returns 0, or -1 with a message naming the spec. */
+ * *start (into params_memory) and *len. Returns 0, or -1 with a message naming the spec.
+ * With m NULL only the text is checked (a CLI checking its options before loading a model). */
 int coord_parse_slice(const Model *m, const char *spec, size_t *start, size_t *len, StrBuf *err);
 
 /* Several slices joined by '+' ("blocks.1.mlp.W_in+blocks.1.mlp.b_in"; a '+' inside
- * brackets does not join): their ranges, adjacent ones merged, and how many weights in all. */
+ * brackets does not join): their ranges, adjacent ones merged, and how many weights in all.
+ * With m NULL only the text is checked and sl is left empty. */
 typedef struct {
     int n;
     size_t *start, *len;

@@ -1,7 +1,6 @@
 /* cmd_prune.c — `tracc prune MODEL --task FILE.rasp`: the paper's gradient-times-weight
  * pruning, or with --rollback ORIGINAL the reset of the fine-tuning changes that the task's
  * gradient points at (analysis/prune.h). */
-#include <ctype.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
@@ -9,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analysis/coords.h"
 #include "analysis/diff.h"
 #include "analysis/prune.h"
 #include "analysis/readout.h"
@@ -79,33 +79,6 @@ static void usage(FILE *f)
 
 static int bad_usage(const char *msg, const char *arg) { return cli_usage_error("prune", msg, arg); }
 
-/* The form of a --reset spec, without the model: NAME or NAME[I, J, ...], joined by '+'
- * (whether the model has the tensor and the indices is checked when it is loaded). */
-static int reset_spec_ok(const char *s)
-{
-    for (;;) {
-        const char *n = s;
-        while (isalnum((unsigned char)*s) || *s == '_' || *s == '.') s++;
-        if (s == n) return 0;
-        if (*s == '[') {
-            do {
-                s++;
-                while (*s == ' ') s++;
-                if (!isdigit((unsigned char)*s)) return 0;
-                while (isdigit((unsigned char)*s)) s++;
-                if (*s == ':') {
-                    if (!isdigit((unsigned char)*++s)) return 0;
-                    while (isdigit((unsigned char)*s)) s++;
-                }
-                while (*s == ' ') s++;
-            } while (*s == ',');
-            if (*s++ != ']') return 0;
-        }
-        if (!*s) return 1;
-        if (*s++ != '+') return 0;
-    }
-}
-
 /* One table row: the label, an accuracy per set, then `tail` (the item's name) if given. */
 static void print_row(const PruneResult *r, const char *label, const PruneRow *row, const char *tail)
 {
@@ -171,10 +144,10 @@ int cmd_prune(int argc, char **argv)
                 rc = bad_usage("at most %s --reset options", "32");
                 goto out;
             }
-            if (!reset_spec_ok(optarg)) {
+            CoordSlices form;
+            if (coord_parse_slices(NULL, optarg, &form, &err)) {
                 rc = bad_usage("--reset expects TENSOR, TENSOR[I, J, ...] (the last may be I:J) or several "
-                               "joined by '+', got '%s'",
-                               optarg);
+                               "joined by '+': %s", err.s);
                 goto out;
             }
             resets[o.nresets++] = optarg;

@@ -254,6 +254,10 @@ expect_err "prune --reset: malformed" 2 "--reset expects TENSOR" -- \
     $TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --reset 'blocks.0.attn.W_V[0'
 expect_err "prune --reset: empty part" 2 "--reset expects TENSOR" -- \
     $TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --reset 'embed.W_E+'
+expect_err "prune --reset: empty range, checked before the model is read" 2 "a range I:J needs I < J" -- \
+    $TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --reset 'blocks.0.mlp.W_out[3:3]'
+expect_err "prune --reset: range past the tensor" 1 "a range I:J needs I < J <=" -- \
+    $TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --reset 'blocks.0.mlp.W_out[0:100000]'
 expect_err "prune --reset: no such tensor" 1 "the model has no tensor 'blocks.9.attn.W_V'" -- \
     $TRACC prune $T/tuned.safetensors --task $EX/count_a.rasp --reset 'embed.W_E+blocks.9.attn.W_V'
 expect_err "prune --reset: index out of range" 1 "index 7 is outside 0..0" -- \

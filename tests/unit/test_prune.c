@@ -169,6 +169,22 @@ static void test_prune_reset_slices(void **state)
     assert_true(start == wv->offset + 2 * (size_t)wv->shape[2] && len == (size_t)wv->shape[2]);
     assert_int_equal(coord_parse_slice(b, "blocks.0.attn.W_V[1]", &start, &len, &err), -1);
     assert_non_null(strstr(err.s, "index 1 is outside 0..0"));
+    /* a range I:J on the last index, and the same text checked without a model (the CLI's
+     * usage check): what parses alone parses with the model, and each malformed form fails */
+    assert_int_equal(coord_parse_slice(b, "blocks.0.attn.W_V[0, 1:3]", &start, &len, &err), 0);
+    assert_true(start == wv->offset + (size_t)wv->shape[2] && len == 2 * (size_t)wv->shape[2]);
+    const char *good[] = {"unembed.W_U", "blocks.0.attn.W_V[0, 1:3]", "embed.W_E [ 1 , 2 ]+unembed.b_U"};
+    const char *bad[] = {"", "a b", "x[", "x[1", "x[1:1]", "x[2:1]", "x[1:2, 3]", "x[-1]", "x[1]y", "x+", "+x", "x[1,]"};
+    CoordSlices sl;
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        assert_int_equal(coord_parse_slices(NULL, good[i], &sl, &err), 0);
+        assert_int_equal(sl.n, 0);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        sb_clear(&err);
+        if (coord_parse_slices(NULL, bad[i], &sl, &err) == 0) fail_msg("'%s' parsed", bad[i]);
+        assert_true(err.len > 0);
+    }
     for (int i = 0; i < 3; i++) {
         int64_t ix[3];
         int t = coord_locate(b, idx[i], ix);
