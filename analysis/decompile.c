@@ -415,13 +415,35 @@ static int cmp_desc(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
-int dc_pack(const Dc *dc, const int32_t *row_of, int k0, int nb, int32_t *toks, int32_t *rows, int *lens)
+void dc_batches_init(DcBatches *b, const Dc *dc)
 {
+    memset(b, 0, sizeof *b);
+    fwd_init(&b->fs);
+    size_t L = (size_t)dc->p->max_len + 1;
+    b->rows = xmalloc(sizeof(int32_t) * DC_BATCH * L);
+    b->toks = xmalloc(sizeof(int32_t) * DC_BATCH * L);
+}
+
+int dc_batches_next(DcBatches *b, const Dc *dc, const Model *w, const int32_t *row_of, const FwdOptions *fo,
+                    StrBuf *err)
+{
+    b->k0 += b->nb;
+    if (b->k0 >= dc->nsamples) return 0;
+    b->nb = dc->nsamples - b->k0 < DC_BATCH ? dc->nsamples - b->k0 : DC_BATCH;
     int L = dc->p->max_len;
     /* the samples are stored end to end: lay them out at a fixed stride to pack */
-    for (int k = 0; k < nb; k++)
-        memcpy(toks + (size_t)k * L, dc->tok + dc->sample_off[k0 + k], sizeof(int32_t) * (size_t)dc->sample_len[k0 + k]);
-    return dec_pack_batch(dc->m, row_of, toks, (size_t)L, dc->sample_len + k0, nb, rows, lens);
+    for (int k = 0; k < b->nb; k++)
+        memcpy(b->toks + (size_t)k * L, dc->tok + dc->sample_off[b->k0 + k],
+               sizeof(int32_t) * (size_t)dc->sample_len[b->k0 + k]);
+    b->T = dec_pack_batch(w, row_of, b->toks, (size_t)L, dc->sample_len + b->k0, b->nb, b->rows, b->lens);
+    return fwd_forward(&b->fs, w, b->rows, b->lens, b->nb, b->T, fo, err) ? -1 : 1;
+}
+
+void dc_batches_free(DcBatches *b)
+{
+    fwd_free(&b->fs);
+    free(b->rows);
+    free(b->toks);
 }
 
 static int observe(Dc *dc, StrBuf *err)
@@ -454,33 +476,25 @@ static int observe(Dc *dc, StrBuf *err)
         free(row_of);
         return -1;
     }
-    FwdState fs;
-    fwd_init(&fs);
     FwdOptions fo = FWD_OPTIONS_DEFAULT;
     fo.record_resid = 1;
     fo.record_attn = dc->nhead_used > 0;
-    const int B = 64;
     float *sorted = xmalloc(sizeof(float) * (size_t)(p->max_len + 2));
-    int32_t *rows = xmalloc(sizeof(int32_t) * (size_t)B * (size_t)(p->max_len + 1));
-    int32_t *toks = xmalloc(sizeof(int32_t) * (size_t)B * (size_t)(p->max_len + 1));
-    int lens[64];
-    int rc = 0;
+    int rc;
     StrBuf tb;
     sb_init(&tb);
-    for (int k0 = 0; k0 < dc->nsamples && !rc; k0 += B) {
-        int nb = dc->nsamples - k0 < B ? dc->nsamples - k0 : B;
-        int T = dc_pack(dc, row_of, k0, nb, toks, rows, lens);
-        if (fwd_forward(&fs, m, rows, lens, nb, T, &fo, err)) {
-            rc = -1;
-            break;
-        }
+    DcBatches bt;
+    dc_batches_init(&bt, dc);
+    const FwdState *fs = &bt.fs;
+    while ((rc = dc_batches_next(&bt, dc, m, row_of, &fo, err)) > 0) {
+        int k0 = bt.k0, nb = bt.nb, T = bt.T;
         for (int k = 0; k < nb; k++) {
             int smp = k0 + k, n = dc->sample_len[smp];
             long off = dc->sample_off[smp];
             for (int s = 0; s < p->nsops; s++) {
                 if (!dc->dec[s]) continue;
                 const DecSop *rs = ro_find(&dc->lay, &p->sops[s]);
-                const float *res = fwd_resid_stage(&fs, rs->stage);
+                const float *res = fwd_resid_stage(fs, rs->stage);
                 for (int i = 0; i < n; i++) {
                     const float *row = res + ((size_t)k * T + (size_t)i + 1) * (size_t)C;
                     int32_t v;
@@ -498,7 +512,7 @@ static int observe(Dc *dc, StrBuf *err)
                 }
             }
             for (int i = 0; i < n; i++) {
-                const float *lg = fs.logits + ((size_t)k * T + (size_t)i + 1) * (size_t)VO;
+                const float *lg = fs->logits + ((size_t)k * T + (size_t)i + 1) * (size_t)VO;
                 Value v = dec_output(m, lg);
                 if (m->output_numerical) {
                     dc->out_num[off + i] = val_as_double(v);
@@ -520,7 +534,7 @@ static int observe(Dc *dc, StrBuf *err)
                 int slot = dc->head_slot[h];
                 if (slot < 0) continue;
                 int l = h / NH, hh = h % NH;
-                const float *pat = fs.attn + ((((size_t)l * NH + (size_t)hh) * (size_t)nb + (size_t)k) * (size_t)T) * (size_t)T;
+                const float *pat = fs->attn + ((((size_t)l * NH + (size_t)hh) * (size_t)nb + (size_t)k) * (size_t)T) * (size_t)T;
                 uint8_t *mk = dc->mask[slot] + dc->mask_off[smp];
                 for (int i = 0; i < n; i++) {
                     const float *row = pat + (size_t)(i + 1) * T;
@@ -555,10 +569,8 @@ static int observe(Dc *dc, StrBuf *err)
     }
     sb_free(&tb);
     free(sorted);
-    free(rows);
-    free(toks);
     free(row_of);
-    fwd_free(&fs);
+    dc_batches_free(&bt);
     return rc;
 }
 

@@ -86,35 +86,24 @@ static int idle_components(const Model *m, const Coords *co, Idle **out)
 static int changed_answers(const Dc *dc, const Model *w, const int32_t *row_of, int set, long *nchanged,
                            long *npos, StrBuf *err)
 {
-    const RaspProgram *p = dc->p;
     int VO = w->cfg.d_vocab_out;
-    const int B = 64;
-    int32_t *rows = xmalloc(sizeof(int32_t) * (size_t)B * (size_t)(p->max_len + 1));
-    int32_t *toks = xmalloc(sizeof(int32_t) * (size_t)B * (size_t)(p->max_len + 1));
-    int lens[64];
-    FwdState fs;
-    fwd_init(&fs);
     FwdOptions fo = FWD_OPTIONS_DEFAULT;
     StrBuf tb;
     sb_init(&tb);
-    int rc = 0;
+    DcBatches bt;
+    dc_batches_init(&bt, dc);
+    int rc;
     *nchanged = *npos = 0;
-    for (int k0 = 0; k0 < dc->nsamples && !rc; k0 += B) {
-        int nb = dc->nsamples - k0 < B ? dc->nsamples - k0 : B;
-        int T = dc_pack(dc, row_of, k0, nb, toks, rows, lens);
-        if (fwd_forward(&fs, w, rows, lens, nb, T, &fo, err)) {
-            rc = -1;
-            break;
-        }
-        for (int k = 0; k < nb; k++) {
-            int smp = k0 + k, n = dc->sample_len[smp];
+    while ((rc = dc_batches_next(&bt, dc, w, row_of, &fo, err)) > 0) {
+        for (int k = 0; k < bt.nb; k++) {
+            int smp = bt.k0 + k, n = dc->sample_len[smp];
             if (dc->sample_set[smp] != set) continue;
             long off = dc->sample_off[smp];
             for (int i = 0; i < n; i++) {
                 int counted = !dc->nat;
                 for (int a = 0; a < dc->nat; a++) counted |= dc->at[a] == i;
                 if (!counted) continue;
-                Value v = dec_output(w, fs.logits + ((size_t)k * T + (size_t)i + 1) * (size_t)VO);
+                Value v = dec_output(w, bt.fs.logits + ((size_t)k * bt.T + (size_t)i + 1) * (size_t)VO);
                 int same;
                 if (w->output_numerical) {
                     double x = val_as_double(v), y = dc->out_num[off + i];
@@ -132,9 +121,7 @@ static int changed_answers(const Dc *dc, const Model *w, const int32_t *row_of, 
         }
     }
     sb_free(&tb);
-    fwd_free(&fs);
-    free(rows);
-    free(toks);
+    dc_batches_free(&bt);
     return rc;
 }
 

@@ -8,6 +8,7 @@
 #include "analysis/readout.h"
 #include "compiler/interp/interp.h"
 #include "compiler/front/rasp.h"
+#include "runtime/forward.h"
 
 #define DC_UNREAD (-3)      /* a position where an s-op could not be read */
 #define DC_UNSET (-4)       /* a table entry neither observed nor in the original */
@@ -144,9 +145,20 @@ RaspProgram *dc_parse(const Model *m, const char *name, const char *text, const 
 /* What s-op s is observed to hold at a position, for tabulating it: its decoded dimensions,
  * or for the output s-op the model's answer (dc->ans); DC_UNREAD when it cannot be read. */
 int32_t dc_obs(const Dc *dc, int s, long pos);
-/* Samples k0 .. k0+nb-1 packed as model rows for fwd_forward (toks: scratch of nb *
- * max_len, rows: nb * (max_len + 1)); returns T. row_of: ro_vocab_rows. */
-int dc_pack(const Dc *dc, const int32_t *row_of, int k0, int nb, int32_t *toks, int32_t *rows, int *lens);
+/* The samples run through a model in batches: after dc_batches_next returns 1, samples
+ * k0 .. k0+nb-1 have been run (row k of fs's activations is sample k0 + k, T positions
+ * per row, BOS first); 0 when all have been, -1 with a message. row_of: ro_vocab_rows. */
+#define DC_BATCH 64
+typedef struct {
+    FwdState fs;
+    int k0, nb, T;
+    int32_t *rows, *toks;
+    int lens[DC_BATCH];
+} DcBatches;
+void dc_batches_init(DcBatches *b, const Dc *dc);
+int dc_batches_next(DcBatches *b, const Dc *dc, const Model *w, const int32_t *row_of, const FwdOptions *fo,
+                    StrBuf *err);
+void dc_batches_free(DcBatches *b);
 /* decompile_idle.c: the unused components fine-tuning put to work (JSON array, a new
  * reference; comment lines appended to c), or NULL with a message. */
 struct json_t *dc_idle(const Dc *dc, StrBuf *c, StrBuf *err);
