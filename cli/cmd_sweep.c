@@ -16,7 +16,7 @@ static void usage(FILE *f)
             "       tracc sweep run DIR [-j N] [--threads T]\n"
             "       tracc sweep status DIR [--json]\n"
             "       tracc sweep job DIR ID [--no-wait] [--threads T]\n"
-            "       tracc sweep redo DIR STAGE [--quiet]\n"
+            "       tracc sweep redo DIR STAGE [-j N] [--quiet]\n"
             "\n"
             "A grid of compile / fine-tune / analysis runs (docs/sweeps.md). `plan` checks the\n"
             "sweep file (keys are the subcommands' long flag names), compiles the start models\n"
@@ -37,10 +37,10 @@ static void usage(FILE *f)
             "  --slurm-cpus N          per job (default: 1)\n"
             "  --slurm-max-parallel N  array jobs running at once (default: no limit)\n"
             "  --quiet                 no progress on stderr\n"
-            "run options:\n"
+            "run and redo options:\n"
             "  -j, --jobs N            jobs at a time (default: the number of CPUs)\n"
-            "  --threads T             threads per job, and OPENBLAS_NUM_THREADS unless set\n"
-            "                          (default: 1)\n"
+            "  --threads T             (run) threads per job, and OPENBLAS_NUM_THREADS unless\n"
+            "                          set (default: 1; redo: OPENBLAS_NUM_THREADS=1 unless set)\n"
             "  --quiet                 no progress line\n"
             "status options:\n"
             "  --json                  the counts as one JSON object\n"
@@ -137,7 +137,7 @@ int cmd_sweep(int argc, char **argv)
         else snprintf(oname, sizeof oname, "-%c", c);
         li = -1;
         int for_plan = c == 'o' || c == O_CKPT || c == O_PART || c == O_TIME || c == O_MEM || c == O_CPUS || c == O_MAXP;
-        int for_run = c == 'j', for_job = c == O_NOWAIT || c == O_WAIT, for_status = c == O_JSON;
+        int for_run = c == 'j' && !is_redo, for_job = c == O_NOWAIT || c == O_WAIT, for_status = c == O_JSON;
         int for_threads = c == O_THREADS;
         if ((for_plan && !is_plan) || (for_run && !is_run) || (for_job && !is_job) || (for_status && !is_status) ||
             (for_threads && !(is_run || is_job)) || (c == O_QUIET && is_status))
@@ -207,7 +207,7 @@ int cmd_sweep(int argc, char **argv)
     } else if (is_status) {
         rc = sw_status(argv[optind], json, &err);
     } else if (is_redo) {
-        rc = sw_redo(argv[optind], argv[optind + 1], self, TRACC_VERSION, ro.quiet, &err);
+        rc = sw_redo(argv[optind], argv[optind + 1], self, TRACC_VERSION, ro.jobs, ro.quiet, &err);
     } else {
         rc = sw_job(argv[optind], argv[optind + 1], wait, ro.threads, ro.quiet, &err);
         if (rc == SW_LOCKED && !ro.quiet)

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sweep/sweep.h"
@@ -107,7 +108,117 @@ static int redo_one(const char *R, const char *result_path, json_t *result, json
     return rc;
 }
 
-int sw_redo(const char *dir, const char *stage, const char *tracc, const char *version, int quiet, StrBuf *err)
+typedef struct {
+    long redone, not_done, locked, failed;
+    int error;   /* a file could not be written or a lock opened: stop */
+} RedoCounts;
+
+/* Redo the stage on the done jobs whose plan index is w modulo nw (one worker of nw).
+ * Progress and each job's failure go to stderr; a fatal error too, counted in c->error. */
+static void redo_jobs(json_t *plan, const char *dir, const char *stage, const char *tracc, const char *version,
+                      int quiet, int w, int nw, RedoCounts *c)
+{
+    int tty = nw == 1 && isatty(2);
+    json_t *job;
+    size_t i;
+    json_array_foreach(json_object_get(plan, "jobs"), i, job)
+    {
+        if ((int)(i % (size_t)nw) != w) continue;
+        json_t *stj = job_stage(job, stage);
+        const char *id = json_string_value(json_object_get(job, "id"));
+        const char *sha = json_string_value(json_object_get(job, "config_sha256"));
+        const char *jd = json_string_value(json_object_get(job, "dir"));
+        if (!stj || !id || !sha || !jd) continue;
+        char R[4096], lockp[4200], resp[4200];
+        snprintf(R, sizeof R, "%s/%s", dir, jd);
+        snprintf(lockp, sizeof lockp, "%s/lock", R);
+        snprintf(resp, sizeof resp, "%s/result.json", R);
+        if (access(resp, F_OK)) {
+            c->not_done++;
+            continue;
+        }
+        int fd = open(lockp, O_RDWR | O_CREAT, 0644);
+        if (fd < 0) {
+            fprintf(stderr, "tracc sweep redo: %s: %s\n", lockp, strerror(errno));
+            c->error = 1;
+            break;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB)) {
+            close(fd);
+            c->locked++;
+            continue;
+        }
+        StrBuf e;
+        sb_init(&e);
+        json_t *result = sw_read_json(resp, &e);
+        const char *have = json_string_value(json_object_get(result, "config_sha256"));
+        if (!result || !have || strcmp(have, sha)) {
+            c->not_done++;   /* another configuration's result, or unreadable: `sweep job` redoes it */
+        } else {
+            int r = redo_one(R, resp, result, stj, tracc, version, &e);
+            if (r == 0) {
+                c->redone++;
+                if (!quiet)
+                    fprintf(stderr, "%stracc sweep redo: %s %s (%ld)%s", tty ? "\r\033[K" : "", stage, id,
+                            c->redone, tty ? "" : "\n");
+            } else {
+                c->failed++;
+                fprintf(stderr, "%stracc sweep redo: job %s: %s\n", !quiet && tty && c->redone ? "\n" : "", id, e.s);
+                if (r < 0) c->error = 1;
+            }
+        }
+        json_decref(result);
+        sb_free(&e);
+        close(fd);
+        if (c->error) break;
+    }
+    if (!quiet && tty && c->redone) fputc('\n', stderr);
+}
+
+/* nw workers, each a child process over its share of the jobs; their counts come back
+ * through one pipe (a RedoCounts is far under PIPE_BUF, so each write is whole). */
+static int redo_parallel(json_t *plan, const char *dir, const char *stage, const char *tracc, const char *version,
+                         int quiet, int nw, RedoCounts *sum, StrBuf *err)
+{
+    int pfd[2];
+    if (pipe(pfd)) return sb_fail(err, "pipe: %s", strerror(errno));
+    fflush(NULL);
+    int started = 0;
+    for (int w = 0; w < nw; w++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            sum->error = 1;
+            sb_printf(err, "fork: %s", strerror(errno));
+            break;
+        }
+        if (pid == 0) {
+            close(pfd[0]);
+            RedoCounts c = {0};
+            redo_jobs(plan, dir, stage, tracc, version, quiet, w, nw, &c);
+            ssize_t k = write(pfd[1], &c, sizeof c);
+            _exit(k == (ssize_t)sizeof c ? 0 : 1);
+        }
+        started++;
+    }
+    close(pfd[1]);
+    RedoCounts c;
+    int got = 0;
+    while (read(pfd[0], &c, sizeof c) == (ssize_t)sizeof c) {
+        sum->redone += c.redone, sum->not_done += c.not_done, sum->locked += c.locked, sum->failed += c.failed;
+        sum->error |= c.error;
+        got++;
+    }
+    close(pfd[0]);
+    while (started-- > 0) wait(NULL);
+    if (got < nw && !sum->error) {
+        sum->error = 1;
+        sb_puts(err, "a worker ended without reporting its counts");
+    }
+    return 0;
+}
+
+int sw_redo(const char *dir, const char *stage, const char *tracc, const char *version, int jobs, int quiet,
+            StrBuf *err)
 {
     StrBuf p, names;
     sb_init(&p);
@@ -126,66 +237,16 @@ int sw_redo(const char *dir, const char *stage, const char *tracc, const char *v
                   names.len ? names.s : "none");
         goto out;
     }
-    long redone = 0, not_done = 0, locked = 0, failed = 0;
-    int tty = isatty(2);
-    json_t *job;
-    size_t i;
-    rc = 0;
-    json_array_foreach(json_object_get(plan, "jobs"), i, job)
-    {
-        json_t *stj = job_stage(job, stage);
-        const char *id = json_string_value(json_object_get(job, "id"));
-        const char *sha = json_string_value(json_object_get(job, "config_sha256"));
-        const char *jd = json_string_value(json_object_get(job, "dir"));
-        if (!stj || !id || !sha || !jd) continue;
-        char R[4096], lockp[4200], resp[4200];
-        snprintf(R, sizeof R, "%s/%s", dir, jd);
-        snprintf(lockp, sizeof lockp, "%s/lock", R);
-        snprintf(resp, sizeof resp, "%s/result.json", R);
-        if (access(resp, F_OK)) {
-            not_done++;
-            continue;
-        }
-        int fd = open(lockp, O_RDWR | O_CREAT, 0644);
-        if (fd < 0) {
-            sb_printf(err, "%s: %s", lockp, strerror(errno));
-            rc = 1;
-            break;
-        }
-        if (flock(fd, LOCK_EX | LOCK_NB)) {
-            close(fd);
-            locked++;
-            continue;
-        }
-        StrBuf e;
-        sb_init(&e);
-        json_t *result = sw_read_json(resp, &e);
-        const char *have = json_string_value(json_object_get(result, "config_sha256"));
-        if (!result || !have || strcmp(have, sha)) {
-            not_done++;   /* another configuration's result, or unreadable: `sweep job` redoes it */
-        } else {
-            int r = redo_one(R, resp, result, stj, tracc, version, &e);
-            if (r == 0) {
-                redone++;
-                if (!quiet)
-                    fprintf(stderr, "%stracc sweep redo: %s %s (%ld)%s", tty ? "\r\033[K" : "", stage, id, redone,
-                            tty ? "" : "\n");
-            } else {
-                failed++;
-                fprintf(stderr, "%stracc sweep redo: job %s: %s\n", !quiet && tty && redone ? "\n" : "", id, e.s);
-                if (r < 0) rc = 1;
-            }
-        }
-        json_decref(result);
-        sb_free(&e);
-        close(fd);
-        if (rc) break;
-    }
-    if (!quiet && tty && redone) fputc('\n', stderr);
+    /* as `sweep job` runs its stages: one BLAS thread each unless the caller says otherwise,
+     * so that a redone stage computes what the sweep's own run would have */
+    if (!getenv("OPENBLAS_NUM_THREADS")) setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    RedoCounts c = {0};
+    if (jobs <= 1) redo_jobs(plan, dir, stage, tracc, version, quiet, 0, 1, &c);
+    else redo_parallel(plan, dir, stage, tracc, version, quiet, jobs, &c, err);
     printf("tracc sweep redo: %s run again on %ld job%s with %s (version %s); %ld not done, %ld held by another "
            "process (skipped), %ld failed\n",
-           stage, redone, redone == 1 ? "" : "s", tracc, version, not_done, locked, failed);
-    if (failed) rc = 1;
+           stage, c.redone, c.redone == 1 ? "" : "s", tracc, version, c.not_done, c.locked, c.failed);
+    rc = c.failed || c.error;
 out:
     json_decref(plan);
     sb_free(&p);

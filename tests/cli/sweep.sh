@@ -375,5 +375,23 @@ expect_err "redo: no such stage" 1 "no stage 'nope' in the plan (its stages afte
 expect_err "redo: not a sweep" 1 "plan.json" -- $S redo "$TMPD" decompile
 expect_err "redo: no stage given" 2 "redo: expected DIR and a stage name" -- $S redo "$R2"
 expect_err "redo: --threads" 2 "option '--threads' does not apply" -- $S redo "$R2" decompile --threads 2
+expect_err "redo: -j 0" 2 "--jobs must be 1..1024" -- $S redo "$R2" decompile -j 0
+# -j: one worker or three (each over every third job), the same results and counts
+for j in 1 3; do
+    cp -r "$D" "$TMPD/redo-j$j"
+    $S redo "$TMPD/redo-j$j" probe -j $j --quiet >"$TMPD/redo-j$j.out" 2>&1 || bad "redo -j $j: status"
+done
+python3 - "$TMPD/redo-j1" "$TMPD/redo-j3" <<'EOF2' && ok || bad "redo -j 3: the results of -j 1, every job once"
+import json, os, sys
+a, b = sys.argv[1:]
+ids = sorted(os.listdir(os.path.join(a, "runs")))
+for i in ids:
+    ra, rb = (json.load(open(os.path.join(d, "runs", i, "result.json"))) for d in (a, b))
+    assert ra["after"]["probe"] == rb["after"]["probe"] and set(rb["redone"]) == {"probe"}, i
+    log = open(os.path.join(b, "runs", i, "stderr.txt")).read()
+    assert log.count("== tracc sweep redo probe with") == 1, (i, log[-300:])
+EOF2
+if grep -qF "probe run again on 8 jobs" "$TMPD/redo-j3.out" && grep -qF "0 failed" "$TMPD/redo-j3.out"; then ok
+else bad "redo -j 3: the counts of every worker summed"; cat "$TMPD/redo-j3.out"; fi
 
 finish
