@@ -177,11 +177,15 @@ static void redo_jobs(json_t *plan, const char *dir, const char *stage, const ch
 
 /* nw workers, each a child process over its share of the jobs; their counts come back
  * through one pipe (a RedoCounts is far under PIPE_BUF, so each write is whole). */
-static int redo_parallel(json_t *plan, const char *dir, const char *stage, const char *tracc, const char *version,
-                         int quiet, int nw, RedoCounts *sum, StrBuf *err)
+static void redo_parallel(json_t *plan, const char *dir, const char *stage, const char *tracc, const char *version,
+                          int quiet, int nw, RedoCounts *sum, StrBuf *err)
 {
     int pfd[2];
-    if (pipe(pfd)) return sb_fail(err, "pipe: %s", strerror(errno));
+    if (pipe(pfd)) {
+        sum->error = 1;
+        sb_printf(err, "pipe: %s", strerror(errno));
+        return;
+    }
     fflush(NULL);
     int started = 0;
     for (int w = 0; w < nw; w++) {
@@ -214,7 +218,6 @@ static int redo_parallel(json_t *plan, const char *dir, const char *stage, const
         sum->error = 1;
         sb_puts(err, "a worker ended without reporting its counts");
     }
-    return 0;
 }
 
 int sw_redo(const char *dir, const char *stage, const char *tracc, const char *version, int jobs, int quiet,
