@@ -73,6 +73,7 @@ counter paper/jain2023-counter.json 84 jain2023-counter count_a.rasp
 counterb paper/jain2023-counter-balanced.json 42 jain2023-counter count_a.rasp
 counterf paper/jain2023-counter-fused.json 84 jain2023-counter count_a.rasp
 counterfh paper/jain2023-counter-frozen-head.json 6 jain2023-counter count_a.rasp
+counterof paper/jain2023-counter-one-frozen.json 6 jain2023-counter count_a.rasp
 max paper/jain2023-max.json 84 jain2023-max max_identifier.rasp
 maxn paper/jain2023-max-noise.json 84 jain2023-max max_identifier.rasp
 qcounter1 paper/quick/counter-1e-1.json 4 jain2023-counter count_a.rasp
