@@ -415,9 +415,11 @@ static int cmp_desc(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
-void dc_batches_init(DcBatches *b, const Dc *dc)
+void dc_batches_init(DcBatches *b, const Dc *dc, int first, int end)
 {
     memset(b, 0, sizeof *b);
+    b->k0 = first;
+    b->end = end;
     fwd_init(&b->fs);
     size_t L = (size_t)dc->p->max_len + 1;
     b->rows = xmalloc(sizeof(int32_t) * DC_BATCH * L);
@@ -428,8 +430,8 @@ int dc_batches_next(DcBatches *b, const Dc *dc, const Model *w, const int32_t *r
                     StrBuf *err)
 {
     b->k0 += b->nb;
-    if (b->k0 >= dc->nsamples) return 0;
-    b->nb = dc->nsamples - b->k0 < DC_BATCH ? dc->nsamples - b->k0 : DC_BATCH;
+    if (b->k0 >= b->end) return 0;
+    b->nb = b->end - b->k0 < DC_BATCH ? b->end - b->k0 : DC_BATCH;
     int L = dc->p->max_len;
     /* the samples are stored end to end: lay them out at a fixed stride to pack */
     for (int k = 0; k < b->nb; k++)
@@ -484,7 +486,7 @@ static int observe(Dc *dc, StrBuf *err)
     StrBuf tb;
     sb_init(&tb);
     DcBatches bt;
-    dc_batches_init(&bt, dc);
+    dc_batches_init(&bt, dc, 0, dc->nsamples);
     const FwdState *fs = &bt.fs;
     while ((rc = dc_batches_next(&bt, dc, m, row_of, &fo, err)) > 0) {
         int k0 = bt.k0, nb = bt.nb, T = bt.T;

@@ -90,14 +90,15 @@ static int changed_answers(const Dc *dc, const Model *w, const int32_t *row_of, 
     FwdOptions fo = FWD_OPTIONS_DEFAULT;
     StrBuf tb;
     sb_init(&tb);
+    /* only the set's samples are run: the training ones come first */
+    int first = set == DC_SET_TRAIN ? 0 : dc->set_count[DC_SET_TRAIN];
     DcBatches bt;
-    dc_batches_init(&bt, dc);
+    dc_batches_init(&bt, dc, first, first + dc->set_count[set]);
     int rc;
     *nchanged = *npos = 0;
     while ((rc = dc_batches_next(&bt, dc, w, row_of, &fo, err)) > 0) {
         for (int k = 0; k < bt.nb; k++) {
             int smp = bt.k0 + k, n = dc->sample_len[smp];
-            if (dc->sample_set[smp] != set) continue;
             long off = dc->sample_off[smp];
             for (int i = 0; i < n; i++) {
                 int counted = !dc->nat;

@@ -145,17 +145,19 @@ RaspProgram *dc_parse(const Model *m, const char *name, const char *text, const 
 /* What s-op s is observed to hold at a position, for tabulating it: its decoded dimensions,
  * or for the output s-op the model's answer (dc->ans); DC_UNREAD when it cannot be read. */
 int32_t dc_obs(const Dc *dc, int s, long pos);
-/* The samples run through a model in batches: after dc_batches_next returns 1, samples
- * k0 .. k0+nb-1 have been run (row k of fs's activations is sample k0 + k, T positions
- * per row, BOS first); 0 when all have been, -1 with a message. row_of: ro_vocab_rows. */
+/* Samples first .. end-1 run through a model in batches: after dc_batches_next returns 1,
+ * samples k0 .. k0+nb-1 have been run (row k of fs's activations is sample k0 + k, T
+ * positions per row, BOS first); 0 when all have been, -1 with a message. row_of:
+ * ro_vocab_rows. The samples of a set are contiguous (training ones first), so one set is
+ * one range. */
 #define DC_BATCH 64
 typedef struct {
     FwdState fs;
-    int k0, nb, T;
+    int k0, nb, T, end;
     int32_t *rows, *toks;
     int lens[DC_BATCH];
 } DcBatches;
-void dc_batches_init(DcBatches *b, const Dc *dc);
+void dc_batches_init(DcBatches *b, const Dc *dc, int first, int end);
 int dc_batches_next(DcBatches *b, const Dc *dc, const Model *w, const int32_t *row_of, const FwdOptions *fo,
                     StrBuf *err);
 void dc_batches_free(DcBatches *b);
