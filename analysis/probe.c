@@ -187,6 +187,67 @@ static void fit_probes(ProbeResult *r, const RaspSop *s, const float *feat, cons
     free(y);
 }
 
+/* Sampled inputs in batches of up to B, packed for the forward pass, which records every
+ * residual stage. */
+typedef struct {
+    int B, hi;
+    int32_t *toks, *rows;   /* (B, hi) vocab indices; (B, hi + 1) model rows */
+    int *lens, *ns;
+    FwdState st;
+    FwdOptions fo;
+    Rng rng;
+} Batches;
+
+static void batches_init(Batches *b, uint64_t seed, int hi)
+{
+    b->B = 256;
+    b->hi = hi;
+    b->toks = xmalloc(sizeof(int32_t) * (size_t)b->B * (size_t)hi);
+    b->rows = xmalloc(sizeof(int32_t) * (size_t)b->B * (size_t)(hi + 1));
+    b->lens = xmalloc(sizeof(int) * (size_t)b->B);
+    b->ns = xmalloc(sizeof(int) * (size_t)b->B);
+    fwd_init(&b->st);
+    b->fo = FWD_OPTIONS_DEFAULT;
+    b->fo.record_resid = 1;
+    rng_seed(&b->rng, seed);
+}
+
+static void batches_free(Batches *b)
+{
+    fwd_free(&b->st);
+    free(b->toks);
+    free(b->rows);
+    free(b->lens);
+    free(b->ns);
+}
+
+/* The sampled inputs' length range (o's, else the program's max_len), checked against the
+ * model and --at, and the program's vocab -> model rows. Returns the rows (free them), or
+ * NULL with a message. */
+static int32_t *check_inputs(const Model *m, const RaspProgram *p, const ProbeOptions *o, int *lo, int *hi,
+                             StrBuf *err)
+{
+    *lo = o->len_min > 0 ? o->len_min : p->max_len;
+    *hi = o->len_max > 0 ? o->len_max : p->max_len;
+    int32_t *row_of = xmalloc(sizeof(int32_t) * (size_t)(p->nvocab + 1));
+    int bad = 1;
+    if (p->max_len > m->cfg.n_ctx - 1)
+        sb_printf(err, "the program's max_len %d exceeds the model's %d", p->max_len, m->cfg.n_ctx - 1);
+    else if (*lo < 1 || *hi < *lo || *hi > p->max_len)
+        sb_printf(err, "input lengths %d-%d are outside 1..%d", *lo, *hi, p->max_len);
+    else if (o->nat > 0 && o->at[0] >= *lo)
+        sb_printf(err, "--at %d needs inputs of at least %d tokens, but --len allows %d", o->at[0], o->at[0] + 1, *lo);
+    else if (o->train_n < 1 || o->test_n < 1)
+        sb_printf(err, "the probe needs at least one training and one test input");
+    else
+        bad = ro_vocab_rows(m, p, row_of, err) != 0;
+    if (bad) {
+        free(row_of);
+        return NULL;
+    }
+    return row_of;
+}
+
 int probe_run_many(const Model *m, const RaspProgram *p, const char *const *sops, int nsops, const ProbeOptions *o,
                    ProbeResult *res, StrBuf *err)
 {
@@ -199,21 +260,9 @@ int probe_run_many(const Model *m, const RaspProgram *p, const char *const *sops
             free(sid);
             return -1;
         }
-    int lo = o->len_min > 0 ? o->len_min : p->max_len, hi = o->len_max > 0 ? o->len_max : p->max_len;
-    int32_t *row_of = xmalloc(sizeof(int32_t) * (size_t)(p->nvocab + 1));
-    int bad = 1;
-    if (p->max_len > m->cfg.n_ctx - 1)
-        sb_printf(err, "the program's max_len %d exceeds the model's %d", p->max_len, m->cfg.n_ctx - 1);
-    else if (lo < 1 || hi < lo || hi > p->max_len)
-        sb_printf(err, "input lengths %d-%d are outside 1..%d", lo, hi, p->max_len);
-    else if (o->nat > 0 && o->at[0] >= lo)
-        sb_printf(err, "--at %d needs inputs of at least %d tokens, but --len allows %d", o->at[0], o->at[0] + 1, lo);
-    else if (o->train_n < 1 || o->test_n < 1)
-        sb_printf(err, "the probe needs at least one training and one test input");
-    else
-        bad = ro_vocab_rows(m, p, row_of, err) != 0;
-    if (bad) {
-        free(row_of);
+    int lo, hi;
+    int32_t *row_of = check_inputs(m, p, o, &lo, &hi, err);
+    if (!row_of) {
         free(sid);
         return -1;
     }
@@ -244,29 +293,24 @@ int probe_run_many(const Model *m, const RaspProgram *p, const char *const *sops
     int32_t *val = xmalloc(sizeof(int32_t) * (size_t)nsops * (size_t)N + 1);
     long *direct_ok = xcalloc((size_t)nsops * (size_t)S + 1, sizeof(long));
     Interp *it = interp_new(p, 1);
-    FwdState st;
-    fwd_init(&st);
-    FwdOptions fo = FWD_OPTIONS_DEFAULT;
-    fo.record_resid = 1;
-    Rng rng;
-    rng_seed(&rng, o->seed);
-    int B = 256, T = hi + 1;
-    int32_t *toks = xmalloc(sizeof(int32_t) * (size_t)B * (size_t)hi);
-    int32_t *rows = xmalloc(sizeof(int32_t) * (size_t)B * (size_t)T);
-    int *lens = xmalloc(sizeof(int) * (size_t)B), *ns = xmalloc(sizeof(int) * (size_t)B);
+    Batches bt;
+    batches_init(&bt, o->seed, hi);
+    int B = bt.B, *ns = bt.ns;
+    int32_t *toks = bt.toks;
+    Rng *rng = &bt.rng;
     int *pos = xmalloc(sizeof(int) * (size_t)B);
     int rc = 0;
     for (long done = 0; done < N && !rc;) {
         int nb = (int)(N - done < B ? N - done : B);
         for (int k = 0; k < nb; k++) {
             int32_t *tk = toks + (size_t)k * hi;
-            ns[k] = ro_sample(&rng, p->nvocab, lo, hi, tk);
+            ns[k] = ro_sample(rng, p->nvocab, lo, hi, tk);
             if (o->nat > 0) {
                 int na = 0;
                 while (na < o->nat && o->at[na] < ns[k]) na++;
-                pos[k] = o->at[rng_below(&rng, (uint32_t)na)];
+                pos[k] = o->at[rng_below(rng, (uint32_t)na)];
             } else {
-                pos[k] = (int)rng_below(&rng, (uint32_t)ns[k]);
+                pos[k] = (int)rng_below(rng, (uint32_t)ns[k]);
             }
             if (interp_eval(it, tk, ns[k])) {
                 sb_printf(err, "the interpreter failed: %s", interp_error(it));
@@ -279,13 +323,13 @@ int probe_run_many(const Model *m, const RaspProgram *p, const char *const *sops
             }
         }
         if (rc) break;
-        int tmax = dec_pack_batch(m, row_of, toks, (size_t)hi, ns, nb, rows, lens);
-        if (fwd_forward(&st, m, rows, lens, nb, tmax, &fo, err)) {
+        int tmax = dec_pack_batch(m, row_of, toks, (size_t)hi, ns, nb, bt.rows, bt.lens);
+        if (fwd_forward(&bt.st, m, bt.rows, bt.lens, nb, tmax, &bt.fo, err)) {
             rc = -1;
             break;
         }
         for (int stg = 0; stg < S; stg++) {
-            const float *rs = fwd_resid_stage(&st, stg);
+            const float *rs = fwd_resid_stage(&bt.st, stg);
             for (int k = 0; k < nb; k++) {
                 const float *row = rs + ((size_t)k * tmax + (size_t)pos[k] + 1) * (size_t)C;
                 memcpy(feat + ((size_t)stg * N + (size_t)(done + k)) * C, row, sizeof(float) * (size_t)C);
@@ -298,12 +342,8 @@ int probe_run_many(const Model *m, const RaspProgram *p, const char *const *sops
         }
         done += nb;
     }
-    fwd_free(&st);
+    batches_free(&bt);
     interp_free(it);
-    free(toks);
-    free(rows);
-    free(lens);
-    free(ns);
     free(pos);
     free(row_of);
     if (!rc) {
@@ -369,4 +409,59 @@ json_t *probe_json(const ProbeResult *r)
     }
     json_object_set_new(o, "stages", a);
     return o;
+}
+
+void probe_neurons_free(ProbeNeurons *r)
+{
+    free(r->fire);
+    memset(r, 0, sizeof *r);
+}
+
+int probe_neurons(const Model *m, const RaspProgram *p, const ProbeOptions *o, ProbeNeurons *r, StrBuf *err)
+{
+    ProbeOptions def = PROBE_OPTIONS_DEFAULT;
+    if (!o) o = &def;
+    memset(r, 0, sizeof *r);
+    int lo, hi;
+    int32_t *row_of = check_inputs(m, p, o, &lo, &hi, err);
+    if (!row_of) return -1;
+    int L = m->cfg.n_layers, C = m->cfg.d_model, M = m->cfg.d_mlp;
+    r->L = L;
+    r->M = M;
+    r->fire = xcalloc((size_t)L * (size_t)M + 1, sizeof(long));
+    Batches bt;
+    batches_init(&bt, o->seed, hi);
+    int B = bt.B, *ns = bt.ns;
+    float *pre = xmalloc(sizeof(float) * (size_t)B * (size_t)(hi + 1) * (size_t)(M > 0 ? M : 1));
+    int rc = 0;
+    for (long done = 0; done < o->test_n && !rc;) {
+        int nb = (int)(o->test_n - done < B ? o->test_n - done : B);
+        for (int k = 0; k < nb; k++) ns[k] = ro_sample(&bt.rng, p->nvocab, lo, hi, bt.toks + (size_t)k * hi);
+        int tmax = dec_pack_batch(m, row_of, bt.toks, (size_t)hi, ns, nb, bt.rows, bt.lens);
+        if (fwd_forward(&bt.st, m, bt.rows, bt.lens, nb, tmax, &bt.fo, err)) {
+            rc = -1;
+            break;
+        }
+        for (int l = 0; l < L; l++) {
+            /* the MLP's input is the residual after the block's attention (stage 2l+1) */
+            fwd_matmul(pre, fwd_resid_stage(&bt.st, 2 * l + 1), m->params.W_in + (size_t)l * C * M,
+                       m->params.b_in + (size_t)l * M, nb * tmax, C, M, 0);
+            long *f = r->fire + (size_t)l * M;
+            for (int k = 0; k < nb; k++)
+                for (int a = 0; a < (o->nat > 0 ? o->nat : ns[k]); a++) {
+                    int i = o->nat > 0 ? o->at[a] : a;
+                    if (i >= ns[k]) break;
+                    const float *h = pre + ((size_t)k * tmax + (size_t)i + 1) * (size_t)M;
+                    for (int j = 0; j < M; j++) f[j] += h[j] > 0;
+                    if (l == 0) r->n_examples++;
+                }
+        }
+        done += nb;
+    }
+    r->n_inputs = o->test_n;
+    batches_free(&bt);
+    free(pre);
+    free(row_of);
+    if (rc) probe_neurons_free(r);
+    return rc;
 }

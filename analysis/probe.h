@@ -70,4 +70,19 @@ void probe_result_free(ProbeResult *r);
 
 struct json_t *probe_json(const ProbeResult *r);
 
+/* MLP hidden units on sampled inputs (`tracc probe --neurons`): for unit j of block l, on
+ * how many examples its pre-activation x . W_in + b_in is > 0, x being the residual after
+ * the block's attention. An example is one of o->test_n inputs at one of the --at indices
+ * (every one the input has), or at every position when o->nat is 0. A unit that never fires
+ * there is dead (it passes nothing on), one that always fires is linear there; only the units
+ * that change sign compute a non-linear function of the input. */
+typedef struct {
+    int L, M;
+    long n_inputs, n_examples;
+    long *fire;             /* (L, M) */
+} ProbeNeurons;
+
+int probe_neurons(const Model *m, const RaspProgram *p, const ProbeOptions *o, ProbeNeurons *r, StrBuf *err);
+void probe_neurons_free(ProbeNeurons *r);
+
 #endif

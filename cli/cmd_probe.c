@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analysis/coords.h"
 #include "analysis/probe.h"
 #include "analysis/readout.h"
 #include "analysis/report.h"
@@ -30,6 +31,11 @@ static void usage(FILE *f)
             "                 accuracy on training and on test inputs.\n"
             "Each input gives one example: the residual at one position, drawn from --at.\n"
             "\n"
+            "With --neurons, instead: how each block's MLP hidden units behave on the --test\n"
+            "inputs, at every --at index (or every position): how many never fire\n"
+            "(pre-activation <= 0 on every example: dead), always fire (linear there) or\n"
+            "change sign, per map the compiler built and for the unused units.\n"
+            "\n"
             "options:\n"
             "  --program FILE   the program whose s-op is probed (default: the model's own; another\n"
             "                   program over the same vocab gets linear probes only)\n"
@@ -43,7 +49,8 @@ static void usage(FILE *f)
             "  --lr LR          peak learning rate (default: 0.001)\n"
             "  --weight-decay W (default: 0.01)\n"
             "  --seed S         inputs and batches (default: 1)\n"
-            "  --json           one JSON object per line, one per s-op\n"
+            "  --neurons        MLP unit activity instead of s-op probes (no --sop, no probe training)\n"
+            "  --json           one JSON object per line, one per s-op (--neurons: one object)\n"
             "  --check-only   check the options and exit 0 (no file is loaded or\n"
             "                 written; used by `tracc sweep plan`)\n"
             "  -h, --help       show this help\n"
@@ -53,12 +60,10 @@ static void usage(FILE *f)
 
 static int bad_usage(const char *msg, const char *arg) { return cli_usage_error("probe", msg, arg); }
 
-static void print_result(const ProbeResult *r, const char *model, const char *prog, const ProbeOptions *o, int own)
+/* ", length N[-M], at index I,J" / ", every position" */
+static void print_inputs(const ProbeOptions *o)
 {
-    printf("probe %s (%s, %d value%s seen in training) in %s; program: %s\n", r->sop,
-           r->categorical ? "categorical" : "numerical", r->nclasses, r->nclasses == 1 ? "" : "s", model,
-           own ? "the model's own" : prog);
-    printf("  %ld training / %ld test inputs, length %d", r->n_train, r->n_test, o->len_min);
+    printf(", length %d", o->len_min);
     if (o->len_max != o->len_min) printf("-%d", o->len_max);
     if (o->nat) {
         printf(", at index");
@@ -66,6 +71,15 @@ static void print_result(const ProbeResult *r, const char *model, const char *pr
     } else {
         printf(", every position");
     }
+}
+
+static void print_result(const ProbeResult *r, const char *model, const char *prog, const ProbeOptions *o, int own)
+{
+    printf("probe %s (%s, %d value%s seen in training) in %s; program: %s\n", r->sop,
+           r->categorical ? "categorical" : "numerical", r->nclasses, r->nclasses == 1 ? "" : "s", model,
+           own ? "the model's own" : prog);
+    printf("  %ld training / %ld test inputs", r->n_train, r->n_test);
+    print_inputs(o);
     char pct[32];
     rep_pct(r->majority, pct, sizeof pct);
     printf(", seed %llu; always answering the commonest value scores %s\n", (unsigned long long)o->seed, pct);
@@ -91,6 +105,90 @@ static void print_result(const ProbeResult *r, const char *model, const char *pr
     }
 }
 
+/* Units of block l's MLP owned by map k (k == nmaps: the unused ones): count, dead, always
+ * on, varying over n examples. */
+static void unit_counts(const Coords *co, const ProbeNeurons *r, int l, int k, long c[4])
+{
+    c[0] = c[1] = c[2] = c[3] = 0;
+    for (int j = 0; j < r->M; j++) {
+        int mk = co->neuron_map[(size_t)l * r->M + j];
+        if ((mk < 0 ? co->nmaps[l] : mk) != k) continue;
+        long f = r->fire[(size_t)l * r->M + j];
+        c[0]++;
+        c[f == 0 ? 1 : f == r->n_examples ? 2 : 3]++;
+    }
+}
+
+static int run_neurons(const Model *m, const RaspProgram *p, const char *path, const ProbeOptions *o, int json,
+                       StrBuf *err)
+{
+    ProbeNeurons r;
+    if (probe_neurons(m, p, o, &r, err)) {
+        fprintf(stderr, "tracc probe: %s\n", err->s);
+        return 1;
+    }
+    Coords co;
+    coord_init(&co, m);
+    json_t *j = json ? json_object() : NULL, *blocks = json ? json_array() : NULL;
+    if (json) {
+        json_object_set_new(j, "model", json_string(path));
+        json_object_set_new(j, "inputs", json_integer(r.n_inputs));
+        json_object_set_new(j, "examples", json_integer(r.n_examples));
+        json_object_set_new(j, "len", json_pack("[ii]", o->len_min, o->len_max));
+        json_t *at = json_array();
+        for (int i = 0; i < o->nat; i++) json_array_append_new(at, json_integer(o->at[i]));
+        json_object_set_new(j, "at", o->nat ? at : (json_decref(at), json_null()));
+        json_object_set_new(j, "seed", json_integer((json_int_t)o->seed));
+    } else {
+        printf("MLP units of %s on %ld inputs", path, r.n_inputs);
+        print_inputs(o);
+        printf(" (%ld examples), seed %llu\n", r.n_examples, (unsigned long long)o->seed);
+        printf("a unit fires on an example when its pre-activation is > 0; dead: on none, always: on all\n");
+        printf("  %-6s %-6s %-6s %-7s %-8s %s\n", "block", "units", "dead", "always", "varying", "map");
+    }
+    for (int l = 0; l < r.L; l++) {
+        json_t *groups = json ? json_array() : NULL;
+        for (int k = 0; k <= co.nmaps[l]; k++) {
+            long c[4];
+            unit_counts(&co, &r, l, k, c);
+            if (!c[0]) continue;
+            const CoordMap *mp = k < co.nmaps[l] ? &co.maps[l][k] : NULL;
+            if (json) {
+                json_t *g = json_pack("{s:o,s:I,s:I,s:I,s:I}", "map", mp ? json_string(mp->desc) : json_null(),
+                                      "units", (json_int_t)c[0], "dead", (json_int_t)c[1], "always",
+                                      (json_int_t)c[2], "varying", (json_int_t)c[3]);
+                if (mp) json_object_set_new(g, "neurons", json_pack("[ii]", mp->first, mp->last - 1));
+                json_array_append_new(groups, g);
+            } else {
+                char what[256];
+                if (mp && mp->last - mp->first > 1)
+                    snprintf(what, sizeof what, "%s [neurons %d-%d]", mp->desc, mp->first, mp->last - 1);
+                else if (mp)
+                    snprintf(what, sizeof what, "%s [neuron %d]", mp->desc, mp->first);
+                else
+                    snprintf(what, sizeof what, "(unused)");
+                printf("  %-6d %-6ld %-6ld %-7ld %-8ld %s\n", l, c[0], c[1], c[2], c[3], what);
+            }
+        }
+        if (json) {
+            json_t *fire = json_array();
+            for (int u = 0; u < r.M; u++)
+                json_array_append_new(fire, json_real(r.n_examples ? (double)r.fire[(size_t)l * r.M + u] / r.n_examples : 0));
+            json_array_append_new(blocks, json_pack("{s:i,s:o,s:o}", "block", l, "groups", groups, "fire", fire));
+        }
+    }
+    if (json) {
+        json_object_set_new(j, "blocks", blocks);
+        char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+        printf("%s\n", s);
+        free(s);
+        json_decref(j);
+    }
+    coord_free(&co);
+    probe_neurons_free(&r);
+    return 0;
+}
+
 int cmd_probe(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -100,11 +198,12 @@ int cmd_probe(int argc, char **argv)
         {"steps", required_argument, NULL, 'S'},   {"batch", required_argument, NULL, 'B'},
         {"lr", required_argument, NULL, 'r'},      {"weight-decay", required_argument, NULL, 'w'},
         {"seed", required_argument, NULL, 'e'},    {"json", no_argument, NULL, 'j'}, {"check-only", no_argument, NULL, 1000},
+        {"neurons", no_argument, NULL, 1001},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     ProbeOptions o = PROBE_OPTIONS_DEFAULT;
     const char *prog_path = NULL, *at_s = NULL, *len_s = NULL;
     const char *sops[MAX_SOPS];
-    int nsops = 0, json = 0, check_only = 0, c;
+    int nsops = 0, json = 0, check_only = 0, neurons = 0, c;
     long v;
     opterr = 0;
     optind = 1;
@@ -145,11 +244,13 @@ int cmd_probe(int argc, char **argv)
             break;
         case 'j': json = 1; break;
         case 1000: check_only = 1; break;
+        case 1001: neurons = 1; break;
         case 'h': usage(stdout); return 0;
         default: return cli_bad_option("probe", c, argv);
         }
     }
     if (argc - optind != 1) return bad_usage("expected one model file%s", "");
+    if (neurons && nsops) return bad_usage("--neurons reads MLP units, not s-ops: drop --sop%s", "");
     if ((c = cli_check_len_at("probe", len_s, at_s))) return c;
     if (check_only) return 0;
     const char *path = argv[optind];
@@ -182,6 +283,10 @@ int cmd_probe(int argc, char **argv)
         goto done;
     }
     if (o.len_min == 0) o.len_min = o.len_max = p->max_len;
+    if (neurons) {
+        rc = run_neurons(m, p, path, &o, json, &err);
+        goto done;
+    }
     if (nsops == 0)
         for (int i = 0; i < p->nsops && nsops < MAX_SOPS; i++)
             if (p->sops[i].named || i == p->output) sops[nsops++] = p->sops[i].label;

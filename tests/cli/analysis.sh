@@ -191,6 +191,27 @@ py "probe: on the wrapper, count_a's labels are wrong but a linear probe still r
 w = [s['where'] for s in d['stages']].index(d['written_at'])
 s = d['stages'][w]
 assert s['direct'] < 0.5 and s['linear_test'] > 0.7 and s['linear_test'] > d['majority'] + 0.2, s"
+# --neurons: at length 1 the compiled counter's MLP sees one token, so every unit fires on
+# the inputs that are `a`, on those that are not, on all or on none: its firing fractions are
+# 0, 1, p and 1 - p with p the share of `a` (1/9 expected); unused units (zero weights) are dead
+$TRACC probe --neurons --test 2000 --at 0 --len 1 --json $T/ca.safetensors >$T/neu0.json 2>&1 || bad "probe --neurons"
+py "probe --neurons: compiled counter at length 1" $T/neu0.json "
+assert d['inputs'] == 2000 and d['examples'] == 2000 and d['at'] == [0] and d['len'] == [1, 1], d
+fr = [f for b in d['blocks'] for f in b['fire']]
+mid = sorted({f for f in fr if 0 < f < 1})
+assert len(mid) in (1, 2) and 0.07 < mid[0] < 0.16 and (len(mid) == 1 or abs(mid[0] + mid[1] - 1) < 1e-9), mid
+for b in d['blocks']:
+    assert sum(g['units'] for g in b['groups']) == len(b['fire'])
+    for g in b['groups']:
+        assert g['dead'] + g['always'] + g['varying'] == g['units'], g
+        if g['map'] is None: assert g['dead'] == g['units'], g
+sw = [g for g in d['blocks'][0]['groups'] if (g['map'] or '').startswith('count_a = selector_width')]
+assert len(sw) == 1 and sw[0]['varying'] > 0, d['blocks'][0]"
+$TRACC probe --neurons --test 50 --len 4 $T/tuned.safetensors >$T/neu1.txt 2>&1 || bad "probe --neurons text"
+if grep -q "on 50 inputs, length 4, every position (200 examples)" $T/neu1.txt &&
+    grep -q "count_a = selector_width(count_a@sw) \[neurons 0-" $T/neu1.txt; then ok; else bad "probe --neurons text"; cat $T/neu1.txt; fi
+expect_err "probe: --neurons with --sop" 2 "--neurons reads MLP units, not s-ops" -- \
+    $TRACC probe --neurons --sop count_a $T/ca.safetensors
 expect_err "probe: unknown s-op" 1 "no s-op named 'nope'" -- $TRACC probe --sop nope --steps 0 $T/ca.safetensors
 expect_err "probe: bad --steps" 2 "--steps expects a count" -- $TRACC probe --steps x $T/ca.safetensors
 expect_err "probe: foreign vocab" 1 "is not in the model's vocab" -- \

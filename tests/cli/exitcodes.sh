@@ -124,6 +124,8 @@ done <<TABLE
 2|tracc probe: expected one model file|probe
 2|tracc probe: --at expects RASP indices within 0..4095|probe $M --at x
 2|tracc probe: --steps expects a count|probe $M --steps x
+2|tracc probe: --neurons reads MLP units, not s-ops|probe $M --neurons --sop x
+1|tracc probe: --at 99: indices must be in 0..9|probe $M --neurons --at 99
 1|tracc probe: --at 99: indices must be in 0..9|probe $M --at 99
 1|tracc probe: --program $M is a model file, not a RASP program|probe $M --program $M
 1|tracc probe: $P is a RASP program, not a model file|probe $P
