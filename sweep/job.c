@@ -174,8 +174,7 @@ int sw_job(const char *dir, const char *id, int wait, int threads, int quiet, St
     StrBuf p, out;
     sb_init(&p);
     sb_init(&out);
-    sb_printf(&p, "%s/plan.json", dir);
-    if (!(plan = sw_read_json(p.s, err))) goto out;
+    if (!(plan = sw_load_plan(dir, err))) goto out;
     json_t *jobs = json_object_get(plan, "jobs"), *j;
     size_t i;
     json_array_foreach(jobs, i, j) if (!strcmp(json_string_value(json_object_get(j, "id")), id)) job = j;

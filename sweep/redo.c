@@ -223,12 +223,10 @@ static void redo_parallel(json_t *plan, const char *dir, const char *stage, cons
 int sw_redo(const char *dir, const char *stage, const char *tracc, const char *version, int jobs, int quiet,
             StrBuf *err)
 {
-    StrBuf p, names;
-    sb_init(&p);
+    StrBuf names;
     sb_init(&names);
-    sb_printf(&p, "%s/plan.json", dir);
     int rc = 1;
-    json_t *plan = sw_read_json(p.s, err);
+    json_t *plan = sw_load_plan(dir, err);
     if (!plan) goto out;
     const char *why = refuse(plan, stage, &names);
     if (why && *why) {
@@ -252,7 +250,6 @@ int sw_redo(const char *dir, const char *stage, const char *tracc, const char *v
     rc = c.failed || c.error;
 out:
     json_decref(plan);
-    sb_free(&p);
     sb_free(&names);
     return rc;
 }

@@ -64,7 +64,7 @@ static int job_done(const char *dir, json_t *job)
     return same;
 }
 
-static json_t *load_plan(const char *dir, StrBuf *err)
+json_t *sw_load_plan(const char *dir, StrBuf *err)
 {
     StrBuf p;
     sb_init(&p);
@@ -112,7 +112,7 @@ static void fmt_dur(double s, char *buf, size_t cap)
 
 int sw_run(const char *dir, const SwRunOpts *o, const char *tracc, StrBuf *err)
 {
-    json_t *plan = load_plan(dir, err);
+    json_t *plan = sw_load_plan(dir, err);
     if (!plan) return 1;
     json_t *jobs = json_object_get(plan, "jobs");
     size_t n = json_array_size(jobs);
@@ -243,7 +243,7 @@ int sw_run(const char *dir, const SwRunOpts *o, const char *tracc, StrBuf *err)
 
 int sw_status(const char *dir, int json, StrBuf *err)
 {
-    json_t *plan = load_plan(dir, err);
+    json_t *plan = sw_load_plan(dir, err);
     if (!plan) return 1;
     json_t *jobs = json_object_get(plan, "jobs"), *job;
     size_t count[4] = {0}, i;

@@ -87,6 +87,9 @@ struct json_t *sw_parse_output(const char *text);
 /* Read and parse a JSON file: NULL when it is missing or unreadable (message in err). */
 struct json_t *sw_read_json(const char *path, StrBuf *err);
 
+/* DIR/plan.json, checked to hold a "jobs" array: NULL with a message otherwise. */
+struct json_t *sw_load_plan(const char *dir, StrBuf *err);
+
 /* Write a JSON value atomically (indented with pretty, compact otherwise). */
 int sw_write_json(const char *path, struct json_t *v, int pretty, StrBuf *err);
 

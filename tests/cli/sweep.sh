@@ -373,6 +373,10 @@ expect_err "redo: the fine-tuning" 1 "cannot redo stage 'finetune': the fine-tun
 expect_err "redo: a shared stage" 1 "cannot redo stage 'scratch': it is shared by several jobs" -- $S redo "$R2" scratch
 expect_err "redo: no such stage" 1 "no stage 'nope' in the plan (its stages after the fine-tuning: prune, rollback, reft, scratch, diff, attn, probe, decompile)" -- $S redo "$R2" nope
 expect_err "redo: not a sweep" 1 "plan.json" -- $S redo "$TMPD" decompile
+mkdir -p "$TMPD/nojobs" && echo '{"name": "x"}' >"$TMPD/nojobs/plan.json"
+for sub in "redo $TMPD/nojobs decompile" "job $TMPD/nojobs 0001" "status $TMPD/nojobs" "run $TMPD/nojobs"; do
+    expect_err "$sub: a plan without jobs" 1 "nojobs/plan.json: not a sweep plan (no jobs)" -- $S $sub
+done
 expect_err "redo: no stage given" 2 "redo: expected DIR and a stage name" -- $S redo "$R2"
 expect_err "redo: --threads" 2 "option '--threads' does not apply" -- $S redo "$R2" decompile --threads 2
 expect_err "redo: -j 0" 2 "--jobs must be 1..1024" -- $S redo "$R2" decompile -j 0
