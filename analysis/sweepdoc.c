@@ -545,20 +545,46 @@ static void regime_text(const Cell *c, StrBuf *o)
         }
 }
 
-/* The cell's grid parameters other than lr and spurious-rate, as "k=v ...", or "". */
-static void other_params(const Cell *c, StrBuf *o)
+/* The cell's grid parameters other than lr, spurious-rate and those in skip, as "k=v ...",
+ * or "". */
+static void other_params(const Cell *c, json_t *skip, StrBuf *o)
 {
     const char *k;
     json_t *v;
     json_object_foreach(c->params, k, v)
     {
-        if (!strcmp(k, "lr") || !strcmp(k, "spurious-rate")) continue;
+        if (!strcmp(k, "lr") || !strcmp(k, "spurious-rate") || json_object_get(skip, k)) continue;
         sb_printf(o, "%s%s=", o->len ? " " : "", k);
         srep_scalar_text(v, o);
     }
 }
 
-static void table3(Doc *d, const SrepReport *r, json_t *cells, int si, int decoded)
+/* The grid parameters (lr and spurious-rate aside) with one value in every Table 3 row of
+ * sweep si: said once above the table rather than in each row. A new object. */
+static json_t *same_in_every_row(const SrepReport *r, json_t *cells, int si)
+{
+    json_t *same = NULL;
+    for (int i = 0; i < r->ncells; i++) {
+        const Cell *c = &r->cells[i];
+        if (c->sweep != si || !cell_in_t3(c, json_array_get(cells, (size_t)i))) continue;
+        if (!same) {
+            same = json_deep_copy(c->params);
+            json_object_del(same, "lr");
+            json_object_del(same, "spurious-rate");
+            continue;
+        }
+        const char *k;
+        json_t *v;
+        void *tmp;
+        json_object_foreach_safe(same, tmp, k, v)
+        {
+            if (!json_equal(v, json_object_get(c->params, k))) json_object_del(same, k);
+        }
+    }
+    return same ? same : json_object();
+}
+
+static void table3(Doc *d, const SrepReport *r, json_t *cells, int si, json_t *skip, int decoded)
 {
     int any_other = 0, any_paper = 0;
     for (int i = 0; i < r->ncells; i++) {
@@ -566,7 +592,7 @@ static void table3(Doc *d, const SrepReport *r, json_t *cells, int si, int decod
         if (c->sweep != si || !cell_in_t3(c, json_array_get(cells, (size_t)i))) continue;
         StrBuf o;
         sb_init(&o);
-        other_params(c, &o);
+        other_params(c, skip, &o);
         any_other |= o.len > 0;
         any_paper |= c->paper != NULL;
         sb_free(&o);
@@ -596,7 +622,7 @@ static void table3(Doc *d, const SrepReport *r, json_t *cells, int si, int decod
         if (c->has_lrctr) d_c(d, "%g", c->lr), d_c(d, "%g", c->ctr);
         else d_c(d, "–"), d_c(d, "–");
         if (any_other) {
-            other_params(c, &o);
+            other_params(c, skip, &o);
             d_c(d, "%s", o.s);
         }
         for (int k = 0; k < 4; k++) {
@@ -706,7 +732,21 @@ static void doc_table3(Doc *d, const SrepReport *r, json_t *cells)
                "correlation); learning (ft0 ≥ 50); partly-a (pt0 ≥ 50); collapsed (none of these). A cell's regime "
                "is that of most of its runs (\"mixed\" on a tie); the paper's regime applies the same rule to its "
                "numbers.");
-        table3(d, r, cells, si, 0);
+        json_t *skip = same_in_every_row(r, cells, si);
+        if (json_object_size(skip)) {
+            StrBuf every;
+            sb_init(&every);
+            const char *k;
+            json_t *v;
+            json_object_foreach(skip, k, v)
+            {
+                sb_printf(&every, "%s%s=", every.len ? " " : "", k);
+                srep_scalar_text(v, &every);
+            }
+            d_p(d, "Every row: %s.", every.s);
+            sb_free(&every);
+        }
+        table3(d, r, cells, si, skip, 0);
         if (r->sw[si].paper) {
             int compared = 0, same = 0;
             StrBuf diff;
@@ -716,8 +756,14 @@ static void doc_table3(Doc *d, const SrepReport *r, json_t *cells)
                 if (c->sweep != si || !c->paper || !c->regime) continue;
                 compared++;
                 if (!strcmp(c->regime, c->paper_regime)) same++;
-                else sb_printf(&diff, "%s%s (%s here, %s in the paper)", diff.len ? "; " : "", c->label, c->regime,
-                               c->paper_regime);
+                else {
+                    StrBuf o;
+                    sb_init(&o);
+                    other_params(c, skip, &o);
+                    sb_printf(&diff, "%slr=%g spurious-rate=%g%s%s (%s here, %s in the paper)", diff.len ? "; " : "",
+                              c->lr, c->ctr, o.len ? " " : "", o.len ? o.s : "", c->regime, c->paper_regime);
+                    sb_free(&o);
+                }
             }
             d_p(d, "Same regime as the paper in %d of %d cells compared.%s%s", same, compared,
                 diff.len ? " Different: " : "", diff.s);
@@ -725,8 +771,9 @@ static void doc_table3(Doc *d, const SrepReport *r, json_t *cells)
         }
         if (dec) {
             d_p(d, "Decoded accuracy (%%), mean ± std (n): no answer when the top logit is ≤ 0.5.");
-            table3(d, r, cells, si, 1);
+            table3(d, r, cells, si, skip, 1);
         }
+        json_decref(skip);
     }
 }
 

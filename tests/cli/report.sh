@@ -166,6 +166,27 @@ for pat in "# Sweep report: fixture-counter" "## Failed jobs" "## Table 3: fixtu
 done
 if grep -q '!\[' $T/r.md; then bad "Markdown on stdout links pictures"; else ok; fi
 
+# a grid parameter with one value in every row is said once above the table, not in an
+# "other" column; one that varies keeps the column (and names the cells in "Different:")
+cp -r $FX $T/fxk
+python3 - $T/fxk <<'EOF2'
+import json, os, sys, glob
+d = sys.argv[1]
+def tag(params):
+    params["program"] = "p.rasp"
+    params["fuse"] = params["lr"] == 0.1
+for f in [os.path.join(d, "plan.json")] + glob.glob(os.path.join(d, "runs", "*", "result.json")):
+    j = json.load(open(f))
+    for job in j.get("jobs", [j]): tag(job["params"])
+    if "grid" in j: j["grid"]["program"] = ["p.rasp"]; j["grid"]["fuse"] = [True, False]
+    json.dump(j, open(f, "w"))
+EOF2
+$TRACC report $T/fxk >$T/rk.md 2>$T/rk.err || bad "report with constant parameters: status"
+if grep -qF "Every row: program=p.rasp." $T/rk.md && grep -qF "| η (lr) | C_Tr | other | pt1" $T/rk.md &&
+    grep -qF "| 0.1 | 0 | fuse=true | " $T/rk.md && ! grep -qF "| 0.1 | 0 | program=" $T/rk.md &&
+    grep -qF "Different: lr=0.1 spurious-rate=0 fuse=true (collapsed here" $T/rk.md; then ok
+else bad "report: constant and varying grid parameters"; grep -n "Every row\|other\|Different" $T/rk.md | head; fi
+
 # ---- -o OUTDIR: Markdown + SVG, HTML, JSON --------------------------------------------------------
 $TRACC report $FX -o $T/rep >$T/o.out 2>$T/o.err
 if [ $? -ne 0 ]; then bad "report -o: status"; cat $T/o.err; else ok; fi
