@@ -1219,6 +1219,74 @@ static void doc_probe(Doc *d, const SrepReport *r, json_t *cells)
     }
 }
 
+/* "2.31 hours", "12.5 minutes", "3.2 seconds" */
+static void fmt_seconds(double x, char *buf, size_t cap)
+{
+    if (x >= 3600) snprintf(buf, cap, "%.2f hours", x / 3600);
+    else if (x >= 60) snprintf(buf, cap, "%.1f minutes", x / 60);
+    else snprintf(buf, cap, "%.1f seconds", x);
+}
+
+static int cmp_stage_cpu(const void *a, const void *b)
+{
+    double x = json_number_value(((json_t *const *)a)[1]), y = json_number_value(((json_t *const *)b)[1]);
+    return (x < y) - (x > y);
+}
+
+/* What each sweep's finished jobs cost, as recorded: CPU-hours, wall hours, the stages'
+ * shares, and how many jobs have no (or a partial) record. */
+static void doc_cost(Doc *d, const SrepReport *r)
+{
+    for (int si = 0; si < r->nsw; si++) {
+        json_t *c = srep_sweep_cost(r, si);
+        int measured = (int)json_integer_value(json_object_get(c, "jobs_measured"));
+        int done = (int)json_integer_value(json_object_get(c, "jobs_done"));
+        int complete = (int)json_integer_value(json_object_get(c, "jobs_complete"));
+        int nshared = (int)json_integer_value(json_object_get(c, "shared_runs"));
+        double cpu = json_number_value(json_object_get(c, "cpu_s"));
+        if (measured || nshared) {
+            json_t *st = json_object_get(c, "stages_cpu_s");
+            size_t n = json_object_size(st), k = 0;
+            json_t **kv = xcalloc(2 * n + 2, sizeof *kv);
+            const char *name;
+            json_t *v;
+            json_object_foreach(st, name, v) kv[2 * k] = json_string(name), kv[2 * k + 1] = v, k++;
+            qsort(kv, n, 2 * sizeof *kv, cmp_stage_cpu);
+            StrBuf by;
+            sb_init(&by);
+            for (k = 0; k < n; k++) {
+                sb_printf(&by, "%s%s %.0f%%", k ? ", " : "", json_string_value(kv[2 * k]),
+                          cpu > 0 ? 100 * json_number_value(kv[2 * k + 1]) / cpu : 0.0);
+                json_decref(kv[2 * k]);
+            }
+            free(kv);
+            StrBuf miss;
+            sb_init(&miss);
+            if (measured < done)
+                sb_printf(&miss, " %d finished job%s ha%s no record (run by a tracc that did not record costs): not "
+                                 "counted.",
+                          done - measured, done - measured == 1 ? "" : "s", done - measured == 1 ? "s" : "ve");
+            if (complete < measured)
+                sb_printf(&miss, " %d job%s miss%s part of a stage's cost (a stage resumed after its earlier run "
+                                 "was killed outright, or recorded by an older tracc; result.json cost.complete).",
+                          measured - complete, measured - complete == 1 ? "" : "s",
+                          measured - complete == 1 ? "es" : "");
+            char tc[32], tj[32], tw[32];
+            fmt_seconds(cpu, tc, sizeof tc);
+            fmt_seconds(measured ? cpu / measured : 0, tj, sizeof tj);
+            fmt_seconds(json_number_value(json_object_get(c, "wall_s")), tw, sizeof tw);
+            d_p(d, "Compute, %s: **%s of CPU time** (each stage process's user + system time, as `tracc sweep job` "
+                   "records it) in %d of %d finished jobs and %d shared run%s: %s per job, shared runs included; %s "
+                   "of wall time summed over the stages. By stage: %s.%s",
+                r->sw[si].name, tc, measured, done, nshared, nshared == 1 ? "" : "s", tj, tw, by.s ? by.s : "",
+                miss.s ? miss.s : "");
+            sb_free(&by);
+            sb_free(&miss);
+        }
+        json_decref(c);
+    }
+}
+
 static void build_doc(const SrepReport *r, json_t *j, Doc *d)
 {
     json_t *cells = json_object_get(j, "cells");
@@ -1244,6 +1312,7 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
            "largest logit as the answer (what `tracc finetune --eval` reports as acc); \"decoded\" accuracy counts "
            "no answer when the top logit is ≤ 0.5 (as `tracc run` decodes). Every number and the per-run values it "
            "came from are in report.json.");
+    doc_cost(d, r);
     doc_failed(d, r, cells);
     doc_table3(d, r, cells);
     doc_cells(d, r, cells);

@@ -1391,6 +1391,67 @@ static json_t *cell_json(const SrepReport *r, const Cell *c)
     return o;
 }
 
+/* A shared run's recorded cost (DIR/shared/NAME/result.json, found by the run directory's
+ * name so that a moved sweep still reads it), or NULL. */
+static json_t *shared_cost(const Sweep *s, const char *shared)
+{
+    const char *base = strrchr(shared, '/');
+    base = base ? base + 1 : shared;
+    char *d = srep_path_join(s->dir, "shared"), *dd = srep_path_join(d, base), *p = srep_path_join(dd, "result.json");
+    json_t *j = file_exists(p) ? json_load_file(p, 0, NULL) : NULL;
+    json_t *c = json_incref(json_object_get(j, "cost"));
+    json_decref(j);
+    free(p), free(dd), free(d);
+    return c;
+}
+
+static void add_stage_cpu(json_t *stages, const char *name, double cpu)
+{
+    json_object_set_new(stages, name, json_real(json_number_value(json_object_get(stages, name)) + cpu));
+}
+
+json_t *srep_sweep_cost(const SrepReport *r, int si)
+{
+    const Sweep *s = &r->sw[si];
+    double cpu = 0, wall = 0;
+    int measured = 0, complete = 0, nshared = 0;
+    json_t *stages = json_object(), *seen = json_object();
+    for (int i = 0; i < r->nruns; i++) {
+        const Run *u = &r->runs[i];
+        json_t *c = json_object_get(u->result, "cost");
+        if (u->sweep != si || u->status != RUN_DONE || !json_is_object(c)) continue;
+        measured++;
+        complete += json_is_true(json_object_get(c, "complete"));
+        cpu += json_number_value(json_object_get(c, "cpu_s"));
+        wall += json_number_value(json_object_get(c, "wall_s"));
+        const char *k;
+        json_t *sc;
+        json_object_foreach(json_object_get(c, "stages"), k, sc)
+        {
+            const char *sh = json_string_value(json_object_get(sc, "shared"));
+            if (!sh) add_stage_cpu(stages, k, json_number_value(json_object_get(sc, "cpu_s")));
+            else if (!json_object_get(seen, sh)) json_object_set_new(seen, sh, json_string(k));
+        }
+    }
+    /* each shared run once, with the stage name that used it */
+    const char *sh;
+    json_t *kv;
+    json_object_foreach(seen, sh, kv)
+    {
+        json_t *c = shared_cost(s, sh);
+        if (!c) continue;
+        nshared++;
+        cpu += json_number_value(json_object_get(c, "cpu_s"));
+        wall += json_number_value(json_object_get(c, "wall_s"));
+        add_stage_cpu(stages, json_string_value(kv), json_number_value(json_object_get(c, "cpu_s")));
+        json_decref(c);
+    }
+    json_decref(seen);
+    return json_pack("{s:i, s:i, s:i, s:i, s:f, s:f, s:o}", "jobs_done", s->done, "jobs_measured", measured,
+                     "jobs_complete", complete, "shared_runs", nshared, "cpu_s", cpu, "wall_s", wall, "stages_cpu_s",
+                     stages);
+}
+
 json_t *srep_json(const SrepReport *r)
 {
     json_t *sweeps = json_array();
@@ -1411,6 +1472,7 @@ json_t *srep_json(const SrepReport *r)
         }
         json_object_set_new(json_array_get(sweeps, (size_t)i), "paper_regimes",
                             json_pack("{s:i, s:i}", "compared", compared, "same", same));
+        json_object_set_new(json_array_get(sweeps, (size_t)i), "cost", srep_sweep_cost(r, i));
         done += s->done, failed += s->failed, pending += s->pending, running += s->running;
     }
     json_t *sweep = r->nsw == 1 ? json_incref(json_array_get(sweeps, 0)) : json_incref(sweeps);

@@ -4,7 +4,13 @@
  * long as any of them), each stage of the plan runs as a child `tracc` process unless its
  * output (stage-NAME.json, written atomically with the job's config_sha256) is already
  * there; a fine-tuning stage with a checkpoint resumes from it. result.json is written
- * last, atomically, so its existence means done. */
+ * last, atomically, so its existence means done.
+ *
+ * Each stage's cost (CPU time of its process, user + system, and wall time) is recorded with
+ * its output and summed in result.json's "cost". A run of a stage that does not finish
+ * (interrupted, or failed) adds its cost to runs/ID/cost-NAME.json, which the run that
+ * finishes takes in; a stage resumed from a checkpoint with no such record (its earlier run
+ * was killed outright) says so ("uncounted"), and the job's cost is then not "complete". */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -13,8 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/outfile.h"
@@ -48,13 +56,15 @@ static void file_sha(const char *path, char out[65])
     sb_free(&e);
 }
 
-/* The "output" of a stage file (NULL if unreadable: the stage then runs again). */
-static json_t *json_output_of(const char *path)
+/* The "output" of a stage file (NULL if unreadable: the stage then runs again), and its
+ * "cost" into *cost when cost is not NULL (NULL when it has none). */
+static json_t *json_output_of(const char *path, json_t **cost)
 {
     StrBuf e;
     sb_init(&e);
     json_t *sj = sw_read_json(path, &e);
     json_t *o = json_incref(json_object_get(sj, "output"));
+    if (cost) *cost = o ? json_incref(json_object_get(sj, "cost")) : NULL;
     json_decref(sj);
     sb_free(&e);
     return o;
@@ -68,9 +78,25 @@ static const char *argv_after(json_t *argv, const char *flag)
     return NULL;
 }
 
-/* Run one stage's argv; stdout into `out`, stderr appended to errfd. Exit code. */
-static int run_stage(json_t *argvj, int threads, int errfd, StrBuf *out, StrBuf *err)
+/* What one run of a stage took: CPU seconds of its process (user + system, threads
+ * included) and wall seconds; resumed: it continued from a checkpoint. */
+typedef struct {
+    double cpu_s, wall_s;
+    int resumed;
+} StageCost;
+
+static double mono_s(void)
 {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* Run one stage's argv; stdout into `out`, stderr appended to errfd, its cost into *cost.
+ * Exit code. */
+static int run_stage(json_t *argvj, int threads, int errfd, StrBuf *out, StageCost *cost, StrBuf *err)
+{
+    memset(cost, 0, sizeof *cost);
     size_t n = json_array_size(argvj);
     char **argv = xcalloc(n + 6, sizeof *argv);
     size_t k = 0;
@@ -84,6 +110,7 @@ static int run_stage(json_t *argvj, int threads, int errfd, StrBuf *out, StrBuf 
         if (ck && file_exists(ck)) {
             argv[k++] = xstrdup("--resume");
             argv[k++] = xstrdup(ck);
+            cost->resumed = 1;
         }
     }
     argv[k] = NULL;
@@ -107,6 +134,7 @@ static int run_stage(json_t *argvj, int threads, int errfd, StrBuf *out, StrBuf 
         goto done;
     }
     unlink(tmpl);
+    double t0 = mono_s();
     pid_t pid = sw_spawn(argv, NULL, ofd, errfd, SIGTERM);
     if (pid < 0) {
         sb_printf(err, "cannot start %s: %s", argv[0], strerror(errno));
@@ -115,10 +143,14 @@ static int run_stage(json_t *argvj, int threads, int errfd, StrBuf *out, StrBuf 
     }
     job_child = pid;
     if (job_stop) kill(pid, SIGTERM);
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
+    int status = 0;
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    while (wait4(pid, &status, 0, &ru) < 0)
         if (errno != EINTR) break;
     job_child = 0;
+    cost->wall_s = mono_s() - t0;
+    cost->cpu_s = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
     code = sw_exit_code(status);
     lseek(ofd, 0, SEEK_SET);
     char buf[65536];
@@ -155,6 +187,69 @@ static char *stage_message(int errfd, off_t at)
     char *m = last ? xstrndup(last, lastn) : xstrdup("(no message)");
     sb_free(&b);
     return m;
+}
+
+/* runs/ID/cost-NAME.json: the cost of a stage's runs that did not finish. */
+static void partial_cost_path(const char *R, const char *name, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/cost-%s.json", R, name);
+}
+
+/* Add one unfinished run's cost to the stage's partial record (best effort: a record that
+ * cannot be written leaves the next run "uncounted"). */
+static void add_partial_cost(const char *R, const char *name, const StageCost *c)
+{
+    char p[4200];
+    partial_cost_path(R, name, p, sizeof p);
+    StrBuf e;
+    sb_init(&e);
+    json_t *j = file_exists(p) ? sw_read_json(p, &e) : NULL;
+    double cpu = json_number_value(json_object_get(j, "cpu_s")), wall = json_number_value(json_object_get(j, "wall_s"));
+    json_int_t runs = json_integer_value(json_object_get(j, "runs"));
+    json_decref(j);
+    j = json_pack("{s:f, s:f, s:I}", "cpu_s", cpu + c->cpu_s, "wall_s", wall + c->wall_s, "runs", runs + 1);
+    sw_write_json(p, j, 0, &e);
+    json_decref(j);
+    sb_free(&e);
+}
+
+/* The cost record of a stage that has just finished with cost c: its unfinished runs taken
+ * in (and their record removed). */
+static json_t *finished_cost(const char *R, const char *name, const StageCost *c)
+{
+    char p[4200];
+    partial_cost_path(R, name, p, sizeof p);
+    StrBuf e;
+    sb_init(&e);
+    json_t *j = file_exists(p) ? sw_read_json(p, &e) : NULL;
+    sb_free(&e);
+    double cpu = c->cpu_s + json_number_value(json_object_get(j, "cpu_s"));
+    double wall = c->wall_s + json_number_value(json_object_get(j, "wall_s"));
+    json_int_t runs = 1 + json_integer_value(json_object_get(j, "runs"));
+    json_t *o = json_pack("{s:f, s:f, s:I}", "cpu_s", cpu, "wall_s", wall, "runs", runs);
+    if (c->resumed && !j) json_object_set_new(o, "uncounted", json_true());
+    json_decref(j);
+    unlink(p);
+    return o;
+}
+
+/* result.json's "cost": the stages' records, their CPU and wall seconds summed (shared
+ * runs aside: counted with the shared run), and whether every stage's cost is known. Takes
+ * costs. */
+static json_t *job_cost(json_t *costs)
+{
+    double cpu = 0, wall = 0;
+    int complete = 1;
+    const char *k;
+    json_t *c;
+    json_object_foreach(costs, k, c)
+    {
+        if (json_object_get(c, "shared")) continue;
+        if (!json_object_get(c, "cpu_s") || json_is_true(json_object_get(c, "uncounted"))) complete = 0;
+        cpu += json_number_value(json_object_get(c, "cpu_s"));
+        wall += json_number_value(json_object_get(c, "wall_s"));
+    }
+    return json_pack("{s:f, s:f, s:b, s:o}", "cpu_s", cpu, "wall_s", wall, "complete", complete, "stages", costs);
 }
 
 static int copy_file(const char *from, const char *to, StrBuf *err)
@@ -241,7 +336,7 @@ int sw_job(const char *dir, const char *id, int wait, int threads, int quiet, St
     sw_catch_stop(on_stop, &old_int, &old_term);
 
     result = json_pack("{s:s, s:O, s:s}", "id", id, "params", json_object_get(job, "params"), "config_sha256", sha);
-    json_t *after = json_object();
+    json_t *after = json_object(), *costs = json_object();
     json_t *stj;
     const char *failed_stage = NULL;
     int failed_code = 0;
@@ -251,9 +346,9 @@ int sw_job(const char *dir, const char *id, int wait, int threads, int quiet, St
         const char *shared = json_string_value(json_object_get(stj, "shared"));
         char stage_path[4200];
         snprintf(stage_path, sizeof stage_path, "%s/stage-%s.json", R, name);
-        json_t *output = NULL;
+        json_t *output = NULL, *cost = NULL;
         file_sha(stage_path, have);
-        if (!strcmp(have, sha)) output = json_output_of(stage_path);
+        if (!strcmp(have, sha)) output = json_output_of(stage_path, &cost);
         char shared_result[4096] = "";
         if (!output && shared) {
             /* a run shared by several jobs: one of them makes it, the others wait and read */
@@ -266,15 +361,19 @@ int sw_job(const char *dir, const char *id, int wait, int threads, int quiet, St
             while (flock(sharedfd, LOCK_EX) && errno == EINTR)
                 if (job_stop) break;
             snprintf(shared_result, sizeof shared_result, "%s/result.json", shared);
-            if (file_exists(shared_result)) output = json_output_of(shared_result);
+            if (file_exists(shared_result)) output = json_output_of(shared_result, NULL);
         }
         if (!output) {
             if (job_stop) break;
             sb_clear(&out);
             off_t err_at = lseek(errfd, 0, SEEK_END);
-            int code = run_stage(argvj, threads, errfd, &out, err);
+            StageCost sc;
+            int code = run_stage(argvj, threads, errfd, &out, &sc, err);
             if (code < 0) goto stage_err;
-            if (job_stop) break;
+            if (job_stop) {
+                add_partial_cost(shared ? shared : R, name, &sc);
+                break;
+            }
             int optional = json_is_true(json_object_get(stj, "optional"));
             if (code == 0 && !(output = sw_parse_output(out.s))) {
                 const char *m = "tracc sweep job: the stage printed no JSON\n";
@@ -287,12 +386,16 @@ int sw_job(const char *dir, const char *id, int wait, int threads, int quiet, St
                 output = json_pack("{s:s, s:i}", "error", msg, "exit", code);
                 free(msg);
             } else if (code != 0) {
+                add_partial_cost(shared ? shared : R, name, &sc);
                 failed_stage = name;
                 failed_code = code;
                 break;
             }
+            cost = finished_cost(shared ? shared : R, name, &sc);
             if (shared) {
-                json_t *sj = json_pack("{s:O}", "output", output);
+                /* the run's cost stays with the shared run (the report counts it once) */
+                json_t *sj = json_pack("{s:O, s:o}", "output", output, "cost", cost);
+                cost = NULL;
                 int w = sw_write_json(shared_result, sj, 0, err);
                 json_decref(sj);
                 if (w) goto stage_err;
@@ -302,7 +405,12 @@ int sw_job(const char *dir, const char *id, int wait, int threads, int quiet, St
             close(sharedfd);
             sharedfd = -1;
         }
-        json_t *sj = json_pack("{s:s, s:O}", "config_sha256", sha, "output", output);
+        if (shared) {
+            json_decref(cost);
+            cost = json_pack("{s:s}", "shared", shared);
+        }
+        json_t *sj = json_pack("{s:s, s:O, s:O*}", "config_sha256", sha, "output", output, "cost", cost);
+        json_object_set_new(costs, name, cost ? cost : json_object());
         int w = sw_write_json(stage_path, sj, 0, err);
         json_decref(sj);
         if (w) {
@@ -326,6 +434,7 @@ int sw_job(const char *dir, const char *id, int wait, int threads, int quiet, St
         continue;
     stage_err:
         json_decref(after);
+        json_decref(costs);
         goto restore;
     }
     if (sharedfd >= 0) {
@@ -333,6 +442,7 @@ int sw_job(const char *dir, const char *id, int wait, int threads, int quiet, St
         sharedfd = -1;
     }
     json_object_set_new(result, "after", after);
+    json_object_set_new(result, "cost", job_cost(costs));
     if (job_stop) {
         sb_printf(err, "job %s interrupted (signal %d); run it again to continue", id, (int)job_stop);
         goto restore;

@@ -52,9 +52,38 @@ for i, job in enumerate(plan["jobs"]):
         assert os.path.getsize(os.path.join(d, job["dir"], a[log])) > 0
     assert not os.path.exists(os.path.join(d, job["dir"], "failed.json"))
     assert not os.path.exists(os.path.join(d, job["dir"], "model.ckpt.safetensors"))
+    # the cost: every stage's CPU and wall seconds, a shared stage pointing at its run
+    c = r["cost"]
+    assert c["complete"] is True and set(c["stages"]) == {s["name"] for s in job["stages"]}, c
+    for s in job["stages"]:
+        sc = c["stages"][s["name"]]
+        if s.get("shared"):
+            assert sc == {"shared": s["shared"]}, sc
+            continue
+        assert sc["runs"] == 1 and sc["cpu_s"] >= 0 and sc["wall_s"] > 0 and "uncounted" not in sc, sc
+    own = [v for v in c["stages"].values() if "shared" not in v]
+    assert abs(c["cpu_s"] - sum(v["cpu_s"] for v in own)) < 1e-9 and c["cpu_s"] > 0
+    assert not [f for f in os.listdir(os.path.join(d, job["dir"])) if f.startswith("cost-")]
 assert len(seen) == 8
 EOF
 then ok; else bad "plan.json / result.json not as documented"; fi
+# the report sums the recorded costs: every job's own stages and each shared run once
+$TRACC report "$D" --json >"$TMPD/tiny-report.json" 2>/dev/null || bad "report on the tiny sweep"
+$TRACC report "$D" >"$TMPD/tiny-report.md" 2>/dev/null
+if python3 - "$D" "$TMPD/tiny-report.json" <<'EOF'
+import glob, json, os, sys
+d, rj = sys.argv[1:3]
+c = json.load(open(rj))["sweep"]["cost"]
+shared = glob.glob(os.path.join(d, "shared", "*", "result.json"))
+want = sum(json.load(open(p))["cost"]["cpu_s"] for p in glob.glob(os.path.join(d, "runs", "*", "result.json")))
+want += sum(json.load(open(p))["cost"]["cpu_s"] for p in shared)
+assert c["jobs_done"] == 8 and c["jobs_measured"] == 8 and c["jobs_complete"] == 8, c
+assert c["shared_runs"] == len(shared) == 2 and abs(c["cpu_s"] - want) < 1e-6, (c, want)
+assert abs(sum(c["stages_cpu_s"].values()) - c["cpu_s"]) < 1e-6, c
+EOF
+then ok; else bad "report: the sweep's cost"; fi
+if grep -q "^Compute, tiny-counter: \*\*.* of CPU time\*\* .* in 8 of 8 finished jobs and 2 shared runs" "$TMPD/tiny-report.md"; then ok
+else bad "report: the Compute line"; grep -n Compute "$TMPD/tiny-report.md"; fi
 
 # idempotence: a second run starts nothing and rewrites nothing
 ls -l --time-style=full-iso "$D"/runs/*/result.json >"$TMPD/mtimes1"
@@ -135,6 +164,16 @@ assert len(f)==1 and f[0]['stage']=='finetune' and f[0]['exit']==137 and f[0]['s
 expect_err "run after kills" 0 "4 of 4 jobs done" -- $S run "$K" -j 2
 if ls "$K"/runs/*/failed.json >/dev/null 2>&1; then bad "failed.json left after success"; else ok; fi
 same_results "SIGKILL runner and job" "$K"
+# the killed runs' cost is kept: every job's record is complete, and the job whose
+# fine-tuning was killed counts that run too
+if python3 - "$K" <<'EOF'
+import glob, json, sys
+rs = [json.load(open(p)) for p in glob.glob(sys.argv[1] + "/runs/*/result.json")]
+assert len(rs) == 4 and all(r["cost"]["complete"] for r in rs), [r["cost"] for r in rs]
+assert max(r["cost"]["stages"]["finetune"]["runs"] for r in rs) >= 2, [r["cost"]["stages"]["finetune"] for r in rs]
+assert not glob.glob(sys.argv[1] + "/runs/*/cost-*.json")
+EOF
+then ok; else bad "cost across killed and resumed runs"; fi
 if grep -h "^== .*finetune" "$K"/runs/*/stderr.txt | grep -q -- "--resume"; then ok; else bad "no job resumed from a checkpoint"; fi
 
 # --- two concurrent runners on one DIR: each job runs once ---
