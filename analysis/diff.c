@@ -623,6 +623,27 @@ DiffResult *diff_weights(const Model *a, const Model *b, const DiffOptions *opt,
     return r;
 }
 
+DiffResult *diff_tensor_norms(const Model *a, const Model *b, const DiffOptions *opt, StrBuf *err)
+{
+    const ModelConfig *x = &a->cfg, *y = &b->cfg;
+    const char *names[] = {"blocks", "d_model", "d_head", "heads", "d_mlp", "vocab rows", "output columns",
+                           "positions"};
+    int xs[] = {x->n_layers, x->d_model, x->d_head, x->n_heads, x->d_mlp, x->d_vocab, x->d_vocab_out, x->n_ctx};
+    int ys[] = {y->n_layers, y->d_model, y->d_head, y->n_heads, y->d_mlp, y->d_vocab, y->d_vocab_out, y->n_ctx};
+    for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++)
+        if (xs[i] != ys[i]) {
+            sb_printf(err, "the two models differ in size: %s %d in BEFORE, %d in AFTER", names[i], xs[i], ys[i]);
+            return NULL;
+        }
+    DiffResult *r = xcalloc(1, sizeof *r);
+    arena_init(&r->arena);
+    if (opt && opt->before_sha) snprintf(r->before_sha, sizeof r->before_sha, "%s", opt->before_sha);
+    if (opt && opt->after_sha) snprintf(r->after_sha, sizeof r->after_sha, "%s", opt->after_sha);
+    r->provenance_names_before = -1;
+    tensor_stats(r, a, b);
+    return r;
+}
+
 void diff_free(DiffResult *r)
 {
     if (!r) return;
@@ -889,6 +910,18 @@ static json_t *entry_json(const DiffResult *r, const DiffEntry *e)
     return o;
 }
 
+json_t *diff_tensors_json(const DiffResult *r)
+{
+    json_t *ten = json_array();
+    for (int t = 0; t < r->ntensors; t++) {
+        const DiffTensor *dt = &r->tensors[t];
+        json_array_append_new(ten, json_pack("{s:s, s:o, s:o, s:o}", "name", dt->name, "norm_before",
+                                             num(dt->norm_before), "norm_delta", num(dt->norm_delta), "max_abs",
+                                             num(dt->max_abs)));
+    }
+    return ten;
+}
+
 json_t *diff_json(const DiffResult *r)
 {
     json_t *o = json_object();
@@ -940,14 +973,7 @@ json_t *diff_json(const DiffResult *r)
                            num(r->read_total > 0 ? r->sub[i].read_sq / r->read_total : 0), "write_share",
                            num(r->write_total > 0 ? r->sub[i].write_sq / r->write_total : 0)));
     json_object_set_new(o, "subspaces", sub);
-    json_t *ten = json_array();
-    for (int t = 0; t < r->ntensors; t++) {
-        const DiffTensor *dt = &r->tensors[t];
-        json_array_append_new(ten, json_pack("{s:s, s:o, s:o, s:o}", "name", dt->name, "norm_before",
-                                             num(dt->norm_before), "norm_delta", num(dt->norm_delta), "max_abs",
-                                             num(dt->max_abs)));
-    }
-    json_object_set_new(o, "tensors", ten);
+    json_object_set_new(o, "tensors", diff_tensors_json(r));
     if (r->inputs) {
         const DiffInputs *in = r->inputs;
         json_t *io = json_pack("{s:I, s:[i, i], s:I}", "n", (json_int_t)in->ninputs, "len", in->len_min, in->len_max,

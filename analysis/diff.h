@@ -143,6 +143,15 @@ typedef struct {
 DiffResult *diff_weights(const Model *a, const Model *b, const DiffOptions *opt, StrBuf *err);
 void diff_free(DiffResult *r);
 
+/* The raw weights only (`tracc diff --tensors`): per tensor and in all, ||before||,
+ * ||after - before|| and the largest |change|, for any two models with the same sizes —
+ * e.g. two programs compiled to one layout, which diff_weights refuses because their labels
+ * differ. Fills nparams, nchanged, norm_*, tensors and the file hashes given in opt; NULL
+ * with a message naming the first size that differs. */
+DiffResult *diff_tensor_norms(const Model *a, const Model *b, const DiffOptions *opt, StrBuf *err);
+/* The tensors part of diff_json: [{"name", "norm_before", "norm_delta", "max_abs"}]. */
+struct json_t *diff_tensors_json(const DiffResult *r);
+
 /* "block 0 head 0 QK [query indices:1, key tokens:a]" for entry (comp, r, c). */
 void diff_entry_name(const DiffResult *r, const DiffEntry *e, StrBuf *out);
 

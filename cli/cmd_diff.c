@@ -37,6 +37,9 @@ static void usage(FILE *f)
             "  --seed S         input sampling seed (default: 1)\n"
             "  --svg FILE       heatmaps (BEFORE, AFTER, change) of the most changed components\n"
             "  --svg-components N  how many components the SVG shows (default: 6)\n"
+            "  --tensors        the raw weights only, tensor by tensor (||dW||, ||W||, max|d|), for\n"
+            "                   any two models of the same sizes: e.g. two programs compiled to one\n"
+            "                   layout, whose labels differ (no other option but --json)\n"
             "  --json           print the result as one JSON object\n"
             "  --check-only   check the options and exit 0 (no file is loaded or\n"
             "                 written; used by `tracc sweep plan`)\n"
@@ -58,6 +61,32 @@ static void print_num(FILE *f, double x)
 static void short_sha(const char *s, char *buf)
 {
     snprintf(buf, 13, "%.12s", s && s[0] ? s : "?");
+}
+
+static void print_tensors(const DiffResult *r, FILE *f)
+{
+    fprintf(f, "\nby tensor (TransformerLens names; only those that changed)\n");
+    fprintf(f, "  %-24s %-10s %-10s %s\n", "tensor", "||dW||", "||W||", "max|d|");
+    for (int t = 0; t < r->ntensors; t++) {
+        const DiffTensor *dt = &r->tensors[t];
+        if (dt->norm_delta == 0) continue;
+        fprintf(f, "  %-24s %-10.4g %-10.4g ", dt->name, dt->norm_delta, dt->norm_before);
+        print_num(f, dt->max_abs);
+        fprintf(f, "\n");
+    }
+}
+
+/* --tensors: the raw weights only */
+static void print_tensor_norms(const DiffResult *r, const char *pa, const char *pb, FILE *f)
+{
+    char s1[16], s2[16], pct[32];
+    short_sha(r->before_sha, s1);
+    short_sha(r->after_sha, s2);
+    fprintf(f, "BEFORE   %s  (sha256 %s...)\nAFTER    %s  (sha256 %s...)\n", pa, s1, pb, s2);
+    rep_pct(r->norm_before > 0 ? r->norm_delta / r->norm_before : NAN, pct, sizeof pct);
+    fprintf(f, "\nweights: %ld of %ld parameters differ; ||dW|| %.4g, ||W|| %.4g (relative %s)\n", r->nchanged,
+            r->nparams, r->norm_delta, r->norm_before, pct);
+    if (r->nchanged) print_tensors(r, f);
 }
 
 static void print_text(const DiffResult *r, const Model *a, const char *pa, const char *pb, int top, FILE *f)
@@ -134,15 +163,7 @@ static void print_text(const DiffResult *r, const Model *a, const char *pa, cons
         fprintf(f, "  %-20s %-9s %s\n", r->sub[i].name, rp, wp);
     }
 
-    fprintf(f, "\nby tensor (TransformerLens names; only those that changed)\n");
-    fprintf(f, "  %-24s %-10s %-10s %s\n", "tensor", "||dW||", "||W||", "max|d|");
-    for (int t = 0; t < r->ntensors; t++) {
-        const DiffTensor *dt = &r->tensors[t];
-        if (dt->norm_delta == 0) continue;
-        fprintf(f, "  %-24s %-10.4g %-10.4g ", dt->name, dt->norm_delta, dt->norm_before);
-        print_num(f, dt->max_abs);
-        fprintf(f, "\n");
-    }
+    print_tensors(r, f);
 
     if (r->inputs) {
         const DiffInputs *in = r->inputs;
@@ -229,12 +250,13 @@ int cmd_diff(int argc, char **argv)
         {"len", required_argument, NULL, 'l'},   {"at", required_argument, NULL, 'a'},
         {"seed", required_argument, NULL, 's'},  {"svg", required_argument, NULL, 'g'},
         {"svg-components", required_argument, NULL, 'G'},
-        {"json", no_argument, NULL, 'j'}, {"check-only", no_argument, NULL, 1000},        {"help", no_argument, NULL, 'h'},
+        {"json", no_argument, NULL, 'j'}, {"check-only", no_argument, NULL, 1000}, {"tensors", no_argument, NULL, 1001},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     long top = 20, ninputs = 0, svgn = 6;
     uint64_t seed = 1;
     const char *len_s = NULL, *at_s = NULL, *svg = NULL;
-    int json = 0, check_only = 0, c;
+    int json = 0, check_only = 0, tensors = 0, c;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -258,11 +280,14 @@ int cmd_diff(int argc, char **argv)
             break;
         case 'j': json = 1; break;
         case 1000: check_only = 1; break;
+        case 1001: tensors = 1; break;
         case 'h': usage(stdout); return 0;
         default: return cli_bad_option("diff", c, argv);
         }
     }
     if (argc - optind != 2) return bad_usage("expected two model files, BEFORE and AFTER%s", "");
+    if (tensors && (ninputs || len_s || at_s || svg))
+        return bad_usage("--tensors compares raw weights only: no --inputs, --len, --at or --svg%s", "");
     if ((len_s || at_s) && ninputs == 0) return bad_usage("--len and --at need --inputs N%s", "");
     if ((c = cli_check_len_at("diff", len_s, at_s))) return c;
     if (check_only) return 0;
@@ -280,6 +305,29 @@ int cmd_diff(int argc, char **argv)
     char sha_a[65], sha_b[65];
     if (!(a = model_load_hashed(pa, sha_a, &err)) || !(b = model_load_hashed(pb, sha_b, &err))) {
         fprintf(stderr, "tracc diff: %s\n", err.s);
+        goto done;
+    }
+    if (tensors) {
+        DiffOptions o = DIFF_OPTIONS_DEFAULT;
+        o.before_sha = sha_a;
+        o.after_sha = sha_b;
+        if (!(r = diff_tensor_norms(a, b, &o, &err))) {
+            fprintf(stderr, "tracc diff: %s and %s: %s\n", pa, pb, err.s);
+            goto done;
+        }
+        if (json) {
+            json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:f, s:f, s:o}", "before", pa, "after", pb,
+                                  "before_sha256", sha_a, "after_sha256", sha_b, "params", (json_int_t)r->nparams,
+                                  "params_changed", (json_int_t)r->nchanged, "norm_before", r->norm_before,
+                                  "norm_delta", r->norm_delta, "tensors", diff_tensors_json(r));
+            char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+            printf("%s\n", s);
+            free(s);
+            json_decref(j);
+        } else {
+            print_tensor_norms(r, pa, pb, stdout);
+        }
+        rc = 0;
         goto done;
     }
     StrBuf why;

@@ -41,6 +41,41 @@ $TRACC finetune $T/ca.safetensors --task $EX/count_b.rasp --at 1 --spurious $EX/
     --log $T/run.jsonl -o $T/tuned.safetensors --quiet >/dev/null 2>&1 || bad "finetune"
 
 # ---- diff --------------------------------------------------------------------------------
+# --tensors: two programs compiled to one layout (labels differ, so the labelled diff refuses);
+# the norms are checked against a plain reading of the two safetensors files
+expect_err "diff: two programs, labelled" 1 "do not share their compiled structure" -- \
+    $TRACC diff $T/ca.safetensors $T/cb.safetensors
+$TRACC diff --tensors --json $T/ca.safetensors $T/cb.safetensors >$T/dten.json 2>$T/dten.err || bad "diff --tensors: status"
+if command -v python3 >/dev/null 2>&1; then
+    if python3 - $T/ca.safetensors $T/cb.safetensors $T/dten.json <<'EOF2' 2>$T/pyerr; then ok; else bad "diff --tensors: norms"; cat $T/pyerr; fi
+import array, json, math, struct, sys
+def load(p):
+    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n]); out = {}
+    for k, v in h.items():
+        if k == "__metadata__" or v["dtype"] != "F32": continue
+        s, e = v["data_offsets"]; a = array.array("f"); a.frombytes(b[8 + n + s:8 + n + e]); out[k] = a
+    return out
+A, B, d = load(sys.argv[1]), load(sys.argv[2]), json.load(open(sys.argv[3]))
+ten = {t["name"]: t for t in d["tensors"]}
+tot = 0
+for k, t in ten.items():
+    dd = sum((y - x) ** 2 for x, y in zip(A[k], B[k])); tot += dd
+    assert abs(t["norm_delta"] - math.sqrt(dd)) < 1e-6 * (1 + math.sqrt(dd)), (k, t, dd)
+    assert abs(t["norm_before"] - math.sqrt(sum(x * x for x in A[k]))) < 1e-4 * (1 + t["norm_before"]), k
+assert abs(d["norm_delta"] - math.sqrt(tot)) < 1e-6 * (1 + math.sqrt(tot)) and d["norm_delta"] > 0
+changed = sorted(k for k, t in ten.items() if t["norm_delta"] > 0)
+assert changed and all(k.startswith("blocks.0.mlp.W_") or k.startswith("blocks.0.attn.W_") for k in changed), changed
+assert d["params_changed"] == sum(1 for k in ten for x, y in zip(A[k], B[k]) if x != y)
+EOF2
+fi
+$TRACC diff --tensors $T/ca.safetensors $T/cb.safetensors >$T/dten.txt 2>&1
+if grep -q "^weights: [0-9]* of [0-9]* parameters differ; ||dW||" $T/dten.txt && grep -q "^by tensor" $T/dten.txt; then ok
+else bad "diff --tensors: text"; cat $T/dten.txt; fi
+$TRACC compile --max-len 8 $EX/count_a.rasp -o $T/ca8.safetensors >/dev/null 2>&1 || bad "compile count_a at max_len 8"
+expect_err "diff --tensors: other sizes" 1 "the two models differ in size: d_model 45 in BEFORE, 39 in AFTER" -- \
+    $TRACC diff --tensors $T/ca.safetensors $T/ca8.safetensors
+expect_err "diff --tensors with --inputs" 2 "--tensors compares raw weights only" -- \
+    $TRACC diff --tensors --inputs 10 $T/ca.safetensors $T/cb.safetensors
 $TRACC diff $T/ca.safetensors $T/tuned.safetensors >$T/diff.txt 2>$T/diff.err
 if [ $? -ne 0 ]; then bad "diff: status"; cat $T/diff.err; else ok; fi
 for pat in "trained from BEFORE" "largest changes in program coordinates" \

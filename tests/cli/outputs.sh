@@ -171,6 +171,7 @@ explain $TRACC explain $M
 diff $TRACC diff $M $F
 probe $TRACC probe --steps 0 --train 20 --test 20 $M
 probe $TRACC probe --neurons --test 20 $M
+diff $TRACC diff --tensors $M $F
 attn $TRACC attn $F a b
 prune $TRACC prune $F --task $E/count_b.rasp --at 1 --eval-size 10 --grad-samples 4 -o $P
 plot $TRACC plot $L -o $T/p.svg
