@@ -1237,6 +1237,7 @@ static int cmp_stage_cpu(const void *a, const void *b)
  * shares, and how many jobs have no (or a partial) record. */
 static void doc_cost(Doc *d, const SrepReport *r)
 {
+    int heading = 0;
     for (int si = 0; si < r->nsw; si++) {
         json_t *c = srep_sweep_cost(r, si);
         int measured = (int)json_integer_value(json_object_get(c, "jobs_measured"));
@@ -1245,6 +1246,7 @@ static void doc_cost(Doc *d, const SrepReport *r)
         int nshared = (int)json_integer_value(json_object_get(c, "shared_runs"));
         double cpu = json_number_value(json_object_get(c, "cpu_s"));
         if (measured || nshared) {
+            if (!heading++) d_h(d, 2, "Compute");
             json_t *st = json_object_get(c, "stages_cpu_s");
             size_t n = json_object_size(st), k = 0;
             json_t **kv = xcalloc(2 * n + 2, sizeof *kv);
@@ -1275,7 +1277,7 @@ static void doc_cost(Doc *d, const SrepReport *r)
             fmt_seconds(cpu, tc, sizeof tc);
             fmt_seconds(measured ? cpu / measured : 0, tj, sizeof tj);
             fmt_seconds(json_number_value(json_object_get(c, "wall_s")), tw, sizeof tw);
-            d_p(d, "Compute, %s: **%s of CPU time** (each stage process's user + system time, as `tracc sweep job` "
+            d_p(d, "%s: **%s of CPU time** (each stage process's user + system time, as `tracc sweep job` "
                    "records it) in %d of %d finished jobs and %d shared run%s: %s per job, shared runs included; %s "
                    "of wall time summed over the stages. By stage: %s.%s",
                 r->sw[si].name, tc, measured, done, nshared, nshared == 1 ? "" : "s", tj, tw, by.s ? by.s : "",
@@ -1312,7 +1314,6 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
            "largest logit as the answer (what `tracc finetune --eval` reports as acc); \"decoded\" accuracy counts "
            "no answer when the top logit is ≤ 0.5 (as `tracc run` decodes). Every number and the per-run values it "
            "came from are in report.json.");
-    doc_cost(d, r);
     doc_failed(d, r, cells);
     doc_table3(d, r, cells);
     doc_cells(d, r, cells);
@@ -1323,6 +1324,7 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
     doc_diff(d, r, cells);
     doc_decompile(d, r, cells);
     doc_probe(d, r, cells);
+    doc_cost(d, r);
 }
 
 void srep_markdown(const SrepReport *r, StrBuf *out)

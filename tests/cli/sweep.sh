@@ -82,7 +82,8 @@ assert c["shared_runs"] == len(shared) == 2 and abs(c["cpu_s"] - want) < 1e-6, (
 assert abs(sum(c["stages_cpu_s"].values()) - c["cpu_s"]) < 1e-6, c
 EOF
 then ok; else bad "report: the sweep's cost"; fi
-if grep -q "^Compute, tiny-counter: \*\*.* of CPU time\*\* .* in 8 of 8 finished jobs and 2 shared runs" "$TMPD/tiny-report.md"; then ok
+if grep -q "^## Compute" "$TMPD/tiny-report.md" &&
+    grep -q "^tiny-counter: \*\*.* of CPU time\*\* .* in 8 of 8 finished jobs and 2 shared runs" "$TMPD/tiny-report.md"; then ok
 else bad "report: the Compute line"; grep -n Compute "$TMPD/tiny-report.md"; fi
 
 # idempotence: a second run starts nothing and rewrites nothing
