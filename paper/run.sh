@@ -48,6 +48,8 @@ for d in $DIRS; do
 done
 # shellcheck disable=SC2086
 "$TRACC" report $DIRS -o "$OUT" >/dev/null || exit 1
+# the headline of each sweep: how many cells have the paper's regime, and what it cost
+sh "$HERE/summary.sh" "$OUT/report.md" | sed 's/^/paper\/run.sh: /' >&2
 echo "paper/run.sh: report in $OUT/report.md, $OUT/report.html, $OUT/report.json" >&2
 [ $status -eq 0 ] || echo "paper/run.sh: some jobs failed (listed in the report; \`tracc sweep run DIR\` retries them)" >&2
 exit $status

@@ -116,6 +116,10 @@ PY
 then ok; else bad "the paper sweeps' grids are not the paper's"; fi
 
 # make paper/paper-quick refuse a bad mode and a missing OUT (usage, exit 2)
+# the headline run.sh prints after the report: one line per sweep compared with the paper
+"$TRACC" report tests/report_fixtures/partial >"$TMPD/fx.md" 2>/dev/null || bad "report on the fixture"
+expect_out "summary.sh: regimes" 0 "fixture-counter: same regime as the paper in 0 of 4 cells compared." -- sh paper/summary.sh "$TMPD/fx.md"
+expect_err "summary.sh without a file" 2 "usage" -- sh paper/summary.sh
 expect_err "run.sh without a mode" 2 "usage" -- sh paper/run.sh
 expect_err "run.sh without OUT" 2 "usage" -- sh paper/run.sh quick
 expect_err "run.sh with an unknown sweep" 2 "PAPER_SWEEPS: no sweep 'nope'" -- env PAPER_SWEEPS=nope sh paper/run.sh full "$TMPD/none"

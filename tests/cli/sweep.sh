@@ -85,6 +85,8 @@ then ok; else bad "report: the sweep's cost"; fi
 if grep -q "^## Compute" "$TMPD/tiny-report.md" &&
     grep -q "^tiny-counter: \*\*.* of CPU time\*\* .* in 8 of 8 finished jobs and 2 shared runs" "$TMPD/tiny-report.md"; then ok
 else bad "report: the Compute line"; grep -n Compute "$TMPD/tiny-report.md"; fi
+if sh paper/summary.sh "$TMPD/tiny-report.md" | grep -q "^compute, tiny-counter: .* of CPU time in 8 of 8 finished jobs and 2 shared runs: .* per job"; then ok
+else bad "paper/summary.sh: the compute line"; sh paper/summary.sh "$TMPD/tiny-report.md"; fi
 
 # idempotence: a second run starts nothing and rewrites nothing
 ls -l --time-style=full-iso "$D"/runs/*/result.json >"$TMPD/mtimes1"
