@@ -179,6 +179,33 @@ EOF
 then ok; else bad "cost across killed and resumed runs"; fi
 if grep -h "^== .*finetune" "$K"/runs/*/stderr.txt | grep -q -- "--resume"; then ok; else bad "no job resumed from a checkpoint"; fi
 
+# a job killed outright (SIGKILL: no chance to record its stage's cost) resumes from the
+# checkpoint its fine-tuning wrote on the SIGTERM that followed; that stage's cost is then
+# marked uncounted and the job's record is not complete
+U="$TMPD/uncounted"
+$S plan "$TMPD/kill30.json" -o "$U" --quiet >/dev/null 2>&1 || bad "plan uncounted"
+$S job "$U" 0001 --quiet >/dev/null 2>&1 &
+JOB=$!
+i=0
+while [ $i -lt 100 ]; do
+    P=$(pgrep -f "tracc finetune .*$U/runs/0001/" | head -n 1)
+    [ -n "$P" ] && break
+    sleep 0.05; i=$((i + 1))
+done
+sleep 0.3
+kill -9 $JOB; wait $JOB 2>/dev/null
+i=0
+while [ $i -lt 100 ] && pgrep -f "$U/runs/0001/" >/dev/null; do sleep 0.05; i=$((i + 1)); done
+if [ -n "$P" ] && [ -f "$U/runs/0001/model.ckpt.safetensors" ]; then ok; else bad "uncounted: no checkpoint after the kill"; fi
+if $S job "$U" 0001 --quiet >/dev/null 2>"$TMPD/ujob.err"; then ok; else bad "uncounted: the job again"; cat "$TMPD/ujob.err"; fi
+if python3 -c "
+import json, sys
+c = json.load(open(sys.argv[1]))['cost']
+f = c['stages']['finetune']
+assert f.get('uncounted') is True and f['runs'] == 1 and c['complete'] is False, c
+assert all('uncounted' not in v for k, v in c['stages'].items() if k != 'finetune'), c
+" "$U/runs/0001/result.json"; then ok; else bad "uncounted: the record"; fi
+
 # --- two concurrent runners on one DIR: each job runs once ---
 C="$TMPD/conc"
 $S plan "$TMPD/kill10.json" -o "$C" --quiet >/dev/null 2>&1 || bad "plan conc"
