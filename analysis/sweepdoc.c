@@ -1277,6 +1277,13 @@ static void doc_cost(Doc *d, const SrepReport *r)
             fmt_seconds(cpu, tc, sizeof tc);
             fmt_seconds(measured ? cpu / measured : 0, tj, sizeof tj);
             fmt_seconds(json_number_value(json_object_get(c, "wall_s")), tw, sizeof tw);
+            int left = r->sw[si].njobs - done;
+            if (left > 0 && measured) {
+                char tl[32];
+                fmt_seconds(left * cpu / measured, tl, sizeof tl);
+                sb_printf(&miss, " The %d job%s not finished, at that mean: about %s more (jobs differ: an estimate).",
+                          left, left == 1 ? "" : "s", tl);
+            }
             d_p(d, "%s: **%s of CPU time** (each stage process's user + system time, as `tracc sweep job` "
                    "records it) in %d of %d finished jobs and %d shared run%s: %s per job, shared runs included; %s "
                    "of wall time summed over the stages. By stage: %s.%s",

@@ -7,4 +7,4 @@ awk '/^## Table 3: / { name = substr($0, 13) }
      /^Same regime as the paper in / { sub(/\. Different:.*/, "."); print name ": " tolower(substr($0, 1, 1)) substr($0, 2) }
      /^## / && !/^## Compute/ { c = 0 }
      /^## Compute/ { c = 1; next }
-     c && /CPU time/ { sub(/ \(each stage process.*records it\)/, ""); gsub(/\*\*/, ""); sub(/ By stage:.*/, ""); print "compute, " $0 }' "$1"
+     c && /CPU time/ { sub(/ \(each stage process.*records it\)/, ""); gsub(/\*\*/, ""); sub(/ By stage: [^.]*\./, ""); print "compute, " $0 }' "$1"

@@ -85,6 +85,10 @@ then ok; else bad "report: the sweep's cost"; fi
 if grep -q "^## Compute" "$TMPD/tiny-report.md" &&
     grep -q "^tiny-counter: \*\*.* of CPU time\*\* .* in 8 of 8 finished jobs and 2 shared runs" "$TMPD/tiny-report.md"; then ok
 else bad "report: the Compute line"; grep -n Compute "$TMPD/tiny-report.md"; fi
+# a job not finished: the report estimates what is left at the finished jobs' mean
+cp -r "$D" "$TMPD/tiny-partial" && rm "$TMPD/tiny-partial/runs/0003/result.json"
+if $TRACC report "$TMPD/tiny-partial" 2>/dev/null | grep -q "in 7 of 7 finished jobs .* The 1 job not finished, at that mean: about .* more (jobs differ: an estimate)\.$"; then ok
+else bad "report: the estimate for the jobs not finished"; fi
 if sh paper/summary.sh "$TMPD/tiny-report.md" | grep -q "^compute, tiny-counter: .* of CPU time in 8 of 8 finished jobs and 2 shared runs: .* per job"; then ok
 else bad "paper/summary.sh: the compute line"; sh paper/summary.sh "$TMPD/tiny-report.md"; fi
 
