@@ -19,10 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/outfile.h"
@@ -85,13 +83,6 @@ typedef struct {
     int resumed;
 } StageCost;
 
-static double mono_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 /* Run one stage's argv; stdout into `out`, stderr appended to errfd, its cost into *cost.
  * Exit code. */
 static int run_stage(json_t *argvj, int threads, int errfd, StrBuf *out, StageCost *cost, StrBuf *err)
@@ -134,7 +125,7 @@ static int run_stage(json_t *argvj, int threads, int errfd, StrBuf *out, StageCo
         goto done;
     }
     unlink(tmpl);
-    double t0 = mono_s();
+    double t0 = sw_now();
     pid_t pid = sw_spawn(argv, NULL, ofd, errfd, SIGTERM);
     if (pid < 0) {
         sb_printf(err, "cannot start %s: %s", argv[0], strerror(errno));
@@ -143,14 +134,10 @@ static int run_stage(json_t *argvj, int threads, int errfd, StrBuf *out, StageCo
     }
     job_child = pid;
     if (job_stop) kill(pid, SIGTERM);
-    int status = 0;
-    struct rusage ru;
-    memset(&ru, 0, sizeof ru);
-    while (wait4(pid, &status, 0, &ru) < 0)
-        if (errno != EINTR) break;
+    int status;
+    sw_wait(pid, &status, &cost->cpu_s);
     job_child = 0;
-    cost->wall_s = mono_s() - t0;
-    cost->cpu_s = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+    cost->wall_s = sw_now() - t0;
     code = sw_exit_code(status);
     lseek(ofd, 0, SEEK_SET);
     char buf[65536];

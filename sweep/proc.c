@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/outfile.h"
@@ -45,8 +47,34 @@ int sw_spawn(char *const argv[], const char *cwd, int out_fd, int err_fd, int de
     _exit(127);
 }
 
+double sw_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+int sw_wait(pid_t pid, int *status, double *cpu_s)
+{
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    *status = 0;
+    while (wait4(pid, status, 0, &ru) < 0)
+        if (errno != EINTR) return -1;
+    if (cpu_s)
+        *cpu_s = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+    return 0;
+}
+
 int sw_capture(char *const argv[], const char *cwd, StrBuf *out, StrBuf *errout, StrBuf *err)
 {
+    return sw_capture_timed(argv, cwd, out, errout, NULL, NULL, err);
+}
+
+int sw_capture_timed(char *const argv[], const char *cwd, StrBuf *out, StrBuf *errout, double *cpu_s, double *wall_s,
+                     StrBuf *err)
+{
+    double t0 = sw_now();
     int po[2] = {-1, -1}, pe[2] = {-1, -1};
     if (pipe(po) || pipe(pe)) {
         sb_printf(err, "cannot create a pipe: %s", strerror(errno));
@@ -87,8 +115,8 @@ int sw_capture(char *const argv[], const char *cwd, StrBuf *out, StrBuf *errout,
     if (fds[0].fd >= 0) close(fds[0].fd);
     if (fds[1].fd >= 0) close(fds[1].fd);
     int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) return sb_fail(err, "waitpid: %s", strerror(errno));
+    if (sw_wait(pid, &status, cpu_s)) return sb_fail(err, "waitpid: %s", strerror(errno));
+    if (wall_s) *wall_s = sw_now() - t0;
     int code = sw_exit_code(status);
     if (code == 127 && errout && !errout->len) sb_printf(errout, "cannot run %s\n", argv[0]);
     return code;

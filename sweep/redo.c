@@ -68,7 +68,8 @@ static int redo_one(const char *R, const char *result_path, json_t *result, json
     StrBuf out, eout;
     sb_init(&out);
     sb_init(&eout);
-    int code = sw_capture(argv, NULL, &out, &eout, err);
+    double cpu_s = 0, wall_s = 0;
+    int code = sw_capture_timed(argv, NULL, &out, &eout, &cpu_s, &wall_s, err);
     for (size_t i = 0; i < n; i++) free(argv[i]);
     free(argv);
     const char *name = json_string_value(json_object_get(stj, "name"));
@@ -100,7 +101,9 @@ static int redo_one(const char *R, const char *result_path, json_t *result, json
         json_object_set_new(after, name, output);
         json_t *redone = json_object_get(result, "redone");
         if (!json_is_object(redone)) json_object_set_new(result, "redone", redone = json_object());
-        json_object_set_new(redone, name, json_pack("{s:s, s:s}", "tracc", tracc, "version", version));
+        /* the redo's own cost; result.json's "cost" stays what the sweep's run took */
+        json_object_set_new(redone, name, json_pack("{s:s, s:s, s:f, s:f}", "tracc", tracc, "version", version,
+                                                    "cpu_s", cpu_s, "wall_s", wall_s));
         if (sw_write_json(result_path, result, 1, err)) rc = -1;
     }
     sb_free(&out);

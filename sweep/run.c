@@ -9,7 +9,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "sweep/sweep.h"
@@ -92,13 +91,6 @@ static json_t *read_failed(const char *dir, const char *rdir)
     return f;
 }
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 static volatile sig_atomic_t run_stop;
 static void on_run_signal(int sig) { run_stop = sig; }
 
@@ -130,7 +122,7 @@ int sw_run(const char *dir, const SwRunOpts *o, const char *tracc, StrBuf *err)
     struct sigaction old_int, old_term;
     run_stop = 0;
     sw_catch_stop(on_run_signal, &old_int, &old_term);
-    double t0 = now_s();
+    double t0 = sw_now();
     char tbuf[16];
     snprintf(tbuf, sizeof tbuf, "%d", o->threads);
     if (!o->quiet)
@@ -158,7 +150,7 @@ int sw_run(const char *dir, const SwRunOpts *o, const char *tracc, StrBuf *err)
         }
         if (need_print && !o->quiet) {
             size_t pending = nq - qi + nd;
-            double el = now_s() - t0;
+            double el = sw_now() - t0;
             char eta[32] = "?";
             if (done + failed == n) snprintf(eta, sizeof eta, "0s");
             else if (finished_here > 0)   /* wall time per finished job, so far */
@@ -229,7 +221,7 @@ int sw_run(const char *dir, const SwRunOpts *o, const char *tracc, StrBuf *err)
         rc = 1;
     } else if (!o->quiet) {
         fprintf(stderr, "tracc sweep run: %zu of %zu jobs done (%zu in this run, %zu before), %zu failed, %.1f s\n", done, n,
-                done - already, already, failed, now_s() - t0);
+                done - already, already, failed, sw_now() - t0);
     }
     if (err->len) rc = 1;
     json_decref(failures);

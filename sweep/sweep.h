@@ -66,6 +66,15 @@ int sw_status(const char *dir, int json, StrBuf *err);
  * discard); stdin is /dev/null. Returns the exit status, 128+signal, or -1 when it could
  * not start (message in err). */
 int sw_capture(char *const argv[], const char *cwd, StrBuf *out, StrBuf *errout, StrBuf *err);
+/* The same, with the child's CPU seconds (user + system) and wall seconds (either may be
+ * NULL). */
+int sw_capture_timed(char *const argv[], const char *cwd, StrBuf *out, StrBuf *errout, double *cpu_s, double *wall_s,
+                     StrBuf *err);
+/* Wait for child pid (retrying on EINTR): its status, and its CPU seconds into *cpu_s when
+ * not NULL. 0, or -1 with errno. */
+int sw_wait(pid_t pid, int *status, double *cpu_s);
+/* CLOCK_MONOTONIC in seconds. */
+double sw_now(void);
 
 /* Run n commands, at most par at a time, stdout discarded; code[i] is each one's exit
  * status (as sw_capture) and errout[i] (initialized by the caller) its stderr. */

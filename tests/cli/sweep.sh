@@ -435,6 +435,7 @@ d, before, direct = sys.argv[1:]
 r = json.load(open(os.path.join(d, "runs", "0001", "result.json"))); b = json.load(open(before))
 assert r["after"]["decompile"] == json.load(open(direct)) and "idle" in r["after"]["decompile"]
 assert set(r["redone"]) == {"decompile"} and r["redone"]["decompile"]["version"], r["redone"]
+assert r["redone"]["decompile"]["cpu_s"] >= 0 and r["redone"]["decompile"]["wall_s"] > 0, r["redone"]
 for k in ("id", "params", "config_sha256", "finetune"): assert r[k] == b[k], k
 for k in b["after"]:
     if k != "decompile": assert r["after"][k] == b["after"][k], k
