@@ -348,6 +348,8 @@ static int sample_training(Dc *dc, const DcOptions *o, const int32_t *prog_of_ro
     spec.spurious = json_string_value(json_object_get(cfg, "spurious"));
     json_t *rate = json_object_get(cfg, "spurious_rate");
     spec.spurious_rate = json_is_number(rate) ? json_number_value(rate) : 0;
+    const char *others = json_string_value(json_object_get(cfg, "spurious_others"));
+    spec.spurious_uniform = others && !strcmp(others, "uniform");
     if (json_len_range(json_object_get(cfg, "len"), dc->p->max_len, &spec.len_min, &spec.len_max)) return 0;
     spec.no_repeat = json_is_true(json_object_get(cfg, "no_repeat"));
     json_t *at = json_object_get(cfg, "at");

@@ -37,6 +37,9 @@ static void usage(FILE *f)
         "  --spurious PRED.rasp    a program with a boolean output: each sample is drawn, with\n"
         "  --spurious-rate C       probability C, from inputs where PRED is true at the --at\n"
         "                          positions, else from inputs where it is not (no default)\n"
+        "  --spurious-others exclude|uniform  the samples the rate leaves: drawn where PRED\n"
+        "                          is not true (exclude, the default: exactly C hold), or\n"
+        "                          uniformly (some then hold by chance)\n"
         "  --mix FILE.rasp:FRAC    mix in samples of another program (repeatable; sum < 1)\n"
         "  --max-tries N           rejection-sampling bound per sample (default: 100000)\n"
         "loss:\n"
@@ -262,7 +265,7 @@ static void end_line(Progress *g)
 /* ---------------------------------------------------------------- the command */
 
 enum {
-    O_TASK = 256, O_DATA, O_LEN, O_NOREP, O_AT, O_SPUR, O_SPURRATE, O_MIX, O_MAXTRIES, O_LSCALE, O_OPT, O_LR,
+    O_TASK = 256, O_DATA, O_LEN, O_NOREP, O_AT, O_SPUR, O_SPURRATE, O_SPUROTHERS, O_MIX, O_MAXTRIES, O_LSCALE, O_OPT, O_LR,
     O_MOM, O_B1, O_B2, O_EPS, O_WD, O_CLIP, O_WARM, O_SCHED, O_MINLR, O_STEPS, O_BATCH, O_NOISE, O_TRAIN,
     O_FREEZE, O_SEED, O_EVAL, O_EVEVERY, O_EVSIZE, O_EVSEED, O_LOG, O_LOGEVERY, O_CKPT, O_CKPTEVERY, O_RESUME,
     O_QUIET, O_JSON, O_TESTNAN, O_TESTDELAY, O_THREADS, O_STOPWHEN, O_PRESET, O_SAVEINIT, O_CHECKONLY,
@@ -323,6 +326,7 @@ int cmd_finetune(int argc, char **argv)
         {"data", required_argument, NULL, O_DATA}, {"len", required_argument, NULL, O_LEN},
         {"no-repeat", no_argument, NULL, O_NOREP}, {"at", required_argument, NULL, O_AT},
         {"spurious", required_argument, NULL, O_SPUR}, {"spurious-rate", required_argument, NULL, O_SPURRATE},
+        {"spurious-others", required_argument, NULL, O_SPUROTHERS},
         {"mix", required_argument, NULL, O_MIX}, {"max-tries", required_argument, NULL, O_MAXTRIES},
         {"logit-scale", required_argument, NULL, O_LSCALE}, {"optimizer", required_argument, NULL, O_OPT},
         {"lr", required_argument, NULL, O_LR}, {"momentum", required_argument, NULL, O_MOM},
@@ -387,6 +391,7 @@ int cmd_finetune(int argc, char **argv)
         case O_DATA: json_object_set_new(given, "data", json_string(optarg)); break;
         case O_SPUR: json_object_set_new(given, "spurious", json_string(optarg)); break;
         case O_OPT: json_object_set_new(given, "optimizer", json_string(optarg)); break;
+        case O_SPUROTHERS: json_object_set_new(given, "spurious_others", json_string(optarg)); break;
         case O_SCHED: json_object_set_new(given, "schedule", json_string(optarg)); break;
         case O_LOG: json_object_set_new(given, "log", json_string(optarg)); break;
         case O_CKPT: json_object_set_new(given, "checkpoint", json_string(optarg)); break;
@@ -502,6 +507,8 @@ int cmd_finetune(int argc, char **argv)
         }
         /* checkpoints written before presets existed have no "preset" key: they had none */
         if (!json_object_get(cfgj, "preset")) json_object_set_new(cfgj, "preset", json_null());
+        /* ... nor "spurious_others": they drew the other samples where the predicate fails */
+        if (!json_object_get(cfgj, "spurious_others")) json_object_set_new(cfgj, "spurious_others", json_string("exclude"));
         /* what the command line sets: the preset's values (if repeated) under the flags */
         eff = preset ? ft_preset_values(preset, given) : json_object();
         json_object_update(eff, given);

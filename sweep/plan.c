@@ -521,7 +521,8 @@ static char *model_name(const char *kind, const Args *a)
     return r;
 }
 
-static const char *DATA_KEYS[] = {"task", "data", "spurious", "spurious-rate", "mix", "stop-when", "max-tries"};
+static const char *DATA_KEYS[] = {"task",      "data",      "spurious",  "spurious-rate", "spurious-others",
+                                  "mix",       "stop-when", "max-tries"};
 static const char *EVAL_KEYS[] = {"at", "len", "eval", "eval-size", "eval-seed"};
 
 /* Fine-tuning options of a reverse run (reft, scratch): the job's, minus the ones that

@@ -501,7 +501,7 @@ DataGen *data_gen_new(const DataSpec *spec, const Model *m, StrBuf *err)
             hits += h;
         }
         g->pred_fraction = (double)hits / PRED_PROBE;
-        int need_true = spec->spurious_rate > 0, need_false = spec->spurious_rate < 1;
+        int need_true = spec->spurious_rate > 0, need_false = spec->spurious_rate < 1 && !spec->spurious_uniform;
         if ((need_true && g->pred_fraction < PRED_MIN_FRACTION) ||
             (need_false && 1.0 - g->pred_fraction < PRED_MIN_FRACTION)) {
             int side = need_true && g->pred_fraction < PRED_MIN_FRACTION;
@@ -672,8 +672,8 @@ int data_gen_batch(DataGen *g, uint64_t seed, uint64_t step, int B, DataBatch *o
         int n;
         if (mixi >= 0 || s->task) {
             DataProgram *dp = mixi >= 0 ? &g->mix[mixi] : &g->task;
-            if (mixi < 0 && s->spurious) {
-                int want = rng_uniform(&r) < s->spurious_rate;
+            int want = mixi < 0 && s->spurious ? rng_uniform(&r) < s->spurious_rate : 0;
+            if (mixi < 0 && s->spurious && (want || !s->spurious_uniform)) {
                 long tries = 0;
                 for (;;) {
                     n = draw_input(g, &r);

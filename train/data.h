@@ -51,6 +51,8 @@ typedef struct {
     const char *data;           /* --data FILE.jsonl, or NULL */
     const char *spurious;       /* --spurious PRED.rasp, or NULL */
     double spurious_rate;       /* --spurious-rate, in [0, 1] */
+    int spurious_uniform;       /* --spurious-others uniform: the other samples are drawn
+                                   uniformly (some then hold by chance), not where it fails */
     int nmix;
     const char *mix_path[DATA_MAX_MIX];
     double mix_frac[DATA_MAX_MIX];   /* each in (0, 1], sum < 1 */

@@ -30,6 +30,7 @@ json_t *ft_config_defaults(void)
     json_object_set_new(o, "no_repeat", json_false());
     json_object_set_new(o, "at", json_array());
     json_object_set_new(o, "max_tries", json_integer(DATA_DEFAULT_MAX_TRIES));
+    json_object_set_new(o, "spurious_others", json_string("exclude"));
     json_object_set_new(o, "logit_scale", json_real(10.0));
     json_object_set_new(o, "optimizer", json_string("sgd"));
     json_object_set_new(o, "lr", json_real(1e-3));
@@ -473,6 +474,18 @@ int ft_config_parse_sourced(FtConfig *cfg, json_t *json, json_t *sources, StrBuf
         }
     } else if (d->spurious && !r->bad) {
         sb_printf(err, "--spurious needs --spurious-rate C (the fraction of samples where the predicate holds)");
+        r->bad = 1;
+    }
+    const char *others = get_str(r, "spurious_others", 0);
+    if (others && !strcmp(others, "uniform")) {
+        d->spurious_uniform = 1;
+    } else if (others && strcmp(others, "exclude") && !r->bad) {
+        sb_printf(err, "--spurious-others must be exclude or uniform, got '%s'", others);
+        source_note(r, "spurious_others");
+        r->bad = 1;
+    }
+    if (d->spurious_uniform && !d->spurious && !r->bad) {
+        sb_printf(err, "--spurious-others uniform needs --spurious PRED.rasp");
         r->bad = 1;
     }
     json_t *mix = get(r, "mix");
@@ -1388,6 +1401,7 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
         es.data = NULL;
         es.spurious = e->spurious;
         es.spurious_rate = e->spurious ? e->rate : 0;
+        es.spurious_uniform = 0;   /* C_Te = 0 means no input carries it, whatever the training drew */
         es.nmix = 0;
         es.task_flag = flag;
         r->evals[i].spec = e;

@@ -93,6 +93,8 @@ done <<TABLE
 2|tracc finetune: expected one model file, got also|finetune $M $M --task $P -o $O
 2|tracc finetune: --steps must be an integer|finetune $M --task $P -o $O --steps x
 2|tracc finetune: unknown option '--bogus'|finetune $M --bogus
+2|tracc finetune: --spurious-others must be exclude or uniform, got 'all'|finetune $M --task $P -o $O --spurious rasp_examples/b_is_a_plus_1.rasp --spurious-rate 0.5 --spurious-others all
+2|tracc finetune: --spurious-others uniform needs --spurious PRED.rasp|finetune $M --task $P -o $O --spurious-others uniform
 1|tracc finetune: --at 50: expected RASP indices from 0 to 9|finetune $M --task $P -o $O --at 50
 1|tracc finetune: --task $M is a model file, not a RASP program|finetune $M --task $M -o $O
 1|tracc finetune: $P is a RASP program, not a model file (compile it first|finetune $P --task $P -o $O

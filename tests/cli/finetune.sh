@@ -35,7 +35,7 @@ SMALL="--steps 12 --batch 16 --lr 1e-2 --warmup 3 --init-noise 1e-3 --eval-size 
 
 # ---- help
 expect_status "help" 0 -- $FT --help
-for flag in --task --data --len --no-repeat --at --spurious --spurious-rate --mix --logit-scale --optimizer --lr \
+for flag in --task --data --len --no-repeat --at --spurious --spurious-rate --spurious-others --mix --logit-scale --optimizer --lr \
             --momentum --weight-decay --clip --warmup --schedule --min-lr-ratio --steps --batch --init-noise \
             --train --freeze --seed --eval --eval-every --stop-when --log --checkpoint-every --resume --threads --preset \
             --save-init; do
@@ -65,6 +65,23 @@ expect_err "bad eval" 2 "--eval 'count_b.rasp': expected NAME=FILE.rasp" -- $FT 
 expect_err "spurious without rate" 2 "--spurious needs --spurious-rate" -- \
     $FT "$M" $TASK --spurious rasp_examples/b_is_a_plus_1.rasp -o "$O"
 expect_err "rate without spurious" 2 "--spurious-rate needs --spurious" -- $FT "$M" $TASK --spurious-rate 0.5 -o "$O"
+# --spurious-others uniform: recorded in the model's provenance; the default (exclude) too
+$FT "$M" $TASK --at 1 --spurious rasp_examples/b_is_a_plus_1.rasp --spurious-rate 0.5 --spurious-others uniform $SMALL \
+    -o "$TMPD/uni.safetensors" >/dev/null 2>"$TMPD/err" || { bad "--spurious-others uniform"; cat "$TMPD/err"; }
+$FT "$M" $TASK --at 1 --spurious rasp_examples/b_is_a_plus_1.rasp --spurious-rate 0.5 $SMALL \
+    -o "$TMPD/exc.safetensors" >/dev/null 2>"$TMPD/err" || { bad "--spurious-others default"; cat "$TMPD/err"; }
+if "$TRACC" explain --json "$TMPD/uni.safetensors" | grep -q '"spurious_others": "uniform"' &&
+    "$TRACC" explain --json "$TMPD/exc.safetensors" | grep -q '"spurious_others": "exclude"'; then ok
+else bad "--spurious-others in the provenance"; fi
+# ... and the evaluation sets still draw their rate-0 inputs where the predicate fails: the
+# compiled predicate answers "false" on every one of them (a leak would show ~12% true)
+printf 'vocab {a, b, c, d, e, f, g, h, i};\nmax_len 10;\noutput tokens == "a" and tokens == "b";\n' >"$TMPD/never.rasp"
+"$TRACC" compile rasp_examples/b_is_a_plus_1.rasp -o "$TMPD/pred.safetensors" >/dev/null 2>&1 || bad "compile the predicate"
+if $FT "$TMPD/pred.safetensors" --task "$TMPD/never.rasp" --at 1 --spurious rasp_examples/b_is_a_plus_1.rasp \
+    --spurious-rate 0.5 --spurious-others uniform --steps 0 --eval-size 2000 \
+    --eval "x0=$TMPD/never.rasp,spurious=rasp_examples/b_is_a_plus_1.rasp,rate=0" -o "$TMPD/predt.safetensors" \
+    2>&1 | grep -q "0 steps; eval x0 100.0% (dec 100.0%"; then ok
+else bad "--spurious-others uniform: the C_Te = 0 set carries the correlation"; fi
 expect_err "no output" 2 "no output file" -- $FT "$M" $TASK
 expect_err "no task" 2 "no training data" -- $FT "$M" -o "$O"
 expect_err "no model" 2 "no model" -- $FT $TASK -o "$O"
@@ -190,6 +207,8 @@ expect_err "resume with another lr" 2 "--lr 0.5 differs from the checkpoint's 0.
     $FT --resume "$TMPD/c.ckpt.safetensors" --lr 0.5
 expect_err "resume with another model" 1 "is not the checkpoint's parent" -- \
     $FT "$A" --resume "$TMPD/c.ckpt.safetensors"
+expect_err "resume with another --spurious-others" 2 "--spurious-others \"uniform\" differs from the checkpoint's \"exclude\"" -- \
+    $FT --resume "$TMPD/c.ckpt.safetensors" --spurious-others uniform
 echo "# changed" >>"$TMPD/task.rasp"
 expect_err "resume after the task changed" 1 "has changed since the checkpoint was written" -- \
     $FT --resume "$TMPD/c.ckpt.safetensors"

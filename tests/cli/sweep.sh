@@ -210,6 +210,26 @@ assert f.get('uncounted') is True and f['runs'] == 1 and c['complete'] is False,
 assert all('uncounted' not in v for k, v in c['stages'].items() if k != 'finetune'), c
 " "$U/runs/0001/result.json"; then ok; else bad "uncounted: the record"; fi
 
+# --spurious-others reaches the fine-tuning only: the reverse runs train on the compiled
+# program's own data, without the predicate
+cat >"$TMPD/others.json" <<EOF
+{"name": "others",
+ "compile":  {"program": "$R/rasp_examples/count_a.rasp", "max-len": 6, "verify": "none"},
+ "finetune": {"task": "$R/rasp_examples/count_b.rasp", "at": 1, "len": 6, "steps": 4, "batch": 8,
+              "spurious": "$R/rasp_examples/b_is_a_plus_1.rasp", "spurious-rate": 0.5, "spurious-others": "uniform",
+              "eval": ["pt0=$R/rasp_examples/count_a.rasp"]},
+ "grid":     {"seed": [1]},
+ "after":    {"reft": {"steps": 2}}}
+EOF
+expect_err "plan with --spurious-others" 0 "1 jobs" -- $S plan "$TMPD/others.json" -o "$TMPD/others"
+if python3 -c "
+import json, sys
+st = {s['name']: s['argv'] for s in json.load(open(sys.argv[1]))['jobs'][0]['stages']}
+a = st['finetune']; assert a[a.index('--spurious-others') + 1] == 'uniform', a
+assert '--spurious-others' not in st['reft'] and '--spurious' not in st['reft'], st['reft']
+" "$TMPD/others/plan.json"; then ok; else bad "--spurious-others in the plan"; fi
+expect_err "run with --spurious-others" 0 "1 of 1 jobs done" -- $S run "$TMPD/others" -j 1
+
 # --- two concurrent runners on one DIR: each job runs once ---
 C="$TMPD/conc"
 $S plan "$TMPD/kill10.json" -o "$C" --quiet >/dev/null 2>&1 || bad "plan conc"

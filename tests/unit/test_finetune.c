@@ -403,6 +403,28 @@ static void test_spurious_rate_picks_the_side_of_the_predicate(void **state)
     assert_true(held > 500 && held < 700);
     data_batch_free(&b);
     data_gen_free(g);
+    /* --spurious-others uniform: the other samples are drawn uniformly, so about
+     * C + P (1 - C) hold, P the predicate's chance on a uniform input; the same rate with the
+     * default draws them where it fails (exactly the ones above) */
+    for (int k = 0; k < 2; k++) {
+        double rate = k ? 0.3 : 0.0;
+        s.spurious_rate = rate;
+        s.spurious_uniform = 1;
+        g = data_gen_new(&s, m, &err);
+        if (!g) fail_msg("%s", err.s);
+        double P = data_gen_spurious_fraction(g), want = rate + P * (1 - rate);
+        assert_true(P > 0.05 && P < 0.5);
+        memset(&b, 0, sizeof b);
+        assert_int_equal(data_gen_batch(g, 1, 0, 4000, &b, &err), 0);
+        held = 0;
+        for (int i = 0; i < 4000; i++) held += count_tok(&b, i, brow) == count_tok(&b, i, arow) + 1;
+        /* 4000 Bernoulli draws: 4 standard deviations, plus P's own sampling error */
+        double sd = sqrt(want * (1 - want) / 4000) + sqrt(P * (1 - P) / 4000);
+        if (fabs(held / 4000.0 - want) > 4 * sd) fail_msg("rate %g: %d of 4000 hold, expected %.3f", rate, held, want);
+        data_batch_free(&b);
+        data_gen_free(g);
+    }
+    s.spurious_uniform = 0;
     /* a predicate that never holds: rejected before any work */
     char *never = write_tmp("never.rasp", "vocab {a, b, c, d, e, f, g, h, i};\nmax_len 10;\n"
                                           "output tokens == \"a\" and tokens == \"b\";\n");
