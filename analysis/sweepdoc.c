@@ -1235,11 +1235,12 @@ static int cmp_stage_cpu(const void *a, const void *b)
 
 /* What each sweep's finished jobs cost, as recorded: CPU-hours, wall hours, the stages'
  * shares, and how many jobs have no (or a partial) record. */
-static void doc_cost(Doc *d, const SrepReport *r)
+static void doc_cost(Doc *d, const SrepReport *r, json_t *j)
 {
     int heading = 0;
+    json_t *sweeps = json_object_get(j, "sweep");   /* one sweep: its object; several: an array */
     for (int si = 0; si < r->nsw; si++) {
-        json_t *c = srep_sweep_cost(r, si);
+        json_t *c = json_object_get(json_is_array(sweeps) ? json_array_get(sweeps, (size_t)si) : sweeps, "cost");
         int measured = (int)json_integer_value(json_object_get(c, "jobs_measured"));
         int done = (int)json_integer_value(json_object_get(c, "jobs_done"));
         int complete = (int)json_integer_value(json_object_get(c, "jobs_complete"));
@@ -1292,7 +1293,6 @@ static void doc_cost(Doc *d, const SrepReport *r)
             sb_free(&by);
             sb_free(&miss);
         }
-        json_decref(c);
     }
 }
 
@@ -1331,7 +1331,7 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
     doc_diff(d, r, cells);
     doc_decompile(d, r, cells);
     doc_probe(d, r, cells);
-    doc_cost(d, r);
+    doc_cost(d, r, j);
 }
 
 void srep_markdown(const SrepReport *r, StrBuf *out)

@@ -1410,7 +1410,12 @@ static void add_stage_cpu(json_t *stages, const char *name, double cpu)
     json_object_set_new(stages, name, json_real(json_number_value(json_object_get(stages, name)) + cpu));
 }
 
-json_t *srep_sweep_cost(const SrepReport *r, int si)
+/* What sweep si's finished jobs cost, as `tracc sweep job` recorded it (result.json
+ * "cost"): jobs_measured of jobs_done have a record, jobs_complete of those have every
+ * stage's; cpu_s and wall_s summed over their own stages and each shared run once (read from
+ * DIR/shared/NAME/result.json); stages_cpu_s by stage name. The report JSON's sweep "cost",
+ * which the Markdown reads too. */
+static json_t *sweep_cost(const SrepReport *r, int si)
 {
     const Sweep *s = &r->sw[si];
     double cpu = 0, wall = 0;
@@ -1472,7 +1477,7 @@ json_t *srep_json(const SrepReport *r)
         }
         json_object_set_new(json_array_get(sweeps, (size_t)i), "paper_regimes",
                             json_pack("{s:i, s:i}", "compared", compared, "same", same));
-        json_object_set_new(json_array_get(sweeps, (size_t)i), "cost", srep_sweep_cost(r, i));
+        json_object_set_new(json_array_get(sweeps, (size_t)i), "cost", sweep_cost(r, i));
         done += s->done, failed += s->failed, pending += s->pending, running += s->running;
     }
     json_t *sweep = r->nsw == 1 ? json_incref(json_array_get(sweeps, 0)) : json_incref(sweeps);

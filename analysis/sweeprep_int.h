@@ -106,11 +106,6 @@ json_t *srep_agg_json(const double *v, int n);
 #define SREP_NDC 5
 extern const char *const srep_dc_readings[SREP_NDC];
 json_t *srep_cell_decompile(const SrepReport *r, const Cell *c);
-/* What sweep si's finished jobs cost, as `tracc sweep job` recorded it (result.json
- * "cost"): jobs_measured of jobs_done have a record, jobs_complete of those have every
- * stage's; cpu_s and wall_s summed over their own stages and each shared run once (read from
- * DIR/shared/NAME/result.json); stages_cpu_s by stage name. */
-json_t *srep_sweep_cost(const SrepReport *r, int si);
 /* after.<method> of a finished run (by_method: or any object in `after` whose "method" is it). */
 json_t *srep_after(const Run *u, const char *method, int by_method);
 
