@@ -3,6 +3,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,20 +38,33 @@ static void value_text(Value v, StrBuf *b)
     model_value_text(v, b);
 }
 
+/* The sizes two models must share for their weights to line up: the config field, and its
+ * name in `diff --tensors` messages. */
+static const struct {
+    const char *field, *name;
+    size_t off;
+} SIZES[] = {
+    {"n_layers", "blocks", offsetof(ModelConfig, n_layers)},
+    {"d_model", "d_model", offsetof(ModelConfig, d_model)},
+    {"d_head", "d_head", offsetof(ModelConfig, d_head)},
+    {"n_heads", "heads", offsetof(ModelConfig, n_heads)},
+    {"d_mlp", "d_mlp", offsetof(ModelConfig, d_mlp)},
+    {"d_vocab", "vocab rows", offsetof(ModelConfig, d_vocab)},
+    {"d_vocab_out", "output columns", offsetof(ModelConfig, d_vocab_out)},
+    {"n_ctx", "positions", offsetof(ModelConfig, n_ctx)},
+};
+
+static int cfg_size(const ModelConfig *c, size_t k) { return *(const int *)((const char *)c + SIZES[k].off); }
+
 int diff_compatible(const Model *a, const Model *b, StrBuf *why)
 {
     int n = 0;
     const ModelConfig *x = &a->cfg, *y = &b->cfg;
+    for (size_t k = 0; k < ARRAY_LEN(SIZES); k++)
+        if (cfg_size(x, k) != cfg_size(y, k))
+            differ(why, &n, "config.%s: %d in BEFORE, %d in AFTER", SIZES[k].field, cfg_size(x, k), cfg_size(y, k));
 #define CFG(f)                                                                                              \
     if (x->f != y->f) differ(why, &n, "config." #f ": %d in BEFORE, %d in AFTER", (int)x->f, (int)y->f)
-    CFG(n_layers);
-    CFG(d_model);
-    CFG(d_head);
-    CFG(n_heads);
-    CFG(d_mlp);
-    CFG(d_vocab);
-    CFG(d_vocab_out);
-    CFG(n_ctx);
     CFG(causal);
     CFG(use_attn_scale);
 #undef CFG
@@ -625,14 +639,10 @@ DiffResult *diff_weights(const Model *a, const Model *b, const DiffOptions *opt,
 
 DiffResult *diff_tensor_norms(const Model *a, const Model *b, const DiffOptions *opt, StrBuf *err)
 {
-    const ModelConfig *x = &a->cfg, *y = &b->cfg;
-    const char *names[] = {"blocks", "d_model", "d_head", "heads", "d_mlp", "vocab rows", "output columns",
-                           "positions"};
-    int xs[] = {x->n_layers, x->d_model, x->d_head, x->n_heads, x->d_mlp, x->d_vocab, x->d_vocab_out, x->n_ctx};
-    int ys[] = {y->n_layers, y->d_model, y->d_head, y->n_heads, y->d_mlp, y->d_vocab, y->d_vocab_out, y->n_ctx};
-    for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++)
-        if (xs[i] != ys[i]) {
-            sb_printf(err, "the two models differ in size: %s %d in BEFORE, %d in AFTER", names[i], xs[i], ys[i]);
+    for (size_t k = 0; k < ARRAY_LEN(SIZES); k++)
+        if (cfg_size(&a->cfg, k) != cfg_size(&b->cfg, k)) {
+            sb_printf(err, "the two models differ in size: %s %d in BEFORE, %d in AFTER", SIZES[k].name,
+                      cfg_size(&a->cfg, k), cfg_size(&b->cfg, k));
             return NULL;
         }
     DiffResult *r = xcalloc(1, sizeof *r);
