@@ -182,22 +182,35 @@ static void partial_cost_path(const char *R, const char *name, char *buf, size_t
     snprintf(buf, cap, "%s/cost-%s.json", R, name);
 }
 
+/* The stage's partial record (at path p) with run c added: {"cpu_s", "wall_s", "runs"};
+ * *had: whether a record was there. */
+static json_t *cost_with_run(const char *p, const StageCost *c, int *had)
+{
+    StrBuf e;
+    sb_init(&e);
+    json_t *j = file_exists(p) ? sw_read_json(p, &e) : NULL;
+    sb_free(&e);
+    *had = j != NULL;
+    json_t *o = json_pack("{s:f, s:f, s:I}", "cpu_s", c->cpu_s + json_number_value(json_object_get(j, "cpu_s")),
+                          "wall_s", c->wall_s + json_number_value(json_object_get(j, "wall_s")), "runs",
+                          (json_int_t)1 + json_integer_value(json_object_get(j, "runs")));
+    json_decref(j);
+    return o;
+}
+
 /* Add one unfinished run's cost to the stage's partial record (best effort: a record that
  * cannot be written leaves the next run "uncounted"). */
 static void add_partial_cost(const char *R, const char *name, const StageCost *c)
 {
     char p[4200];
     partial_cost_path(R, name, p, sizeof p);
+    int had;
+    json_t *j = cost_with_run(p, c, &had);
     StrBuf e;
     sb_init(&e);
-    json_t *j = file_exists(p) ? sw_read_json(p, &e) : NULL;
-    double cpu = json_number_value(json_object_get(j, "cpu_s")), wall = json_number_value(json_object_get(j, "wall_s"));
-    json_int_t runs = json_integer_value(json_object_get(j, "runs"));
-    json_decref(j);
-    j = json_pack("{s:f, s:f, s:I}", "cpu_s", cpu + c->cpu_s, "wall_s", wall + c->wall_s, "runs", runs + 1);
     sw_write_json(p, j, 0, &e);
-    json_decref(j);
     sb_free(&e);
+    json_decref(j);
 }
 
 /* The cost record of a stage that has just finished with cost c: its unfinished runs taken
@@ -206,16 +219,9 @@ static json_t *finished_cost(const char *R, const char *name, const StageCost *c
 {
     char p[4200];
     partial_cost_path(R, name, p, sizeof p);
-    StrBuf e;
-    sb_init(&e);
-    json_t *j = file_exists(p) ? sw_read_json(p, &e) : NULL;
-    sb_free(&e);
-    double cpu = c->cpu_s + json_number_value(json_object_get(j, "cpu_s"));
-    double wall = c->wall_s + json_number_value(json_object_get(j, "wall_s"));
-    json_int_t runs = 1 + json_integer_value(json_object_get(j, "runs"));
-    json_t *o = json_pack("{s:f, s:f, s:I}", "cpu_s", cpu, "wall_s", wall, "runs", runs);
-    if (c->resumed && !j) json_object_set_new(o, "uncounted", json_true());
-    json_decref(j);
+    int had;
+    json_t *o = cost_with_run(p, c, &had);
+    if (c->resumed && !had) json_object_set_new(o, "uncounted", json_true());
     unlink(p);
     return o;
 }

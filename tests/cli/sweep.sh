@@ -140,6 +140,17 @@ EOF
     then ok; else bad "$1: results differ from the uninterrupted sweep"; fi
 }
 
+# first_pid PATTERN TRIES: the first process matching PATTERN, polled every 50 ms at most
+# TRIES times ("" if none appeared)
+first_pid() {
+    n=0
+    while [ $n -lt "$2" ]; do
+        p=$(pgrep -f "$1" | head -n 1)
+        [ -n "$p" ] && { echo "$p"; return; }
+        sleep 0.05; n=$((n + 1))
+    done
+}
+
 K="$TMPD/killed"
 $S plan "$TMPD/kill30.json" -o "$K" --quiet >/dev/null 2>&1 || bad "plan killed"
 # 1. SIGKILL the runner mid-way: its jobs get SIGTERM (checkpoint) and stop with it
@@ -153,12 +164,7 @@ if pgrep -f "$K/" >/dev/null; then bad "jobs outlived the killed runner"; pgrep 
 # 2. run again and SIGKILL one fine-tuning process mid-way: that job fails, the rest finish
 $S run "$K" -j 2 >"$TMPD/run2.out" 2>&1 &
 RUNNER=$!
-i=0
-while [ $i -lt 50 ]; do
-    P=$(pgrep -f "tracc finetune .*$K/runs/" | head -n 1)
-    [ -n "$P" ] && break
-    sleep 0.05; i=$((i + 1))
-done
+P=$(first_pid "tracc finetune .*$K/runs/" 50)
 if [ -n "$P" ]; then sleep 0.1; kill -9 "$P"; ok; else bad "no fine-tuning process to kill"; fi
 wait $RUNNER; rc=$?
 if [ $rc -eq 1 ] && grep -q "^failed: job 000[1-4] (stage finetune, exit 137): $K/runs/000[1-4]/stderr.txt" "$TMPD/run2.out"; then ok; else bad "a killed job: run status $rc"; cat "$TMPD/run2.out"; fi
@@ -190,12 +196,7 @@ U="$TMPD/uncounted"
 $S plan "$TMPD/kill30.json" -o "$U" --quiet >/dev/null 2>&1 || bad "plan uncounted"
 $S job "$U" 0001 --quiet >/dev/null 2>&1 &
 JOB=$!
-i=0
-while [ $i -lt 100 ]; do
-    P=$(pgrep -f "tracc finetune .*$U/runs/0001/" | head -n 1)
-    [ -n "$P" ] && break
-    sleep 0.05; i=$((i + 1))
-done
+P=$(first_pid "tracc finetune .*$U/runs/0001/" 100)
 sleep 0.3
 kill -9 $JOB; wait $JOB 2>/dev/null
 i=0
