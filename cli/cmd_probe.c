@@ -135,9 +135,9 @@ static int run_neurons(const Model *m, const RaspProgram *p, const char *path, c
         json_object_set_new(j, "inputs", json_integer(r.n_inputs));
         json_object_set_new(j, "examples", json_integer(r.n_examples));
         json_object_set_new(j, "len", json_pack("[ii]", o->len_min, o->len_max));
-        json_t *at = json_array();
+        json_t *at = o->nat ? json_array() : json_null();
         for (int i = 0; i < o->nat; i++) json_array_append_new(at, json_integer(o->at[i]));
-        json_object_set_new(j, "at", o->nat ? at : (json_decref(at), json_null()));
+        json_object_set_new(j, "at", at);
         json_object_set_new(j, "seed", json_integer((json_int_t)o->seed));
     } else {
         printf("MLP units of %s on %ld inputs", path, r.n_inputs);
