@@ -890,6 +890,44 @@ static void doc_each(Doc *d, json_t *ea)
     free(en.v);
 }
 
+/* `prune --reset`: each named ablation's accuracies beside the same runs' as fine-tuned. */
+static void doc_resets(Doc *d, json_t *rs, int rollback)
+{
+    Names en = {0};
+    size_t q;
+    json_t *x;
+    json_array_foreach(rs, q, x)
+    {
+        const char *name;
+        json_t *v;
+        json_object_foreach(json_object_get(x, "acc"), name, v) srep_names_add(&en, name);
+    }
+    d_p(d, "Named ablations (`%s --reset`): the weights each names set %s on their own, then put back; decoded "
+           "accuracy (no answer at a top logit ≤ 0.5), %%, mean ± std (n) over the runs; \"as fine-tuned\" is the "
+           "same runs before it.",
+        rollback ? "prune --rollback" : "prune", rollback ? "to their compiled values" : "to 0");
+    d_table(d, 3 + en.n);
+    d_c(d, "weights"), d_c(d, "count"), d_c(d, "runs");
+    for (int e = 0; e < en.n; e++) d_c(d, "%s", en.v[e]);
+    char buf[80];
+    json_array_foreach(rs, q, x)
+    {
+        for (int w = 0; w < 2; w++) {
+            if (w == 0 && q > 0) continue;   /* one "as fine-tuned" row, from the first ablation's runs */
+            d_c(d, "%s", w ? json_string_value(json_object_get(x, "reset")) : "as fine-tuned");
+            json_t *p = json_object_get(x, "params");
+            if (w && json_is_integer(p)) d_c(d, "%lld", (long long)json_integer_value(p));
+            else d_c(d, "–");
+            d_c(d, "%lld", (long long)json_integer_value(json_object_get(x, "runs")));
+            for (int e = 0; e < en.n; e++) {
+                agg_text(json_object_get(json_object_get(x, w ? "acc" : "base"), en.v[e]), 100, 1, buf, sizeof buf);
+                d_c(d, "%s", buf);
+            }
+        }
+    }
+    free(en.v);
+}
+
 /* Pruning and rollback */
 static void doc_prune(Doc *d, const SrepReport *r, json_t *cells)
 {
@@ -983,6 +1021,10 @@ static void doc_prune(Doc *d, const SrepReport *r, json_t *cells)
             }
             json_t *ea = json_object_get(pr, "each");
             if (ea) doc_each(d, ea);
+            for (int w = 0; w < 2; w++) {
+                json_t *rs = json_object_get(w ? rb : pr, "resets");
+                if (json_array_size(rs)) doc_resets(d, rs, w);
+            }
         }
     }
 }

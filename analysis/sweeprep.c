@@ -871,6 +871,63 @@ static json_t *cell_each(json_t **obj, const char **ids, int n)
     return out;
 }
 
+/* `prune --reset` (or rollback's): for each named ablation, in the order the runs list them, every
+ * set's accuracy after it and, from the same runs, before it (the prune run's base), aggregated
+ * over the cell's runs. NULL when no run has resets. */
+static json_t *cell_resets(json_t **obj, const char **ids, int n)
+{
+    Names specs = {0}, en = {0};
+    for (int i = 0; i < n; i++) {
+        json_t *e;
+        size_t j;
+        json_array_foreach(json_object_get(obj[i], "resets"), j, e)
+        {
+            const char *spec = json_string_value(json_object_get(e, "reset")), *name;
+            json_t *a;
+            if (!spec) continue;
+            srep_names_add(&specs, spec);
+            json_object_foreach(json_object_get(e, "acc"), name, a) srep_names_add(&en, name);
+        }
+    }
+    if (!specs.n) {
+        free(specs.v), free(en.v);
+        return NULL;
+    }
+    json_t *out = json_array();
+    for (int q = 0; q < specs.n; q++) {
+        json_t *jobs = json_array(), *after = json_object(), *before = json_object(), *params = json_null();
+        for (int e = 0; e < en.n; e++) {
+            Vals va = {0}, vb = {0};
+            for (int i = 0; i < n; i++) {
+                json_t *x, *hit = NULL;
+                size_t j;
+                json_array_foreach(json_object_get(obj[i], "resets"), j, x)
+                {
+                    const char *spec = json_string_value(json_object_get(x, "reset"));
+                    if (spec && !strcmp(spec, specs.v[q])) hit = x;
+                }
+                if (!hit) continue;
+                if (e == 0) {
+                    json_array_append_new(jobs, json_string(ids[i]));
+                    if (json_is_null(params)) params = json_deep_copy(json_object_get(hit, "params"));
+                }
+                double a = srep_num(json_object_get(json_object_get(hit, "acc"), en.v[e]));
+                double b = srep_num(json_object_get(json_object_get(json_object_get(obj[i], "base"), "acc"), en.v[e]));
+                if (isfinite(a)) srep_vals_push(&va, a);
+                if (isfinite(b)) srep_vals_push(&vb, b);
+            }
+            json_object_set_new(after, en.v[e], srep_agg_json(va.v, va.n));
+            json_object_set_new(before, en.v[e], srep_agg_json(vb.v, vb.n));
+            free(va.v), free(vb.v);
+        }
+        json_array_append_new(out, json_pack("{s:s, s:o, s:i, s:o, s:o, s:o}", "reset", specs.v[q], "params",
+                                             params ? params : json_null(), "runs", (int)json_array_size(jobs), "jobs",
+                                             jobs, "acc", after, "base", before));
+    }
+    free(specs.v), free(en.v);
+    return out;
+}
+
 /* Pruning or rollback over a cell's runs: accuracy vs the number of weights K, and the
  * weights (ranked 1..largest K) named in program terms with how many runs ranked them. */
 static json_t *cell_prune(const SrepReport *r, const Cell *c, const char *method)
@@ -985,6 +1042,8 @@ static json_t *cell_prune(const SrepReport *r, const Cell *c, const char *method
                             "evals", evals, "weights", wj, "weights_top", (int)kmax);
     json_t *each = strcmp(method, "prune") ? NULL : cell_each(obj, ids, n);
     if (each) json_object_set_new(out, "each", each);
+    json_t *resets = cell_resets(obj, ids, n);
+    if (resets) json_object_set_new(out, "resets", resets);
     if (!strcmp(method, "rollback")) {
         Vals fk = {0}, orig = {0};
         for (int i = 0; i < n; i++) {

@@ -16,7 +16,7 @@ static void usage(FILE *f)
             "       tracc sweep run DIR [-j N] [--threads T]\n"
             "       tracc sweep status DIR [--json]\n"
             "       tracc sweep job DIR ID [--no-wait] [--threads T]\n"
-            "       tracc sweep redo DIR STAGE [-j N] [--quiet]\n"
+            "       tracc sweep redo DIR STAGE [-j N] [--quiet] [-- OPTION...]\n"
             "\n"
             "A grid of compile / fine-tune / analysis runs (docs/sweeps.md). `plan` checks the\n"
             "sweep file (keys are the subcommands' long flag names), compiles the start models\n"
@@ -25,7 +25,9 @@ static void usage(FILE *f)
             "Every job is idempotent and restartable; results: DIR/runs/ID/result.json.\n"
             "`redo` runs one analysis stage (decompile, prune, ...) again on every finished job\n"
             "with this tracc, replacing its part of result.json (\"redone\" says which tracc):\n"
-            "for a newer tracc's analyses without fine-tuning again.\n"
+            "for a newer tracc's analyses without fine-tuning again. Options after `--` are\n"
+            "added to the stage's planned command (e.g. `-- --reset blocks.0.attn.W_V` to\n"
+            "prune), checked first, and recorded with the result (\"redone\": \"extra\").\n"
             "\n"
             "plan options:\n"
             "  -o, --output DIR        the sweep directory (must not exist, or be empty)\n"
@@ -127,6 +129,16 @@ int cmd_sweep(int argc, char **argv)
         is_job = !strcmp(sub, "job"), is_redo = !strcmp(sub, "redo");
     if (!is_plan && !is_run && !is_status && !is_job && !is_redo)
         return bad("unknown subcommand '%s' (plan, run, status, job, redo)", sub);
+    /* redo: what follows `--` is added to the stage's planned command */
+    char **extra = NULL;
+    int nextra = 0;
+    if (is_redo)
+        for (int i = 2; i < argc; i++)
+            if (!strcmp(argv[i], "--")) {
+                extra = argv + i + 1, nextra = argc - i - 1;
+                argc = i;
+                break;
+            }
     optind = 1;
     opterr = 0;
     argc--, argv++;
@@ -207,7 +219,7 @@ int cmd_sweep(int argc, char **argv)
     } else if (is_status) {
         rc = sw_status(argv[optind], json, &err);
     } else if (is_redo) {
-        rc = sw_redo(argv[optind], argv[optind + 1], self, TRACC_VERSION, ro.jobs, ro.quiet, &err);
+        rc = sw_redo(argv[optind], argv[optind + 1], self, TRACC_VERSION, extra, nextra, ro.jobs, ro.quiet, &err);
     } else {
         rc = sw_job(argv[optind], argv[optind + 1], wait, ro.threads, ro.quiet, &err);
         if (rc == SW_LOCKED && !ro.quiet)

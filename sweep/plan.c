@@ -94,7 +94,7 @@ static json_t *known_keys(Ctx *c, const char *cmd, StrBuf *err)
 }
 
 /* Keys the sweep sets itself (outputs, logs, checkpoints, machine-readable output). */
-static const char *managed_key(const char *cmd, const char *stage, const char *key)
+const char *sw_managed_key(const char *cmd, const char *stage, const char *key)
 {
     static const char *common[] = {"output", "json", "help", "check-only", "quiet"};
     for (size_t i = 0; i < ARRAY_LEN(common); i++)
@@ -275,7 +275,7 @@ static int check_keys(Ctx *c, json_t *sec, const char *secname, const char *cmd,
         if (extra && !strcmp(key, extra)) continue;
         if (!json_object_get(known, key))
             return sb_fail(err, "%s: unknown key: `tracc %s` has no option --%s", name, cmd, key);
-        const char *why = managed_key(cmd, stage, key);
+        const char *why = sw_managed_key(cmd, stage, key);
         if (why) return sb_fail(err, "%s: not allowed in a sweep file (%s)", name, why);
         if (check_value(name, v, err)) return -1;
     }
@@ -368,7 +368,7 @@ static int load_sweep(Ctx *c, Sweep *s, const char *path, const char *base, StrB
             sb_printf(err, "%s: unknown key: no option --%s of `tracc finetune` or `tracc compile`", name2, opt);
             goto named;
         }
-        const char *why = managed_key(cmd, cmd, opt);
+        const char *why = sw_managed_key(cmd, cmd, opt);
         if (why) {
             sb_printf(err, "%s: not allowed in a sweep file (%s)", name2, why);
             goto named;

@@ -55,23 +55,48 @@ static const char *refuse(json_t *plan, const char *stage, StrBuf *names)
     return found ? NULL : "";
 }
 
-/* Run the stage of one done job again. 0 redone, 1 its stage failed (message in err), -1 an
- * error writing (message in err). */
-static int redo_one(const char *R, const char *result_path, json_t *result, json_t *stj, const char *tracc,
-                    const char *version, StrBuf *err)
+/* What a redo runs: the plan, the stage, this tracc, and the options added after `--`. */
+typedef struct {
+    json_t *plan;
+    const char *dir, *stage, *tracc, *version;
+    char *const *extra;
+    int nextra, quiet;
+} RedoCtx;
+
+/* The stage's planned command with argv[0] this tracc, then the added options, then `last`
+ * (may be NULL); NULL-terminated, *n its length. Free with free_argv. */
+static char **stage_argv(const RedoCtx *x, json_t *stj, const char *last, size_t *n)
 {
     json_t *argvj = json_object_get(stj, "argv");
-    size_t n = json_array_size(argvj);
-    char **argv = xcalloc(n + 1, sizeof *argv);
-    argv[0] = xstrdup(tracc);
-    for (size_t i = 1; i < n; i++) argv[i] = xstrdup(json_string_value(json_array_get(argvj, i)));
+    size_t np = json_array_size(argvj), k = 0;
+    char **argv = xcalloc(np + (size_t)x->nextra + 2, sizeof *argv);
+    argv[k++] = xstrdup(x->tracc);
+    for (size_t i = 1; i < np; i++) argv[k++] = xstrdup(json_string_value(json_array_get(argvj, i)));
+    for (int i = 0; i < x->nextra; i++) argv[k++] = xstrdup(x->extra[i]);
+    if (last) argv[k++] = xstrdup(last);
+    *n = k;
+    return argv;
+}
+
+static void free_argv(char **argv, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(argv[i]);
+    free(argv);
+}
+
+/* Run the stage of one done job again. 0 redone, 1 its stage failed (message in err), -1 an
+ * error writing (message in err). */
+static int redo_one(const RedoCtx *x, const char *R, const char *result_path, json_t *result, json_t *stj, StrBuf *err)
+{
+    const char *tracc = x->tracc, *version = x->version;
+    size_t n;
+    char **argv = stage_argv(x, stj, NULL, &n);
     StrBuf out, eout;
     sb_init(&out);
     sb_init(&eout);
     double cpu_s = 0, wall_s = 0;
     int code = sw_capture_timed(argv, NULL, &out, &eout, &cpu_s, &wall_s, err);
-    for (size_t i = 0; i < n; i++) free(argv[i]);
-    free(argv);
+    free_argv(argv, n);
     const char *name = json_string_value(json_object_get(stj, "name"));
     /* the job's stderr.txt keeps what every run of its stages said */
     char ep[4200];
@@ -102,8 +127,15 @@ static int redo_one(const char *R, const char *result_path, json_t *result, json
         json_t *redone = json_object_get(result, "redone");
         if (!json_is_object(redone)) json_object_set_new(result, "redone", redone = json_object());
         /* the redo's own cost; result.json's "cost" stays what the sweep's run took */
-        json_object_set_new(redone, name, json_pack("{s:s, s:s, s:f, s:f}", "tracc", tracc, "version", version,
-                                                    "cpu_s", cpu_s, "wall_s", wall_s));
+        json_t *rec = json_pack("{s:s, s:s, s:f, s:f}", "tracc", tracc, "version", version, "cpu_s", cpu_s, "wall_s",
+                                wall_s);
+        if (x->nextra) {
+            /* the options added to the planned command: the output is not the plan's alone */
+            json_t *ex = json_array();
+            for (int i = 0; i < x->nextra; i++) json_array_append_new(ex, json_string(x->extra[i]));
+            json_object_set_new(rec, "extra", ex);
+        }
+        json_object_set_new(redone, name, rec);
         if (sw_write_json(result_path, result, 1, err)) rc = -1;
     }
     sb_free(&out);
@@ -118,9 +150,11 @@ typedef struct {
 
 /* Redo the stage on the done jobs whose plan index is w modulo nw (one worker of nw).
  * Progress and each job's failure go to stderr; a fatal error too, counted in c->error. */
-static void redo_jobs(json_t *plan, const char *dir, const char *stage, const char *tracc, const char *version,
-                      int quiet, int w, int nw, RedoCounts *c)
+static void redo_jobs(const RedoCtx *x, int w, int nw, RedoCounts *c)
 {
+    json_t *plan = x->plan;
+    const char *dir = x->dir, *stage = x->stage;
+    int quiet = x->quiet;
     int tty = nw == 1 && isatty(2);
     json_t *job;
     size_t i;
@@ -158,7 +192,7 @@ static void redo_jobs(json_t *plan, const char *dir, const char *stage, const ch
         if (!result || !have || strcmp(have, sha)) {
             c->not_done++;   /* another configuration's result, or unreadable: `sweep job` redoes it */
         } else {
-            int r = redo_one(R, resp, result, stj, tracc, version, &e);
+            int r = redo_one(x, R, resp, result, stj, &e);
             if (r == 0) {
                 c->redone++;
                 if (!quiet)
@@ -180,8 +214,7 @@ static void redo_jobs(json_t *plan, const char *dir, const char *stage, const ch
 
 /* nw workers, each a child process over its share of the jobs; their counts come back
  * through one pipe (a RedoCounts is far under PIPE_BUF, so each write is whole). */
-static void redo_parallel(json_t *plan, const char *dir, const char *stage, const char *tracc, const char *version,
-                          int quiet, int nw, RedoCounts *sum, StrBuf *err)
+static void redo_parallel(const RedoCtx *x, int nw, RedoCounts *sum, StrBuf *err)
 {
     int pfd[2];
     if (pipe(pfd)) {
@@ -201,7 +234,7 @@ static void redo_parallel(json_t *plan, const char *dir, const char *stage, cons
         if (pid == 0) {
             close(pfd[0]);
             RedoCounts c = {0};
-            redo_jobs(plan, dir, stage, tracc, version, quiet, w, nw, &c);
+            redo_jobs(x, w, nw, &c);
             ssize_t k = write(pfd[1], &c, sizeof c);
             _exit(k == (ssize_t)sizeof c ? 0 : 1);
         }
@@ -223,8 +256,49 @@ static void redo_parallel(json_t *plan, const char *dir, const char *stage, cons
     }
 }
 
-int sw_redo(const char *dir, const char *stage, const char *tracc, const char *version, int jobs, int quiet,
-            StrBuf *err)
+/* The options added after `--`, checked before any job runs: none the sweep sets itself, and the
+ * stage's command accepts them with the planned ones (`--check-only`, on the first job that has
+ * the stage). 0, or the exit status to give (2 usage, 1 error) with a message in err. */
+static int check_extra(const RedoCtx *x, StrBuf *err)
+{
+    json_t *job, *stj = NULL;
+    size_t i;
+    json_array_foreach(json_object_get(x->plan, "jobs"), i, job) if (!stj) stj = job_stage(job, x->stage);
+    const char *cmd = json_string_value(json_array_get(json_object_get(stj, "argv"), 1));
+    if (!cmd) {
+        sb_puts(err, "the plan's stage has no command");
+        return 1;
+    }
+    for (int k = 0; k < x->nextra; k++) {
+        const char *a = x->extra[k];
+        char key[64];
+        if (!strcmp(a, "-o")) snprintf(key, sizeof key, "output");
+        else if (!strcmp(a, "-h")) snprintf(key, sizeof key, "help");
+        else if (!strncmp(a, "--", 2)) snprintf(key, sizeof key, "%.*s", (int)strcspn(a + 2, "="), a + 2);
+        else continue;
+        const char *why = sw_managed_key(cmd, x->stage, key);
+        if (why) {
+            sb_printf(err, "the options after --: %s: %s", a, why);
+            return 2;
+        }
+    }
+    size_t n;
+    char **argv = stage_argv(x, stj, "--check-only", &n);
+    StrBuf eout;
+    sb_init(&eout);
+    int code = sw_capture(argv, NULL, NULL, &eout, err);
+    free_argv(argv, n);
+    if (code != 0 && code != -1) {
+        const char *m = eout.s && eout.len ? eout.s : "(no message)";
+        sb_printf(err, "the options after --: tracc %s refused them (exit %d): %.*s", cmd, code, (int)strcspn(m, "\n"),
+                  m);
+    }
+    sb_free(&eout);
+    return code == 0 ? 0 : code == 2 ? 2 : 1;
+}
+
+int sw_redo(const char *dir, const char *stage, const char *tracc, const char *version, char *const *extra,
+            int nextra, int jobs, int quiet, StrBuf *err)
 {
     StrBuf names;
     sb_init(&names);
@@ -244,9 +318,12 @@ int sw_redo(const char *dir, const char *stage, const char *tracc, const char *v
     /* as `sweep job` runs its stages: one BLAS thread each unless the caller says otherwise,
      * so that a redone stage computes what the sweep's own run would have */
     if (!getenv("OPENBLAS_NUM_THREADS")) setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    RedoCtx x = {plan, dir, stage, tracc, version, extra, nextra, quiet};
+    if (nextra && (rc = check_extra(&x, err))) goto out;
+    rc = 1;
     RedoCounts c = {0};
-    if (jobs <= 1) redo_jobs(plan, dir, stage, tracc, version, quiet, 0, 1, &c);
-    else redo_parallel(plan, dir, stage, tracc, version, quiet, jobs, &c, err);
+    if (jobs <= 1) redo_jobs(&x, 0, 1, &c);
+    else redo_parallel(&x, jobs, &c, err);
     printf("tracc sweep redo: %s run again on %ld job%s with %s (version %s); %ld not done, %ld held by another "
            "process (skipped), %ld failed\n",
            stage, c.redone, c.redone == 1 ? "" : "s", tracc, version, c.not_done, c.locked, c.failed);

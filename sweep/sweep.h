@@ -52,10 +52,16 @@ int sw_run(const char *dir, const SwRunOpts *o, const char *tracc, StrBuf *err);
 /* Run analysis stage `stage` again on every done job of DIR with this binary (tracc, its
  * version), replacing after.STAGE in result.json and recording it under "redone"; jobs not
  * done or held by another process are skipped. Not the fine-tuning, not a shared stage.
- * `jobs` at a time (worker processes, each over every jobs-th job of the plan).
- * Returns 0, or 1 (a job's stage failed: listed on stderr; or an error in err). */
-int sw_redo(const char *dir, const char *stage, const char *tracc, const char *version, int jobs, int quiet,
-            StrBuf *err);
+ * `jobs` at a time (worker processes, each over every jobs-th job of the plan). `extra`
+ * (nextra strings) are added to the planned command (checked first; recorded in "redone").
+ * Returns 0, 2 (extra refused), or 1 (a job's stage failed: listed on stderr; or an error in err). */
+int sw_redo(const char *dir, const char *stage, const char *tracc, const char *version, char *const *extra,
+            int nextra, int jobs, int quiet, StrBuf *err);
+
+/* Why a stage's command option `key` (long name, no dashes) is the sweep's to set (a message),
+ * or NULL: outputs, logs, checkpoints, machine-readable output. cmd is the tracc subcommand,
+ * stage the stage's name (`prune` serves the prune and rollback stages). */
+const char *sw_managed_key(const char *cmd, const char *stage, const char *key);
 
 /* Print done / running / failed / pending counts (JSON with json). 0 or 1 with err. */
 int sw_status(const char *dir, int json, StrBuf *err);

@@ -426,6 +426,10 @@ def pr(base, each):
          "rows": [{"k": 1, "acc": {"task": 0.0, "pt0": 0.0}}], "ranking": rk}
     if each is not None:
         o["each"] = [{"rank": i + 1, "param": "w%d" % (i + 1), "acc": {"task": t, "pt0": p0}} for i, (t, p0) in enumerate(each)]
+        # named ablations (prune --reset) in the runs with --each; the second run also has one more
+        o["resets"] = [{"reset": "head.W_V", "params": 12, "changed": 5, "acc": {"task": base + 0.5, "pt0": 0.0}}]
+        if base == 0.5:
+            o["resets"].append({"reset": "w_pos[2, 0]", "params": 1, "changed": 1, "acc": {"task": 1.0, "pt0": 0.25}})
     return o
 cases = [pr(0.1, [(0.05, 0.0), (0.8, 0.55), (0.8, 0.6)]),   # best: rank 2 (a tie goes to the better g.w rank), +70 points
          pr(0.5, [(0.2, 0.1), (0.3, 0.2), (0.1, 0.0)]),     # every weight alone hurts: best rank 2, -20 points
@@ -459,6 +463,26 @@ for f in $T/each_out/report.md $T/each_out/report.html; do
 done
 if grep -qF '| 0001 | 2 | w2 | weight 2 means this | 10.0 | 80.0 | +70.0 | 55.0 |' $T/each_out/report.md; then ok; else
     bad "report.md: the each-weight-alone row"; grep -F '| 0001 |' $T/each_out/report.md; fi
+py "prune --reset: each named ablation over the runs that have it, beside the same runs as fine-tuned" "
+d = json.load(open(sys.argv[1]))
+rs = d['cells'][0]['prune']['resets']
+assert [r['reset'] for r in rs] == ['head.W_V', 'w_pos[2, 0]'], rs
+a, b = rs
+assert (a['runs'], a['jobs'], a['params']) == (2, ['0001', '0002'], 12), a
+assert a['acc']['task']['values'] == [0.6, 1.0] and a['base']['task']['values'] == [0.1, 0.5], a
+assert a['acc']['pt0']['values'] == [0.0, 0.0] and a['base']['pt0']['values'] == [0.1, 0.1], a
+assert (b['runs'], b['jobs'], b['params']) == (1, ['0002'], 1) and b['acc']['pt0']['values'] == [0.25], b
+assert b['base']['task']['values'] == [0.5], b
+assert 'resets' not in (d['cells'][0].get('rollback') or {})
+" $T/each.json
+for f in $T/each_out/report.md $T/each_out/report.html; do
+    if grep -qF 'Named ablations (`prune --reset`): the weights each names set to 0' $f; then ok; else
+        bad "$f: no named-ablation paragraph"; fi
+done
+if grep -qF '| as fine-tuned | – | 2 | 30.0 ± 28.3 (2) | 10.0 ± 0.0 (2) |' $T/each_out/report.md &&
+    grep -qF '| head.W_V | 12 | 2 | 80.0 ± 28.3 (2) | 0.0 ± 0.0 (2) |' $T/each_out/report.md &&
+    grep -qF '| w_pos[2, 0] | 1 | 1 | 100.0 (1) | 25.0 (1) |' $T/each_out/report.md; then ok; else
+    bad "report.md: the named-ablation rows"; grep -F -A4 'Named ablations' $T/each_out/report.md; fi
 
 # ---- a real sweep, when this build has `tracc sweep` (helper code merged) --------------------------
 if $TRACC sweep --help >/dev/null 2>&1 && [ -f tests/sweep/tiny.json ]; then

@@ -492,5 +492,33 @@ for i in ids:
 EOF2
 if grep -qF "probe run again on 8 jobs" "$TMPD/redo-j3.out" && grep -qF "0 failed" "$TMPD/redo-j3.out"; then ok
 else bad "redo -j 3: the counts of every worker summed"; cat "$TMPD/redo-j3.out"; fi
+# options after --: added to the planned command, checked first, recorded; a failing one keeps the results
+R3="$TMPD/redo-extra"
+cp -r "$D" "$R3"
+cp "$R3/runs/0003/result.json" "$TMPD/extra-before.json"
+expect_err "redo --: an option the sweep sets" 2 "the options after --: -o: the sweep sets it" -- $S redo "$R3" prune -- -o "$TMPD/x.safetensors"
+expect_err "redo --: rollback's original" 2 "the options after --: --rollback: the sweep sets it" -- $S redo "$R3" rollback -- --rollback x
+expect_err "redo --: an option the stage refuses" 2 "the options after --: tracc prune refused them (exit 2): tracc prune: unknown option '--bogus'" -- $S redo "$R3" prune -- --bogus
+expect_err "redo --: a malformed reset" 2 "tracc prune refused them (exit 2)" -- $S redo "$R3" prune -- --reset 'blocks.0.attn.W_V['
+expect_err "redo --: a tensor the models lack" 1 "the model has no tensor 'blocks.9.attn.W_V'" -- $S redo "$R3" prune -j 2 -- --reset blocks.9.attn.W_V
+if cmp -s "$R3/runs/0003/result.json" "$TMPD/extra-before.json" && [ ! -e "$TMPD/x.safetensors" ]; then ok
+else bad "redo --: a refused or failing option changed a result or wrote a file"; fi
+$S redo "$R3" prune --quiet -- --reset blocks.0.attn.W_V --reset 'pos_embed.W_pos[2, 0]' >"$TMPD/extra.out" 2>&1 || bad "redo --: status"
+python3 - "$R3" "$TMPD/extra-before.json" <<'EOF2' && ok || bad "redo --: every job's prune has the resets, the options recorded, the rest kept"
+import json, os, sys
+d, before = sys.argv[1:]
+b = json.load(open(before))
+for i in sorted(os.listdir(os.path.join(d, "runs"))):
+    r = json.load(open(os.path.join(d, "runs", i, "result.json")))
+    assert [x["reset"] for x in r["after"]["prune"]["resets"]] == ["blocks.0.attn.W_V", "pos_embed.W_pos[2, 0]"], i
+    assert r["redone"]["prune"]["extra"] == ["--reset", "blocks.0.attn.W_V", "--reset", "pos_embed.W_pos[2, 0]"], i
+    if i == "0003":
+        p, q = dict(r["after"]["prune"]), dict(b["after"]["prune"])
+        del p["resets"]
+        assert p == q, "the planned part of prune changed"
+        assert r["after"]["rollback"] == b["after"]["rollback"] and r["finetune"] == b["finetune"]
+EOF2
+if $TRACC report "$R3" -o "$TMPD/extra-rep" >/dev/null 2>&1 && grep -qF '| blocks.0.attn.W_V | 231 | 2 |' "$TMPD/extra-rep/report.md"; then ok
+else bad "redo --: the report's named-ablation table"; grep -F -A5 'Named ablations' "$TMPD/extra-rep/report.md" | head; fi
 
 finish
