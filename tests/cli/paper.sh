@@ -115,6 +115,32 @@ assert qm["lr"] == [0.01, 0.0001] and qm["spurious-rate"] == [0, 1]
 PY
 then ok; else bad "the paper sweeps' grids are not the paper's"; fi
 
+# The named ablations of the sweep files (prune "reset") name tensors of each start model, all
+# zeros when compiled (paper/README.md: they only carry what fine-tuning puts there)
+if python3 - "$TMPD" "$TRACC" <<'PY'
+import json, os, subprocess, sys
+t, tracc = sys.argv[1:]
+for name in ("counter", "counterb", "counterf", "max", "maxn"):
+    plan = json.load(open(os.path.join(t, name, "plan.json")))
+    done = set()
+    for j in plan["jobs"]:
+        st = {s["name"]: s["argv"] for s in j["stages"]}
+        start = st["finetune"][2]
+        if start in done: continue
+        done.add(start)
+        a = st["prune"]
+        specs = [a[i + 1] for i in range(len(a)) if a[i] == "--reset"]
+        assert len(specs) >= 2, (name, a)
+        argv = [tracc, "prune", start] + a[3:] + ["--eval-size", "20", "--grad-samples", "8", "--each", "1"]
+        out = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+        assert out.returncode == 0, (name, out.stderr)
+        rs = json.loads(out.stdout)["resets"]
+        assert [r["reset"] for r in rs] == specs, (name, rs)
+        for r in rs: assert r["params"] > 0 and r["changed"] == 0, (name, r)
+    assert len(done) == (2 if name == "counterf" else 1), (name, done)
+PY
+then ok; else bad "the paper sweeps' named ablations: a tensor missing or not zero when compiled"; fi
+
 # make paper/paper-quick refuse a bad mode and a missing OUT (usage, exit 2)
 # the headline run.sh prints after the report: one line per sweep compared with the paper
 "$TRACC" report tests/report_fixtures/partial >"$TMPD/fx.md" 2>/dev/null || bad "report on the fixture"
