@@ -432,7 +432,11 @@ int probe_neurons(const Model *m, const RaspProgram *p, const ProbeOptions *o, P
     Batches bt;
     batches_init(&bt, o->seed, hi);
     int B = bt.B, *ns = bt.ns;
-    float *pre = xmalloc(sizeof(float) * (size_t)B * (size_t)(hi + 1) * (size_t)(M > 0 ? M : 1));
+    /* only the counted rows (the --at indices, or every input position) go through W_in */
+    size_t cap = (size_t)B * (size_t)hi;
+    size_t *sel = xmalloc(sizeof(size_t) * (cap ? cap : 1));
+    float *x = xmalloc(sizeof(float) * (cap ? cap : 1) * (size_t)(C > 0 ? C : 1));
+    float *pre = xmalloc(sizeof(float) * (cap ? cap : 1) * (size_t)(M > 0 ? M : 1));
     int rc = 0;
     for (long done = 0; done < o->test_n && !rc;) {
         int nb = (int)(o->test_n - done < B ? o->test_n - done : B);
@@ -442,24 +446,31 @@ int probe_neurons(const Model *m, const RaspProgram *p, const ProbeOptions *o, P
             rc = -1;
             break;
         }
-        for (int l = 0; l < L; l++) {
+        size_t nsel = 0;
+        for (int k = 0; k < nb; k++)
+            for (int a = 0; a < (o->nat > 0 ? o->nat : ns[k]); a++) {
+                int i = o->nat > 0 ? o->at[a] : a;
+                if (i >= ns[k]) break;
+                sel[nsel++] = (size_t)k * tmax + (size_t)i + 1;   /* +1: the BOS position */
+            }
+        r->n_examples += (long)nsel;
+        for (int l = 0; l < L && nsel; l++) {
             /* the MLP's input is the residual after the block's attention (stage 2l+1) */
-            fwd_matmul(pre, fwd_resid_stage(&bt.st, 2 * l + 1), m->params.W_in + (size_t)l * C * M,
-                       m->params.b_in + (size_t)l * M, nb * tmax, C, M, 0);
+            const float *res = fwd_resid_stage(&bt.st, 2 * l + 1);
+            for (size_t q = 0; q < nsel; q++) memcpy(x + q * C, res + sel[q] * C, sizeof(float) * (size_t)C);
+            fwd_matmul(pre, x, m->params.W_in + (size_t)l * C * M, m->params.b_in + (size_t)l * M, (int)nsel, C, M, 0);
             long *f = r->fire + (size_t)l * M;
-            for (int k = 0; k < nb; k++)
-                for (int a = 0; a < (o->nat > 0 ? o->nat : ns[k]); a++) {
-                    int i = o->nat > 0 ? o->at[a] : a;
-                    if (i >= ns[k]) break;
-                    const float *h = pre + ((size_t)k * tmax + (size_t)i + 1) * (size_t)M;
-                    for (int j = 0; j < M; j++) f[j] += h[j] > 0;
-                    if (l == 0) r->n_examples++;
-                }
+            for (size_t q = 0; q < nsel; q++) {
+                const float *h = pre + q * M;
+                for (int j = 0; j < M; j++) f[j] += h[j] > 0;
+            }
         }
         done += nb;
     }
     r->n_inputs = o->test_n;
     batches_free(&bt);
+    free(sel);
+    free(x);
     free(pre);
     free(row_of);
     if (rc) probe_neurons_free(r);
