@@ -16,7 +16,7 @@ static void usage(FILE *f)
             "       tracc sweep run DIR [-j N] [--threads T]\n"
             "       tracc sweep status DIR [--json]\n"
             "       tracc sweep job DIR ID [--no-wait] [--threads T]\n"
-            "       tracc sweep redo DIR STAGE [-j N] [--quiet] [-- OPTION...]\n"
+            "       tracc sweep redo DIR STAGE [-j N] [--skip-redone] [--quiet] [-- OPTION...]\n"
             "\n"
             "A grid of compile / fine-tune / analysis runs (docs/sweeps.md). `plan` checks the\n"
             "sweep file (keys are the subcommands' long flag names), compiles the start models\n"
@@ -44,6 +44,9 @@ static void usage(FILE *f)
             "  --threads T             (run) threads per job, and OPENBLAS_NUM_THREADS unless\n"
             "                          set (default: 1; redo: OPENBLAS_NUM_THREADS=1 unless set)\n"
             "  --quiet                 no progress line\n"
+            "redo options:\n"
+            "  --skip-redone           leave the jobs whose stage this version already redid\n"
+            "                          with the same options after -- (for jobs finished since)\n"
             "status options:\n"
             "  --json                  the counts as one JSON object\n"
             "job options (the jobs.txt lines):\n"
@@ -105,7 +108,7 @@ int cmd_sweep(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    enum { O_CKPT = 256, O_PART, O_TIME, O_MEM, O_CPUS, O_MAXP, O_QUIET, O_THREADS, O_JSON, O_NOWAIT, O_WAIT };
+    enum { O_CKPT = 256, O_PART, O_TIME, O_MEM, O_CPUS, O_MAXP, O_QUIET, O_THREADS, O_JSON, O_NOWAIT, O_WAIT, O_SKIP };
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'},      {"checkpoint-every", required_argument, NULL, O_CKPT},
         {"slurm-partition", required_argument, NULL, O_PART}, {"slurm-time", required_argument, NULL, O_TIME},
@@ -114,6 +117,7 @@ int cmd_sweep(int argc, char **argv)
         {"jobs", required_argument, NULL, 'j'},        {"threads", required_argument, NULL, O_THREADS},
         {"json", no_argument, NULL, O_JSON},           {"no-wait", no_argument, NULL, O_NOWAIT},
         {"wait", no_argument, NULL, O_WAIT},           {"help", no_argument, NULL, 'h'},
+        {"skip-redone", no_argument, NULL, O_SKIP},
         {NULL, 0, NULL, 0},
     };
     SwPlanOpts po = {0};
@@ -123,7 +127,7 @@ int cmd_sweep(int argc, char **argv)
     po.slurm.cpus = 1;
     long nprocs = sysconf(_SC_NPROCESSORS_ONLN);
     SwRunOpts ro = {nprocs < 1 ? 1 : (int)nprocs, 1, 0};
-    int json = 0, wait = 1, c;
+    int json = 0, wait = 1, skip_redone = 0, c;
     long v;
     int is_plan = !strcmp(sub, "plan"), is_run = !strcmp(sub, "run"), is_status = !strcmp(sub, "status"),
         is_job = !strcmp(sub, "job"), is_redo = !strcmp(sub, "redo");
@@ -152,7 +156,7 @@ int cmd_sweep(int argc, char **argv)
         int for_run = c == 'j' && !is_redo, for_job = c == O_NOWAIT || c == O_WAIT, for_status = c == O_JSON;
         int for_threads = c == O_THREADS;
         if ((for_plan && !is_plan) || (for_run && !is_run) || (for_job && !is_job) || (for_status && !is_status) ||
-            (for_threads && !(is_run || is_job)) || (c == O_QUIET && is_status))
+            (for_threads && !(is_run || is_job)) || (c == O_QUIET && is_status) || (c == O_SKIP && !is_redo))
             return bad("option '%s' does not apply to this subcommand", oname);
         switch (c) {
         case 'o': po.dir = optarg; break;
@@ -192,6 +196,7 @@ int cmd_sweep(int argc, char **argv)
         case O_JSON: json = 1; break;
         case O_NOWAIT: wait = 0; break;
         case O_WAIT: wait = 1; break;
+        case O_SKIP: skip_redone = 1; break;
         case 'h': usage(stdout); return 0;
         case ':': return bad("option '%s' needs a value", argv[optind - 1]);
         default: return bad("unknown option '%s'", argv[optind - 1]);
@@ -219,7 +224,8 @@ int cmd_sweep(int argc, char **argv)
     } else if (is_status) {
         rc = sw_status(argv[optind], json, &err);
     } else if (is_redo) {
-        rc = sw_redo(argv[optind], argv[optind + 1], self, TRACC_VERSION, extra, nextra, ro.jobs, ro.quiet, &err);
+        rc = sw_redo(argv[optind], argv[optind + 1], self, TRACC_VERSION, extra, nextra, skip_redone, ro.jobs,
+                     ro.quiet, &err);
     } else {
         rc = sw_job(argv[optind], argv[optind + 1], wait, ro.threads, ro.quiet, &err);
         if (rc == SW_LOCKED && !ro.quiet)

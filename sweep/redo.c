@@ -61,7 +61,23 @@ typedef struct {
     const char *dir, *stage, *tracc, *version;
     char *const *extra;
     int nextra, quiet;
+    int skip_redone;   /* skip jobs whose stage this version already redid with these options */
 } RedoCtx;
+
+/* Whether result.json says the stage was redone by this version with exactly x's options. */
+static int already_redone(const RedoCtx *x, json_t *result)
+{
+    json_t *rec = json_object_get(json_object_get(result, "redone"), x->stage);
+    const char *v = json_string_value(json_object_get(rec, "version"));
+    if (!v || strcmp(v, x->version)) return 0;
+    json_t *have = json_object_get(rec, "extra");
+    if (!x->nextra) return have == NULL;
+    json_t *want = json_array();
+    for (int i = 0; i < x->nextra; i++) json_array_append_new(want, json_string(x->extra[i]));
+    int same = have && json_equal(have, want);
+    json_decref(want);
+    return same;
+}
 
 /* The stage's planned command with argv[0] this tracc, then the added options, then `last`
  * (may be NULL); NULL-terminated, *n its length. Free with free_argv. */
@@ -144,7 +160,7 @@ static int redo_one(const RedoCtx *x, const char *R, const char *result_path, js
 }
 
 typedef struct {
-    long redone, not_done, locked, failed;
+    long redone, not_done, locked, failed, already;
     int error;   /* a file could not be written or a lock opened: stop */
 } RedoCounts;
 
@@ -191,6 +207,8 @@ static void redo_jobs(const RedoCtx *x, int w, int nw, RedoCounts *c)
         const char *have = json_string_value(json_object_get(result, "config_sha256"));
         if (!result || !have || strcmp(have, sha)) {
             c->not_done++;   /* another configuration's result, or unreadable: `sweep job` redoes it */
+        } else if (x->skip_redone && already_redone(x, result)) {
+            c->already++;
         } else {
             int r = redo_one(x, R, resp, result, stj, &e);
             if (r == 0) {
@@ -245,6 +263,7 @@ static void redo_parallel(const RedoCtx *x, int nw, RedoCounts *sum, StrBuf *err
     int got = 0;
     while (read(pfd[0], &c, sizeof c) == (ssize_t)sizeof c) {
         sum->redone += c.redone, sum->not_done += c.not_done, sum->locked += c.locked, sum->failed += c.failed;
+        sum->already += c.already;
         sum->error |= c.error;
         got++;
     }
@@ -298,7 +317,7 @@ static int check_extra(const RedoCtx *x, StrBuf *err)
 }
 
 int sw_redo(const char *dir, const char *stage, const char *tracc, const char *version, char *const *extra,
-            int nextra, int jobs, int quiet, StrBuf *err)
+            int nextra, int skip_redone, int jobs, int quiet, StrBuf *err)
 {
     StrBuf names;
     sb_init(&names);
@@ -318,15 +337,17 @@ int sw_redo(const char *dir, const char *stage, const char *tracc, const char *v
     /* as `sweep job` runs its stages: one BLAS thread each unless the caller says otherwise,
      * so that a redone stage computes what the sweep's own run would have */
     if (!getenv("OPENBLAS_NUM_THREADS")) setenv("OPENBLAS_NUM_THREADS", "1", 1);
-    RedoCtx x = {plan, dir, stage, tracc, version, extra, nextra, quiet};
+    RedoCtx x = {plan, dir, stage, tracc, version, extra, nextra, quiet, skip_redone};
     if (nextra && (rc = check_extra(&x, err))) goto out;
     rc = 1;
     RedoCounts c = {0};
     if (jobs <= 1) redo_jobs(&x, 0, 1, &c);
     else redo_parallel(&x, jobs, &c, err);
     printf("tracc sweep redo: %s run again on %ld job%s with %s (version %s); %ld not done, %ld held by another "
-           "process (skipped), %ld failed\n",
+           "process (skipped), %ld failed",
            stage, c.redone, c.redone == 1 ? "" : "s", tracc, version, c.not_done, c.locked, c.failed);
+    if (skip_redone) printf(", %ld redone before with these options (skipped)", c.already);
+    putchar('\n');
     rc = c.failed || c.error;
 out:
     json_decref(plan);

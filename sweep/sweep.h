@@ -54,9 +54,10 @@ int sw_run(const char *dir, const SwRunOpts *o, const char *tracc, StrBuf *err);
  * done or held by another process are skipped. Not the fine-tuning, not a shared stage.
  * `jobs` at a time (worker processes, each over every jobs-th job of the plan). `extra`
  * (nextra strings) are added to the planned command (checked first; recorded in "redone").
+ * skip_redone: leave the jobs whose stage this version already redid with the same extra.
  * Returns 0, 2 (extra refused), or 1 (a job's stage failed: listed on stderr; or an error in err). */
 int sw_redo(const char *dir, const char *stage, const char *tracc, const char *version, char *const *extra,
-            int nextra, int jobs, int quiet, StrBuf *err);
+            int nextra, int skip_redone, int jobs, int quiet, StrBuf *err);
 
 /* Why a stage's command option `key` (long name, no dashes) is the sweep's to set (a message),
  * or NULL: outputs, logs, checkpoints, machine-readable output. cmd is the tracc subcommand,

@@ -518,6 +518,20 @@ for i in sorted(os.listdir(os.path.join(d, "runs"))):
         assert p == q, "the planned part of prune changed"
         assert r["after"]["rollback"] == b["after"]["rollback"] and r["finetune"] == b["finetune"]
 EOF2
+# --skip-redone: only the jobs not yet redone with these options (0005's record removed: it alone runs)
+python3 - "$R3" <<'EOF2' || bad "redo --skip-redone: prepare"
+import json, os, sys
+p = os.path.join(sys.argv[1], "runs", "0005", "result.json")
+r = json.load(open(p)); del r["redone"]; json.dump(r, open(p, "w"))
+EOF2
+$S redo "$R3" prune --quiet --skip-redone -- --reset blocks.0.attn.W_V --reset 'pos_embed.W_pos[2, 0]' >"$TMPD/skip.out" 2>&1
+if grep -qF "prune run again on 1 job with" "$TMPD/skip.out" && grep -qF ", 7 redone before with these options (skipped)" "$TMPD/skip.out"; then ok
+else bad "redo --skip-redone: the counts"; cat "$TMPD/skip.out"; fi
+$S redo "$R3" prune --quiet --skip-redone -- --reset blocks.0.attn.W_V >"$TMPD/skip.out" 2>&1
+if grep -qF "prune run again on 8 jobs with" "$TMPD/skip.out" && grep -qF ", 0 redone before with these options" "$TMPD/skip.out"; then ok
+else bad "redo --skip-redone: other options are not skipped"; cat "$TMPD/skip.out"; fi
+expect_err "--skip-redone outside redo" 2 "option '--skip-redone' does not apply" -- $S run "$R3" --skip-redone
+$S redo "$R3" prune --quiet -- --reset blocks.0.attn.W_V --reset 'pos_embed.W_pos[2, 0]' >/dev/null 2>&1 || bad "redo --: again"
 if $TRACC report "$R3" -o "$TMPD/extra-rep" >/dev/null 2>&1 && grep -qF '| blocks.0.attn.W_V | 231 | 2 |' "$TMPD/extra-rep/report.md"; then ok
 else bad "redo --: the report's named-ablation table"; grep -F -A5 'Named ablations' "$TMPD/extra-rep/report.md" | head; fi
 
