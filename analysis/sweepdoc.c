@@ -928,6 +928,59 @@ static void doc_resets(Doc *d, json_t *rs, int rollback)
     free(en.v);
 }
 
+/* Named ablations across a sweep's cells: one table per SPEC (and stage), a row per cell, each
+ * set's mean accuracy after it with the same runs' as fine-tuned in brackets. */
+static void doc_resets_overview(Doc *d, const SrepReport *r, json_t *cells)
+{
+    int said = 0;
+    for (int si = 0; si < r->nsw; si++)
+        for (int w = 0; w < 2; w++) {
+            const char *stage = w ? "rollback" : "prune";
+            Names specs = {0}, en = {0};
+            for (int i = 0; i < r->ncells; i++) {
+                if (r->cells[i].sweep != si) continue;
+                json_t *x;
+                size_t q;
+                json_array_foreach(json_object_get(json_object_get(json_array_get(cells, (size_t)i), stage), "resets"),
+                                   q, x)
+                {
+                    const char *name;
+                    json_t *v;
+                    srep_names_add(&specs, json_string_value(json_object_get(x, "reset")));
+                    json_object_foreach(json_object_get(x, "acc"), name, v) srep_names_add(&en, name);
+                }
+            }
+            if (specs.n && !said++) d_h(d, 3, "Named ablations, every cell");
+            for (int k = 0; k < specs.n; k++) {
+                d_p(d, "%s: `%s` set %s (`%s --reset`): each set's decoded accuracy after it, %%, with the same runs "
+                       "as fine-tuned in brackets; means over the runs.",
+                    r->sw[si].name, specs.v[k], w ? "to its compiled values" : "to 0",
+                    w ? "prune --rollback" : "prune");
+                d_table(d, 2 + en.n);
+                d_c(d, "cell"), d_c(d, "runs");
+                for (int e = 0; e < en.n; e++) d_c(d, "%s", en.v[e]);
+                for (int i = 0; i < r->ncells; i++) {
+                    if (r->cells[i].sweep != si) continue;
+                    json_t *x, *hit = NULL;
+                    size_t q;
+                    json_array_foreach(json_object_get(json_object_get(json_array_get(cells, (size_t)i), stage),
+                                                       "resets"),
+                                       q, x) if (!strcmp(json_string_value(json_object_get(x, "reset")), specs.v[k])) hit = x;
+                    if (!hit) continue;
+                    d_c(d, "%s", r->cells[i].label);
+                    d_c(d, "%lld", (long long)json_integer_value(json_object_get(hit, "runs")));
+                    for (int e = 0; e < en.n; e++) {
+                        double a = srep_num(json_object_get(json_object_get(json_object_get(hit, "acc"), en.v[e]), "mean"));
+                        double b = srep_num(json_object_get(json_object_get(json_object_get(hit, "base"), en.v[e]), "mean"));
+                        if (isfinite(a) && isfinite(b)) d_c(d, "%.1f (%.1f)", 100 * a, 100 * b);
+                        else d_c(d, "–");
+                    }
+                }
+            }
+            free(specs.v), free(en.v);
+        }
+}
+
 /* Pruning and rollback */
 static void doc_prune(Doc *d, const SrepReport *r, json_t *cells)
 {
@@ -938,6 +991,7 @@ static void doc_prune(Doc *d, const SrepReport *r, json_t *cells)
                "weight of that task's loss (pruned), and after resetting the K weights fine-tuning moved most to "
                "their compiled values (rolled back); mean ± std (n) over runs. Weights are named in the program's "
                "terms; \"runs\" counts the runs that ranked the weight within the top K, \"ranks\" its rank in each.");
+        doc_resets_overview(d, r, cells);
         for (int i = 0; i < r->ncells; i++) {
             json_t *cj = json_array_get(cells, (size_t)i);
             json_t *pr = json_object_get(cj, "prune"), *rb = json_object_get(cj, "rollback");

@@ -483,6 +483,11 @@ if grep -qF '| as fine-tuned | – | 2 | 30.0 ± 28.3 (2) | 10.0 ± 0.0 (2) |' $
     grep -qF '| head.W_V | 12 | 2 | 80.0 ± 28.3 (2) | 0.0 ± 0.0 (2) |' $T/each_out/report.md &&
     grep -qF '| w_pos[2, 0] | 1 | 1 | 100.0 (1) | 25.0 (1) |' $T/each_out/report.md; then ok; else
     bad "report.md: the named-ablation rows"; grep -F -A4 'Named ablations' $T/each_out/report.md; fi
+if grep -qF '### Named ablations, every cell' $T/each_out/report.md &&
+    grep -qF 'each: `w_pos[2, 0]` set to 0 (`prune --reset`)' $T/each_out/report.md &&
+    grep -qF '| lr=0.1 | 2 | 80.0 (30.0) | 0.0 (10.0) |' $T/each_out/report.md &&
+    grep -qF '| lr=0.1 | 1 | 100.0 (50.0) | 25.0 (10.0) |' $T/each_out/report.md; then ok; else
+    bad "report.md: the named ablations across cells"; grep -F -A12 'Named ablations, every' $T/each_out/report.md; fi
 
 # ---- a real sweep, when this build has `tracc sweep` (helper code merged) --------------------------
 if $TRACC sweep --help >/dev/null 2>&1 && [ -f tests/sweep/tiny.json ]; then
