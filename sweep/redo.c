@@ -64,6 +64,14 @@ typedef struct {
     int skip_redone;   /* skip jobs whose stage this version already redid with these options */
 } RedoCtx;
 
+/* The added options as the JSON array "redone" records. */
+static json_t *extra_json(const RedoCtx *x)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < x->nextra; i++) json_array_append_new(a, json_string(x->extra[i]));
+    return a;
+}
+
 /* Whether result.json says the stage was redone by this version with exactly x's options. */
 static int already_redone(const RedoCtx *x, json_t *result)
 {
@@ -72,8 +80,7 @@ static int already_redone(const RedoCtx *x, json_t *result)
     if (!v || strcmp(v, x->version)) return 0;
     json_t *have = json_object_get(rec, "extra");
     if (!x->nextra) return have == NULL;
-    json_t *want = json_array();
-    for (int i = 0; i < x->nextra; i++) json_array_append_new(want, json_string(x->extra[i]));
+    json_t *want = extra_json(x);
     int same = have && json_equal(have, want);
     json_decref(want);
     return same;
@@ -145,12 +152,8 @@ static int redo_one(const RedoCtx *x, const char *R, const char *result_path, js
         /* the redo's own cost; result.json's "cost" stays what the sweep's run took */
         json_t *rec = json_pack("{s:s, s:s, s:f, s:f}", "tracc", tracc, "version", version, "cpu_s", cpu_s, "wall_s",
                                 wall_s);
-        if (x->nextra) {
-            /* the options added to the planned command: the output is not the plan's alone */
-            json_t *ex = json_array();
-            for (int i = 0; i < x->nextra; i++) json_array_append_new(ex, json_string(x->extra[i]));
-            json_object_set_new(rec, "extra", ex);
-        }
+        /* the options added to the planned command: the output is not the plan's alone */
+        if (x->nextra) json_object_set_new(rec, "extra", extra_json(x));
         json_object_set_new(redone, name, rec);
         if (sw_write_json(result_path, result, 1, err)) rc = -1;
     }
