@@ -156,6 +156,36 @@ static void html_text(StrBuf *o, const char *t)
     }
 }
 
+/* Text with Markdown's two inline marks, `code` and **bold**, as HTML (a mark without its
+ * closing one stays as it is). */
+static void html_inline(StrBuf *o, const char *t)
+{
+    while (*t) {
+        const char *end = NULL;
+        if (*t == '`' && (end = strchr(t + 1, '`'))) {
+            char *in = xstrndup(t + 1, (size_t)(end - t - 1));
+            sb_puts(o, "<code>");
+            html_text(o, in);
+            sb_puts(o, "</code>");
+            free(in);
+            t = end + 1;
+        } else if (t[0] == '*' && t[1] == '*' && (end = strstr(t + 2, "**")) && end > t + 2) {
+            char *in = xstrndup(t + 2, (size_t)(end - t - 2));
+            sb_puts(o, "<strong>");
+            html_inline(o, in);
+            sb_puts(o, "</strong>");
+            free(in);
+            t = end + 2;
+        } else {
+            size_t n = strcspn(t + 1, "`*") + 1;
+            char *in = xstrndup(t, n);
+            html_text(o, in);
+            free(in);
+            t += n;
+        }
+    }
+}
+
 static void d_html(const Doc *d, const char *title, StrBuf *o)
 {
     sb_puts(o, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>");
@@ -167,6 +197,7 @@ static void d_html(const Doc *d, const char *title, StrBuf *o)
                "th{background:#eef2f7}\ntr:nth-child(even) td{background:#fafafa}\n"
                "h1{font-size:24px}h2{font-size:20px;border-bottom:1px solid #ccc;margin-top:32px}h3{font-size:16px}\n"
                "figure{margin:6px 0 18px 0;overflow-x:auto}svg{max-width:100%;height:auto}\n"
+               "code{font-family:'DejaVu Sans Mono',monospace;font-size:92%;background:#f3f3f3;padding:0 2px}\n"
                "</style>\n</head>\n<body>\n");
     for (int i = 0; i < d->n; i++) {
         const DBlock *b = &d->b[i];
@@ -178,7 +209,7 @@ static void d_html(const Doc *d, const char *title, StrBuf *o)
             break;
         case D_P:
             sb_puts(o, "<p>");
-            html_text(o, b->text);
+            html_inline(o, b->text);
             sb_puts(o, "</p>\n");
             break;
         case D_IMG: {
@@ -195,7 +226,7 @@ static void d_html(const Doc *d, const char *title, StrBuf *o)
                 int head = c < b->ncol;
                 if (c % b->ncol == 0) sb_puts(o, "<tr>");
                 sb_puts(o, head ? "<th>" : "<td>");
-                html_text(o, b->cells[c]);
+                html_inline(o, b->cells[c]);
                 sb_puts(o, head ? "</th>" : "</td>");
                 if (c % b->ncol == b->ncol - 1) sb_puts(o, "</tr>\n");
             }

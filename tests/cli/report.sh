@@ -475,10 +475,12 @@ assert (b['runs'], b['jobs'], b['params']) == (1, ['0002'], 1) and b['acc']['pt0
 assert b['base']['task']['values'] == [0.5], b
 assert 'resets' not in (d['cells'][0].get('rollback') or {})
 " $T/each.json
-for f in $T/each_out/report.md $T/each_out/report.html; do
-    if grep -qF 'Named ablations (`prune --reset`): the weights each names set to 0' $f; then ok; else
-        bad "$f: no named-ablation paragraph"; fi
-done
+if grep -qF 'Named ablations (`prune --reset`): the weights each names set to 0' $T/each_out/report.md; then ok; else
+    bad "report.md: no named-ablation paragraph"; fi
+# the HTML renders Markdown's inline marks: `code` and **bold**
+if grep -qF 'Named ablations (<code>prune --reset</code>): the weights each names set to 0' $T/each_out/report.html &&
+    ! grep -q '`' $T/each_out/report.html; then ok; else
+    bad "report.html: the named-ablation paragraph with its code mark rendered"; grep -o 'Named ablations (.\{0,60\}' $T/each_out/report.html; fi
 if grep -qF '| as fine-tuned | – | 2 | 30.0 ± 28.3 (2) | 10.0 ± 0.0 (2) |' $T/each_out/report.md &&
     grep -qF '| head.W_V | 12 | 2 | 80.0 ± 28.3 (2) | 0.0 ± 0.0 (2) |' $T/each_out/report.md &&
     grep -qF '| w_pos[2, 0] | 1 | 1 | 100.0 (1) | 25.0 (1) |' $T/each_out/report.md; then ok; else
@@ -519,6 +521,10 @@ for c in d['cells']:
         assert set(x['evals']) == {'pt1', 'ft1', 'pt0', 'ft0'}
     assert ea['best_gain']['values'] == [x['gain'] for x in ea['runs']]
 " $T/tiny.json $T/tiny
+    # its Compute paragraph's **bold** in the HTML: rendered, no Markdown mark left
+    if $TRACC report $T/tiny -o $T/tiny_out >/dev/null 2>&1 && grep -qF '**' $T/tiny_out/report.md &&
+        grep -qF '<strong>' $T/tiny_out/report.html && ! grep -qF '**' $T/tiny_out/report.html; then ok; else
+        bad "report.html: the bold marks of the tiny sweep's report not rendered"; fi
 else
     echo "report.sh: this build has no \`tracc sweep\`: the real-sweep checks are skipped (fixtures only)"
 fi
