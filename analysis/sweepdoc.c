@@ -1373,7 +1373,7 @@ static void doc_cost(Doc *d, const SrepReport *r, json_t *j)
         int complete = (int)json_integer_value(json_object_get(c, "jobs_complete"));
         int nshared = (int)json_integer_value(json_object_get(c, "shared_runs"));
         double cpu = json_number_value(json_object_get(c, "cpu_s"));
-        if (measured || nshared) {
+        if (measured || nshared || json_integer_value(json_object_get(json_object_get(c, "redone"), "runs"))) {
             if (!heading++) d_h(d, 2, "Compute");
             json_t *st = json_object_get(c, "stages_cpu_s");
             size_t n = json_object_size(st), k = 0;
@@ -1412,11 +1412,30 @@ static void doc_cost(Doc *d, const SrepReport *r, json_t *j)
                 sb_printf(&miss, " The %d job%s not finished, at that mean: about %s more (jobs differ: an estimate).",
                           left, left == 1 ? "" : "s", tl);
             }
-            d_p(d, "%s: **%s of CPU time** (each stage process's user + system time, as `tracc sweep job` "
-                   "records it) in %d of %d finished jobs and %d shared run%s: %s per job, shared runs included; %s "
-                   "of wall time summed over the stages. By stage: %s.%s",
-                r->sw[si].name, tc, measured, done, nshared, nshared == 1 ? "" : "s", tj, tw, by.s ? by.s : "",
-                miss.s ? miss.s : "");
+            json_t *rd = json_object_get(c, "redone");
+            int nredone = (int)json_integer_value(json_object_get(rd, "runs"));
+            if (nredone) {
+                char trd[32];
+                fmt_seconds(json_number_value(json_object_get(rd, "cpu_s")), trd, sizeof trd);
+                StrBuf which;
+                sb_init(&which);
+                const char *sn;
+                json_t *sv;
+                json_object_foreach(json_object_get(rd, "stages_cpu_s"), sn, sv)
+                    sb_printf(&which, "%s%s", which.len ? ", " : "", sn);
+                sb_printf(&miss, " Stages run again afterwards by `tracc sweep redo` (%s; the latest redo of each "
+                                 "stage per job): %d run%s, %s of CPU time, not in the totals above.",
+                          which.s, nredone, nredone == 1 ? "" : "s", trd);
+                sb_free(&which);
+            }
+            if (measured || nshared)
+                d_p(d, "%s: **%s of CPU time** (each stage process's user + system time, as `tracc sweep job` "
+                       "records it) in %d of %d finished jobs and %d shared run%s: %s per job, shared runs included; %s "
+                       "of wall time summed over the stages. By stage: %s.%s",
+                    r->sw[si].name, tc, measured, done, nshared, nshared == 1 ? "" : "s", tj, tw, by.s ? by.s : "",
+                    miss.s ? miss.s : "");
+            else
+                d_p(d, "%s: no cost record.%s", r->sw[si].name, miss.s ? miss.s : "");
             sb_free(&by);
             sb_free(&miss);
         }

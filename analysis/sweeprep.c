@@ -1477,18 +1477,27 @@ static void add_stage_cpu(json_t *stages, const char *name, double cpu)
 static json_t *sweep_cost(const SrepReport *r, int si)
 {
     const Sweep *s = &r->sw[si];
-    double cpu = 0, wall = 0;
-    int measured = 0, complete = 0, nshared = 0;
-    json_t *stages = json_object(), *seen = json_object();
+    double cpu = 0, wall = 0, redo_cpu = 0;
+    int measured = 0, complete = 0, nshared = 0, nredone = 0;
+    json_t *stages = json_object(), *seen = json_object(), *redo_stages = json_object();
     for (int i = 0; i < r->nruns; i++) {
         const Run *u = &r->runs[i];
+        if (u->sweep != si || u->status != RUN_DONE) continue;
+        /* `sweep redo`'s own runs (the latest of each stage): beside the sweep's cost, not in it */
+        const char *k;
+        json_t *rd;
+        json_object_foreach(json_object_get(u->result, "redone"), k, rd)
+        {
+            double c = json_number_value(json_object_get(rd, "cpu_s"));
+            nredone++, redo_cpu += c;
+            add_stage_cpu(redo_stages, k, c);
+        }
         json_t *c = json_object_get(u->result, "cost");
-        if (u->sweep != si || u->status != RUN_DONE || !json_is_object(c)) continue;
+        if (!json_is_object(c)) continue;
         measured++;
         complete += json_is_true(json_object_get(c, "complete"));
         cpu += json_number_value(json_object_get(c, "cpu_s"));
         wall += json_number_value(json_object_get(c, "wall_s"));
-        const char *k;
         json_t *sc;
         json_object_foreach(json_object_get(c, "stages"), k, sc)
         {
@@ -1511,9 +1520,9 @@ static json_t *sweep_cost(const SrepReport *r, int si)
         json_decref(c);
     }
     json_decref(seen);
-    return json_pack("{s:i, s:i, s:i, s:i, s:f, s:f, s:o}", "jobs_done", s->done, "jobs_measured", measured,
-                     "jobs_complete", complete, "shared_runs", nshared, "cpu_s", cpu, "wall_s", wall, "stages_cpu_s",
-                     stages);
+    return json_pack("{s:i, s:i, s:i, s:i, s:f, s:f, s:o, s:{s:i, s:f, s:o}}", "jobs_done", s->done, "jobs_measured",
+                     measured, "jobs_complete", complete, "shared_runs", nshared, "cpu_s", cpu, "wall_s", wall,
+                     "stages_cpu_s", stages, "redone", "runs", nredone, "cpu_s", redo_cpu, "stages_cpu_s", redo_stages);
 }
 
 json_t *srep_json(const SrepReport *r)

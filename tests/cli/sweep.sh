@@ -534,5 +534,18 @@ expect_err "--skip-redone outside redo" 2 "option '--skip-redone' does not apply
 $S redo "$R3" prune --quiet -- --reset blocks.0.attn.W_V --reset 'pos_embed.W_pos[2, 0]' >/dev/null 2>&1 || bad "redo --: again"
 if $TRACC report "$R3" -o "$TMPD/extra-rep" >/dev/null 2>&1 && grep -qF '| blocks.0.attn.W_V | 231 | 2 |' "$TMPD/extra-rep/report.md"; then ok
 else bad "redo --: the report's named-ablation table"; grep -F -A5 'Named ablations' "$TMPD/extra-rep/report.md" | head; fi
+# the redo's own cost: beside the sweep's in the report, not in it
+$TRACC report --json "$R3" >"$TMPD/extra-rep.json" 2>/dev/null
+python3 - "$TMPD/extra-rep.json" "$R3" <<'EOF2' && ok || bad "redo: its cost in the report, apart from the sweep's"
+import json, os, sys
+d = json.load(open(sys.argv[1]))
+c = (d["sweeps"][0] if "sweeps" in d else d["sweep"])["cost"]
+rd = c["redone"]
+want = sum(json.load(open(os.path.join(sys.argv[2], "runs", i, "result.json")))["redone"]["prune"]["cpu_s"]
+           for i in os.listdir(os.path.join(sys.argv[2], "runs")))
+assert rd["runs"] == 8 and set(rd["stages_cpu_s"]) == {"prune"} and abs(rd["cpu_s"] - want) < 1e-6, rd
+EOF2
+if grep -qF 'Stages run again afterwards by `tracc sweep redo` (prune; the latest redo of each stage per job): 8 runs' "$TMPD/extra-rep/report.md"; then ok
+else bad "redo: the report's Compute line on the redone stages"; grep -A3 '## Compute' "$TMPD/extra-rep/report.md"; fi
 
 finish
