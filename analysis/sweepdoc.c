@@ -145,9 +145,10 @@ static void d_markdown(const Doc *d, StrBuf *o)
     }
 }
 
-static void html_text(StrBuf *o, const char *t)
+/* n bytes of t as HTML text. */
+static void html_textn(StrBuf *o, const char *t, size_t n)
 {
-    for (; *t; t++) {
+    for (const char *e = t + n; t < e; t++) {
         if (*t == '&') sb_puts(o, "&amp;");
         else if (*t == '<') sb_puts(o, "&lt;");
         else if (*t == '>') sb_puts(o, "&gt;");
@@ -156,32 +157,38 @@ static void html_text(StrBuf *o, const char *t)
     }
 }
 
-/* Text with Markdown's two inline marks, `code` and **bold**, as HTML (a mark without its
- * closing one stays as it is). */
-static void html_inline(StrBuf *o, const char *t)
+static void html_text(StrBuf *o, const char *t) { html_textn(o, t, strlen(t)); }
+
+/* The first "**" in [t, e), or NULL. */
+static const char *find_stars(const char *t, const char *e)
 {
-    while (*t) {
+    for (; t + 1 < e; t++)
+        if (t[0] == '*' && t[1] == '*') return t;
+    return NULL;
+}
+
+/* n bytes of t with Markdown's two inline marks, `code` and **bold**, as HTML (a mark without
+ * its closing one stays as it is). */
+static void html_inline(StrBuf *o, const char *t, size_t n)
+{
+    const char *e = t + n;
+    while (t < e) {
         const char *end = NULL;
-        if (*t == '`' && (end = strchr(t + 1, '`'))) {
-            char *in = xstrndup(t + 1, (size_t)(end - t - 1));
+        if (*t == '`' && (end = memchr(t + 1, '`', (size_t)(e - t - 1)))) {
             sb_puts(o, "<code>");
-            html_text(o, in);
+            html_textn(o, t + 1, (size_t)(end - t - 1));
             sb_puts(o, "</code>");
-            free(in);
             t = end + 1;
-        } else if (t[0] == '*' && t[1] == '*' && (end = strstr(t + 2, "**")) && end > t + 2) {
-            char *in = xstrndup(t + 2, (size_t)(end - t - 2));
+        } else if (e - t >= 2 && t[0] == '*' && t[1] == '*' && (end = find_stars(t + 2, e)) && end > t + 2) {
             sb_puts(o, "<strong>");
-            html_inline(o, in);
+            html_inline(o, t + 2, (size_t)(end - t - 2));
             sb_puts(o, "</strong>");
-            free(in);
             t = end + 2;
         } else {
-            size_t n = strcspn(t + 1, "`*") + 1;
-            char *in = xstrndup(t, n);
-            html_text(o, in);
-            free(in);
-            t += n;
+            size_t k = 1;
+            while (t + k < e && t[k] != '`' && t[k] != '*') k++;
+            html_textn(o, t, k);
+            t += k;
         }
     }
 }
@@ -209,7 +216,7 @@ static void d_html(const Doc *d, const char *title, StrBuf *o)
             break;
         case D_P:
             sb_puts(o, "<p>");
-            html_inline(o, b->text);
+            html_inline(o, b->text, strlen(b->text));
             sb_puts(o, "</p>\n");
             break;
         case D_IMG: {
@@ -226,7 +233,7 @@ static void d_html(const Doc *d, const char *title, StrBuf *o)
                 int head = c < b->ncol;
                 if (c % b->ncol == 0) sb_puts(o, "<tr>");
                 sb_puts(o, head ? "<th>" : "<td>");
-                html_inline(o, b->cells[c]);
+                html_inline(o, b->cells[c], strlen(b->cells[c]));
                 sb_puts(o, head ? "</th>" : "</td>");
                 if (c % b->ncol == b->ncol - 1) sb_puts(o, "</tr>\n");
             }
