@@ -928,6 +928,20 @@ static void doc_each(Doc *d, json_t *ea)
     free(en.v);
 }
 
+/* One row of doc_resets: label, weights covered (-1: none), runs, each set's aggregate. */
+static void reset_row(Doc *d, const char *label, json_t *params, json_t *runs, json_t *aggs, const Names *en)
+{
+    char buf[80];
+    d_c(d, "%s", label);
+    if (json_is_integer(params)) d_c(d, "%lld", (long long)json_integer_value(params));
+    else d_c(d, "–");
+    d_c(d, "%lld", (long long)json_integer_value(runs));
+    for (int e = 0; e < en->n; e++) {
+        agg_text(json_object_get(aggs, en->v[e]), 100, 1, buf, sizeof buf);
+        d_c(d, "%s", buf);
+    }
+}
+
 /* `prune --reset`: each named ablation's accuracies beside the same runs' as fine-tuned. */
 static void doc_resets(Doc *d, json_t *rs, int rollback)
 {
@@ -947,23 +961,19 @@ static void doc_resets(Doc *d, json_t *rs, int rollback)
     d_table(d, 3 + en.n);
     d_c(d, "weights"), d_c(d, "count"), d_c(d, "runs");
     for (int e = 0; e < en.n; e++) d_c(d, "%s", en.v[e]);
-    char buf[80];
+    /* one "as fine-tuned" row, from the first ablation's runs */
+    json_t *first = json_array_get(rs, 0);
+    reset_row(d, "as fine-tuned", NULL, json_object_get(first, "runs"), json_object_get(first, "base"), &en);
     json_array_foreach(rs, q, x)
-    {
-        for (int w = 0; w < 2; w++) {
-            if (w == 0 && q > 0) continue;   /* one "as fine-tuned" row, from the first ablation's runs */
-            d_c(d, "%s", w ? json_string_value(json_object_get(x, "reset")) : "as fine-tuned");
-            json_t *p = json_object_get(x, "params");
-            if (w && json_is_integer(p)) d_c(d, "%lld", (long long)json_integer_value(p));
-            else d_c(d, "–");
-            d_c(d, "%lld", (long long)json_integer_value(json_object_get(x, "runs")));
-            for (int e = 0; e < en.n; e++) {
-                agg_text(json_object_get(json_object_get(x, w ? "acc" : "base"), en.v[e]), 100, 1, buf, sizeof buf);
-                d_c(d, "%s", buf);
-            }
-        }
-    }
+        reset_row(d, json_string_value(json_object_get(x, "reset")), json_object_get(x, "params"),
+                  json_object_get(x, "runs"), json_object_get(x, "acc"), &en);
     free(en.v);
+}
+
+/* Cell i's named ablations in stage ("prune" or "rollback"), or NULL. */
+static json_t *cell_stage_resets(json_t *cells, int i, const char *stage)
+{
+    return json_object_get(json_object_get(json_array_get(cells, (size_t)i), stage), "resets");
 }
 
 /* Named ablations across a sweep's cells: one table per SPEC (and stage), a row per cell, each
@@ -979,8 +989,7 @@ static void doc_resets_overview(Doc *d, const SrepReport *r, json_t *cells)
                 if (r->cells[i].sweep != si) continue;
                 json_t *x;
                 size_t q;
-                json_array_foreach(json_object_get(json_object_get(json_array_get(cells, (size_t)i), stage), "resets"),
-                                   q, x)
+                json_array_foreach(cell_stage_resets(cells, i, stage), q, x)
                 {
                     const char *name;
                     json_t *v;
@@ -999,11 +1008,7 @@ static void doc_resets_overview(Doc *d, const SrepReport *r, json_t *cells)
                 for (int e = 0; e < en.n; e++) d_c(d, "%s", en.v[e]);
                 for (int i = 0; i < r->ncells; i++) {
                     if (r->cells[i].sweep != si) continue;
-                    json_t *x, *hit = NULL;
-                    size_t q;
-                    json_array_foreach(json_object_get(json_object_get(json_array_get(cells, (size_t)i), stage),
-                                                       "resets"),
-                                       q, x) if (!strcmp(json_string_value(json_object_get(x, "reset")), specs.v[k])) hit = x;
+                    json_t *hit = srep_find_reset(cell_stage_resets(cells, i, stage), specs.v[k]);
                     if (!hit) continue;
                     d_c(d, "%s", r->cells[i].label);
                     d_c(d, "%lld", (long long)json_integer_value(json_object_get(hit, "runs")));
@@ -1380,7 +1385,9 @@ static void doc_cost(Doc *d, const SrepReport *r, json_t *j)
         int complete = (int)json_integer_value(json_object_get(c, "jobs_complete"));
         int nshared = (int)json_integer_value(json_object_get(c, "shared_runs"));
         double cpu = json_number_value(json_object_get(c, "cpu_s"));
-        if (measured || nshared || json_integer_value(json_object_get(json_object_get(c, "redone"), "runs"))) {
+        json_t *rd = json_object_get(c, "redone");
+        int nredone = (int)json_integer_value(json_object_get(rd, "runs"));
+        if (measured || nshared || nredone) {
             if (!heading++) d_h(d, 2, "Compute");
             json_t *st = json_object_get(c, "stages_cpu_s");
             size_t n = json_object_size(st), k = 0;
@@ -1419,8 +1426,6 @@ static void doc_cost(Doc *d, const SrepReport *r, json_t *j)
                 sb_printf(&miss, " The %d job%s not finished, at that mean: about %s more (jobs differ: an estimate).",
                           left, left == 1 ? "" : "s", tl);
             }
-            json_t *rd = json_object_get(c, "redone");
-            int nredone = (int)json_integer_value(json_object_get(rd, "runs"));
             if (nredone) {
                 char trd[32];
                 fmt_seconds(json_number_value(json_object_get(rd, "cpu_s")), trd, sizeof trd);

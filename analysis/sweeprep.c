@@ -871,6 +871,18 @@ static json_t *cell_each(json_t **obj, const char **ids, int n)
     return out;
 }
 
+json_t *srep_find_reset(json_t *resets, const char *spec)
+{
+    json_t *x;
+    size_t j;
+    json_array_foreach(resets, j, x)
+    {
+        const char *s = json_string_value(json_object_get(x, "reset"));
+        if (s && !strcmp(s, spec)) return x;
+    }
+    return NULL;
+}
+
 /* `prune --reset` (or rollback's): for each named ablation, in the order the runs list them, every
  * set's accuracy after it and, from the same runs, before it (the prune run's base), aggregated
  * over the cell's runs. NULL when no run has resets. */
@@ -894,25 +906,23 @@ static json_t *cell_resets(json_t **obj, const char **ids, int n)
         return NULL;
     }
     json_t *out = json_array();
+    json_t **hit = xmalloc(sizeof(json_t *) * (size_t)n), **base = xmalloc(sizeof(json_t *) * (size_t)n);
     for (int q = 0; q < specs.n; q++) {
-        json_t *jobs = json_array(), *after = json_object(), *before = json_object(), *params = json_null();
+        /* the runs that have this ablation: its entry and their unablated accuracies */
+        json_t *jobs = json_array(), *after = json_object(), *before = json_object(), *params = NULL;
+        int nh = 0;
+        for (int i = 0; i < n; i++) {
+            json_t *x = srep_find_reset(json_object_get(obj[i], "resets"), specs.v[q]);
+            if (!x) continue;
+            if (!nh) params = json_object_get(x, "params");
+            json_array_append_new(jobs, json_string(ids[i]));
+            hit[nh] = json_object_get(x, "acc");
+            base[nh++] = json_object_get(json_object_get(obj[i], "base"), "acc");
+        }
         for (int e = 0; e < en.n; e++) {
             Vals va = {0}, vb = {0};
-            for (int i = 0; i < n; i++) {
-                json_t *x, *hit = NULL;
-                size_t j;
-                json_array_foreach(json_object_get(obj[i], "resets"), j, x)
-                {
-                    const char *spec = json_string_value(json_object_get(x, "reset"));
-                    if (spec && !strcmp(spec, specs.v[q])) hit = x;
-                }
-                if (!hit) continue;
-                if (e == 0) {
-                    json_array_append_new(jobs, json_string(ids[i]));
-                    if (json_is_null(params)) params = json_deep_copy(json_object_get(hit, "params"));
-                }
-                double a = srep_num(json_object_get(json_object_get(hit, "acc"), en.v[e]));
-                double b = srep_num(json_object_get(json_object_get(json_object_get(obj[i], "base"), "acc"), en.v[e]));
+            for (int h = 0; h < nh; h++) {
+                double a = srep_num(json_object_get(hit[h], en.v[e])), b = srep_num(json_object_get(base[h], en.v[e]));
                 if (isfinite(a)) srep_vals_push(&va, a);
                 if (isfinite(b)) srep_vals_push(&vb, b);
             }
@@ -920,10 +930,11 @@ static json_t *cell_resets(json_t **obj, const char **ids, int n)
             json_object_set_new(before, en.v[e], srep_agg_json(vb.v, vb.n));
             free(va.v), free(vb.v);
         }
-        json_array_append_new(out, json_pack("{s:s, s:o, s:i, s:o, s:o, s:o}", "reset", specs.v[q], "params",
-                                             params ? params : json_null(), "runs", (int)json_array_size(jobs), "jobs",
-                                             jobs, "acc", after, "base", before));
+        json_array_append_new(out, json_pack("{s:s, s:O, s:i, s:o, s:o, s:o}", "reset", specs.v[q], "params",
+                                             params ? params : json_null(), "runs", nh, "jobs", jobs, "acc", after,
+                                             "base", before));
     }
+    free(hit), free(base);
     free(specs.v), free(en.v);
     return out;
 }

@@ -106,6 +106,8 @@ json_t *srep_agg_json(const double *v, int n);
 #define SREP_NDC 5
 extern const char *const srep_dc_readings[SREP_NDC];
 json_t *srep_cell_decompile(const SrepReport *r, const Cell *c);
+/* The entry of a `prune --reset` output's "resets" array (or a cell's) for spec, or NULL. */
+json_t *srep_find_reset(json_t *resets, const char *spec);
 /* after.<method> of a finished run (by_method: or any object in `after` whose "method" is it). */
 json_t *srep_after(const Run *u, const char *method, int by_method);
 
