@@ -17,6 +17,7 @@ static void usage(FILE *f)
             "       tracc sweep status DIR [--json]\n"
             "       tracc sweep job DIR ID [--no-wait] [--threads T]\n"
             "       tracc sweep redo DIR STAGE [-j N] [--skip-redone] [--quiet] [-- OPTION...]\n"
+            "       tracc sweep pack DIR -o OUT [--quiet]\n"
             "\n"
             "A grid of compile / fine-tune / analysis runs (docs/sweeps.md). `plan` checks the\n"
             "sweep file (keys are the subcommands' long flag names), compiles the start models\n"
@@ -28,6 +29,10 @@ static void usage(FILE *f)
             "for a newer tracc's analyses without fine-tuning again. Options after `--` are\n"
             "added to the stage's planned command (e.g. `-- --reset blocks.0.attn.W_V` to\n"
             "prune), checked first, and recorded with the result (\"redone\": \"extra\").\n"
+            "`pack` copies DIR without its models and locks into OUT (a new directory): the\n"
+            "results, logs and plan that `tracc report` and `sweep status` read, megabytes\n"
+            "where the sweep is gigabytes, to keep or share; copied back into the same sweep\n"
+            "planned at the same path, its done jobs are not run again.\n"
             "\n"
             "plan options:\n"
             "  -o, --output DIR        the sweep directory (must not exist, or be empty)\n"
@@ -39,6 +44,9 @@ static void usage(FILE *f)
             "  --slurm-cpus N          per job (default: 1)\n"
             "  --slurm-max-parallel N  array jobs running at once (default: no limit)\n"
             "  --quiet                 no progress on stderr\n"
+            "pack options:\n"
+            "  -o, --output OUT        the pack (a directory that must not exist)\n"
+            "  --quiet                 no summary on stderr\n"
             "run and redo options:\n"
             "  -j, --jobs N            jobs at a time (default: the number of CPUs)\n"
             "  --threads T             (run) threads per job, and OPENBLAS_NUM_THREADS unless\n"
@@ -102,7 +110,7 @@ static int self_path(char *buf, size_t cap)
 
 int cmd_sweep(int argc, char **argv)
 {
-    if (argc < 2) return bad("expected plan, run, status, job or redo%s", "");
+    if (argc < 2) return bad("expected plan, run, status, job, redo or pack%s", "");
     const char *sub = argv[1];
     if (!strcmp(sub, "--help") || !strcmp(sub, "-h")) {
         usage(stdout);
@@ -130,9 +138,9 @@ int cmd_sweep(int argc, char **argv)
     int json = 0, wait = 1, skip_redone = 0, c;
     long v;
     int is_plan = !strcmp(sub, "plan"), is_run = !strcmp(sub, "run"), is_status = !strcmp(sub, "status"),
-        is_job = !strcmp(sub, "job"), is_redo = !strcmp(sub, "redo");
-    if (!is_plan && !is_run && !is_status && !is_job && !is_redo)
-        return bad("unknown subcommand '%s' (plan, run, status, job, redo)", sub);
+        is_job = !strcmp(sub, "job"), is_redo = !strcmp(sub, "redo"), is_pack = !strcmp(sub, "pack");
+    if (!is_plan && !is_run && !is_status && !is_job && !is_redo && !is_pack)
+        return bad("unknown subcommand '%s' (plan, run, status, job, redo, pack)", sub);
     /* redo: what follows `--` is added to the stage's planned command */
     char **extra = NULL;
     int nextra = 0;
@@ -155,6 +163,7 @@ int cmd_sweep(int argc, char **argv)
         int for_plan = c == 'o' || c == O_CKPT || c == O_PART || c == O_TIME || c == O_MEM || c == O_CPUS || c == O_MAXP;
         int for_run = c == 'j' && !is_redo, for_job = c == O_NOWAIT || c == O_WAIT, for_status = c == O_JSON;
         int for_threads = c == O_THREADS;
+        if (c == 'o' && is_pack) for_plan = 0;
         if ((for_plan && !is_plan) || (for_run && !is_run) || (for_job && !is_job) || (for_status && !is_status) ||
             (for_threads && !(is_run || is_job)) || (c == O_QUIET && is_status) || (c == O_SKIP && !is_redo))
             return bad("option '%s' does not apply to this subcommand", oname);
@@ -213,6 +222,8 @@ int cmd_sweep(int argc, char **argv)
     if ((is_run || is_status) && npos != 1) return bad("%s: expected one sweep directory", sub);
     if (is_job && npos != 2) return bad("job: expected DIR and a job id%s", "");
     if (is_redo && npos != 2) return bad("redo: expected DIR and a stage name (e.g. decompile)%s", "");
+    if (is_pack && npos != 1) return bad("pack: expected one sweep directory%s", "");
+    if (is_pack && !po.dir) return bad("pack: -o OUT is required%s", "");
     StrBuf err;
     sb_init(&err);
     if (is_plan) {
@@ -223,6 +234,8 @@ int cmd_sweep(int argc, char **argv)
         rc = sw_run(argv[optind], &ro, self, &err);
     } else if (is_status) {
         rc = sw_status(argv[optind], json, &err);
+    } else if (is_pack) {
+        rc = sw_pack(argv[optind], po.dir, ro.quiet, &err);
     } else if (is_redo) {
         rc = sw_redo(argv[optind], argv[optind + 1], self, TRACC_VERSION, extra, nextra, skip_redone, ro.jobs,
                      ro.quiet, &err);

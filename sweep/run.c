@@ -13,7 +13,6 @@
 
 #include "sweep/sweep.h"
 
-enum { ST_PENDING, ST_RUNNING, ST_DONE, ST_FAILED };
 
 static int exists_in(const char *dir, const char *rdir, const char *file)
 {
@@ -36,13 +35,13 @@ static int is_locked(const char *dir, const char *rdir)
     return held;
 }
 
-static int job_state(const char *dir, json_t *job)
+int sw_job_state(const char *dir, json_t *job)
 {
     const char *rdir = json_string_value(json_object_get(job, "dir"));
-    if (exists_in(dir, rdir, "result.json")) return ST_DONE;
-    if (is_locked(dir, rdir)) return ST_RUNNING;
-    if (exists_in(dir, rdir, "failed.json")) return ST_FAILED;
-    return ST_PENDING;
+    if (exists_in(dir, rdir, "result.json")) return SW_DONE;
+    if (is_locked(dir, rdir)) return SW_RUNNING;
+    if (exists_in(dir, rdir, "failed.json")) return SW_FAILED;
+    return SW_PENDING;
 }
 
 /* Done with this configuration? (result.json's config_sha256 is the plan's) */
@@ -241,12 +240,12 @@ int sw_status(const char *dir, int json, StrBuf *err)
     size_t count[4] = {0}, i;
     json_t *failed = json_array(), *running = json_array();
     json_array_foreach(jobs, i, job) {
-        int s = job_state(dir, job);
+        int s = sw_job_state(dir, job);
         count[s]++;
         const char *id = json_string_value(json_object_get(job, "id"));
         const char *rdir = json_string_value(json_object_get(job, "dir"));
-        if (s == ST_RUNNING) json_array_append_new(running, json_string(id));
-        if (s == ST_FAILED) {
+        if (s == SW_RUNNING) json_array_append_new(running, json_string(id));
+        if (s == SW_FAILED) {
             json_t *f = read_failed(dir, rdir);
             char p[4096];
             snprintf(p, sizeof p, "%s/%s/stderr.txt", dir, rdir);
@@ -258,8 +257,8 @@ int sw_status(const char *dir, int json, StrBuf *err)
     size_t n = json_array_size(jobs);
     if (json) {
         json_t *o = json_pack("{s:O, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "name", json_object_get(plan, "name"), "jobs",
-                              (json_int_t)n, "done", (json_int_t)count[ST_DONE], "running", (json_int_t)count[ST_RUNNING],
-                              "failed", (json_int_t)count[ST_FAILED], "pending", (json_int_t)count[ST_PENDING],
+                              (json_int_t)n, "done", (json_int_t)count[SW_DONE], "running", (json_int_t)count[SW_RUNNING],
+                              "failed", (json_int_t)count[SW_FAILED], "pending", (json_int_t)count[SW_PENDING],
                               "failed_jobs", failed, "running_jobs", running);
         char *s = json_dumps(o, JSON_COMPACT);
         printf("%s\n", s);
@@ -267,7 +266,7 @@ int sw_status(const char *dir, int json, StrBuf *err)
         json_decref(o);
     } else {
         printf("%s: %zu jobs: %zu done, %zu running, %zu failed, %zu pending\n", json_string_value(json_object_get(plan, "name")),
-               n, count[ST_DONE], count[ST_RUNNING], count[ST_FAILED], count[ST_PENDING]);
+               n, count[SW_DONE], count[SW_RUNNING], count[SW_FAILED], count[SW_PENDING]);
         json_t *f;
         json_array_foreach(failed, i, f) {
             json_t *ex = json_object_get(f, "exit");

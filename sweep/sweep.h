@@ -64,8 +64,19 @@ int sw_redo(const char *dir, const char *stage, const char *tracc, const char *v
  * stage the stage's name (`prune` serves the prune and rollback stages). */
 const char *sw_managed_key(const char *cmd, const char *stage, const char *key);
 
+/* A planned job's state from its files: result.json (done), a held lock (running),
+ * failed.json (failed), none (pending). */
+enum { SW_PENDING, SW_RUNNING, SW_DONE, SW_FAILED };
+int sw_job_state(const char *dir, struct json_t *job);
+
 /* Print done / running / failed / pending counts (JSON with json). 0 or 1 with err. */
 int sw_status(const char *dir, int json, StrBuf *err);
+
+/* Copy DIR without its models (every *.safetensors) and locks into OUT, a new directory
+ * (written beside it and renamed: whole or absent): what `tracc report` and `sweep status`
+ * read, to keep, share, or copy back into a sweep planned at the same path. Its path on
+ * stdout, a summary on stderr unless quiet. 0, or 1 with a message in err. */
+int sw_pack(const char *dir, const char *out, int quiet, StrBuf *err);
 
 /* --- shared by the sweep modules (sweep/proc.c) --- */
 

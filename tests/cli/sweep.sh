@@ -548,4 +548,46 @@ EOF2
 if grep -qF 'Stages run again afterwards by `tracc sweep redo` (prune; the latest redo of each stage per job): 8 runs' "$TMPD/extra-rep/report.md"; then ok
 else bad "redo: the report's Compute line on the redone stages"; grep -A3 '## Compute' "$TMPD/extra-rep/report.md"; fi
 
+# ---- sweep pack: the results without the models; reported on anywhere, copied back to finish ----
+P="$TMPD/tiny.pack"
+expect_err "pack" 0 "tracc sweep pack: $P: 8 jobs (8 done, 0 failed, 0 running, 0 pending);" -- $S pack "$D" -o "$P"
+if [ "$(cat "$TMPD/out")" = "$P" ]; then ok; else bad "pack: stdout is not the pack's path"; cat "$TMPD/out"; fi
+if [ -z "$(find "$P" -name '*.safetensors*' -o -name lock)" ]; then ok; else bad "pack holds models or locks"; fi
+# every other file of the sweep, byte for byte
+(cd "$D" && find . -type f ! -name '*.safetensors*' ! -name lock | sort) >"$TMPD/pack-want"
+(cd "$P" && find . -type f | sort) >"$TMPD/pack-got"
+if cmp -s "$TMPD/pack-want" "$TMPD/pack-got"; then ok; else bad "pack: not the sweep's files"; diff "$TMPD/pack-want" "$TMPD/pack-got" | head; fi
+while read -r f; do cmp -s "$D/$f" "$P/$f" || bad "pack: $f differs"; done <"$TMPD/pack-want"
+expect_out "status of a pack" 0 "tiny-counter: 8 jobs: 8 done, 0 running, 0 failed, 0 pending" -- $S status "$P"
+# the report of the pack is the sweep's (its directory's name aside)
+if $TRACC report --json "$D" >"$TMPD/rep-d.json" 2>/dev/null && $TRACC report --json "$P" >"$TMPD/rep-p.json" 2>/dev/null &&
+   sed "s#tiny\.pack#tiny#g" "$TMPD/rep-p.json" | cmp -s - "$TMPD/rep-d.json"; then ok
+else bad "pack: its report is not the sweep's"; fi
+# bad uses: nothing written, no temporary left
+expect_err "pack: OUT exists" 1 "exists already" -- $S pack "$D" -o "$P"
+expect_err "pack: OUT inside DIR" 1 "inside the sweep directory" -- $S pack "$D" -o "$D/p"
+if [ ! -e "$D/p" ]; then ok; else bad "pack into DIR left $D/p"; fi
+expect_err "pack: not a sweep" 1 "plan.json" -- $S pack "$TMPD" -o "$TMPD/notasweep.pack"
+expect_err "pack: no parent" 1 "cannot create" -- $S pack "$D" -o "$TMPD/no/such/p"
+expect_err "pack without -o" 2 "-o OUT is required" -- $S pack "$D"
+expect_err "pack: two dirs" 2 "expected one sweep directory" -- $S pack "$D" "$P" -o "$TMPD/p2"
+expect_err "-o for status" 2 "does not apply" -- $S status "$D" -o "$TMPD/p3"
+if [ -z "$(find "$TMPD" -maxdepth 2 -name '.tracc-pack-*')" ] && [ ! -e "$TMPD/notasweep.pack" ]; then ok
+else bad "pack left a temporary or a half pack"; fi
+# a partial sweep packed, the sweep lost, planned again at its path, the pack copied in:
+# the packed jobs are not run again, the others are
+C="$TMPD/cont"
+$S plan tests/sweep/tiny.json -o "$C" --quiet >/dev/null 2>&1 || bad "pack: plan cont"
+$S job "$C" 0001 --quiet >/dev/null 2>&1 && $S job "$C" 0002 --quiet >/dev/null 2>&1 || bad "pack: two jobs"
+$S pack "$C" -o "$TMPD/cont.pack" --quiet >/dev/null 2>&1 || bad "pack: partial"
+rm -rf "$C"
+$S plan tests/sweep/tiny.json -o "$C" --quiet >/dev/null 2>&1 || bad "pack: plan cont again"
+cp -R "$TMPD/cont.pack/runs" "$TMPD/cont.pack/shared" "$C/" || bad "pack: copy back"
+expect_out "pack copied back: status" 0 "tiny-counter: 8 jobs: 2 done, 0 running, 0 failed, 6 pending" -- $S status "$C"
+expect_err "pack copied back: run" 0 "8 of 8 jobs done" -- $S run "$C" -j 2
+for j in 0001 0002; do
+    if cmp -s "$C/runs/$j/result.json" "$TMPD/cont.pack/runs/$j/result.json"; then ok; else bad "pack: job $j was run again"; fi
+done
+if [ -f "$C/runs/0003/model.safetensors" ]; then ok; else bad "pack: the jobs not packed did not run"; fi
+
 finish
