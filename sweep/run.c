@@ -35,15 +35,6 @@ static int is_locked(const char *dir, const char *rdir)
     return held;
 }
 
-int sw_job_state(const char *dir, json_t *job)
-{
-    const char *rdir = json_string_value(json_object_get(job, "dir"));
-    if (exists_in(dir, rdir, "result.json")) return SW_DONE;
-    if (is_locked(dir, rdir)) return SW_RUNNING;
-    if (exists_in(dir, rdir, "failed.json")) return SW_FAILED;
-    return SW_PENDING;
-}
-
 /* Done with this configuration? (result.json's config_sha256 is the plan's) */
 static int job_done(const char *dir, json_t *job)
 {
@@ -60,6 +51,17 @@ static int job_done(const char *dir, json_t *job)
     int same = a && b && !strcmp(a, b);
     json_decref(r);
     return same;
+}
+
+/* Done only with this configuration: a result.json of another (a sweep re-planned elsewhere,
+ * a result copied in) is what `sweep job` runs again, so it counts as pending. */
+int sw_job_state(const char *dir, json_t *job)
+{
+    const char *rdir = json_string_value(json_object_get(job, "dir"));
+    if (job_done(dir, job)) return SW_DONE;
+    if (is_locked(dir, rdir)) return SW_RUNNING;
+    if (exists_in(dir, rdir, "failed.json")) return SW_FAILED;
+    return SW_PENDING;
 }
 
 json_t *sw_load_plan(const char *dir, StrBuf *err)

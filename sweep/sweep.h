@@ -64,8 +64,8 @@ int sw_redo(const char *dir, const char *stage, const char *tracc, const char *v
  * stage the stage's name (`prune` serves the prune and rollback stages). */
 const char *sw_managed_key(const char *cmd, const char *stage, const char *key);
 
-/* A planned job's state from its files: result.json (done), a held lock (running),
- * failed.json (failed), none (pending). */
+/* A planned job's state from its files: result.json of the plan's configuration (done), a
+ * held lock (running), failed.json (failed), none (pending). */
 enum { SW_PENDING, SW_RUNNING, SW_DONE, SW_FAILED };
 int sw_job_state(const char *dir, struct json_t *job);
 

@@ -589,5 +589,11 @@ for j in 0001 0002; do
     if cmp -s "$C/runs/$j/result.json" "$TMPD/cont.pack/runs/$j/result.json"; then ok; else bad "pack: job $j was run again"; fi
 done
 if [ -f "$C/runs/0003/model.safetensors" ]; then ok; else bad "pack: the jobs not packed did not run"; fi
+# copied into the same sweep planned at another path, the results are another configuration's:
+# status counts them as pending, as `sweep job` would run them again
+O="$TMPD/elsewhere"
+$S plan tests/sweep/tiny.json -o "$O" --quiet >/dev/null 2>&1 || bad "pack: plan elsewhere"
+cp -R "$TMPD/cont.pack/runs" "$O/" || bad "pack: copy elsewhere"
+expect_out "results of another configuration are not done" 0 "tiny-counter: 8 jobs: 0 done, 0 running, 0 failed, 8 pending" -- $S status "$O"
 
 finish
