@@ -1454,6 +1454,42 @@ static void doc_cost(Doc *d, const SrepReport *r, json_t *j)
     }
 }
 
+/* Which OpenBLAS kernels each sweep's fine-tuning ran on, when its results say (a sweep
+ * whose results predate the record gets no line); more than one is flagged, since kernels
+ * round differently and a seed's run on two of them is not the same run. */
+static void doc_blas(Doc *d, const SrepReport *r, json_t *j)
+{
+    json_t *sw = json_object_get(j, "sweep");   /* one sweep's object, or an array of them */
+    for (int i = 0; i < r->nsw; i++) {
+        json_t *b = json_object_get(json_is_array(sw) ? json_array_get(sw, (size_t)i) : sw, "blas");
+        const char *k;
+        json_t *v;
+        int kinds = 0, recorded = 0;
+        StrBuf t;
+        sb_init(&t);
+        json_object_foreach(b, k, v)
+        {
+            kinds++;
+            recorded += strcmp(k, "not recorded") != 0;
+            sb_printf(&t, "%s%s (%lld job%s)", t.len ? ", " : "", k, (long long)json_integer_value(v),
+                      json_integer_value(v) == 1 ? "" : "s");
+        }
+        if (kinds == 1 && recorded) {
+            json_object_foreach(b, k, v)
+            {
+                d_p(d, "%s: the fine-tuning of its %lld finished job%s ran on OpenBLAS's %s kernels.", r->sw[i].name,
+                    (long long)json_integer_value(v), json_integer_value(v) == 1 ? "" : "s", k);
+            }
+        }
+        else if (kinds > 1)
+            d_p(d, "**%s: the fine-tuning ran on more than one OpenBLAS kernel**: %s. Kernels round differently, so "
+                   "one seed's runs on two of them are not the same run, and near a decoder ramp their outcome can "
+                   "differ; a sweep file's `blas-core` pins one (docs/reproduction.md, \"To the bit\").",
+                r->sw[i].name, t.s);
+        sb_free(&t);
+    }
+}
+
 static void build_doc(const SrepReport *r, json_t *j, Doc *d)
 {
     json_t *cells = json_object_get(j, "cells");
@@ -1479,6 +1515,7 @@ static void build_doc(const SrepReport *r, json_t *j, Doc *d)
            "largest logit as the answer (what `tracc finetune --eval` reports as acc); \"decoded\" accuracy counts "
            "no answer when the top logit is ≤ 0.5 (as `tracc run` decodes). Every number and the per-run values it "
            "came from are in report.json.");
+    doc_blas(d, r, j);
     doc_failed(d, r, cells);
     doc_table3(d, r, cells);
     doc_cells(d, r, cells);

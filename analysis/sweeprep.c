@@ -1536,6 +1536,22 @@ static json_t *sweep_cost(const SrepReport *r, int si)
                      "stages_cpu_s", stages, "redone", "runs", nredone, "cpu_s", redo_cpu, "stages_cpu_s", redo_stages);
 }
 
+/* The OpenBLAS kernels sweep si's finished jobs fine-tuned on (`tracc finetune --json` "blas"):
+ * {kernel: jobs}, "not recorded" for results from before the record. The report's sweep
+ * "blas": runs on different kernels round differently (docs/reproduction.md, "To the bit"). */
+static json_t *sweep_blas(const SrepReport *r, int si)
+{
+    json_t *o = json_object();
+    for (int i = 0; i < r->nruns; i++) {
+        const Run *u = &r->runs[i];
+        if (u->sweep != si || u->status != RUN_DONE) continue;
+        const char *k = json_string_value(json_object_get(json_object_get(u->result, "finetune"), "blas"));
+        if (!k || !*k) k = "not recorded";
+        json_object_set_new(o, k, json_integer(json_integer_value(json_object_get(o, k)) + 1));
+    }
+    return o;
+}
+
 json_t *srep_json(const SrepReport *r)
 {
     json_t *sweeps = json_array();
@@ -1557,6 +1573,7 @@ json_t *srep_json(const SrepReport *r)
         json_object_set_new(json_array_get(sweeps, (size_t)i), "paper_regimes",
                             json_pack("{s:i, s:i}", "compared", compared, "same", same));
         json_object_set_new(json_array_get(sweeps, (size_t)i), "cost", sweep_cost(r, i));
+        json_object_set_new(json_array_get(sweeps, (size_t)i), "blas", sweep_blas(r, i));
         done += s->done, failed += s->failed, pending += s->pending, running += s->running;
     }
     json_t *sweep = r->nsw == 1 ? json_incref(json_array_get(sweeps, 0)) : json_incref(sweeps);

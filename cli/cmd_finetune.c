@@ -584,6 +584,7 @@ int cmd_finetune(int argc, char **argv)
             json_t *o = json_pack("{s:s, s:I, s:o, s:f, s:f}", "output", cfg.output, "steps", (json_int_t)res.steps,
                                   "train_loss", isfinite(res.train_loss) ? json_real(res.train_loss) : json_null(),
                                   "seconds", res.elapsed, "steps_per_second", sps);
+            json_object_set_new(o, "blas", json_string(res.blas));
             json_t *ev = json_object();
             for (int i = 0; i < res.neval; i++)
                 json_object_set_new(ev, res.eval[i].name,

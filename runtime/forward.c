@@ -293,3 +293,9 @@ int fwd_forward(FwdState *s, const Model *m, const int32_t *tokens, const int *l
     s->attn = o.record_attn ? att : NULL;
     return 0;
 }
+
+const char *fwd_blas_core(void)
+{
+    const char *c = openblas_get_corename();
+    return c && *c ? c : "unknown";
+}

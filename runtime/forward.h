@@ -87,4 +87,9 @@ void fwd_attention_naive(float *z, float *pattern, const float *q, const float *
 /* out (n) = max(inp, 0); out may be inp. */
 void fwd_relu(float *out, const float *inp, size_t n);
 
+/* The OpenBLAS kernel family this process runs ("Haswell", "Cooperlake", ...): OpenBLAS picks
+ * it by CPU (or OPENBLAS_CORETYPE), and kernels round differently, so a training run is
+ * reproducible to the bit only on the same one (docs/reproduction.md, "To the bit"). */
+const char *fwd_blas_core(void);
+
 #endif

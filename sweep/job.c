@@ -319,6 +319,7 @@ int sw_job(const char *dir, const char *id, int wait, int threads, int quiet, St
         sb_printf(err, "%s: %s", p.s, strerror(errno));
         goto out;
     }
+    const char *pin = sw_pin_blas(plan);
     if (!getenv("OPENBLAS_NUM_THREADS")) {
         char t[16];
         snprintf(t, sizeof t, "%d", threads);
@@ -397,6 +398,22 @@ int sw_job(const char *dir, const char *id, int wait, int threads, int quiet, St
         if (sharedfd >= 0) {
             close(sharedfd);
             sharedfd = -1;
+        }
+        {
+            StrBuf m;
+            sb_init(&m);
+            if (sw_blas_mismatch(output, pin, &m)) {
+                char line[600];
+                snprintf(line, sizeof line, "tracc sweep job: stage %s: %s; its output is not kept\n", name, m.s);
+                if (write(errfd, line, strlen(line)) < 0) {}
+                sb_free(&m);
+                json_decref(output);
+                json_decref(cost);
+                failed_stage = name;
+                failed_code = 1;
+                break;
+            }
+            sb_free(&m);
         }
         if (shared) {
             json_decref(cost);

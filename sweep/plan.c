@@ -312,11 +312,12 @@ static int load_sweep(Ctx *c, Sweep *s, const char *path, const char *base, StrB
     const char *key;
     json_t *v;
     json_object_foreach(s->file, key, v) {
-        static const char *top[] = {"name", "paper", "compile", "finetune", "grid", "after", "comment"};
+        static const char *top[] = {"name", "paper", "compile", "finetune", "grid", "after", "comment", "blas-core"};
         int ok = 0;
         for (size_t i = 0; i < ARRAY_LEN(top); i++) ok |= !strcmp(key, top[i]);
         if (!ok) {
-            sb_printf(err, "%s: unknown key '%s' (known: name, paper, compile, finetune, grid, after, comment)", path, key);
+            sb_printf(err, "%s: unknown key '%s' (known: name, paper, compile, finetune, grid, after, comment, blas-core)",
+                      path, key);
             return -1;
         }
     }
@@ -324,6 +325,12 @@ static int load_sweep(Ctx *c, Sweep *s, const char *path, const char *base, StrB
     if (name && !json_is_string(name)) return sb_printf(err, "%s: name: must be a string", path), -1;
     if (paper && !json_is_string(paper) && !json_is_null(paper))
         return sb_printf(err, "%s: paper: must be a string or null", path), -1;
+    json_t *core = json_object_get(s->file, "blas-core");
+    if (core) {
+        const char *cs = json_string_value(core);
+        if (!cs || !*cs || strlen(cs) > 32 || strspn(cs, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") != strlen(cs))
+            return sb_printf(err, "%s: blas-core: must be an OpenBLAS core name such as \"Haswell\"", path), -1;
+    }
     static const char *need[] = {"compile", "finetune", "grid"};
     for (size_t i = 0; i < ARRAY_LEN(need); i++) {
         json_t *sec = json_object_get(s->file, need[i]);
@@ -892,6 +899,9 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
         if (bl > 5 && !strcmp(bn + bl - 5, ".json")) bn[bl - 5] = 0;
         json_object_set_new(plan, "name", json_string(nm ? nm : bn));
     }
+    /* the kernel every job runs on (OPENBLAS_CORETYPE), outside the jobs' configuration hash:
+     * it decides the rounding, not the run asked for, and each result records the kernel used */
+    json_object_set(plan, "blas_core", json_object_get(s.file, "blas-core") ? json_object_get(s.file, "blas-core") : json_null());
     json_t *jobs = json_object_get(plan, "jobs"), *models = json_object();   /* rel path -> {argv, sha256} */
     idx = xcalloc(s.ng ? s.ng : 1, sizeof *idx);
     int width = 4;

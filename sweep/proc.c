@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -280,6 +281,29 @@ void sw_catch_stop(void (*handler)(int), struct sigaction *old_int, struct sigac
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, old_int);
     sigaction(SIGTERM, &sa, old_term);
+}
+
+const char *sw_pin_blas(json_t *plan)
+{
+    const char *pin = json_string_value(json_object_get(plan, "blas_core"));
+    if (pin) setenv("OPENBLAS_CORETYPE", pin, 1);
+    return pin;
+}
+
+int sw_blas_mismatch(json_t *output, const char *pin, StrBuf *msg)
+{
+    const char *b = json_string_value(json_object_get(output, "blas"));
+    if (!pin || !b) return 0;
+    for (const char *p = b; *p;) {
+        size_t n = strcspn(p, "+");
+        if (n != strlen(pin) || strncasecmp(p, pin, n)) {
+            sb_printf(msg, "it ran on OpenBLAS's %s kernels, not the sweep's blas-core %s (a name OpenBLAS does not know, "
+                           "or a CPU it cannot run that kernel on)", b, pin);
+            return 1;
+        }
+        p += n + (p[n] == '+');
+    }
+    return 0;
 }
 
 /* Parse a command's stdout: one JSON value, or JSON lines (-> array). */

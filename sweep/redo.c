@@ -340,6 +340,7 @@ int sw_redo(const char *dir, const char *stage, const char *tracc, const char *v
     /* as `sweep job` runs its stages: one BLAS thread each unless the caller says otherwise,
      * so that a redone stage computes what the sweep's own run would have */
     if (!getenv("OPENBLAS_NUM_THREADS")) setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    sw_pin_blas(plan);   /* the analyses on the kernel the sweep pins, as its jobs ran them */
     RedoCtx x = {plan, dir, stage, tracc, version, extra, nextra, quiet, skip_redone};
     if (nextra && (rc = check_extra(&x, err))) goto out;
     rc = 1;

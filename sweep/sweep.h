@@ -108,6 +108,14 @@ int sw_exit_code(int status);
 /* Shell-quote s for a jobs.txt line (single quotes when it holds anything unusual). */
 void sw_shell_quote(StrBuf *b, const char *s);
 
+/* The plan's "blas_core" (a sweep file's blas-core), set as OPENBLAS_CORETYPE for the child
+ * processes this one starts: the kernel decides the rounding. The name, or NULL when unset. */
+const char *sw_pin_blas(struct json_t *plan);
+/* A stage's output ran on another kernel than pin (its "blas", "+"-joined over resumes, has a
+ * part that is not pin; OpenBLAS falls back to its own choice for a name it does not know):
+ * 1 with a message in msg; 0 when it agrees or records none. */
+int sw_blas_mismatch(struct json_t *output, const char *pin, StrBuf *msg);
+
 /* A stage's stdout as JSON: one value, or JSON lines (an array); NULL when neither. */
 struct json_t *sw_parse_output(const char *text);
 

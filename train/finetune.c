@@ -1001,6 +1001,7 @@ typedef struct {
     json_t *files;          /* [{"role", "path", "sha256"}] */
     char parent_sha[65];
     json_t *parent_provenance;
+    char blas[256];         /* OpenBLAS kernels trained on so far (FtResult.blas) */
     Model *m;
     uint8_t *trainable;
     Optim opt;
@@ -1080,6 +1081,7 @@ static json_t *provenance(const Run *r, long steps, double train_loss)
     if (r->sources) json_object_set_new(p, "config_sources", shaping_config(r->sources));
     json_object_set_new(p, "files", json_deep_copy(r->files));
     json_object_set_new(p, "steps", json_integer(steps));
+    json_object_set_new(p, "blas", json_string(r->blas));
     json_object_set_new(p, "train_loss", isfinite(train_loss) ? json_real(train_loss) : json_null());
     json_object_set_new(p, "eval", r->last_eval ? json_deep_copy(r->last_eval) : json_object());
     if (r->cfg->stop_when) {
@@ -1119,6 +1121,7 @@ static int write_checkpoint(Run *r, long step, double train_loss, StrBuf *err)
     json_object_set_new(st, "parent_sha256", json_string(r->parent_sha));
     json_object_set_new(st, "parent_provenance", json_deep_copy(r->parent_provenance));
     json_object_set_new(st, "files", json_deep_copy(r->files));
+    json_object_set_new(st, "blas", json_string(r->blas));
     json_object_set_new(st, "eval", r->last_eval ? json_deep_copy(r->last_eval) : json_object());
     json_object_set_new(st, "train_loss", isfinite(train_loss) ? json_real(train_loss) : json_null());
     json_object_set_new(st, "optimizer_state",
@@ -1326,6 +1329,8 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
         strcpy(r->parent_sha, json_string_value(ps));
         r->parent_provenance = json_deep_copy(json_object_get(state, "parent_provenance"));
         if (!r->parent_provenance) r->parent_provenance = json_null();
+        const char *kb = json_string_value(json_object_get(state, "blas"));   /* absent before 0.1.0's record */
+        if (kb) snprintf(r->blas, sizeof r->blas, "%s", kb);
         json_t *cs = json_object_get(state, "config_sources");
         if (json_is_object(cs)) r->sources = json_deep_copy(cs);
         json_t *le = json_object_get(state, "eval");
@@ -1369,6 +1374,16 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
      * a resumed one keeps its optimizer tensors until optim_load */
     if (!resume) ft_strip_training_state(r->m);
     else model_set_meta(r->m, FT_STATE_KEY, NULL);
+    /* this process's BLAS kernel, after those of the run it continues (a job resumed on
+     * another CPU rounds differently from there on: the record says so) */
+    {
+        const char *core = fwd_blas_core(), *last = strrchr(r->blas, '+');
+        last = last ? last + 1 : r->blas;
+        size_t n = strlen(r->blas);
+        if (strcmp(last, core) && n + strlen(core) + 2 < sizeof r->blas)
+            snprintf(r->blas + n, sizeof r->blas - n, "%s%s", n ? "+" : "", core);
+        snprintf(res->blas, sizeof res->blas, "%s", r->blas);
+    }
 
     DataSpec ds = cfg->data;
     int maxlen = r->m->cfg.n_ctx - 1;

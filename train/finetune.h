@@ -183,6 +183,8 @@ typedef struct {
     long stopped_at;        /* the step --stop-when held at, or -1 */
     double stop_best_acc;   /* with --stop-when: the best accuracy of its set (NAN if never scored) */
     long stop_best_step;    /* and the step of its first occurrence */
+    char blas[256];         /* the OpenBLAS kernels the run trained on, "+"-joined in order
+                               when it was resumed on another ("Haswell+Cooperlake") */
 } FtResult;
 
 /* Run (or continue) a fine-tuning run. Errors: message in err. */

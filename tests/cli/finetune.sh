@@ -197,6 +197,22 @@ for sig in TERM INT KILL; do
     same_file "resume after SIG$sig" "$REF" "$OUT"
 done
 
+# ---- the OpenBLAS kernel is recorded (--json "blas", provenance), over a resume on another one
+if grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo; then
+    OPENBLAS_CORETYPE=Haswell $FT "$M" $TASK $SMALL --json -o "$TMPD/k.safetensors" >"$TMPD/k.json" 2>/dev/null
+    if grep -q '"blas":"Haswell"' "$TMPD/k.json"; then ok; else bad "--json lacks blas Haswell"; cat "$TMPD/k.json"; fi
+    KO="$TMPD/k2.safetensors"; KC="$TMPD/k2.ckpt.safetensors"
+    OPENBLAS_CORETYPE=Haswell $FT "$M" $TASK $LONG --checkpoint-every 5 --test-step-delay 40 -o "$KO" >/dev/null 2>&1 &
+    pid=$!
+    wait_for "$KC"; sleep 0.2; kill -TERM $pid; wait $pid
+    OPENBLAS_CORETYPE=Sandybridge $FT --resume "$KC" --json >"$TMPD/k2.json" 2>"$TMPD/err"
+    if grep -q '"blas":"Haswell+Sandybridge"' "$TMPD/k2.json"; then ok
+    else bad "resume on another kernel: blas"; cat "$TMPD/k2.json" "$TMPD/err"; fi
+    if $TRACC explain "$KO" | grep -q '"blas":"Haswell+Sandybridge"'; then ok; else bad "provenance lacks the kernels"; fi
+else
+    echo "finetune.sh: no AVX2/FMA here: the OpenBLAS kernel checks are skipped"
+fi
+
 # ---- a resumed run keeps its settings; the model given must be the parent; files must not change
 cp rasp_examples/count_b.rasp "$TMPD/task.rasp"
 $FT "$M" --task "$TMPD/task.rasp" --at 1 $LONG --checkpoint-every 5 --test-step-delay 40 -o "$TMPD/c.safetensors" \

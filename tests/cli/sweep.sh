@@ -231,6 +231,72 @@ assert '--spurious-others' not in st['reft'] and '--spurious' not in st['reft'],
 " "$TMPD/others/plan.json"; then ok; else bad "--spurious-others in the plan"; fi
 expect_err "run with --spurious-others" 0 "1 of 1 jobs done" -- $S run "$TMPD/others" -j 1
 
+# --- blas-core: every job's fine-tuning on the kernel the sweep file names, recorded; a name
+# OpenBLAS does not honour fails the job (it would silently run on another kernel) ---
+if grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo; then
+    for core in Sandybridge Bogus; do
+        sed -e 's/"name": "others",/"name": "others", "blas-core": "'$core'",/' "$TMPD/others.json" >"$TMPD/core-$core.json"
+        $S plan "$TMPD/core-$core.json" -o "$TMPD/core-$core" --quiet >/dev/null 2>&1 || bad "plan blas-core $core"
+    done
+    # outside the configuration hash: the same jobs as the sweep without it, planned at that path
+    $S plan "$TMPD/others.json" -o "$TMPD/core-h" --quiet >/dev/null 2>&1 && cp "$TMPD/core-h/plan.json" "$TMPD/core-h0.json" &&
+        rm -rf "$TMPD/core-h" && $S plan "$TMPD/core-Sandybridge.json" -o "$TMPD/core-h" --quiet >/dev/null 2>&1 || bad "plan core-h"
+    if python3 -c "
+import json, sys
+a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2]))
+assert a['blas_core'] == 'Sandybridge' and b['blas_core'] is None, (a.get('blas_core'), b.get('blas_core'))
+assert [j['config_sha256'] for j in a['jobs']] == [j['config_sha256'] for j in b['jobs']]
+" "$TMPD/core-h/plan.json" "$TMPD/core-h0.json"; then ok; else bad "blas-core in the plan"; fi
+    OPENBLAS_CORETYPE=Haswell $S run "$TMPD/core-Sandybridge" -j 1 --quiet >/dev/null 2>&1 || bad "run blas-core Sandybridge"
+    if python3 -c "
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r['finetune']['blas'] == 'Sandybridge' and r['after']['reft']['blas'] == 'Sandybridge', r['finetune']
+" "$TMPD/core-Sandybridge/runs/0001/result.json"; then ok; else bad "blas-core: the kernel the jobs ran on"; fi
+    expect_err "blas-core a name OpenBLAS does not know" 1 "1 failed" -- $S run "$TMPD/core-Bogus" -j 1
+    if grep -q "stage finetune: it ran on OpenBLAS's .* kernels, not the sweep's blas-core Bogus" "$TMPD/core-Bogus/runs/0001/stderr.txt" &&
+       [ ! -e "$TMPD/core-Bogus/runs/0001/result.json" ]; then ok
+    else bad "blas-core Bogus: the failure"; cat "$TMPD/core-Bogus/runs/0001/stderr.txt"; fi
+    # the report: one line per sweep; more than one kernel flagged
+    $TRACC report "$TMPD/core-Sandybridge" -o "$TMPD/core-rep" >/dev/null 2>&1
+    if grep -qF "others: the fine-tuning of its 1 finished job ran on OpenBLAS's Sandybridge kernels." "$TMPD/core-rep/report.md"; then ok
+    else bad "report: the kernel line"; grep -i blas "$TMPD/core-rep/report.md"; fi
+    cp -R "$TMPD/core-Sandybridge" "$TMPD/core-mixed"
+    python3 -c "
+import json, sys
+p = sys.argv[1]; r = json.load(open(p)); r['finetune']['blas'] = 'Haswell'; json.dump(r, open(p, 'w'))
+" "$TMPD/core-mixed/runs/0001/result.json"
+    $TRACC report "$TMPD/core-mixed" "$TMPD/core-Sandybridge" --json >"$TMPD/core-mixed.json" 2>/dev/null
+    $TRACC report "$TMPD/core-mixed" "$TMPD/core-Sandybridge" -o "$TMPD/core-mixed-rep" >/dev/null 2>&1
+    if python3 -c "
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert [s['blas'] for s in d['sweep']] == [{'Haswell': 1}, {'Sandybridge': 1}], d['sweep']
+" "$TMPD/core-mixed.json"; then ok; else bad "report --json: blas per sweep"; fi
+    for want in "others: the fine-tuning of its 1 finished job ran on OpenBLAS's Haswell kernels." \
+                "others: the fine-tuning of its 1 finished job ran on OpenBLAS's Sandybridge kernels."; do
+        if grep -qF "$want" "$TMPD/core-mixed-rep/report.md"; then ok; else bad "report of two sweeps: $want"; fi
+    done
+    # two kernels in one sweep: flagged
+    mkdir -p "$TMPD/core-two/runs" && cp "$TMPD/core-mixed/plan.json" "$TMPD/core-two/" &&
+        python3 -c "
+import json, sys
+p = json.load(open(sys.argv[1])); j = dict(p['jobs'][0]); j['id'] = '0002'; j['dir'] = 'runs/0002'
+p['jobs'].append(j); json.dump(p, open(sys.argv[1], 'w'))
+" "$TMPD/core-two/plan.json" && cp -R "$TMPD/core-mixed/runs/0001" "$TMPD/core-two/runs/" &&
+        cp -R "$TMPD/core-Sandybridge/runs/0001" "$TMPD/core-two/runs/0002" &&
+        sed -i 's/"id": "0001"/"id": "0002"/' "$TMPD/core-two/runs/0002/result.json"
+    $TRACC report "$TMPD/core-two" -o "$TMPD/core-two-rep" >"$TMPD/out" 2>&1 || { bad "report of two kernels"; cat "$TMPD/out"; }
+    if grep -qF "**others: the fine-tuning ran on more than one OpenBLAS kernel**: Haswell (1 job), Sandybridge (1 job)." "$TMPD/core-two-rep/report.md"; then ok
+    else bad "report: two kernels in one sweep not flagged"; grep -i -A2 'Aggregates' "$TMPD/core-two-rep/report.md"; fi
+else
+    echo "sweep.sh: no AVX2/FMA here: the blas-core checks are skipped"
+fi
+bad_core=$(sed -e 's/"name": "others",/"name": "others", "blas-core": "Has well",/' "$TMPD/others.json")
+printf '%s\n' "$bad_core" >"$TMPD/core-bad.json"
+expect_err "blas-core not a name" 1 "blas-core: must be an OpenBLAS core name" -- $S plan "$TMPD/core-bad.json" -o "$TMPD/core-bad"
+if [ ! -e "$TMPD/core-bad" ]; then ok; else bad "blas-core not a name: DIR created"; fi
+
 # --- two concurrent runners on one DIR: each job runs once ---
 C="$TMPD/conc"
 $S plan "$TMPD/kill10.json" -o "$C" --quiet >/dev/null 2>&1 || bad "plan conc"
