@@ -1464,29 +1464,29 @@ static void doc_blas(Doc *d, const SrepReport *r, json_t *j)
         json_t *b = json_object_get(json_is_array(sw) ? json_array_get(sw, (size_t)i) : sw, "blas");
         const char *k;
         json_t *v;
-        int kinds = 0, recorded = 0;
-        StrBuf t;
+        int kinds = 0;
+        const char *one = NULL;
+        long long unrec = json_integer_value(json_object_get(b, "not recorded")), n = 0;
+        StrBuf t, u;
         sb_init(&t);
+        sb_init(&u);
         json_object_foreach(b, k, v)
         {
-            kinds++;
-            recorded += strcmp(k, "not recorded") != 0;
-            sb_printf(&t, "%s%s (%lld job%s)", t.len ? ", " : "", k, (long long)json_integer_value(v),
-                      json_integer_value(v) == 1 ? "" : "s");
+            if (!strcmp(k, "not recorded")) continue;
+            kinds++, n = json_integer_value(v), one = k;
+            sb_printf(&t, "%s%s (%lld job%s)", t.len ? ", " : "", k, n, n == 1 ? "" : "s");
         }
-        if (kinds == 1 && recorded) {
-            json_object_foreach(b, k, v)
-            {
-                d_p(d, "%s: the fine-tuning of its %lld finished job%s ran on OpenBLAS's %s kernels.", r->sw[i].name,
-                    (long long)json_integer_value(v), json_integer_value(v) == 1 ? "" : "s", k);
-            }
-        }
+        if (unrec) sb_printf(&u, "; %lld job%s from before the record", unrec, unrec == 1 ? "" : "s");
+        if (kinds == 1)
+            d_p(d, "%s: the fine-tuning of its %lld finished job%s ran on OpenBLAS's %s kernels%s.", r->sw[i].name, n,
+                n == 1 ? "" : "s", one, u.len ? u.s : "");
         else if (kinds > 1)
-            d_p(d, "**%s: the fine-tuning ran on more than one OpenBLAS kernel**: %s. Kernels round differently, so "
+            d_p(d, "**%s: the fine-tuning ran on more than one OpenBLAS kernel**: %s%s. Kernels round differently, so "
                    "one seed's runs on two of them are not the same run, and near a decoder ramp their outcome can "
                    "differ; a sweep file's `blas-core` pins one (docs/reproduction.md, \"To the bit\").",
-                r->sw[i].name, t.s);
+                r->sw[i].name, t.s, u.len ? u.s : "");
         sb_free(&t);
+        sb_free(&u);
     }
 }
 
