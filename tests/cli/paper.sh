@@ -141,6 +141,18 @@ for name in ("counter", "counterb", "counterf", "max", "maxn"):
 PY
 then ok; else bad "the paper sweeps' named ablations: a tensor missing or not zero when compiled"; fi
 
+# every paper sweep pins the OpenBLAS kernel its results were made on (docs/reproduction.md,
+# "To the bit"), so any machine with AVX2 trains the same bits
+for f in paper/*.json paper/quick/*.json; do
+    if python3 -c "import json, sys; assert json.load(open(sys.argv[1])).get('blas-core') == 'Haswell'" "$f"; then ok
+    else bad "$f: blas-core is not Haswell"; fi
+done
+# bench/blas_kernels.sh (docs/reproduction.md's seed count): one seed on both kernels
+if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+    if bash bench/blas_kernels.sh -n 1 "$TRACC" >"$TMPD/bk.out" 2>&1 && grep -q '^learned (ft >= 90%): Haswell [01]/1, ' "$TMPD/bk.out"; then ok
+    else bad "blas_kernels.sh"; cat "$TMPD/bk.out"; fi
+fi
+
 # make paper/paper-quick refuse a bad mode and a missing OUT (usage, exit 2)
 # the headline run.sh prints after the report: one line per sweep compared with the paper
 "$TRACC" report tests/report_fixtures/partial >"$TMPD/fx.md" 2>/dev/null || bad "report on the fixture"
