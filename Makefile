@@ -38,7 +38,7 @@ TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRCS := $(wildcard bench/bench_*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: FORCE all test bench check-compile finetune-grid clean test-slurm bench-sweep demo docs-examples docs-check paper paper-quick
+.PHONY: FORCE all test bench check-compile finetune-grid clean test-slurm bench-sweep demo docs-examples docs-check paper paper-quick paper-results
 all: $(TRACC) $(LIB)
 
 $(BUILD)/gen/parser.c $(BUILD)/gen/parser.h: compiler/front/parser.y
@@ -122,6 +122,11 @@ paper: $(TRACC)
 
 paper-quick: $(TRACC)
 	PAPER_SWEEPS="$(PAPER_SWEEPS)" sh paper/run.sh quick $(or $(OUT),runs/paper-quick) $(PAPER_JOBS)
+
+# The report of the results committed in paper/results (sweeps packed without their models,
+# paper/results/README.md): seconds, where the sweeps took CPU-hours. OUT=DIR as above.
+paper-results: $(TRACC)
+	$(TRACC) report paper/results/*/ -o $(or $(OUT),runs/paper-results)
 
 finetune-grid: $(TRACC)
 	for c in tracr balanced; do for nk in 1e-3:0 0:0 1e-3:1; do n=$${nk%:*}; k=$${nk#*:}; \

@@ -403,9 +403,15 @@ int sw_job(const char *dir, const char *id, int wait, int threads, int quiet, St
             StrBuf m;
             sb_init(&m);
             if (sw_blas_mismatch(output, pin, &m)) {
-                char line[600];
-                snprintf(line, sizeof line, "tracc sweep job: stage %s: %s; its output is not kept\n", name, m.s);
-                if (write(errfd, line, strlen(line)) < 0) {}
+                /* not kept, and a stage record of it removed; a checkpoint or shared run made on the
+                 * other kernel would give the same again, so the message says how to start afresh */
+                unlink(stage_path);
+                StrBuf line;
+                sb_init(&line);
+                sb_printf(&line, "tracc sweep job: stage %s: %s; its output is not kept (to run it afresh: rm -r %s%s%s)\n",
+                          name, m.s, R, shared ? " " : "", shared ? shared : "");
+                if (write(errfd, line.s, line.len) < 0) {}
+                sb_free(&line);
                 sb_free(&m);
                 json_decref(output);
                 json_decref(cost);
