@@ -43,6 +43,8 @@ static void usage(FILE *f)
             "  --slurm-mem M           per job (default: 2G)\n"
             "  --slurm-cpus N          per job (default: 1)\n"
             "  --slurm-max-parallel N  array jobs running at once (default: no limit)\n"
+            "  --blas-core NAME|none   the OpenBLAS kernels every job runs on, over the sweep\n"
+            "                          file's blas-core (none: this machine's own); checked here\n"
             "  --quiet                 no progress on stderr\n"
             "pack options:\n"
             "  -o, --output OUT        the pack (a directory that must not exist)\n"
@@ -116,7 +118,7 @@ int cmd_sweep(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    enum { O_CKPT = 256, O_PART, O_TIME, O_MEM, O_CPUS, O_MAXP, O_QUIET, O_THREADS, O_JSON, O_NOWAIT, O_WAIT, O_SKIP };
+    enum { O_CKPT = 256, O_PART, O_TIME, O_MEM, O_CPUS, O_MAXP, O_QUIET, O_THREADS, O_JSON, O_NOWAIT, O_WAIT, O_SKIP, O_BLAS };
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'},      {"checkpoint-every", required_argument, NULL, O_CKPT},
         {"slurm-partition", required_argument, NULL, O_PART}, {"slurm-time", required_argument, NULL, O_TIME},
@@ -125,7 +127,7 @@ int cmd_sweep(int argc, char **argv)
         {"jobs", required_argument, NULL, 'j'},        {"threads", required_argument, NULL, O_THREADS},
         {"json", no_argument, NULL, O_JSON},           {"no-wait", no_argument, NULL, O_NOWAIT},
         {"wait", no_argument, NULL, O_WAIT},           {"help", no_argument, NULL, 'h'},
-        {"skip-redone", no_argument, NULL, O_SKIP},
+        {"skip-redone", no_argument, NULL, O_SKIP},    {"blas-core", required_argument, NULL, O_BLAS},
         {NULL, 0, NULL, 0},
     };
     SwPlanOpts po = {0};
@@ -160,7 +162,7 @@ int cmd_sweep(int argc, char **argv)
         if (li >= 0) snprintf(oname, sizeof oname, "--%s", longopts[li].name);
         else snprintf(oname, sizeof oname, "-%c", c);
         li = -1;
-        int for_plan = c == 'o' || c == O_CKPT || c == O_PART || c == O_TIME || c == O_MEM || c == O_CPUS || c == O_MAXP;
+        int for_plan = c == 'o' || c == O_BLAS || c == O_CKPT || c == O_PART || c == O_TIME || c == O_MEM || c == O_CPUS || c == O_MAXP;
         int for_run = c == 'j' && !is_redo, for_job = c == O_NOWAIT || c == O_WAIT, for_status = c == O_JSON;
         int for_threads = c == O_THREADS;
         if (c == 'o' && is_pack) for_plan = 0;
@@ -206,6 +208,12 @@ int cmd_sweep(int argc, char **argv)
         case O_NOWAIT: wait = 0; break;
         case O_WAIT: wait = 1; break;
         case O_SKIP: skip_redone = 1; break;
+        case O_BLAS:
+            if (!*optarg || strlen(optarg) > 32 ||
+                strspn(optarg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") != strlen(optarg))
+                return bad("--blas-core must be an OpenBLAS core name (e.g. Haswell) or none, got '%s'", optarg);
+            po.blas_core = optarg;
+            break;
         case 'h': usage(stdout); return 0;
         case ':': return bad("option '%s' needs a value", argv[optind - 1]);
         default: return bad("unknown option '%s'", argv[optind - 1]);

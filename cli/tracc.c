@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "runtime/forward.h"
 
 typedef struct {
     const char *name;
@@ -66,7 +67,8 @@ static int dispatch(int argc, char **argv, const char **cmd)
         return 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("tracc %s\n", TRACC_VERSION);
+        /* the second line is what `sweep plan` reads to check a sweep's blas-core can run here */
+        printf("tracc %s\nOpenBLAS kernels: %s\n", TRACC_VERSION, fwd_blas_core());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

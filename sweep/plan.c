@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -759,6 +760,46 @@ static char *abs_path(const char *path)
     return r;
 }
 
+/* The kernel every job runs on (plan.json "blas_core", OPENBLAS_CORETYPE in `sweep job`): the
+ * file's blas-core, or --blas-core (a name, or "none" for none). Outside the jobs' configuration
+ * hash: it decides the rounding, not the run asked for, and each result records the kernel used.
+ * Checked here by running this tracc with it (`--version` says which kernels it got): OpenBLAS
+ * silently takes its own choice for a name it does not know or a kernel the CPU cannot run,
+ * and every job would then fail; better one message now. */
+static int plan_blas_core(json_t *plan, const char *from_file, const SwPlanOpts *o, StrBuf *err)
+{
+    const char *core = o->blas_core ? (strcmp(o->blas_core, "none") ? o->blas_core : NULL) : from_file;
+    json_object_set_new(plan, "blas_core", core ? json_string(core) : json_null());
+    if (!core) return 0;
+    char *saved = getenv("OPENBLAS_CORETYPE") ? xstrdup(getenv("OPENBLAS_CORETYPE")) : NULL;
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    char *argv[] = {(char *)o->tracc, "--version", NULL};
+    StrBuf out;
+    sb_init(&out);
+    int code = sw_capture(argv, NULL, &out, NULL, err);
+    if (saved) setenv("OPENBLAS_CORETYPE", saved, 1);
+    else unsetenv("OPENBLAS_CORETYPE");
+    free(saved);
+    const char *got = strstr(out.s, "OpenBLAS kernels: ");
+    char name[64] = "";
+    if (got) sscanf(got + strlen("OpenBLAS kernels: "), "%63s", name);
+    int rc = 0;
+    if (code != 0 || !*name) {
+        if (!err->len) sb_printf(err, "blas-core %s: cannot run %s --version to check it", core, o->tracc);
+        rc = -1;
+    } else if (strcasecmp(name, core)) {
+        sb_printf(err,
+                  "blas-core %s: OpenBLAS here runs its %s kernels instead (a name it does not know, or a CPU that "
+                  "cannot run that kernel: Haswell needs x86-64 with AVX2 and FMA); plan with --blas-core none to run "
+                  "on this machine's own kernels (the results will not be the same bits as those made on %s), or "
+                  "--blas-core %s",
+                  core, name, core, name);
+        rc = -1;
+    }
+    sb_free(&out);
+    return rc;
+}
+
 int sw_plan(const SwPlanOpts *o, StrBuf *err)
 {
     int rc = 1;
@@ -901,7 +942,7 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
     }
     /* the kernel every job runs on (OPENBLAS_CORETYPE), outside the jobs' configuration hash:
      * it decides the rounding, not the run asked for, and each result records the kernel used */
-    json_object_set(plan, "blas_core", json_object_get(s.file, "blas-core") ? json_object_get(s.file, "blas-core") : json_null());
+    if (plan_blas_core(plan, json_string_value(json_object_get(s.file, "blas-core")), o, err)) goto out;
     json_t *jobs = json_object_get(plan, "jobs"), *models = json_object();   /* rel path -> {argv, sha256} */
     idx = xcalloc(s.ng ? s.ng : 1, sizeof *idx);
     int width = 4;

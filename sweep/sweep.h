@@ -24,6 +24,7 @@ typedef struct {
     const char *tracc;       /* absolute path of the tracc binary the jobs run */
     long checkpoint_every;   /* finetune --checkpoint-every when the file gives none */
     SwSlurm slurm;
+    const char *blas_core;   /* overrides the file's blas-core; "none" drops it; NULL: the file's */
     int quiet;
 } SwPlanOpts;
 

@@ -236,8 +236,26 @@ expect_err "run with --spurious-others" 0 "1 of 1 jobs done" -- $S run "$TMPD/ot
 if grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo; then
     for core in Sandybridge Bogus; do
         sed -e 's/"name": "others",/"name": "others", "blas-core": "'$core'",/' "$TMPD/others.json" >"$TMPD/core-$core.json"
-        $S plan "$TMPD/core-$core.json" -o "$TMPD/core-$core" --quiet >/dev/null 2>&1 || bad "plan blas-core $core"
     done
+    $S plan "$TMPD/core-Sandybridge.json" -o "$TMPD/core-Sandybridge" --quiet >/dev/null 2>&1 || bad "plan blas-core Sandybridge"
+    # a kernel this machine does not run is refused at plan time, with the way out
+    expect_err "plan: blas-core OpenBLAS does not honour" 1 "blas-core Bogus: OpenBLAS here runs its" -- \
+        $S plan "$TMPD/core-Bogus.json" -o "$TMPD/core-Bogus"
+    if grep -qF -- "plan with --blas-core none" "$TMPD/err" && [ ! -e "$TMPD/core-Bogus" ]; then ok; else bad "plan: blas-core Bogus"; fi
+    expect_err "plan --blas-core none" 0 "1 jobs" -- $S plan "$TMPD/core-Bogus.json" -o "$TMPD/core-none" --blas-core none
+    expect_err "plan --blas-core over the file's" 0 "1 jobs" -- $S plan "$TMPD/core-Bogus.json" -o "$TMPD/core-over" --blas-core Haswell
+    if python3 -c "
+import json, sys
+assert json.load(open(sys.argv[1]))['blas_core'] is None and json.load(open(sys.argv[2]))['blas_core'] == 'Haswell'
+" "$TMPD/core-none/plan.json" "$TMPD/core-over/plan.json"; then ok; else bad "--blas-core in plan.json"; fi
+    expect_err "--blas-core not a name" 2 "--blas-core must be an OpenBLAS core name" -- $S plan "$TMPD/others.json" -o "$TMPD/x" --blas-core 'a b'
+    expect_err "--blas-core for run" 2 "does not apply" -- $S run "$TMPD/core-none" --blas-core Haswell
+    # a node that does not honour the plan's kernel (planned elsewhere): the job fails, nothing kept
+    $S plan "$TMPD/core-Bogus.json" -o "$TMPD/core-Bogus" --blas-core none --quiet >/dev/null 2>&1 || bad "plan core-Bogus"
+    python3 -c "
+import json, sys
+p = json.load(open(sys.argv[1])); p['blas_core'] = 'Bogus'; json.dump(p, open(sys.argv[1], 'w'))
+" "$TMPD/core-Bogus/plan.json"
     # outside the configuration hash: the same jobs as the sweep without it, planned at that path
     $S plan "$TMPD/others.json" -o "$TMPD/core-h" --quiet >/dev/null 2>&1 && cp "$TMPD/core-h/plan.json" "$TMPD/core-h0.json" &&
         rm -rf "$TMPD/core-h" && $S plan "$TMPD/core-Sandybridge.json" -o "$TMPD/core-h" --quiet >/dev/null 2>&1 || bad "plan core-h"
