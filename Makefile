@@ -126,7 +126,7 @@ paper-quick: $(TRACC)
 # The report of the results committed in paper/results (sweeps packed without their models,
 # paper/results/README.md): seconds, where the sweeps took CPU-hours. OUT=DIR as above.
 paper-results: $(TRACC)
-	$(TRACC) report paper/results/*/ -o $(or $(OUT),runs/paper-results)
+	TRACC=$(TRACC) sh paper/results.sh $(or $(OUT),runs/paper-results)
 
 finetune-grid: $(TRACC)
 	for c in tracr balanced; do for nk in 1e-3:0 0:0 1e-3:1; do n=$${nk%:*}; k=$${nk#*:}; \

@@ -153,32 +153,33 @@ if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
     else bad "blas_kernels.sh"; cat "$TMPD/bk.out"; fi
 fi
 
-# paper/results (the packed sweeps behind docs/reproduction.md): no models, the report reads them,
-# and every packed Counter run's regime is the letter the page's grid shows for it
-for d in paper/results/*/; do
-    [ -f "$d/plan.json" ] || continue
-    if [ -z "$(find "$d" -name '*.safetensors*' -o -name lock)" ]; then ok; else bad "$d holds models or locks"; fi
-done
-if [ -f paper/results/jain2023-counter/plan.json ]; then
-    if "$TRACC" report --json paper/results/jain2023-counter >"$TMPD/results.json" 2>"$TMPD/err"; then ok
-    else bad "report of paper/results/jain2023-counter"; cat "$TMPD/err"; fi
-    if python3 - "$TMPD/results.json" paper/results/jain2023-counter/plan.json docs/reproduction.md <<'PY'
-import json, os, re, sys
+# paper/results (the packed sweeps behind docs/reproduction.md): `make paper-results` unpacks
+# them (no models, no locks) and reports; every packed Counter run's regime is the letter the
+# page's grid shows for it
+if ls paper/results/*/*.tar.xz >/dev/null 2>&1; then
+    if TRACC="$TRACC" sh paper/results.sh "$TMPD/res" >"$TMPD/res.out" 2>&1; then ok
+    else bad "paper/results.sh"; cat "$TMPD/res.out"; fi
+    if [ -z "$(find "$TMPD/res/sweeps" -name '*.safetensors*' -o -name lock)" ]; then ok; else bad "paper/results holds models or locks"; fi
+fi
+if [ -f "$TMPD/res/sweeps/jain2023-counter/plan.json" ]; then
+    "$TRACC" report --json "$TMPD/res/sweeps/jain2023-counter" >"$TMPD/results.json" 2>"$TMPD/err" || bad "report of the packed Counter"
+    if python3 - "$TMPD/results.json" "$TMPD/res/sweeps/jain2023-counter/plan.json" docs/reproduction.md <<'PY'
+import json, math, os, re, sys
 rep, plan, page = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), open(sys.argv[3]).read()
 seed = {j["id"]: j["params"]["seed"] for j in plan["jobs"]}
 done = sum(os.path.exists(os.path.join(os.path.dirname(sys.argv[2]), j["dir"], "result.json")) for j in plan["jobs"])
 assert rep["sweep"]["jobs"]["done"] == done > 0, (rep["sweep"]["jobs"], done)
 # the grid of "The full Counter sweep": | 1e-1 | LLL | ... | per C_Tr column, seeds 1, 2, 3
 sec = page[page.index("## The full Counter sweep"):]
+top = sec.index("| η | C_Tr 0 |")
 cols = ["0", "0.2", "0.5", "0.6", "0.8", "0.9", "1"]
-grid = {}
-for m in re.finditer(r"^\| (1e-\d) \| ([^\n]*)$", sec[:sec.index("\n\n", sec.index("| η | C_Tr 0 |"))], re.M):
-    grid[m.group(1)] = [c.strip() for c in m.group(2).split("|")][:7]
+grid = {m.group(1): [c.strip() for c in m.group(2).split("|")][:7]
+        for m in re.finditer(r"^\| (1e-\d) \| ([^\n]*)$", sec[top:sec.index("\n\n", top)], re.M)}
 letter = {"learned": "L", "wrapper": "W", "collapsed": "c", "partly-a": "p", "learning": "l", "unchanged": "u"}
 checked = 0
 for cell in rep["cells"]:
-    eta = "1e-%d" % round(-__import__("math").log10(cell["params"]["lr"]))
-    col = cols.index(("%g" % cell["params"]["spurious-rate"]))
+    eta = "1e-%d" % round(-math.log10(cell["params"]["lr"]))
+    col = cols.index("%g" % cell["params"]["spurious-rate"])
     for r in cell["run_regimes"]:
         want = grid[eta][col][seed[r["job"]] - 1]
         assert want == letter[r["regime"]], (eta, cols[col], r, grid[eta][col])
