@@ -1,10 +1,14 @@
 /* tracc.c — the only main: dispatch to a subcommand. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "runtime/forward.h"
+
+#define FALLBACK_ENV "TRACC_OPENBLAS_FALLBACK"
 
 typedef struct {
     const char *name;
@@ -69,6 +73,11 @@ static int dispatch(int argc, char **argv, const char **cmd)
     if (!strcmp(argv[1], "--version")) {
         /* the second line is what `sweep plan` reads to check a sweep's blas-core can run here */
         printf("tracc %s\nOpenBLAS kernels: %s\n", TRACC_VERSION, fwd_blas_core());
+        const char *fell = getenv(FALLBACK_ENV), *set = getenv("OPENBLAS_CORETYPE");
+        if (fell && *fell && set && !strcmp(set, "Haswell"))   /* not when a sweep set another since */
+            printf("(OpenBLAS took this CPU for an unknown one and picked its %s kernels; tracc chose Haswell's, "
+                   "as the CPU has AVX2 and FMA. OPENBLAS_CORETYPE=NAME chooses.)\n",
+                   fell);
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
@@ -81,8 +90,32 @@ static int dispatch(int argc, char **argv, const char **cmd)
     return 2;
 }
 
+/* OpenBLAS 0.3.21 gives a CPU model it does not know its SSE3 "Prescott" kernels, whatever the
+ * CPU can do (seen on an Intel Xeon, family 6 model 207, with AVX-512). They cost 1.6x the CPU time
+ * of the Haswell kernels there and round differently from them, and every documented result
+ * (README, docs/, the paper sweeps) is the Haswell kernels' output. OpenBLAS reads
+ * OPENBLAS_CORETYPE once, when it is loaded, so tracc runs itself again with it set. Only that
+ * fallback is overridden, only on a CPU that can run Haswell's kernels, and never a
+ * OPENBLAS_CORETYPE the user set; FALLBACK_ENV tells `--version` (and the child processes) why. */
+static void leave_fallback_kernels(char **argv)
+{
+    if (getenv("OPENBLAS_CORETYPE") || strcmp(fwd_blas_core(), "Prescott")) return;
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return;
+    if (setenv("OPENBLAS_CORETYPE", "Haswell", 1) || setenv(FALLBACK_ENV, "Prescott", 1)) return;
+    execv("/proc/self/exe", argv);
+    /* no exec (no /proc): carry on with the kernels OpenBLAS picked */
+    unsetenv("OPENBLAS_CORETYPE");
+    unsetenv(FALLBACK_ENV);
+#else
+    (void)argv;
+#endif
+}
+
 int main(int argc, char **argv)
 {
+    leave_fallback_kernels(argv);
     const char *cmd;
     int rc = dispatch(argc, argv, &cmd);
     return close_stdout(cmd, rc);

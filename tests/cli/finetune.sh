@@ -209,6 +209,24 @@ if grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo; then
     if grep -q '"blas":"Haswell+Sandybridge"' "$TMPD/k2.json"; then ok
     else bad "resume on another kernel: blas"; cat "$TMPD/k2.json" "$TMPD/err"; fi
     if $TRACC explain "$KO" | grep -q '"blas":"Haswell+Sandybridge"'; then ok; else bad "provenance lacks the kernels"; fi
+    # a kernel the user names is kept, even OpenBLAS's SSE3 fallback
+    if OPENBLAS_CORETYPE=Prescott $TRACC --version | grep -qx "OpenBLAS kernels: Prescott"; then ok
+    else bad "OPENBLAS_CORETYPE=Prescott not honoured"; fi
+    # where OpenBLAS falls back to Prescott's kernels by itself (a CPU it does not know), tracc
+    # runs on Haswell's and says why; elsewhere it keeps OpenBLAS's pick
+    own=$(env -u OPENBLAS_CORETYPE -u TRACC_OPENBLAS_FALLBACK OPENBLAS_VERBOSE=2 $TRACC --version 2>&1 >/dev/null |
+          sed -n 's/^Core: //p' | head -n 1)
+    got=$(env -u OPENBLAS_CORETYPE -u TRACC_OPENBLAS_FALLBACK $TRACC --version | sed -n 's/^OpenBLAS kernels: //p')
+    if [ "$own" = Prescott ]; then
+        if [ "$got" = Haswell ] && env -u OPENBLAS_CORETYPE $TRACC --version | grep -q "picked its Prescott kernels"; then ok
+        else bad "OpenBLAS's Prescott fallback on an AVX2 CPU: tracc runs on '$got'"; fi
+        env -u OPENBLAS_CORETYPE $FT "$M" $TASK $SMALL --json -o "$TMPD/f.safetensors" >"$TMPD/f.json" 2>/dev/null
+        if grep -q '"blas":"Haswell"' "$TMPD/f.json"; then ok; else bad "fallback: finetune not on Haswell"; fi
+    elif [ -n "$own" ]; then
+        if [ "$got" = "$own" ]; then ok; else bad "OpenBLAS picked $own, tracc runs on '$got'"; fi
+    else
+        echo "finetune.sh: OpenBLAS does not say which kernels it picked: the fallback check is skipped"
+    fi
 else
     echo "finetune.sh: no AVX2/FMA here: the OpenBLAS kernel checks are skipped"
 fi
