@@ -115,10 +115,11 @@ check-compile: $(TRACC)
 GRID_JOBS ?= 2
 # The paper's Tracr experiments (paper/README.md, docs/reproduction.md): plan, run here with
 # PAPER_JOBS jobs at a time, one report. OUT=DIR puts the sweeps under DIR and the report at
-# DIR/report.{md,html,json}. PAPER_SWEEPS="jain2023-max ..." runs only the sweeps named.
+# DIR/report.{md,html,json}. PAPER_SWEEPS="jain2023-max ..." runs only the sweeps named;
+# PAPER_FROM_RESULTS=1 (make paper) takes the jobs done in paper/results instead of running them.
 PAPER_JOBS ?= 2
 paper: $(TRACC)
-	PAPER_SWEEPS="$(PAPER_SWEEPS)" sh paper/run.sh full $(or $(OUT),runs/paper) $(PAPER_JOBS)
+	PAPER_SWEEPS="$(PAPER_SWEEPS)" PAPER_FROM_RESULTS="$(PAPER_FROM_RESULTS)" sh paper/run.sh full $(or $(OUT),runs/paper) $(PAPER_JOBS)
 
 paper-quick: $(TRACC)
 	PAPER_SWEEPS="$(PAPER_SWEEPS)" sh paper/run.sh quick $(or $(OUT),runs/paper-quick) $(PAPER_JOBS)

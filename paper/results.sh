@@ -15,21 +15,14 @@ TRACC=${TRACC:-build/tracc}
 HERE=$(dirname "$0")
 [ -n "$OUT" ] || { echo "usage: sh paper/results.sh OUT" >&2; exit 2; }
 [ -x "$TRACC" ] || { echo "paper/results.sh: no tracc binary at $TRACC (run make)" >&2; exit 1; }
+. "$HERE/unpack.sh"
 DIRS=
 for sd in "$HERE"/results/*/; do
-    set -- "$sd"*.tar.xz
-    [ -e "$1" ] || continue
     name=$(basename "$sd")
     d=$OUT/sweeps/$name
     rm -rf "$d" && mkdir -p "$d" || exit 1
-    for a in "$@"; do
-        if tar -tJf "$a" | grep -E '\.safetensors|(^|/)lock$' >/dev/null; then
-            echo "paper/results.sh: $a holds a model or a lock: not a pack" >&2
-            exit 1
-        fi
-        tar -xJf "$a" -C "$d" || { echo "paper/results.sh: cannot unpack $a" >&2; exit 1; }
-    done
-    DIRS="$DIRS $d"
+    unpack_results "$name" "$d"
+    case $? in 0) DIRS="$DIRS $d" ;; 1) rmdir "$d" ;; *) exit 1 ;; esac
 done
 [ -n "$DIRS" ] || { echo "paper/results.sh: no archives in $HERE/results/*/" >&2; exit 1; }
 # shellcheck disable=SC2086

@@ -4,6 +4,7 @@
 #
 #   sh paper/run.sh full|quick OUT [JOBS]
 #   PAPER_SWEEPS="jain2023-max ..." sh paper/run.sh full OUT     (only these sweeps, by file name)
+#   PAPER_FROM_RESULTS=1 sh paper/run.sh full OUT   (the jobs done in paper/results are not run again)
 #
 # OUT/<sweep name>/ is each sweep's directory (tracc sweep plan; planning into it again does
 # nothing, so an interrupted run continues where it stopped), OUT/report.md, OUT/report.html,
@@ -33,12 +34,32 @@ fi
 [ -n "$OUT" ] || { echo "usage: sh paper/run.sh full|quick OUT [JOBS]" >&2; exit 2; }
 [ -x "$TRACC" ] || { echo "paper/run.sh: no tracc binary at $TRACC (run make)" >&2; exit 1; }
 mkdir -p "$OUT" || exit 1
+. "$HERE/unpack.sh"
+# take_results NAME DIR: PAPER_FROM_RESULTS=1 — the jobs done in paper/results/NAME's archives and
+# not in DIR are copied in (their results, logs and analyses; no models), so `sweep run` skips them
+# (a job's configuration hash names no place). The report then counts them with the jobs run here.
+take_results() {
+    tr_tmp=$(mktemp -d) || return 1
+    unpack_results "$1" "$tr_tmp"
+    case $? in 0) ;; 1) rm -rf "$tr_tmp"; return 0 ;; *) rm -rf "$tr_tmp"; return 1 ;; esac
+    tr_n=0
+    for r in "$tr_tmp"/runs/*/result.json; do
+        [ -f "$r" ] || continue
+        id=$(basename "$(dirname "$r")")
+        [ -f "$2/runs/$id/result.json" ] && continue
+        mkdir -p "$2/runs/$id" && cp -R "$tr_tmp/runs/$id/." "$2/runs/$id/" || { rm -rf "$tr_tmp"; return 1; }
+        tr_n=$((tr_n + 1))
+    done
+    rm -rf "$tr_tmp"
+    echo "paper/run.sh: $1: $tr_n finished jobs taken from paper/results (PAPER_FROM_RESULTS=1; not run here)" >&2
+}
 DIRS=
 for f in $SWEEPS; do
     name=$(basename "$f" .json)
     [ "$MODE" = quick ] && name=quick-$name
     d=$OUT/$name
     "$TRACC" sweep plan "$f" -o "$d" >/dev/null || exit 1
+    [ "${PAPER_FROM_RESULTS:-0}" = 1 ] && [ "$MODE" = full ] && { take_results "$name" "$d" || exit 1; }
     DIRS="$DIRS $d"
 done
 status=0

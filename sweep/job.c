@@ -297,7 +297,7 @@ int sw_job(const char *dir, const char *id, int wait, int threads, int quiet, St
     char result_path[4096];
     snprintf(result_path, sizeof result_path, "%s", p.s);
     file_sha(result_path, have);
-    if (!strcmp(have, sha)) {
+    if (sw_cfg_is(job, have)) {
         rc = 0;   /* done already */
         goto out;
     }
@@ -305,7 +305,7 @@ int sw_job(const char *dir, const char *id, int wait, int threads, int quiet, St
     sb_clear(&p);
     sb_printf(&p, "%s/config.json", R);
     file_sha(p.s, have);
-    if (strcmp(have, sha)) {
+    if (!sw_cfg_is(job, have)) {
         sw_clear_dir(R, "lock");
         json_t *c = json_pack("{s:s}", "config_sha256", sha);
         int w = sw_write_json(p.s, c, 0, err);
@@ -342,7 +342,7 @@ int sw_job(const char *dir, const char *id, int wait, int threads, int quiet, St
         snprintf(stage_path, sizeof stage_path, "%s/stage-%s.json", R, name);
         json_t *output = NULL, *cost = NULL;
         file_sha(stage_path, have);
-        if (!strcmp(have, sha)) output = json_output_of(stage_path, &cost);
+        if (sw_cfg_is(job, have)) output = json_output_of(stage_path, &cost);
         char shared_result[4096] = "";
         if (!output && shared) {
             /* a run shared by several jobs: one of them makes it, the others wait and read */

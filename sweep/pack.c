@@ -4,8 +4,8 @@
  * fine-tuned and checkpointed models); what `tracc report` and `sweep status` read is a few
  * megabytes of JSON. The pack is that part: the same tree with every `*.safetensors` and
  * every lock left out, so it can be committed, mailed or archived, reported on anywhere, and
- * copied back into a sweep planned at the same path to finish the jobs not done (a done job's
- * result.json carries its configuration's hash, so it is not run again). OUT is written as a
+ * copied into the same sweep planned anywhere to finish the jobs not done (a done job's
+ * result.json carries its configuration's hash, which names no place, so it is not run again). OUT is written as a
  * temporary directory beside it and renamed at the end: it exists whole or not at all. */
 #include <dirent.h>
 #include <errno.h>
@@ -119,6 +119,39 @@ static void human(char *buf, size_t cap, long long b)
     else snprintf(buf, cap, "%.1f kB", b / 1e3);
 }
 
+/* A done job's result.json in the pack with the configuration hash of a sweep planned anywhere
+ * (plan.json "config_sha256"), where its run recorded the one with the places in it (a sweep
+ * planned before 2026-12-08, sweep/locate.c): copied into the same sweep planned at another path,
+ * the job is done there too. The rest of the record is kept as it was. */
+static int placeless_results(const char *pack, json_t *plan, long *rehashed, StrBuf *err)
+{
+    size_t i;
+    json_t *job;
+    json_array_foreach(json_object_get(plan, "jobs"), i, job) {
+        const char *now = json_string_value(json_object_get(job, "config_sha256"));
+        const char *then = json_string_value(json_object_get(job, "config_sha256_paths"));
+        if (!now || !then || !strcmp(now, then)) continue;
+        StrBuf p, e;
+        sb_init(&p);
+        sb_init(&e);
+        sb_printf(&p, "%s/%s/result.json", pack, json_string_value(json_object_get(job, "dir")));
+        struct stat st;
+        json_t *r = stat(p.s, &st) ? NULL : sw_read_json(p.s, &e);
+        const char *have = json_string_value(json_object_get(r, "config_sha256"));
+        int rc = 0;
+        if (have && !strcmp(have, then)) {
+            json_object_set_new(r, "config_sha256", json_string(now));
+            rc = sw_write_json(p.s, r, 1, err);
+            (*rehashed)++;
+        }
+        json_decref(r);
+        sb_free(&p);
+        sb_free(&e);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
 int sw_pack(const char *dir, const char *out, int quiet, StrBuf *err)
 {
     json_t *plan = sw_load_plan(dir, err);
@@ -128,11 +161,20 @@ int sw_pack(const char *dir, const char *out, int quiet, StrBuf *err)
     size_t i;
     json_t *job;
     json_array_foreach(json_object_get(plan, "jobs"), i, job) count[sw_job_state(dir, job)]++, njobs++;
-    json_decref(plan);
     struct stat st;
-    if (lstat(out, &st) == 0) return sb_fail(err, "%s: exists already (a pack is written to a new directory)", out), 1;
+    int rc = 1;
+    long rehashed = 0;
+    StrBuf t;
+    sb_init(&t);
+    if (lstat(out, &st) == 0) {
+        sb_printf(err, "%s: exists already (a pack is written to a new directory)", out);
+        goto done;
+    }
     char rdir[PATH_MAX], rparent[PATH_MAX];
-    if (!realpath(dir, rdir)) return sb_fail(err, "%s: %s", dir, strerror(errno)), 1;
+    if (!realpath(dir, rdir)) {
+        sb_printf(err, "%s: %s", dir, strerror(errno));
+        goto done;
+    }
     /* OUT's parent must exist; OUT may not lie inside DIR (the copy would copy itself) */
     char parent[PATH_MAX];
     snprintf(parent, sizeof parent, "%s", out);
@@ -141,28 +183,28 @@ int sw_pack(const char *dir, const char *out, int quiet, StrBuf *err)
     if (!sl) strcpy(parent, ".");
     else if (sl == parent) parent[1] = 0;
     else *sl = 0;
-    if (!realpath(parent, rparent)) return sb_fail(err, "%s: cannot create %s there: %s", parent, out, strerror(errno)), 1;
+    if (!realpath(parent, rparent)) {
+        sb_printf(err, "%s: cannot create %s there: %s", parent, out, strerror(errno));
+        goto done;
+    }
     size_t nd = strlen(rdir);
-    if (!strncmp(rparent, rdir, nd) && (rparent[nd] == 0 || rparent[nd] == '/'))
-        return sb_fail(err, "%s: inside the sweep directory %s (the pack would copy itself)", out, dir), 1;
+    if (!strncmp(rparent, rdir, nd) && (rparent[nd] == 0 || rparent[nd] == '/')) {
+        sb_printf(err, "%s: inside the sweep directory %s (the pack would copy itself)", out, dir);
+        goto done;
+    }
 
-    StrBuf t;
-    sb_init(&t);
     sb_printf(&t, "%s/.tracc-pack-XXXXXX", rparent);
     if (!mkdtemp(t.s)) {
         sb_printf(err, "%s: cannot create %s there: %s", parent, out, strerror(errno));
-        sb_free(&t);
-        return 1;
+        goto done;
     }
     PackCount n = {0};
-    int rc = copy_tree(dir, t.s, &n, err);
-    if (rc == 0 && rename(t.s, out)) rc = sb_fail(err, "%s: cannot create: %s", out, strerror(errno));
-    if (rc) {
+    if (copy_tree(dir, t.s, &n, err) || placeless_results(t.s, plan, &rehashed, err) ||
+        (rename(t.s, out) && sb_fail(err, "%s: cannot create: %s", out, strerror(errno)))) {
         sw_rm_tree(t.s);
-        sb_free(&t);
-        return 1;
+        goto done;
     }
-    sb_free(&t);
+    rc = 0;
     if (!quiet) {
         char kept[32], left[32];
         human(kept, sizeof kept, n.bytes);
@@ -172,7 +214,13 @@ int sw_pack(const char *dir, const char *out, int quiet, StrBuf *err)
                 "%ld models (%s)%s\n",
                 out, njobs, count[SW_DONE], count[SW_FAILED], count[SW_RUNNING], count[SW_PENDING], n.files, kept, n.models, left,
                 n.skipped ? " and entries that are not files" : "");
+        if (rehashed)
+            fprintf(stderr, "tracc sweep pack: %ld results given the configuration hash that holds wherever the sweep is "
+                            "planned (they were run before tracc had it)\n", rehashed);
     }
     printf("%s\n", out);
-    return 0;
+done:
+    sb_free(&t);
+    json_decref(plan);
+    return rc;
 }

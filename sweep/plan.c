@@ -1042,8 +1042,12 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
         if (has_scratch)
             json_object_set(cfg, "scratch_start",
                             json_object_get(json_object_get(models, sstartp + strlen(dir) + 1), "sha256"));
-        char hex[65];
-        sha_hex_of_json(cfg, hex);
+        char hex[65], hex_paths[65];
+        SwPlaces pl = {dir, o->tracc, base, startp, sstartp};
+        json_t *placeless = sw_without_places(cfg, &pl);
+        sha_hex_of_json(placeless, hex);
+        sha_hex_of_json(cfg, hex_paths);
+        json_decref(placeless);
         json_decref(cfg);
         StrBuf line;
         sb_init(&line);
@@ -1053,8 +1057,9 @@ int sw_plan(const SwPlanOpts *o, StrBuf *err)
         sb_printf(&line, " %s", id);
         char rdir[64];
         snprintf(rdir, sizeof rdir, "runs/%s", id);
-        json_array_append_new(jobs, json_pack("{s:s, s:O, s:s, s:s, s:s, s:o}", "id", id, "params", jc.params, "dir", rdir,
-                                              "cmd", line.s, "config_sha256", hex, "stages", stages));
+        json_array_append_new(jobs, json_pack("{s:s, s:O, s:s, s:s, s:s, s:s, s:o}", "id", id, "params", jc.params, "dir",
+                                              rdir, "cmd", line.s, "config_sha256", hex, "config_sha256_paths", hex_paths,
+                                              "stages", stages));
         sb_puts(&jobs_txt, line.s);
         sb_putc(&jobs_txt, '\n');
         sb_free(&line);

@@ -208,7 +208,7 @@ static void redo_jobs(const RedoCtx *x, int w, int nw, RedoCounts *c)
         sb_init(&e);
         json_t *result = sw_read_json(resp, &e);
         const char *have = json_string_value(json_object_get(result, "config_sha256"));
-        if (!result || !have || strcmp(have, sha)) {
+        if (!result || !sw_cfg_is(job, have)) {
             c->not_done++;   /* another configuration's result, or unreadable: `sweep job` redoes it */
         } else if (x->skip_redone && already_redone(x, result)) {
             c->already++;

@@ -46,11 +46,17 @@ static int job_done(const char *dir, json_t *job)
     sb_init(&e);
     json_t *r = sw_read_json(p, &e);
     sb_free(&e);
-    const char *a = json_string_value(json_object_get(r, "config_sha256"));
-    const char *b = json_string_value(json_object_get(job, "config_sha256"));
-    int same = a && b && !strcmp(a, b);
+    int same = sw_cfg_is(job, json_string_value(json_object_get(r, "config_sha256")));
     json_decref(r);
     return same;
+}
+
+int sw_cfg_is(json_t *job, const char *have)
+{
+    if (!have || !*have) return 0;
+    const char *now = json_string_value(json_object_get(job, "config_sha256"));
+    const char *then = json_string_value(json_object_get(job, "config_sha256_paths"));
+    return (now && !strcmp(have, now)) || (then && !strcmp(have, then));
 }
 
 /* Done only with this configuration: a result.json of another (a sweep re-planned elsewhere,

@@ -65,6 +65,21 @@ int sw_redo(const char *dir, const char *stage, const char *tracc, const char *v
  * stage the stage's name (`prune` serves the prune and rollback stages). */
 const char *sw_managed_key(const char *cmd, const char *stage, const char *key);
 
+/* The places a job was planned at (sweep/locate.c): absolute paths; sstart "" without a
+ * Scr.+FT control; base is the sweep file's directory. */
+typedef struct {
+    const char *dir, *tracc, *base, *start, *sstart;
+} SwPlaces;
+/* A copy of a job's configuration (stages and start models' hashes) with those places, its
+ * shared run's folder and the directory holding base and every file it names replaced by
+ * names: what its "config_sha256" is a hash of, the same for the same sweep planned anywhere. */
+struct json_t *sw_without_places(struct json_t *cfg, const SwPlaces *pl);
+
+/* Whether `have` (a result's or stage record's config_sha256) is job's configuration: its
+ * "config_sha256", or "config_sha256_paths", the hash with the places in it that tracc
+ * computed before 2026-12-08 (results of sweeps planned then still count). */
+int sw_cfg_is(struct json_t *job, const char *have);
+
 /* A planned job's state from its files: result.json of the plan's configuration (done), a
  * held lock (running), failed.json (failed), none (pending). */
 enum { SW_PENDING, SW_RUNNING, SW_DONE, SW_FAILED };
@@ -75,7 +90,7 @@ int sw_status(const char *dir, int json, StrBuf *err);
 
 /* Copy DIR without its models (every *.safetensors) and locks into OUT, a new directory
  * (written beside it and renamed: whole or absent): what `tracc report` and `sweep status`
- * read, to keep, share, or copy back into a sweep planned at the same path. Its path on
+ * read, to keep, share, or copy into the same sweep planned anywhere. Its path on
  * stdout, a summary on stderr unless quiet. 0, or 1 with a message in err. */
 int sw_pack(const char *dir, const char *out, int quiet, StrBuf *err);
 

@@ -198,6 +198,34 @@ expect_err "run.sh without a mode" 2 "usage" -- sh paper/run.sh
 expect_err "run.sh without OUT" 2 "usage" -- sh paper/run.sh quick
 expect_err "run.sh with an unknown sweep" 2 "PAPER_SWEEPS: no sweep 'nope'" -- env PAPER_SWEEPS=nope sh paper/run.sh full "$TMPD/none"
 [ ! -e "$TMPD/none" ] && ok || bad "run.sh with an unknown sweep left its OUT behind"
+# paper/results.sh and PAPER_FROM_RESULTS=1, on a copy of paper/'s scripts whose
+# "jain2023-counter" is the tiny test sweep: two jobs run and packed as an archive elsewhere; the
+# report of the archive has them; `run.sh full` takes them from it (their results byte for byte,
+# no model made for them) and runs the six others
+P="$TMPD/p"
+mkdir -p "$P/results/jain2023-counter" && cp paper/run.sh paper/unpack.sh paper/summary.sh paper/results.sh "$P/" ||
+    bad "fixture paper folder"
+sed "s#\.\./\.\./rasp_examples#$R/rasp_examples#g" tests/sweep/tiny.json >"$P/jain2023-counter.json"
+A="$TMPD/packed-sweep"
+"$TRACC" sweep plan "$P/jain2023-counter.json" -o "$A" --quiet >/dev/null 2>&1 || bad "fixture: plan"
+for j in 0001 0002; do "$TRACC" sweep job "$A" $j >/dev/null 2>&1 || bad "fixture: job $j"; done
+"$TRACC" sweep pack "$A" -o "$TMPD/pk" --quiet >/dev/null 2>&1 &&
+    tar -C "$TMPD/pk" -cJf "$P/results/jain2023-counter/2026-01-01.tar.xz" . || bad "fixture: archive"
+expect_err "results.sh: the archive's report" 0 "2 done, 0 running, 0 failed, 6 pending" -- env TRACC="$TRACC" sh "$P/results.sh" "$TMPD/pres"
+expect_err "run.sh takes the packed jobs" 0 "jain2023-counter: 2 finished jobs taken from paper/results" -- \
+    env TRACC="$TRACC" PAPER_FROM_RESULTS=1 PAPER_SWEEPS=jain2023-counter sh "$P/run.sh" full "$TMPD/pout" 2
+for j in 0001 0002; do
+    if cmp -s "$TMPD/pk/runs/$j/result.json" "$TMPD/pout/jain2023-counter/runs/$j/result.json" &&
+       [ ! -e "$TMPD/pout/jain2023-counter/runs/$j/model.safetensors" ]; then ok
+    else bad "PAPER_FROM_RESULTS: job $j was run again"; fi
+done
+expect_out "run.sh with the packed jobs: all done" 0 "tiny-counter: 8 jobs: 8 done, 0 running, 0 failed, 0 pending" -- \
+    "$TRACC" sweep status "$TMPD/pout/jain2023-counter"
+# an archive holding a model is refused
+cp "$A/runs/0001/model.safetensors" "$TMPD/pk/runs/0001/" && tar -C "$TMPD/pk" -cJf "$P/results/jain2023-counter/2026-01-02.tar.xz" .
+expect_err "results.sh: an archive with a model" 1 "holds a model or a lock" -- env TRACC="$TRACC" sh "$P/results.sh" "$TMPD/pres2"
+expect_err "run.sh: an archive with a model" 1 "holds a model or a lock" -- \
+    env TRACC="$TRACC" PAPER_FROM_RESULTS=1 PAPER_SWEEPS=jain2023-counter sh "$P/run.sh" full "$TMPD/pout2" 2
 # bench/step_cost.sh (the per-step CPU cost docs/benchmarks.md quotes): it runs the three models
 # and prints one row each with the trained model's hash; two runs of one binary hash alike.
 # Timings are printed, never checked.

@@ -681,11 +681,46 @@ for j in 0001 0002; do
     if cmp -s "$C/runs/$j/result.json" "$TMPD/cont.pack/runs/$j/result.json"; then ok; else bad "pack: job $j was run again"; fi
 done
 if [ -f "$C/runs/0003/model.safetensors" ]; then ok; else bad "pack: the jobs not packed did not run"; fi
-# copied into the same sweep planned at another path, the results are another configuration's:
-# status counts them as pending, as `sweep job` would run them again
+# copied into the same sweep planned at another path, from a checkout at another path, the
+# results are still this configuration's (the hash names no place): done, not run again
 O="$TMPD/elsewhere"
-$S plan tests/sweep/tiny.json -o "$O" --quiet >/dev/null 2>&1 || bad "pack: plan elsewhere"
+mkdir -p "$TMPD/clone/tests/sweep" && cp -R rasp_examples "$TMPD/clone/" && cp tests/sweep/tiny.json "$TMPD/clone/tests/sweep/"
+$S plan "$TMPD/clone/tests/sweep/tiny.json" -o "$O" --quiet >/dev/null 2>&1 || bad "pack: plan elsewhere"
 cp -R "$TMPD/cont.pack/runs" "$O/" || bad "pack: copy elsewhere"
-expect_out "results of another configuration are not done" 0 "tiny-counter: 8 jobs: 0 done, 0 running, 0 failed, 8 pending" -- $S status "$O"
+expect_out "results planned elsewhere are done" 0 "tiny-counter: 8 jobs: 2 done, 0 running, 0 failed, 6 pending" -- $S status "$O"
+python3 - "$C/plan.json" "$O/plan.json" <<'PY' && ok || bad "placeless hashes"
+import json, sys
+a, b = (json.load(open(p))["jobs"] for p in sys.argv[1:3])
+assert [j["config_sha256"] for j in a] == [j["config_sha256"] for j in b]
+assert all(x["config_sha256_paths"] != y["config_sha256_paths"] for x, y in zip(a, b))
+assert all(x["config_sha256"] != x["config_sha256_paths"] for x in a)
+PY
+$S job "$O" 0001 --quiet >/dev/null 2>&1 || bad "pack: job elsewhere"
+if cmp -s "$O/runs/0001/result.json" "$TMPD/cont.pack/runs/0001/result.json" && [ ! -e "$O/runs/0001/model.safetensors" ]; then ok
+else bad "a result planned elsewhere was run again"; fi
+# another configuration (one setting changed) is not done
+sed 's/"steps": 40/"steps": 41/' tests/sweep/tiny.json >"$TMPD/clone/tests/sweep/tiny41.json"
+O2="$TMPD/other-config"
+$S plan "$TMPD/clone/tests/sweep/tiny41.json" -o "$O2" --quiet >/dev/null 2>&1 || bad "pack: plan tiny41"
+cp -R "$TMPD/cont.pack/runs" "$O2/" || bad "pack: copy tiny41"
+expect_out "results of another configuration are not done" 0 "tiny-counter: 8 jobs: 0 done, 0 running, 0 failed, 8 pending" -- $S status "$O2"
+# a result of a sweep planned before the placeless hash (it carries config_sha256_paths) is done,
+# and its pack carries the placeless hash, so it is done wherever the sweep is planned
+L="$TMPD/legacy"
+$S plan tests/sweep/tiny.json -o "$L" --quiet >/dev/null 2>&1 || bad "legacy: plan"
+cp -R "$C/runs" "$L/" || bad "legacy: copy"
+python3 - "$L" <<'PY' || bad "legacy: rewrite"
+import json, sys
+d = sys.argv[1]
+for j in json.load(open(d + "/plan.json"))["jobs"]:
+    p = "%s/%s/result.json" % (d, j["dir"])
+    r = json.load(open(p)); r["config_sha256"] = j["config_sha256_paths"]; json.dump(r, open(p, "w"))
+PY
+expect_out "a result with the hash of its paths is done" 0 "tiny-counter: 8 jobs: 8 done, 0 running, 0 failed, 0 pending" -- $S status "$L"
+expect_err "pack gives it the placeless hash" 0 "8 results given the configuration hash" -- $S pack "$L" -o "$TMPD/legacy.pack"
+O3="$TMPD/legacy-elsewhere"
+$S plan "$TMPD/clone/tests/sweep/tiny.json" -o "$O3" --quiet >/dev/null 2>&1 || bad "legacy: plan elsewhere"
+cp -R "$TMPD/legacy.pack/runs" "$O3/" || bad "legacy: copy elsewhere"
+expect_out "its pack is done elsewhere" 0 "tiny-counter: 8 jobs: 8 done, 0 running, 0 failed, 0 pending" -- $S status "$O3"
 
 finish
