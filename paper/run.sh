@@ -51,7 +51,10 @@ take_results() {
         tr_n=$((tr_n + 1))
     done
     rm -rf "$tr_tmp"
-    echo "paper/run.sh: $1: $tr_n finished jobs taken from paper/results (PAPER_FROM_RESULTS=1; not run here)" >&2
+    # a result of another configuration (an older sweep file) is copied too, but is not done:
+    # `sweep run` runs that job afresh, so only the done ones are counted
+    tr_done=$("$TRACC" sweep status "$2" --json | sed -n 's/.*"done":\([0-9]*\).*/\1/p')
+    echo "paper/run.sh: $1: $tr_n finished jobs copied from paper/results, $tr_done jobs done now (PAPER_FROM_RESULTS=1; not run again)" >&2
 }
 DIRS=
 for f in $SWEEPS; do

@@ -212,7 +212,7 @@ for j in 0001 0002; do "$TRACC" sweep job "$A" $j >/dev/null 2>&1 || bad "fixtur
 "$TRACC" sweep pack "$A" -o "$TMPD/pk" --quiet >/dev/null 2>&1 &&
     tar -C "$TMPD/pk" -cJf "$P/results/jain2023-counter/2026-01-01.tar.xz" . || bad "fixture: archive"
 expect_err "results.sh: the archive's report" 0 "2 done, 0 running, 0 failed, 6 pending" -- env TRACC="$TRACC" sh "$P/results.sh" "$TMPD/pres"
-expect_err "run.sh takes the packed jobs" 0 "jain2023-counter: 2 finished jobs taken from paper/results" -- \
+expect_err "run.sh takes the packed jobs" 0 "jain2023-counter: 2 finished jobs copied from paper/results, 2 jobs done now" -- \
     env TRACC="$TRACC" PAPER_FROM_RESULTS=1 PAPER_SWEEPS=jain2023-counter sh "$P/run.sh" full "$TMPD/pout" 2
 for j in 0001 0002; do
     if cmp -s "$TMPD/pk/runs/$j/result.json" "$TMPD/pout/jain2023-counter/runs/$j/result.json" &&
