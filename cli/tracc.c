@@ -91,8 +91,8 @@ static int dispatch(int argc, char **argv, const char **cmd)
 }
 
 /* OpenBLAS 0.3.21 gives a CPU model it does not know its SSE3 "Prescott" kernels, whatever the
- * CPU can do (seen on an Intel Xeon, family 6 model 207, with AVX-512). They cost 1.6x the CPU time
- * of the Haswell kernels there and round differently from them, and every documented result
+ * CPU can do (seen on an Intel Xeon, family 6 model 207, with AVX-512). They cost about twice the
+ * CPU time of the Haswell kernels there (docs/benchmarks.md) and round differently from them, and every documented result
  * (README, docs/, the paper sweeps) is the Haswell kernels' output. OpenBLAS reads
  * OPENBLAS_CORETYPE once, when it is loaded, so tracc runs itself again with it set. Only that
  * fallback is overridden, only on a CPU that can run Haswell's kernels, and never a

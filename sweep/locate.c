@@ -16,15 +16,16 @@
 #include "common/util.h"
 #include "sweep/sweep.h"
 
-/* A path token ends at the end of its string or at the separators of a stage option value. */
+/* A place ends at the end of its string, at a '/' (a path under it) or at a separator of a stage
+ * option value, and starts at the string's start or after such a separator. */
 static int token_end(char c)
 {
-    return c == 0 || c == '/' || c == ',' || c == '=' || c == ':';
+    return c == 0 || c == '/' || strchr(SW_VALUE_SEPS, c) != NULL;
 }
 
 static int token_start(const char *s, const char *at)
 {
-    return at == s || at[-1] == ',' || at[-1] == '=' || at[-1] == ':';
+    return at == s || strchr(SW_VALUE_SEPS, at[-1]) != NULL;
 }
 
 /* s with every token-bounded occurrence of place (a path) replaced by name. */
@@ -73,7 +74,7 @@ static void widen_root(json_t *v, const SwPlaces *pl, char *root)
         const char *s = json_string_value(v);
         size_t dn = strlen(pl->dir);
         for (const char *p = s;;) {
-            size_t n = strcspn(p, ",=:");
+            size_t n = strcspn(p, SW_VALUE_SEPS);
             int binary = n == strlen(pl->tracc) && !strncmp(p, pl->tracc, n);
             if (n && p[0] == '/' && !binary &&
                 !(n >= dn && !strncmp(p, pl->dir, dn) && token_end(p[dn]))) {

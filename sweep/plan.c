@@ -161,7 +161,7 @@ static json_t *resolve_string(const char *s, int whole, const char *base, const 
     } else {
         const char *p = s;
         for (;;) {
-            size_t n = strcspn(p, ",=:");
+            size_t n = strcspn(p, SW_VALUE_SEPS);
             if (n && looks_like_path(p, n)) {
                 if (resolve_token(p, n, base, key, &out, err)) goto fail;
             } else {

@@ -65,6 +65,10 @@ int sw_redo(const char *dir, const char *stage, const char *tracc, const char *v
  * stage the stage's name (`prune` serves the prune and rollback stages). */
 const char *sw_managed_key(const char *cmd, const char *stage, const char *key);
 
+/* What separates the tokens of a stage option value ("pt1=a.rasp,spurious=b.rasp"): plan.c makes
+ * the file tokens absolute, locate.c finds them again. */
+#define SW_VALUE_SEPS ",=:"
+
 /* The places a job was planned at (sweep/locate.c): absolute paths; sstart "" without a
  * Scr.+FT control; base is the sweep file's directory. */
 typedef struct {
