@@ -201,6 +201,22 @@ static void ov_form(double *out, const Model *m, int l, int h)
     }
 }
 
+/* A block's output bias (attention or MLP) as one component: a single row over the residual. */
+static void add_bias(Builder *bd, DiffKind kind, int l, const char *what, const float *before,
+                     const float *after)
+{
+    int C = bd->a->cfg.d_model;
+    char nm[64];
+    DiffComponent *c = new_comp(bd, kind, l, -1, 1, C);
+    snprintf(nm, sizeof nm, "block %d %s bias", l, what);
+    c->name = adup(bd, nm);
+    c->row_labels = arena_alloc(&bd->r->arena, sizeof(char *));
+    c->row_labels[0] = "(bias)";
+    c->col_labels = residual_labels(bd, 0);
+    copy_mat(c->before, C, 0, 0, before + (size_t)l * C, 1, C, (size_t)C);
+    copy_mat(c->after, C, 0, 0, after + (size_t)l * C, 1, C, (size_t)C);
+}
+
 static void add_mlp(Builder *bd, int l, int first, int last, const char *desc)
 {
     const Model *ms[2] = {bd->a, bd->b};
@@ -293,15 +309,7 @@ static void build_components(Builder *bd)
                 }
             }
         }
-        c = new_comp(bd, DIFF_ATTN_BIAS, l, -1, 1, C);
-        sb_clear(&nm);
-        sb_printf(&nm, "block %d attention bias", l);
-        c->name = adup(bd, nm.s);
-        c->row_labels = arena_alloc(&bd->r->arena, sizeof(char *));
-        c->row_labels[0] = "(bias)";
-        c->col_labels = residual_labels(bd, 0);
-        copy_mat(c->before, C, 0, 0, a->params.b_O + (size_t)l * C, 1, C, (size_t)C);
-        copy_mat(c->after, C, 0, 0, b->params.b_O + (size_t)l * C, 1, C, (size_t)C);
+        add_bias(bd, DIFF_ATTN_BIAS, l, "attention", a->params.b_O, b->params.b_O);
 
         /* the MLP: each map's units, then every run of units no map owns */
         for (int k = 0; k < bd->co.nmaps[l]; k++) {
@@ -318,15 +326,7 @@ static void build_components(Builder *bd)
             add_mlp(bd, l, j, e, "unused");
             j = e;
         }
-        c = new_comp(bd, DIFF_MLP_BIAS, l, -1, 1, C);
-        sb_clear(&nm);
-        sb_printf(&nm, "block %d MLP bias", l);
-        c->name = adup(bd, nm.s);
-        c->row_labels = arena_alloc(&bd->r->arena, sizeof(char *));
-        c->row_labels[0] = "(bias)";
-        c->col_labels = residual_labels(bd, 0);
-        copy_mat(c->before, C, 0, 0, a->params.b_out + (size_t)l * C, 1, C, (size_t)C);
-        copy_mat(c->after, C, 0, 0, b->params.b_out + (size_t)l * C, 1, C, (size_t)C);
+        add_bias(bd, DIFF_MLP_BIAS, l, "MLP", a->params.b_out, b->params.b_out);
     }
 
     c = new_comp(bd, DIFF_UNEMBED, -1, -1, C + 1, VO);
