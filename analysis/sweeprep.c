@@ -1537,17 +1537,22 @@ static json_t *sweep_cost(const SrepReport *r, int si)
 }
 
 /* The OpenBLAS kernels sweep si's finished jobs fine-tuned on (`tracc finetune --json` "blas"):
- * {kernel: jobs}, "not recorded" for results from before the record. The report's sweep
- * "blas": runs on different kernels round differently (docs/reproduction.md, "To the bit"). */
+ * {kernel: jobs}, "not recorded" for results from before the record; a run with
+ * --flush-subnormals counts as "KERNEL (subnormals flushed)". The report's sweep "blas": runs
+ * on different kernels, or with and without the flush, round differently (docs/reproduction.md,
+ * "To the bit"). */
 static json_t *sweep_blas(const SrepReport *r, int si)
 {
     json_t *o = json_object();
     for (int i = 0; i < r->nruns; i++) {
         const Run *u = &r->runs[i];
         if (u->sweep != si || u->status != RUN_DONE) continue;
-        const char *k = json_string_value(json_object_get(json_object_get(u->result, "finetune"), "blas"));
+        json_t *ft = json_object_get(u->result, "finetune");
+        const char *k = json_string_value(json_object_get(ft, "blas"));
+        char key[160];
         if (!k || !*k) k = "not recorded";
-        json_object_set_new(o, k, json_integer(json_integer_value(json_object_get(o, k)) + 1));
+        snprintf(key, sizeof key, "%s%s", k, json_is_true(json_object_get(ft, "flush_subnormals")) ? " (subnormals flushed)" : "");
+        json_object_set_new(o, key, json_integer(json_integer_value(json_object_get(o, key)) + 1));
     }
     return o;
 }

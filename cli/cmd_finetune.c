@@ -74,6 +74,9 @@ static void usage(FILE *f)
         "  --train GLOB[,GLOB]     only these tensors train (default: all but unembed.*)\n"
         "  --freeze GLOB[,GLOB]    these tensors do not train (repeatable)\n"
         "  --seed S                data and noise seed (default: 1)\n"
+        "  --flush-subnormals      compute with subnormal floats flushed to zero (x86 FTZ/DAZ):\n"
+        "                          faster where the CPU handles them slowly, another rounding\n"
+        "                          (the model's bytes differ; docs/training.md) (default: off)\n"
         "evaluation:\n"
         "  --eval NAME=FILE.rasp[,spurious=PRED.rasp,rate=C]\n"
         "                          a fixed evaluation set (repeatable): accuracy (argmax, and\n"
@@ -269,6 +272,7 @@ enum {
     O_MOM, O_B1, O_B2, O_EPS, O_WD, O_CLIP, O_WARM, O_SCHED, O_MINLR, O_STEPS, O_BATCH, O_NOISE, O_TRAIN,
     O_FREEZE, O_SEED, O_EVAL, O_EVEVERY, O_EVSIZE, O_EVSEED, O_LOG, O_LOGEVERY, O_CKPT, O_CKPTEVERY, O_RESUME,
     O_QUIET, O_JSON, O_TESTNAN, O_TESTDELAY, O_THREADS, O_STOPWHEN, O_PRESET, O_SAVEINIT, O_CHECKONLY,
+    O_FLUSH,
 };
 
 /* Options whose value is a plain number: key, flag kind (1 real, 2 integer). */
@@ -337,6 +341,7 @@ int cmd_finetune(int argc, char **argv)
         {"steps", required_argument, NULL, O_STEPS}, {"batch", required_argument, NULL, O_BATCH},
         {"init-noise", required_argument, NULL, O_NOISE}, {"train", required_argument, NULL, O_TRAIN},
         {"freeze", required_argument, NULL, O_FREEZE}, {"seed", required_argument, NULL, O_SEED},
+        {"flush-subnormals", no_argument, NULL, O_FLUSH},
         {"eval", required_argument, NULL, O_EVAL}, {"eval-every", required_argument, NULL, O_EVEVERY},
         {"eval-size", required_argument, NULL, O_EVSIZE}, {"eval-seed", required_argument, NULL, O_EVSEED},
         {"log", required_argument, NULL, O_LOG}, {"log-every", required_argument, NULL, O_LOGEVERY},
@@ -397,6 +402,7 @@ int cmd_finetune(int argc, char **argv)
         case O_CKPT: json_object_set_new(given, "checkpoint", json_string(optarg)); break;
         case O_SAVEINIT: json_object_set_new(given, "save_init", json_string(optarg)); break;
         case O_NOREP: json_object_set_new(given, "no_repeat", json_true()); break;
+        case O_FLUSH: json_object_set_new(given, "flush_subnormals", json_true()); break;
         case O_LEN: {
             json_t *l = parse_len(optarg);
             if (!l) {
@@ -509,6 +515,8 @@ int cmd_finetune(int argc, char **argv)
         if (!json_object_get(cfgj, "preset")) json_object_set_new(cfgj, "preset", json_null());
         /* ... nor "spurious_others": they drew the other samples where the predicate fails */
         if (!json_object_get(cfgj, "spurious_others")) json_object_set_new(cfgj, "spurious_others", json_string("exclude"));
+        /* ... nor "flush_subnormals": they computed with subnormals */
+        if (!json_object_get(cfgj, "flush_subnormals")) json_object_set_new(cfgj, "flush_subnormals", json_false());
         /* what the command line sets: the preset's values (if repeated) under the flags */
         eff = preset ? ft_preset_values(preset, given) : json_object();
         json_object_update(eff, given);
@@ -585,6 +593,7 @@ int cmd_finetune(int argc, char **argv)
                                   "train_loss", isfinite(res.train_loss) ? json_real(res.train_loss) : json_null(),
                                   "seconds", res.elapsed, "steps_per_second", sps);
             json_object_set_new(o, "blas", json_string(res.blas));
+            json_object_set_new(o, "flush_subnormals", json_boolean(cfg.flush_subnormals));
             json_t *ev = json_object();
             for (int i = 0; i < res.neval; i++)
                 json_object_set_new(ev, res.eval[i].name,

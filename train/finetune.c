@@ -17,6 +17,7 @@
 #include "runtime/decode.h"
 #include "runtime/forward.h"
 #include "train/backward.h"
+#include "train/fpmode.h"
 
 /* ---------------------------------------------------------------- configuration */
 
@@ -46,6 +47,7 @@ json_t *ft_config_defaults(void)
     json_object_set_new(o, "steps", json_integer(1000));
     json_object_set_new(o, "batch", json_integer(96));
     json_object_set_new(o, "init_noise", json_real(0.0));
+    json_object_set_new(o, "flush_subnormals", json_false());
     json_object_set_new(o, "train", json_array());
     json_object_set_new(o, "freeze", json_array());
     json_object_set_new(o, "seed", json_integer(1));
@@ -582,6 +584,12 @@ int ft_config_parse_sourced(FtConfig *cfg, json_t *json, json_t *sources, StrBuf
     cfg->opt.min_lr_ratio = num_in(r, "min_lr_ratio", 0, 0, 1, 0, "from 0 to 1");
     cfg->batch = (int)int_in(r, "batch", 1, 1000000, "a positive integer");
     cfg->init_noise = num_in(r, "init_noise", 0, 0, 1e6, 0, ">= 0");
+    /* absent from checkpoints written before it existed: those computed with subnormals */
+    json_t *fz = json_object_get(json, "flush_subnormals");
+    if (fz && !json_is_boolean(fz)) bad_value(r, "flush_subnormals", "must be true or false");
+    cfg->flush_subnormals = json_is_true(fz);
+    if (cfg->flush_subnormals && !fpm_flush_available())
+        bad_value(r, "flush_subnormals", "is not available on this CPU (it sets x86's SSE FTZ and DAZ bits)");
     cfg->train = get_strs(r, "train", &cfg->ntrain);
     cfg->freeze = get_strs(r, "freeze", &cfg->nfreeze);
     cfg->preset = get_str(r, "preset", 1);
@@ -1053,12 +1061,15 @@ static json_t *eval_json(const Run *r)
     return o;
 }
 
-/* The settings that shaped the weights: the configuration without the operational keys. */
-static json_t *shaping_config(const json_t *config)
+/* The settings that shaped the weights: the configuration without the operational keys.
+ * "flush_subnormals" is named only when set, so a run without it records what every run
+ * recorded before the setting existed (its provenance, and so its bytes, are unchanged). */
+static json_t *shaping_config(const json_t *config, int flushed)
 {
     json_t *c = json_deep_copy(config);
     for (size_t i = 0; i < ARRAY_LEN(OPERATIONAL); i++) json_object_del(c, OPERATIONAL[i]);
     json_object_del(c, "model");
+    if (!flushed) json_object_del(c, "flush_subnormals");
     return c;
 }
 
@@ -1077,8 +1088,8 @@ static json_t *provenance(const Run *r, long steps, double train_loss)
     sb_free(&tool);
     json_object_set_new(p, "parent_sha256", json_string(r->parent_sha));
     json_object_set_new(p, "parent_provenance", json_deep_copy(r->parent_provenance));
-    json_object_set_new(p, "config", shaping_config(r->config));
-    if (r->sources) json_object_set_new(p, "config_sources", shaping_config(r->sources));
+    json_object_set_new(p, "config", shaping_config(r->config, r->cfg->flush_subnormals));
+    if (r->sources) json_object_set_new(p, "config_sources", shaping_config(r->sources, r->cfg->flush_subnormals));
     json_object_set_new(p, "files", json_deep_copy(r->files));
     json_object_set_new(p, "steps", json_integer(steps));
     json_object_set_new(p, "blas", json_string(r->blas));
@@ -1287,6 +1298,10 @@ FtStatus ft_run(const FtConfig *cfg, const FtHooks *hooks, FtResult *res, StrBuf
     r->fs = xcalloc((size_t)nthreads, sizeof(FwdState));
     for (int i = 0; i < nthreads; i++) fwd_init(&r->fs[i]);
     FtStatus status = FT_ERROR;
+    /* before the run creates a thread: the shard threads inherit it (ft_config_parse has
+     * refused the setting where the CPU has no such mode) */
+    FpmSaved fpm = {0, 0};
+    if (cfg->flush_subnormals) fpm_flush_begin(&fpm);
     int resume = hooks && hooks->resume;
     long start = 0;
     json_t *state = NULL;
@@ -1675,5 +1690,6 @@ done:
     json_decref(r->sources);
     if (r->m) model_free(r->m);
     free(ckpt_owned);
+    fpm_flush_end(&fpm);
     return status;
 }

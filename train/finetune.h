@@ -48,6 +48,7 @@ typedef struct {
     OptimConfig opt;
     int batch;
     double init_noise;
+    int flush_subnormals;   /* key "flush_subnormals": FTZ/DAZ for the run (train/fpmode.h) */
     uint64_t seed;
     char **train, **freeze; /* glob patterns */
     int ntrain, nfreeze;

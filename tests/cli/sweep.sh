@@ -318,6 +318,33 @@ p = sys.argv[1]; r = json.load(open(p)); del r['finetune']['blas']; json.dump(r,
 else
     echo "sweep.sh: no AVX2/FMA here: the blas-core checks are skipped"
 fi
+# --- "flush-subnormals": true reaches every training stage (fine-tuning, reverse, Scr.+FT), is
+# recorded in the results, and the report counts those jobs apart from unflushed ones ---
+if $TRACC finetune "$TMPD/others.json" --flush-subnormals --check-only -o "$TMPD/x.safetensors" 2>&1 | grep -q "not available"; then
+    echo "sweep.sh: no flush-to-zero mode on this CPU: the flush-subnormals checks are skipped"
+else
+    sed -e 's/"name": "others",/"name": "flushed",/' -e 's/"at": 1,/"at": 1, "flush-subnormals": true,/' \
+        -e 's/"reft": {"steps": 2}/"reft": {"steps": 2}, "scratch": {"steps": 2}/' "$TMPD/others.json" >"$TMPD/flushed.json"
+    $S plan "$TMPD/flushed.json" -o "$TMPD/flushed" --quiet >/dev/null 2>&1 || bad "plan flush-subnormals"
+    if python3 -c "
+import json, sys
+st = {s['name']: s['argv'] for s in json.load(open(sys.argv[1]))['jobs'][0]['stages']}
+for n in ('finetune', 'reft', 'scratch'): assert '--flush-subnormals' in st[n], (n, st[n])
+" "$TMPD/flushed/plan.json"; then ok; else bad "flush-subnormals in the plan's stages"; fi
+    $S run "$TMPD/flushed" -j 1 --quiet >/dev/null 2>&1 || bad "run flush-subnormals"
+    if python3 -c "
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r['finetune']['flush_subnormals'] is True and r['after']['reft']['flush_subnormals'] is True, r['finetune']
+assert r['after']['scratch']['flush_subnormals'] is True, r['after']['scratch']
+" "$TMPD/flushed/runs/0001/result.json"; then ok; else bad "flush-subnormals: the results"; fi
+    $TRACC report "$TMPD/flushed" --json >"$TMPD/flushed-rep.json" 2>/dev/null
+    if python3 -c "
+import json, sys
+b = json.load(open(sys.argv[1]))['sweep']['blas']
+assert len(b) == 1 and list(b)[0].endswith(' (subnormals flushed)'), b
+" "$TMPD/flushed-rep.json"; then ok; else bad "report: flushed jobs not labelled"; fi
+fi
 bad_core=$(sed -e 's/"name": "others",/"name": "others", "blas-core": "Has well",/' "$TMPD/others.json")
 printf '%s\n' "$bad_core" >"$TMPD/core-bad.json"
 expect_err "blas-core not a name" 1 "blas-core: must be an OpenBLAS core name" -- $S plan "$TMPD/core-bad.json" -o "$TMPD/core-bad"
