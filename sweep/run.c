@@ -240,19 +240,73 @@ int sw_run(const char *dir, const SwRunOpts *o, const char *tracc, StrBuf *err)
     return rc;
 }
 
+/* Where a running job is: its first stage without a record (stage-NAME.json), and for a
+ * training stage the last step its --log reached of the steps its "start" line announced
+ * (a resumed run appends to the same log). {"stage", "step", "steps"}; the last two absent
+ * when unknown. For `sweep status`: a paper job runs for an hour or more. The log's planned
+ * path is under the plan's directory (planned), read under DIR (a sweep moved after planning). */
+static json_t *job_progress(const char *dir, const char *planned, json_t *job)
+{
+    const char *rdir = json_string_value(json_object_get(job, "dir"));
+    json_t *stages = json_object_get(job, "stages"), *st, *cur = NULL;
+    size_t i;
+    json_array_foreach(stages, i, st) {
+        char f[512];
+        snprintf(f, sizeof f, "stage-%s.json", json_string_value(json_object_get(st, "name")));
+        if (!exists_in(dir, rdir, f)) {
+            cur = st;
+            break;
+        }
+    }
+    if (!cur) return NULL;
+    json_t *o = json_pack("{s:O}", "stage", json_object_get(cur, "name"));
+    json_t *argv = json_object_get(cur, "argv");
+    const char *log = NULL;
+    for (size_t k = 0; k + 1 < json_array_size(argv); k++)
+        if (!strcmp(json_string_value(json_array_get(argv, k)) ? json_string_value(json_array_get(argv, k)) : "", "--log"))
+            log = json_string_value(json_array_get(argv, k + 1));
+    char moved[4096];
+    size_t pn = planned ? strlen(planned) : 0;
+    if (log && pn && !strncmp(log, planned, pn) && log[pn] == '/') {
+        snprintf(moved, sizeof moved, "%s%s", dir, log + pn);
+        log = moved;
+    }
+    FILE *fp = log ? fopen(log, "r") : NULL;
+    if (!fp) return o;
+    char line[1 << 16];
+    json_int_t step = -1, steps = -1;
+    while (fgets(line, sizeof line, fp)) {
+        json_t *l = json_loads(line, 0, NULL);
+        if (!l) continue;   /* a line being written, or one longer than the buffer */
+        json_t *v = json_object_get(l, "steps");
+        if (json_is_integer(v)) steps = json_integer_value(v);
+        v = json_object_get(l, "step");
+        if (json_is_integer(v)) step = json_integer_value(v);
+        json_decref(l);
+    }
+    fclose(fp);
+    if (step >= 0) json_object_set_new(o, "step", json_integer(step));
+    if (steps >= 0) json_object_set_new(o, "steps", json_integer(steps));
+    return o;
+}
+
 int sw_status(const char *dir, int json, StrBuf *err)
 {
     json_t *plan = sw_load_plan(dir, err);
     if (!plan) return 1;
     json_t *jobs = json_object_get(plan, "jobs"), *job;
     size_t count[4] = {0}, i;
-    json_t *failed = json_array(), *running = json_array();
+    json_t *failed = json_array(), *running = json_array(), *progress = json_object();
     json_array_foreach(jobs, i, job) {
         int s = sw_job_state(dir, job);
         count[s]++;
         const char *id = json_string_value(json_object_get(job, "id"));
         const char *rdir = json_string_value(json_object_get(job, "dir"));
-        if (s == SW_RUNNING) json_array_append_new(running, json_string(id));
+        if (s == SW_RUNNING) {
+            json_array_append_new(running, json_string(id));
+            json_t *pg = job_progress(dir, json_string_value(json_object_get(plan, "dir")), job);
+            if (pg) json_object_set_new(progress, id, pg);
+        }
         if (s == SW_FAILED) {
             json_t *f = read_failed(dir, rdir);
             char p[4096];
@@ -264,10 +318,10 @@ int sw_status(const char *dir, int json, StrBuf *err)
     }
     size_t n = json_array_size(jobs);
     if (json) {
-        json_t *o = json_pack("{s:O, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "name", json_object_get(plan, "name"), "jobs",
+        json_t *o = json_pack("{s:O, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o}", "name", json_object_get(plan, "name"), "jobs",
                               (json_int_t)n, "done", (json_int_t)count[SW_DONE], "running", (json_int_t)count[SW_RUNNING],
                               "failed", (json_int_t)count[SW_FAILED], "pending", (json_int_t)count[SW_PENDING],
-                              "failed_jobs", failed, "running_jobs", running);
+                              "failed_jobs", failed, "running_jobs", running, "progress", progress);
         char *s = json_dumps(o, JSON_COMPACT);
         printf("%s\n", s);
         free(s);
@@ -275,7 +329,18 @@ int sw_status(const char *dir, int json, StrBuf *err)
     } else {
         printf("%s: %zu jobs: %zu done, %zu running, %zu failed, %zu pending\n", json_string_value(json_object_get(plan, "name")),
                n, count[SW_DONE], count[SW_RUNNING], count[SW_FAILED], count[SW_PENDING]);
-        json_t *f;
+        const char *id;
+        json_t *pg, *f;
+        json_object_foreach(progress, id, pg) {
+            json_t *step = json_object_get(pg, "step"), *steps = json_object_get(pg, "steps");
+            printf("running: job %s (stage %s", id, json_string_value(json_object_get(pg, "stage")));
+            if (step && steps)
+                printf(", step %lld of %lld", (long long)json_integer_value(step), (long long)json_integer_value(steps));
+            else if (step)
+                printf(", step %lld", (long long)json_integer_value(step));
+            printf(")\n");
+        }
+        json_decref(progress);
         json_array_foreach(failed, i, f) {
             json_t *ex = json_object_get(f, "exit");
             printf("failed: job %s (stage %s, exit %lld): %s\n", json_string_value(json_object_get(f, "id")),

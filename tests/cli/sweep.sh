@@ -22,7 +22,7 @@ expect_out "status before" 0 "tiny-counter: 8 jobs: 0 done, 0 running, 0 failed,
 expect_err "plan again: same file, nothing to do" 0 "nothing to do" -- $S plan tests/sweep/tiny.json -o "$D"
 expect_err "run tiny" 0 "8 of 8 jobs done" -- $S run "$D" -j 2
 expect_out "status after" 0 "tiny-counter: 8 jobs: 8 done, 0 running, 0 failed, 0 pending" -- $S status "$D"
-expect_out "status --json" 0 '{"name":"tiny-counter","jobs":8,"done":8,"running":0,"failed":0,"pending":0,"failed_jobs":[],"running_jobs":[]}' -- $S status "$D" --json
+expect_out "status --json" 0 '{"name":"tiny-counter","jobs":8,"done":8,"running":0,"failed":0,"pending":0,"failed_jobs":[],"running_jobs":[],"progress":{}}' -- $S status "$D" --json
 if python3 - "$D" <<'EOF'
 import json, os, sys
 d = sys.argv[1]
@@ -349,6 +349,42 @@ bad_core=$(sed -e 's/"name": "others",/"name": "others", "blas-core": "Has well"
 printf '%s\n' "$bad_core" >"$TMPD/core-bad.json"
 expect_err "blas-core not a name" 1 "blas-core: must be an OpenBLAS core name" -- $S plan "$TMPD/core-bad.json" -o "$TMPD/core-bad"
 if [ ! -e "$TMPD/core-bad" ]; then ok; else bad "blas-core not a name: DIR created"; fi
+
+# --- status of a running job: its stage, and a training stage's step of its steps (from its log) ---
+if command -v flock >/dev/null 2>&1; then
+    P="$TMPD/progress"
+    cp -R "$TMPD/ref" "$P"
+    python3 - "$P/runs/0001" <<'EOF2' || bad "progress: prepare"
+import json, os, sys
+d = sys.argv[1]
+os.remove(os.path.join(d, "result.json"))
+json.dump({}, open(os.path.join(d, "stage-finetune.json"), "w"))   # as a job in its reft stage has it
+lines = [json.loads(l) for l in open(os.path.join(d, "reft.jsonl"))]
+start = [l for l in lines if l["type"] == "start"][0]
+train = [l for l in lines if l["type"] == "train" and l["step"] == 10][0]
+with open(os.path.join(d, "reft.jsonl"), "w") as f:
+    f.write(json.dumps(start) + "\n" + json.dumps(train) + "\n" + '{"type":"train","st')   # a line being written
+EOF2
+    flock "$P/runs/0001/lock" sleep 30 & HOLD=$!
+    sleep 0.3
+    $S status "$P" >"$TMPD/progress.txt" 2>&1
+    if grep -qxF "kill: 4 jobs: 3 done, 1 running, 0 failed, 0 pending" "$TMPD/progress.txt" &&
+       grep -qxF "running: job 0001 (stage reft, step 10 of 20)" "$TMPD/progress.txt"; then ok
+    else bad "status: a running job's stage and step"; cat "$TMPD/progress.txt"; fi
+    $S status "$P" --json >"$TMPD/progress.json" 2>&1
+    if python3 -c "
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d['running_jobs'] == ['0001'] and d['progress'] == {'0001': {'stage': 'reft', 'step': 10, 'steps': 20}}, d
+" "$TMPD/progress.json"; then ok; else bad "status --json: progress"; cat "$TMPD/progress.json"; fi
+    # the first stage without a record is the one running, whatever logs later stages left
+    rm "$P/runs/0001/stage-finetune.json"
+    if $S status "$P" | grep -qxF "running: job 0001 (stage finetune, step 40 of 40)"; then ok
+    else bad "status: the first stage without a record"; $S status "$P"; fi
+    kill $HOLD 2>/dev/null; wait $HOLD 2>/dev/null
+else
+    echo "skip: no flock(1) for the running-job status"
+fi
 
 # --- two concurrent runners on one DIR: each job runs once ---
 C="$TMPD/conc"
