@@ -262,9 +262,10 @@ static json_t *job_progress(const char *dir, const char *planned, json_t *job)
     json_t *o = json_pack("{s:O}", "stage", json_object_get(cur, "name"));
     json_t *argv = json_object_get(cur, "argv");
     const char *log = NULL;
-    for (size_t k = 0; k + 1 < json_array_size(argv); k++)
-        if (!strcmp(json_string_value(json_array_get(argv, k)) ? json_string_value(json_array_get(argv, k)) : "", "--log"))
-            log = json_string_value(json_array_get(argv, k + 1));
+    for (size_t k = 0; k + 1 < json_array_size(argv); k++) {
+        const char *a = json_string_value(json_array_get(argv, k));
+        if (a && !strcmp(a, "--log")) log = json_string_value(json_array_get(argv, k + 1));
+    }
     char moved[4096];
     size_t pn = planned ? strlen(planned) : 0;
     if (log && pn && !strncmp(log, planned, pn) && log[pn] == '/') {

@@ -27,6 +27,15 @@ wait_for() {
     [ -f "$1" ]
 }
 
+# stop_midway OUT CMD...: run the fine-tune CMD with -o OUT, a checkpoint every 5 slowed steps,
+# and SIGTERM it once its checkpoint (OUT's default: .ckpt.safetensors) is on disk
+stop_midway() {
+    out=$1; shift
+    "$@" --checkpoint-every 5 --test-step-delay 40 -o "$out" >/dev/null 2>&1 &
+    pid=$!
+    wait_for "${out%.safetensors}.ckpt.safetensors"; sleep 0.2; kill -TERM $pid; wait $pid
+}
+
 M="$TMPD/ca.safetensors"
 "$TRACC" compile rasp_examples/count_a.rasp -o "$M" >/dev/null 2>&1 || { bad "cannot compile count_a"; finish; exit 1; }
 FT="$TRACC finetune"
@@ -202,9 +211,7 @@ if grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo; then
     OPENBLAS_CORETYPE=Haswell $FT "$M" $TASK $SMALL --json -o "$TMPD/k.safetensors" >"$TMPD/k.json" 2>/dev/null
     if grep -q '"blas":"Haswell"' "$TMPD/k.json"; then ok; else bad "--json lacks blas Haswell"; cat "$TMPD/k.json"; fi
     KO="$TMPD/k2.safetensors"; KC="$TMPD/k2.ckpt.safetensors"
-    OPENBLAS_CORETYPE=Haswell $FT "$M" $TASK $LONG --checkpoint-every 5 --test-step-delay 40 -o "$KO" >/dev/null 2>&1 &
-    pid=$!
-    wait_for "$KC"; sleep 0.2; kill -TERM $pid; wait $pid
+    stop_midway "$KO" env OPENBLAS_CORETYPE=Haswell $FT "$M" $TASK $LONG
     OPENBLAS_CORETYPE=Sandybridge $FT --resume "$KC" --json >"$TMPD/k2.json" 2>"$TMPD/err"
     if grep -q '"blas":"Haswell+Sandybridge"' "$TMPD/k2.json"; then ok
     else bad "resume on another kernel: blas"; cat "$TMPD/k2.json" "$TMPD/err"; fi
@@ -257,15 +264,10 @@ if $FT "$M" $TASK $SMALL --flush-subnormals --check-only -o "$TMPD/chk.safetenso
     fi
     # a resume keeps the mode: interrupted and resumed ends as the uninterrupted run
     $FT "$M" $TASK $LONG --flush-subnormals -o "$TMPD/fr.safetensors" >/dev/null 2>&1 || bad "flushed reference run"
-    $FT "$M" $TASK $LONG --flush-subnormals --checkpoint-every 5 --test-step-delay 40 -o "$TMPD/fr2.safetensors" \
-        >/dev/null 2>&1 &
-    pid=$!
-    wait_for "$TMPD/fr2.ckpt.safetensors"; sleep 0.2; kill -TERM $pid; wait $pid
+    stop_midway "$TMPD/fr2.safetensors" $FT "$M" $TASK $LONG --flush-subnormals
     expect_status "resume a flushed run" 0 -- $FT --resume "$TMPD/fr2.ckpt.safetensors"
     same_file "a flushed run resumed" "$TMPD/fr.safetensors" "$TMPD/fr2.safetensors"
-    $FT "$M" $TASK $LONG --checkpoint-every 5 --test-step-delay 40 -o "$TMPD/fn.safetensors" >/dev/null 2>&1 &
-    pid=$!
-    wait_for "$TMPD/fn.ckpt.safetensors"; sleep 0.2; kill -TERM $pid; wait $pid
+    stop_midway "$TMPD/fn.safetensors" $FT "$M" $TASK $LONG
     expect_err "resume with the flush added" 2 "--flush-subnormals true differs from the checkpoint's false" -- \
         $FT --resume "$TMPD/fn.ckpt.safetensors" --flush-subnormals
     if [ -e "$TMPD/fn.safetensors" ]; then bad "a refused resume wrote its output"; else ok; fi
@@ -277,10 +279,7 @@ fi
 
 # ---- a resumed run keeps its settings; the model given must be the parent; files must not change
 cp rasp_examples/count_b.rasp "$TMPD/task.rasp"
-$FT "$M" --task "$TMPD/task.rasp" --at 1 $LONG --checkpoint-every 5 --test-step-delay 40 -o "$TMPD/c.safetensors" \
-    >/dev/null 2>&1 &
-pid=$!
-wait_for "$TMPD/c.ckpt.safetensors"; sleep 0.2; kill -TERM $pid; wait $pid
+stop_midway "$TMPD/c.safetensors" $FT "$M" --task "$TMPD/task.rasp" --at 1 $LONG
 expect_err "resume with another lr" 2 "--lr 0.5 differs from the checkpoint's 0.01" -- \
     $FT --resume "$TMPD/c.ckpt.safetensors" --lr 0.5
 expect_err "resume with another model" 1 "is not the checkpoint's parent" -- \
